@@ -1,0 +1,338 @@
+//! NTLM over HTTP (and WinRM, Exchange, RD Gateway, proxies): the
+//! `Authorization` / `Proxy-Authorization` request headers and the
+//! `WWW-Authenticate` / `Proxy-Authenticate` response headers with scheme
+//! `NTLM` or `Negotiate`. Message bodies are skipped by their length; the
+//! status of the response to the AUTHENTICATE is the verdict. Keep-alive
+//! connections with several exchanges give several records.
+
+use base64::Engine;
+use memchr::memmem;
+
+use super::framing::{Frame, Framer};
+use super::ntlm::Tracker;
+use super::{Analyzer, Ctx, Dir, Status};
+use crate::parsers::spnego;
+
+/// Largest header block read.
+const MAX_HEAD: usize = 64 << 10;
+/// Requests whose methods are remembered for their responses.
+const MAX_PIPELINE: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// At a message boundary.
+    None,
+    /// Inside a chunked body, at a chunk-size line.
+    Chunked,
+}
+
+#[derive(Debug)]
+pub struct HttpAnalyzer {
+    framers: [Framer; 2],
+    body: [Body; 2],
+    /// Whether each pending request was a HEAD (its response has no body).
+    head_requests: std::collections::VecDeque<bool>,
+    tracker: Option<Tracker>,
+}
+
+impl Default for HttpAnalyzer {
+    fn default() -> Self {
+        HttpAnalyzer {
+            framers: [Framer::new(MAX_HEAD), Framer::new(MAX_HEAD)],
+            body: [Body::None, Body::None],
+            head_requests: Default::default(),
+            tracker: None,
+        }
+    }
+}
+
+/// The token of an `NTLM` / `Negotiate` authorization value.
+fn auth_token(value: &[u8]) -> Option<Vec<u8>> {
+    let value = value.trim_ascii();
+    let sp = memchr::memchr(b' ', value)?;
+    let (scheme, token) = (&value[..sp], value[sp + 1..].trim_ascii());
+    if !(scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate"))
+        || token.is_empty()
+    {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(token).ok()
+}
+
+struct Head<'a> {
+    first_line: &'a [u8],
+    headers: Vec<(&'a [u8], &'a [u8])>,
+}
+
+fn parse_head(block: &[u8]) -> Head<'_> {
+    let mut lines = block
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let first_line = lines.next().unwrap_or_default();
+    let headers = lines
+        .filter_map(|l| {
+            let colon = memchr::memchr(b':', l)?;
+            Some((l[..colon].trim_ascii(), l[colon + 1..].trim_ascii()))
+        })
+        .collect();
+    Head {
+        first_line,
+        headers,
+    }
+}
+
+impl Head<'_> {
+    fn header<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
+    }
+
+    fn content_length(&self) -> Option<usize> {
+        self.header("content-length")
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+    }
+
+    fn chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .any(|v| memmem::find(&v.to_ascii_lowercase(), b"chunked").is_some())
+    }
+}
+
+impl HttpAnalyzer {
+    /// Handles a complete header block; returns how the body is framed:
+    /// `Some(n)` bytes of body, `None` when the body runs to the close.
+    fn head(&mut self, dir: Dir, block: &[u8], cx: &mut Ctx<'_>) -> Option<usize> {
+        let head = parse_head(block);
+        if dir == Dir::ToServer {
+            let method = head
+                .first_line
+                .split(|&b| b == b' ')
+                .next()
+                .unwrap_or_default();
+            if self.head_requests.len() < MAX_PIPELINE {
+                self.head_requests.push_back(method == b"HEAD");
+            }
+            let carrier = if method.starts_with(b"RDG_") {
+                "rdp_gateway"
+            } else {
+                "http"
+            };
+            for name in ["authorization", "proxy-authorization"] {
+                for v in head.header(name) {
+                    if let Some(tok) = auth_token(v) {
+                        if let Some(m) = spnego::ntlm_token(&tok).ntlm {
+                            self.tracker
+                                .get_or_insert_with(|| Tracker::new(carrier, true))
+                                .message(dir, m, cx);
+                        }
+                    }
+                }
+            }
+            if head.chunked() {
+                self.body[dir.index()] = Body::Chunked;
+                return Some(0);
+            }
+            return Some(head.content_length().unwrap_or(0));
+        }
+        // A response: `HTTP/1.x CODE reason`.
+        let code: u16 = head
+            .first_line
+            .split(|&b| b == b' ')
+            .nth(1)
+            .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
+            .unwrap_or(0);
+        let was_head = if (100..200).contains(&code) {
+            false
+        } else {
+            self.head_requests.pop_front().unwrap_or(false)
+        };
+        for name in ["www-authenticate", "proxy-authenticate"] {
+            for v in head.header(name) {
+                if let Some(tok) = auth_token(v) {
+                    if let Some(m) = spnego::ntlm_token(&tok).ntlm {
+                        self.tracker
+                            .get_or_insert_with(|| Tracker::new("http", true))
+                            .message(dir, m, cx);
+                    }
+                }
+            }
+        }
+        if let Some(t) = self.tracker.as_mut() {
+            if t.awaiting_verdict() && code >= 200 {
+                t.verdict(code < 400, code.to_string(), cx);
+            }
+        }
+        if was_head || (100..200).contains(&code) || code == 204 || code == 304 {
+            return Some(0);
+        }
+        if head.chunked() {
+            self.body[dir.index()] = Body::Chunked;
+            return Some(0);
+        }
+        head.content_length()
+    }
+
+    /// One step of HTTP framing at a boundary.
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        if self.body[dir.index()] == Body::Chunked {
+            // chunk-size [; ext] CRLF, data, CRLF; a zero size ends it.
+            let Some(eol) = memchr::memchr(b'\n', &b[..b.len().min(1024)]) else {
+                return if b.len() >= 1024 {
+                    Frame::Stop
+                } else {
+                    Frame::Need(b.len() + 1)
+                };
+            };
+            let size_text = b[..eol]
+                .split(|&c| c == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            let Some(size) = std::str::from_utf8(size_text)
+                .ok()
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
+            else {
+                return Frame::Stop;
+            };
+            if size == 0 {
+                // The last chunk; trailers end with an empty line.
+                let Some(end) = memmem::find(b, b"\r\n\r\n").or_else(|| memmem::find(b, b"\n\n"))
+                else {
+                    return if b.len() >= MAX_HEAD {
+                        Frame::Stop
+                    } else {
+                        Frame::Need(b.len() + 1)
+                    };
+                };
+                self.body[dir.index()] = Body::None;
+                return Frame::Consumed(end + if b[end] == b'\r' { 4 } else { 2 });
+            }
+            return Frame::Skip(eol + 1 + size + 2);
+        }
+        let Some(end) = memmem::find(b, b"\r\n\r\n") else {
+            return if b.len() >= MAX_HEAD {
+                Frame::Stop
+            } else {
+                Frame::Need(b.len() + 1)
+            };
+        };
+        let head_len = end + 4;
+        match self.head(dir, &b[..head_len], cx) {
+            Some(0) => Frame::Consumed(head_len),
+            Some(n) => Frame::Skip(head_len + n),
+            // The body runs to the close: nothing more to frame.
+            None => Frame::Stop,
+        }
+    }
+}
+
+impl Analyzer for HttpAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
+        framer.feed(data, &mut |b: &[u8]| self.step(dir, b, cx));
+        self.framers[dir.index()] = framer;
+        if self.framers.iter().all(Framer::stopped) {
+            if let Some(t) = self.tracker.as_mut() {
+                t.flush(cx);
+            }
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        self.framers[dir.index()].gap();
+        if self.framers.iter().all(Framer::stopped) {
+            if let Some(t) = self.tracker.as_mut() {
+                t.flush(cx);
+            }
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        if let Some(t) = self.tracker.as_mut() {
+            t.flush(cx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::Record;
+
+    fn run(exchanges: &[(Dir, &[u8])]) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut a = HttpAnalyzer::default();
+        for (dir, bytes) in exchanges {
+            let mut cx = Ctx::new(0, false, &mut out);
+            a.data(*dir, bytes, &mut cx);
+        }
+        let mut cx = Ctx::new(0, false, &mut out);
+        a.end(&mut cx);
+        out
+    }
+
+    const NEG: &str = "TlRMTVNTUAABAAAABoIIAAAAAAAAAAAAAAAAAAAAAAA=";
+    const AUTH: &str = "TlRMTVNTUAADAAAAGAAYAEAAAACuAK4AWAAAAAYABgAGAQAABwAHAAwBAAALAAsAEwEAAAAAAAAAAAAABoKKAt8oJO4QiyGJZm4KODcqCZO3j+bRSVov5jQBv6b96lr5X+XdZQPOT6wBAQAAAAAAAADLBM/qfd0Bt4/m0UlaL+YAAAAAAQASAEYASQBMAEUAUwBSAFYAMAAxAAIADABMAEEAQgBHAFIAUAADACoAZgBpAGwAZQBzAHIAdgAwADEALgBsAGEAYgAuAGUAeABhAG0AcABsAGUABAAWAGwAYQBiAC4AZQB4AGEAbQBwAGwAZQAHAAgAAMsEz+p93QEAAAAAAAAAAExBQkdSUGxhYnVzZXJXT1JLU1RBVElPTg==";
+
+    #[test]
+    fn keep_alive_with_bodies_and_two_exchanges() {
+        let req1 = format!("GET /a HTTP/1.1\r\nAuthorization: NTLM {NEG}\r\n\r\n");
+        let resp1 = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\nWWW-Authenticate: NTLM\r\n\r\nnope!".to_vec();
+        let req2 = format!(
+            "POST /a HTTP/1.1\r\nContent-Length: 3\r\nauthorization: ntlm {AUTH}\r\n\r\nabc"
+        );
+        let resp2 =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n".to_vec();
+        let req3 = format!("GET /b HTTP/1.1\r\nAuthorization: Negotiate {AUTH}\r\n\r\n");
+        let resp3 = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let out = run(&[
+            (Dir::ToServer, req1.as_bytes()),
+            (Dir::ToClient, &resp1),
+            (Dir::ToServer, req2.as_bytes()),
+            (Dir::ToClient, &resp2),
+            (Dir::ToServer, req3.as_bytes()),
+            (Dir::ToClient, &resp3),
+        ]);
+        let results: Vec<(&str, Option<String>)> = out
+            .iter()
+            .map(|r| match r {
+                Record::Ntlm(n) => (
+                    n.result,
+                    n.client.as_ref().and_then(|c| c.workstation.clone()),
+                ),
+                _ => ("?", None),
+            })
+            .collect();
+        assert_eq!(
+            results,
+            vec![
+                ("success", Some("WORKSTATION".to_string())),
+                ("failure", Some("WORKSTATION".to_string()))
+            ]
+        );
+    }
+
+    #[test]
+    fn rd_gateway_carrier_and_garbage_tokens() {
+        let req = format!(
+            "RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\nAuthorization: NTLM {AUTH}\r\n\r\n"
+        );
+        let out = run(&[
+            (Dir::ToServer, req.as_bytes()),
+            (
+                Dir::ToServer,
+                b"GET / HTTP/1.1\r\nAuthorization: NTLM !!!\r\n\r\n",
+            ),
+        ]);
+        assert!(
+            matches!(&out[..], [Record::Ntlm(n)] if n.carrier == "rdp_gateway" && n.result == "unknown")
+        );
+    }
+}

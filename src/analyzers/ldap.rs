@@ -1,0 +1,116 @@
+//! NTLM over LDAP binds: SASL (GSS-SPNEGO, or NTLM raw in the credentials)
+//! and Microsoft's sicily binds, whose CHALLENGE travels in the bind
+//! response's matchedDN. The final bind response's result code is the
+//! verdict.
+
+use super::framing::{Frame, Framer};
+use super::ntlm::Tracker;
+use super::{Analyzer, Ctx, Dir, Status};
+use crate::parsers::ldap::{self, BindAuth, Op};
+use crate::parsers::{der, ntlm, spnego};
+
+/// Largest LDAP message buffered; larger ones (search results) are skipped.
+const MAX_MESSAGE: usize = 64 << 10;
+
+#[derive(Debug)]
+pub struct LdapAnalyzer {
+    framers: [Framer; 2],
+    tracker: Tracker,
+}
+
+impl Default for LdapAnalyzer {
+    fn default() -> Self {
+        LdapAnalyzer {
+            framers: [Framer::new(MAX_MESSAGE), Framer::new(MAX_MESSAGE)],
+            tracker: Tracker::new("ldap", true),
+        }
+    }
+}
+
+/// The NTLMSSP message in SASL credentials or a sicily value.
+fn ntlm_in(v: &[u8]) -> Option<&[u8]> {
+    if v.starts_with(ntlm::SIGNATURE) {
+        return Some(v);
+    }
+    spnego::ntlm_token(v).ntlm
+}
+
+impl LdapAnalyzer {
+    fn message(&mut self, dir: Dir, m: &[u8], cx: &mut Ctx<'_>) {
+        let Ok(msg) = ldap::message(m) else { return };
+        match msg.op {
+            Op::BindRequest { auth, .. } => {
+                let token = match auth {
+                    BindAuth::Sasl {
+                        credentials: Some(c),
+                        ..
+                    } => ntlm_in(c),
+                    BindAuth::SicilyNegotiate(v) | BindAuth::SicilyResponse(v) => ntlm_in(v),
+                    _ => None,
+                };
+                if let Some(t) = token {
+                    self.tracker.message(dir, t, cx);
+                }
+            }
+            Op::BindResponse {
+                result_code,
+                matched_dn,
+                server_sasl_creds,
+            } => {
+                let token = server_sasl_creds
+                    .and_then(ntlm_in)
+                    .or_else(|| ntlm_in(matched_dn));
+                if let Some(t) = token {
+                    self.tracker.message(dir, t, cx);
+                }
+                let status = result_code.to_string();
+                match result_code {
+                    ldap::RESULT_SASL_BIND_IN_PROGRESS => {}
+                    ldap::RESULT_SUCCESS if self.tracker.awaiting_verdict() => {
+                        self.tracker.verdict(true, status, cx)
+                    }
+                    _ if self.tracker.awaiting_verdict() => self.tracker.verdict(false, status, cx),
+                    ldap::RESULT_SUCCESS => {}
+                    _ => self.tracker.abort(status, cx),
+                }
+            }
+            Op::Other(_) => {}
+        }
+    }
+}
+
+impl Analyzer for LdapAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
+        framer.feed(data, &mut |b: &[u8]| match der::tlv_extent(b) {
+            None => Frame::Need(b.len() + 1),
+            // Not a plain LDAPMessage (SASL-wrapped after a signing bind).
+            Some(Err(())) => Frame::Stop,
+            Some(Ok(_)) if b[0] != 0x30 => Frame::Stop,
+            Some(Ok(total)) => match b.get(..total) {
+                Some(m) => {
+                    self.message(dir, m, cx);
+                    Frame::Consumed(total)
+                }
+                None => Frame::Need(total),
+            },
+        });
+        self.framers[dir.index()] = framer;
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
+        self.framers[dir.index()].gap();
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.tracker.flush(cx);
+    }
+}

@@ -1,0 +1,117 @@
+//! NTLM in line-oriented mail protocols: SMTP `AUTH NTLM` (RFC 4954), IMAP
+//! `AUTHENTICATE NTLM` (RFC 3501) and POP3 `AUTH NTLM` (RFC 5034). The
+//! NTLMSSP messages travel as base64 words on their own lines or after the
+//! command; the first server line after the AUTHENTICATE that carries no
+//! token is the verdict.
+
+use base64::Engine;
+use memchr::memmem;
+
+use super::framing::{Frame, Framer};
+use super::ntlm::Tracker;
+use super::{Analyzer, Ctx, Dir, Status};
+
+/// Longest line read; a longer one is skipped.
+const MAX_LINE: usize = 16 << 10;
+/// base64 of `NTLMSSP\0` starts with this.
+const B64_SIGNATURE: &[u8] = b"TlRMTVNTUA";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineProtocol {
+    Smtp,
+    Imap,
+    Pop3,
+}
+
+#[derive(Debug)]
+pub struct LineAnalyzer {
+    proto: LineProtocol,
+    framers: [Framer; 2],
+    tracker: Tracker,
+}
+
+impl LineAnalyzer {
+    pub fn new(proto: LineProtocol) -> Self {
+        let carrier = match proto {
+            LineProtocol::Smtp => "smtp",
+            LineProtocol::Imap => "imap",
+            LineProtocol::Pop3 => "pop3",
+        };
+        LineAnalyzer {
+            proto,
+            framers: [Framer::new(MAX_LINE), Framer::new(MAX_LINE)],
+            tracker: Tracker::new(carrier, true),
+        }
+    }
+
+    fn line(&mut self, dir: Dir, line: &[u8], cx: &mut Ctx<'_>) {
+        if let Some(at) = memmem::find(line, B64_SIGNATURE) {
+            let end = line[at..]
+                .iter()
+                .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')))
+                .map_or(line.len(), |p| at + p);
+            if let Ok(msg) = base64::engine::general_purpose::STANDARD.decode(&line[at..end]) {
+                self.tracker.message(dir, &msg, cx);
+            }
+            return;
+        }
+        if dir != Dir::ToClient || !self.tracker.awaiting_verdict() {
+            return;
+        }
+        let text = line.trim_ascii();
+        let success = match self.proto {
+            LineProtocol::Smtp => text.starts_with(b"235"),
+            LineProtocol::Pop3 => text.starts_with(b"+OK"),
+            // `TAG OK ...`; untagged `*` lines are not the answer.
+            LineProtocol::Imap => {
+                if text.starts_with(b"*") || text.starts_with(b"+") {
+                    return;
+                }
+                text.split(|&c| c == b' ')
+                    .nth(1)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"OK"))
+            }
+        };
+        let status = String::from_utf8_lossy(text.split(|&c| c == b' ').next().unwrap_or_default())
+            .into_owned();
+        let status = if self.proto == LineProtocol::Imap {
+            String::from_utf8_lossy(text.split(|&c| c == b' ').nth(1).unwrap_or_default())
+                .into_owned()
+        } else {
+            status
+        };
+        self.tracker.verdict(success, status, cx);
+    }
+}
+
+impl Analyzer for LineAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
+        framer.feed(data, &mut |b: &[u8]| match memchr::memchr(b'\n', b) {
+            Some(eol) => {
+                self.line(dir, &b[..eol], cx);
+                Frame::Consumed(eol + 1)
+            }
+            None if b.len() >= MAX_LINE => Frame::Stop,
+            None => Frame::Need(b.len() + 1),
+        });
+        self.framers[dir.index()] = framer;
+        if self.framers.iter().all(Framer::stopped) {
+            self.tracker.flush(cx);
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
+        self.framers[dir.index()].gap();
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.tracker.flush(cx);
+    }
+}

@@ -1,0 +1,113 @@
+//! Application layer: per-flow state machines that receive a connection's
+//! reassembled bytes and produce records.
+//!
+//! A new flow starts with the [`detect::Detector`], which looks at the first
+//! bytes of each direction and hands the flow to the analyzer of the protocol
+//! it recognises (on any port), or gives it up: a flow given up costs one
+//! hash lookup per packet from then on. Analyzers hold no parsing logic of
+//! their own: they frame the stream and call the pure parsers in
+//! [`crate::parsers`].
+
+pub mod detect;
+pub mod framing;
+pub mod http;
+pub mod ldap;
+pub mod lines;
+pub mod ntlm;
+pub mod raw;
+pub mod rdp;
+pub mod rpc;
+pub mod smb;
+pub mod tls;
+
+use crate::events::{NtlmRecord, RdpRecord, TlsRecord};
+
+/// Direction of bytes within a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// From the client (the connection's initiator) to the server.
+    ToServer = 0,
+    /// From the server to the client.
+    ToClient = 1,
+}
+
+impl Dir {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::ToServer => Dir::ToClient,
+            Dir::ToClient => Dir::ToServer,
+        }
+    }
+}
+
+/// What an analyzer found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Rdp(Box<RdpRecord>),
+    Ntlm(Box<NtlmRecord>),
+    Tls(Box<TlsRecord>),
+}
+
+/// What an analyzer can see of its flow and hand back to it.
+pub struct Ctx<'a> {
+    /// Packet time of the packet being processed (µs since the epoch).
+    pub ts_us: i64,
+    /// The flow was picked up without its SYN, so the client was guessed.
+    pub midstream: bool,
+    records: &'a mut Vec<Record>,
+    /// Set by an analyzer that learned from the content that the side taken
+    /// for the client is the server (only honoured for midstream flows).
+    pub roles_reversed: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(ts_us: i64, midstream: bool, records: &'a mut Vec<Record>) -> Self {
+        Ctx {
+            ts_us,
+            midstream,
+            records,
+            roles_reversed: false,
+        }
+    }
+
+    pub fn emit(&mut self, r: Record) {
+        self.records.push(r);
+    }
+}
+
+/// Whether an analyzer wants more of its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Continue,
+    /// Nothing more to learn: the flow is bypassed from now on.
+    Done,
+}
+
+/// A per-flow state machine fed in-order bytes.
+pub trait Analyzer: Send {
+    /// In-order bytes of one direction.
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status;
+    /// `len` bytes of one direction were lost to the capture.
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status;
+    /// The flow ended (FIN, RST, timeout, eviction or end of input): emit
+    /// what was seen of an unfinished exchange.
+    fn end(&mut self, cx: &mut Ctx<'_>);
+}
+
+/// Creates the analyzer of each new flow.
+pub trait AnalyzerFactory: Send + Sync {
+    fn new_flow(&self, client_port: u16, server_port: u16) -> Box<dyn Analyzer>;
+}
+
+/// The factory of the real analyzers: every flow starts with detection.
+#[derive(Debug, Clone, Default)]
+pub struct Analyzers;
+
+impl AnalyzerFactory for Analyzers {
+    fn new_flow(&self, client_port: u16, server_port: u16) -> Box<dyn Analyzer> {
+        Box::new(detect::Detector::new(client_port, server_port))
+    }
+}

@@ -1,0 +1,324 @@
+//! NTLM exchange correlation, shared by every carrier: NEGOTIATE, then
+//! CHALLENGE, then AUTHENTICATE, then the carrier's verdict make one
+//! `ntlm` record. A message that cannot belong to the exchange under way
+//! (a second NEGOTIATE, a CHALLENGE after the AUTHENTICATE) closes it and
+//! starts the next, so several exchanges on one connection are several
+//! records; an unfinished exchange is emitted when the flow ends.
+
+use super::{Ctx, Dir, Record};
+use crate::events::{NtlmClient, NtlmNegotiate, NtlmRecord, NtlmServer};
+use crate::parsers::ntlm::{self, av, Flags, Message};
+
+/// Keeps a value only when the traffic carried a non-empty one.
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn name(bytes: Option<&[u8]>, unicode: bool) -> Option<String> {
+    bytes
+        .map(|b| ntlm::decode_name(b, unicode))
+        .and_then(non_empty)
+}
+
+/// FILETIME (100 ns since 1601) to RFC 3339.
+fn filetime(v: &[u8]) -> Option<String> {
+    let b: [u8; 8] = v.try_into().ok()?;
+    let ft = u64::from_le_bytes(b);
+    let us = (ft / 10) as i64 - 11_644_473_600_000_000;
+    Some(crate::events::rfc3339_micros(us))
+}
+
+/// Which message an exchange has seen last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Empty,
+    Negotiate,
+    Challenge,
+    Authenticate,
+}
+
+/// The kind of message handed to [`Tracker::message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Negotiate,
+    Challenge,
+    Authenticate,
+}
+
+/// One connection's NTLM exchanges on one carrier.
+#[derive(Debug)]
+pub struct Tracker {
+    carrier: &'static str,
+    /// Whether the carrier shows a verdict after AUTHENTICATE; when not, the
+    /// record is emitted at the AUTHENTICATE.
+    has_verdict: bool,
+    stage: Stage,
+    rec: NtlmRecord,
+    challenge_unicode: bool,
+}
+
+impl Tracker {
+    pub fn new(carrier: &'static str, has_verdict: bool) -> Self {
+        Tracker {
+            carrier,
+            has_verdict,
+            stage: Stage::Empty,
+            rec: NtlmRecord {
+                carrier,
+                result: "unknown",
+                ..NtlmRecord::default()
+            },
+            challenge_unicode: true,
+        }
+    }
+
+    pub fn carrier(&self) -> &'static str {
+        self.carrier
+    }
+
+    /// Whether an AUTHENTICATE is waiting for its verdict.
+    pub fn awaiting_verdict(&self) -> bool {
+        self.stage == Stage::Authenticate
+    }
+
+    pub fn in_progress(&self) -> bool {
+        self.stage != Stage::Empty
+    }
+
+    /// Parses and records one NTLMSSP message seen in direction `dir`.
+    /// Returns its kind, or `None` when it is not a valid message.
+    pub fn message(&mut self, dir: Dir, msg: &[u8], cx: &mut Ctx<'_>) -> Option<Kind> {
+        let parsed = ntlm::parse(msg).ok()?;
+        let kind = match parsed {
+            Message::Negotiate(_) => Kind::Negotiate,
+            Message::Challenge(_) => Kind::Challenge,
+            Message::Authenticate(_) => Kind::Authenticate,
+        };
+        // The client sends NEGOTIATE and AUTHENTICATE, the server CHALLENGE:
+        // that settles who is who on a connection picked up midstream.
+        let from_client = kind != Kind::Challenge;
+        if from_client != (dir == Dir::ToServer) {
+            cx.roles_reversed = true;
+        }
+        let stage = match kind {
+            Kind::Negotiate => Stage::Negotiate,
+            Kind::Challenge => Stage::Challenge,
+            Kind::Authenticate => Stage::Authenticate,
+        };
+        if stage <= self.stage && self.stage != Stage::Empty {
+            self.flush(cx);
+        }
+        self.stage = stage;
+        match parsed {
+            Message::Negotiate(n) => {
+                self.rec.negotiate = Some(NtlmNegotiate {
+                    workstation: name(n.workstation, false),
+                    domain: name(n.domain, false),
+                    version: n.version.map(|v| v.to_string()),
+                    flags: n.flags.names(),
+                });
+            }
+            Message::Challenge(c) => {
+                let unicode = c.flags.has(Flags::UNICODE) || !c.flags.has(Flags::OEM);
+                self.challenge_unicode = unicode;
+                let mut s = NtlmServer {
+                    target_name: name(c.target_name, unicode),
+                    version: c.version.map(|v| v.to_string()),
+                    challenge: Some(crate::parsers::text::hex(&c.server_challenge)),
+                    flags: c.flags.names(),
+                    ..NtlmServer::default()
+                };
+                for (id, v) in ntlm::av_pairs(c.target_info.unwrap_or_default()) {
+                    let text = || non_empty(ntlm::decode_name(v, true));
+                    match id {
+                        av::NB_COMPUTER_NAME => s.nb_computer_name = text(),
+                        av::NB_DOMAIN_NAME => s.nb_domain_name = text(),
+                        av::DNS_COMPUTER_NAME => s.dns_computer_name = text(),
+                        av::DNS_DOMAIN_NAME => s.dns_domain_name = text(),
+                        av::DNS_TREE_NAME => s.dns_tree_name = text(),
+                        av::TARGET_NAME => s.target_spn = text(),
+                        av::TIMESTAMP => s.timestamp = filetime(v),
+                        _ => {}
+                    }
+                }
+                self.rec.server = Some(s);
+            }
+            Message::Authenticate(a) => {
+                let unicode = if a.flags.0 == 0 {
+                    self.challenge_unicode
+                } else {
+                    a.flags.has(Flags::UNICODE)
+                };
+                let mut c = NtlmClient {
+                    workstation: name(a.workstation, unicode),
+                    user: name(a.user, unicode),
+                    domain: name(a.domain, unicode),
+                    version: a.version.map(|v| v.to_string()),
+                    response: ntlm::response_kind(&a),
+                    mic: a.mic.is_some(),
+                    flags: a.flags.names(),
+                    ..NtlmClient::default()
+                };
+                if let Some(pairs) = a.nt_response.and_then(ntlm::ntlmv2_av_pairs) {
+                    for (id, v) in ntlm::av_pairs(pairs) {
+                        let text = || non_empty(ntlm::decode_name(v, true));
+                        match id {
+                            av::TARGET_NAME => c.target_spn = text(),
+                            av::NB_COMPUTER_NAME => c.echoed_nb_computer_name = text(),
+                            av::DNS_COMPUTER_NAME => c.echoed_dns_computer_name = text(),
+                            _ => {}
+                        }
+                    }
+                }
+                self.rec.client = Some(c);
+                if !self.has_verdict {
+                    self.flush(cx);
+                }
+            }
+        }
+        Some(kind)
+    }
+
+    /// Notes the carrier's session id (SMB).
+    pub fn session_id(&mut self, id: u64) {
+        if id != 0 && self.stage != Stage::Empty {
+            self.rec.session_id = Some(id);
+        }
+    }
+
+    /// The carrier's verdict on the exchange under way. Ignored until an
+    /// AUTHENTICATE was seen.
+    pub fn verdict(&mut self, success: bool, status: String, cx: &mut Ctx<'_>) {
+        if self.stage != Stage::Authenticate {
+            return;
+        }
+        self.rec.result = if success { "success" } else { "failure" };
+        self.rec.status = Some(status);
+        self.flush(cx);
+    }
+
+    /// A failure before the AUTHENTICATE (e.g. the server refused the
+    /// NEGOTIATE) also ends the exchange.
+    pub fn abort(&mut self, status: String, cx: &mut Ctx<'_>) {
+        if self.stage == Stage::Empty || self.stage == Stage::Authenticate {
+            return;
+        }
+        self.rec.result = "failure";
+        self.rec.status = Some(status);
+        self.flush(cx);
+    }
+
+    /// Emits whatever the exchange under way has seen.
+    pub fn flush(&mut self, cx: &mut Ctx<'_>) {
+        if self.stage == Stage::Empty {
+            return;
+        }
+        let rec = std::mem::replace(
+            &mut self.rec,
+            NtlmRecord {
+                carrier: self.carrier,
+                result: "unknown",
+                ..NtlmRecord::default()
+            },
+        );
+        self.stage = Stage::Empty;
+        cx.emit(Record::Ntlm(Box::new(rec)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: &[u8] = b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2";
+    const CHAL: &[u8] = b"NTLMSSP\0\x02\0\0\0\0\0\0\0\x30\0\0\0\x05\x82\x8a\xa2\x01\x02\x03\x04\x05\x06\x07\x08\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+    fn auth() -> Vec<u8> {
+        let ws: Vec<u8> = "WIN-LIVFRVQFMKO"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut m = b"NTLMSSP\0\x03\0\0\0".to_vec();
+        for (len, off) in [
+            (0u16, 0u32),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (ws.len() as u16, 64),
+            (0, 0),
+        ] {
+            m.extend_from_slice(&len.to_le_bytes());
+            m.extend_from_slice(&len.to_le_bytes());
+            m.extend_from_slice(&off.to_le_bytes());
+        }
+        m.extend_from_slice(&0x0000_0001u32.to_le_bytes());
+        m.extend(ws);
+        m
+    }
+
+    #[test]
+    fn one_exchange_with_verdict() {
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, false, &mut out);
+        let mut t = Tracker::new("smb2", true);
+        assert_eq!(
+            t.message(Dir::ToServer, NEG, &mut cx),
+            Some(Kind::Negotiate)
+        );
+        assert_eq!(
+            t.message(Dir::ToClient, CHAL, &mut cx),
+            Some(Kind::Challenge)
+        );
+        assert_eq!(
+            t.message(Dir::ToServer, &auth(), &mut cx),
+            Some(Kind::Authenticate)
+        );
+        assert!(t.awaiting_verdict());
+        t.verdict(true, "0x00000000".into(), &mut cx);
+        assert!(!cx.roles_reversed);
+        drop(cx);
+        assert_eq!(out.len(), 1);
+        let Record::Ntlm(r) = &out[0] else {
+            panic!("not ntlm")
+        };
+        assert_eq!(r.result, "success");
+        assert_eq!(
+            r.client.as_ref().and_then(|c| c.workstation.clone()),
+            Some("WIN-LIVFRVQFMKO".into())
+        );
+        assert_eq!(
+            r.server.as_ref().and_then(|s| s.challenge.clone()),
+            Some("0102030405060708".into())
+        );
+        assert_eq!(r.client.as_ref().map(|c| c.response), Some("anonymous"));
+    }
+
+    #[test]
+    fn new_negotiate_closes_the_previous_exchange_and_reversed_roles_are_noticed() {
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, true, &mut out);
+        let mut t = Tracker::new("raw", false);
+        t.message(Dir::ToClient, NEG, &mut cx);
+        assert!(cx.roles_reversed);
+        t.message(Dir::ToClient, NEG, &mut cx);
+        t.message(Dir::ToClient, &auth(), &mut cx);
+        t.flush(&mut cx);
+        drop(cx);
+        assert_eq!(out.len(), 2);
+        assert!(
+            matches!(&out[1], Record::Ntlm(r) if r.negotiate.is_some() && r.client.is_some() && r.result == "unknown")
+        );
+    }
+
+    #[test]
+    fn invalid_messages_are_ignored() {
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, false, &mut out);
+        let mut t = Tracker::new("http", true);
+        assert_eq!(t.message(Dir::ToServer, b"NTLMSSP\0\x03", &mut cx), None);
+        t.verdict(false, "401".into(), &mut cx);
+        t.flush(&mut cx);
+        drop(cx);
+        assert!(out.is_empty());
+    }
+}

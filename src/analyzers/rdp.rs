@@ -1,0 +1,261 @@
+//! The RDP connection sequence of one connection: X.224 Connection Request
+//! and Confirm, then either standard RDP security (MCS Connect-Initial and
+//! Connect-Response in clear) or a TLS handshake (server certificate). One
+//! `rdp` record per connection, emitted as soon as the handshake can tell
+//! no more, or when the flow ends.
+
+use super::framing::{Frame, Framer};
+use super::tls::Handshake;
+use super::{Analyzer, Ctx, Dir, Record, Status};
+use crate::events::{Certificate, RdpClient, RdpRecord, RdpServer};
+use crate::parsers::rdp::gcc::{self, ServerCertificate};
+use crate::parsers::rdp::{mcs, x224};
+use crate::parsers::text::{hex, oem, utf16le_lossy};
+use crate::parsers::tls::describe_certificate;
+
+/// Largest TPKT packet buffered (a Connect-Initial is well under this).
+const MAX_TPKT: usize = 65_535;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the Connection Request / Confirm.
+    Negotiation,
+    /// Standard RDP security: MCS Connect-Initial / Response in clear.
+    Mcs,
+    /// TLS (or CredSSP, RDSTLS) follows the confirm.
+    Tls,
+    Done,
+}
+
+#[derive(Debug)]
+pub struct RdpAnalyzer {
+    tpkt: [Framer; 2],
+    phase: Phase,
+    rec: RdpRecord,
+    tls: Handshake,
+    seen_request: bool,
+    seen_confirm: bool,
+    emitted: bool,
+}
+
+impl RdpAnalyzer {
+    /// `proxy` names the proxy handshake the connection went through first.
+    pub fn new(proxy: Option<&'static str>) -> Self {
+        RdpAnalyzer {
+            tpkt: [Framer::new(MAX_TPKT), Framer::new(MAX_TPKT)],
+            phase: Phase::Negotiation,
+            rec: RdpRecord {
+                proxy,
+                ..RdpRecord::default()
+            },
+            tls: Handshake::default(),
+            seen_request: false,
+            seen_confirm: false,
+            emitted: false,
+        }
+    }
+
+    fn emit(&mut self, cx: &mut Ctx<'_>) {
+        if self.emitted || !(self.seen_request || self.seen_confirm) {
+            return;
+        }
+        self.emitted = true;
+        self.phase = Phase::Done;
+        if self.tls.version.is_some() {
+            self.rec.tls_version = self.tls.version_name();
+        }
+        if let Some(cert) = self.tls.certificate.take() {
+            self.rec
+                .server
+                .get_or_insert_with(RdpServer::default)
+                .certificate = Some(cert);
+            self.rec.certificate_visible = Some(true);
+        } else if self.tls.hidden {
+            self.rec.certificate_visible = Some(false);
+        }
+        cx.emit(Record::Rdp(Box::new(std::mem::take(&mut self.rec))));
+    }
+
+    fn request(&mut self, pkt: &[u8]) {
+        self.seen_request = true;
+        let Ok(cr) = x224::connection_request(pkt) else {
+            return;
+        };
+        match cr.cookie {
+            Some(x224::Cookie::MstsHash(c)) => {
+                self.rec.cookie = Some(oem(c));
+                if !c.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+                    self.rec.cookie_hex = Some(hex(c));
+                }
+            }
+            Some(x224::Cookie::RoutingToken(t)) => self.rec.routing_token = Some(oem(t)),
+            None => {}
+        }
+        if let Some(n) = cr.neg_req {
+            self.rec.requested_protocols = Some(x224::protocol::names(n.requested_protocols));
+            self.rec.request_flags = Some(n.flags);
+        }
+        self.rec.correlation_id = cr.correlation_id.map(hex);
+    }
+
+    /// Returns the phase that follows the confirm.
+    fn confirm(&mut self, pkt: &[u8]) -> Phase {
+        self.seen_confirm = true;
+        let Ok(cc) = x224::connection_confirm(pkt) else {
+            return Phase::Done;
+        };
+        match cc.result {
+            Some(x224::NegResult::Response {
+                selected_protocol, ..
+            }) => {
+                self.rec.selected_protocol = Some(x224::protocol::selected_name(selected_protocol));
+                if selected_protocol == x224::protocol::RDP {
+                    Phase::Mcs
+                } else {
+                    Phase::Tls
+                }
+            }
+            Some(x224::NegResult::Failure { code }) => {
+                self.rec.negotiation_failure = Some(x224::failure_name(code));
+                Phase::Done
+            }
+            // An old server that does not negotiate: standard security.
+            None => Phase::Mcs,
+        }
+    }
+
+    fn connect_initial(&mut self, pkt: &[u8]) {
+        let Ok(mcs_pdu) = x224::data(pkt) else { return };
+        let Ok(blocks) = mcs::connect_initial_user_data(mcs_pdu) else {
+            return;
+        };
+        let cd = gcc::client_data(blocks);
+        let mut c = RdpClient::default();
+        if let Some(core) = cd.core {
+            let (name, lossy) = utf16le_lossy(core.client_name);
+            c.name = (!name.is_empty()).then_some(name);
+            if lossy {
+                c.name_hex = Some(hex(core.client_name));
+            }
+            c.version = Some(format!("{}.{}", core.version & 0xffff, core.version >> 16));
+            c.build = Some(core.client_build);
+            c.desktop_width = Some(core.desktop_width);
+            c.desktop_height = Some(core.desktop_height);
+            c.keyboard_layout = Some(core.keyboard_layout);
+            c.keyboard_type = Some(core.keyboard_type);
+            c.keyboard_subtype = Some(core.keyboard_subtype);
+            c.product_id = core.client_product_id;
+            c.dig_product_id = core
+                .dig_product_id
+                .map(|d| utf16le_lossy(d).0)
+                .filter(|s| !s.is_empty());
+            c.color_depth = core.high_color_depth;
+            c.early_capability_flags = core.early_capability_flags;
+            c.connection_type = core.connection_type;
+            c.server_selected_protocol = core.server_selected_protocol;
+        }
+        c.encryption_methods = cd.encryption_methods;
+        if !cd.channels.is_empty() {
+            c.channels = Some(cd.channels.iter().map(|n| oem(n)).collect());
+        }
+        c.cluster_flags = cd.cluster_flags;
+        c.monitor_count = cd.monitor_count;
+        self.rec.client = Some(c);
+    }
+
+    fn connect_response(&mut self, pkt: &[u8]) {
+        let Ok(mcs_pdu) = x224::data(pkt) else { return };
+        let Ok((_result, blocks)) = mcs::connect_response_user_data(mcs_pdu) else {
+            return;
+        };
+        let sd = gcc::server_data(blocks);
+        let s = self.rec.server.get_or_insert_with(RdpServer::default);
+        s.version = sd.version.map(|v| format!("{}.{}", v & 0xffff, v >> 16));
+        s.client_requested_protocols = sd.client_requested_protocols;
+        s.encryption_method = sd.encryption_method;
+        s.encryption_level = sd.encryption_level;
+        match sd.certificate {
+            Some(ServerCertificate::Proprietary { .. }) => s.certificate_type = Some("proprietary"),
+            Some(ServerCertificate::X509 { chain, .. }) => {
+                s.certificate_type = Some("x509");
+                // The server's own certificate is the last of the chain.
+                s.certificate = chain.last().map(|der| Certificate {
+                    chain_length: Some(chain.len()),
+                    ..describe_certificate(der)
+                });
+            }
+            Some(ServerCertificate::Unknown { .. }) | None => {}
+        }
+    }
+}
+
+impl Analyzer for RdpAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let mut framer = std::mem::take(&mut self.tpkt[dir.index()]);
+        framer.feed(data, &mut |b: &[u8]| {
+            match self.phase {
+                Phase::Done => return Frame::Stop,
+                Phase::Tls => {
+                    // Everything after the confirm is TLS in both directions.
+                    if !self.tls.data(dir, b) || self.tls.done {
+                        self.emit(cx);
+                        return Frame::Stop;
+                    }
+                    return Frame::Consumed(b.len());
+                }
+                Phase::Negotiation | Phase::Mcs => {}
+            }
+            let len = match x224::tpkt_len(b) {
+                None => return Frame::Need(x224::TPKT_HEADER_LEN),
+                Some(Err(_)) => return Frame::Stop,
+                Some(Ok(n)) => n,
+            };
+            let Some(pkt) = b.get(..len) else {
+                return Frame::Need(len);
+            };
+            match (self.phase, dir) {
+                (Phase::Negotiation, Dir::ToServer) if !self.seen_request => self.request(pkt),
+                (Phase::Negotiation, Dir::ToClient) => {
+                    self.phase = self.confirm(pkt);
+                    if self.phase == Phase::Done {
+                        self.emit(cx);
+                        return Frame::Stop;
+                    }
+                }
+                (Phase::Mcs, Dir::ToServer) if self.rec.client.is_none() => {
+                    self.connect_initial(pkt)
+                }
+                (Phase::Mcs, Dir::ToClient) => {
+                    self.connect_response(pkt);
+                    self.emit(cx);
+                    return Frame::Stop;
+                }
+                _ => {}
+            }
+            Frame::Consumed(len)
+        });
+        self.tpkt[dir.index()] = framer;
+        if self.phase == Phase::Done {
+            self.emit(cx);
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        self.tpkt[dir.index()].gap();
+        if self.tpkt.iter().all(Framer::stopped) {
+            self.emit(cx);
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.emit(cx);
+    }
+}
+
+#[cfg(test)]
+#[path = "rdp_tests.rs"]
+mod tests;

@@ -1,0 +1,116 @@
+//! NTLM over connection-oriented DCE/RPC: the auth verifiers of bind,
+//! alter_context and auth3 (and the server's bind_ack / alter_context_resp)
+//! carry the NTLMSSP messages, raw (auth type 10) or in SPNEGO (9). The
+//! server's next PDU after the AUTHENTICATE gives the verdict.
+
+use super::framing::{Frame, Framer};
+use super::ntlm::Tracker;
+use super::{Analyzer, Ctx, Dir, Status};
+use crate::parsers::dcerpc::{self, ptype};
+use crate::parsers::spnego;
+
+/// Largest PDU buffered; bind-type PDUs are small, requests are skipped.
+const MAX_PDU: usize = 64 << 10;
+
+#[derive(Debug)]
+pub struct RpcAnalyzer {
+    framers: [Framer; 2],
+    tracker: Tracker,
+}
+
+impl Default for RpcAnalyzer {
+    fn default() -> Self {
+        RpcAnalyzer {
+            framers: [Framer::new(MAX_PDU), Framer::new(MAX_PDU)],
+            tracker: Tracker::new("dcerpc", true),
+        }
+    }
+}
+
+/// PDU types whose verifier can carry an NTLMSSP message.
+fn carries_auth(t: u8) -> bool {
+    matches!(
+        t,
+        ptype::BIND
+            | ptype::BIND_ACK
+            | ptype::ALTER_CONTEXT
+            | ptype::ALTER_CONTEXT_RESP
+            | ptype::AUTH3
+    )
+}
+
+impl RpcAnalyzer {
+    fn pdu(&mut self, dir: Dir, pdu: &[u8], h: &dcerpc::Header, cx: &mut Ctx<'_>) {
+        // The verdict: the server's first PDU after the AUTHENTICATE.
+        if dir == Dir::ToClient && self.tracker.awaiting_verdict() {
+            match h.ptype {
+                ptype::FAULT => {
+                    let status = dcerpc::fault_status(pdu, h).unwrap_or(0);
+                    self.tracker.verdict(false, format!("0x{status:08x}"), cx);
+                }
+                ptype::BIND_NAK => self.tracker.verdict(false, "bind_nak".into(), cx),
+                ptype::RESPONSE | ptype::BIND_ACK | ptype::ALTER_CONTEXT_RESP => {
+                    self.tracker.verdict(true, "0x00000000".into(), cx)
+                }
+                _ => {}
+            }
+        }
+        if !carries_auth(h.ptype) {
+            return;
+        }
+        let Some(v) = dcerpc::auth_verifier(pdu, h) else {
+            return;
+        };
+        let ntlm = match v.auth_type {
+            dcerpc::AUTH_NTLMSSP => Some(v.value),
+            dcerpc::AUTH_SPNEGO => spnego::ntlm_token(v.value).ntlm,
+            _ => None,
+        };
+        if let Some(m) = ntlm {
+            self.tracker.message(dir, m, cx);
+        }
+    }
+}
+
+impl Analyzer for RpcAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
+        framer.feed(data, &mut |b: &[u8]| {
+            let h = match dcerpc::header(b) {
+                None => return Frame::Need(dcerpc::HEADER_LEN),
+                Some(Err(_)) => return Frame::Stop,
+                Some(Ok(h)) => h,
+            };
+            let total = usize::from(h.frag_len);
+            let wanted =
+                carries_auth(h.ptype) || (dir == Dir::ToClient && self.tracker.awaiting_verdict());
+            if !wanted {
+                return Frame::Skip(total);
+            }
+            match b.get(..total) {
+                Some(pdu) => {
+                    self.pdu(dir, pdu, &h, cx);
+                    Frame::Consumed(total)
+                }
+                None => Frame::Need(total),
+            }
+        });
+        self.framers[dir.index()] = framer;
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
+        self.framers[dir.index()].gap();
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.tracker.flush(cx);
+    }
+}

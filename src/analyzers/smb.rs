@@ -1,0 +1,125 @@
+//! NTLM over SMB: NetBIOS session messages are framed, everything but
+//! SESSION_SETUP is skipped without being buffered, and the security blobs
+//! (SPNEGO or raw NTLMSSP) go to the exchange tracker. The verdict is the
+//! final SESSION_SETUP response status.
+
+use super::framing::{Frame, Framer};
+use super::ntlm::Tracker;
+use super::{Analyzer, Ctx, Dir, Status};
+use crate::parsers::smb::{self, Dialect};
+use crate::parsers::spnego;
+
+/// SMB1 and SMB2 command offsets from the start of the NetBIOS message.
+const SMB1_COMMAND_AT: usize = 4 + 4;
+const SMB2_COMMAND_AT: usize = 4 + 12;
+
+#[derive(Debug)]
+pub struct SmbAnalyzer {
+    framers: [Framer; 2],
+    tracker: Option<Tracker>,
+}
+
+impl Default for SmbAnalyzer {
+    fn default() -> Self {
+        SmbAnalyzer {
+            framers: [
+                Framer::new(smb::MAX_BUFFERED),
+                Framer::new(smb::MAX_BUFFERED),
+            ],
+            tracker: None,
+        }
+    }
+}
+
+/// Whether the NetBIOS message at the start of `b` is a session setup, once
+/// enough of its header is there.
+fn is_session_setup(b: &[u8]) -> Option<bool> {
+    match b.get(4..8)? {
+        b"\xffSMB" => Some(*b.get(SMB1_COMMAND_AT)? == 0x73),
+        b"\xfeSMB" => Some(*b.get(SMB2_COMMAND_AT)? == 0x01 && *b.get(SMB2_COMMAND_AT + 1)? == 0),
+        _ => Some(false),
+    }
+}
+
+impl SmbAnalyzer {
+    fn message(&mut self, dir: Dir, msg: &[u8], cx: &mut Ctx<'_>) {
+        let Ok(setups) = smb::session_setups(msg) else {
+            return;
+        };
+        for s in setups {
+            let tracker = self.tracker.get_or_insert_with(|| {
+                Tracker::new(
+                    if s.dialect == Dialect::Smb1 {
+                        "smb1"
+                    } else {
+                        "smb2"
+                    },
+                    true,
+                )
+            });
+            let token = spnego::ntlm_token(s.security_blob);
+            if let Some(ntlm) = token.ntlm {
+                tracker.message(dir, ntlm, cx);
+            }
+            if !s.response {
+                continue;
+            }
+            tracker.session_id(s.session_id);
+            let status = format!("0x{:08x}", s.status);
+            match s.status {
+                smb::STATUS_MORE_PROCESSING_REQUIRED => {}
+                smb::STATUS_SUCCESS if tracker.awaiting_verdict() => {
+                    tracker.verdict(true, status, cx)
+                }
+                _ if tracker.awaiting_verdict() => tracker.verdict(false, status, cx),
+                smb::STATUS_SUCCESS => {}
+                _ => tracker.abort(status, cx),
+            }
+        }
+    }
+}
+
+impl Analyzer for SmbAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
+        framer.feed(data, &mut |b: &[u8]| {
+            let Some((typ, len)) = smb::nbss_header(b) else {
+                return Frame::Need(4);
+            };
+            let total = 4 + len;
+            if typ != smb::NBSS_MESSAGE {
+                return Frame::Skip(total);
+            }
+            match is_session_setup(b) {
+                None => Frame::Need(total.min(4 + 68)),
+                Some(false) => Frame::Skip(total),
+                Some(true) => match b.get(4..total) {
+                    Some(msg) => {
+                        self.message(dir, msg, cx);
+                        Frame::Consumed(total)
+                    }
+                    None => Frame::Need(total),
+                },
+            }
+        });
+        self.framers[dir.index()] = framer;
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
+        self.framers[dir.index()].gap();
+        if self.framers.iter().all(Framer::stopped) {
+            return Status::Done;
+        }
+        Status::Continue
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        if let Some(t) = self.tracker.as_mut() {
+            t.flush(cx);
+        }
+    }
+}

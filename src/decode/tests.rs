@@ -1,0 +1,246 @@
+use super::*;
+use etherparse::PacketBuilder;
+
+/// An IPv4 TCP packet (no link header) with `payload`.
+fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 3389, 1000, 8192)
+        .ack(5)
+        .psh();
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap_or_default();
+    out
+}
+
+fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
+    let src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let dst = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let b = PacketBuilder::ipv6(src, dst, 64)
+        .tcp(40000, 445, 77, 8192)
+        .syn();
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap_or_default();
+    out
+}
+
+fn eth(ethertype: u16, tags: &[(u16, u16)], body: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    for &(tpid, id) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+fn decode_all(
+    lt: i32,
+    frames: &[Vec<u8>],
+) -> (
+    Vec<(String, u16, String, u16, Vec<u16>, Vec<u8>)>,
+    DecodeStats,
+) {
+    let mut d = Decoder::new(lt);
+    let mut got = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        d.decode(i as i64, f, &mut |s: &TcpSegment<'_>| {
+            got.push((
+                s.src.to_string(),
+                s.sport,
+                s.dst.to_string(),
+                s.dport,
+                s.vlans.as_slice().to_vec(),
+                s.payload.to_vec(),
+            ))
+        });
+    }
+    (got, d.stats)
+}
+
+fn one(lt: i32, frame: Vec<u8>) -> (String, u16, String, u16, Vec<u16>, Vec<u8>) {
+    let (mut got, stats) = decode_all(lt, &[frame]);
+    assert_eq!(got.len(), 1, "{stats:?}");
+    got.remove(0)
+}
+
+#[test]
+fn ethernet_ipv4_tcp() {
+    let s = one(linktype::ETHERNET, eth(0x0800, &[], &ipv4_tcp(b"hello")));
+    assert_eq!(
+        s,
+        (
+            "10.0.0.1".into(),
+            40000,
+            "10.0.0.2".into(),
+            3389,
+            vec![],
+            b"hello".to_vec()
+        )
+    );
+}
+
+#[test]
+fn ethernet_padding_is_not_payload() {
+    let mut f = eth(0x0800, &[], &ipv4_tcp(b""));
+    f.extend_from_slice(&[0u8; 6]);
+    assert_eq!(one(linktype::ETHERNET, f).5, Vec::<u8>::new());
+}
+
+#[test]
+fn vlan_and_qinq_tags_outermost_first() {
+    assert_eq!(
+        one(
+            linktype::ETHERNET,
+            eth(0x0800, &[(0x8100, 0x2064)], &ipv4_tcp(b"x"))
+        )
+        .4,
+        vec![100]
+    );
+    let q = eth(0x0800, &[(0x88a8, 10), (0x8100, 20)], &ipv4_tcp(b"x"));
+    assert_eq!(one(linktype::ETHERNET, q).4, vec![10, 20]);
+}
+
+#[test]
+fn ipv6_tcp_with_extension_header() {
+    let mut p = ipv6_tcp(b"abc");
+    // Insert an 8-byte destination options header (next header 6 = TCP).
+    p[6] = 60;
+    let plen = u16::from_be_bytes([p[4], p[5]]) + 8;
+    p[4..6].copy_from_slice(&plen.to_be_bytes());
+    let tail = p.split_off(40);
+    p.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    p.extend_from_slice(&tail);
+    let s = one(linktype::ETHERNET, eth(0x86dd, &[], &p));
+    assert_eq!(
+        (s.0.as_str(), s.3, s.5.as_slice()),
+        ("2001:db8::1", 445, &b"abc"[..])
+    );
+}
+
+#[test]
+fn linux_cooked_v1_and_v2() {
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    sll.extend_from_slice(&0x0800u16.to_be_bytes());
+    sll.extend_from_slice(&ipv4_tcp(b"sll"));
+    assert_eq!(one(linktype::LINUX_SLL, sll).5, b"sll");
+
+    let mut sll2 = vec![
+        0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
+    sll2.extend_from_slice(&ipv6_tcp(b"sll2"));
+    assert_eq!(one(linktype::LINUX_SLL2, sll2).5, b"sll2");
+}
+
+#[test]
+fn raw_ip_and_bsd_loopback() {
+    assert_eq!(one(linktype::RAW, ipv4_tcp(b"raw")).5, b"raw");
+    assert_eq!(one(linktype::IPV6, ipv6_tcp(b"v6")).5, b"v6");
+    let mut null = 2u32.to_le_bytes().to_vec();
+    null.extend_from_slice(&ipv4_tcp(b"null"));
+    assert_eq!(one(linktype::NULL, null).5, b"null");
+    let mut lo = 30u32.to_be_bytes().to_vec();
+    lo.extend_from_slice(&ipv6_tcp(b"loop"));
+    assert_eq!(one(linktype::LOOP, lo).5, b"loop");
+}
+
+#[test]
+fn gre_erspan_and_vxlan_are_attributed_to_the_inner_flow() {
+    let inner = eth(0x0800, &[(0x8100, 7)], &ipv4_tcp(b"inner"));
+    let mut gre = vec![
+        0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0,
+    ];
+    gre.extend_from_slice(&inner);
+    let outer = PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64);
+    let mut ip = Vec::new();
+    outer
+        .write(&mut ip, IpNumber::GRE, &gre)
+        .unwrap_or_default();
+    let s = one(linktype::ETHERNET, eth(0x0800, &[(0x8100, 999)], &ip));
+    assert_eq!(
+        (s.0.as_str(), s.4.clone(), s.5.as_slice()),
+        ("10.0.0.1", vec![7], &b"inner"[..])
+    );
+
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+    vx.extend_from_slice(&inner);
+    let udp = PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).udp(5555, 4789);
+    let mut ip = Vec::new();
+    udp.write(&mut ip, &vx).unwrap_or_default();
+    assert_eq!(one(linktype::ETHERNET, eth(0x0800, &[], &ip)).5, b"inner");
+}
+
+/// Splits an IPv4 TCP packet into fragments of `size` payload bytes.
+fn fragment_v4(packet: &[u8], size: usize) -> Vec<Vec<u8>> {
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let body = &packet[ihl..];
+    let mut out = Vec::new();
+    for (i, chunk) in body.chunks(size).enumerate() {
+        let off = i * size;
+        let more = off + chunk.len() < body.len();
+        let mut h = packet[..ihl].to_vec();
+        h[2..4].copy_from_slice(&((ihl + chunk.len()) as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        let fo = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&fo.to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        h.extend_from_slice(chunk);
+        out.push(eth(0x0800, &[], &h));
+    }
+    out
+}
+
+#[test]
+fn ipv4_fragments_in_and_out_of_order() {
+    let payload: Vec<u8> = (0..200u8).collect();
+    let frags = fragment_v4(&ipv4_tcp(&payload), 64);
+    assert_eq!(frags.len(), 4);
+    let (got, stats) = decode_all(linktype::ETHERNET, &frags);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].5, payload);
+    assert_eq!(stats.tcp, 1);
+    let mut rev = frags.clone();
+    rev.reverse();
+    let (got, _) = decode_all(linktype::ETHERNET, &rev);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].5, payload);
+}
+
+#[test]
+fn ipv6_fragments() {
+    let payload: Vec<u8> = (0..150u8).collect();
+    let full = ipv6_tcp(&payload);
+    let body = &full[40..];
+    let mut frames = Vec::new();
+    for (i, chunk) in body.chunks(80).enumerate() {
+        let off = i * 80;
+        let more = off + chunk.len() < body.len();
+        let mut h = full[..40].to_vec();
+        h[6] = 44;
+        h[4..6].copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
+        let fo = ((off / 8) as u16) << 3 | u16::from(more);
+        h.extend_from_slice(&[6, 0]);
+        h.extend_from_slice(&fo.to_be_bytes());
+        h.extend_from_slice(&0xabcdu32.to_be_bytes());
+        h.extend_from_slice(chunk);
+        frames.push(eth(0x86dd, &[], &h));
+    }
+    frames.reverse();
+    let (got, _) = decode_all(linktype::ETHERNET, &frames);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].5, payload);
+}
+
+#[test]
+fn garbage_is_counted_not_fatal() {
+    let frames = vec![
+        vec![],
+        vec![0xff; 3],
+        eth(0x0800, &[], &[0x45, 0, 0]),
+        eth(0x0806, &[], &[0; 28]),
+    ];
+    let (got, stats) = decode_all(linktype::ETHERNET, &frames);
+    assert!(got.is_empty());
+    assert_eq!(stats.malformed, 3);
+    assert_eq!(stats.non_ip, 1);
+}

@@ -1,0 +1,518 @@
+//! Flow table and TCP reassembly: TCP segments in, in-order bytes to each
+//! flow's analyzer, records out (wrapped in their flow's envelope).
+//!
+//! Flows are keyed by the canonical endpoint pair plus VLAN ids. The client
+//! is the sender of the SYN; for a flow picked up midstream it is the sender
+//! of the first packet seen, unless that packet came *from* a well-known
+//! server port and went to one that is not (then the roles are swapped).
+//! Analyzers may correct the guess from content for midstream flows.
+//!
+//! Memory is bounded: at most [`FlowConfig::max_flows`] flows (the idle-most
+//! are evicted when full), a depth per direction after which a flow's bytes
+//! are no longer reassembled, and caps on out-of-order bytes per stream and
+//! over the table. Timeouts run on packet time, so a replay behaves as a
+//! live capture does.
+
+pub mod reassembly;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+use crate::analyzers::{Analyzer, AnalyzerFactory, Ctx, Dir, Record, Status};
+use crate::decode::{tcp_flags, TcpSegment, Vlans};
+use crate::events::FlowInfo;
+
+pub use reassembly::{Budget, Chunk, Stream, StreamLimits, StreamStats};
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConfig {
+    pub limits: StreamLimits,
+    pub max_flows: usize,
+    /// Out-of-order bytes held over all flows.
+    pub max_ooo_total: usize,
+    /// Packet-time µs after which an established flow without packets ends.
+    pub idle_timeout_us: i64,
+    /// The same for flows that saw only a SYN (half-open).
+    pub half_open_timeout_us: i64,
+    /// How long a closed flow (FIN both ways or RST) is kept to absorb
+    /// late packets.
+    pub closed_timeout_us: i64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            limits: StreamLimits::default(),
+            max_flows: 262_144,
+            max_ooo_total: 64 << 20,
+            idle_timeout_us: 300_000_000,
+            half_open_timeout_us: 30_000_000,
+            closed_timeout_us: 10_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlowStats {
+    pub flows: u64,
+    pub midstream: u64,
+    pub bypassed: u64,
+    pub timed_out: u64,
+    pub evicted: u64,
+    pub closed: u64,
+    pub streams: StreamStats,
+}
+
+impl FlowStats {
+    fn add_stream(&mut self, s: &StreamStats) {
+        let t = &mut self.streams;
+        t.segments += s.segments;
+        t.delivered_bytes += s.delivered_bytes;
+        t.retransmitted += s.retransmitted;
+        t.out_of_order += s.out_of_order;
+        t.conflicting_overlaps += s.conflicting_overlaps;
+        t.gaps += s.gaps;
+        t.gap_bytes += s.gap_bytes;
+        t.ooo_overflows += s.ooo_overflows;
+        t.beyond_depth += s.beyond_depth;
+    }
+}
+
+/// Canonical key: the lower endpoint first, so both directions meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+    vlans: Vlans,
+}
+
+impl FlowKey {
+    pub fn of(seg: &TcpSegment<'_>) -> FlowKey {
+        let a = (seg.src, seg.sport);
+        let b = (seg.dst, seg.dport);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        FlowKey {
+            lo,
+            hi,
+            vlans: seg.vlans,
+        }
+    }
+
+    /// A hash that is the same for both directions and for every run; the
+    /// pipeline shards flows over workers with it.
+    pub fn shard_hash(&self) -> u64 {
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// FIN both ways or RST: kept a little to absorb late packets.
+    Closed,
+}
+
+struct Flow {
+    id: u64,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    vlans: Vlans,
+    last_us: i64,
+    midstream: bool,
+    /// Roles swapped by an analyzer after the fact (midstream flows).
+    reversed: bool,
+    /// Whether anything but a lone SYN was seen.
+    established: bool,
+    state: State,
+    streams: [Stream; 2],
+    /// None once the flow is bypassed or ended.
+    app: Option<Box<dyn Analyzer>>,
+}
+
+impl Flow {
+    fn info(&self) -> FlowInfo {
+        let (c, s) = if self.reversed {
+            (self.server, self.client)
+        } else {
+            (self.client, self.server)
+        };
+        FlowInfo {
+            flow_id: self.id,
+            src_ip: c.0,
+            src_port: c.1,
+            dest_ip: s.0,
+            dest_port: s.1,
+            vlans: self.vlans,
+        }
+    }
+}
+
+/// Records handed out by the table, with the envelope of their flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowRecord {
+    pub ts_us: i64,
+    pub flow: FlowInfo,
+    pub record: Record,
+}
+
+/// Server ports that tell the roles apart when the SYN was not seen.
+fn is_server_port(p: u16) -> bool {
+    p < 1024
+        || matches!(
+            p,
+            1433 | 3268 | 3269 | 3389 | 5985 | 5986 | 8080 | 8443 | 9389
+        )
+}
+
+pub struct FlowTable<F: AnalyzerFactory> {
+    cfg: FlowConfig,
+    factory: F,
+    flows: HashMap<FlowKey, Flow>,
+    budget: Budget,
+    pub stats: FlowStats,
+    last_sweep_us: i64,
+    records: Vec<Record>,
+}
+
+/// How often (packet time) the table looks for timed-out flows.
+const SWEEP_EVERY_US: i64 = 1_000_000;
+
+impl<F: AnalyzerFactory> FlowTable<F> {
+    pub fn new(cfg: FlowConfig, factory: F) -> Self {
+        FlowTable {
+            budget: Budget::new(cfg.max_ooo_total),
+            cfg,
+            factory,
+            flows: HashMap::new(),
+            stats: FlowStats::default(),
+            last_sweep_us: i64::MIN,
+            records: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Out-of-order bytes held over all flows.
+    pub fn held_bytes(&self) -> usize {
+        self.budget.used
+    }
+
+    /// Processes one segment; records found are passed to `out`.
+    pub fn packet<O: FnMut(FlowRecord)>(&mut self, seg: &TcpSegment<'_>, out: &mut O) {
+        self.maybe_sweep(seg.ts_us, out);
+        let key = FlowKey::of(seg);
+        let syn = seg.flags & tcp_flags::SYN != 0;
+        let ack = seg.flags & tcp_flags::ACK != 0;
+
+        // A new SYN on a closed flow is a new connection on reused ports.
+        if syn && !ack {
+            if let Some(f) = self.flows.get(&key) {
+                if f.state == State::Closed {
+                    if let Some(f) = self.flows.remove(&key) {
+                        self.end_flow(f, out);
+                    }
+                }
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            if self.flows.len() >= self.cfg.max_flows {
+                self.make_room(seg.ts_us, out);
+            }
+            let flow = self.new_flow(seg, syn, ack);
+            self.flows.insert(key, flow);
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_us = seg.ts_us;
+        if flow.state == State::Closed {
+            return;
+        }
+        let dir = if (seg.src, seg.sport) == flow.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        if !syn || ack {
+            flow.established = true;
+        }
+
+        if flow.app.is_none() {
+            // Bypassed: only the end of the connection matters.
+            if seg.flags & tcp_flags::RST != 0 {
+                flow.state = State::Closed;
+                self.stats.closed += 1;
+            }
+            return;
+        }
+
+        let fin = seg.flags & tcp_flags::FIN != 0;
+        let rst = seg.flags & tcp_flags::RST != 0;
+        let budget = &mut self.budget;
+        let limits = &self.cfg.limits;
+        let (ours, theirs) = split_streams(&mut flow.streams, dir);
+        if syn {
+            ours.syn(seg.seq);
+        }
+        let data_seq = if syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+
+        let mut cx = Ctx::new(seg.ts_us, flow.midstream, &mut self.records);
+        let mut status = Status::Continue;
+        {
+            let Some(app) = flow.app.as_mut() else { return };
+            let mut feed_other =
+                |c: Chunk<'_>| feed(app.as_mut(), dir.other(), c, &mut cx, &mut status);
+            if ack {
+                theirs.peer_ack(seg.ack, budget, &mut feed_other);
+            }
+        }
+        {
+            let Some(app) = flow.app.as_mut() else { return };
+            let mut feed_ours = |c: Chunk<'_>| feed(app.as_mut(), dir, c, &mut cx, &mut status);
+            ours.segment(data_seq, seg.payload, limits, budget, &mut feed_ours);
+            if fin {
+                ours.fin(data_seq.wrapping_add(seg.payload.len() as u32));
+            }
+        }
+        let reversed = cx.roles_reversed;
+        if reversed && flow.midstream {
+            flow.reversed = true;
+        }
+        let both_done = flow
+            .streams
+            .iter()
+            .all(|s| s.finished() || s.exhausted(limits));
+        let closing = rst || flow.streams.iter().all(Stream::finished);
+        if status == Status::Done || both_done || closing {
+            // Finish the analyzer now: it learned all it can.
+            let mut cx = Ctx::new(seg.ts_us, flow.midstream, &mut self.records);
+            if let Some(mut app) = flow.app.take() {
+                if status != Status::Done {
+                    for (i, s) in flow.streams.iter_mut().enumerate() {
+                        let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
+                        let mut st = Status::Continue;
+                        s.flush(budget, &mut |c| feed(app.as_mut(), d, c, &mut cx, &mut st));
+                    }
+                    app.end(&mut cx);
+                } else {
+                    self.stats.bypassed += 1;
+                }
+            }
+            if cx.roles_reversed && flow.midstream {
+                flow.reversed = true;
+            }
+            for s in flow.streams.iter_mut() {
+                s.discard(budget);
+            }
+            if closing {
+                flow.state = State::Closed;
+                self.stats.closed += 1;
+            }
+        }
+        let info = if self.records.is_empty() {
+            None
+        } else {
+            Some(flow.info())
+        };
+        if let Some(info) = info {
+            for record in self.records.drain(..) {
+                out(FlowRecord {
+                    ts_us: seg.ts_us,
+                    flow: info.clone(),
+                    record,
+                });
+            }
+        }
+    }
+
+    fn new_flow(&mut self, seg: &TcpSegment<'_>, syn: bool, ack: bool) -> Flow {
+        let src = (seg.src, seg.sport);
+        let dst = (seg.dst, seg.dport);
+        let midstream = !syn;
+        let (client, server) = if syn && !ack {
+            (src, dst)
+        } else if syn && ack {
+            (dst, src)
+        } else if is_server_port(seg.sport) && !is_server_port(seg.dport) {
+            (dst, src)
+        } else {
+            (src, dst)
+        };
+        self.stats.flows += 1;
+        if midstream {
+            self.stats.midstream += 1;
+        }
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        (client, server, seg.vlans, seg.ts_us).hash(&mut h);
+        Flow {
+            // Kept below 2^53 so that every JSON reader holds it exactly.
+            id: h.finish() & ((1 << 53) - 1),
+            client,
+            server,
+            vlans: seg.vlans,
+            last_us: seg.ts_us,
+            midstream,
+            reversed: false,
+            established: !syn || ack,
+            state: State::Open,
+            streams: [Stream::default(), Stream::default()],
+            app: Some(self.factory.new_flow(client.1, server.1)),
+        }
+    }
+
+    /// Ends a flow that leaves the table: holes become gaps, the analyzer
+    /// emits what it saw.
+    fn end_flow<O: FnMut(FlowRecord)>(&mut self, mut flow: Flow, out: &mut O) {
+        for s in &flow.streams {
+            self.stats.add_stream(&s.stats);
+        }
+        let mut cx = Ctx::new(flow.last_us, flow.midstream, &mut self.records);
+        if let Some(mut app) = flow.app.take() {
+            for (i, s) in flow.streams.iter_mut().enumerate() {
+                let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
+                let mut st = Status::Continue;
+                s.flush(&mut self.budget, &mut |c| {
+                    feed(app.as_mut(), d, c, &mut cx, &mut st)
+                });
+            }
+            app.end(&mut cx);
+        }
+        if cx.roles_reversed && flow.midstream {
+            flow.reversed = true;
+        }
+        for s in flow.streams.iter_mut() {
+            s.discard(&mut self.budget);
+        }
+        if !self.records.is_empty() {
+            let info = flow.info();
+            for record in self.records.drain(..) {
+                out(FlowRecord {
+                    ts_us: flow.last_us,
+                    flow: info.clone(),
+                    record,
+                });
+            }
+        }
+    }
+
+    fn maybe_sweep<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        if self.last_sweep_us == i64::MIN {
+            self.last_sweep_us = now_us;
+            return;
+        }
+        if now_us - self.last_sweep_us >= SWEEP_EVERY_US {
+            self.last_sweep_us = now_us;
+            self.expire(now_us, out);
+        }
+    }
+
+    /// Ends every flow whose timeout passed at `now_us` (packet time, or
+    /// wall-clock time when a live capture is idle).
+    pub fn expire<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        let cfg = self.cfg;
+        let mut expired: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| {
+                let timeout = match (f.state, f.established) {
+                    (State::Closed, _) => cfg.closed_timeout_us,
+                    (State::Open, false) => cfg.half_open_timeout_us,
+                    (State::Open, true) => cfg.idle_timeout_us,
+                };
+                now_us - f.last_us > timeout
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        // A stable order keeps the output the same from run to run.
+        expired.sort_unstable_by_key(|k| self.flows.get(k).map(|f| (f.last_us, f.id)));
+        for k in expired {
+            if let Some(f) = self.flows.remove(&k) {
+                if f.state == State::Open {
+                    self.stats.timed_out += 1;
+                }
+                self.end_flow(f, out);
+            }
+        }
+    }
+
+    /// The table is full: expire what timed out, then evict the idle-most
+    /// sixteenth of the flows.
+    fn make_room<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        self.expire(now_us, out);
+        if self.flows.len() < self.cfg.max_flows {
+            return;
+        }
+        let n = (self.cfg.max_flows / 16).max(1);
+        let mut ages: Vec<(i64, u64, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.last_us, f.id, *k))
+            .collect();
+        if n < ages.len() {
+            ages.select_nth_unstable(n);
+            ages.truncate(n);
+        }
+        ages.sort_unstable();
+        for (_, _, k) in ages {
+            if let Some(f) = self.flows.remove(&k) {
+                self.stats.evicted += 1;
+                self.end_flow(f, out);
+            }
+        }
+    }
+
+    /// End of input: every flow ends, in a stable order.
+    pub fn finish<O: FnMut(FlowRecord)>(&mut self, out: &mut O) {
+        let mut all: Vec<(i64, u64, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.last_us, f.id, *k))
+            .collect();
+        all.sort_unstable();
+        for (_, _, k) in all {
+            if let Some(f) = self.flows.remove(&k) {
+                self.end_flow(f, out);
+            }
+        }
+    }
+}
+
+fn split_streams(streams: &mut [Stream; 2], dir: Dir) -> (&mut Stream, &mut Stream) {
+    let [a, b] = streams;
+    match dir {
+        Dir::ToServer => (a, b),
+        Dir::ToClient => (b, a),
+    }
+}
+
+/// Hands one chunk to the analyzer unless it is done already.
+fn feed(app: &mut dyn Analyzer, dir: Dir, c: Chunk<'_>, cx: &mut Ctx<'_>, status: &mut Status) {
+    if *status == Status::Done {
+        return;
+    }
+    *status = match c {
+        Chunk::Data(d) => app.data(dir, d, cx),
+        Chunk::Gap(n) => app.gap(dir, n, cx),
+    };
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod table_tests;

@@ -1,0 +1,342 @@
+//! One direction of a TCP connection put back in order.
+//!
+//! Sequence numbers are turned into offsets from the direction's first byte
+//! (the ISN + 1 when the SYN was seen, else the first sequence number seen),
+//! with wrapping arithmetic, so sequence wrap-around needs no special case.
+//! Bytes are delivered in order, at most [`StreamLimits::depth`] of them:
+//! handshakes live at the start of a connection, and what lies past the depth
+//! is bypassed without being looked at.
+//!
+//! **Overlap policy: first arrival wins.** Bytes already delivered or held
+//! out of order are never replaced; a segment only fills holes. A segment
+//! that overlaps held bytes with different content is counted as a
+//! conflicting overlap (an evasion attempt or a broken stack). Bytes that
+//! were already delivered are not kept, so a retransmission of them is
+//! counted but not compared.
+//!
+//! Out-of-order segments are held in a small sorted list, capped per stream
+//! and over all streams (a [`Budget`] shared by the flow table). When a cap
+//! would be exceeded the stream gives up on the hole: it reports a gap to the
+//! analyzer and goes on with the bytes it holds. A gap is also declared when
+//! the peer acknowledges bytes past a hole (the capture lost them) and when
+//! the flow ends with a hole.
+
+/// Limits of one stream.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+    /// Bytes delivered per direction before the rest is bypassed.
+    pub depth: u32,
+    /// Out-of-order bytes one stream may hold.
+    pub max_ooo_bytes: usize,
+    /// Out-of-order segments one stream may hold.
+    pub max_ooo_segments: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            depth: 1 << 20,
+            max_ooo_bytes: 256 << 10,
+            max_ooo_segments: 256,
+        }
+    }
+}
+
+/// Out-of-order bytes held over all streams, and the cap on them.
+#[derive(Debug)]
+pub struct Budget {
+    pub used: usize,
+    pub cap: usize,
+}
+
+impl Budget {
+    pub fn new(cap: usize) -> Self {
+        Budget { used: 0, cap }
+    }
+}
+
+/// Per-stream counters, summed into the run's `stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    pub segments: u64,
+    pub delivered_bytes: u64,
+    pub retransmitted: u64,
+    pub out_of_order: u64,
+    pub conflicting_overlaps: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Holes given up because a cap on held bytes was reached.
+    pub ooo_overflows: u64,
+    /// Bytes past the depth limit, not delivered.
+    pub beyond_depth: u64,
+}
+
+/// What the stream hands to its consumer, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Data(&'a [u8]),
+    /// This many bytes were never seen.
+    Gap(u32),
+}
+
+struct Held {
+    start: u32,
+    data: Vec<u8>,
+}
+
+impl Held {
+    fn end(&self) -> u64 {
+        u64::from(self.start) + self.data.len() as u64
+    }
+}
+
+#[derive(Default)]
+pub struct Stream {
+    /// Sequence number of offset 0.
+    base: Option<u32>,
+    /// Offset of the next byte to deliver.
+    next: u32,
+    held: Vec<Held>,
+    held_bytes: usize,
+    /// Offset of the FIN, once seen.
+    fin_at: Option<u32>,
+    pub stats: StreamStats,
+}
+
+/// Offsets at or above this are taken as "before the start" (old data).
+const NEGATIVE: u32 = 0x8000_0000;
+
+impl Stream {
+    /// Sets the first offset from a SYN's sequence number.
+    pub fn syn(&mut self, isn: u32) {
+        if self.base.is_none() {
+            self.base = Some(isn.wrapping_add(1));
+        }
+    }
+
+    pub fn has_base(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// Whether every byte up to the FIN has been delivered.
+    pub fn finished(&self) -> bool {
+        self.fin_at.is_some_and(|f| self.next >= f)
+    }
+
+    /// Whether the depth limit was reached: nothing more will be delivered.
+    pub fn exhausted(&self, limits: &StreamLimits) -> bool {
+        self.next >= limits.depth
+    }
+
+    pub fn delivered(&self) -> u32 {
+        self.next
+    }
+
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Records a FIN at `seq` (the FIN's own sequence number).
+    pub fn fin(&mut self, seq: u32) {
+        let base = *self.base.get_or_insert(seq);
+        let off = seq.wrapping_sub(base);
+        if off < NEGATIVE {
+            self.fin_at.get_or_insert(off);
+        }
+    }
+
+    /// Adds a segment's payload and delivers whatever became contiguous.
+    pub fn segment<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        limits: &StreamLimits,
+        budget: &mut Budget,
+        out: &mut F,
+    ) {
+        if payload.is_empty() {
+            return;
+        }
+        self.stats.segments += 1;
+        let base = *self.base.get_or_insert(seq);
+        let mut off = seq.wrapping_sub(base);
+        let mut data = payload;
+        if off >= NEGATIVE {
+            // Starts before offset 0: keep only what lies after it.
+            let before = off.wrapping_neg() as usize;
+            if before >= data.len() {
+                self.stats.retransmitted += 1;
+                return;
+            }
+            data = &data[before..];
+            off = 0;
+        }
+        // Never deliver or hold past the depth limit.
+        let room = limits.depth.saturating_sub(off) as usize;
+        if room < data.len() {
+            self.stats.beyond_depth += (data.len() - room) as u64;
+            data = &data[..room];
+            if data.is_empty() {
+                return;
+            }
+        }
+        let end = u64::from(off) + data.len() as u64;
+        if end <= u64::from(self.next) {
+            self.stats.retransmitted += 1;
+            return;
+        }
+        if off <= self.next {
+            let fresh = &data[(self.next - off) as usize..];
+            self.deliver(fresh, out);
+            self.drain(budget, out);
+            return;
+        }
+        self.stats.out_of_order += 1;
+        self.hold(off, data, limits, budget, out);
+    }
+
+    /// The peer acknowledged up to `ack`: bytes before it that were never seen
+    /// are lost to the capture. Only acted on when bytes are held past a hole.
+    pub fn peer_ack<F: FnMut(Chunk<'_>)>(&mut self, ack: u32, budget: &mut Budget, out: &mut F) {
+        let (Some(base), Some(first)) = (self.base, self.held.first()) else {
+            return;
+        };
+        let acked = ack.wrapping_sub(base);
+        if acked >= NEGATIVE || acked < first.start {
+            return;
+        }
+        let gap = first.start - self.next;
+        self.gap(gap, out);
+        self.drain(budget, out);
+    }
+
+    /// The flow ends: delivers what is held, with gaps for the holes.
+    pub fn flush<F: FnMut(Chunk<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+        while let Some(first) = self.held.first() {
+            let gap = first.start.saturating_sub(self.next);
+            if gap > 0 {
+                self.gap(gap, out);
+            }
+            self.drain(budget, out);
+        }
+    }
+
+    /// Frees what is held without delivering it (the flow is bypassed).
+    pub fn discard(&mut self, budget: &mut Budget) {
+        budget.used -= self.held_bytes;
+        self.held_bytes = 0;
+        self.held = Vec::new();
+    }
+
+    fn deliver<F: FnMut(Chunk<'_>)>(&mut self, data: &[u8], out: &mut F) {
+        self.next += data.len() as u32;
+        self.stats.delivered_bytes += data.len() as u64;
+        out(Chunk::Data(data));
+    }
+
+    fn gap<F: FnMut(Chunk<'_>)>(&mut self, len: u32, out: &mut F) {
+        self.next += len;
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += u64::from(len);
+        out(Chunk::Gap(len));
+    }
+
+    /// Delivers held segments that are now contiguous.
+    fn drain<F: FnMut(Chunk<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+        while let Some(first) = self.held.first() {
+            if first.start > self.next {
+                return;
+            }
+            let seg = self.held.remove(0);
+            self.held_bytes -= seg.data.len();
+            budget.used -= seg.data.len();
+            if seg.end() > u64::from(self.next) {
+                let skip = (self.next - seg.start) as usize;
+                self.deliver(&seg.data[skip..], out);
+            }
+        }
+    }
+
+    /// Holds an out-of-order segment, keeping bytes already held (first
+    /// arrival wins); only the parts that fill holes are stored.
+    fn hold<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        off: u32,
+        data: &[u8],
+        limits: &StreamLimits,
+        budget: &mut Budget,
+        out: &mut F,
+    ) {
+        let end = off + data.len() as u32;
+        // Pieces of [off, end) not covered by held segments.
+        let mut pieces: Vec<(u32, u32)> = Vec::new();
+        let mut pos = off;
+        for h in &self.held {
+            let (hs, he) = (h.start, h.end() as u32);
+            if he <= pos || hs >= end {
+                continue;
+            }
+            if hs > pos {
+                pieces.push((pos, hs));
+            }
+            let (os, oe) = (hs.max(pos), he.min(end));
+            if h.data[(os - hs) as usize..(oe - hs) as usize]
+                != data[(os - off) as usize..(oe - off) as usize]
+            {
+                self.stats.conflicting_overlaps += 1;
+            }
+            pos = oe;
+        }
+        if pos < end {
+            pieces.push((pos, end));
+        }
+        for (s, e) in pieces {
+            let len = (e - s) as usize;
+            // Make room: give up the oldest hole until the piece fits.
+            while !self.held.is_empty()
+                && (self.held_bytes + len > limits.max_ooo_bytes
+                    || self.held.len() >= limits.max_ooo_segments
+                    || budget.used + len > budget.cap)
+            {
+                self.stats.ooo_overflows += 1;
+                let first_start = self.held[0].start;
+                if first_start > self.next {
+                    self.gap(first_start - self.next, out);
+                }
+                self.drain(budget, out);
+            }
+            if s < self.next {
+                // Draining moved past part of this piece: deliver the rest.
+                if e > self.next {
+                    let from = (self.next - off) as usize;
+                    let to = (e - off) as usize;
+                    self.deliver(&data[from..to], out);
+                }
+                continue;
+            }
+            if len > limits.max_ooo_bytes || budget.used + len > budget.cap {
+                // Too large to hold at all: skip to it.
+                self.stats.ooo_overflows += 1;
+                self.gap(s - self.next, out);
+                self.deliver(&data[(s - off) as usize..(e - off) as usize], out);
+                self.drain(budget, out);
+                continue;
+            }
+            let idx = self.held.partition_point(|h| h.start < s);
+            self.held.insert(
+                idx,
+                Held {
+                    start: s,
+                    data: data[(s - off) as usize..(e - off) as usize].to_vec(),
+                },
+            );
+            self.held_bytes += len;
+            budget.used += len;
+        }
+        self.drain(budget, out);
+    }
+}
+
+#[cfg(test)]
+#[path = "reassembly_tests.rs"]
+mod tests;

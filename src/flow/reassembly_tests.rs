@@ -1,0 +1,209 @@
+use super::*;
+use proptest::prelude::*;
+
+fn limits() -> StreamLimits {
+    StreamLimits::default()
+}
+
+/// Feeds segments `(seq, bytes)` and returns the delivered stream, with gaps
+/// written as `len` `?` bytes, after a final flush.
+fn run(
+    base_seq: u32,
+    syn: bool,
+    segs: &[(u32, Vec<u8>)],
+    limits: StreamLimits,
+) -> (Vec<u8>, StreamStats) {
+    let mut s = Stream::default();
+    let mut budget = Budget::new(64 << 20);
+    let mut out = Vec::new();
+    let mut sink = |c: Chunk<'_>| match c {
+        Chunk::Data(d) => out.extend_from_slice(d),
+        Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+    };
+    if syn {
+        s.syn(base_seq.wrapping_sub(1));
+    }
+    for (seq, data) in segs {
+        s.segment(*seq, data, &limits, &mut budget, &mut sink);
+    }
+    s.flush(&mut budget, &mut sink);
+    assert_eq!(budget.used, 0);
+    assert_eq!(s.held_bytes(), 0);
+    (out, s.stats)
+}
+
+fn split(base: u32, data: &[u8], cuts: &[usize]) -> Vec<(u32, Vec<u8>)> {
+    let mut pts: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+    pts.push(0);
+    pts.push(data.len());
+    pts.sort_unstable();
+    pts.dedup();
+    pts.windows(2)
+        .map(|w| (base.wrapping_add(w[0] as u32), data[w[0]..w[1]].to_vec()))
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn any_segmentation_order_and_duplication_gives_the_same_stream(
+        data in proptest::collection::vec(any::<u8>(), 1..2000),
+        cuts in proptest::collection::vec(any::<usize>(), 0..40),
+        order in proptest::collection::vec(any::<u32>(), 40),
+        dups in proptest::collection::vec(any::<usize>(), 0..10),
+        base in any::<u32>(),
+    ) {
+        let mut segs = split(base, &data, &cuts);
+        for d in dups {
+            let s = segs[d % segs.len()].clone();
+            segs.push(s);
+        }
+        // A permutation driven by `order`.
+        let mut keyed: Vec<(u32, (u32, Vec<u8>))> =
+            segs.into_iter().enumerate().map(|(i, s)| (order[i % order.len()].wrapping_mul(i as u32 + 1), s)).collect();
+        keyed.sort_by_key(|k| k.0);
+        let segs: Vec<(u32, Vec<u8>)> = keyed.into_iter().map(|k| k.1).collect();
+        let (out, stats) = run(base, true, &segs, limits());
+        prop_assert_eq!(out, data);
+        prop_assert_eq!(stats.gaps, 0);
+        prop_assert_eq!(stats.conflicting_overlaps, 0);
+    }
+}
+
+#[test]
+fn sequence_wraps_around() {
+    let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let base = u32::MAX - 300;
+    let segs = split(base, &data, &[100, 299, 301, 302, 700]);
+    let (out, _) = run(base, true, &segs, limits());
+    assert_eq!(out, data);
+    let mut rev = segs.clone();
+    rev.reverse();
+    assert_eq!(run(base, true, &rev, limits()).0, data);
+}
+
+#[test]
+fn first_arrival_wins_and_conflicts_are_counted() {
+    // Held out of order first, then an overlapping segment with other bytes.
+    let segs = vec![
+        (1010, b"KLMNO".to_vec()),
+        (1005, b"fghijXYZ".to_vec()),
+        (1000, b"abcde".to_vec()),
+    ];
+    let (out, stats) = run(1000, true, &segs, limits());
+    assert_eq!(out, b"abcdefghijKLMNO");
+    assert_eq!(stats.conflicting_overlaps, 1);
+    // A retransmission of delivered bytes is dropped.
+    let segs = vec![
+        (1000, b"abc".to_vec()),
+        (1000, b"XYZ".to_vec()),
+        (1003, b"d".to_vec()),
+    ];
+    let (out, stats) = run(1000, true, &segs, limits());
+    assert_eq!(out, b"abcd");
+    assert_eq!(stats.retransmitted, 1);
+}
+
+#[test]
+fn hole_is_reported_as_gap_at_flush() {
+    let segs = vec![(1000, b"abc".to_vec()), (1006, b"ghi".to_vec())];
+    let (out, stats) = run(1000, true, &segs, limits());
+    assert_eq!(out, b"abc???ghi");
+    assert_eq!((stats.gaps, stats.gap_bytes), (1, 3));
+}
+
+#[test]
+fn peer_ack_past_a_hole_declares_the_gap() {
+    let mut s = Stream::default();
+    let mut budget = Budget::new(1 << 20);
+    let mut out = Vec::new();
+    let mut sink = |c: Chunk<'_>| match c {
+        Chunk::Data(d) => out.extend_from_slice(d),
+        Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+    };
+    s.syn(999);
+    s.segment(1000, b"ab", &limits(), &mut budget, &mut sink);
+    s.segment(1004, b"ef", &limits(), &mut budget, &mut sink);
+    // An ack inside the hole proves nothing.
+    s.peer_ack(1003, &mut budget, &mut sink);
+    assert_eq!(s.delivered(), 2);
+    s.peer_ack(1006, &mut budget, &mut sink);
+    assert_eq!(s.delivered(), 6);
+    drop(sink);
+    assert_eq!(out, b"ab??ef");
+}
+
+#[test]
+fn overflow_gives_up_the_hole_and_goes_on() {
+    let lim = StreamLimits {
+        depth: 1 << 20,
+        max_ooo_bytes: 10,
+        max_ooo_segments: 4,
+    };
+    let segs = vec![
+        (1000, b"ab".to_vec()),
+        (1004, b"efghijkl".to_vec()),
+        (1012, b"mnopqr".to_vec()),
+    ];
+    let (out, stats) = run(1000, true, &segs, lim);
+    assert_eq!(out, b"ab??efghijklmnopqr");
+    assert_eq!(stats.ooo_overflows, 1);
+    assert_eq!(stats.gaps, 1);
+}
+
+#[test]
+fn global_budget_caps_all_streams() {
+    let mut budget = Budget::new(8);
+    let mut a = Stream::default();
+    let mut b = Stream::default();
+    let mut sink = |_c: Chunk<'_>| {};
+    a.syn(0);
+    b.syn(0);
+    a.segment(10, &[1; 6], &limits(), &mut budget, &mut sink);
+    assert_eq!(budget.used, 6);
+    b.segment(10, &[2; 6], &limits(), &mut budget, &mut sink);
+    assert!(budget.used <= 8);
+    assert_eq!(b.stats.ooo_overflows, 1);
+    a.discard(&mut budget);
+    assert_eq!(budget.used, 0);
+}
+
+#[test]
+fn depth_limit_stops_delivery() {
+    let lim = StreamLimits {
+        depth: 5,
+        ..limits()
+    };
+    let segs = vec![
+        (1000, b"abc".to_vec()),
+        (1003, b"defgh".to_vec()),
+        (1008, b"ij".to_vec()),
+    ];
+    let (out, stats) = run(1000, true, &segs, lim);
+    assert_eq!(out, b"abcde");
+    assert_eq!(stats.beyond_depth, 5);
+}
+
+#[test]
+fn midstream_pickup_starts_at_first_seen_byte() {
+    let segs = vec![
+        (5000, b"xyz".to_vec()),
+        (4990, b"old".to_vec()),
+        (5003, b"!".to_vec()),
+    ];
+    let (out, stats) = run(5000, false, &segs, limits());
+    assert_eq!(out, b"xyz!");
+    assert_eq!(stats.retransmitted, 1);
+}
+
+#[test]
+fn fin_marks_the_end() {
+    let mut s = Stream::default();
+    let mut budget = Budget::new(1 << 20);
+    let mut sink = |_c: Chunk<'_>| {};
+    s.syn(99);
+    s.segment(100, b"abc", &limits(), &mut budget, &mut sink);
+    s.fin(104);
+    assert!(!s.finished());
+    s.segment(103, b"d", &limits(), &mut budget, &mut sink);
+    assert!(s.finished());
+}

@@ -1,0 +1,267 @@
+use super::*;
+use crate::events::{NtlmRecord, RdpRecord};
+use std::sync::{Arc, Mutex};
+
+/// Records every call it gets; emits one record at the end of the flow
+/// naming the bytes it saw per direction.
+struct Recorder {
+    log: Arc<Mutex<Vec<String>>>,
+    bytes: [Vec<u8>; 2],
+    done_after: Option<usize>,
+}
+
+impl Analyzer for Recorder {
+    fn data(&mut self, dir: Dir, data: &[u8], _cx: &mut Ctx<'_>) -> Status {
+        self.bytes[dir.index()].extend_from_slice(data);
+        match self.done_after {
+            Some(n) if self.bytes[0].len() >= n => Status::Done,
+            _ => Status::Continue,
+        }
+    }
+    fn gap(&mut self, dir: Dir, len: u32, _cx: &mut Ctx<'_>) -> Status {
+        self.bytes[dir.index()].extend(std::iter::repeat_n(b'?', len as usize));
+        Status::Continue
+    }
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        let c = String::from_utf8_lossy(&self.bytes[0]).into_owned();
+        let s = String::from_utf8_lossy(&self.bytes[1]).into_owned();
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("{c}|{s}"));
+        }
+        cx.emit(Record::Rdp(Box::new(RdpRecord {
+            cookie: Some(c),
+            routing_token: Some(s),
+            ..RdpRecord::default()
+        })));
+    }
+}
+
+struct Factory {
+    log: Arc<Mutex<Vec<String>>>,
+    done_after: Option<usize>,
+}
+
+impl AnalyzerFactory for Factory {
+    fn new_flow(&self, _c: u16, _s: u16) -> Box<dyn Analyzer> {
+        Box::new(Recorder {
+            log: self.log.clone(),
+            bytes: [Vec::new(), Vec::new()],
+            done_after: self.done_after,
+        })
+    }
+}
+
+fn table(
+    cfg: FlowConfig,
+    done_after: Option<usize>,
+) -> (FlowTable<Factory>, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    (
+        FlowTable::new(
+            cfg,
+            Factory {
+                log: log.clone(),
+                done_after,
+            },
+        ),
+        log,
+    )
+}
+
+fn seg(
+    ts: i64,
+    from_client: bool,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &'static [u8],
+) -> TcpSegment<'static> {
+    let c: IpAddr = [10, 0, 0, 1].into();
+    let s: IpAddr = [10, 0, 0, 2].into();
+    let (src, dst, sport, dport) = if from_client {
+        (c, s, 50000, 445)
+    } else {
+        (s, c, 445, 50000)
+    };
+    TcpSegment {
+        ts_us: ts,
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window: 100,
+        vlans: Vlans::default(),
+        payload,
+    }
+}
+
+const S: u8 = tcp_flags::SYN;
+const A: u8 = tcp_flags::ACK;
+const F: u8 = tcp_flags::FIN;
+const P: u8 = tcp_flags::PSH | tcp_flags::ACK;
+
+fn run(t: &mut FlowTable<Factory>, segs: &[TcpSegment<'_>]) -> Vec<FlowRecord> {
+    let mut out = Vec::new();
+    for s in segs {
+        t.packet(s, &mut |r| out.push(r));
+    }
+    out
+}
+
+fn cookie(r: &FlowRecord) -> (String, String) {
+    match &r.record {
+        Record::Rdp(x) => (
+            x.cookie.clone().unwrap_or_default(),
+            x.routing_token.clone().unwrap_or_default(),
+        ),
+        _ => Default::default(),
+    }
+}
+
+#[test]
+fn full_connection_both_directions_and_close() {
+    let (mut t, _) = table(FlowConfig::default(), None);
+    let out = run(
+        &mut t,
+        &[
+            seg(1, true, 100, 0, S, b""),
+            seg(2, false, 900, 101, S | A, b""),
+            seg(3, true, 101, 901, A, b""),
+            seg(4, true, 101, 901, P, b"hello"),
+            seg(5, false, 901, 106, P, b"world"),
+            seg(6, true, 106, 906, F | A, b""),
+            seg(7, false, 906, 107, F | A, b""),
+        ],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(cookie(&out[0]), ("hello".into(), "world".into()));
+    let f = &out[0].flow;
+    assert_eq!(
+        (f.src_ip.to_string(), f.src_port, f.dest_port),
+        ("10.0.0.1".into(), 50000, 445)
+    );
+    assert_eq!(out[0].ts_us, 7);
+    assert_eq!(t.stats.closed, 1);
+    // A late ACK does not open a new flow's analyzer output.
+    let late = run(&mut t, &[seg(8, true, 107, 907, A, b"")]);
+    assert!(late.is_empty());
+    assert_eq!(t.stats.flows, 1);
+}
+
+#[test]
+fn roles_without_syn_follow_server_ports_and_syn_ack() {
+    // First packet from the server port: the other side is the client.
+    let (mut t, _) = table(FlowConfig::default(), None);
+    run(
+        &mut t,
+        &[
+            seg(1, false, 900, 101, P, b"srv"),
+            seg(2, true, 101, 903, P, b"cli"),
+        ],
+    );
+    let mut out = Vec::new();
+    t.finish(&mut |r| out.push(r));
+    assert_eq!(out[0].flow.src_port, 50000);
+    assert_eq!(cookie(&out[0]), ("cli".into(), "srv".into()));
+    assert_eq!(t.stats.midstream, 1);
+
+    let (mut t, _) = table(FlowConfig::default(), None);
+    run(
+        &mut t,
+        &[
+            seg(1, false, 900, 101, S | A, b""),
+            seg(2, true, 101, 901, P, b"x"),
+        ],
+    );
+    let mut out = Vec::new();
+    t.finish(&mut |r| out.push(r));
+    assert_eq!(out[0].flow.src_port, 50000);
+}
+
+#[test]
+fn idle_flows_time_out_in_packet_time() {
+    let cfg = FlowConfig {
+        idle_timeout_us: 10_000_000,
+        ..FlowConfig::default()
+    };
+    let (mut t, _) = table(cfg, None);
+    run(
+        &mut t,
+        &[
+            seg(0, true, 100, 0, S, b""),
+            seg(1, true, 101, 0, P, b"abc"),
+        ],
+    );
+    // Another flow's packet 11 s later expires the first one.
+    let mut other = seg(11_000_001, true, 5, 0, S, b"");
+    other.sport = 50001;
+    let out = run(&mut t, &[other]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(cookie(&out[0]).0, "abc");
+    assert_eq!(out[0].ts_us, 1);
+    assert_eq!(t.stats.timed_out, 1);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn a_full_table_evicts_the_idle_most_and_counts() {
+    let cfg = FlowConfig {
+        max_flows: 16,
+        ..FlowConfig::default()
+    };
+    let (mut t, log) = table(cfg, None);
+    for i in 0..40u16 {
+        let mut s = seg(i64::from(i), true, 1, 0, S, b"");
+        s.sport = 1000 + i;
+        run(&mut t, &[s]);
+    }
+    assert!(t.len() <= 16);
+    assert_eq!(t.stats.evicted, 24);
+    assert_eq!(log.lock().map(|l| l.len()).unwrap_or(0), 24);
+}
+
+#[test]
+fn done_analyzer_bypasses_the_flow_and_frees_held_bytes() {
+    let (mut t, log) = table(FlowConfig::default(), Some(3));
+    run(
+        &mut t,
+        &[
+            seg(1, true, 100, 0, S, b""),
+            seg(2, true, 110, 0, P, b"later"),
+            seg(3, true, 101, 0, P, b"abc"),
+            seg(4, true, 200, 0, P, b"ignored"),
+        ],
+    );
+    assert_eq!(t.held_bytes(), 0);
+    assert_eq!(t.stats.bypassed, 1);
+    let mut out = Vec::new();
+    t.finish(&mut |r| out.push(r));
+    // The analyzer said it was done: it is not called again.
+    assert!(out.is_empty());
+    assert!(log.lock().map(|l| l.is_empty()).unwrap_or(false));
+}
+
+#[test]
+fn syn_on_closed_flow_starts_a_new_connection() {
+    let (mut t, _) = table(FlowConfig::default(), None);
+    let out = run(
+        &mut t,
+        &[
+            seg(1, true, 100, 0, S, b""),
+            seg(2, true, 101, 0, P, b"one"),
+            seg(3, true, 104, 0, tcp_flags::RST, b""),
+            seg(4, true, 5000, 0, S, b""),
+            seg(5, true, 5001, 0, P, b"two"),
+        ],
+    );
+    assert_eq!(out.len(), 1);
+    let mut rest = Vec::new();
+    t.finish(&mut |r| rest.push(r));
+    assert_eq!(cookie(&rest[0]).0, "two");
+    assert_ne!(out[0].flow.flow_id, rest[0].flow.flow_id);
+    assert_eq!(t.stats.flows, 2);
+    let _ = NtlmRecord::default();
+}

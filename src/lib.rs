@@ -1,0 +1,16 @@
+//! hostwatch: a network sensor that finds the host names Windows machines
+//! reveal in RDP and NTLM handshakes, and flags the ones on watch lists
+//! (the default names of ransomware-linked VMmanager templates built in).
+//!
+//! The modules follow the pipeline a packet takes:
+//! [`capture`] → [`decode`] → [`flow`] (table and TCP reassembly) →
+//! [`analyzers`] (protocol detection and per-flow state machines, which
+//! call the pure [`parsers`]) → [`events`] → [`detection`] (watch lists,
+//! alerts, host inventory) → [`output`]. [`pipeline`] runs those stages on
+//! threads.
+
+pub mod analyzers;
+pub mod decode;
+pub mod events;
+pub mod flow;
+pub mod parsers;

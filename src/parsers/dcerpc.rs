@@ -1,0 +1,202 @@
+//! Connection-oriented DCE/RPC PDUs (C706 chapter 12, MS-RPCE 2.2.2): the
+//! common header and the authentication verifier (sec_trailer) of bind,
+//! alter_context, auth3 and their answers.
+
+/// PDU types (C706 12.6.4).
+pub mod ptype {
+    pub const REQUEST: u8 = 0;
+    pub const RESPONSE: u8 = 2;
+    pub const FAULT: u8 = 3;
+    pub const BIND: u8 = 11;
+    pub const BIND_ACK: u8 = 12;
+    pub const BIND_NAK: u8 = 13;
+    pub const ALTER_CONTEXT: u8 = 14;
+    pub const ALTER_CONTEXT_RESP: u8 = 15;
+    pub const AUTH3: u8 = 16;
+}
+
+/// auth_type values (MS-RPCE 2.2.1.1.7).
+pub const AUTH_SPNEGO: u8 = 9;
+pub const AUTH_NTLMSSP: u8 = 10;
+
+pub const HEADER_LEN: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub ptype: u8,
+    pub flags: u8,
+    pub little_endian: bool,
+    pub frag_len: u16,
+    pub auth_len: u16,
+    pub call_id: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RpcError {
+    NotRpc,
+    InvalidField { field: &'static str },
+}
+
+/// The common header at the start of `buf`; `None` until 16 bytes are there.
+pub fn header(buf: &[u8]) -> Option<Result<Header, RpcError>> {
+    let h = buf.get(..HEADER_LEN)?;
+    if h[0] != 5 || h[1] > 1 {
+        return Some(Err(RpcError::NotRpc));
+    }
+    let little_endian = h[4] & 0x10 != 0;
+    let u16_at = |i: usize| {
+        if little_endian {
+            u16::from_le_bytes([h[i], h[i + 1]])
+        } else {
+            u16::from_be_bytes([h[i], h[i + 1]])
+        }
+    };
+    let call_id = if little_endian {
+        u32::from_le_bytes([h[12], h[13], h[14], h[15]])
+    } else {
+        u32::from_be_bytes([h[12], h[13], h[14], h[15]])
+    };
+    let hdr = Header {
+        ptype: h[2],
+        flags: h[3],
+        little_endian,
+        frag_len: u16_at(8),
+        auth_len: u16_at(10),
+        call_id,
+    };
+    if usize::from(hdr.frag_len) < HEADER_LEN {
+        return Some(Err(RpcError::InvalidField {
+            field: "frag_length",
+        }));
+    }
+    Some(Ok(hdr))
+}
+
+/// Whether `buf` starts like a client's first PDU (bind or alter_context).
+pub fn looks_like_bind(buf: &[u8]) -> Option<bool> {
+    let h = buf.get(..HEADER_LEN)?;
+    Some(
+        h[0] == 5
+            && h[1] == 0
+            && matches!(h[2], ptype::BIND | ptype::ALTER_CONTEXT)
+            && h[4] & 0xe0 == 0,
+    )
+}
+
+/// The authentication verifier (sec_trailer and auth value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthVerifier<'a> {
+    pub auth_type: u8,
+    pub auth_level: u8,
+    pub context_id: u32,
+    pub value: &'a [u8],
+}
+
+/// The verifier at the end of a whole PDU (`pdu` is `frag_len` bytes).
+pub fn auth_verifier<'a>(pdu: &'a [u8], h: &Header) -> Option<AuthVerifier<'a>> {
+    if h.auth_len == 0 {
+        return None;
+    }
+    let end = usize::from(h.frag_len).min(pdu.len());
+    let start = end.checked_sub(usize::from(h.auth_len) + 8)?;
+    if start < HEADER_LEN {
+        return None;
+    }
+    let t = &pdu[start..end];
+    let context_id = if h.little_endian {
+        u32::from_le_bytes([t[4], t[5], t[6], t[7]])
+    } else {
+        u32::from_be_bytes([t[4], t[5], t[6], t[7]])
+    };
+    Some(AuthVerifier {
+        auth_type: t[0],
+        auth_level: t[1],
+        context_id,
+        value: &t[8..],
+    })
+}
+
+/// The status of a fault PDU.
+pub fn fault_status(pdu: &[u8], h: &Header) -> Option<u32> {
+    let b = pdu.get(24..28)?;
+    Some(if h.little_endian {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    } else {
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdu(ptype: u8, body: &[u8], auth: &[u8]) -> Vec<u8> {
+        let frag = HEADER_LEN + body.len() + if auth.is_empty() { 0 } else { 8 + auth.len() };
+        let mut p = vec![5, 0, ptype, 3, 0x10, 0, 0, 0];
+        p.extend_from_slice(&(frag as u16).to_le_bytes());
+        p.extend_from_slice(&(auth.len() as u16).to_le_bytes());
+        p.extend_from_slice(&7u32.to_le_bytes());
+        p.extend_from_slice(body);
+        if !auth.is_empty() {
+            p.extend_from_slice(&[AUTH_NTLMSSP, 2, 0, 0, 0, 0, 0, 0]);
+            p.extend_from_slice(auth);
+        }
+        p
+    }
+
+    #[test]
+    fn bind_with_ntlm_verifier() {
+        let p = pdu(ptype::BIND, &[0; 12], b"NTLMSSP\0\x01\0\0\0");
+        assert_eq!(looks_like_bind(&p), Some(true));
+        let Some(Ok(h)) = header(&p) else {
+            panic!("header")
+        };
+        assert_eq!(
+            (h.ptype, h.frag_len as usize, h.auth_len, h.call_id),
+            (ptype::BIND, p.len(), 12, 7)
+        );
+        let v = auth_verifier(&p, &h);
+        assert_eq!(
+            v,
+            Some(AuthVerifier {
+                auth_type: AUTH_NTLMSSP,
+                auth_level: 2,
+                context_id: 0,
+                value: b"NTLMSSP\0\x01\0\0\0"
+            })
+        );
+    }
+
+    #[test]
+    fn lying_lengths() {
+        let mut p = pdu(ptype::AUTH3, &[0; 4], b"abcd");
+        // auth_len larger than the PDU.
+        p[10] = 0xff;
+        let Some(Ok(h)) = header(&p) else {
+            panic!("header")
+        };
+        assert_eq!(auth_verifier(&p, &h), None);
+        p[8] = 3;
+        p[9] = 0;
+        assert_eq!(
+            header(&p),
+            Some(Err(RpcError::InvalidField {
+                field: "frag_length"
+            }))
+        );
+        assert_eq!(header(b"GET / HTTP/1.1\r\n"), Some(Err(RpcError::NotRpc)));
+        assert_eq!(header(&[5, 0, 11]), None);
+    }
+
+    #[test]
+    fn fault() {
+        let mut body = vec![0u8; 8];
+        body.extend_from_slice(&5u32.to_le_bytes());
+        let p = pdu(ptype::FAULT, &body, &[]);
+        let Some(Ok(h)) = header(&p) else {
+            panic!("header")
+        };
+        assert_eq!(fault_status(&p, &h), Some(5));
+    }
+}

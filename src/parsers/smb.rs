@@ -1,0 +1,231 @@
+//! SMB as far as authentication goes: the NetBIOS session service framing
+//! (RFC 1002 4.3.1; direct TCP per MS-SMB2 2.1), SMB1 SESSION_SETUP_ANDX with
+//! extended security (MS-SMB 2.2.4.6) and SMB2/3 SESSION_SETUP
+//! (MS-SMB2 2.2.5, 2.2.6), with compound SMB2 messages followed.
+
+use nom::bytes::complete::{tag, take};
+use nom::number::complete::{le_u16, le_u32, le_u64, u8 as byte};
+use nom::{IResult, Parser};
+
+/// A NetBIOS session message larger than this is not buffered (SMB2's
+/// largest negotiated transaction is 8 MiB; session setups are small).
+pub const MAX_BUFFERED: usize = 1 << 20;
+
+/// NetBIOS session packet types.
+pub const NBSS_MESSAGE: u8 = 0x00;
+
+/// Header of a NetBIOS session packet: type and length of what follows.
+pub fn nbss_header(i: &[u8]) -> Option<(u8, usize)> {
+    let h = i.get(..4)?;
+    // Direct TCP (445) uses a 24-bit length; NBSS keeps the top 7 bits zero.
+    let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+    Some((h[0], len))
+}
+
+/// What a session setup message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSetup<'a> {
+    pub dialect: Dialect,
+    pub response: bool,
+    /// NTSTATUS of a response.
+    pub status: u32,
+    /// SMB1 UID or SMB2 SessionId.
+    pub session_id: u64,
+    pub security_blob: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Smb1,
+    Smb2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SmbError {
+    /// Not an SMB1 or SMB2 message (or an encrypted/compressed one).
+    NotSmb,
+    Truncated {
+        structure: &'static str,
+    },
+}
+
+pub const STATUS_SUCCESS: u32 = 0;
+pub const STATUS_MORE_PROCESSING_REQUIRED: u32 = 0xc000_0016;
+pub const STATUS_LOGON_FAILURE: u32 = 0xc000_006d;
+
+const SMB1_COM_SESSION_SETUP_ANDX: u8 = 0x73;
+const SMB1_FLAGS_REPLY: u8 = 0x80;
+const SMB2_SESSION_SETUP: u16 = 0x0001;
+const SMB2_FLAGS_SERVER_TO_REDIR: u32 = 0x0000_0001;
+const SMB2_HEADER_LEN: usize = 64;
+/// Compound messages followed in one NetBIOS message.
+const MAX_COMPOUND: usize = 32;
+
+/// Finds the session setups in one SMB message (the NetBIOS payload).
+/// Other commands yield nothing.
+pub fn session_setups(msg: &[u8]) -> Result<Vec<SessionSetup<'_>>, SmbError> {
+    match msg.get(..4) {
+        Some(b"\xffSMB") => Ok(smb1_session_setup(msg)?.into_iter().collect()),
+        Some(b"\xfeSMB") => smb2_session_setups(msg),
+        _ => Err(SmbError::NotSmb),
+    }
+}
+
+fn truncated(structure: &'static str) -> impl Fn(nom::Err<nom::error::Error<&[u8]>>) -> SmbError {
+    move |_| SmbError::Truncated { structure }
+}
+
+/// SMB1 header (MS-CIFS 2.2.3.1) and SESSION_SETUP_ANDX with extended
+/// security: request WordCount 12, response WordCount 4.
+fn smb1_session_setup(msg: &[u8]) -> Result<Option<SessionSetup<'_>>, SmbError> {
+    type R<'a, T> = IResult<&'a [u8], T>;
+    let header: R<_> = (
+        tag(&b"\xffSMB"[..]),
+        byte,
+        le_u32,
+        byte,
+        le_u16,
+        take(12usize),
+        le_u16,
+        le_u16,
+        le_u16,
+        le_u16,
+    )
+        .parse(msg);
+    let (body, (_, command, status, flags, _flags2, _, _tid, _pid, uid, _mid)) =
+        header.map_err(truncated("SMB1 header"))?;
+    if command != SMB1_COM_SESSION_SETUP_ANDX {
+        return Ok(None);
+    }
+    let response = flags & SMB1_FLAGS_REPLY != 0;
+    let (rest, word_count) =
+        byte::<_, nom::error::Error<&[u8]>>(body).map_err(truncated("SESSION_SETUP_ANDX"))?;
+    let (rest, words) = take::<_, _, nom::error::Error<&[u8]>>(usize::from(word_count) * 2)(rest)
+        .map_err(truncated("SESSION_SETUP_ANDX words"))?;
+    // The security blob length sits at a word offset that depends on the form.
+    let blob_len_at = match (response, word_count) {
+        (false, 12) => 14,
+        (true, 4) => 6,
+        // An error response has no words: its status is the verdict.
+        (true, _) => {
+            return Ok(Some(SessionSetup {
+                dialect: Dialect::Smb1,
+                response,
+                status,
+                session_id: u64::from(uid),
+                security_blob: &[],
+            }))
+        }
+        // The old (non-extended) request form carries passwords, not NTLMSSP.
+        _ => return Ok(None),
+    };
+    let blob_len = words
+        .get(blob_len_at..blob_len_at + 2)
+        .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+        .ok_or(SmbError::Truncated {
+            structure: "SESSION_SETUP_ANDX words",
+        })?;
+    let (bytes, byte_count) =
+        le_u16::<_, nom::error::Error<&[u8]>>(rest).map_err(truncated("SESSION_SETUP_ANDX"))?;
+    let bytes = bytes.get(..usize::from(byte_count)).unwrap_or(bytes);
+    let security_blob = bytes.get(..blob_len).unwrap_or(bytes);
+    Ok(Some(SessionSetup {
+        dialect: Dialect::Smb1,
+        response,
+        status,
+        session_id: u64::from(uid),
+        security_blob,
+    }))
+}
+
+/// SMB2 headers (MS-SMB2 2.2.1), following NextCommand through compounds.
+fn smb2_session_setups(msg: &[u8]) -> Result<Vec<SessionSetup<'_>>, SmbError> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for _ in 0..MAX_COMPOUND {
+        let Some(m) = msg.get(at..) else { break };
+        let (next, setup) = smb2_one(m)?;
+        out.extend(setup);
+        if next == 0 || next < SMB2_HEADER_LEN {
+            break;
+        }
+        at += next;
+    }
+    Ok(out)
+}
+
+fn smb2_one(m: &[u8]) -> Result<(usize, Option<SessionSetup<'_>>), SmbError> {
+    type R<'a, T> = IResult<&'a [u8], T>;
+    let header: R<_> = (
+        tag(&b"\xfeSMB"[..]),
+        le_u16,
+        le_u16,
+        le_u32,
+        le_u16,
+        le_u16,
+        le_u32,
+        le_u32,
+        le_u64,
+        take(8usize),
+        le_u64,
+        take(16usize),
+    )
+        .parse(m);
+    let (
+        body,
+        (
+            _,
+            _size,
+            _credit_charge,
+            status,
+            command,
+            _credits,
+            flags,
+            next,
+            _msg_id,
+            _,
+            session_id,
+            _sig,
+        ),
+    ) = header.map_err(truncated("SMB2 header"))?;
+    let next = next as usize;
+    if command != SMB2_SESSION_SETUP {
+        return Ok((next, None));
+    }
+    let response = flags & SMB2_FLAGS_SERVER_TO_REDIR != 0;
+    // The security buffer offset counts from the start of this header.
+    let (off, len) = if response {
+        let r: R<_> = (le_u16, le_u16, le_u16, le_u16).parse(body);
+        let (_, (_size, _session_flags, off, len)) =
+            r.map_err(truncated("SESSION_SETUP response"))?;
+        (off, len)
+    } else {
+        let r: R<_> = (le_u16, byte, byte, le_u32, le_u32, le_u16, le_u16).parse(body);
+        let (_, (_size, _flags, _mode, _caps, _channel, off, len)) =
+            r.map_err(truncated("SESSION_SETUP request"))?;
+        (off, len)
+    };
+    // Bound the buffer by this message when it is part of a compound.
+    let this = if next >= SMB2_HEADER_LEN {
+        m.get(..next).unwrap_or(m)
+    } else {
+        m
+    };
+    let start = usize::from(off);
+    let security_blob = this.get(start..start + usize::from(len)).unwrap_or(&[]);
+    Ok((
+        next,
+        Some(SessionSetup {
+            dialect: Dialect::Smb2,
+            response,
+            status,
+            session_id,
+            security_blob,
+        }),
+    ))
+}
+
+#[cfg(test)]
+#[path = "smb_tests.rs"]
+mod tests;

@@ -1,0 +1,128 @@
+use super::*;
+
+fn smb2_header(command: u16, flags: u32, status: u32, next: u32, session: u64) -> Vec<u8> {
+    let mut h = b"\xfeSMB".to_vec();
+    h.extend_from_slice(&64u16.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&status.to_le_bytes());
+    h.extend_from_slice(&command.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&flags.to_le_bytes());
+    h.extend_from_slice(&next.to_le_bytes());
+    h.extend_from_slice(&7u64.to_le_bytes());
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&session.to_le_bytes());
+    h.extend_from_slice(&[0; 16]);
+    h
+}
+
+#[test]
+fn smb2_request_and_response() {
+    let blob = b"NTLMSSP\0\x01\0\0\0";
+    let mut req = smb2_header(1, 0, 0, 0, 0);
+    req.extend_from_slice(&25u16.to_le_bytes());
+    req.extend_from_slice(&[0, 1]);
+    req.extend_from_slice(&[0; 8]);
+    req.extend_from_slice(&88u16.to_le_bytes());
+    req.extend_from_slice(&(blob.len() as u16).to_le_bytes());
+    req.extend_from_slice(&[0; 8]);
+    req.extend_from_slice(blob);
+    let got = session_setups(&req);
+    assert_eq!(
+        got,
+        Ok(vec![SessionSetup {
+            dialect: Dialect::Smb2,
+            response: false,
+            status: 0,
+            session_id: 0,
+            security_blob: blob
+        }])
+    );
+
+    let mut resp = smb2_header(1, 1, STATUS_LOGON_FAILURE, 0, 0x1234);
+    resp.extend_from_slice(&9u16.to_le_bytes());
+    resp.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let got = session_setups(&resp).unwrap_or_default();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].response, got[0].status, got[0].session_id),
+        (true, STATUS_LOGON_FAILURE, 0x1234)
+    );
+    assert!(got[0].security_blob.is_empty());
+}
+
+#[test]
+fn smb2_compound_and_lying_offsets() {
+    let mut first = smb2_header(5, 0, 0, 72, 1);
+    first.extend_from_slice(&[0; 8]);
+    let mut second = smb2_header(1, 0, 0, 0, 1);
+    second.extend_from_slice(&25u16.to_le_bytes());
+    second.extend_from_slice(&[0; 10]);
+    second.extend_from_slice(&0xfff0u16.to_le_bytes());
+    second.extend_from_slice(&0x0100u16.to_le_bytes());
+    second.extend_from_slice(&[0; 8]);
+    first.extend(second);
+    let got = session_setups(&first).unwrap_or_default();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].security_blob.is_empty());
+    // A NextCommand pointing back to itself cannot loop forever.
+    let lone = smb2_header(1, 0, 0, 0, 1);
+    assert!(matches!(
+        session_setups(&lone),
+        Err(SmbError::Truncated { .. })
+    ));
+    assert_eq!(session_setups(b"\xfdSMB...."), Err(SmbError::NotSmb));
+}
+
+fn smb1(command: u8, flags: u8, status: u32, uid: u16, words: &[u8], bytes: &[u8]) -> Vec<u8> {
+    let mut m = b"\xffSMB".to_vec();
+    m.push(command);
+    m.extend_from_slice(&status.to_le_bytes());
+    m.push(flags);
+    m.extend_from_slice(&0xc807u16.to_le_bytes());
+    m.extend_from_slice(&[0; 12]);
+    m.extend_from_slice(&[0, 0, 0xff, 0xfe]);
+    m.extend_from_slice(&uid.to_le_bytes());
+    m.extend_from_slice(&[0, 0]);
+    m.push((words.len() / 2) as u8);
+    m.extend_from_slice(words);
+    m.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    m.extend_from_slice(bytes);
+    m
+}
+
+#[test]
+fn smb1_extended_security_session_setup() {
+    let blob = b"NTLMSSP\0\x03\0\0\0";
+    let mut words = vec![0xff, 0, 0, 0, 0x04, 0x11, 0x32, 0, 0, 0, 0, 0, 0, 0];
+    words.extend_from_slice(&(blob.len() as u16).to_le_bytes());
+    words.extend_from_slice(&[0; 8]);
+    let mut bytes = blob.to_vec();
+    bytes.extend_from_slice(b"Unix\0Samba\0");
+    let req = smb1(0x73, 0x18, 0, 0, &words, &bytes);
+    let got = session_setups(&req).unwrap_or_default();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].dialect, got[0].response, got[0].security_blob),
+        (Dialect::Smb1, false, &blob[..])
+    );
+
+    let fail = smb1(0x73, 0x98, STATUS_LOGON_FAILURE, 100, &[], &[]);
+    let got = session_setups(&fail).unwrap_or_default();
+    assert_eq!(
+        (got[0].response, got[0].status, got[0].session_id),
+        (true, STATUS_LOGON_FAILURE, 100)
+    );
+    // Other commands yield nothing; a cut header is an error.
+    assert_eq!(
+        session_setups(&smb1(0x72, 0x18, 0, 0, &[], &[])),
+        Ok(vec![])
+    );
+    assert!(session_setups(&req[..20]).is_err());
+}
+
+#[test]
+fn nbss() {
+    assert_eq!(nbss_header(&[0, 0x01, 0x00, 0x10]), Some((0, 0x10010)));
+    assert_eq!(nbss_header(&[0x85, 0, 0]), None);
+}
