@@ -10,7 +10,12 @@
 //! threads.
 
 pub mod analyzers;
+pub mod capture;
 pub mod decode;
+pub mod detection;
 pub mod events;
 pub mod flow;
+pub mod output;
 pub mod parsers;
+pub mod pipeline;
+pub mod synth;

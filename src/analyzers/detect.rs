@@ -20,8 +20,6 @@ use crate::parsers::{dcerpc, ldap, rdp::x224, tls};
 
 /// Bytes of each direction looked at before deciding at the latest.
 const MAX_PEEK: usize = 2048;
-/// Client bytes that are enough to decide on client-first protocols.
-const CLIENT_ENOUGH: usize = 16;
 
 /// What the detector settled on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +46,9 @@ pub fn classify(client: &[u8], server: &[u8], server_port: u16, enough: bool) ->
     if let Some(p) = classify_server(server) {
         return Some(p);
     }
-    if server.is_empty() && client.len() < CLIENT_ENOUGH && !enough {
+    // Unrecognised client bytes: the server's answer may still tell (an
+    // RDP server confirming a malformed request, a mail banner).
+    if server.is_empty() && !enough {
         return None;
     }
     if client.is_empty() && !enough {
@@ -89,6 +89,9 @@ fn classify_client(c: &[u8]) -> Option<Protocol> {
 }
 
 fn classify_server(s: &[u8]) -> Option<Protocol> {
+    if x224::looks_like_confirm(s) == Some(true) {
+        return Some(Protocol::Rdp);
+    }
     if is_smb(s) {
         return Some(Protocol::Smb);
     }
@@ -265,6 +268,10 @@ impl Analyzer for Detector {
         }
     }
 
+    fn depth(&self) -> Option<u32> {
+        self.inner.as_ref().and_then(|i| i.depth())
+    }
+
     fn end(&mut self, cx: &mut Ctx<'_>) {
         if self.inner.is_none() && (!self.peek[0].is_empty() || !self.peek[1].is_empty()) {
             let _ = self.decide(true, cx);
@@ -329,10 +336,15 @@ mod tests {
             classify(b"\x30\x84\x00\x00\x00\x10\x02\x01\x01\x60", b"", 389, false),
             Some(Protocol::Ldap)
         );
-        assert_eq!(classify(b"SSH-2.0-Open", b"", 22, false), None);
+        // Unknown client bytes: wait for the server, then decide.
+        let ssh = b"SSH-2.0-OpenSSH_9.2p1\r\n";
+        assert_eq!(classify(ssh, b"", 22, false), None);
+        assert_eq!(classify(ssh, ssh, 22, false), Some(Protocol::Raw));
+        assert_eq!(classify(ssh, b"", 22, true), Some(Protocol::Raw));
+        let cc = b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x02\x00\x08\x00\x00\x00\x00\x00";
         assert_eq!(
-            classify(b"SSH-2.0-OpenSSH_9.2p1\r\n", b"", 22, false),
-            Some(Protocol::Raw)
+            classify(b"ECODH\r\n\x01\x00\x08\x00", cc, 3389, false),
+            Some(Protocol::Rdp)
         );
     }
 }

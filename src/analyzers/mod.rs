@@ -95,7 +95,17 @@ pub trait Analyzer: Send {
     /// The flow ended (FIN, RST, timeout, eviction or end of input): emit
     /// what was seen of an unfinished exchange.
     fn end(&mut self, cx: &mut Ctx<'_>);
+    /// A reassembly depth other than the configured one, for protocols
+    /// whose analyzer skips payload by length and so stays cheap on long
+    /// connections (SMB re-authenticates deep into a file transfer).
+    fn depth(&self) -> Option<u32> {
+        None
+    }
 }
+
+/// The deepest a stream is ever reassembled: offsets stay far from the
+/// 2^31 wrap of relative sequence numbers.
+pub const MAX_DEPTH: u32 = 1 << 30;
 
 /// Creates the analyzer of each new flow.
 pub trait AnalyzerFactory: Send + Sync {

@@ -122,4 +122,8 @@ impl Analyzer for SmbAnalyzer {
             t.flush(cx);
         }
     }
+
+    fn depth(&self) -> Option<u32> {
+        Some(super::MAX_DEPTH)
+    }
 }

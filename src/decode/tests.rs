@@ -34,13 +34,9 @@ fn eth(ethertype: u16, tags: &[(u16, u16)], body: &[u8]) -> Vec<u8> {
     f
 }
 
-fn decode_all(
-    lt: i32,
-    frames: &[Vec<u8>],
-) -> (
-    Vec<(String, u16, String, u16, Vec<u16>, Vec<u8>)>,
-    DecodeStats,
-) {
+type Seen = (String, u16, String, u16, Vec<u16>, Vec<u8>);
+
+fn decode_all(lt: i32, frames: &[Vec<u8>]) -> (Vec<Seen>, DecodeStats) {
     let mut d = Decoder::new(lt);
     let mut got = Vec::new();
     for (i, f) in frames.iter().enumerate() {
@@ -58,7 +54,7 @@ fn decode_all(
     (got, d.stats)
 }
 
-fn one(lt: i32, frame: Vec<u8>) -> (String, u16, String, u16, Vec<u16>, Vec<u8>) {
+fn one(lt: i32, frame: Vec<u8>) -> Seen {
     let (mut got, stats) = decode_all(lt, &[frame]);
     assert_eq!(got.len(), 1, "{stats:?}");
     got.remove(0)

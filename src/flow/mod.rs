@@ -16,7 +16,7 @@
 pub mod reassembly;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::analyzers::{Analyzer, AnalyzerFactory, Ctx, Dir, Record, Status};
@@ -79,6 +79,11 @@ impl FlowStats {
     }
 }
 
+/// A hasher with fixed keys: the same flow gets the same shard and id in
+/// every run.
+const FIXED_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
+
 /// Canonical key: the lower endpoint first, so both directions meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
@@ -102,11 +107,7 @@ impl FlowKey {
     /// A hash that is the same for both directions and for every run; the
     /// pipeline shards flows over workers with it.
     pub fn shard_hash(&self) -> u64 {
-        let mut h =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .build_hasher();
-        self.hash(&mut h);
-        h.finish()
+        FIXED_HASHER.hash_one(self)
     }
 }
 
@@ -260,7 +261,13 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let fin = seg.flags & tcp_flags::FIN != 0;
         let rst = seg.flags & tcp_flags::RST != 0;
         let budget = &mut self.budget;
-        let limits = &self.cfg.limits;
+        let limits = &match flow.app.as_ref().and_then(|a| a.depth()) {
+            Some(depth) => StreamLimits {
+                depth,
+                ..self.cfg.limits
+            },
+            None => self.cfg.limits,
+        };
         let (ours, theirs) = split_streams(&mut flow.streams, dir);
         if syn {
             ours.syn(seg.seq);
@@ -344,26 +351,23 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let src = (seg.src, seg.sport);
         let dst = (seg.dst, seg.dport);
         let midstream = !syn;
-        let (client, server) = if syn && !ack {
-            (src, dst)
-        } else if syn && ack {
-            (dst, src)
-        } else if is_server_port(seg.sport) && !is_server_port(seg.dport) {
-            (dst, src)
+        // The SYN's sender is the client; a SYN-ACK's receiver is; without
+        // either, a packet from a server port to another port comes from
+        // the server.
+        let server_sent = if syn {
+            ack
         } else {
-            (src, dst)
+            is_server_port(seg.sport) && !is_server_port(seg.dport)
         };
+        let (client, server) = if server_sent { (dst, src) } else { (src, dst) };
         self.stats.flows += 1;
         if midstream {
             self.stats.midstream += 1;
         }
-        let mut h =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-                .build_hasher();
-        (client, server, seg.vlans, seg.ts_us).hash(&mut h);
+        let id = FIXED_HASHER.hash_one((client, server, seg.vlans, seg.ts_us));
         Flow {
             // Kept below 2^53 so that every JSON reader holds it exactly.
-            id: h.finish() & ((1 << 53) - 1),
+            id: id & ((1 << 53) - 1),
             client,
             server,
             vlans: seg.vlans,

@@ -128,7 +128,7 @@ fn peer_ack_past_a_hole_declares_the_gap() {
     assert_eq!(s.delivered(), 2);
     s.peer_ack(1006, &mut budget, &mut sink);
     assert_eq!(s.delivered(), 6);
-    drop(sink);
+    let _ = sink;
     assert_eq!(out, b"ab??ef");
 }
 

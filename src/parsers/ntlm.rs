@@ -96,7 +96,7 @@ impl std::fmt::Display for Version {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiate<'a> {
     pub flags: Flags,
-    /// OEM domain, present when its SUPPLIED flag is set.
+    /// OEM domain, when the message carries one.
     pub domain: Option<&'a [u8]>,
     pub workstation: Option<&'a [u8]>,
     pub version: Option<Version>,
@@ -315,12 +315,11 @@ pub fn negotiate(msg: &[u8]) -> Result<Negotiate<'_>, NtlmError> {
             n.version = Some(v);
         }
     }
-    if flags.has(Flags::OEM_DOMAIN_SUPPLIED) {
-        n.domain = dom.get(msg);
-    }
-    if flags.has(Flags::OEM_WORKSTATION_SUPPLIED) {
-        n.workstation = ws.get(msg);
-    }
+    // The SUPPLIED flags should announce the names, but some clients
+    // (Samba's smbtorture among them) send names without them: a field that
+    // is non-empty and within the message is taken either way.
+    n.domain = dom.get(msg);
+    n.workstation = ws.get(msg);
     Ok(n)
 }
 

@@ -182,7 +182,7 @@ pub fn connection_request(pkt: &[u8]) -> Result<ConnectionRequest<'_>, RdpError>
     }
     if var.len() >= 8 && var[0] == NEG_REQ {
         let r: IResult<&[u8], _> = (byte, byte, le_u16, le_u32).parse(var);
-        if let Ok((rest, (_t, flags, _len, requested_protocols))) = r {
+        if let Ok((rest, (_t, flags, 8, requested_protocols))) = r {
             cr.neg_req = Some(NegReq {
                 flags,
                 requested_protocols,
@@ -206,12 +206,13 @@ pub fn connection_confirm(pkt: &[u8]) -> Result<ConnectionConfirm, RdpError> {
     }
     let var = header.get(6..).ok_or(short(PDU, header.len(), 6))?;
     let r: IResult<&[u8], _> = (byte, byte, le_u16, le_u32).parse(var);
+    // Both structures are exactly 8 bytes long; another length is not one.
     let result = match r {
-        Ok((_, (NEG_RSP, flags, _, selected_protocol))) => Some(NegResult::Response {
+        Ok((_, (NEG_RSP, flags, 8, selected_protocol))) => Some(NegResult::Response {
             flags,
             selected_protocol,
         }),
-        Ok((_, (NEG_FAILURE, _, _, code))) => Some(NegResult::Failure { code }),
+        Ok((_, (NEG_FAILURE, _, 8, code))) => Some(NegResult::Failure { code }),
         _ => None,
     };
     Ok(ConnectionConfirm { result })
@@ -224,6 +225,19 @@ pub fn data(pkt: &[u8]) -> Result<&[u8], RdpError> {
         return Err(invalid("X.224 Data", "TPDU code"));
     }
     Ok(rest)
+}
+
+/// Whether `buf` starts with an X.224 Connection Confirm in a TPKT: how a
+/// server answers RDP, for detection when the request was not recognised.
+pub fn looks_like_confirm(buf: &[u8]) -> Option<bool> {
+    let h = buf.get(..6)?;
+    let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    Some(
+        h[0] == TPKT_VERSION
+            && h[1] == 0
+            && (11..=4096).contains(&len)
+            && h[5] & 0xf0 == X224_CONNECTION_CONFIRM,
+    )
 }
 
 /// Whether `buf` can be the start of an RDP connection: a TPKT header and

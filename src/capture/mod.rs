@@ -1,0 +1,558 @@
+//! Capture stage: packets from pcap/pcapng files (plain or gzip-compressed,
+//! or standard input) and from live interfaces, through libpcap. Every
+//! failure becomes one [`CaptureError`] whose message names the source and
+//! what to do about it.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::fd::FromRawFd;
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use pcap::{Active, Capture, Offline};
+
+use crate::decode::linktype;
+
+/// Options of a live capture.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub snaplen: i32,
+    pub promisc: bool,
+    /// Kernel buffer size in bytes (0: libpcap's default).
+    pub buffer_size: i32,
+    pub immediate: bool,
+    /// How long a read waits before reporting [`Next::Idle`].
+    pub timeout_ms: i32,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            snaplen: 262_144,
+            promisc: true,
+            buffer_size: 0,
+            immediate: false,
+            timeout_ms: 250,
+        }
+    }
+}
+
+/// One clear line per failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureError {
+    Open {
+        source: String,
+        reason: String,
+    },
+    NotACapture {
+        source: String,
+        detail: String,
+    },
+    UnsupportedLinktype {
+        source: String,
+        linktype: i32,
+        name: String,
+    },
+    Truncated {
+        source: String,
+        offset: Option<u64>,
+        packets: u64,
+        detail: String,
+    },
+    Read {
+        source: String,
+        detail: String,
+    },
+    Filter {
+        expr: String,
+        detail: String,
+    },
+    NoSuchInterface {
+        iface: String,
+        available: Vec<String>,
+    },
+    Permission {
+        iface: String,
+        detail: String,
+    },
+    /// Anything else that stops the run before reading (e.g. `--user`).
+    Setup {
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureError::Open { source, reason } => write!(f, "{source}: cannot open: {reason}"),
+            CaptureError::NotACapture { source, detail } => {
+                write!(f, "{source}: not a pcap or pcapng capture ({detail})")
+            }
+            CaptureError::UnsupportedLinktype { source, linktype, name } => write!(
+                f,
+                "{source}: unsupported link type {linktype} ({name}); hostwatch reads Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback"
+            ),
+            CaptureError::Truncated { source, offset, packets, detail } => match offset {
+                Some(o) => write!(
+                    f,
+                    "{source}: capture is truncated at byte offset {o} after {packets} packets ({detail}); events up to the cut were written"
+                ),
+                None => write!(
+                    f,
+                    "{source}: capture is truncated after {packets} packets ({detail}); events up to the cut were written"
+                ),
+            },
+            CaptureError::Read { source, detail } => write!(f, "{source}: read error: {detail}"),
+            CaptureError::Filter { expr, detail } => write!(f, "invalid capture filter '{expr}': {detail}"),
+            CaptureError::NoSuchInterface { iface, available } => {
+                write!(f, "{iface}: no such network interface")?;
+                if !available.is_empty() {
+                    write!(f, " (available: {})", available.join(", "))?;
+                }
+                Ok(())
+            }
+            CaptureError::Setup { detail } => write!(f, "{detail}"),
+            CaptureError::Permission { iface, detail } => write!(
+                f,
+                "{iface}: no permission to capture ({detail}); run as root or grant the binary CAP_NET_RAW and CAP_NET_ADMIN (setcap cap_net_raw,cap_net_admin=eip $(command -v hostwatch))"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// What a read returned.
+#[derive(Debug)]
+pub enum Next<'a> {
+    Packet {
+        ts_us: i64,
+        data: &'a [u8],
+        wire_len: u32,
+    },
+    /// A live capture saw nothing within its timeout.
+    Idle,
+    /// The file ended.
+    End,
+}
+
+enum Handle {
+    Offline(Capture<Offline>),
+    Live(Capture<Active>),
+}
+
+/// Kernel counters of a live capture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// An open capture source.
+pub struct Source {
+    name: String,
+    handle: Handle,
+    linktype: i32,
+    /// Bytes of the file consumed so far, when it can be known
+    /// (classic pcap: 24-byte header, then 16 bytes + data per record).
+    offset: Option<u64>,
+    packets: u64,
+    /// The thread that feeds libpcap through a pipe (gzip, stdin). Dropped
+    /// after `handle`: closing the pipe ends it.
+    feeder: Option<JoinHandle<io::Result<u64>>>,
+    /// Size of the file being read, for progress (0 when unknown).
+    pub size: u64,
+}
+
+extern "C" {
+    fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Copies `input` (gunzipped when it starts with the gzip magic) into a new
+/// pipe on a thread; returns the pipe's read end.
+fn feed_through_pipe(
+    mut input: Box<dyn Read + Send>,
+) -> io::Result<(i32, JoinHandle<io::Result<u64>>)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe(2) to fill.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the write end was just created by pipe(2) and is owned here alone.
+    let mut writer = unsafe { File::from_raw_fd(fds[1]) };
+    let handle = std::thread::Builder::new()
+        .name("hostwatch-feeder".into())
+        .spawn(move || {
+            let mut magic = [0u8; 2];
+            let mut got = 0;
+            while got < 2 {
+                let n = input.read(&mut magic[got..])?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            let head = io::Cursor::new(magic[..got].to_vec());
+            let mut chained: Box<dyn Read> = Box::new(head.chain(input));
+            if got == 2 && magic == GZIP_MAGIC {
+                chained = Box::new(flate2::read::MultiGzDecoder::new(chained));
+            }
+            let n = match io::copy(&mut chained, &mut writer) {
+                Ok(n) => n,
+                // The reader stopped (e.g. an unsupported link type): not an error.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+                Err(e) => return Err(e),
+            };
+            writer.flush()?;
+            Ok(n)
+        })?;
+    Ok((fds[0], handle))
+}
+
+fn linktype_name(lt: i32) -> String {
+    pcap::Linktype(lt)
+        .get_name()
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl Source {
+    /// Opens a capture file (`-` for standard input).
+    pub fn open_file(path: &str, filter: Option<&str>) -> Result<Source, CaptureError> {
+        let source = if path == "-" {
+            "<stdin>".to_string()
+        } else {
+            path.to_string()
+        };
+        let mut size = 0;
+        let (cap, feeder) = if path == "-" {
+            let (fd, feeder) =
+                feed_through_pipe(Box::new(io::stdin())).map_err(|e| CaptureError::Open {
+                    source: source.clone(),
+                    reason: e.to_string(),
+                })?;
+            // SAFETY: `fd` is the read end of a pipe owned by no one else.
+            (unsafe { Capture::from_raw_fd(fd) }, Some(feeder))
+        } else {
+            let mut f = File::open(Path::new(path)).map_err(|e| CaptureError::Open {
+                source: source.clone(),
+                reason: io_reason(&e),
+            })?;
+            let meta = f.metadata().map_err(|e| CaptureError::Open {
+                source: source.clone(),
+                reason: io_reason(&e),
+            })?;
+            if meta.is_dir() {
+                return Err(CaptureError::Open {
+                    source,
+                    reason: "is a directory".into(),
+                });
+            }
+            size = meta.len();
+            let mut magic = [0u8; 2];
+            let gz = f.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
+            if gz {
+                f.seek(SeekFrom::Start(0)).map_err(|e| CaptureError::Open {
+                    source: source.clone(),
+                    reason: io_reason(&e),
+                })?;
+                let (fd, feeder) = feed_through_pipe(Box::new(BufReader::new(f))).map_err(|e| {
+                    CaptureError::Open {
+                        source: source.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                // SAFETY: `fd` is the read end of a pipe owned by no one else.
+                (unsafe { Capture::from_raw_fd(fd) }, Some(feeder))
+            } else {
+                drop(f);
+                (Capture::from_file(path), None)
+            }
+        };
+        let cap = match cap {
+            Ok(c) => c,
+            Err(e) => {
+                let detail = e.to_string();
+                if let Some(fd) = feeder {
+                    let _ = fd.join();
+                }
+                return Err(
+                    if detail.contains("unknown file format")
+                        || detail.contains("truncated")
+                        || detail.contains("bad dump file format")
+                    {
+                        CaptureError::NotACapture {
+                            source,
+                            detail: clean(&detail),
+                        }
+                    } else {
+                        CaptureError::Open {
+                            source,
+                            reason: clean(&detail),
+                        }
+                    },
+                );
+            }
+        };
+        let lt = cap.get_datalink().0;
+        let offset = (cap.major_version() == 2).then_some(24);
+        let mut s = Source {
+            name: source,
+            handle: Handle::Offline(cap),
+            linktype: lt,
+            offset,
+            packets: 0,
+            feeder,
+            size,
+        };
+        s.check_linktype()?;
+        if let Some(expr) = filter {
+            s.set_filter(expr)?;
+        }
+        Ok(s)
+    }
+
+    /// Opens a live interface.
+    pub fn open_live(
+        iface: &str,
+        opts: &LiveOptions,
+        filter: Option<&str>,
+    ) -> Result<Source, CaptureError> {
+        let devices = pcap::Device::list().unwrap_or_default();
+        if !devices.is_empty() && !devices.iter().any(|d| d.name == iface) {
+            return Err(CaptureError::NoSuchInterface {
+                iface: iface.into(),
+                available: devices
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .filter(|n| !n.contains("any"))
+                    .take(12)
+                    .collect(),
+            });
+        }
+        let inactive =
+            Capture::from_device(iface).map_err(|e| live_error(iface, &e.to_string(), &devices))?;
+        let mut inactive = inactive
+            .snaplen(opts.snaplen)
+            .promisc(opts.promisc)
+            .timeout(opts.timeout_ms)
+            .immediate_mode(opts.immediate);
+        if opts.buffer_size > 0 {
+            inactive = inactive.buffer_size(opts.buffer_size);
+        }
+        let cap = inactive
+            .open()
+            .map_err(|e| live_error(iface, &e.to_string(), &devices))?;
+        let lt = cap.get_datalink().0;
+        let mut s = Source {
+            name: iface.into(),
+            handle: Handle::Live(cap),
+            linktype: lt,
+            offset: None,
+            packets: 0,
+            feeder: None,
+            size: 0,
+        };
+        s.check_linktype()?;
+        if let Some(expr) = filter {
+            s.set_filter(expr)?;
+        }
+        Ok(s)
+    }
+
+    fn check_linktype(&self) -> Result<(), CaptureError> {
+        if linktype::supported(self.linktype) {
+            Ok(())
+        } else {
+            Err(CaptureError::UnsupportedLinktype {
+                source: self.name.clone(),
+                linktype: self.linktype,
+                name: linktype_name(self.linktype),
+            })
+        }
+    }
+
+    fn set_filter(&mut self, expr: &str) -> Result<(), CaptureError> {
+        let r = match &mut self.handle {
+            Handle::Offline(c) => c.filter(expr, true),
+            Handle::Live(c) => c.filter(expr, true),
+        };
+        r.map_err(|e| CaptureError::Filter {
+            expr: expr.into(),
+            detail: clean(&e.to_string()),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn linktype(&self) -> i32 {
+        self.linktype
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.handle, Handle::Live(_))
+    }
+
+    /// Bytes of the file read so far (for progress), when known.
+    pub fn position(&self) -> Option<u64> {
+        self.offset
+    }
+
+    /// Reads the next packet.
+    #[allow(clippy::should_implement_trait)] // lends from the handle: not an Iterator
+    pub fn next(&mut self) -> Result<Next<'_>, CaptureError> {
+        // pcapng: the file position before the read is the last good offset.
+        let before = if self.offset.is_none() {
+            self.file_position()
+        } else {
+            None
+        };
+        let Source {
+            handle,
+            name,
+            offset,
+            packets,
+            feeder,
+            ..
+        } = self;
+        let r = match handle {
+            Handle::Offline(c) => c.next_packet(),
+            Handle::Live(c) => c.next_packet(),
+        };
+        match r {
+            Ok(p) => {
+                *packets += 1;
+                if let Some(o) = offset.as_mut() {
+                    *o += 16 + u64::from(p.header.caplen);
+                }
+                let ts_us = timeval_us(p.header.ts.tv_sec, p.header.ts.tv_usec);
+                Ok(Next::Packet {
+                    ts_us,
+                    data: p.data,
+                    wire_len: p.header.len,
+                })
+            }
+            Err(pcap::Error::NoMorePackets) => finish_feeder(feeder, name).map(|_| Next::End),
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(e) => {
+                let detail = clean(&e.to_string());
+                // A broken gzip stream explains the truncation better.
+                finish_feeder(feeder, name)?;
+                if detail.contains("truncated") {
+                    Err(CaptureError::Truncated {
+                        source: name.clone(),
+                        offset: offset.or(before),
+                        packets: *packets,
+                        detail,
+                    })
+                } else {
+                    Err(CaptureError::Read {
+                        source: name.clone(),
+                        detail,
+                    })
+                }
+            }
+        }
+    }
+
+    fn file_position(&self) -> Option<u64> {
+        let Handle::Offline(c) = &self.handle else {
+            return None;
+        };
+        if self.feeder.is_some() {
+            return None;
+        }
+        // SAFETY: the handle is a live offline pcap_t; pcap_file returns its
+        // FILE (or NULL), which ftell only reads.
+        let pos = unsafe {
+            let f = pcap_file(c.as_ptr().cast());
+            if f.is_null() {
+                return None;
+            }
+            libc::ftell(f)
+        };
+        u64::try_from(pos).ok()
+    }
+
+    /// Kernel counters (live captures only).
+    pub fn kernel_stats(&mut self) -> Option<KernelStats> {
+        let Handle::Live(c) = &mut self.handle else {
+            return None;
+        };
+        c.stats().ok().map(|s| KernelStats {
+            received: u64::from(s.received),
+            dropped: u64::from(s.dropped),
+            if_dropped: u64::from(s.if_dropped),
+        })
+    }
+}
+
+/// Microseconds from a `timeval` (whose field types vary by platform).
+#[allow(clippy::useless_conversion)]
+fn timeval_us(sec: libc::time_t, usec: libc::suseconds_t) -> i64 {
+    i64::from(sec) * 1_000_000 + i64::from(usec)
+}
+
+/// Waits for the feeder thread; a decompression error is the real cause
+/// of an early end.
+fn finish_feeder(
+    feeder: &mut Option<JoinHandle<io::Result<u64>>>,
+    name: &str,
+) -> Result<(), CaptureError> {
+    if let Some(f) = feeder.take() {
+        match f.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(CaptureError::Read {
+                    source: name.to_string(),
+                    detail: format!("decompression: {e}"),
+                })
+            }
+            Err(_) => {
+                return Err(CaptureError::Read {
+                    source: name.to_string(),
+                    detail: "reader thread failed".into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// libpcap messages sometimes end with a newline or carry the errbuf prefix.
+fn clean(s: &str) -> String {
+    s.trim().trim_start_matches("libpcap error: ").to_string()
+}
+
+fn live_error(iface: &str, detail: &str, devices: &[pcap::Device]) -> CaptureError {
+    let d = clean(detail);
+    let lower = d.to_lowercase();
+    if lower.contains("permission") || lower.contains("not permitted") {
+        CaptureError::Permission {
+            iface: iface.into(),
+            detail: d,
+        }
+    } else if lower.contains("no such device") || lower.contains("doesn't exist") {
+        CaptureError::NoSuchInterface {
+            iface: iface.into(),
+            available: devices.iter().map(|d| d.name.clone()).take(12).collect(),
+        }
+    } else {
+        CaptureError::Open {
+            source: iface.into(),
+            reason: d,
+        }
+    }
+}

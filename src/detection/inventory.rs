@@ -1,0 +1,154 @@
+//! The run-wide view the output stage keeps: first sightings of (host name,
+//! address) pairs, and alerts grouped by host name for the human summary.
+//! Bounded: past [`MAX_PAIRS`] pairs, new sightings are counted, not kept.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
+
+use crate::events::{rfc3339_micros, Body, Event, Role};
+use crate::parsers::text::escape_control;
+
+pub const MAX_PAIRS: usize = 1_000_000;
+/// Host names listed in the summary's inventory part.
+const MAX_SUMMARY_HOSTS: usize = 50;
+const MAX_PEERS: usize = 8;
+
+#[derive(Debug, Default)]
+struct AlertGroup {
+    shown: String,
+    list: String,
+    severity: u8,
+    candidate: bool,
+    count: u64,
+    first_us: i64,
+    last_us: i64,
+    evidence: BTreeSet<&'static str>,
+    peers: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Inventory {
+    seen: HashSet<(String, IpAddr)>,
+    /// Sightings not kept because the inventory was full.
+    pub overflow: u64,
+    hosts: BTreeMap<String, BTreeSet<(IpAddr, Role)>>,
+    alerts: BTreeMap<String, AlertGroup>,
+    pub alert_count: u64,
+}
+
+impl Inventory {
+    /// Records an event; returns whether it should be written (a host
+    /// sighting only the first time).
+    pub fn admit(&mut self, ev: &Event) -> bool {
+        match &ev.body {
+            Body::Host(h) => {
+                let key = (h.name.to_uppercase(), h.ip);
+                if self.seen.contains(&key) {
+                    return false;
+                }
+                if self.seen.len() >= MAX_PAIRS {
+                    self.overflow += 1;
+                    return false;
+                }
+                self.seen.insert(key);
+                self.hosts
+                    .entry(h.name.clone())
+                    .or_default()
+                    .insert((h.ip, h.role));
+                true
+            }
+            Body::Alert(a) => {
+                self.alert_count += 1;
+                let g = self
+                    .alerts
+                    .entry(a.hostname.to_uppercase())
+                    .or_insert_with(|| AlertGroup {
+                        shown: a.hostname.clone(),
+                        list: a.list.clone(),
+                        severity: a.severity,
+                        candidate: a.candidate,
+                        first_us: ev.ts_us,
+                        ..AlertGroup::default()
+                    });
+                g.count += 1;
+                g.first_us = g.first_us.min(ev.ts_us);
+                g.last_us = g.last_us.max(ev.ts_us);
+                g.evidence.insert(a.evidence);
+                if let Some(f) = &ev.flow {
+                    if g.peers.len() < MAX_PEERS {
+                        g.peers
+                            .insert(format!("{} -> {}:{}", f.src_ip, f.dest_ip, f.dest_port));
+                    }
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    pub fn alerts(&self) -> u64 {
+        self.alert_count
+    }
+
+    /// The end-of-run summary for a terminal; names are escaped.
+    pub fn summary(&self, color: bool) -> String {
+        let (red, yellow, bold, dim, off) = if color {
+            ("\x1b[31;1m", "\x1b[33m", "\x1b[1m", "\x1b[2m", "\x1b[0m")
+        } else {
+            ("", "", "", "", "")
+        };
+        let mut s = String::new();
+        if self.alerts.is_empty() {
+            s.push_str(&format!("{bold}No watched host names seen.{off}\n"));
+        } else {
+            s.push_str(&format!("{bold}Alerts by host name:{off}\n"));
+            let mut groups: Vec<&AlertGroup> = self.alerts.values().collect();
+            groups.sort_by_key(|g| (g.severity, g.first_us));
+            for g in groups {
+                let sev = if g.severity == 1 { red } else { yellow };
+                s.push_str(&format!(
+                    "  {sev}[sev {}]{off} {bold}{}{off}{} on {}: {} alert{}, first {}, last {}\n",
+                    g.severity,
+                    escape_control(&g.shown),
+                    if g.candidate { " (candidate)" } else { "" },
+                    escape_control(&g.list),
+                    g.count,
+                    if g.count == 1 { "" } else { "s" },
+                    rfc3339_micros(g.first_us),
+                    rfc3339_micros(g.last_us),
+                ));
+                s.push_str(&format!(
+                    "      {dim}seen in: {}{off}\n",
+                    g.evidence.iter().copied().collect::<Vec<_>>().join(", ")
+                ));
+                for p in &g.peers {
+                    s.push_str(&format!("      {dim}{p}{off}\n"));
+                }
+            }
+        }
+        if !self.hosts.is_empty() {
+            s.push_str(&format!(
+                "{bold}Host inventory ({} names):{off}\n",
+                self.hosts.len()
+            ));
+            for (name, addrs) in self.hosts.iter().take(MAX_SUMMARY_HOSTS) {
+                let list: Vec<String> = addrs
+                    .iter()
+                    .map(|(ip, role)| format!("{ip} ({})", role.as_str()))
+                    .collect();
+                s.push_str(&format!(
+                    "  {:<24} {}\n",
+                    escape_control(name),
+                    list.join(", ")
+                ));
+            }
+            if self.hosts.len() > MAX_SUMMARY_HOSTS {
+                s.push_str(&format!(
+                    "  ... and {} more\n",
+                    self.hosts.len() - MAX_SUMMARY_HOSTS
+                ));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,353 @@
+//! Watch lists: a small text format, parsed once, compiled into one
+//! matcher (a hash map for exact names, a `RegexSet` for globs and regular
+//! expressions) that every worker shares.
+//!
+//! Format, one item a line:
+//! - blank lines and lines starting with `#` are ignored;
+//! - `@list NAME`, `@severity 1..3`, `@category TEXT`, `@signature TEXT`,
+//!   `@id N` set the list's name, default severity, alert category,
+//!   signature text and first signature id;
+//! - anything else is an entry: `PATTERN [severity=N] [candidate]
+//!   [note=TEXT...]`, where PATTERN is an exact host name, a shell glob
+//!   (`*`, `?`, `[...]`) or `re:REGEX`.
+//!
+//! Matching is case-insensitive and is tried on the whole value, on its
+//! first DNS label, and, for 15-character values (NetBIOS names are cut at
+//! 15), on the first 15 characters of longer exact entries.
+
+use std::collections::HashMap;
+
+use regex::RegexSet;
+
+/// NetBIOS names are at most 15 characters.
+pub const NETBIOS_LEN: usize = 15;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchlistError {
+    pub source: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for WatchlistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.source, self.line, self.message)
+    }
+}
+
+impl std::error::Error for WatchlistError {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    /// Upper-cased.
+    Exact(String),
+    Glob(String),
+    Regex(String),
+}
+
+/// One watched name or pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub list: String,
+    pub category: String,
+    pub signature: String,
+    pub pattern: Pattern,
+    pub severity: u8,
+    pub candidate: bool,
+    pub note: Option<String>,
+    pub id: u32,
+    /// Where it was defined (`file:line`).
+    pub origin: String,
+}
+
+impl Entry {
+    /// The alert text for a matched value.
+    pub fn signature_for(&self, value: &str) -> String {
+        let shown = crate::parsers::text::escape_control(value);
+        if self.candidate {
+            format!("{} ({shown}, unconfirmed candidate)", self.signature)
+        } else {
+            format!("{} ({shown})", self.signature)
+        }
+    }
+}
+
+/// Parses one list. `base_id` numbers entries of a list without `@id`.
+pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, WatchlistError> {
+    let err = |line: usize, message: String| WatchlistError {
+        source: source.to_string(),
+        line,
+        message,
+    };
+    let mut list = std::path::Path::new(source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("watchlist")
+        .to_string();
+    let mut severity = 2u8;
+    let mut category = "Watched host name".to_string();
+    let mut signature = format!("Watched host name on list {list}");
+    let mut signature_set = false;
+    let mut next_id = base_id;
+    let mut entries = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(d) = line.strip_prefix('@') {
+            let (key, value) = d
+                .split_once(char::is_whitespace)
+                .map(|(k, v)| (k, v.trim()))
+                .unwrap_or((d, ""));
+            if value.is_empty() {
+                return Err(err(n, format!("directive @{key} needs a value")));
+            }
+            match key {
+                "list" => {
+                    list = value.to_string();
+                    if !signature_set {
+                        signature = format!("Watched host name on list {list}");
+                    }
+                }
+                "severity" => {
+                    severity = parse_severity(value).ok_or_else(|| {
+                        err(n, format!("severity must be 1, 2 or 3, not '{value}'"))
+                    })?
+                }
+                "category" => category = value.to_string(),
+                "signature" => {
+                    signature = value.to_string();
+                    signature_set = true;
+                }
+                "id" => {
+                    next_id = value
+                        .parse()
+                        .map_err(|_| err(n, format!("@id needs a number, not '{value}'")))?
+                }
+                _ => return Err(err(n, format!("unknown directive @{key}"))),
+            }
+            continue;
+        }
+        let (head, note) = match line.find("note=") {
+            Some(p) => (
+                &line[..p],
+                Some(line[p + 5..].trim().to_string()).filter(|s| !s.is_empty()),
+            ),
+            None => (line, None),
+        };
+        let mut words = head.split_whitespace();
+        let Some(pat) = words.next() else {
+            return Err(err(n, "an entry needs a pattern".into()));
+        };
+        let mut entry_severity = severity;
+        let mut candidate = false;
+        for w in words {
+            if let Some(v) = w.strip_prefix("severity=") {
+                entry_severity = parse_severity(v)
+                    .ok_or_else(|| err(n, format!("severity must be 1, 2 or 3, not '{v}'")))?;
+            } else if w == "candidate" {
+                candidate = true;
+            } else {
+                return Err(err(n, format!("unexpected '{w}' after the pattern (options: severity=N, candidate, note=TEXT)")));
+            }
+        }
+        let pattern = if let Some(re) = pat.strip_prefix("re:") {
+            regex::Regex::new(&format!("(?i){re}")).map_err(|e| {
+                err(
+                    n,
+                    format!("invalid regular expression: {}", first_line(&e.to_string())),
+                )
+            })?;
+            Pattern::Regex(re.to_string())
+        } else if pat.contains(['*', '?', '[']) {
+            let re = glob_to_regex(pat).ok_or_else(|| err(n, format!("invalid glob '{pat}'")))?;
+            regex::Regex::new(&re).map_err(|_| err(n, format!("invalid glob '{pat}'")))?;
+            Pattern::Glob(pat.to_string())
+        } else {
+            Pattern::Exact(pat.to_uppercase())
+        };
+        entries.push(Entry {
+            list: list.clone(),
+            category: category.clone(),
+            signature: signature.clone(),
+            pattern,
+            severity: entry_severity,
+            candidate,
+            note,
+            id: next_id,
+            origin: format!("{source}:{n}"),
+        });
+        next_id += 1;
+    }
+    if entries.is_empty() {
+        return Err(err(0, "the list has no entries".into()));
+    }
+    Ok(entries)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().last().unwrap_or(s).trim()
+}
+
+fn parse_severity(v: &str) -> Option<u8> {
+    v.parse::<u8>().ok().filter(|s| (1..=3).contains(s))
+}
+
+/// A shell glob as an anchored, case-insensitive regular expression.
+fn glob_to_regex(glob: &str) -> Option<String> {
+    let mut re = String::from("(?i)^");
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str(".*"),
+            '?' => re.push('.'),
+            '[' => {
+                re.push('[');
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                    re.push('^');
+                }
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if c == '\\' || c == '[' {
+                        re.push('\\');
+                    }
+                    re.push(c);
+                }
+                if !closed {
+                    return None;
+                }
+                re.push(']');
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    Some(re)
+}
+
+/// The built-in lists, shipped in the binary.
+pub const VMMANAGER_DEFAULTS: &str = include_str!("vmmanager-defaults.list");
+pub const WINDOWS_DEFAULT_NAMES: &str = include_str!("windows-default-names.list");
+
+/// All entries compiled for matching.
+#[derive(Debug)]
+pub struct Matcher {
+    entries: Vec<Entry>,
+    exact: HashMap<String, Vec<usize>>,
+    /// First 15 characters of exact entries longer than that.
+    truncated: HashMap<String, Vec<usize>>,
+    set: RegexSet,
+    /// Entry index of each regex in `set`.
+    set_entries: Vec<usize>,
+}
+
+impl Matcher {
+    pub fn new(entries: Vec<Entry>) -> Result<Matcher, regex::Error> {
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut truncated: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut res = Vec::new();
+        let mut set_entries = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            match &e.pattern {
+                Pattern::Exact(name) => {
+                    exact.entry(name.clone()).or_default().push(i);
+                    if name.chars().count() > NETBIOS_LEN {
+                        truncated
+                            .entry(name.chars().take(NETBIOS_LEN).collect())
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                Pattern::Glob(g) => {
+                    res.push(glob_to_regex(g).unwrap_or_else(|| "$^".into()));
+                    set_entries.push(i);
+                }
+                Pattern::Regex(r) => {
+                    res.push(format!("(?i){r}"));
+                    set_entries.push(i);
+                }
+            }
+        }
+        Ok(Matcher {
+            set: RegexSet::new(&res)?,
+            entries,
+            exact,
+            truncated,
+            set_entries,
+        })
+    }
+
+    /// The built-in lists (the informational one optional) plus user lists.
+    pub fn with_builtins(default_names: bool, user: Vec<Entry>) -> Result<Matcher, WatchlistError> {
+        let mut all = parse(VMMANAGER_DEFAULTS, "builtin:vmmanager-defaults", 0)?;
+        if default_names {
+            all.extend(parse(
+                WINDOWS_DEFAULT_NAMES,
+                "builtin:windows-default-names",
+                0,
+            )?);
+        }
+        all.extend(user);
+        Matcher::new(all).map_err(|e| WatchlistError {
+            source: "watch lists".into(),
+            line: 0,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The most severe entry matching `value`, if any.
+    pub fn lookup(&self, value: &str) -> Option<&Entry> {
+        let value = value.trim_end_matches('.');
+        if value.is_empty() {
+            return None;
+        }
+        let upper = value.to_uppercase();
+        let mut forms: Vec<&str> = vec![&upper];
+        if let Some((label, _)) = upper.split_once('.') {
+            if !label.is_empty() {
+                forms.push(label);
+            }
+        }
+        let mut best: Option<usize> = None;
+        let mut consider = |i: usize| {
+            let better = match best {
+                None => true,
+                Some(b) => self.entries[i].severity < self.entries[b].severity,
+            };
+            if better {
+                best = Some(i);
+            }
+        };
+        for form in &forms {
+            for &i in self.exact.get(*form).into_iter().flatten() {
+                consider(i);
+            }
+            if form.chars().count() == NETBIOS_LEN {
+                for &i in self.truncated.get(*form).into_iter().flatten() {
+                    consider(i);
+                }
+            }
+            if !self.set.is_empty() {
+                for m in self.set.matches(form).iter() {
+                    consider(self.set_entries[m]);
+                }
+            }
+        }
+        best.map(|i| &self.entries[i])
+    }
+}
+
+#[cfg(test)]
+#[path = "watchlist_tests.rs"]
+mod tests;

@@ -1,0 +1,122 @@
+use super::*;
+
+fn matcher(text: &str) -> Matcher {
+    let entries = parse(text, "test.list", 5000).unwrap_or_default();
+    Matcher::new(entries)
+        .unwrap_or_else(|_| Matcher::new(Vec::new()).unwrap_or_else(|_| unreachable!()))
+}
+
+#[test]
+fn builtin_lists_parse_and_document_their_entries() {
+    let m = Matcher::with_builtins(true, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<(String, u8, bool, u32)> = m
+        .entries()
+        .iter()
+        .filter(|e| e.list == "vmmanager-defaults")
+        .map(|e| match &e.pattern {
+            Pattern::Exact(n) => (n.clone(), e.severity, e.candidate, e.id),
+            _ => (String::new(), 0, false, 0),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("WIN-J9D866ESIJ2".to_string(), 1, false, 9_100_001),
+            ("WIN-LIVFRVQFMKO".to_string(), 1, false, 9_100_002),
+            ("WIN-344VU98D3RU".to_string(), 1, false, 9_100_003),
+            ("WIN-8OA3CCQAE4D".to_string(), 2, true, 9_100_004),
+        ]
+    );
+    assert!(m
+        .entries()
+        .iter()
+        .filter(|e| e.list == "vmmanager-defaults")
+        .all(|e| e.note.is_some()));
+    // The most severe list wins over the informational pattern.
+    let e = m
+        .lookup("win-j9d866esij2")
+        .map(|e| (e.list.as_str(), e.severity));
+    assert_eq!(e, Some(("vmmanager-defaults", 1)));
+    assert_eq!(
+        m.lookup("WIN-ABCDEFGHIJK")
+            .map(|e| (e.list.as_str(), e.severity)),
+        Some(("windows-default-names", 3))
+    );
+    assert_eq!(m.lookup("WIN-ABCDEFGHIJ"), None);
+    let without = Matcher::with_builtins(false, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(without.lookup("WIN-ABCDEFGHIJK").is_none());
+}
+
+#[test]
+fn exact_case_fqdn_and_netbios_truncation() {
+    let m = matcher("@list lab\n@severity 2\nfileserver-primary-01\nDC01\n");
+    assert_eq!(m.lookup("dc01").map(|e| e.id), Some(5001));
+    assert_eq!(m.lookup("DC01.corp.example.com").map(|e| e.id), Some(5001));
+    assert_eq!(m.lookup("dc01.").map(|e| e.id), Some(5001));
+    // A NetBIOS name is the first 15 characters.
+    assert_eq!(m.lookup("FILESERVER-PRIM").map(|e| e.id), Some(5000));
+    assert_eq!(m.lookup("FILESERVER-PRI"), None);
+    assert_eq!(m.lookup("DC012"), None);
+    assert_eq!(m.lookup(""), None);
+}
+
+#[test]
+fn globs_and_regexes() {
+    let m = matcher(
+        "DESKTOP-??????? severity=3\nkali*\nre:^(ATTACK|PWN)-\\d+$ severity=1\nsrv[0-9][!x]\n",
+    );
+    assert_eq!(m.lookup("desktop-4qk2m1l").map(|e| e.severity), Some(3));
+    assert_eq!(m.lookup("DESKTOP-4QK2M1"), None);
+    assert_eq!(m.lookup("Kali-Box").map(|e| e.id), Some(5001));
+    assert_eq!(m.lookup("pwn-42").map(|e| e.severity), Some(1));
+    assert_eq!(m.lookup("pwn-42x"), None);
+    assert_eq!(m.lookup("SRV1A").map(|e| e.id), Some(5003));
+    assert_eq!(m.lookup("SRV1X"), None);
+}
+
+#[test]
+fn bad_lines_name_file_and_line() {
+    let cases = [
+        ("ok\n@severity 7\n", 2, "severity must be 1, 2 or 3"),
+        ("re:([a-z\n", 1, "invalid regular expression"),
+        ("host extra\n", 1, "unexpected 'extra'"),
+        ("@bogus x\n", 1, "unknown directive @bogus"),
+        ("srv[0-9\n", 1, "invalid glob"),
+        ("# nothing\n", 0, "no entries"),
+    ];
+    for (text, line, msg) in cases {
+        let e = parse(text, "lists/mine.list", 1)
+            .err()
+            .unwrap_or_else(|| panic!("{text:?} parsed"));
+        assert_eq!(
+            (e.source.as_str(), e.line),
+            ("lists/mine.list", line),
+            "{text:?}"
+        );
+        assert!(e.message.contains(msg), "{}", e.message);
+        assert!(e
+            .to_string()
+            .starts_with(&format!("lists/mine.list:{line}: ")));
+    }
+}
+
+#[test]
+fn options_and_notes() {
+    let e = parse(
+        "@list mine\n@signature Mine\nBAD-HOST severity=1 candidate note=from ticket #42\n",
+        "x",
+        7,
+    )
+    .unwrap_or_default();
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].list.as_str(), e[0].severity, e[0].candidate),
+        ("mine", 1, true)
+    );
+    assert_eq!(e[0].note.as_deref(), Some("from ticket #42"));
+    assert_eq!(
+        e[0].signature_for("bad-host\u{1b}"),
+        "Mine (bad-host\\e, unconfirmed candidate)"
+    );
+    assert_eq!(e[0].origin, "x:3");
+}

@@ -1,0 +1,741 @@
+//! The threads that run the stages. The capture thread (the caller's) reads
+//! packets, decodes them, and hands TCP segments in batches over
+//! `crossbeam-channel` to N workers, sharded by a symmetric flow hash so a
+//! connection always lands on the same worker. Each worker owns a flow
+//! table and a detector. One output thread keeps the host inventory and
+//! writes JSON Lines. Batches are recycled, so the capture path does not
+//! allocate per packet.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use serde_json::json;
+
+use crate::analyzers::Analyzers;
+use crate::capture::{CaptureError, KernelStats, LiveOptions, Next, Source};
+use crate::decode::{defrag::DefragStats, DecodeStats, Decoder, TcpSegment, Vlans};
+use crate::detection::inventory::Inventory;
+use crate::detection::{Detector, Matcher};
+use crate::events::{Body, Event};
+use crate::flow::{FlowConfig, FlowKey, FlowStats, FlowTable};
+use crate::output::Sink;
+
+/// Where packets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(String),
+    Interface(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub inputs: Vec<Input>,
+    pub filter: Option<String>,
+    pub live: LiveOptions,
+    pub workers: usize,
+    pub flow: FlowConfig,
+    pub alerts_only: bool,
+    pub sensor_name: Option<String>,
+    /// Periodic `stats` events (live captures).
+    pub stats_interval: Option<Duration>,
+    /// Progress bar on stderr while replaying.
+    pub progress: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            inputs: Vec::new(),
+            filter: None,
+            live: LiveOptions::default(),
+            workers: 1,
+            flow: FlowConfig::default(),
+            alerts_only: false,
+            sensor_name: None,
+            stats_interval: None,
+            progress: false,
+        }
+    }
+}
+
+/// Flags set by signal handlers.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Stop capturing, flush, write the final stats (SIGINT, SIGTERM).
+    pub stop: AtomicBool,
+    /// Reopen the output file (SIGHUP).
+    pub reopen: AtomicBool,
+    /// Print the human summary to stderr (SIGUSR1).
+    pub summary: AtomicBool,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub alerts: u64,
+    pub events: u64,
+    /// The capture error that ended the run early, if any (events before it
+    /// were written).
+    pub error: Option<CaptureError>,
+    /// The output could not be written.
+    pub output_error: Option<String>,
+    pub interrupted: bool,
+    /// The end-of-run summary (plain text, names escaped).
+    pub summary: String,
+    pub summary_color: String,
+}
+
+/// A TCP segment's header fields, with its payload's place in the batch.
+#[derive(Debug, Clone, Copy)]
+struct SegMeta {
+    ts_us: i64,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    vlans: Vlans,
+    off: u32,
+    len: u32,
+}
+
+/// Segments for one worker, payloads packed into one buffer.
+#[derive(Debug, Default)]
+struct Batch {
+    data: Vec<u8>,
+    segs: Vec<SegMeta>,
+}
+
+const BATCH_SEGMENTS: usize = 512;
+const BATCH_BYTES: usize = 512 << 10;
+/// Batches in flight per worker (back-pressure on the capture thread).
+const QUEUE_DEPTH: usize = 8;
+
+enum WorkMsg {
+    Batch(Batch),
+    /// Wall-clock time while a live capture is idle: expire flows.
+    Tick(i64),
+}
+
+enum OutMsg {
+    Events(Vec<Event>),
+    Stats {
+        ts_us: i64,
+        stats: serde_json::Value,
+        last: bool,
+    },
+}
+
+/// Counters a worker publishes for periodic stats.
+#[derive(Debug, Default, Clone, Copy)]
+struct WorkerSnapshot {
+    flows: FlowStats,
+    active: usize,
+    held_bytes: usize,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn worker(
+    cfg: FlowConfig,
+    matcher: Arc<Matcher>,
+    rx: Receiver<WorkMsg>,
+    free: Sender<Batch>,
+    out: Sender<OutMsg>,
+    snapshot: Arc<Mutex<WorkerSnapshot>>,
+) -> WorkerSnapshot {
+    let mut table = FlowTable::new(cfg, Analyzers);
+    let mut detector = Detector::new(matcher);
+    let mut events = Vec::new();
+    let publish = |table: &FlowTable<Analyzers>| {
+        if let Ok(mut s) = snapshot.lock() {
+            *s = WorkerSnapshot {
+                flows: table.stats,
+                active: table.len(),
+                held_bytes: table.held_bytes(),
+            };
+        }
+    };
+    for msg in rx {
+        match msg {
+            WorkMsg::Batch(mut b) => {
+                for m in &b.segs {
+                    let payload = b
+                        .data
+                        .get(m.off as usize..(m.off + m.len) as usize)
+                        .unwrap_or(&[]);
+                    let seg = TcpSegment {
+                        ts_us: m.ts_us,
+                        src: m.src,
+                        dst: m.dst,
+                        sport: m.sport,
+                        dport: m.dport,
+                        seq: m.seq,
+                        ack: m.ack,
+                        flags: m.flags,
+                        window: m.window,
+                        vlans: m.vlans,
+                        payload,
+                    };
+                    table.packet(&seg, &mut |fr| detector.process(fr, &mut events));
+                }
+                b.data.clear();
+                b.segs.clear();
+                let _ = free.try_send(b);
+            }
+            WorkMsg::Tick(now) => {
+                table.expire(now, &mut |fr| detector.process(fr, &mut events));
+                publish(&table);
+            }
+        }
+        if !events.is_empty()
+            && out
+                .send(OutMsg::Events(std::mem::take(&mut events)))
+                .is_err()
+        {
+            break;
+        }
+    }
+    table.finish(&mut |fr| detector.process(fr, &mut events));
+    if !events.is_empty() {
+        let _ = out.send(OutMsg::Events(events));
+    }
+    publish(&table);
+    WorkerSnapshot {
+        flows: table.stats,
+        active: 0,
+        held_bytes: table.held_bytes(),
+    }
+}
+
+/// The output thread: inventory, filtering, serialisation, writing.
+fn output(
+    mut sink: Sink,
+    rx: Receiver<OutMsg>,
+    alerts_only: bool,
+    sensor: Option<String>,
+    control: Arc<Control>,
+) -> (Inventory, BTreeMap<&'static str, u64>, Option<String>) {
+    let mut inv = Inventory::default();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut buf = Vec::with_capacity(64 << 10);
+    let mut error: Option<String> = None;
+    let write = |sink: &mut Sink, buf: &mut Vec<u8>, error: &mut Option<String>, flush: bool| {
+        if error.is_none() && !buf.is_empty() {
+            if let Err(e) = sink.write_all(buf) {
+                *error = Some(e.to_string());
+                control.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        buf.clear();
+        if flush && error.is_none() {
+            if let Err(e) = sink.flush() {
+                *error = Some(e.to_string());
+                control.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    };
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(OutMsg::Events(evs)) => {
+                for ev in evs {
+                    if !inv.admit(&ev) {
+                        continue;
+                    }
+                    if alerts_only && !matches!(ev.body, Body::Alert(_)) {
+                        continue;
+                    }
+                    *counts.entry(ev.body.event_type()).or_default() += 1;
+                    ev.write_json(sensor.as_deref(), &mut buf);
+                }
+                let idle = rx.is_empty();
+                write(&mut sink, &mut buf, &mut error, idle);
+            }
+            Ok(OutMsg::Stats {
+                ts_us,
+                mut stats,
+                last,
+            }) => {
+                if let Some(obj) = stats.as_object_mut() {
+                    obj.insert("events".into(), json!(counts));
+                    obj.insert("alerts".into(), json!(inv.alerts()));
+                    obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow }));
+                }
+                if !alerts_only {
+                    let ev = Event {
+                        ts_us,
+                        flow: None,
+                        body: Body::Stats(stats),
+                    };
+                    ev.write_json(sensor.as_deref(), &mut buf);
+                }
+                write(&mut sink, &mut buf, &mut error, true);
+                if last {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if control.reopen.swap(false, Ordering::SeqCst) {
+                    if let Err(e) = sink.reopen() {
+                        eprintln!("hostwatch: cannot reopen the output file: {e}");
+                    }
+                }
+                if control.summary.swap(false, Ordering::SeqCst) {
+                    eprint!("{}", inv.summary(false));
+                }
+                write(&mut sink, &mut buf, &mut error, true);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    write(&mut sink, &mut buf, &mut error, true);
+    (inv, counts, error)
+}
+
+/// Totals of the capture side.
+#[derive(Debug, Default, Clone, Copy)]
+struct CaptureTotals {
+    packets: u64,
+    bytes: u64,
+    decode: DecodeStats,
+    defrag: DefragStats,
+    kernel: KernelStats,
+}
+
+fn add_decode(a: &mut DecodeStats, b: &DecodeStats) {
+    a.frames += b.frames;
+    a.bytes += b.bytes;
+    a.tcp += b.tcp;
+    a.non_ip += b.non_ip;
+    a.non_tcp += b.non_tcp;
+    a.malformed += b.malformed;
+    a.tunnels += b.tunnels;
+    a.tunnel_too_deep += b.tunnel_too_deep;
+}
+
+fn add_defrag(a: &mut DefragStats, b: &DefragStats) {
+    a.fragments += b.fragments;
+    a.reassembled += b.reassembled;
+    a.timed_out += b.timed_out;
+    a.dropped_capacity += b.dropped_capacity;
+    a.invalid += b.invalid;
+    a.conflicting_overlaps += b.conflicting_overlaps;
+}
+
+fn stats_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> serde_json::Value {
+    let mut f = FlowStats::default();
+    let (mut active, mut held) = (0, 0);
+    for s in w {
+        let s2 = &s.flows;
+        f.flows += s2.flows;
+        f.midstream += s2.midstream;
+        f.bypassed += s2.bypassed;
+        f.timed_out += s2.timed_out;
+        f.evicted += s2.evicted;
+        f.closed += s2.closed;
+        let (t, u) = (&mut f.streams, &s2.streams);
+        t.segments += u.segments;
+        t.delivered_bytes += u.delivered_bytes;
+        t.retransmitted += u.retransmitted;
+        t.out_of_order += u.out_of_order;
+        t.conflicting_overlaps += u.conflicting_overlaps;
+        t.gaps += u.gaps;
+        t.gap_bytes += u.gap_bytes;
+        t.ooo_overflows += u.ooo_overflows;
+        t.beyond_depth += u.beyond_depth;
+        active += s.active;
+        held += s.held_bytes;
+    }
+    let d = &c.decode;
+    let mut v = json!({
+        "packets": c.packets,
+        "bytes": c.bytes,
+        "decoder": {
+            "tcp": d.tcp, "non_ip": d.non_ip, "non_tcp": d.non_tcp, "malformed": d.malformed,
+            "tunnelled": d.tunnels, "tunnel_too_deep": d.tunnel_too_deep,
+        },
+        "defrag": {
+            "fragments": c.defrag.fragments, "reassembled": c.defrag.reassembled, "timed_out": c.defrag.timed_out,
+            "dropped_capacity": c.defrag.dropped_capacity, "invalid": c.defrag.invalid,
+            "conflicting_overlaps": c.defrag.conflicting_overlaps,
+        },
+        "flows": {
+            "total": f.flows, "active": active, "midstream": f.midstream, "bypassed": f.bypassed,
+            "timed_out": f.timed_out, "evicted": f.evicted, "closed": f.closed,
+        },
+        "reassembly": {
+            "segments": f.streams.segments, "bytes": f.streams.delivered_bytes,
+            "retransmitted": f.streams.retransmitted, "out_of_order": f.streams.out_of_order,
+            "conflicting_overlaps": f.streams.conflicting_overlaps, "gaps": f.streams.gaps,
+            "gap_bytes": f.streams.gap_bytes, "ooo_overflows": f.streams.ooo_overflows,
+            "beyond_depth_bytes": f.streams.beyond_depth, "held_bytes": held,
+        },
+    });
+    if live {
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "capture".into(),
+                json!({ "kernel_received": c.kernel.received, "kernel_drops": c.kernel.dropped, "interface_drops": c.kernel.if_dropped }),
+            );
+        }
+    }
+    v
+}
+
+/// Per-worker batches being filled by the capture thread.
+struct Dispatch {
+    pending: Vec<Batch>,
+    txs: Vec<Sender<WorkMsg>>,
+    free: Receiver<Batch>,
+}
+
+impl Dispatch {
+    fn push(&mut self, seg: &TcpSegment<'_>) {
+        let n = self.txs.len();
+        let w = if n == 1 {
+            0
+        } else {
+            (FlowKey::of(seg).shard_hash() % n as u64) as usize
+        };
+        let b = &mut self.pending[w];
+        let off = b.data.len() as u32;
+        b.data.extend_from_slice(seg.payload);
+        b.segs.push(SegMeta {
+            ts_us: seg.ts_us,
+            src: seg.src,
+            dst: seg.dst,
+            sport: seg.sport,
+            dport: seg.dport,
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: seg.window,
+            vlans: seg.vlans,
+            off,
+            len: seg.payload.len() as u32,
+        });
+        if b.segs.len() >= BATCH_SEGMENTS || b.data.len() >= BATCH_BYTES {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        if self.pending[w].segs.is_empty() {
+            return;
+        }
+        let fresh = self.free.try_recv().unwrap_or_else(|_| Batch {
+            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            segs: Vec::with_capacity(BATCH_SEGMENTS),
+        });
+        let full = std::mem::replace(&mut self.pending[w], fresh);
+        let _ = self.txs[w].send(WorkMsg::Batch(full));
+    }
+
+    fn send_all(&mut self) {
+        for w in 0..self.txs.len() {
+            self.send(w);
+        }
+    }
+
+    fn tick(&mut self, now: i64) {
+        self.send_all();
+        for tx in &self.txs {
+            let _ = tx.send(WorkMsg::Tick(now));
+        }
+    }
+}
+
+fn progress_bar(source: &Source) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = if source.size > 0 && source.position().is_some() {
+        let pb = indicatif::ProgressBar::new(source.size);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    } else {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} {spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        pb
+    };
+    pb.set_prefix(crate::parsers::text::escape_control(source.name()));
+    Some(pb)
+}
+
+/// Runs the whole pipeline over the configured inputs.
+pub fn run(cfg: &Config, matcher: Arc<Matcher>, sink: Sink, control: Arc<Control>) -> Outcome {
+    run_with_hook(cfg, matcher, sink, control, || Ok(()))
+}
+
+/// As [`run`], calling `after_open` once the live interfaces are open and
+/// before any packet is read (to drop privileges).
+pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
+    cfg: &Config,
+    matcher: Arc<Matcher>,
+    sink: Sink,
+    control: Arc<Control>,
+    after_open: H,
+) -> Outcome {
+    let workers = cfg.workers.max(1);
+    let (out_tx, out_rx) = bounded::<OutMsg>(256);
+    let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
+    let out_control = control.clone();
+    let alerts_only = cfg.alerts_only;
+    let sensor = cfg.sensor_name.clone();
+    let output_thread = thread::Builder::new()
+        .name("hostwatch-output".into())
+        .spawn(move || output(sink, out_rx, alerts_only, sensor, out_control));
+
+    let mut txs = Vec::new();
+    let mut handles = Vec::new();
+    let mut snapshots = Vec::new();
+    for i in 0..workers {
+        let (tx, rx) = bounded::<WorkMsg>(QUEUE_DEPTH);
+        let snap = Arc::new(Mutex::new(WorkerSnapshot::default()));
+        let (m, f, o, s, fc) = (
+            matcher.clone(),
+            free_tx.clone(),
+            out_tx.clone(),
+            snap.clone(),
+            cfg.flow,
+        );
+        let h = thread::Builder::new()
+            .name(format!("hostwatch-worker-{i}"))
+            .spawn(move || worker(fc, m, rx, f, o, s));
+        txs.push(tx);
+        handles.push(h);
+        snapshots.push(snap);
+    }
+    let mut dispatch = Dispatch {
+        pending: (0..workers).map(|_| Batch::default()).collect(),
+        txs,
+        free: free_rx,
+    };
+
+    let mut totals = CaptureTotals::default();
+    let mut error = None;
+    let mut last_ts = 0i64;
+    let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
+    let mut last_stats = Instant::now();
+    let mut last_tick = Instant::now();
+    let mut sources: Vec<Source> = Vec::new();
+
+    // Live interfaces are read together; files one after the other.
+    let mut live = Vec::new();
+    for input in &cfg.inputs {
+        match input {
+            Input::Interface(i) => match Source::open_live(i, &cfg.live, cfg.filter.as_deref()) {
+                Ok(s) => live.push(s),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            },
+            Input::File(_) => {}
+        }
+    }
+    if error.is_none() {
+        if let Err(detail) = after_open() {
+            error = Some(CaptureError::Setup { detail });
+        }
+    }
+    let files: Vec<&String> = cfg
+        .inputs
+        .iter()
+        .filter_map(|i| {
+            if let Input::File(f) = i {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect();
+
+    if error.is_none() {
+        'files: for path in files {
+            let mut src = match Source::open_file(path, cfg.filter.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            };
+            let mut decoder = Decoder::new(src.linktype());
+            let pb = if cfg.progress {
+                progress_bar(&src)
+            } else {
+                None
+            };
+            let started = Instant::now();
+            let mut n = 0u64;
+            loop {
+                if control.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match src.next() {
+                    Ok(Next::Packet { ts_us, data, .. }) => {
+                        n += 1;
+                        last_ts = ts_us;
+                        decoder.decode(ts_us, data, &mut |seg| dispatch.push(seg));
+                        if n % 8192 == 0 {
+                            if let Some(pb) = &pb {
+                                if let Some(p) = src.position() {
+                                    pb.set_position(p);
+                                }
+                                let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-6);
+                                pb.set_message(format!("{n} packets, {rate:.0} packets/s"));
+                            }
+                        }
+                    }
+                    Ok(Next::Idle) => {}
+                    Ok(Next::End) => break,
+                    Err(e) => {
+                        error = Some(e);
+                        add_decode(&mut totals.decode, &decoder.stats);
+                        add_defrag(&mut totals.defrag, &decoder.defrag_stats());
+                        if let Some(pb) = pb {
+                            pb.finish_and_clear();
+                        }
+                        break 'files;
+                    }
+                }
+            }
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            add_decode(&mut totals.decode, &decoder.stats);
+            add_defrag(&mut totals.defrag, &decoder.defrag_stats());
+            sources.push(src);
+            if control.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    }
+
+    if error.is_none() && !live.is_empty() {
+        let mut decoders: Vec<Decoder> = live.iter().map(|s| Decoder::new(s.linktype())).collect();
+        'live: loop {
+            let mut idle = true;
+            for (src, decoder) in live.iter_mut().zip(decoders.iter_mut()) {
+                if control.stop.load(Ordering::Relaxed) {
+                    break 'live;
+                }
+                // With several interfaces, take a bounded number from each in turn.
+                for _ in 0..if cfg.inputs.len() > 1 { 64 } else { 1024 } {
+                    match src.next() {
+                        Ok(Next::Packet { ts_us, data, .. }) => {
+                            idle = false;
+                            last_ts = ts_us;
+                            decoder.decode(ts_us, data, &mut |seg| dispatch.push(seg));
+                        }
+                        Ok(Next::Idle) | Ok(Next::End) => break,
+                        Err(e) => {
+                            error = Some(e);
+                            break 'live;
+                        }
+                    }
+                }
+            }
+            if idle || last_tick.elapsed() >= Duration::from_secs(1) {
+                // Flush partial batches so a quiet network still sees events,
+                // and let idle flows time out on the wall clock.
+                dispatch.tick(now_us());
+                last_tick = Instant::now();
+            }
+            if let Some(iv) = cfg.stats_interval {
+                if last_stats.elapsed() >= iv {
+                    last_stats = Instant::now();
+                    let mut t = totals;
+                    for (s, d) in live.iter_mut().zip(decoders.iter()) {
+                        add_decode(&mut t.decode, &d.stats);
+                        add_defrag(&mut t.defrag, &d.defrag_stats());
+                        if let Some(k) = s.kernel_stats() {
+                            t.kernel.received += k.received;
+                            t.kernel.dropped += k.dropped;
+                            t.kernel.if_dropped += k.if_dropped;
+                        }
+                    }
+                    t.packets = t.decode.frames;
+                    t.bytes = t.decode.bytes;
+                    let snaps: Vec<WorkerSnapshot> = snapshots
+                        .iter()
+                        .filter_map(|s| s.lock().ok().map(|g| *g))
+                        .collect();
+                    let _ = out_tx.send(OutMsg::Stats {
+                        ts_us: now_us(),
+                        stats: stats_json(&t, &snaps, true),
+                        last: false,
+                    });
+                }
+            }
+        }
+        for (s, d) in live.iter_mut().zip(decoders.iter()) {
+            add_decode(&mut totals.decode, &d.stats);
+            add_defrag(&mut totals.defrag, &d.defrag_stats());
+            if let Some(k) = s.kernel_stats() {
+                totals.kernel.received += k.received;
+                totals.kernel.dropped += k.dropped;
+                totals.kernel.if_dropped += k.if_dropped;
+            }
+        }
+        last_ts = last_ts.max(now_us());
+    }
+
+    // Drain: partial batches out, workers finish their flows.
+    dispatch.send_all();
+    let Dispatch { txs, .. } = dispatch;
+    drop(txs);
+    let finals: Vec<WorkerSnapshot> = handles
+        .into_iter()
+        .filter_map(|h| h.ok())
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    totals.packets = totals.decode.frames;
+    totals.bytes = totals.decode.bytes;
+    let _ = out_tx.send(OutMsg::Stats {
+        ts_us: last_ts,
+        stats: stats_json(&totals, &finals, any_live),
+        last: true,
+    });
+    drop(out_tx);
+    drop(sources);
+    let (inv, counts, output_error) = match output_thread.ok().map(|h| h.join()) {
+        Some(Ok(r)) => r,
+        _ => (
+            Inventory::default(),
+            BTreeMap::new(),
+            Some("output thread failed".into()),
+        ),
+    };
+    Outcome {
+        alerts: inv.alerts(),
+        events: counts.values().sum(),
+        error,
+        output_error,
+        interrupted: control.stop.load(Ordering::SeqCst),
+        summary: inv.summary(false),
+        summary_color: inv.summary(true),
+    }
+}

@@ -1,0 +1,757 @@
+//! Conformance: every capture under fixtures/ with an `expected.json`
+//! (copied from shared/captures) gives exactly the RDP and NTLM values an
+//! independent dissector decodes, on the right connections, and nothing
+//! spurious. All mismatches of all captures are reported together.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{fixture, get, of_type, run_file, s};
+use serde_json::Value;
+
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    checked: usize,
+}
+
+impl Report {
+    fn eq(
+        &mut self,
+        capture: &str,
+        what: &str,
+        field: &str,
+        expected: Option<String>,
+        actual: Option<String>,
+    ) {
+        self.checked += 1;
+        if expected.is_none() && actual.is_some() && oracle_blind_field(capture, what, field) {
+            return;
+        }
+        if expected != actual {
+            self.lines.push(format!(
+                "{capture} [{what}] {field}: expected {expected:?}, got {actual:?}"
+            ));
+        }
+    }
+    fn fail(&mut self, capture: &str, msg: String) {
+        self.lines.push(format!("{capture}: {msg}"));
+    }
+}
+
+/// The manifest's string: `null` and `""` both mean "not carried", as the
+/// event contract leaves such values out.
+fn exp(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn num(v: &Value, path: &str) -> Option<String> {
+    get(v, path).and_then(|x| x.as_u64().map(|n| n.to_string()))
+}
+
+fn hex_u32(s: &str) -> Option<u32> {
+    u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+}
+
+/// requestedProtocols bits as the event names them.
+fn protocol_names(bits: u32) -> String {
+    let mut v = Vec::new();
+    if bits == 0 {
+        v.push("rdp");
+    }
+    for (bit, name) in [
+        (1, "tls"),
+        (2, "hybrid"),
+        (4, "rdstls"),
+        (8, "hybrid_ex"),
+        (16, "rdsaad"),
+    ] {
+        if bits & bit != 0 {
+            v.push(name);
+        }
+    }
+    v.join(",")
+}
+
+fn selected_name(v: u32) -> String {
+    match v {
+        0 => "rdp".into(),
+        1 => "tls".into(),
+        2 => "hybrid".into(),
+        4 => "rdstls".into(),
+        8 => "hybrid_ex".into(),
+        16 => "rdsaad".into(),
+        n => format!("0x{n:08x}"),
+    }
+}
+
+fn failure_name(code: u32) -> String {
+    match code {
+        1 => "ssl_required_by_server".into(),
+        2 => "ssl_not_allowed_by_server".into(),
+        3 => "ssl_cert_not_on_server".into(),
+        4 => "inconsistent_flags".into(),
+        5 => "hybrid_required_by_server".into(),
+        6 => "ssl_with_user_auth_required_by_server".into(),
+        n => format!("0x{n:08x}"),
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Option<String> {
+    let a = v?.as_array()?;
+    Some(
+        a.iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+fn conn_key(e: &Value) -> (String, u64, String, u64) {
+    (
+        s(e, "src_ip").unwrap_or_default(),
+        e["src_port"].as_u64().unwrap_or(0),
+        s(e, "dest_ip").unwrap_or_default(),
+        e["dest_port"].as_u64().unwrap_or(0),
+    )
+}
+
+fn exp_key(x: &Value) -> (String, u64, String, u64) {
+    (
+        s(x, "client_ip").unwrap_or_default(),
+        x["client_port"].as_u64().unwrap_or(0),
+        s(x, "server_ip").unwrap_or_default(),
+        x["server_port"].as_u64().unwrap_or(0),
+    )
+}
+
+fn check_ntlm(r: &mut Report, cap: &str, x: &Value, e: &Value) {
+    let what = format!(
+        "ntlm {}:{}",
+        exp(x, "client_ip").unwrap_or_default(),
+        x["client_port"]
+    );
+    let w = what.as_str();
+    r.eq(
+        cap,
+        w,
+        "carrier",
+        exp(x, "protocol_carrier"),
+        s(e, "ntlm.carrier"),
+    );
+    r.eq(
+        cap,
+        w,
+        "negotiate.workstation",
+        exp(x, "negotiate_workstation"),
+        s(e, "ntlm.negotiate.workstation"),
+    );
+    r.eq(
+        cap,
+        w,
+        "negotiate.domain",
+        exp(x, "negotiate_domain"),
+        s(e, "ntlm.negotiate.domain"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.workstation",
+        exp(x, "workstation"),
+        s(e, "ntlm.client.workstation"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.user",
+        exp(x, "user"),
+        s(e, "ntlm.client.user"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.domain",
+        exp(x, "domain"),
+        s(e, "ntlm.client.domain"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.target_name",
+        exp(x, "target_name"),
+        s(e, "ntlm.server.target_name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.nb_computer_name",
+        exp(x, "server_nb_computer_name"),
+        s(e, "ntlm.server.nb_computer_name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.dns_computer_name",
+        exp(x, "server_dns_computer_name"),
+        s(e, "ntlm.server.dns_computer_name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.nb_domain_name",
+        exp(x, "server_nb_domain_name"),
+        s(e, "ntlm.server.nb_domain_name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.dns_domain_name",
+        exp(x, "server_dns_domain_name"),
+        s(e, "ntlm.server.dns_domain_name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.dns_tree_name",
+        exp(x, "dns_tree_name"),
+        s(e, "ntlm.server.dns_tree_name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.target_spn",
+        x.get("auth_echo").and_then(|a| exp(a, "target_spn")),
+        s(e, "ntlm.client.target_spn"),
+    );
+    r.eq(
+        cap,
+        w,
+        "negotiate.version",
+        exp(x, "negotiate_version"),
+        s(e, "ntlm.negotiate.version"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.version",
+        exp(x, "challenge_version"),
+        s(e, "ntlm.server.version"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.version",
+        exp(x, "authenticate_version"),
+        s(e, "ntlm.client.version"),
+    );
+}
+
+fn check_rdp(r: &mut Report, cap: &str, x: &Value, e: &Value) {
+    let what = format!(
+        "rdp {}:{}",
+        exp(x, "client_ip").unwrap_or_default(),
+        x["client_port"]
+    );
+    let w = what.as_str();
+    r.eq(cap, w, "cookie", exp(x, "cookie"), s(e, "rdp.cookie"));
+    r.eq(
+        cap,
+        w,
+        "routing_token",
+        exp(x, "routing_token"),
+        s(e, "rdp.routing_token"),
+    );
+    let req = if x["neg_req_present"] == Value::Bool(true) {
+        exp(x, "requested_protocols")
+            .and_then(|h| hex_u32(&h))
+            .map(protocol_names)
+    } else {
+        None
+    };
+    r.eq(
+        cap,
+        w,
+        "requested_protocols",
+        req,
+        str_list(get(e, "rdp.requested_protocols")),
+    );
+    let sel = exp(x, "selected_protocol")
+        .and_then(|h| hex_u32(&h))
+        .map(selected_name);
+    r.eq(
+        cap,
+        w,
+        "selected_protocol",
+        sel,
+        s(e, "rdp.selected_protocol"),
+    );
+    let fail = exp(x, "failure_code")
+        .and_then(|h| hex_u32(&h))
+        .map(failure_name);
+    r.eq(
+        cap,
+        w,
+        "negotiation_failure",
+        fail,
+        s(e, "rdp.negotiation_failure"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.name",
+        exp(x, "client_name"),
+        s(e, "rdp.client.name"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.build",
+        exp(x, "client_build"),
+        num(e, "rdp.client.build"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.keyboard_layout",
+        exp(x, "keyboard_layout"),
+        num(e, "rdp.client.keyboard_layout"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.desktop_width",
+        exp(x, "desktop_width"),
+        num(e, "rdp.client.desktop_width"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.desktop_height",
+        exp(x, "desktop_height"),
+        num(e, "rdp.client.desktop_height"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.dig_product_id",
+        exp(x, "client_dig_product_id"),
+        s(e, "rdp.client.dig_product_id"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.version",
+        exp(x, "client_rdp_version"),
+        s(e, "rdp.client.version"),
+    );
+    r.eq(
+        cap,
+        w,
+        "client.server_selected_protocol",
+        exp(x, "core_server_selected_protocol"),
+        num(e, "rdp.client.server_selected_protocol"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.encryption_method",
+        exp(x, "encryption_method")
+            .and_then(|h| hex_u32(&h))
+            .map(|v| v.to_string()),
+        num(e, "rdp.server.encryption_method"),
+    );
+    r.eq(
+        cap,
+        w,
+        "server.encryption_level",
+        exp(x, "encryption_level")
+            .and_then(|h| hex_u32(&h))
+            .map(|v| v.to_string()),
+        num(e, "rdp.server.encryption_level"),
+    );
+    let cert_type = x
+        .get("std_security_server_cert")
+        .and_then(|c| exp(c, "type"));
+    r.eq(
+        cap,
+        w,
+        "server.certificate_type",
+        cert_type,
+        s(e, "rdp.server.certificate_type"),
+    );
+}
+
+fn check_cert(r: &mut Report, cap: &str, x: &Value, e: &Value) {
+    let w = "tls certificate";
+    r.eq(
+        cap,
+        w,
+        "subject_cn",
+        exp(x, "subject_cn"),
+        s(e, "rdp.server.certificate.subject_cn"),
+    );
+    r.eq(
+        cap,
+        w,
+        "issuer_cn",
+        exp(x, "issuer_cn"),
+        s(e, "rdp.server.certificate.issuer_cn"),
+    );
+    r.eq(
+        cap,
+        w,
+        "san_dns",
+        str_list(x.get("san_dns")).filter(|v| !v.is_empty()),
+        str_list(get(e, "rdp.server.certificate.san_dns")),
+    );
+    r.eq(
+        cap,
+        w,
+        "chain_length",
+        exp(x, "chain_length"),
+        num(e, "rdp.server.certificate.chain_length"),
+    );
+}
+
+/// Fields the oracle is known not to decode: the raw-SASL LDAP CHALLENGE of
+/// the Arkime synthetic capture (documented in fixtures/real/README.md;
+/// Arkime's own oracle reports its target name SASLTGT).
+fn oracle_blind_field(cap: &str, what: &str, field: &str) -> bool {
+    cap.contains("arkime__ntlm_synthetic")
+        && what.ends_with("10.10.7.100:50007")
+        && field.starts_with("server.")
+}
+
+/// Events that the oracle is known not to decode (its documented limits).
+fn known_oracle_gap(cap: &str, e: &Value) -> bool {
+    cap.contains("arkime__ntlm_synthetic")
+        && matches!(
+            s(e, "ntlm.carrier").as_deref(),
+            Some("smtp") | Some("imap") | Some("pop3")
+        )
+}
+
+#[test]
+fn third_party_captures_match_expected() {
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("real/expected.json")).expect("manifest"),
+    )
+    .expect("json");
+    let mut r = Report::default();
+    for entry in manifest.as_array().expect("array") {
+        let file = entry["file"].as_str().expect("file");
+        let cap = file.trim_start_matches("pcaps/");
+        let events = run_file(&fixture(&format!("real/{file}")));
+        let expected = &entry["expected"];
+
+        // NTLM: grouped by connection, in order.
+        let mut ours: BTreeMap<_, Vec<&Value>> = BTreeMap::new();
+        for e in of_type(&events, "ntlm") {
+            if !known_oracle_gap(cap, e) {
+                ours.entry(conn_key(e)).or_default().push(e);
+            }
+        }
+        let mut theirs: BTreeMap<_, Vec<&Value>> = BTreeMap::new();
+        for x in expected["ntlm"].as_array().into_iter().flatten() {
+            theirs.entry(exp_key(x)).or_default().push(x);
+        }
+        for (k, xs) in &theirs {
+            let got = ours.remove(k).unwrap_or_default();
+            if got.len() != xs.len() {
+                r.fail(
+                    cap,
+                    format!(
+                        "ntlm {k:?}: expected {} exchanges, got {}",
+                        xs.len(),
+                        got.len()
+                    ),
+                );
+            }
+            for (x, e) in xs.iter().zip(got.iter()) {
+                check_ntlm(&mut r, cap, x, e);
+            }
+        }
+        for (k, extra) in ours {
+            r.fail(
+                cap,
+                format!("ntlm {k:?}: {} spurious exchanges", extra.len()),
+            );
+        }
+
+        // RDP: one event per connection.
+        let mut ours: BTreeMap<_, &Value> = of_type(&events, "rdp")
+            .into_iter()
+            .map(|e| (conn_key(e), e))
+            .collect();
+        let mut with_cert: Vec<&Value> = Vec::new();
+        for x in expected["rdp"].as_array().into_iter().flatten() {
+            match ours.remove(&exp_key(x)) {
+                Some(e) => {
+                    check_rdp(&mut r, cap, x, e);
+                    if get(e, "rdp.server.certificate.subject_cn").is_some() {
+                        with_cert.push(e);
+                    }
+                }
+                None => r.fail(cap, format!("rdp {:?}: no event", exp_key(x))),
+            }
+        }
+        for (k, _) in ours {
+            r.fail(cap, format!("rdp {k:?}: spurious event"));
+        }
+        let certs: Vec<&Value> = expected["tls_certs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        if certs.len() != with_cert.len() {
+            r.fail(
+                cap,
+                format!(
+                    "expected {} certificates, got {}",
+                    certs.len(),
+                    with_cert.len()
+                ),
+            );
+        }
+        for (x, e) in certs.iter().zip(with_cert) {
+            check_cert(&mut r, cap, x, e);
+        }
+        // None of these names is on a watch list.
+        for a in of_type(&events, "alert") {
+            if a["alert"]["list"] == "vmmanager-defaults" {
+                r.fail(cap, format!("unexpected alert {}", a["alert"]["hostname"]));
+            }
+        }
+    }
+    assert!(
+        r.lines.is_empty(),
+        "{} mismatches of {} checks:\n{}",
+        r.lines.len(),
+        r.checked,
+        r.lines.join("\n")
+    );
+    assert!(r.checked > 1000, "only {} values checked", r.checked);
+}
+
+#[test]
+fn lab_captures_match_expected() {
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("lab/expected.json")).expect("manifest"),
+    )
+    .expect("json");
+    let mut r = Report::default();
+    for (name, sc) in manifest["scenarios"].as_object().expect("scenarios") {
+        let cap = name.as_str();
+        let events = run_file(&fixture(&format!(
+            "lab/{}",
+            sc["pcap"].as_str().expect("pcap")
+        )));
+        let t = &sc["tshark"];
+        let mut decoded_names: BTreeSet<String> = BTreeSet::new();
+
+        let msgs: Vec<&Value> = t["messages"].as_array().into_iter().flatten().collect();
+        if !msgs.is_empty() {
+            let ntlm = of_type(&events, "ntlm");
+            if ntlm.len() != 1 {
+                r.fail(cap, format!("expected 1 ntlm exchange, got {}", ntlm.len()));
+            }
+            let Some(e) = ntlm.first() else { continue };
+            for m in &msgs {
+                let field = |k: &str| exp(m, k);
+                let pairs: &[(&str, &str)] = match m["type"].as_str() {
+                    Some("NEGOTIATE") => &[
+                        (
+                            "ntlmssp.negotiate.callingworkstation",
+                            "ntlm.negotiate.workstation",
+                        ),
+                        ("ntlmssp.negotiate.domain", "ntlm.negotiate.domain"),
+                    ],
+                    Some("CHALLENGE") => &[
+                        ("ntlmssp.challenge.target_name", "ntlm.server.target_name"),
+                        (
+                            "ntlmssp.challenge.target_info.nb_computer_name",
+                            "ntlm.server.nb_computer_name",
+                        ),
+                        (
+                            "ntlmssp.challenge.target_info.nb_domain_name",
+                            "ntlm.server.nb_domain_name",
+                        ),
+                        (
+                            "ntlmssp.challenge.target_info.dns_computer_name",
+                            "ntlm.server.dns_computer_name",
+                        ),
+                        (
+                            "ntlmssp.challenge.target_info.dns_domain_name",
+                            "ntlm.server.dns_domain_name",
+                        ),
+                    ],
+                    _ => &[
+                        ("ntlmssp.auth.hostname", "ntlm.client.workstation"),
+                        ("ntlmssp.auth.username", "ntlm.client.user"),
+                        ("ntlmssp.auth.domain", "ntlm.client.domain"),
+                    ],
+                };
+                for (theirs, ours) in pairs {
+                    if let Some(v) = field(theirs) {
+                        decoded_names.insert(v.to_uppercase());
+                    }
+                    r.eq(cap, "ntlm", ours, field(theirs), s(e, ours));
+                }
+            }
+            let verdict = if cap.contains("fail") {
+                "failure"
+            } else {
+                "success"
+            };
+            r.eq(
+                cap,
+                "ntlm",
+                "result",
+                Some(verdict.into()),
+                s(e, "ntlm.result"),
+            );
+        }
+
+        let pdus: Vec<&Value> = t["pdus"].as_array().into_iter().flatten().collect();
+        if !pdus.is_empty() {
+            let rdp = of_type(&events, "rdp");
+            if rdp.len() != 1 {
+                r.fail(cap, format!("expected 1 rdp event, got {}", rdp.len()));
+            }
+            let Some(e) = rdp.first() else { continue };
+            let first = |k: &str| pdus.iter().find_map(|p| exp(p, k));
+            r.eq(
+                cap,
+                "rdp",
+                "cookie",
+                first("rdp.rt_cookie")
+                    .map(|c| c.trim_start_matches("Cookie: mstshash=").to_string()),
+                s(e, "rdp.cookie"),
+            );
+            let req = pdus
+                .iter()
+                .find(|p| exp(p, "rdp.neg_type").as_deref() == Some("0x01"));
+            r.eq(
+                cap,
+                "rdp",
+                "requested_protocols",
+                req.and_then(|p| exp(p, "rdp.negReq.requestedProtocols"))
+                    .and_then(|h| hex_u32(&h))
+                    .map(protocol_names),
+                str_list(get(e, "rdp.requested_protocols")),
+            );
+            r.eq(
+                cap,
+                "rdp",
+                "selected_protocol",
+                first("rdp.negReq.selectedProtocol")
+                    .and_then(|h| hex_u32(&h))
+                    .map(selected_name),
+                s(e, "rdp.selected_protocol"),
+            );
+            r.eq(
+                cap,
+                "rdp",
+                "client.name",
+                first("rdp.client.name"),
+                s(e, "rdp.client.name"),
+            );
+            r.eq(
+                cap,
+                "rdp",
+                "client.build",
+                first("rdp.client.build"),
+                num(e, "rdp.client.build"),
+            );
+            r.eq(
+                cap,
+                "rdp",
+                "client.server_selected_protocol",
+                first("rdp.serverSelectedProtocol"),
+                num(e, "rdp.client.server_selected_protocol"),
+            );
+            if let Some(n) = first("rdp.client.name") {
+                decoded_names.insert(n.to_uppercase());
+            }
+            let hs: Vec<&Value> = t["tls"]["handshakes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            let cn = hs
+                .iter()
+                .find_map(|h| exp(h, "x509sat.uTF8String"))
+                .map(|v| v.split('|').next().unwrap_or_default().to_string());
+            if let Some(c) = &cn {
+                decoded_names.insert(c.to_uppercase());
+            }
+            r.eq(
+                cap,
+                "rdp",
+                "certificate.subject_cn",
+                cn.clone(),
+                s(e, "rdp.server.certificate.subject_cn"),
+            );
+            let tls13 = hs.iter().any(|h| {
+                exp(h, "tls.handshake.type").as_deref() == Some("2")
+                    && exp(h, "tls.handshake.extensions.supported_version").as_deref()
+                        == Some("0x0304")
+            });
+            let visible = if tls13 {
+                Some("false".to_string())
+            } else if cn.is_some() {
+                Some("true".to_string())
+            } else {
+                None
+            };
+            r.eq(
+                cap,
+                "rdp",
+                "certificate_visible",
+                visible,
+                get(e, "rdp.certificate_visible").map(|v| v.to_string()),
+            );
+        }
+
+        // Host names: every visible one is reported, and nothing else.
+        let want: BTreeSet<String> = sc["configured"]["expect"]["visible_hostnames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_uppercase))
+            .collect();
+        let got: BTreeSet<String> = of_type(&events, "host")
+            .iter()
+            .filter_map(|h| s(h, "host.name").map(|n| n.to_uppercase()))
+            .collect();
+        for w in &want {
+            if !got.contains(w) {
+                r.fail(cap, format!("host name {w} not reported"));
+            }
+        }
+        for g in &got {
+            if !want.contains(g) && !decoded_names.contains(g) {
+                r.fail(cap, format!("spurious host name {g}"));
+            }
+        }
+        if !of_type(&events, "alert").is_empty() {
+            r.fail(
+                cap,
+                "alerts raised on a capture with no watched name".into(),
+            );
+        }
+    }
+    assert!(
+        r.lines.is_empty(),
+        "{} mismatches of {} checks:\n{}",
+        r.lines.len(),
+        r.checked,
+        r.lines.join("\n")
+    );
+}
