@@ -6,7 +6,7 @@
 //! writes JSON Lines. Batches are recycled, so the capture path does not
 //! allocate per packet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +115,9 @@ struct Batch {
     segs: Vec<SegMeta>,
 }
 
+/// How often, in packet time, workers look for timed-out flows.
+const EXPIRE_EVERY_US: i64 = 1_000_000;
+
 const BATCH_SEGMENTS: usize = 512;
 const BATCH_BYTES: usize = 512 << 10;
 /// Batches in flight per worker (back-pressure on the capture thread).
@@ -222,15 +225,52 @@ fn worker(
     }
 }
 
+struct OutputOptions {
+    alerts_only: bool,
+    sensor: Option<String>,
+    live: bool,
+}
+
+/// Host sightings held in a replay, at most (beyond, later pairs are
+/// written at once, as live).
+const MAX_HELD_HOSTS: usize = 200_000;
+
+fn host_order(e: &Event) -> (i64, u64, String) {
+    let name = match &e.body {
+        Body::Host(h) => format!("{}|{}|{}", h.name, h.ip, h.evidence),
+        _ => String::new(),
+    };
+    (e.ts_us, e.flow.as_ref().map_or(0, |f| f.flow_id), name)
+}
+
+/// Keeps the earliest sighting of a pair.
+fn hold_host(held: &mut HashMap<(String, IpAddr), Event>, ev: Event, name: String, ip: IpAddr) {
+    let key = (name, ip);
+    match held.get(&key) {
+        Some(old) if host_order(old) <= host_order(&ev) => {}
+        _ if held.len() >= MAX_HELD_HOSTS && !held.contains_key(&key) => {}
+        _ => {
+            held.insert(key, ev);
+        }
+    }
+}
+
 /// The output thread: inventory, filtering, serialisation, writing.
 fn output(
     mut sink: Sink,
     rx: Receiver<OutMsg>,
-    alerts_only: bool,
-    sensor: Option<String>,
+    opts: OutputOptions,
     control: Arc<Control>,
 ) -> (Inventory, BTreeMap<&'static str, u64>, Option<String>) {
+    let OutputOptions {
+        alerts_only,
+        sensor,
+        live,
+    } = opts;
     let mut inv = Inventory::default();
+    // In a replay, host sightings wait for the end: the earliest sighting
+    // of each pair is then known whatever worker reported it first.
+    let mut held_hosts: HashMap<(String, IpAddr), Event> = HashMap::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut buf = Vec::with_capacity(64 << 10);
     let mut error: Option<String> = None;
@@ -253,6 +293,12 @@ fn output(
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(OutMsg::Events(evs)) => {
                 for ev in evs {
+                    if !live {
+                        if let Body::Host(h) = &ev.body {
+                            hold_host(&mut held_hosts, ev.clone(), h.name.to_uppercase(), h.ip);
+                            continue;
+                        }
+                    }
                     if !inv.admit(&ev) {
                         continue;
                     }
@@ -270,6 +316,16 @@ fn output(
                 mut stats,
                 last,
             }) => {
+                if last {
+                    let mut hosts: Vec<Event> = held_hosts.drain().map(|(_, e)| e).collect();
+                    hosts.sort_by_key(host_order);
+                    for ev in hosts {
+                        if inv.admit(&ev) && !alerts_only {
+                            *counts.entry(ev.body.event_type()).or_default() += 1;
+                            ev.write_json(sensor.as_deref(), &mut buf);
+                        }
+                    }
+                }
                 if let Some(obj) = stats.as_object_mut() {
                     obj.insert("events".into(), json!(counts));
                     obj.insert("alerts".into(), json!(inv.alerts()));
@@ -502,11 +558,14 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     let (out_tx, out_rx) = bounded::<OutMsg>(256);
     let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
     let out_control = control.clone();
-    let alerts_only = cfg.alerts_only;
-    let sensor = cfg.sensor_name.clone();
+    let opts = OutputOptions {
+        alerts_only: cfg.alerts_only,
+        sensor: cfg.sensor_name.clone(),
+        live: cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_))),
+    };
     let output_thread = thread::Builder::new()
         .name("hostwatch-output".into())
-        .spawn(move || output(sink, out_rx, alerts_only, sensor, out_control));
+        .spawn(move || output(sink, out_rx, opts, out_control));
 
     let mut txs = Vec::new();
     let mut handles = Vec::new();
@@ -583,6 +642,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
                 }
             };
             let mut decoder = Decoder::new(src.linktype());
+            let mut next_tick = i64::MIN;
             let pb = if cfg.progress {
                 progress_bar(&src)
             } else {
@@ -598,6 +658,14 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
                     Ok(Next::Packet { ts_us, data, .. }) => {
                         n += 1;
                         last_ts = ts_us;
+                        if ts_us >= next_tick {
+                            // Flow timeouts run on packet time, at the same
+                            // packets for every worker count.
+                            if next_tick != i64::MIN {
+                                dispatch.tick(ts_us);
+                            }
+                            next_tick = ts_us + EXPIRE_EVERY_US;
+                        }
                         decoder.decode(ts_us, data, &mut |seg| dispatch.push(seg));
                         if n % 8192 == 0 {
                             if let Some(pb) = &pb {

@@ -38,6 +38,11 @@ pub struct FlowConfig {
     /// How long a closed flow (FIN both ways or RST) is kept to absorb
     /// late packets.
     pub closed_timeout_us: i64,
+    /// Whether the table looks for timed-out flows by itself as packet time
+    /// passes. The pipeline turns this off and calls [`FlowTable::expire`]
+    /// at the same packet times for every worker, so that the output does
+    /// not depend on how flows are spread over workers.
+    pub self_expire: bool,
 }
 
 impl Default for FlowConfig {
@@ -49,6 +54,7 @@ impl Default for FlowConfig {
             idle_timeout_us: 300_000_000,
             half_open_timeout_us: 30_000_000,
             closed_timeout_us: 10_000_000,
+            self_expire: true,
         }
     }
 }
@@ -417,6 +423,9 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     }
 
     fn maybe_sweep<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        if !self.cfg.self_expire {
+            return;
+        }
         if self.last_sweep_us == i64::MIN {
             self.last_sweep_us = now_us;
             return;

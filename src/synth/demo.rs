@@ -1,0 +1,293 @@
+//! The lab demo: a capture that tells the story end to end (a benign RDP
+//! logon and SMB session, then a VMmanager-named machine logging on over
+//! SMB and RDP, and a rogue server presenting a VMmanager name over HTTP
+//! NTLM), and `hostwatch demo`, which replays it and prints its alerts.
+
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use super::msg::{self, ServerNames};
+use super::{Conn, Trace};
+use crate::detection::Matcher;
+use crate::output::Sink;
+use crate::parsers::text::escape_control;
+use crate::pipeline::{self, Config, Control, Input};
+
+/// The demo capture, as committed in fixtures/demo/ (and rebuilt by
+/// `hostwatch generate --kind demo`; a test checks they are equal).
+pub const CAPTURE: &[u8] = include_bytes!("../../fixtures/demo/demo.pcap");
+
+/// 2026-02-10T09:00:00Z.
+const START_US: i64 = 1_770_714_000_000_000;
+
+fn ip(s: [u8; 4]) -> IpAddr {
+    IpAddr::from(s)
+}
+
+fn play(t: &mut Trace, conn: &mut Conn, trips: &[(Vec<u8>, Vec<u8>)]) {
+    for (c, s) in trips {
+        let segs = conn.send(true, c);
+        t.add(conn, &segs);
+        t.advance(800);
+        let segs = conn.send(false, s);
+        t.add(conn, &segs);
+        t.advance(1_500);
+    }
+}
+
+/// Builds the demo capture.
+pub fn trace() -> Trace {
+    let mut t = Trace::starting_at(START_US);
+    let workstation = ip([10, 20, 0, 15]);
+    let jumphost = ip([10, 20, 0, 8]);
+    let filesrv = ip([10, 20, 0, 5]);
+    let rented = ip([10, 20, 0, 77]);
+    let rogue = ip([10, 20, 0, 99]);
+    let filesrv_names = ServerNames {
+        target: "CORP",
+        nb_computer: "FILESRV01",
+        nb_domain: "CORP",
+        dns_computer: "filesrv01.corp.example",
+        dns_domain: "corp.example",
+    };
+
+    // 1. Benign: alice's workstation opens RDP to the jump host.
+    let mut c = Conn::new((workstation, 50_112), (jumphost, 3389), 1);
+    t.add(&c, &c.clone().open());
+    c.open();
+    play(
+        &mut t,
+        &mut c,
+        &msg::rdp_standard_logon("alice", "DESKTOP-4QK2M1L"),
+    );
+    let fin = c.close();
+    t.add(&c, &fin);
+    t.advance(5_000_000);
+
+    // 2. Benign: the same workstation maps a share on the file server.
+    let mut c = Conn::new((workstation, 50_118), (filesrv, 445), 2);
+    let open = c.open();
+    t.add(&c, &open);
+    play(
+        &mut t,
+        &mut c,
+        &msg::smb2_logon(
+            0x0000_1c00_1000_0041,
+            &filesrv_names,
+            "CORP",
+            "alice",
+            "DESKTOP-4QK2M1L",
+            0,
+        ),
+    );
+    let (rq, rs) = msg::smb2_read(3, 0x0000_1c00_1000_0041, &[0x41; 12_000]);
+    play(&mut t, &mut c, &[(rq, rs)]);
+    let fin = c.close();
+    t.add(&c, &fin);
+    t.advance(187_000_000);
+
+    // 3. A rented VM that kept its VMmanager name logs on to the file
+    //    server: a wrong password first, then a service account.
+    let mut c = Conn::new((rented, 49_812), (filesrv, 445), 3);
+    let open = c.open();
+    t.add(&c, &open);
+    let session = 0x0000_1c00_1000_0077;
+    play(
+        &mut t,
+        &mut c,
+        &msg::smb2_logon(
+            session,
+            &filesrv_names,
+            "CORP",
+            "administrator",
+            "WIN-J9D866ESIJ2",
+            0xc000_006d,
+        ),
+    );
+    let retry = msg::smb2_logon(
+        session + 1,
+        &filesrv_names,
+        "CORP",
+        "svc_backup",
+        "WIN-J9D866ESIJ2",
+        0,
+    );
+    play(&mut t, &mut c, &retry[1..]);
+    let fin = c.close();
+    t.add(&c, &fin);
+    t.advance(28_000_000);
+
+    // 4. The same VM opens RDP to the jump host.
+    let mut c = Conn::new((rented, 49_820), (jumphost, 3389), 4);
+    let open = c.open();
+    t.add(&c, &open);
+    play(
+        &mut t,
+        &mut c,
+        &msg::rdp_standard_logon("svc_backu", "WIN-J9D866ESIJ2"),
+    );
+    let fin = c.close();
+    t.add(&c, &fin);
+    t.advance(82_000_000);
+
+    // 5. A rogue web server on the LAN answers NTLM with a VMmanager name.
+    let rogue_names = ServerNames {
+        target: "WIN-LIVFRVQFMKO",
+        nb_computer: "WIN-LIVFRVQFMKO",
+        nb_domain: "WIN-LIVFRVQFMKO",
+        dns_computer: "WIN-LIVFRVQFMKO",
+        dns_domain: "WIN-LIVFRVQFMKO",
+    };
+    let mut c = Conn::new((workstation, 50_230), (rogue, 8080), 5);
+    let open = c.open();
+    t.add(&c, &open);
+    play(
+        &mut t,
+        &mut c,
+        &msg::http_ntlm_logon(
+            "/wsman",
+            &rogue_names,
+            "CORP",
+            "alice",
+            "DESKTOP-4QK2M1L",
+            200,
+        ),
+    );
+    let fin = c.close();
+    t.add(&c, &fin);
+    t
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The alert lines the demo prints (without colour), one alert per entry.
+pub fn render_alerts(events: &[serde_json::Value], color: bool) -> Vec<String> {
+    let (red, yellow, bold, dim, off) = if color {
+        ("\x1b[31;1m", "\x1b[33m", "\x1b[1m", "\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "", "", "", "")
+    };
+    let s = |v: &serde_json::Value| v.as_str().map(escape_control).unwrap_or_default();
+    events
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .map(|e| {
+            let a = &e["alert"];
+            let sev = a["severity"].as_u64().unwrap_or(3);
+            let c = if sev == 1 { red } else { yellow };
+            let time = s(&e["timestamp"]).get(11..19).unwrap_or_default().to_string();
+            let mut detail = String::new();
+            if let Some(n) = e.get("ntlm") {
+                let user = match (n["client"]["user"].as_str(), n["client"]["domain"].as_str()) {
+                    (Some(u), Some(d)) => format!(" user {} (domain {})", escape_control(u), escape_control(d)),
+                    (Some(u), None) => format!(" user {}", escape_control(u)),
+                    _ => String::new(),
+                };
+                detail = format!("{} {}{user}", s(&n["carrier"]), s(&n["result"]));
+            } else if let Some(r) = e.get("rdp") {
+                detail = format!("rdp cookie {}", s(&r["cookie"]));
+            }
+            format!(
+                "{time}  {c}ALERT sev {sev}{off}  {bold}{}{off} ({}) in {}\n          {}\n          {dim}{}:{} -> {}:{}  {detail}{off}",
+                s(&a["hostname"]),
+                s(&a["role"]),
+                s(&a["evidence"]),
+                s(&a["signature"]),
+                s(&e["src_ip"]),
+                e["src_port"],
+                s(&e["dest_ip"]),
+                e["dest_port"],
+            )
+        })
+        .collect()
+}
+
+/// `hostwatch demo`.
+pub fn run(json_out: Option<PathBuf>) -> ExitCode {
+    let path = std::env::temp_dir().join(format!("hostwatch-demo-{}.pcap", std::process::id()));
+    if let Err(e) = std::fs::write(&path, CAPTURE) {
+        eprintln!(
+            "hostwatch: cannot write the demo capture to {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    let matcher = match Matcher::with_builtins(true, Vec::new()) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("hostwatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let buf = Shared::default();
+    let cfg = Config {
+        inputs: vec![Input::File(path.display().to_string())],
+        workers: 2,
+        ..Config::default()
+    };
+    let outcome = pipeline::run(
+        &cfg,
+        matcher,
+        Sink::from_writer(Box::new(buf.clone())),
+        Arc::new(Control::default()),
+    );
+    let _ = std::fs::remove_file(&path);
+    let text = buf
+        .0
+        .lock()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if let Some(p) = json_out {
+        if let Err(e) = std::fs::write(&p, &text) {
+            eprintln!("hostwatch: {}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+    }
+    let mut events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    events.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let count = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
+    println!(
+        "hostwatch demo: a lab capture of 5 connections ({} RDP handshakes, {} NTLM exchanges seen)\n",
+        count("rdp"),
+        count("ntlm")
+    );
+    for line in render_alerts(&events, color) {
+        println!("{line}\n");
+    }
+    print!(
+        "{}",
+        if color {
+            &outcome.summary_color
+        } else {
+            &outcome.summary
+        }
+    );
+    println!("\nThe JSON events behind this: hostwatch -r <capture> (or `hostwatch demo -o events.json`).");
+    match outcome.error {
+        Some(e) => {
+            eprintln!("hostwatch: {e}");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}

@@ -1,0 +1,414 @@
+//! The command as a user runs it: the event envelope, worker-count
+//! invariance, output options, exit codes, and one clear line for every
+//! kind of bad input.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{fixture, of_type, run_files, s};
+
+fn hostwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(args)
+        .output()
+        .expect("run hostwatch")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hostwatch-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    dir.join(name)
+}
+
+fn lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[test]
+fn envelope_follows_the_contract() {
+    let o = hostwatch(&[
+        "-q",
+        "-r",
+        &fixture("lab/http-ntlm-curl-good.pcap")
+            .display()
+            .to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = lines(&o);
+    let n = of_type(&ev, "ntlm");
+    assert_eq!(n.len(), 1);
+    let e = n[0];
+    assert_eq!(
+        s(e, "timestamp").as_deref(),
+        Some("2026-11-26T21:12:14.229582Z")
+    );
+    // Values from the Community ID reference implementation.
+    assert_eq!(
+        s(e, "community_id").as_deref(),
+        Some("1:2QqOyWJvAbdKWD8yUqALVTTJufw=")
+    );
+    assert_eq!(
+        (s(e, "src_ip").as_deref(), e["src_port"].as_u64()),
+        (Some("10.99.0.2"), Some(57158))
+    );
+    assert_eq!(
+        (s(e, "dest_ip").as_deref(), e["dest_port"].as_u64()),
+        (Some("10.99.0.1"), Some(80))
+    );
+    assert_eq!(s(e, "proto").as_deref(), Some("TCP"));
+    assert!(e["flow_id"]
+        .as_u64()
+        .is_some_and(|id| id > 0 && id < 1 << 53));
+    assert!(e.get("vlan").is_none());
+    assert_eq!(s(e, "ntlm.result").as_deref(), Some("success"));
+    assert_eq!(s(e, "ntlm.status").as_deref(), Some("200"));
+    assert_eq!(s(e, "ntlm.client.response").as_deref(), Some("ntlmv2"));
+    // Host events share the flow's envelope; the run ends with stats.
+    assert!(of_type(&ev, "host")
+        .iter()
+        .all(|h| h["flow_id"] == e["flow_id"]));
+    let last = ev.last().expect("events");
+    assert_eq!(last["event_type"], "stats");
+    assert_eq!(last["stats"]["events"]["ntlm"], 1);
+    assert_eq!(last["stats"]["flows"]["total"], 1);
+    assert_eq!(last["stats"]["packets"], 17);
+
+    // VLAN ids travel in the envelope.
+    let o = hostwatch(&[
+        "-q",
+        "-r",
+        &fixture("real/pcaps/ndpi__rdp_over_tls.pcap")
+            .display()
+            .to_string(),
+    ]);
+    let ev = lines(&o);
+    let r = of_type(&ev, "rdp");
+    assert_eq!(r[0]["vlan"], serde_json::json!([77]));
+    assert_eq!(
+        s(r[0], "community_id").as_deref(),
+        Some("1:L/nOhm5O19TWfqh4ieH6cJ7O8to=")
+    );
+}
+
+fn all_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = ["lab", "real/pcaps"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(fixture(d))
+                .expect("dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+        })
+        .filter(|p| p.to_string_lossy().contains(".pcap"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn same_events_for_any_worker_count_and_identical_with_one() {
+    let files = all_captures();
+    let (_, _, one_a) = run_files(&files, 1);
+    let (_, _, one_b) = run_files(&files, 1);
+    assert_eq!(one_a, one_b, "one worker must be byte-identical run to run");
+    let (_, _, two) = run_files(&files, 2);
+    let (_, _, four) = run_files(&files, 4);
+    let differ = |a: &str, b: &str| -> Vec<String> {
+        let sa: std::collections::BTreeSet<&str> = a.lines().collect();
+        let sb: std::collections::BTreeSet<&str> = b.lines().collect();
+        sa.symmetric_difference(&sb)
+            .take(4)
+            .map(|l| l.chars().take(600).collect())
+            .collect()
+    };
+    assert_eq!(differ(&one_a, &two), Vec::<String>::new());
+    assert_eq!(differ(&one_a, &four), Vec::<String>::new());
+    assert_eq!(one_a.lines().count(), two.lines().count());
+    let mut by_type = std::collections::BTreeMap::new();
+    for l in one_a.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        *by_type
+            .entry(v["event_type"].as_str().unwrap_or("?").to_string())
+            .or_insert(0) += 1;
+    }
+    let want: std::collections::BTreeMap<String, i32> = [
+        ("alert", 9),
+        ("host", 68),
+        ("ntlm", 105),
+        ("rdp", 16),
+        ("stats", 1),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect();
+    assert_eq!(by_type, want);
+}
+
+#[test]
+fn alerts_only_exit_code_and_output_file() {
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    let o = hostwatch(&["-q", "--alerts-only", "--exit-code", "-r", &demo]);
+    assert_eq!(o.status.code(), Some(3));
+    let ev = lines(&o);
+    assert_eq!(ev.len(), 5);
+    assert!(ev.iter().all(|e| e["event_type"] == "alert"));
+    // No alert: exit 0 even with --exit-code.
+    let o = hostwatch(&[
+        "-q",
+        "--exit-code",
+        "-r",
+        &fixture("lab/smb3-ok-good.pcap").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    // -o appends.
+    let out = tmp("events.json");
+    let _ = std::fs::remove_file(&out);
+    for _ in 0..2 {
+        let o = hostwatch(&[
+            "-q",
+            "--alerts-only",
+            "-o",
+            &out.display().to_string(),
+            "-r",
+            &demo,
+        ]);
+        assert!(o.status.success());
+        assert!(o.stdout.is_empty());
+    }
+    let text = std::fs::read_to_string(&out).expect("output file");
+    assert_eq!(text.lines().count(), 10);
+}
+
+#[test]
+fn gzip_stdin_and_bpf_filter() {
+    let gz = fixture("real/pcaps/zeek__smb__smb_many_open_files_500.pcap.gz")
+        .display()
+        .to_string();
+    let o = hostwatch(&["-q", "-r", &gz]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(of_type(&lines(&o), "ntlm").len(), 1);
+
+    let bytes = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "--alerts-only", "-r", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&bytes).expect("write");
+    }
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success());
+    assert_eq!(lines(&o).len(), 5);
+
+    // A BPF filter as trailing words, like tcpdump.
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    let o = hostwatch(&["-q", "--alerts-only", "-r", &demo, "tcp", "port", "3389"]);
+    assert_eq!(lines(&o).len(), 1);
+    let o = hostwatch(&["-q", "-r", &demo, "-f", "tcp port ((("]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("invalid capture filter 'tcp port ((('"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn one_clear_line(o: &Output, code: i32, needle: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{e}");
+    assert_eq!(e.lines().count(), 1, "not one line: {e}");
+    assert!(e.starts_with("hostwatch: "), "{e}");
+    assert!(e.contains(needle), "{e:?} lacks {needle:?}");
+    assert!(
+        !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_unreadable_and_garbage_files() {
+    one_clear_line(
+        &hostwatch(&["-r", "/nonexistent/x.pcap"]),
+        1,
+        "/nonexistent/x.pcap: cannot open: no such file",
+    );
+    let garbage = tmp("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture at all, just text\n").expect("write");
+    one_clear_line(
+        &hostwatch(&["-r", &garbage.display().to_string()]),
+        1,
+        "not a pcap or pcapng capture",
+    );
+    let dir = tmp("");
+    one_clear_line(
+        &hostwatch(&["-r", &dir.display().to_string()]),
+        1,
+        "is a directory",
+    );
+    one_clear_line(&hostwatch(&[]), 2, "nothing to read");
+}
+
+/// A pcap header for `linktype` followed by `records`.
+fn pcap_with(linktype: u32, frames: &[&[u8]]) -> Vec<u8> {
+    let mut f = vec![
+        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0,
+    ];
+    f.extend_from_slice(&linktype.to_le_bytes());
+    for (i, fr) in frames.iter().enumerate() {
+        f.extend_from_slice(&(1_700_000_000u32 + i as u32).to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+        f.extend_from_slice(fr);
+    }
+    f
+}
+
+#[test]
+fn unknown_link_type_is_named() {
+    let p = tmp("wifi.pcap");
+    std::fs::write(&p, pcap_with(105, &[&[0u8; 30]])).expect("write");
+    one_clear_line(
+        &hostwatch(&["-r", &p.display().to_string()]),
+        1,
+        "unsupported link type 105 (IEEE802_11)",
+    );
+}
+
+#[test]
+fn truncated_capture_keeps_events_before_the_cut() {
+    let demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    // Cut inside the last packet record.
+    let cut = demo.len() - 20;
+    let p = tmp("cut.pcap");
+    std::fs::write(&p, &demo[..cut]).expect("write");
+    let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
+    one_clear_line(&o, 1, "capture is truncated at byte offset");
+    let e = stderr(&o);
+    assert!(e.contains(&p.display().to_string()));
+    // The offset named is where the last complete record ends.
+    let mut off = 24usize;
+    while off + 16 <= cut {
+        let len = u32::from_le_bytes([demo[off + 8], demo[off + 9], demo[off + 10], demo[off + 11]])
+            as usize;
+        if off + 16 + len > cut {
+            break;
+        }
+        off += 16 + len;
+    }
+    assert!(
+        e.contains(&format!("offset {off} ")),
+        "{e} (expected offset {off})"
+    );
+    // Every alert before the cut was written: all five are in earlier packets.
+    assert_eq!(lines(&o).len(), 5);
+}
+
+#[test]
+fn bad_watch_list_names_file_and_line() {
+    let p = tmp("bad.list");
+    std::fs::write(&p, "# mine\nGOOD-NAME\nre:([\n").expect("write");
+    let o = hostwatch(&[
+        "--watchlist",
+        &p.display().to_string(),
+        "-r",
+        &fixture("demo/demo.pcap").display().to_string(),
+    ]);
+    one_clear_line(
+        &o,
+        2,
+        &format!("{}:3: invalid regular expression", p.display()),
+    );
+}
+
+#[test]
+fn user_watch_list_alerts() {
+    let p = tmp("mine.list");
+    std::fs::write(&p, "@list lab-servers\n@severity 2\nfilesrv*\n").expect("write");
+    let o = hostwatch(&[
+        "-q",
+        "--alerts-only",
+        "--watchlist",
+        &p.display().to_string(),
+        "-r",
+        &fixture("lab/smb3-ok-good.pcap").display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = lines(&o);
+    let got: Vec<(String, String)> = ev
+        .iter()
+        .map(|a| {
+            (
+                s(a, "alert.hostname").unwrap_or_default(),
+                s(a, "alert.evidence").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "FILESRV01".to_string(),
+                "ntlm.server.nb_computer_name".to_string()
+            ),
+            (
+                "filesrv01.lab.example".to_string(),
+                "ntlm.server.dns_computer_name".to_string()
+            ),
+            (
+                "FILESRV01".to_string(),
+                "ntlm.server.target_name".to_string()
+            ),
+        ]
+    );
+    assert!(ev
+        .iter()
+        .all(|a| a["alert"]["list"] == "lab-servers" && a["alert"]["severity"] == 2));
+}
+
+#[test]
+fn missing_interface_is_named() {
+    let o = hostwatch(&["-i", "hw-no-such0"]);
+    one_clear_line(&o, 1, "hw-no-such0: no such network interface");
+}
+
+#[test]
+fn summary_escapes_control_characters() {
+    // A client name with an escape sequence, written into a capture.
+    use hostwatch::synth::{msg, Conn, Trace};
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new(
+        ([10, 0, 0, 1].into(), 40000),
+        ([10, 0, 0, 2].into(), 3389),
+        9,
+    );
+    let open = c.open();
+    t.add(&c, &open);
+    for (a, b) in msg::rdp_standard_logon("x", "EVIL\u{1b}[2J\nPC") {
+        let s1 = c.send(true, &a);
+        t.add(&c, &s1);
+        let s2 = c.send(false, &b);
+        t.add(&c, &s2);
+    }
+    let p = tmp("evil.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let o = hostwatch(&["--summary", "-r", &p.display().to_string()]);
+    let e = stderr(&o);
+    assert!(e.contains("EVIL\\e[2J\\nPC"), "{e}");
+    assert!(!e.contains('\x1b'));
+    // The JSON log escapes it too.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(r#""name":"EVIL\u001b[2J\nPC""#), "{out}");
+}

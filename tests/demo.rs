@@ -1,0 +1,168 @@
+//! The lab demo: the committed capture is what the generator writes, and
+//! replaying it gives exactly the story's alerts.
+
+mod common;
+
+use common::{fixture, of_type, run_file, s};
+
+#[test]
+fn committed_demo_capture_is_what_the_generator_writes() {
+    let committed = std::fs::read(fixture("demo/demo.pcap")).expect("demo capture");
+    assert_eq!(
+        hostwatch::synth::demo::trace().to_bytes(),
+        committed,
+        "regenerate with: hostwatch generate --kind demo -o fixtures/demo/demo.pcap"
+    );
+    assert_eq!(hostwatch::synth::demo::CAPTURE, &committed[..]);
+}
+
+#[test]
+fn demo_alerts_are_exactly_the_story() {
+    let events = run_file(&fixture("demo/demo.pcap"));
+    let alerts: Vec<(String, String, String, u64, String, u64)> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            (
+                s(a, "alert.hostname").unwrap_or_default(),
+                s(a, "alert.role").unwrap_or_default(),
+                s(a, "alert.evidence").unwrap_or_default(),
+                a["alert"]["severity"].as_u64().unwrap_or(0),
+                s(a, "src_ip").unwrap_or_default(),
+                a["dest_port"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let want = |h: &str, r: &str, e: &str, src: &str, port: u64| {
+        (
+            h.to_string(),
+            r.to_string(),
+            e.to_string(),
+            1,
+            src.to_string(),
+            port,
+        )
+    };
+    assert_eq!(
+        alerts,
+        vec![
+            want(
+                "WIN-J9D866ESIJ2",
+                "client",
+                "ntlm.client.workstation",
+                "10.20.0.77",
+                445
+            ),
+            want(
+                "WIN-J9D866ESIJ2",
+                "client",
+                "rdp.client.name",
+                "10.20.0.77",
+                3389
+            ),
+            want(
+                "WIN-LIVFRVQFMKO",
+                "server",
+                "ntlm.server.nb_computer_name",
+                "10.20.0.15",
+                8080
+            ),
+            want(
+                "WIN-LIVFRVQFMKO",
+                "server",
+                "ntlm.server.dns_computer_name",
+                "10.20.0.15",
+                8080
+            ),
+            want(
+                "WIN-LIVFRVQFMKO",
+                "server",
+                "ntlm.server.target_name",
+                "10.20.0.15",
+                8080
+            ),
+        ]
+    );
+    // The alert carries the whole record: the failed logon of the first exchange.
+    let first = of_type(&events, "alert")[0];
+    assert_eq!(
+        s(first, "ntlm.client.user").as_deref(),
+        Some("administrator")
+    );
+    assert_eq!(s(first, "ntlm.result").as_deref(), Some("failure"));
+    assert_eq!(s(first, "ntlm.status").as_deref(), Some("0xc000006d"));
+    assert_eq!(
+        s(first, "alert.signature").as_deref(),
+        Some("VMmanager default Windows host name (WIN-J9D866ESIJ2)")
+    );
+    assert_eq!(first["alert"]["signature_id"], 9_100_001);
+    assert_eq!(
+        s(first, "alert.list").as_deref(),
+        Some("vmmanager-defaults")
+    );
+
+    // Every record of the story, in order of the connections.
+    let ntlm: Vec<(Option<String>, Option<String>, Option<String>)> = of_type(&events, "ntlm")
+        .iter()
+        .map(|n| {
+            (
+                s(n, "ntlm.client.workstation"),
+                s(n, "ntlm.client.user"),
+                s(n, "ntlm.result"),
+            )
+        })
+        .collect();
+    let t = |w: &str, u: &str, r: &str| {
+        (
+            Some(w.to_string()),
+            Some(u.to_string()),
+            Some(r.to_string()),
+        )
+    };
+    assert_eq!(
+        ntlm,
+        vec![
+            t("DESKTOP-4QK2M1L", "alice", "success"),
+            t("WIN-J9D866ESIJ2", "administrator", "failure"),
+            t("WIN-J9D866ESIJ2", "svc_backup", "success"),
+            t("DESKTOP-4QK2M1L", "alice", "success"),
+        ]
+    );
+    let rdp: Vec<(Option<String>, Option<String>)> = of_type(&events, "rdp")
+        .iter()
+        .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.cookie")))
+        .collect();
+    assert_eq!(
+        rdp,
+        vec![
+            (Some("DESKTOP-4QK2M1L".into()), Some("alice".into())),
+            (Some("WIN-J9D866ESIJ2".into()), Some("svc_backu".into()))
+        ]
+    );
+    // Five names in the inventory, each once.
+    let hosts: Vec<String> = of_type(&events, "host")
+        .iter()
+        .filter_map(|h| s(h, "host.name"))
+        .collect();
+    assert_eq!(hosts.len(), 5, "{hosts:?}");
+}
+
+#[test]
+fn demo_command_prints_the_alerts() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .arg("demo")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("ALERT sev 1").count(), 5, "{text}");
+    assert!(
+        text.contains("WIN-J9D866ESIJ2 (client) in rdp.client.name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("smb2 failure user administrator (domain CORP)"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "colour despite NO_COLOR");
+}
