@@ -1,0 +1,562 @@
+//! Evasion: a handshake yields the same events however its bytes travel.
+//! Each case rewrites the same two connections (an SMB2 NTLM logon from
+//! WIN-J9D866ESIJ2 and a standard-security RDP logon with that client
+//! name) and compares what hostwatch reports with the plain delivery.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use common::{of_type, run_files, s};
+use hostwatch::synth::msg::{self, ServerNames};
+use hostwatch::synth::{ip_tcp, Conn, Segment, Trace};
+
+const NAMES: ServerNames<'static> = ServerNames {
+    target: "CORP",
+    nb_computer: "FILESRV01",
+    nb_domain: "CORP",
+    dns_computer: "filesrv01.corp.example",
+    dns_domain: "corp.example",
+};
+
+/// A tiny deterministic generator (SplitMix64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}
+
+/// How the data segments of each flight are delivered.
+#[derive(Clone, Copy)]
+enum Delivery {
+    Plain,
+    OneByte,
+    Reverse,
+    Shuffle(u64),
+    Retransmit,
+}
+
+/// The flights of a connection: handshake, then (direction, segments) per
+/// message, then the close.
+fn flights(conn: &mut Conn, trips: &[(Vec<u8>, Vec<u8>)], how: Delivery) -> Vec<Vec<Segment>> {
+    let mut out = vec![conn.open()];
+    let mut rng = Rng(match how {
+        Delivery::Shuffle(seed) => seed,
+        _ => 7,
+    });
+    for (c, s) in trips {
+        for (from_client, bytes) in [(true, c), (false, s)] {
+            let saved = conn.mss;
+            if matches!(how, Delivery::OneByte) {
+                conn.mss = 1;
+            } else if !matches!(how, Delivery::Plain) {
+                conn.mss = 97;
+            }
+            let mut segs = conn.send(from_client, bytes);
+            conn.mss = saved;
+            match how {
+                Delivery::Reverse => segs.reverse(),
+                Delivery::Shuffle(_) => rng.shuffle(&mut segs),
+                Delivery::Retransmit => {
+                    let dups: Vec<Segment> = segs.iter().step_by(3).cloned().collect();
+                    let at = segs.len() / 2;
+                    segs.splice(at..at, dups);
+                }
+                _ => {}
+            }
+            out.push(segs);
+        }
+    }
+    out.push(conn.close());
+    out
+}
+
+fn smb_trips() -> Vec<(Vec<u8>, Vec<u8>)> {
+    msg::smb2_logon(0x77, &NAMES, "CORP", "svc_backup", "WIN-J9D866ESIJ2", 0)
+}
+
+fn rdp_trips() -> Vec<(Vec<u8>, Vec<u8>)> {
+    msg::rdp_standard_logon("svc_backu", "WIN-J9D866ESIJ2")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hostwatch-evasion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir.join(name)
+}
+
+/// What a run reports, in a comparable form.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    ntlm: Vec<(
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
+    rdp: Vec<(Option<String>, Option<String>)>,
+    alerts: Vec<(String, String)>,
+}
+
+fn seen(events: &[serde_json::Value]) -> Seen {
+    let mut ntlm: Vec<_> = of_type(events, "ntlm")
+        .iter()
+        .map(|n| {
+            (
+                s(n, "ntlm.client.workstation"),
+                s(n, "ntlm.client.user"),
+                s(n, "ntlm.server.nb_computer_name"),
+                s(n, "ntlm.result"),
+            )
+        })
+        .collect();
+    ntlm.sort();
+    let mut rdp: Vec<_> = of_type(events, "rdp")
+        .iter()
+        .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.cookie")))
+        .collect();
+    rdp.sort();
+    let mut alerts: Vec<_> = of_type(events, "alert")
+        .iter()
+        .filter(|a| a["alert"]["list"] == "vmmanager-defaults")
+        .map(|a| {
+            (
+                s(a, "alert.evidence").unwrap_or_default(),
+                s(a, "src_ip").unwrap_or_default(),
+            )
+        })
+        .collect();
+    alerts.sort();
+    Seen { ntlm, rdp, alerts }
+}
+
+fn expected(client: &str) -> Seen {
+    let c = Some;
+    Seen {
+        ntlm: vec![(
+            c("WIN-J9D866ESIJ2".into()),
+            c("svc_backup".into()),
+            c("FILESRV01".into()),
+            c("success".into()),
+        )],
+        rdp: vec![(c("WIN-J9D866ESIJ2".into()), c("svc_backu".into()))],
+        alerts: vec![
+            ("ntlm.client.workstation".into(), client.into()),
+            ("rdp.client.name".into(), client.into()),
+        ],
+    }
+}
+
+fn run(name: &str, t: &Trace) -> Seen {
+    let p = tmp(name);
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, outcome, _) = run_files(&[p], 2);
+    assert!(outcome.error.is_none(), "{name}: {:?}", outcome.error);
+    seen(&events)
+}
+
+/// Both connections, delivered `how`, in a trace.
+fn standard(how: Delivery, setup: impl Fn(&mut Conn)) -> Trace {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut smb = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    setup(&mut smb);
+    for f in flights(&mut smb, &smb_trips(), how) {
+        t.add(&smb, &f);
+    }
+    let mut rdp = Conn::new((ip("10.1.0.77"), 49820), (ip("10.1.0.8"), 3389), 12);
+    setup(&mut rdp);
+    for f in flights(&mut rdp, &rdp_trips(), how) {
+        t.add(&rdp, &f);
+    }
+    t
+}
+
+#[test]
+fn plain_delivery_is_the_baseline() {
+    assert_eq!(
+        run("plain.pcap", &standard(Delivery::Plain, |_| {})),
+        expected("10.1.0.77")
+    );
+}
+
+#[test]
+fn one_byte_segments() {
+    assert_eq!(
+        run("onebyte.pcap", &standard(Delivery::OneByte, |_| {})),
+        expected("10.1.0.77")
+    );
+}
+
+#[test]
+fn reversed_and_shuffled_segments() {
+    assert_eq!(
+        run("reverse.pcap", &standard(Delivery::Reverse, |_| {})),
+        expected("10.1.0.77")
+    );
+    for seed in [1, 2, 3] {
+        assert_eq!(
+            run(
+                &format!("shuffle{seed}.pcap"),
+                &standard(Delivery::Shuffle(seed), |_| {})
+            ),
+            expected("10.1.0.77")
+        );
+    }
+}
+
+#[test]
+fn retransmitted_segments() {
+    assert_eq!(
+        run("retrans.pcap", &standard(Delivery::Retransmit, |_| {})),
+        expected("10.1.0.77")
+    );
+}
+
+#[test]
+fn conflicting_retransmission_keeps_the_first_bytes() {
+    // A second copy of the AUTHENTICATE segment names another machine: the
+    // first arrival is what counts, and the conflict is counted.
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    c.mss = 4000;
+    let trips = smb_trips();
+    let mut fl = flights(&mut c, &trips, Delivery::Plain);
+    // flights: open, then client/server per trip; the AUTHENTICATE is the
+    // client flight of the third trip (index 5).
+    let auth = fl[5][0].clone();
+    let mut forged = auth.clone();
+    let pos = forged.payload.windows(30).position(|w| {
+        w == "WIN-J9D866ESIJ2"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>()
+    });
+    let pos = pos.expect("name in AUTHENTICATE");
+    forged.payload[pos..pos + 30].copy_from_slice(
+        &"DESKTOP-AAAAAAA"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>(),
+    );
+    fl[5].push(forged);
+    for f in &fl {
+        t.add(&c, f);
+    }
+    let p = tmp("conflict.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let n = of_type(&events, "ntlm");
+    assert_eq!(
+        s(n[0], "ntlm.client.workstation").as_deref(),
+        Some("WIN-J9D866ESIJ2")
+    );
+    let stats = events.last().expect("stats");
+    assert_eq!(stats["stats"]["reassembly"]["retransmitted"], 1);
+}
+
+#[test]
+fn vlan_and_qinq() {
+    let got = run(
+        "vlan.pcap",
+        &standard(Delivery::Plain, |c| c.vlans = vec![100]),
+    );
+    assert_eq!(got, expected("10.1.0.77"));
+    let got = run(
+        "qinq.pcap",
+        &standard(Delivery::Plain, |c| c.vlans = vec![10, 20]),
+    );
+    assert_eq!(got, expected("10.1.0.77"));
+}
+
+#[test]
+fn ipv6() {
+    let t = {
+        let mut t = Trace::starting_at(1_700_000_000_000_000);
+        let mut smb = Conn::new((ip("2001:db8::77"), 49812), (ip("2001:db8::5"), 445), 11);
+        for f in flights(&mut smb, &smb_trips(), Delivery::Shuffle(9)) {
+            t.add(&smb, &f);
+        }
+        let mut rdp = Conn::new((ip("2001:db8::77"), 49820), (ip("2001:db8::8"), 3389), 12);
+        for f in flights(&mut rdp, &rdp_trips(), Delivery::OneByte) {
+            t.add(&rdp, &f);
+        }
+        t
+    };
+    assert_eq!(run("v6.pcap", &t), expected("2001:db8::77"));
+}
+
+#[test]
+fn non_standard_ports() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut smb = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 8445), 11);
+    for f in flights(&mut smb, &smb_trips(), Delivery::Plain) {
+        t.add(&smb, &f);
+    }
+    let mut rdp = Conn::new((ip("10.1.0.77"), 49820), (ip("10.1.0.8"), 443), 12);
+    for f in flights(&mut rdp, &rdp_trips(), Delivery::Plain) {
+        t.add(&rdp, &f);
+    }
+    assert_eq!(run("ports.pcap", &t), expected("10.1.0.77"));
+}
+
+#[test]
+fn picked_up_midstream_without_the_syn() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    for (i, (trips, port)) in [(smb_trips(), 445), (rdp_trips(), 3389)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = Conn::new(
+            (ip("10.1.0.77"), 49812 + i as u16),
+            (ip("10.1.0.5"), port),
+            11 + i as u32,
+        );
+        let fl = flights(&mut c, &trips, Delivery::Plain);
+        for f in &fl[1..] {
+            t.add(&c, f);
+        }
+    }
+    assert_eq!(run("midstream.pcap", &t), expected("10.1.0.77"));
+}
+
+/// IP fragments of every data frame of `t`, `size` bytes each, in reverse.
+fn fragmented(t: &Trace, v6: bool) -> Trace {
+    let mut out = Trace::starting_at(t.now_us);
+    let mut id = 1u32;
+    for (ts, frame) in &t.frames {
+        let ip = &frame[14..];
+        let (hlen, body_len) = if v6 {
+            (40, ip.len() - 40)
+        } else {
+            (
+                (usize::from(ip[0] & 0x0f)) * 4,
+                ip.len() - usize::from(ip[0] & 0x0f) * 4,
+            )
+        };
+        if body_len <= 64 {
+            out.frames.push((*ts, frame.clone()));
+            continue;
+        }
+        id += 1;
+        let body = &ip[hlen..];
+        let mut frags = Vec::new();
+        for (i, chunk) in body.chunks(48).enumerate() {
+            let off = i * 48;
+            let more = off + chunk.len() < body.len();
+            let mut f = frame[..14].to_vec();
+            if v6 {
+                let mut h = ip[..40].to_vec();
+                h[6] = 44;
+                h[4..6].copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&h);
+                f.extend_from_slice(&[6, 0]);
+                f.extend_from_slice(&((((off / 8) as u16) << 3) | u16::from(more)).to_be_bytes());
+                f.extend_from_slice(&id.to_be_bytes());
+            } else {
+                let mut h = ip[..hlen].to_vec();
+                h[2..4].copy_from_slice(&((hlen + chunk.len()) as u16).to_be_bytes());
+                h[4..6].copy_from_slice(&(id as u16).to_be_bytes());
+                h[6..8].copy_from_slice(
+                    &((off / 8) as u16 | if more { 0x2000 } else { 0 }).to_be_bytes(),
+                );
+                f.extend_from_slice(&h);
+            }
+            f.extend_from_slice(chunk);
+            frags.push((*ts, f));
+        }
+        frags.reverse();
+        out.frames.extend(frags);
+    }
+    out
+}
+
+#[test]
+fn ipv4_fragments_out_of_order() {
+    let t = standard(Delivery::Plain, |_| {});
+    assert_eq!(
+        run("frag4.pcap", &fragmented(&t, false)),
+        expected("10.1.0.77")
+    );
+}
+
+#[test]
+fn ipv6_fragments_out_of_order() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    for (i, (trips, port)) in [(smb_trips(), 445), (rdp_trips(), 3389)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = Conn::new(
+            (ip("2001:db8::77"), 49812 + i as u16),
+            (ip("2001:db8::5"), port),
+            11 + i as u32,
+        );
+        for f in flights(&mut c, &trips, Delivery::Plain) {
+            t.add(&c, &f);
+        }
+    }
+    assert_eq!(
+        run("frag6.pcap", &fragmented(&t, true)),
+        expected("2001:db8::77")
+    );
+}
+
+#[test]
+fn mirrored_through_erspan() {
+    let t = standard(Delivery::Plain, |_| {});
+    let mut out = Trace::starting_at(t.now_us);
+    for (seq, (ts, frame)) in t.frames.iter().enumerate() {
+        // Ethernet / IPv4 / GRE (sequence) / ERSPAN II / the mirrored frame.
+        let mut gre = vec![0x10, 0x00, 0x88, 0xbe];
+        gre.extend_from_slice(&(seq as u32).to_be_bytes());
+        gre.extend_from_slice(&[0x10, 0x05, 0x00, 0x01, 0, 0, 0, 0]);
+        gre.extend_from_slice(frame);
+        let mut outer = vec![2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 8, 0x08, 0x00];
+        let mut ipb = Vec::new();
+        let _ = etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).write(
+            &mut ipb,
+            etherparse::IpNumber::GRE,
+            &gre,
+        );
+        outer.extend(ipb);
+        out.frames.push((*ts, outer));
+    }
+    assert_eq!(run("erspan.pcap", &out), expected("10.1.0.77"));
+}
+
+#[test]
+fn behind_socks5_and_http_connect_proxies() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let proxies: [(Vec<u8>, Vec<u8>); 2] = [
+        (
+            [&[5u8, 1, 0][..], &[5, 1, 0, 1, 10, 1, 0, 8, 0x0d, 0x3d]].concat(),
+            [&[5u8, 0][..], &[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]].concat(),
+        ),
+        (
+            b"CONNECT 10.1.0.8:3389 HTTP/1.1\r\nHost: 10.1.0.8:3389\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (i, (hello, answer)) in proxies.into_iter().enumerate() {
+        let mut c = Conn::new(
+            (ip("10.1.0.77"), 49900 + i as u16),
+            (ip("10.1.0.3"), 1080),
+            20 + i as u32,
+        );
+        let open = c.open();
+        t.add(&c, &open);
+        let a = c.send(true, &hello);
+        t.add(&c, &a);
+        let b = c.send(false, &answer);
+        t.add(&c, &b);
+        for (cl, sv) in rdp_trips() {
+            let a = c.send(true, &cl);
+            t.add(&c, &a);
+            let b = c.send(false, &sv);
+            t.add(&c, &b);
+        }
+        let fin = c.close();
+        t.add(&c, &fin);
+    }
+    let p = tmp("proxy.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let rdp: Vec<(Option<String>, Option<String>)> = of_type(&events, "rdp")
+        .iter()
+        .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.proxy")))
+        .collect();
+    assert_eq!(
+        rdp,
+        vec![
+            (Some("WIN-J9D866ESIJ2".into()), Some("socks5".into())),
+            (Some("WIN-J9D866ESIJ2".into()), Some("http_connect".into()))
+        ]
+    );
+}
+
+#[test]
+fn interleaved_with_thousands_of_other_flows() {
+    let mut conns: Vec<(Conn, Vec<Vec<Segment>>)> = Vec::new();
+    for i in 0..3000u32 {
+        let mut c = Conn::new(
+            (ip("10.2.0.1"), 10_000 + (i % 50_000) as u16),
+            (IpAddr::from([10, 3, (i >> 8) as u8, i as u8]), 80),
+            100 + i,
+        );
+        let req = format!("GET /item/{i} HTTP/1.1\r\nHost: shop\r\n\r\n").into_bytes();
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n{}",
+            "x".repeat(300)
+        )
+        .into_bytes();
+        let f = flights(&mut c, &[(req, resp)], Delivery::Plain);
+        conns.push((c, f));
+    }
+    let mut smb = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    let f = flights(&mut smb, &smb_trips(), Delivery::OneByte);
+    conns.push((smb, f));
+    let mut rdp = Conn::new((ip("10.1.0.77"), 49820), (ip("10.1.0.8"), 3389), 12);
+    let f = flights(&mut rdp, &rdp_trips(), Delivery::Shuffle(4));
+    conns.push((rdp, f));
+    // Round robin: one segment of each connection in turn.
+    let mut queues: Vec<(Conn, std::collections::VecDeque<Segment>)> = conns
+        .into_iter()
+        .map(|(c, f)| (c, f.into_iter().flatten().collect()))
+        .collect();
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    loop {
+        let mut any = false;
+        for (c, q) in queues.iter_mut() {
+            if let Some(s) = q.pop_front() {
+                t.now_us += 3;
+                t.frames.push((t.now_us, c.frame(&s)));
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    let p = tmp("crowd.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 2);
+    assert_eq!(seen(&events), expected("10.1.0.77"));
+    assert_eq!(
+        events.last().expect("stats")["stats"]["flows"]["total"],
+        3002
+    );
+}
+
+#[test]
+fn segment_helper_is_consistent() {
+    // The trace builder's frames decode back to the segments given.
+    let c = Conn::new((ip("10.0.0.1"), 1), (ip("10.0.0.2"), 2), 1);
+    let s = Segment {
+        from_client: true,
+        seq: 5,
+        ack: 6,
+        flags: 0x18,
+        payload: b"abc".to_vec(),
+    };
+    let ip = ip_tcp(c.client, c.server, &s);
+    assert_eq!(&ip[ip.len() - 3..], b"abc");
+}
