@@ -104,15 +104,18 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Workstation, user, server name and result of an NTLM record.
+type NtlmSeen = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// What a run reports, in a comparable form.
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
-    ntlm: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
+    ntlm: Vec<NtlmSeen>,
     rdp: Vec<(Option<String>, Option<String>)>,
     alerts: Vec<(String, String)>,
 }
