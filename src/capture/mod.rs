@@ -163,6 +163,8 @@ pub struct Source {
     feeder: Option<JoinHandle<io::Result<u64>>>,
     /// Size of the file being read, for progress (0 when unknown).
     pub size: u64,
+    /// How long a live read waits for a packet before reporting idle.
+    poll_ms: i32,
 }
 
 extern "C" {
@@ -306,6 +308,7 @@ impl Source {
             packets: 0,
             feeder,
             size,
+            poll_ms: 0,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -345,6 +348,13 @@ impl Source {
         let cap = inactive
             .open()
             .map_err(|e| live_error(iface, &e.to_string(), &devices))?;
+        // Non-blocking reads, with our own poll(2): libpcap's read timeout
+        // does not fire on every kernel path while nothing arrives, and a
+        // signal must be able to stop an idle sensor.
+        let cap = cap.setnonblock().map_err(|e| CaptureError::Open {
+            source: iface.into(),
+            reason: clean(&e.to_string()),
+        })?;
         let lt = cap.get_datalink().0;
         let mut s = Source {
             name: iface.into(),
@@ -354,6 +364,7 @@ impl Source {
             packets: 0,
             feeder: None,
             size: 0,
+            poll_ms: opts.timeout_ms,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -411,6 +422,11 @@ impl Source {
         } else {
             None
         };
+        if let Handle::Live(cap) = &self.handle {
+            if !self.wait_readable(cap) {
+                return Ok(Next::Idle);
+            }
+        }
         let Source {
             handle,
             name,
@@ -457,6 +473,20 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// Waits up to `poll_ms` for the live handle to have packets. False on
+    /// timeout or interruption (a signal): the caller reports idle.
+    fn wait_readable(&self, c: &Capture<Active>) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut fds = libc::pollfd {
+            fd: c.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fds, 1, self.poll_ms) };
+        n > 0
     }
 
     fn file_position(&self) -> Option<u64> {

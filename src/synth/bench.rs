@@ -1,7 +1,309 @@
-//! Placeholder, replaced below.
+//! The benchmark capture: a realistic mix (bulk HTTP downloads, web pages,
+//! TLS sessions, SMB2 file copies with their NTLM logons, many short
+//! connections) with RDP and NTLM handshakes planted at known counts, some
+//! from VMmanager-named machines. Streamed to disk: memory stays small
+//! whatever the size. Deterministic for a given size and seed.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::msg::{self, ServerNames};
+use super::{Conn, PcapWriter, Segment};
+
+/// A small deterministic generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+/// What was planted, for the benchmark's correctness check.
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Manifest {
     pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+    pub rdp_handshakes: u64,
+    pub ntlm_exchanges: u64,
+    /// Alerts hostwatch must raise on the VMmanager list.
+    pub vmmanager_alerts: u64,
+    pub mix: std::collections::BTreeMap<&'static str, u64>,
 }
-pub fn write(_p: &std::path::Path, _size: u64, _seed: u64) -> std::io::Result<Manifest> {
-    Ok(Manifest { packets: 0 })
+
+/// One message of a flow, materialised when it is reached.
+enum Msg {
+    Bytes(bool, Vec<u8>),
+    /// `len` bytes of filler (an HTTP body).
+    Fill(bool, usize),
+    /// An SMB2 READ of `len` bytes: request and response.
+    SmbRead(u64, usize),
+    /// TLS application data: a 16 KB record at a time.
+    TlsData(bool, usize),
+}
+
+struct Active {
+    conn: Conn,
+    msgs: VecDeque<Msg>,
+    /// Segments of the current message not yet written.
+    queue: VecDeque<Segment>,
+    closed: bool,
+}
+
+impl Active {
+    fn new(mut conn: Conn, msgs: Vec<Msg>) -> Active {
+        let queue = conn.open().into();
+        Active {
+            conn,
+            msgs: msgs.into(),
+            queue,
+            closed: false,
+        }
+    }
+
+    fn next_segment(&mut self) -> Option<Segment> {
+        loop {
+            if let Some(s) = self.queue.pop_front() {
+                return Some(s);
+            }
+            match self.msgs.pop_front() {
+                Some(Msg::Bytes(c, b)) => self.queue = self.conn.send(c, &b).into(),
+                Some(Msg::Fill(c, n)) => {
+                    let chunk = n.min(64 << 10);
+                    self.queue = self.conn.send(c, &FILL[..chunk]).into();
+                    if n > chunk {
+                        self.msgs.push_front(Msg::Fill(c, n - chunk));
+                    }
+                }
+                Some(Msg::SmbRead(id, n)) => {
+                    let (rq, rs) = msg::smb2_read(id, 0x11, &FILL[..n.min(FILL.len())]);
+                    let mut q: VecDeque<Segment> = self.conn.send(true, &rq).into();
+                    q.extend(self.conn.send(false, &rs));
+                    self.queue = q;
+                }
+                Some(Msg::TlsData(c, n)) => {
+                    let chunk = n.min(16_000);
+                    let mut rec = vec![23, 3, 3];
+                    rec.extend_from_slice(&(chunk as u16).to_be_bytes());
+                    rec.extend_from_slice(&FILL[..chunk]);
+                    self.queue = self.conn.send(c, &rec).into();
+                    if n > chunk {
+                        self.msgs.push_front(Msg::TlsData(c, n - chunk));
+                    }
+                }
+                None if !self.closed => {
+                    self.closed = true;
+                    self.queue = self.conn.close().into();
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+static FILL: [u8; 64 << 10] = [0x5a; 64 << 10];
+
+const SERVER_NAMES: ServerNames<'static> = ServerNames {
+    target: "CORP",
+    nb_computer: "FILESRV02",
+    nb_domain: "CORP",
+    dns_computer: "filesrv02.corp.example",
+    dns_domain: "corp.example",
+};
+
+const VMMANAGER: [&str; 3] = ["WIN-J9D866ESIJ2", "WIN-LIVFRVQFMKO", "WIN-344VU98D3RU"];
+
+fn trips(v: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Msg> {
+    v.into_iter()
+        .flat_map(|(c, s)| [Msg::Bytes(true, c), Msg::Bytes(false, s)])
+        .collect()
+}
+
+/// Writes a benchmark capture of about `size` bytes.
+pub fn write(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
+    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
+    let mut m = Manifest::default();
+    let mut rng = Rng(seed);
+    let mut ts: i64 = 1_767_225_600_000_000; // 2026-01-01
+    let mut active: Vec<Active> = Vec::new();
+    let mut n_flow: u64 = 0;
+    let concurrency = 48;
+    while w.bytes < size || !active.is_empty() {
+        while w.bytes < size && active.len() < concurrency {
+            n_flow += 1;
+            active.push(new_flow(n_flow, &mut rng, &mut m));
+        }
+        // Each active flow sends a few segments in turn.
+        let mut i = 0;
+        while i < active.len() {
+            let burst = 1 + rng.below(6);
+            let mut done = false;
+            for _ in 0..burst {
+                match active[i].next_segment() {
+                    Some(s) => {
+                        ts += 1 + rng.below(20) as i64;
+                        let f = active[i].conn.frame(&s);
+                        w.packet(ts, &f)?;
+                    }
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if done {
+                active.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    m.packets = w.packets;
+    m.bytes = w.bytes;
+    m.flows = n_flow;
+    let mut out = w.into_inner();
+    out.flush()?;
+    let manifest = serde_json::to_string_pretty(&m).unwrap_or_default();
+    std::fs::write(path.with_extension("manifest.json"), manifest)?;
+    Ok(m)
+}
+
+fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
+    let client: IpAddr = IpAddr::from([10, 64 + (n % 32) as u8, (n >> 8) as u8, n as u8]);
+    let cport = 20_000 + (n % 40_000) as u16;
+    let server = |last: u8| IpAddr::from([10, 0, (n % 7) as u8, last]);
+    let kind = rng.below(100);
+    let mut count = |k: &'static str| *m.mix.entry(k).or_default() += 1;
+    // One flow in 40 carries a planted RDP handshake, one in 40 an NTLM
+    // logon over SMB; a quarter of each comes from a VMmanager-named VM.
+    if n % 40 == 7 {
+        count("rdp_planted");
+        m.rdp_handshakes += 1;
+        let vm = rng.below(4) == 0;
+        let name = if vm {
+            VMMANAGER[rng.below(3) as usize].to_string()
+        } else {
+            format!("DESKTOP-{:07X}", rng.below(1 << 28))
+        };
+        if vm {
+            m.vmmanager_alerts += 1;
+        }
+        let conn = Conn::new((client, cport), (server(8), 3389), n as u32);
+        return Active::new(conn, trips(msg::rdp_standard_logon("user", &name)));
+    }
+    if n % 40 == 27 {
+        count("ntlm_planted");
+        m.ntlm_exchanges += 1;
+        let vm = rng.below(4) == 0;
+        let name = if vm {
+            VMMANAGER[rng.below(3) as usize].to_string()
+        } else {
+            format!("LAPTOP-{:07X}", rng.below(1 << 28))
+        };
+        if vm {
+            m.vmmanager_alerts += 1;
+        }
+        let conn = Conn::new((client, cport), (server(5), 445), n as u32);
+        return Active::new(
+            conn,
+            trips(msg::smb2_logon(
+                0x11,
+                &SERVER_NAMES,
+                "CORP",
+                "alice",
+                &name,
+                0,
+            )),
+        );
+    }
+    match kind {
+        // Bulk HTTP download.
+        0..=5 => {
+            count("http_bulk");
+            let len = rng.range(256 << 10, 4 << 20) as usize;
+            let req = format!("GET /iso/{n}.img HTTP/1.1\r\nHost: mirror\r\n\r\n").into_bytes();
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+            let conn = Conn::new((client, cport), (server(80), 80), n as u32);
+            Active::new(
+                conn,
+                vec![
+                    Msg::Bytes(true, req),
+                    Msg::Bytes(false, head),
+                    Msg::Fill(false, len),
+                ],
+            )
+        }
+        // TLS session.
+        6..=20 => {
+            count("tls");
+            let conn = Conn::new((client, cport), (server(43), 443), n as u32);
+            let hs = msg::tls_session("www.example.com", msg::CERT, 0);
+            let mut v = trips(hs);
+            v.push(Msg::TlsData(true, rng.range(500, 4000) as usize));
+            v.push(Msg::TlsData(false, rng.range(20_000, 1_000_000) as usize));
+            Active::new(conn, v)
+        }
+        // SMB2 file copy: a logon, then 64 KB reads.
+        21..=26 => {
+            count("smb_copy");
+            m.ntlm_exchanges += 1;
+            let conn = Conn::new((client, cport), (server(5), 445), n as u32);
+            let ws = format!("PC-{:05}", n % 100_000);
+            let mut v = trips(msg::smb2_logon(0x11, &SERVER_NAMES, "CORP", "bob", &ws, 0));
+            for id in 0..rng.range(4, 48) {
+                v.push(Msg::SmbRead(3 + id, 65_536));
+            }
+            Active::new(conn, v)
+        }
+        // A web page.
+        27..=59 => {
+            count("http_small");
+            let len = rng.range(2_000, 40_000) as usize;
+            let req = format!("GET /page/{n} HTTP/1.1\r\nHost: intranet\r\nAccept: */*\r\n\r\n")
+                .into_bytes();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len}\r\n\r\n"
+            )
+            .into_bytes();
+            let conn = Conn::new((client, cport), (server(81), 8080), n as u32);
+            Active::new(
+                conn,
+                vec![
+                    Msg::Bytes(true, req),
+                    Msg::Bytes(false, head),
+                    Msg::Fill(false, len),
+                ],
+            )
+        }
+        // A short connection (DNS over TCP, health checks, ...).
+        _ => {
+            count("short");
+            let conn = Conn::new((client, cport), (server(53), 53), n as u32);
+            Active::new(
+                conn,
+                vec![
+                    Msg::Bytes(true, vec![0, 30, 1, 2]),
+                    Msg::Fill(true, 30),
+                    Msg::Fill(false, 120),
+                ],
+            )
+        }
+    }
 }
