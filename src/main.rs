@@ -47,7 +47,8 @@ enum Command {
         /// Where to write the pcap.
         #[arg(short = 'o', long)]
         output: PathBuf,
-        /// `demo` (the bundled lab story) or `bench` (a realistic mix).
+        /// `demo` (the bundled lab story), `bench` (a realistic mix), `synflood`
+        /// (a million half-open flows) or `gaps` (connections full of holes).
         #[arg(long, default_value = "demo")]
         kind: String,
         /// Approximate size of a `bench` capture, in megabytes.

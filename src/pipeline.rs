@@ -573,12 +573,18 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     for i in 0..workers {
         let (tx, rx) = bounded::<WorkMsg>(QUEUE_DEPTH);
         let snap = Arc::new(Mutex::new(WorkerSnapshot::default()));
-        let (m, f, o, s, fc) = (
+        let mut fc = cfg.flow;
+        // The caps hold for the whole sensor: each worker gets its share.
+        fc.max_flows = (cfg.flow.max_flows / workers).max(1);
+        fc.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
+        // Timeouts run on the capture thread's ticks, at the same packets
+        // for every worker count.
+        fc.self_expire = false;
+        let (m, f, o, s) = (
             matcher.clone(),
             free_tx.clone(),
             out_tx.clone(),
             snap.clone(),
-            cfg.flow,
         );
         let h = thread::Builder::new()
             .name(format!("hostwatch-worker-{i}"))

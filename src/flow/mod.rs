@@ -70,21 +70,6 @@ pub struct FlowStats {
     pub streams: StreamStats,
 }
 
-impl FlowStats {
-    fn add_stream(&mut self, s: &StreamStats) {
-        let t = &mut self.streams;
-        t.segments += s.segments;
-        t.delivered_bytes += s.delivered_bytes;
-        t.retransmitted += s.retransmitted;
-        t.out_of_order += s.out_of_order;
-        t.conflicting_overlaps += s.conflicting_overlaps;
-        t.gaps += s.gaps;
-        t.gap_bytes += s.gap_bytes;
-        t.ooo_overflows += s.ooo_overflows;
-        t.beyond_depth += s.beyond_depth;
-    }
-}
-
 /// A hasher with fixed keys: the same flow gets the same shard and id in
 /// every run.
 const FIXED_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
@@ -137,8 +122,16 @@ struct Flow {
     established: bool,
     state: State,
     streams: [Stream; 2],
-    /// None once the flow is bypassed or ended.
-    app: Option<Box<dyn Analyzer>>,
+    app: App,
+}
+
+/// A flow's analyzer: created when the first payload arrives (a half-open
+/// flow costs no analyzer), dropped when it has learned all it can.
+enum App {
+    NotYet,
+    Running(Box<dyn Analyzer>),
+    /// Bypassed: only the end of the connection is still tracked.
+    Done,
 }
 
 impl Flow {
@@ -179,7 +172,7 @@ fn is_server_port(p: u16) -> bool {
 pub struct FlowTable<F: AnalyzerFactory> {
     cfg: FlowConfig,
     factory: F,
-    flows: HashMap<FlowKey, Flow>,
+    flows: HashMap<FlowKey, Box<Flow>>,
     budget: Budget,
     pub stats: FlowStats,
     last_sweep_us: i64,
@@ -221,15 +214,19 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let key = FlowKey::of(seg);
         let syn = seg.flags & tcp_flags::SYN != 0;
         let ack = seg.flags & tcp_flags::ACK != 0;
+        let fin = seg.flags & tcp_flags::FIN != 0;
+        let rst = seg.flags & tcp_flags::RST != 0;
 
         // A new SYN on a closed flow is a new connection on reused ports.
-        if syn && !ack {
-            if let Some(f) = self.flows.get(&key) {
-                if f.state == State::Closed {
-                    if let Some(f) = self.flows.remove(&key) {
-                        self.end_flow(f, out);
-                    }
-                }
+        if syn
+            && !ack
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|f| f.state == State::Closed)
+        {
+            if let Some(f) = self.flows.remove(&key) {
+                self.end_flow(f, out);
             }
         }
         if !self.flows.contains_key(&key) {
@@ -237,42 +234,52 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 self.make_room(seg.ts_us, out);
             }
             let flow = self.new_flow(seg, syn, ack);
-            self.flows.insert(key, flow);
+            self.flows.insert(key, Box::new(flow));
         }
-        let Some(flow) = self.flows.get_mut(&key) else {
+        let FlowTable {
+            cfg,
+            factory,
+            flows,
+            budget,
+            stats,
+            records,
+            ..
+        } = self;
+        let Some(flow) = flows.get_mut(&key) else {
             return;
         };
         flow.last_us = seg.ts_us;
         if flow.state == State::Closed {
             return;
         }
+        if !syn || ack {
+            flow.established = true;
+        }
+        if matches!(flow.app, App::Done) {
+            // Bypassed: only the end of the connection matters.
+            if rst || fin && flow.streams.iter().all(Stream::finished) {
+                flow.state = State::Closed;
+                stats.closed += 1;
+            }
+            return;
+        }
+        if matches!(flow.app, App::NotYet) && !seg.payload.is_empty() {
+            flow.app = App::Running(factory.new_flow(flow.client.1, flow.server.1));
+        }
         let dir = if (seg.src, seg.sport) == flow.client {
             Dir::ToServer
         } else {
             Dir::ToClient
         };
-        if !syn || ack {
-            flow.established = true;
-        }
-
-        if flow.app.is_none() {
-            // Bypassed: only the end of the connection matters.
-            if seg.flags & tcp_flags::RST != 0 {
-                flow.state = State::Closed;
-                self.stats.closed += 1;
-            }
-            return;
-        }
-
-        let fin = seg.flags & tcp_flags::FIN != 0;
-        let rst = seg.flags & tcp_flags::RST != 0;
-        let budget = &mut self.budget;
-        let limits = &match flow.app.as_ref().and_then(|a| a.depth()) {
-            Some(depth) => StreamLimits {
-                depth,
-                ..self.cfg.limits
+        let limits = match &flow.app {
+            App::Running(a) => match a.depth() {
+                Some(depth) => StreamLimits {
+                    depth,
+                    ..cfg.limits
+                },
+                None => cfg.limits,
             },
-            None => self.cfg.limits,
+            _ => cfg.limits,
         };
         let (ours, theirs) = split_streams(&mut flow.streams, dir);
         if syn {
@@ -283,47 +290,56 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         } else {
             seg.seq
         };
-
-        let mut cx = Ctx::new(seg.ts_us, flow.midstream, &mut self.records);
+        let mut cx = Ctx::new(seg.ts_us, flow.midstream, records);
         let mut status = Status::Continue;
         {
-            let Some(app) = flow.app.as_mut() else { return };
-            let mut feed_other =
-                |c: Chunk<'_>| feed(app.as_mut(), dir.other(), c, &mut cx, &mut status);
+            let app = &mut flow.app;
             if ack {
-                theirs.peer_ack(seg.ack, budget, &mut feed_other);
+                theirs.peer_ack(seg.ack, budget, &mut stats.streams, &mut |c| {
+                    if let App::Running(a) = app {
+                        feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
+                    }
+                });
             }
+            ours.segment(
+                data_seq,
+                seg.payload,
+                &limits,
+                budget,
+                &mut stats.streams,
+                &mut |c| {
+                    if let App::Running(a) = app {
+                        feed(a.as_mut(), dir, c, &mut cx, &mut status);
+                    }
+                },
+            );
         }
-        {
-            let Some(app) = flow.app.as_mut() else { return };
-            let mut feed_ours = |c: Chunk<'_>| feed(app.as_mut(), dir, c, &mut cx, &mut status);
-            ours.segment(data_seq, seg.payload, limits, budget, &mut feed_ours);
-            if fin {
-                ours.fin(data_seq.wrapping_add(seg.payload.len() as u32));
-            }
+        if fin {
+            ours.fin(data_seq.wrapping_add(seg.payload.len() as u32));
         }
-        let reversed = cx.roles_reversed;
-        if reversed && flow.midstream {
+        if cx.roles_reversed && flow.midstream {
             flow.reversed = true;
         }
         let both_done = flow
             .streams
             .iter()
-            .all(|s| s.finished() || s.exhausted(limits));
+            .all(|s| s.finished() || s.exhausted(&limits));
         let closing = rst || flow.streams.iter().all(Stream::finished);
         if status == Status::Done || both_done || closing {
             // Finish the analyzer now: it learned all it can.
-            let mut cx = Ctx::new(seg.ts_us, flow.midstream, &mut self.records);
-            if let Some(mut app) = flow.app.take() {
-                if status != Status::Done {
+            let mut cx = Ctx::new(seg.ts_us, flow.midstream, records);
+            if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
+                if status == Status::Done {
+                    stats.bypassed += 1;
+                } else {
                     for (i, s) in flow.streams.iter_mut().enumerate() {
                         let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
                         let mut st = Status::Continue;
-                        s.flush(budget, &mut |c| feed(app.as_mut(), d, c, &mut cx, &mut st));
+                        s.flush(budget, &mut stats.streams, &mut |c| {
+                            feed(app.as_mut(), d, c, &mut cx, &mut st)
+                        });
                     }
                     app.end(&mut cx);
-                } else {
-                    self.stats.bypassed += 1;
                 }
             }
             if cx.roles_reversed && flow.midstream {
@@ -334,16 +350,12 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
             if closing {
                 flow.state = State::Closed;
-                self.stats.closed += 1;
+                stats.closed += 1;
             }
         }
-        let info = if self.records.is_empty() {
-            None
-        } else {
-            Some(flow.info())
-        };
-        if let Some(info) = info {
-            for record in self.records.drain(..) {
+        if !records.is_empty() {
+            let info = flow.info();
+            for record in records.drain(..) {
                 out(FlowRecord {
                     ts_us: seg.ts_us,
                     flow: info.clone(),
@@ -383,22 +395,25 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             established: !syn || ack,
             state: State::Open,
             streams: [Stream::default(), Stream::default()],
-            app: Some(self.factory.new_flow(client.1, server.1)),
+            app: App::NotYet,
         }
     }
 
     /// Ends a flow that leaves the table: holes become gaps, the analyzer
     /// emits what it saw.
-    fn end_flow<O: FnMut(FlowRecord)>(&mut self, mut flow: Flow, out: &mut O) {
-        for s in &flow.streams {
-            self.stats.add_stream(&s.stats);
-        }
-        let mut cx = Ctx::new(flow.last_us, flow.midstream, &mut self.records);
-        if let Some(mut app) = flow.app.take() {
+    fn end_flow<O: FnMut(FlowRecord)>(&mut self, mut flow: Box<Flow>, out: &mut O) {
+        let FlowTable {
+            budget,
+            stats,
+            records,
+            ..
+        } = self;
+        let mut cx = Ctx::new(flow.last_us, flow.midstream, records);
+        if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
             for (i, s) in flow.streams.iter_mut().enumerate() {
                 let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
                 let mut st = Status::Continue;
-                s.flush(&mut self.budget, &mut |c| {
+                s.flush(budget, &mut stats.streams, &mut |c| {
                     feed(app.as_mut(), d, c, &mut cx, &mut st)
                 });
             }
@@ -408,11 +423,11 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             flow.reversed = true;
         }
         for s in flow.streams.iter_mut() {
-            s.discard(&mut self.budget);
+            s.discard(budget);
         }
-        if !self.records.is_empty() {
+        if !records.is_empty() {
             let info = flow.info();
-            for record in self.records.drain(..) {
+            for record in records.drain(..) {
                 out(FlowRecord {
                     ts_us: flow.last_us,
                     flow: info.clone(),

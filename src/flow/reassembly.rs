@@ -100,7 +100,6 @@ pub struct Stream {
     held_bytes: usize,
     /// Offset of the FIN, once seen.
     fin_at: Option<u32>,
-    pub stats: StreamStats,
 }
 
 /// Offsets at or above this are taken as "before the start" (old data).
@@ -152,12 +151,13 @@ impl Stream {
         payload: &[u8],
         limits: &StreamLimits,
         budget: &mut Budget,
+        stats: &mut StreamStats,
         out: &mut F,
     ) {
         if payload.is_empty() {
             return;
         }
-        self.stats.segments += 1;
+        stats.segments += 1;
         let base = *self.base.get_or_insert(seq);
         let mut off = seq.wrapping_sub(base);
         let mut data = payload;
@@ -165,7 +165,7 @@ impl Stream {
             // Starts before offset 0: keep only what lies after it.
             let before = off.wrapping_neg() as usize;
             if before >= data.len() {
-                self.stats.retransmitted += 1;
+                stats.retransmitted += 1;
                 return;
             }
             data = &data[before..];
@@ -174,7 +174,7 @@ impl Stream {
         // Never deliver or hold past the depth limit.
         let room = limits.depth.saturating_sub(off) as usize;
         if room < data.len() {
-            self.stats.beyond_depth += (data.len() - room) as u64;
+            stats.beyond_depth += (data.len() - room) as u64;
             data = &data[..room];
             if data.is_empty() {
                 return;
@@ -182,22 +182,28 @@ impl Stream {
         }
         let end = u64::from(off) + data.len() as u64;
         if end <= u64::from(self.next) {
-            self.stats.retransmitted += 1;
+            stats.retransmitted += 1;
             return;
         }
         if off <= self.next {
             let fresh = &data[(self.next - off) as usize..];
-            self.deliver(fresh, out);
-            self.drain(budget, out);
+            self.deliver(fresh, stats, out);
+            self.drain(budget, stats, out);
             return;
         }
-        self.stats.out_of_order += 1;
-        self.hold(off, data, limits, budget, out);
+        stats.out_of_order += 1;
+        self.hold(off, data, limits, budget, stats, out);
     }
 
     /// The peer acknowledged up to `ack`: bytes before it that were never seen
     /// are lost to the capture. Only acted on when bytes are held past a hole.
-    pub fn peer_ack<F: FnMut(Chunk<'_>)>(&mut self, ack: u32, budget: &mut Budget, out: &mut F) {
+    pub fn peer_ack<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        ack: u32,
+        budget: &mut Budget,
+        stats: &mut StreamStats,
+        out: &mut F,
+    ) {
         let (Some(base), Some(first)) = (self.base, self.held.first()) else {
             return;
         };
@@ -206,18 +212,23 @@ impl Stream {
             return;
         }
         let gap = first.start - self.next;
-        self.gap(gap, out);
-        self.drain(budget, out);
+        self.gap(gap, stats, out);
+        self.drain(budget, stats, out);
     }
 
     /// The flow ends: delivers what is held, with gaps for the holes.
-    pub fn flush<F: FnMut(Chunk<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+    pub fn flush<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        budget: &mut Budget,
+        stats: &mut StreamStats,
+        out: &mut F,
+    ) {
         while let Some(first) = self.held.first() {
             let gap = first.start.saturating_sub(self.next);
             if gap > 0 {
-                self.gap(gap, out);
+                self.gap(gap, stats, out);
             }
-            self.drain(budget, out);
+            self.drain(budget, stats, out);
         }
     }
 
@@ -228,21 +239,26 @@ impl Stream {
         self.held = Vec::new();
     }
 
-    fn deliver<F: FnMut(Chunk<'_>)>(&mut self, data: &[u8], out: &mut F) {
+    fn deliver<F: FnMut(Chunk<'_>)>(&mut self, data: &[u8], stats: &mut StreamStats, out: &mut F) {
         self.next += data.len() as u32;
-        self.stats.delivered_bytes += data.len() as u64;
+        stats.delivered_bytes += data.len() as u64;
         out(Chunk::Data(data));
     }
 
-    fn gap<F: FnMut(Chunk<'_>)>(&mut self, len: u32, out: &mut F) {
+    fn gap<F: FnMut(Chunk<'_>)>(&mut self, len: u32, stats: &mut StreamStats, out: &mut F) {
         self.next += len;
-        self.stats.gaps += 1;
-        self.stats.gap_bytes += u64::from(len);
+        stats.gaps += 1;
+        stats.gap_bytes += u64::from(len);
         out(Chunk::Gap(len));
     }
 
     /// Delivers held segments that are now contiguous.
-    fn drain<F: FnMut(Chunk<'_>)>(&mut self, budget: &mut Budget, out: &mut F) {
+    fn drain<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        budget: &mut Budget,
+        stats: &mut StreamStats,
+        out: &mut F,
+    ) {
         while let Some(first) = self.held.first() {
             if first.start > self.next {
                 return;
@@ -252,7 +268,7 @@ impl Stream {
             budget.used -= seg.data.len();
             if seg.end() > u64::from(self.next) {
                 let skip = (self.next - seg.start) as usize;
-                self.deliver(&seg.data[skip..], out);
+                self.deliver(&seg.data[skip..], stats, out);
             }
         }
     }
@@ -265,6 +281,7 @@ impl Stream {
         data: &[u8],
         limits: &StreamLimits,
         budget: &mut Budget,
+        stats: &mut StreamStats,
         out: &mut F,
     ) {
         let end = off + data.len() as u32;
@@ -283,7 +300,7 @@ impl Stream {
             if h.data[(os - hs) as usize..(oe - hs) as usize]
                 != data[(os - off) as usize..(oe - off) as usize]
             {
-                self.stats.conflicting_overlaps += 1;
+                stats.conflicting_overlaps += 1;
             }
             pos = oe;
         }
@@ -298,28 +315,28 @@ impl Stream {
                     || self.held.len() >= limits.max_ooo_segments
                     || budget.used + len > budget.cap)
             {
-                self.stats.ooo_overflows += 1;
+                stats.ooo_overflows += 1;
                 let first_start = self.held[0].start;
                 if first_start > self.next {
-                    self.gap(first_start - self.next, out);
+                    self.gap(first_start - self.next, stats, out);
                 }
-                self.drain(budget, out);
+                self.drain(budget, stats, out);
             }
             if s < self.next {
                 // Draining moved past part of this piece: deliver the rest.
                 if e > self.next {
                     let from = (self.next - off) as usize;
                     let to = (e - off) as usize;
-                    self.deliver(&data[from..to], out);
+                    self.deliver(&data[from..to], stats, out);
                 }
                 continue;
             }
             if len > limits.max_ooo_bytes || budget.used + len > budget.cap {
                 // Too large to hold at all: skip to it.
-                self.stats.ooo_overflows += 1;
-                self.gap(s - self.next, out);
-                self.deliver(&data[(s - off) as usize..(e - off) as usize], out);
-                self.drain(budget, out);
+                stats.ooo_overflows += 1;
+                self.gap(s - self.next, stats, out);
+                self.deliver(&data[(s - off) as usize..(e - off) as usize], stats, out);
+                self.drain(budget, stats, out);
                 continue;
             }
             let idx = self.held.partition_point(|h| h.start < s);
@@ -333,7 +350,7 @@ impl Stream {
             self.held_bytes += len;
             budget.used += len;
         }
-        self.drain(budget, out);
+        self.drain(budget, stats, out);
     }
 }
 

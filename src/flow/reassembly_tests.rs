@@ -15,6 +15,7 @@ fn run(
 ) -> (Vec<u8>, StreamStats) {
     let mut s = Stream::default();
     let mut budget = Budget::new(64 << 20);
+    let mut stats = StreamStats::default();
     let mut out = Vec::new();
     let mut sink = |c: Chunk<'_>| match c {
         Chunk::Data(d) => out.extend_from_slice(d),
@@ -24,12 +25,12 @@ fn run(
         s.syn(base_seq.wrapping_sub(1));
     }
     for (seq, data) in segs {
-        s.segment(*seq, data, &limits, &mut budget, &mut sink);
+        s.segment(*seq, data, &limits, &mut budget, &mut stats, &mut sink);
     }
-    s.flush(&mut budget, &mut sink);
+    s.flush(&mut budget, &mut stats, &mut sink);
     assert_eq!(budget.used, 0);
     assert_eq!(s.held_bytes(), 0);
-    (out, s.stats)
+    (out, stats)
 }
 
 fn split(base: u32, data: &[u8], cuts: &[usize]) -> Vec<(u32, Vec<u8>)> {
@@ -113,6 +114,7 @@ fn hole_is_reported_as_gap_at_flush() {
 
 #[test]
 fn peer_ack_past_a_hole_declares_the_gap() {
+    let mut st = StreamStats::default();
     let mut s = Stream::default();
     let mut budget = Budget::new(1 << 20);
     let mut out = Vec::new();
@@ -121,12 +123,12 @@ fn peer_ack_past_a_hole_declares_the_gap() {
         Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
     };
     s.syn(999);
-    s.segment(1000, b"ab", &limits(), &mut budget, &mut sink);
-    s.segment(1004, b"ef", &limits(), &mut budget, &mut sink);
+    s.segment(1000, b"ab", &limits(), &mut budget, &mut st, &mut sink);
+    s.segment(1004, b"ef", &limits(), &mut budget, &mut st, &mut sink);
     // An ack inside the hole proves nothing.
-    s.peer_ack(1003, &mut budget, &mut sink);
+    s.peer_ack(1003, &mut budget, &mut st, &mut sink);
     assert_eq!(s.delivered(), 2);
-    s.peer_ack(1006, &mut budget, &mut sink);
+    s.peer_ack(1006, &mut budget, &mut st, &mut sink);
     assert_eq!(s.delivered(), 6);
     let _ = sink;
     assert_eq!(out, b"ab??ef");
@@ -152,17 +154,18 @@ fn overflow_gives_up_the_hole_and_goes_on() {
 
 #[test]
 fn global_budget_caps_all_streams() {
+    let mut st = StreamStats::default();
     let mut budget = Budget::new(8);
     let mut a = Stream::default();
     let mut b = Stream::default();
     let mut sink = |_c: Chunk<'_>| {};
     a.syn(0);
     b.syn(0);
-    a.segment(10, &[1; 6], &limits(), &mut budget, &mut sink);
+    a.segment(10, &[1; 6], &limits(), &mut budget, &mut st, &mut sink);
     assert_eq!(budget.used, 6);
-    b.segment(10, &[2; 6], &limits(), &mut budget, &mut sink);
+    b.segment(10, &[2; 6], &limits(), &mut budget, &mut st, &mut sink);
     assert!(budget.used <= 8);
-    assert_eq!(b.stats.ooo_overflows, 1);
+    assert_eq!(st.ooo_overflows, 1);
     a.discard(&mut budget);
     assert_eq!(budget.used, 0);
 }
@@ -197,13 +200,14 @@ fn midstream_pickup_starts_at_first_seen_byte() {
 
 #[test]
 fn fin_marks_the_end() {
+    let mut st = StreamStats::default();
     let mut s = Stream::default();
     let mut budget = Budget::new(1 << 20);
     let mut sink = |_c: Chunk<'_>| {};
     s.syn(99);
-    s.segment(100, b"abc", &limits(), &mut budget, &mut sink);
+    s.segment(100, b"abc", &limits(), &mut budget, &mut st, &mut sink);
     s.fin(104);
     assert!(!s.finished());
-    s.segment(103, b"d", &limits(), &mut budget, &mut sink);
+    s.segment(103, b"d", &limits(), &mut budget, &mut st, &mut sink);
     assert!(s.finished());
 }

@@ -216,7 +216,9 @@ fn a_full_table_evicts_the_idle_most_and_counts() {
     for i in 0..40u16 {
         let mut s = seg(i64::from(i), true, 1, 0, S, b"");
         s.sport = 1000 + i;
-        run(&mut t, &[s]);
+        let mut d = seg(i64::from(i), true, 2, 0, P, b"x");
+        d.sport = 1000 + i;
+        run(&mut t, &[s, d]);
     }
     assert!(t.len() <= 16);
     assert_eq!(t.stats.evicted, 24);
@@ -240,6 +242,22 @@ fn done_analyzer_bypasses_the_flow_and_frees_held_bytes() {
     let mut out = Vec::new();
     t.finish(&mut |r| out.push(r));
     // The analyzer said it was done: it is not called again.
+    assert!(out.is_empty());
+    assert!(log.lock().map(|l| l.is_empty()).unwrap_or(false));
+}
+
+#[test]
+fn half_open_flows_get_no_analyzer() {
+    let (mut t, log) = table(FlowConfig::default(), None);
+    run(
+        &mut t,
+        &[
+            seg(1, true, 100, 0, S, b""),
+            seg(2, false, 900, 101, S | A, b""),
+        ],
+    );
+    let mut out = Vec::new();
+    t.finish(&mut |r| out.push(r));
     assert!(out.is_empty());
     assert!(log.lock().map(|l| l.is_empty()).unwrap_or(false));
 }

@@ -66,3 +66,33 @@ impl Sink {
 pub fn check_writable(p: &PathBuf) -> io::Result<()> {
     File::options().create(true).append(true).open(p).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_follows_a_rotated_file() {
+        let dir = std::env::temp_dir().join(format!("hostwatch-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("eve.json");
+        let rotated = dir.join("eve.json.1");
+        let _ = std::fs::remove_file(&path);
+        let mut s = Sink::open(Target::File(path.clone())).unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(b"one\n").unwrap_or_default();
+        s.flush().unwrap_or_default();
+        std::fs::rename(&path, &rotated).unwrap_or_default();
+        s.write_all(b"two\n").unwrap_or_default();
+        s.reopen().unwrap_or_default();
+        s.write_all(b"three\n").unwrap_or_default();
+        s.flush().unwrap_or_default();
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap_or_default(),
+            "one\ntwo\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default(),
+            "three\n"
+        );
+    }
+}

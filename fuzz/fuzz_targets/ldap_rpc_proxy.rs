@@ -1,0 +1,19 @@
+#![no_main]
+//! LDAP binds, DCE/RPC headers and verifiers, proxy handshakes, DER.
+use hostwatch::parsers::{dcerpc, der, ldap, proxy};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = ldap::message(data);
+    let _ = ldap::looks_like_bind(data);
+    let _ = der::tlv_extent(data);
+    let _ = der::children(data).count();
+    if let Some(Ok(h)) = dcerpc::header(data) {
+        let _ = dcerpc::auth_verifier(data, &h);
+        let _ = dcerpc::fault_status(data, &h);
+    }
+    if let Some(kind) = proxy::detect(data) {
+        let _ = proxy::client_len(kind, data);
+        let _ = proxy::server_len(kind, data);
+    }
+});

@@ -1,0 +1,107 @@
+//! Memory stays bounded under hostile traffic: a million half-open flows
+//! (SYN flood) and thousands of connections full of holes. Each run is the
+//! real binary; its peak RSS comes from the kernel (wait4 rusage). The
+//! demo's alerts that follow the flood must still be found, and the
+//! evictions and overflows must be counted in `stats`.
+
+use std::process::{Command, Stdio};
+
+/// Runs hostwatch; returns (stdout, peak RSS in MiB). The child is reaped
+/// by wait4, which also reports its peak RSS.
+#[allow(clippy::zombie_processes)]
+fn run_measured(args: &[&str]) -> (String, f64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as i32;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut o) = child.stdout {
+            use std::io::Read;
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting on our own child's pid with valid out-pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
+    );
+    (
+        out.join().unwrap_or_default(),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+fn generate(kind: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("hostwatch-mem-{kind}-{}.pcap", std::process::id()));
+    let o = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["generate", "--kind", kind, "-o"])
+        .arg(&p)
+        .output()
+        .expect("generate");
+    assert!(o.status.success());
+    p
+}
+
+fn stats(out: &str) -> serde_json::Value {
+    let last = out.lines().last().unwrap_or("{}");
+    serde_json::from_str::<serde_json::Value>(last).unwrap_or_default()["stats"].clone()
+}
+
+fn alerts(out: &str) -> usize {
+    out.lines()
+        .filter(|l| l.contains(r#""event_type":"alert""#))
+        .count()
+}
+
+#[test]
+fn a_million_half_open_flows_stay_within_bounds() {
+    let p = generate("synflood");
+    let path = p.display().to_string();
+    let (out, rss) = run_measured(&["-q", "-w", "2", "-r", &path]);
+    let s = stats(&out);
+    eprintln!(
+        "SYN flood, 1,000,000 flows, default limits: peak RSS {rss:.0} MiB, evicted {}",
+        s["flows"]["evicted"]
+    );
+    assert!(rss < 160.0, "peak RSS {rss:.0} MiB");
+    assert_eq!(s["flows"]["total"], 1_000_005);
+    assert!(
+        s["flows"]["evicted"].as_u64().unwrap_or(0) >= 700_000,
+        "{s}"
+    );
+    assert_eq!(alerts(&out), 5);
+    // A smaller table, a smaller footprint.
+    let (out, small) = run_measured(&["-q", "-w", "2", "--max-flows", "50000", "-r", &path]);
+    eprintln!("SYN flood with --max-flows 50000: peak RSS {small:.0} MiB");
+    assert!(small < 60.0, "peak RSS {small:.0} MiB");
+    assert_eq!(alerts(&out), 5);
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn holes_everywhere_stay_within_bounds() {
+    let p = generate("gaps");
+    let path = p.display().to_string();
+    let (out, rss) = run_measured(&["-q", "-w", "2", "-r", &path]);
+    let s = stats(&out);
+    eprintln!(
+        "2,000 connections of 64 KiB held out of order: peak RSS {rss:.0} MiB, overflows {}",
+        s["reassembly"]["ooo_overflows"]
+    );
+    assert!(rss < 140.0, "peak RSS {rss:.0} MiB");
+    assert!(
+        s["reassembly"]["gaps"].as_u64().unwrap_or(0) >= 2_000,
+        "{s}"
+    );
+    assert_eq!(alerts(&out), 5);
+    let _ = std::fs::remove_file(p);
+}
