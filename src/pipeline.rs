@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::analyzers::Analyzers;
 use crate::capture::{CaptureError, KernelStats, LiveOptions, Next, Source};
-use crate::decode::{defrag::DefragStats, DecodeStats, Decoder, TcpSegment, Vlans};
+use crate::decode::{defrag::DefragStats, tcp_flags, DecodeStats, Decoder, TcpSegment, Vlans};
 use crate::detection::inventory::Inventory;
 use crate::detection::{Detector, Matcher};
 use crate::events::{Body, Event};
@@ -138,6 +138,43 @@ enum OutMsg {
     },
 }
 
+/// Connections whose payload no longer matters, shared by the workers (who
+/// mark them) and the capture thread (who then stops copying their
+/// payload into batches; headers still go, for FIN, RST and timeouts). A
+/// fixed table of flow hashes: a collision only costs a copy, and a SYN
+/// clears its slot so a reused port pair is analysed again.
+struct BypassHint {
+    slots: Box<[AtomicU64]>,
+}
+
+const BYPASS_SLOTS: usize = 1 << 18;
+
+impl BypassHint {
+    fn new() -> Self {
+        BypassHint {
+            slots: (0..BYPASS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(&self, h: u64) -> &AtomicU64 {
+        &self.slots[(h as usize) & (BYPASS_SLOTS - 1)]
+    }
+
+    fn mark(&self, h: u64) {
+        self.slot(h).store(h | 1, Ordering::Relaxed);
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.slot(h).load(Ordering::Relaxed) == h | 1
+    }
+
+    fn clear(&self, h: u64) {
+        let _ = self
+            .slot(h)
+            .compare_exchange(h | 1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
 /// Counters a worker publishes for periodic stats.
 #[derive(Debug, Default, Clone, Copy)]
 struct WorkerSnapshot {
@@ -160,6 +197,7 @@ fn worker(
     free: Sender<Batch>,
     out: Sender<OutMsg>,
     snapshot: Arc<Mutex<WorkerSnapshot>>,
+    hint: Arc<BypassHint>,
 ) -> WorkerSnapshot {
     let mut table = FlowTable::new(cfg, Analyzers);
     let mut detector = Detector::new(matcher);
@@ -199,6 +237,9 @@ fn worker(
                 b.data.clear();
                 b.segs.clear();
                 let _ = free.try_send(b);
+                for key in table.take_bypassed() {
+                    hint.mark(key.shard_hash());
+                }
             }
             WorkMsg::Tick(now) => {
                 table.expire(now, &mut |fr| detector.process(fr, &mut events));
@@ -457,19 +498,26 @@ struct Dispatch {
     pending: Vec<Batch>,
     txs: Vec<Sender<WorkMsg>>,
     free: Receiver<Batch>,
+    hint: Arc<BypassHint>,
 }
 
 impl Dispatch {
     fn push(&mut self, seg: &TcpSegment<'_>) {
         let n = self.txs.len();
-        let w = if n == 1 {
-            0
+        let h = FlowKey::of(seg).shard_hash();
+        let w = (h % n as u64) as usize;
+        // The payload of a bypassed connection is not copied.
+        let payload = if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
+            self.hint.clear(h);
+            seg.payload
+        } else if !seg.payload.is_empty() && self.hint.contains(h) {
+            &[]
         } else {
-            (FlowKey::of(seg).shard_hash() % n as u64) as usize
+            seg.payload
         };
         let b = &mut self.pending[w];
         let off = b.data.len() as u32;
-        b.data.extend_from_slice(seg.payload);
+        b.data.extend_from_slice(payload);
         b.segs.push(SegMeta {
             ts_us: seg.ts_us,
             src: seg.src,
@@ -482,7 +530,7 @@ impl Dispatch {
             window: seg.window,
             vlans: seg.vlans,
             off,
-            len: seg.payload.len() as u32,
+            len: payload.len() as u32,
         });
         if b.segs.len() >= BATCH_SEGMENTS || b.data.len() >= BATCH_BYTES {
             self.send(w);
@@ -567,6 +615,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         .name("hostwatch-output".into())
         .spawn(move || output(sink, out_rx, opts, out_control));
 
+    let bypass = Arc::new(BypassHint::new());
     let mut txs = Vec::new();
     let mut handles = Vec::new();
     let mut snapshots = Vec::new();
@@ -580,6 +629,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         // Timeouts run on the capture thread's ticks, at the same packets
         // for every worker count.
         fc.self_expire = false;
+        let hint = bypass.clone();
         let (m, f, o, s) = (
             matcher.clone(),
             free_tx.clone(),
@@ -588,12 +638,13 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         );
         let h = thread::Builder::new()
             .name(format!("hostwatch-worker-{i}"))
-            .spawn(move || worker(fc, m, rx, f, o, s));
+            .spawn(move || worker(fc, m, rx, f, o, s, hint));
         txs.push(tx);
         handles.push(h);
         snapshots.push(snap);
     }
     let mut dispatch = Dispatch {
+        hint: bypass.clone(),
         pending: (0..workers).map(|_| Batch::default()).collect(),
         txs,
         free: free_rx,

@@ -121,6 +121,9 @@ struct Flow {
     /// Whether anything but a lone SYN was seen.
     established: bool,
     state: State,
+    /// FINs seen, one bit per direction (for bypassed connections, whose
+    /// streams no longer advance).
+    fins: u8,
     streams: [Stream; 2],
     app: App,
 }
@@ -177,6 +180,8 @@ pub struct FlowTable<F: AnalyzerFactory> {
     pub stats: FlowStats,
     last_sweep_us: i64,
     records: Vec<Record>,
+    /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
+    bypassed: Vec<FlowKey>,
 }
 
 /// How often (packet time) the table looks for timed-out flows.
@@ -192,6 +197,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             stats: FlowStats::default(),
             last_sweep_us: i64::MIN,
             records: Vec::new(),
+            bypassed: Vec::new(),
         }
     }
 
@@ -243,6 +249,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             budget,
             stats,
             records,
+            bypassed,
             ..
         } = self;
         let Some(flow) = flows.get_mut(&key) else {
@@ -255,9 +262,16 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         if !syn || ack {
             flow.established = true;
         }
+        if fin {
+            flow.fins |= if (seg.src, seg.sport) == flow.client {
+                1
+            } else {
+                2
+            };
+        }
         if matches!(flow.app, App::Done) {
             // Bypassed: only the end of the connection matters.
-            if rst || fin && flow.streams.iter().all(Stream::finished) {
+            if rst || flow.fins == 3 {
                 flow.state = State::Closed;
                 stats.closed += 1;
             }
@@ -351,6 +365,8 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             if closing {
                 flow.state = State::Closed;
                 stats.closed += 1;
+            } else {
+                bypassed.push(key);
             }
         }
         if !records.is_empty() {
@@ -363,6 +379,12 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 });
             }
         }
+    }
+
+    /// Open connections whose analysis ended since the last call: their
+    /// payload no longer matters (the pipeline stops copying it).
+    pub fn take_bypassed(&mut self) -> std::vec::Drain<'_, FlowKey> {
+        self.bypassed.drain(..)
     }
 
     fn new_flow(&mut self, seg: &TcpSegment<'_>, syn: bool, ack: bool) -> Flow {
@@ -394,6 +416,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             reversed: false,
             established: !syn || ack,
             state: State::Open,
+            fins: 0,
             streams: [Stream::default(), Stream::default()],
             app: App::NotYet,
         }
