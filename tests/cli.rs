@@ -412,3 +412,134 @@ fn summary_escapes_control_characters() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(r#""name":"EVIL\u001b[2J\nPC""#), "{out}");
 }
+
+#[test]
+fn a_name_in_ordinary_payload_is_not_a_finding() {
+    use hostwatch::synth::{msg, Conn, Trace};
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    // A web page and an SMB file read that mention watched names.
+    let mut web = Conn::new(([10, 0, 0, 1].into(), 40000), ([10, 0, 0, 2].into(), 80), 1);
+    let open = web.open();
+    t.add(&web, &open);
+    let page = "WIN-J9D866ESIJ2 and WIN-LIVFRVQFMKO are on the VMmanager list";
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{page}",
+        page.len()
+    );
+    let a = web.send(true, b"GET /iocs HTTP/1.1\r\nHost: x\r\n\r\n");
+    t.add(&web, &a);
+    let b = web.send(false, resp.as_bytes());
+    t.add(&web, &b);
+    let mut smb = Conn::new(
+        ([10, 0, 0, 1].into(), 40001),
+        ([10, 0, 0, 3].into(), 445),
+        2,
+    );
+    let open = smb.open();
+    t.add(&smb, &open);
+    let names = msg::ServerNames {
+        target: "CORP",
+        nb_computer: "FS",
+        nb_domain: "CORP",
+        dns_computer: "fs.corp",
+        dns_domain: "corp",
+    };
+    let mut trips = msg::smb2_logon(5, &names, "CORP", "alice", "DESKTOP-1", 0);
+    let file: Vec<u8> = "WIN-344VU98D3RU"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .chain(b"WIN-344VU98D3RU".iter().copied())
+        .collect();
+    trips.push(msg::smb2_read(3, 5, &file));
+    for (c, s) in trips {
+        let a = smb.send(true, &c);
+        t.add(&smb, &a);
+        let b = smb.send(false, &s);
+        t.add(&smb, &b);
+    }
+    let p = tmp("payload.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let o = hostwatch(&["-q", "-r", &p.display().to_string()]);
+    let ev = lines(&o);
+    assert_eq!(of_type(&ev, "ntlm").len(), 1);
+    assert!(
+        of_type(&ev, "alert").is_empty(),
+        "{:?}",
+        of_type(&ev, "alert")
+    );
+    let hosts: Vec<String> = of_type(&ev, "host")
+        .iter()
+        .filter_map(|h| s(h, "host.name"))
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![
+            "DESKTOP-1".to_string(),
+            "FS".to_string(),
+            "fs.corp".to_string()
+        ]
+    );
+}
+
+#[test]
+fn hostile_capture_headers() {
+    // A classic pcap claiming an absurd snapshot length, with real records.
+    let mut demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    demo[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    let p = tmp("snaplen.pcap");
+    std::fs::write(&p, &demo).expect("write");
+    let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
+    if o.status.success() {
+        assert_eq!(lines(&o).len(), 5);
+    } else {
+        one_clear_line(&o, 1, "snapshot");
+    }
+
+    // A pcapng with a block type nobody knows between the packets.
+    let demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    let block = |typ: u32, body: &[u8]| {
+        let mut b = typ.to_le_bytes().to_vec();
+        let pad = (4 - body.len() % 4) % 4;
+        let len = (12 + body.len() + pad) as u32;
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend(std::iter::repeat_n(0u8, pad));
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    };
+    let mut ng = block(
+        0x0a0d_0d0a,
+        &[
+            0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
+    ng.extend(block(1, &[1, 0, 0, 0, 0, 0, 4, 0]));
+    let mut off = 24;
+    let mut n = 0;
+    while off + 16 <= demo.len() {
+        let sec =
+            u32::from_le_bytes([demo[off], demo[off + 1], demo[off + 2], demo[off + 3]]) as u64;
+        let usec =
+            u32::from_le_bytes([demo[off + 4], demo[off + 5], demo[off + 6], demo[off + 7]]) as u64;
+        let len = u32::from_le_bytes([demo[off + 8], demo[off + 9], demo[off + 10], demo[off + 11]])
+            as usize;
+        let ts = sec * 1_000_000 + usec;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&(len as u32).to_le_bytes());
+        epb.extend_from_slice(&(len as u32).to_le_bytes());
+        epb.extend_from_slice(&demo[off + 16..off + 16 + len]);
+        ng.extend(block(6, &epb));
+        if n % 10 == 0 {
+            ng.extend(block(0x0bad_0b0b, b"something unknown"));
+        }
+        off += 16 + len;
+        n += 1;
+    }
+    let p = tmp("unknown-blocks.pcapng");
+    std::fs::write(&p, &ng).expect("write");
+    let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lines(&o).len(), 5);
+}

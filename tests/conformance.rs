@@ -755,3 +755,69 @@ fn lab_captures_match_expected() {
         r.lines.join("\n")
     );
 }
+
+/// Carrier, workstation, domain, user and target name of an exchange.
+type MailSeen = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// NTLM in SMTP, IMAP and POP3 `AUTH NTLM`, which tshark does not decode:
+/// the values Arkime's own oracle lists for the Arkime synthetic capture
+/// (peer_oracles in fixtures/real/expected.json).
+#[test]
+fn mail_carriers_match_arkimes_oracle() {
+    let events = run_file(&fixture("real/pcaps/arkime__ntlm_synthetic.pcap"));
+    let mut mail: Vec<MailSeen> = of_type(&events, "ntlm")
+        .iter()
+        .filter(|e| {
+            matches!(
+                s(e, "ntlm.carrier").as_deref(),
+                Some("smtp" | "imap" | "pop3")
+            )
+        })
+        .map(|e| {
+            (
+                s(e, "ntlm.carrier").unwrap_or_default(),
+                s(e, "ntlm.client.workstation"),
+                s(e, "ntlm.client.domain"),
+                s(e, "ntlm.client.user"),
+                s(e, "ntlm.server.target_name"),
+            )
+        })
+        .collect();
+    mail.sort();
+    let m = |c: &str, h: &str, d: &str, u: &str, t: &str| {
+        (
+            c.to_string(),
+            Some(h.to_string()),
+            Some(d.to_string()),
+            Some(u.to_string()),
+            Some(t.to_string()),
+        )
+    };
+    assert_eq!(
+        mail,
+        vec![
+            m("imap", "IMAPHOST", "IMAPDOM", "kate", "IMAPTGT"),
+            m("pop3", "POP3HOST", "POP3DOM", "liam", "POP3TGT"),
+            m("smtp", "SMTPHOST", "SMTPDOM", "jack", "SMTPTGT"),
+        ]
+    );
+    // The raw-SASL LDAP challenge tshark misses, as Arkime reports it.
+    let sasl = of_type(&events, "ntlm")
+        .into_iter()
+        .find(|e| e["src_port"] == 50007)
+        .expect("SASL bind");
+    assert_eq!(
+        s(sasl, "ntlm.server.target_name").as_deref(),
+        Some("SASLTGT")
+    );
+    assert_eq!(
+        s(sasl, "ntlm.client.workstation").as_deref(),
+        Some("SASLHOST")
+    );
+}
