@@ -1,0 +1,127 @@
+//! The common path allocates nothing per packet: a counting global
+//! allocator watches the decoder and the flow table while a connection that
+//! is no longer analysed (a TLS session past its certificate) and one whose
+//! analyzer skips payload by length (an SMB2 file copy) carry thousands of
+//! packets. One test in this binary, so no other test's allocations count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hostwatch::analyzers::Analyzers;
+use hostwatch::decode::{linktype, Decoder};
+use hostwatch::flow::{FlowConfig, FlowTable};
+use hostwatch::synth::{msg, Conn, Segment};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`, and `new_size` is the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn frames(conn: &Conn, segs: &[Segment]) -> Vec<Vec<u8>> {
+    segs.iter().map(|s| conn.frame(s)).collect()
+}
+
+#[test]
+fn no_allocation_per_packet_on_the_common_path() {
+    // A TLS session: handshake with the certificate, then bulk data.
+    let mut tls = Conn::new(
+        ([10, 0, 0, 1].into(), 40000),
+        ([10, 0, 0, 2].into(), 443),
+        1,
+    );
+    let open = tls.open();
+    let mut warm = frames(&tls, &open);
+    for (c, s) in msg::tls_session("www.example.com", msg::CERT, 0) {
+        let a = tls.send(true, &c);
+        warm.extend(frames(&tls, &a));
+        let b = tls.send(false, &s);
+        warm.extend(frames(&tls, &b));
+    }
+    let mut bulk = Vec::new();
+    for (c, s) in msg::tls_session("www.example.com", msg::CERT, 3_000_000)
+        .into_iter()
+        .skip(1)
+    {
+        let a = tls.send(true, &c);
+        bulk.extend(frames(&tls, &a));
+        let b = tls.send(false, &s);
+        bulk.extend(frames(&tls, &b));
+    }
+
+    // An SMB2 logon, then 64 KiB reads: analysed, but skipped by length.
+    let mut smb = Conn::new(
+        ([10, 0, 0, 1].into(), 40001),
+        ([10, 0, 0, 3].into(), 445),
+        2,
+    );
+    let open = smb.open();
+    warm.extend(frames(&smb, &open));
+    let names = msg::ServerNames {
+        target: "CORP",
+        nb_computer: "FS",
+        nb_domain: "CORP",
+        dns_computer: "fs",
+        dns_domain: "corp",
+    };
+    for (c, s) in msg::smb2_logon(5, &names, "CORP", "alice", "PC-1", 0) {
+        let a = smb.send(true, &c);
+        warm.extend(frames(&smb, &a));
+        let b = smb.send(false, &s);
+        warm.extend(frames(&smb, &b));
+    }
+    let block = vec![0x5a; 65_536];
+    for id in 0..40 {
+        let (rq, rs) = msg::smb2_read(10 + id, 5, &block);
+        let a = smb.send(true, &rq);
+        bulk.extend(frames(&smb, &a));
+        let b = smb.send(false, &rs);
+        bulk.extend(frames(&smb, &b));
+    }
+
+    let mut decoder = Decoder::new(linktype::ETHERNET);
+    let mut table = FlowTable::new(FlowConfig::default(), Analyzers);
+    let mut records = 0usize;
+    let mut ts = 1_700_000_000_000_000i64;
+    let mut run = |frames: &[Vec<u8>], decoder: &mut Decoder, table: &mut FlowTable<Analyzers>| {
+        for f in frames {
+            ts += 10;
+            decoder.decode(ts, f, &mut |seg| table.packet(seg, &mut |_r| records += 1));
+        }
+    };
+    run(&warm, &mut decoder, &mut table);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(&bulk, &mut decoder, &mut table);
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(bulk.len() > 2_000, "{} packets", bulk.len());
+    assert_eq!(
+        during,
+        0,
+        "{during} allocations over {} packets",
+        bulk.len()
+    );
+    // Both connections were analysed: the TLS certificate and the NTLM
+    // logon (with its verdict) were reported during the warm-up.
+    let mut at_end = 0;
+    table.finish(&mut |_r| at_end += 1);
+    assert_eq!((records, at_end), (2, 0));
+}
