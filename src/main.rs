@@ -74,7 +74,8 @@ struct RunArgs {
     /// Append JSON events to this file instead of standard output (SIGHUP reopens it).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Worker threads (default: the number of cores).
+    /// Worker threads (default: one less than the cores, at least one: the
+    /// capture thread needs a core of its own).
     #[arg(short = 'w', long)]
     workers: Option<usize>,
     /// Add a watch list file. Repeatable.
@@ -251,14 +252,10 @@ fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = install_signals(&control) {
         return fail(format!("cannot install signal handlers: {e}"));
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let workers = args.workers.unwrap_or(cores.saturating_sub(1)).max(1);
     let live = !args.interface.is_empty();
     let cfg = Config {
         inputs,

@@ -308,33 +308,14 @@ fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
     }
 }
 
-/// A SYN flood: `flows` half-open connections from distinct sources, one
-/// SYN each, then the demo's story, which must still be found.
-pub fn write_synflood(path: &Path, flows: u32) -> io::Result<u64> {
+/// Writes the frames `flood` produces, then the demo's story (which must
+/// still be found after it).
+fn flood_then_demo(
+    path: &Path,
+    flood: impl FnOnce(&mut PcapWriter<BufWriter<File>>, i64) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
-    let mut ts: i64 = 1_770_714_000_000_000 - 60_000_000;
-    for i in 0..flows {
-        let src = IpAddr::from([
-            100,
-            64 | (i >> 22) as u8 & 0x3f,
-            (i >> 14) as u8,
-            (i >> 6) as u8,
-        ]);
-        let conn = Conn::new(
-            (src, 1024 + (i & 0x3f) as u16 * 1000),
-            (IpAddr::from([10, 20, 0, 5]), 445),
-            i,
-        );
-        let syn = Segment {
-            from_client: true,
-            seq: i.wrapping_mul(7919),
-            ack: 0,
-            flags: crate::decode::tcp_flags::SYN,
-            payload: Vec::new(),
-        };
-        ts += 50;
-        w.packet(ts, &conn.frame(&syn))?;
-    }
+    flood(&mut w, 1_770_714_000_000_000 - 60_000_000)?;
     for (t, f) in &super::demo::trace().frames {
         w.packet(*t, f)?;
     }
@@ -343,33 +324,55 @@ pub fn write_synflood(path: &Path, flows: u32) -> io::Result<u64> {
     Ok(packets)
 }
 
-/// Connections whose every other segment is missing and whose data arrives
-/// far out of order: the out-of-order buffers fill up everywhere. The
-/// demo's story follows and must still be found.
-pub fn write_gaps(path: &Path, flows: u32) -> io::Result<u64> {
-    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
-    let mut ts: i64 = 1_770_714_000_000_000 - 60_000_000;
-    for i in 0..flows {
-        let src = IpAddr::from([100, 65, (i >> 8) as u8, i as u8]);
-        let mut conn = Conn::new(
-            (src, 40_000),
-            (IpAddr::from([10, 20, 0, 6]), 8000 + (i % 100) as u16),
-            i,
-        );
-        let mut segs = conn.open();
-        let data = conn.send(true, &FILL[..64 << 10]);
-        // Drop the first segment (a hole at the start), send the rest
-        // backwards: everything is held until the caps give up.
-        segs.extend(data.into_iter().skip(1).rev());
-        for s in &segs {
-            ts += 5;
-            w.packet(ts, &conn.frame(s))?;
+/// A SYN flood: `flows` half-open connections from distinct sources, one
+/// SYN each.
+pub fn write_synflood(path: &Path, flows: u32) -> io::Result<u64> {
+    flood_then_demo(path, |w, mut ts| {
+        for i in 0..flows {
+            let src = IpAddr::from([
+                100,
+                64 | (i >> 22) as u8 & 0x3f,
+                (i >> 14) as u8,
+                (i >> 6) as u8,
+            ]);
+            let conn = Conn::new(
+                (src, 1024 + (i & 0x3f) as u16 * 1000),
+                (IpAddr::from([10, 20, 0, 5]), 445),
+                i,
+            );
+            let syn = Segment {
+                from_client: true,
+                seq: i.wrapping_mul(7919),
+                ack: 0,
+                flags: crate::decode::tcp_flags::SYN,
+                payload: Vec::new(),
+            };
+            ts += 50;
+            w.packet(ts, &conn.frame(&syn))?;
         }
-    }
-    for (t, f) in &super::demo::trace().frames {
-        w.packet(*t, f)?;
-    }
-    let packets = w.packets;
-    w.into_inner().flush()?;
-    Ok(packets)
+        Ok(())
+    })
+}
+
+/// Connections whose first data segment is missing and whose data arrives
+/// backwards: the out-of-order buffers fill up everywhere.
+pub fn write_gaps(path: &Path, flows: u32) -> io::Result<u64> {
+    flood_then_demo(path, |w, mut ts| {
+        for i in 0..flows {
+            let src = IpAddr::from([100, 65, (i >> 8) as u8, i as u8]);
+            let mut conn = Conn::new(
+                (src, 40_000),
+                (IpAddr::from([10, 20, 0, 6]), 8000 + (i % 100) as u16),
+                i,
+            );
+            let mut segs = conn.open();
+            let data = conn.send(true, &FILL[..64 << 10]);
+            segs.extend(data.into_iter().skip(1).rev());
+            for s in &segs {
+                ts += 5;
+                w.packet(ts, &conn.frame(s))?;
+            }
+        }
+        Ok(())
+    })
 }

@@ -38,6 +38,24 @@ fn play(t: &mut Trace, conn: &mut Conn, trips: &[(Vec<u8>, Vec<u8>)]) {
     }
 }
 
+/// One connection: open, the round trips, close, then `pause` µs.
+fn session(
+    t: &mut Trace,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    seed: u32,
+    trips: &[(Vec<u8>, Vec<u8>)],
+    pause: i64,
+) {
+    let mut c = Conn::new(client, server, seed);
+    let open = c.open();
+    t.add(&c, &open);
+    play(t, &mut c, trips);
+    let fin = c.close();
+    t.add(&c, &fin);
+    t.advance(pause);
+}
+
 /// Builds the demo capture.
 pub fn trace() -> Trace {
     let mut t = Trace::starting_at(START_US);
@@ -55,83 +73,75 @@ pub fn trace() -> Trace {
     };
 
     // 1. Benign: alice's workstation opens RDP to the jump host.
-    let mut c = Conn::new((workstation, 50_112), (jumphost, 3389), 1);
-    t.add(&c, &c.clone().open());
-    c.open();
-    play(
+    let rdp = msg::rdp_standard_logon("alice", "DESKTOP-4QK2M1L");
+    session(
         &mut t,
-        &mut c,
-        &msg::rdp_standard_logon("alice", "DESKTOP-4QK2M1L"),
+        (workstation, 50_112),
+        (jumphost, 3389),
+        1,
+        &rdp,
+        5_000_000,
     );
-    let fin = c.close();
-    t.add(&c, &fin);
-    t.advance(5_000_000);
 
     // 2. Benign: the same workstation maps a share on the file server.
-    let mut c = Conn::new((workstation, 50_118), (filesrv, 445), 2);
-    let open = c.open();
-    t.add(&c, &open);
-    play(
-        &mut t,
-        &mut c,
-        &msg::smb2_logon(
-            0x0000_1c00_1000_0041,
-            &filesrv_names,
-            "CORP",
-            "alice",
-            "DESKTOP-4QK2M1L",
-            0,
-        ),
+    let session_id = 0x0000_1c00_1000_0041;
+    let mut smb = msg::smb2_logon(
+        session_id,
+        &filesrv_names,
+        "CORP",
+        "alice",
+        "DESKTOP-4QK2M1L",
+        0,
     );
-    let (rq, rs) = msg::smb2_read(3, 0x0000_1c00_1000_0041, &[0x41; 12_000]);
-    play(&mut t, &mut c, &[(rq, rs)]);
-    let fin = c.close();
-    t.add(&c, &fin);
-    t.advance(187_000_000);
+    smb.push(msg::smb2_read(3, session_id, &[0x41; 12_000]));
+    session(
+        &mut t,
+        (workstation, 50_118),
+        (filesrv, 445),
+        2,
+        &smb,
+        187_000_000,
+    );
 
     // 3. A rented VM that kept its VMmanager name logs on to the file
     //    server: a wrong password first, then a service account.
-    let mut c = Conn::new((rented, 49_812), (filesrv, 445), 3);
-    let open = c.open();
-    t.add(&c, &open);
-    let session = 0x0000_1c00_1000_0077;
-    play(
-        &mut t,
-        &mut c,
-        &msg::smb2_logon(
-            session,
-            &filesrv_names,
-            "CORP",
-            "administrator",
-            "WIN-J9D866ESIJ2",
-            0xc000_006d,
-        ),
+    let session_id = 0x0000_1c00_1000_0077;
+    let mut smb = msg::smb2_logon(
+        session_id,
+        &filesrv_names,
+        "CORP",
+        "administrator",
+        "WIN-J9D866ESIJ2",
+        0xc000_006d,
     );
     let retry = msg::smb2_logon(
-        session + 1,
+        session_id + 1,
         &filesrv_names,
         "CORP",
         "svc_backup",
         "WIN-J9D866ESIJ2",
         0,
     );
-    play(&mut t, &mut c, &retry[1..]);
-    let fin = c.close();
-    t.add(&c, &fin);
-    t.advance(28_000_000);
+    smb.extend(retry.into_iter().skip(1));
+    session(
+        &mut t,
+        (rented, 49_812),
+        (filesrv, 445),
+        3,
+        &smb,
+        28_000_000,
+    );
 
     // 4. The same VM opens RDP to the jump host.
-    let mut c = Conn::new((rented, 49_820), (jumphost, 3389), 4);
-    let open = c.open();
-    t.add(&c, &open);
-    play(
+    let rdp = msg::rdp_standard_logon("svc_backu", "WIN-J9D866ESIJ2");
+    session(
         &mut t,
-        &mut c,
-        &msg::rdp_standard_logon("svc_backu", "WIN-J9D866ESIJ2"),
+        (rented, 49_820),
+        (jumphost, 3389),
+        4,
+        &rdp,
+        82_000_000,
     );
-    let fin = c.close();
-    t.add(&c, &fin);
-    t.advance(82_000_000);
 
     // 5. A rogue web server on the LAN answers NTLM with a VMmanager name.
     let rogue_names = ServerNames {
@@ -141,23 +151,15 @@ pub fn trace() -> Trace {
         dns_computer: "WIN-LIVFRVQFMKO",
         dns_domain: "WIN-LIVFRVQFMKO",
     };
-    let mut c = Conn::new((workstation, 50_230), (rogue, 8080), 5);
-    let open = c.open();
-    t.add(&c, &open);
-    play(
-        &mut t,
-        &mut c,
-        &msg::http_ntlm_logon(
-            "/wsman",
-            &rogue_names,
-            "CORP",
-            "alice",
-            "DESKTOP-4QK2M1L",
-            200,
-        ),
+    let http = msg::http_ntlm_logon(
+        "/wsman",
+        &rogue_names,
+        "CORP",
+        "alice",
+        "DESKTOP-4QK2M1L",
+        200,
     );
-    let fin = c.close();
-    t.add(&c, &fin);
+    session(&mut t, (workstation, 50_230), (rogue, 8080), 5, &http, 0);
     t
 }
 

@@ -227,30 +227,24 @@ pub fn data(pkt: &[u8]) -> Result<&[u8], RdpError> {
     Ok(rest)
 }
 
-/// Whether `buf` starts with an X.224 Connection Confirm in a TPKT: how a
-/// server answers RDP, for detection when the request was not recognised.
-pub fn looks_like_confirm(buf: &[u8]) -> Option<bool> {
+/// Whether `buf` starts with a TPKT header of a plausible length around
+/// an X.224 TPDU with `code` (for detection on any port).
+fn looks_like_tpdu(buf: &[u8], code: u8) -> Option<bool> {
     let h = buf.get(..6)?;
     let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    Some(
-        h[0] == TPKT_VERSION
-            && h[1] == 0
-            && (11..=4096).contains(&len)
-            && h[5] & 0xf0 == X224_CONNECTION_CONFIRM,
-    )
+    Some(h[0] == TPKT_VERSION && h[1] == 0 && (11..=4096).contains(&len) && h[5] & 0xf0 == code)
 }
 
-/// Whether `buf` can be the start of an RDP connection: a TPKT header and
-/// an X.224 Connection Request code. Used for detection on any port.
+/// Whether `buf` can be the start of an RDP connection: a Connection
+/// Request.
 pub fn looks_like_request(buf: &[u8]) -> Option<bool> {
-    let h = buf.get(..6)?;
-    let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    Some(
-        h[0] == TPKT_VERSION
-            && h[1] == 0
-            && (11..=4096).contains(&len)
-            && h[5] & 0xf0 == X224_CONNECTION_REQUEST,
-    )
+    looks_like_tpdu(buf, X224_CONNECTION_REQUEST)
+}
+
+/// Whether `buf` starts with a Connection Confirm: how a server answers
+/// RDP, for detection when the request was not recognised.
+pub fn looks_like_confirm(buf: &[u8]) -> Option<bool> {
+    looks_like_tpdu(buf, X224_CONNECTION_CONFIRM)
 }
 
 #[cfg(test)]
