@@ -353,3 +353,44 @@ fn drops_privileges_after_opening_the_interface() {
     );
     let _ = std::fs::remove_file(&out);
 }
+
+#[test]
+fn idle_flows_end_on_the_wall_clock_when_traffic_stops() {
+    let Some(ns) = setup() else { return };
+    // A connection that sends its RDP request and then goes quiet.
+    use hostwatch::synth::{msg, Conn, Trace};
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new(
+        ([10, 9, 0, 1].into(), 41000),
+        ([10, 9, 0, 2].into(), 3389),
+        5,
+    );
+    let open = c.open();
+    t.add(&c, &open);
+    let req = c.send(true, &msg::rdp_connection_request("quiet", 3));
+    t.add(&c, &req);
+    let cap = std::env::temp_dir().join(format!("hostwatch-live-idle-{}.pcap", std::process::id()));
+    std::fs::write(&cap, t.to_bytes()).expect("write");
+    let out = std::env::temp_dir().join(format!("hostwatch-live-idle-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let child = start_capture(&ns, &out, &["--idle-timeout", "2"]);
+    wait_ready(&out);
+    replay(&ns, &cap, &["--mbps", "10"]);
+    // No packet follows: the event must come from the timeout alone.
+    let t0 = Instant::now();
+    let mut seen = false;
+    while t0.elapsed() < Duration::from_secs(8) && !seen {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = read_events(&out)
+            .iter()
+            .any(|e| e["event_type"] == "rdp" && e["rdp"]["cookie"] == "quiet");
+    }
+    let (code, err) = stop(child);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        seen,
+        "the idle connection's rdp event was not written before shutdown"
+    );
+    let _ = std::fs::remove_file(&cap);
+    let _ = std::fs::remove_file(&out);
+}
