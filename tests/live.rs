@@ -394,3 +394,42 @@ fn idle_flows_end_on_the_wall_clock_when_traffic_stops() {
     let _ = std::fs::remove_file(&cap);
     let _ = std::fs::remove_file(&out);
 }
+
+#[test]
+fn several_interfaces_at_once() {
+    let Some(ns) = setup() else { return };
+    // A second veth pair in the same namespace.
+    if let Err(e) = ns.ip(
+        &[
+            "link", "add", "hwtx2", "type", "veth", "peer", "name", "hwrx2",
+        ],
+        true,
+    ) {
+        panic!("{e}");
+    }
+    for dev in ["hwtx2", "hwrx2"] {
+        ns.ip(&["link", "set", dev, "up"], true).expect("link up");
+    }
+    let out = std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let child = start_capture(&ns, &out, &["-i", "hwrx2"]);
+    wait_ready(&out);
+    replay(&ns, &fixture("lab/rdp-std-good.pcap"), &["--mbps", "100"]);
+    let second = ns
+        .exec("tcpreplay")
+        .args(["-q", "-i", "hwtx2", "--mbps", "100"])
+        .arg(fixture("lab/http-ntlm-curl-good.pcap"))
+        .output();
+    assert!(second.is_ok_and(|o| o.status.success()));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, err) = stop(child);
+    assert_eq!(code, 0, "{err}");
+    let ev = read_events(&out);
+    let rdp: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "rdp").collect();
+    let ntlm: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "ntlm").collect();
+    assert_eq!(rdp.len(), 1, "{ev:?}");
+    assert_eq!(rdp[0]["rdp"]["client"]["name"], "DESKTOP-4QK2M1L");
+    assert_eq!(ntlm.len(), 1);
+    assert_eq!(ntlm[0]["ntlm"]["client"]["workstation"], "WORKSTATION");
+    let _ = std::fs::remove_file(&out);
+}
