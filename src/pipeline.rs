@@ -656,7 +656,6 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
     let mut last_stats = Instant::now();
     let mut last_tick = Instant::now();
-    let mut sources: Vec<Source> = Vec::new();
 
     // Live interfaces are read together; files one after the other.
     let mut live = Vec::new();
@@ -752,7 +751,6 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
             }
             add_decode(&mut totals.decode, &decoder.stats);
             add_defrag(&mut totals.defrag, &decoder.defrag_stats());
-            sources.push(src);
             if control.stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -845,7 +843,6 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         last: true,
     });
     drop(out_tx);
-    drop(sources);
     let (inv, counts, output_error) = match output_thread.ok().map(|h| h.join()) {
         Some(Ok(r)) => r,
         _ => (

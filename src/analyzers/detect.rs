@@ -172,7 +172,7 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(_client_port: u16, server_port: u16) -> Self {
+    pub fn new(server_port: u16) -> Self {
         Detector {
             server_port,
             peek: [Vec::new(), Vec::new()],

@@ -109,7 +109,7 @@ pub const MAX_DEPTH: u32 = 1 << 30;
 
 /// Creates the analyzer of each new flow.
 pub trait AnalyzerFactory: Send + Sync {
-    fn new_flow(&self, client_port: u16, server_port: u16) -> Box<dyn Analyzer>;
+    fn new_flow(&self, server_port: u16) -> Box<dyn Analyzer>;
 }
 
 /// The factory of the real analyzers: every flow starts with detection.
@@ -117,7 +117,7 @@ pub trait AnalyzerFactory: Send + Sync {
 pub struct Analyzers;
 
 impl AnalyzerFactory for Analyzers {
-    fn new_flow(&self, client_port: u16, server_port: u16) -> Box<dyn Analyzer> {
-        Box::new(detect::Detector::new(client_port, server_port))
+    fn new_flow(&self, server_port: u16) -> Box<dyn Analyzer> {
+        Box::new(detect::Detector::new(server_port))
     }
 }

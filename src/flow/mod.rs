@@ -278,7 +278,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             return;
         }
         if matches!(flow.app, App::NotYet) && !seg.payload.is_empty() {
-            flow.app = App::Running(factory.new_flow(flow.client.1, flow.server.1));
+            flow.app = App::Running(factory.new_flow(flow.server.1));
         }
         let dir = if (seg.src, seg.sport) == flow.client {
             Dir::ToServer

@@ -42,7 +42,7 @@ struct Factory {
 }
 
 impl AnalyzerFactory for Factory {
-    fn new_flow(&self, _c: u16, _s: u16) -> Box<dyn Analyzer> {
+    fn new_flow(&self, _server_port: u16) -> Box<dyn Analyzer> {
         Box::new(Recorder {
             log: self.log.clone(),
             bytes: [Vec::new(), Vec::new()],

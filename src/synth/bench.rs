@@ -185,6 +185,17 @@ pub fn write(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
     Ok(m)
 }
 
+/// The client name of a planted handshake: a VMmanager default one time in
+/// four (counted as an expected alert), else `PREFIX-` and 7 hex digits.
+fn planted_name(rng: &mut Rng, m: &mut Manifest, prefix: &str) -> String {
+    if rng.below(4) == 0 {
+        m.vmmanager_alerts += 1;
+        VMMANAGER[rng.below(3) as usize].to_string()
+    } else {
+        format!("{prefix}-{:07X}", rng.below(1 << 28))
+    }
+}
+
 fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
     let client: IpAddr = IpAddr::from([10, 64 + (n % 32) as u8, (n >> 8) as u8, n as u8]);
     let cport = 20_000 + (n % 40_000) as u16;
@@ -196,30 +207,14 @@ fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
     if n % 40 == 7 {
         count("rdp_planted");
         m.rdp_handshakes += 1;
-        let vm = rng.below(4) == 0;
-        let name = if vm {
-            VMMANAGER[rng.below(3) as usize].to_string()
-        } else {
-            format!("DESKTOP-{:07X}", rng.below(1 << 28))
-        };
-        if vm {
-            m.vmmanager_alerts += 1;
-        }
+        let name = planted_name(rng, m, "DESKTOP");
         let conn = Conn::new((client, cport), (server(8), 3389), n as u32);
         return Active::new(conn, trips(msg::rdp_standard_logon("user", &name)));
     }
     if n % 40 == 27 {
         count("ntlm_planted");
         m.ntlm_exchanges += 1;
-        let vm = rng.below(4) == 0;
-        let name = if vm {
-            VMMANAGER[rng.below(3) as usize].to_string()
-        } else {
-            format!("LAPTOP-{:07X}", rng.below(1 << 28))
-        };
-        if vm {
-            m.vmmanager_alerts += 1;
-        }
+        let name = planted_name(rng, m, "LAPTOP");
         let conn = Conn::new((client, cport), (server(5), 445), n as u32);
         return Active::new(
             conn,
