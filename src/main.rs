@@ -13,7 +13,8 @@ use hostwatch::capture::LiveOptions;
 use hostwatch::detection::watchlist;
 use hostwatch::detection::Matcher;
 use hostwatch::flow::{FlowConfig, StreamLimits};
-use hostwatch::output::{Sink, Target};
+use hostwatch::output::spec::{Kind, OutputSpec};
+use hostwatch::output::{system_hostname, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input};
 use hostwatch::synth;
 
@@ -71,9 +72,16 @@ struct RunArgs {
     /// BPF capture filter (tcpdump syntax); trailing words are joined into one.
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]
     filter: Option<String>,
-    /// Append JSON events to this file instead of standard output (SIGHUP reopens it).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    output: Option<PathBuf>,
+    /// Where events go (default: standard output). Repeatable. A path appends
+    /// to a file (SIGHUP reopens it); URLs: file:PATH, syslog:[PATH],
+    /// syslog+udp://HOST[:PORT], syslog+tcp://HOST[:PORT], unix:PATH,
+    /// unix+dgram:PATH, redis://[[USER]:PASS@]HOST[:PORT][/DB]?mode=list|rpush|channel|stream&key=K,
+    /// each with ?types=alert,host,... (see README).
+    #[arg(short = 'o', long = "output", value_name = "URL")]
+    output: Vec<String>,
+    /// Seconds the end of a run waits for network outputs to send what they hold.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    drain_timeout: u64,
     /// Worker threads (default: one less than the cores, at least one: the
     /// capture thread needs a core of its own).
     #[arg(short = 'w', long)]
@@ -120,7 +128,8 @@ struct RunArgs {
     /// Seconds between `stats` events while capturing live (0: only at the end).
     #[arg(long, default_value_t = 60)]
     stats_interval: u64,
-    /// A name for this sensor, added to every event.
+    /// This sensor's name, added to every event as `sensor_name` (live
+    /// capture default: the machine's host name; `--sensor-name ''` omits it).
     #[arg(long)]
     sensor_name: Option<String>,
     /// Drop root privileges to this user once the capture is open.
@@ -235,17 +244,33 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(m) => Arc::new(m),
         Err(e) => return fail(e),
     };
-    let target = match &args.output {
-        Some(p) => {
+    let live = !args.interface.is_empty();
+    let sensor_name = match &args.sensor_name {
+        Some(n) if n.is_empty() => None,
+        Some(n) => Some(n.clone()),
+        None if live => Some(system_hostname()).filter(|h| !h.is_empty()),
+        None => None,
+    };
+    let mut specs = Vec::new();
+    for o in &args.output {
+        match OutputSpec::parse(o) {
+            Ok(s) => specs.push(s),
+            Err(e) => return fail(format!("--output {o}: {e}")),
+        }
+    }
+    if specs.is_empty() {
+        specs.push(OutputSpec::new(Kind::Stdout));
+    }
+    for s in &specs {
+        if let Kind::File(p) = &s.kind {
             if let Err(e) = hostwatch::output::check_writable(p) {
                 return fail(format!("{}: cannot write: {e}", p.display()));
             }
-            Target::File(p.clone())
         }
-        None => Target::Stdout,
-    };
-    let sink = match Sink::open(target) {
-        Ok(s) => s,
+    }
+    let syslog_host = sensor_name.clone().unwrap_or_else(system_hostname);
+    let outputs = match Outputs::open(&specs, &syslog_host) {
+        Ok(o) => o,
         Err(e) => return fail(format!("cannot open the output: {e}")),
     };
     let control = Arc::new(Control::default());
@@ -256,7 +281,6 @@ fn run(args: RunArgs) -> ExitCode {
         .map(|n| n.get())
         .unwrap_or(1);
     let workers = args.workers.unwrap_or(cores.saturating_sub(1)).max(1);
-    let live = !args.interface.is_empty();
     let cfg = Config {
         inputs,
         filter,
@@ -283,12 +307,13 @@ fn run(args: RunArgs) -> ExitCode {
             ..FlowConfig::default()
         },
         alerts_only: args.alerts_only,
-        sensor_name: args.sensor_name.clone(),
+        sensor_name,
         stats_interval: (live && args.stats_interval > 0)
             .then(|| Duration::from_secs(args.stats_interval)),
         progress: !args.quiet && !live,
+        drain_timeout: Duration::from_secs(args.drain_timeout),
     };
-    let outcome = pipeline::run_with_hook(&cfg, matcher, sink, control, || match &args.user {
+    let outcome = pipeline::run_with_hook(&cfg, matcher, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),
         None => Ok(()),
     });
@@ -303,6 +328,9 @@ fn run(args: RunArgs) -> ExitCode {
                 &outcome.summary
             }
         );
+    }
+    for l in &outcome.output_losses {
+        eprintln!("hostwatch: {l}");
     }
     if let Some(e) = &outcome.output_error {
         if !e.contains("Broken pipe") {

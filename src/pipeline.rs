@@ -24,7 +24,7 @@ use crate::detection::inventory::Inventory;
 use crate::detection::{Detector, Matcher};
 use crate::events::{Body, Event};
 use crate::flow::{FlowConfig, FlowKey, FlowStats, FlowTable};
-use crate::output::Sink;
+use crate::output::Outputs;
 
 /// Where packets come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct Config {
     pub stats_interval: Option<Duration>,
     /// Progress bar on stderr while replaying.
     pub progress: bool,
+    /// How long the end of a run waits for network sinks to send what they hold.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             sensor_name: None,
             stats_interval: None,
             progress: false,
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct Outcome {
     pub error: Option<CaptureError>,
     /// The output could not be written.
     pub output_error: Option<String>,
+    /// One line per network sink that lost events.
+    pub output_losses: Vec<String>,
     pub interrupted: bool,
     /// The end-of-run summary (plain text, names escaped).
     pub summary: String,
@@ -270,6 +275,7 @@ struct OutputOptions {
     alerts_only: bool,
     sensor: Option<String>,
     live: bool,
+    drain: Duration,
 }
 
 /// Host sightings held in a replay, at most (beyond, later pairs are
@@ -298,33 +304,44 @@ fn hold_host(held: &mut HashMap<(String, IpAddr), Event>, ev: Event, name: Strin
 
 /// The output thread: inventory, filtering, serialisation, writing.
 fn output(
-    mut sink: Sink,
+    mut outputs: Outputs,
     rx: Receiver<OutMsg>,
     opts: OutputOptions,
     control: Arc<Control>,
-) -> (Inventory, BTreeMap<&'static str, u64>, Option<String>) {
+) -> OutputResult {
     let OutputOptions {
         alerts_only,
         sensor,
         live,
+        drain,
     } = opts;
     let mut inv = Inventory::default();
     // In a replay, host sightings wait for the end: the earliest sighting
     // of each pair is then known whatever worker reported it first.
     let mut held_hosts: HashMap<(String, IpAddr), Event> = HashMap::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut buf = Vec::with_capacity(64 << 10);
+    let mut line = Vec::with_capacity(4 << 10);
     let mut error: Option<String> = None;
-    let write = |sink: &mut Sink, buf: &mut Vec<u8>, error: &mut Option<String>, flush: bool| {
-        if error.is_none() && !buf.is_empty() {
-            if let Err(e) = sink.write_all(buf) {
-                *error = Some(e.to_string());
-                control.stop.store(true, Ordering::SeqCst);
-            }
+    // Serialises once, hands the line to every sink that takes its type.
+    let mut emit = |outputs: &mut Outputs,
+                    counts: &mut BTreeMap<&'static str, u64>,
+                    ev: &Event,
+                    error: &mut Option<String>| {
+        let ty = ev.body.event_type();
+        *counts.entry(ty).or_default() += 1;
+        if error.is_some() {
+            return;
         }
-        buf.clear();
-        if flush && error.is_none() {
-            if let Err(e) = sink.flush() {
+        line.clear();
+        ev.write_json(sensor.as_deref(), &mut line);
+        if let Err(e) = outputs.event(ty, &line) {
+            *error = Some(e.to_string());
+            control.stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let flush = |outputs: &mut Outputs, error: &mut Option<String>| {
+        if error.is_none() {
+            if let Err(e) = outputs.flush() {
                 *error = Some(e.to_string());
                 control.stop.store(true, Ordering::SeqCst);
             }
@@ -346,11 +363,11 @@ fn output(
                     if alerts_only && !matches!(ev.body, Body::Alert(_)) {
                         continue;
                     }
-                    *counts.entry(ev.body.event_type()).or_default() += 1;
-                    ev.write_json(sensor.as_deref(), &mut buf);
+                    emit(&mut outputs, &mut counts, &ev, &mut error);
                 }
-                let idle = rx.is_empty();
-                write(&mut sink, &mut buf, &mut error, idle);
+                if rx.is_empty() {
+                    flush(&mut outputs, &mut error);
+                }
             }
             Ok(OutMsg::Stats {
                 ts_us,
@@ -362,15 +379,18 @@ fn output(
                     hosts.sort_by_key(host_order);
                     for ev in hosts {
                         if inv.admit(&ev) && !alerts_only {
-                            *counts.entry(ev.body.event_type()).or_default() += 1;
-                            ev.write_json(sensor.as_deref(), &mut buf);
+                            emit(&mut outputs, &mut counts, &ev, &mut error);
                         }
                     }
+                    // The final counters should show what reached the
+                    // network sinks.
+                    outputs.drain(Instant::now() + drain);
                 }
                 if let Some(obj) = stats.as_object_mut() {
                     obj.insert("events".into(), json!(counts));
                     obj.insert("alerts".into(), json!(inv.alerts()));
                     obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow }));
+                    obj.insert("outputs".into(), outputs.stats());
                 }
                 if !alerts_only {
                     let ev = Event {
@@ -378,29 +398,43 @@ fn output(
                         flow: None,
                         body: Body::Stats(stats),
                     };
-                    ev.write_json(sensor.as_deref(), &mut buf);
+                    emit(&mut outputs, &mut counts, &ev, &mut error);
                 }
-                write(&mut sink, &mut buf, &mut error, true);
+                flush(&mut outputs, &mut error);
                 if last {
                     break;
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
                 if control.reopen.swap(false, Ordering::SeqCst) {
-                    if let Err(e) = sink.reopen() {
-                        eprintln!("hostwatch: cannot reopen the output file: {e}");
+                    if let Err(e) = outputs.reopen() {
+                        eprintln!("hostwatch: cannot reopen the output file {e}");
                     }
                 }
                 if control.summary.swap(false, Ordering::SeqCst) {
                     eprint!("{}", inv.summary(false));
                 }
-                write(&mut sink, &mut buf, &mut error, true);
+                flush(&mut outputs, &mut error);
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    write(&mut sink, &mut buf, &mut error, true);
-    (inv, counts, error)
+    flush(&mut outputs, &mut error);
+    let losses = outputs.close(Instant::now() + drain);
+    OutputResult {
+        inventory: inv,
+        counts,
+        error,
+        losses,
+    }
+}
+
+/// What the output thread reports at the end.
+struct OutputResult {
+    inventory: Inventory,
+    counts: BTreeMap<&'static str, u64>,
+    error: Option<String>,
+    losses: Vec<String>,
 }
 
 /// Totals of the capture side.
@@ -589,8 +623,13 @@ fn progress_bar(source: &Source) -> Option<indicatif::ProgressBar> {
 }
 
 /// Runs the whole pipeline over the configured inputs.
-pub fn run(cfg: &Config, matcher: Arc<Matcher>, sink: Sink, control: Arc<Control>) -> Outcome {
-    run_with_hook(cfg, matcher, sink, control, || Ok(()))
+pub fn run(
+    cfg: &Config,
+    matcher: Arc<Matcher>,
+    outputs: Outputs,
+    control: Arc<Control>,
+) -> Outcome {
+    run_with_hook(cfg, matcher, outputs, control, || Ok(()))
 }
 
 /// As [`run`], calling `after_open` once the live interfaces are open and
@@ -598,7 +637,7 @@ pub fn run(cfg: &Config, matcher: Arc<Matcher>, sink: Sink, control: Arc<Control
 pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     cfg: &Config,
     matcher: Arc<Matcher>,
-    sink: Sink,
+    outputs: Outputs,
     control: Arc<Control>,
     after_open: H,
 ) -> Outcome {
@@ -610,10 +649,11 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         alerts_only: cfg.alerts_only,
         sensor: cfg.sensor_name.clone(),
         live: cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_))),
+        drain: cfg.drain_timeout,
     };
     let output_thread = thread::Builder::new()
         .name("hostwatch-output".into())
-        .spawn(move || output(sink, out_rx, opts, out_control));
+        .spawn(move || output(outputs, out_rx, opts, out_control));
 
     let bypass = Arc::new(BypassHint::new());
     let mut txs = Vec::new();
@@ -843,19 +883,22 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         last: true,
     });
     drop(out_tx);
-    let (inv, counts, output_error) = match output_thread.ok().map(|h| h.join()) {
+    let out = match output_thread.ok().map(|h| h.join()) {
         Some(Ok(r)) => r,
-        _ => (
-            Inventory::default(),
-            BTreeMap::new(),
-            Some("output thread failed".into()),
-        ),
+        _ => OutputResult {
+            inventory: Inventory::default(),
+            counts: BTreeMap::new(),
+            error: Some("output thread failed".into()),
+            losses: Vec::new(),
+        },
     };
+    let inv = out.inventory;
     Outcome {
         alerts: inv.alerts(),
-        events: counts.values().sum(),
+        events: out.counts.values().sum(),
         error,
-        output_error,
+        output_error: out.error,
+        output_losses: out.losses,
         interrupted: control.stop.load(Ordering::SeqCst),
         summary: inv.summary(false),
         summary_color: inv.summary(true),

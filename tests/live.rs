@@ -171,7 +171,8 @@ fn content(events: &[Value]) -> Vec<String> {
         .map(|e| {
             let mut e = e.clone();
             if let Some(o) = e.as_object_mut() {
-                for k in ["timestamp", "flow_id"] {
+                // A live sensor names itself; a replay does not.
+                for k in ["timestamp", "flow_id", "sensor_name"] {
                     o.remove(k);
                 }
                 if let Some(t) = o
@@ -223,6 +224,10 @@ fn live_events_equal_replay_events() {
     let live = read_events(&out);
     let (replayed, _, _) = run_files(&files, 1);
     assert_eq!(content(&live), content(&replayed));
+    let host = hostwatch::output::system_hostname();
+    assert!(!host.is_empty());
+    assert!(live.iter().all(|e| e["sensor_name"] == host.as_str()));
+    assert!(replayed.iter().all(|e| e.get("sensor_name").is_none()));
     assert!(content(&live).len() >= 12, "{:?}", content(&live));
     // The final stats carry the kernel's counters.
     let stats = live

@@ -2,7 +2,7 @@
 //! The whole pipeline (libpcap, decode, threads, output) fed a raw
 //! capture file.
 use hostwatch::detection::Matcher;
-use hostwatch::output::Sink;
+use hostwatch::output::Outputs;
 use hostwatch::pipeline::{self, Config, Control, Input};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(m) = Matcher::with_builtins(true, Vec::new()) else { return };
     let cfg = Config { inputs: vec![Input::File(path.display().to_string())], workers: 2, ..Config::default() };
-    let _ = pipeline::run(&cfg, Arc::new(m), Sink::from_writer(Box::new(std::io::sink())), Arc::new(Control::default()));
+    let _ = pipeline::run(&cfg, Arc::new(m), Outputs::from_writer(Box::new(std::io::sink())), Arc::new(Control::default()));
 });

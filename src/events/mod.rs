@@ -46,6 +46,9 @@ pub enum Body {
     Stats(serde_json::Value),
 }
 
+/// Every `event_type` hostwatch writes.
+pub const EVENT_TYPES: &[&str] = &["rdp", "ntlm", "tls", "alert", "host", "stats"];
+
 impl Body {
     pub fn event_type(&self) -> &'static str {
         match self {

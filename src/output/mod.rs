@@ -1,98 +1,270 @@
-//! Output stage: JSON Lines to standard output or a file (appended, and
-//! reopened on request so logrotate can move it away).
+//! Output stage: every event, serialised once, goes to each sink that takes
+//! its type.
+//!
+//! - [`file`]: files and standard output (blocking, reopened on SIGHUP);
+//! - network sinks, each a bounded [`queue`] emptied by its own thread into
+//!   a transport: [`net`] (TCP, UDP, Unix stream and datagram sockets, for
+//!   [`syslog`] and `unix:`), [`redis`] (over [`resp`]).
+//!
+//! [`spec`] parses the `--output` values.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+pub mod file;
+pub mod net;
+pub mod queue;
+pub mod redis;
+pub mod resp;
+pub mod spec;
+pub mod syslog;
 
-/// Where events go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Stdout,
-    File(PathBuf),
+use std::io::{self, Write};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+pub use file::check_writable;
+use file::FileSink;
+use net::{DatagramTransport, DgramEndpoint, Endpoint, Framing, StreamTransport};
+use queue::{QueueCounters, Queued, Transport};
+use spec::{Kind, OutputSpec, SyslogTransport, QUEUE_BYTES};
+use syslog::SyslogFormat;
+
+enum Sink {
+    File(FileSink),
+    Net {
+        queue: Queued,
+        /// Syslog sinks wrap each event in a header.
+        syslog: Option<SyslogFormat>,
+    },
 }
 
-/// A buffered line sink. Callers flush at batch boundaries, so a crash
-/// loses at most the lines of the batch being written.
-pub struct Sink {
-    target: Target,
-    out: BufWriter<Box<dyn Write + Send>>,
+struct Output {
+    label: String,
+    types: Option<Vec<&'static str>>,
+    sink: Sink,
+    /// Events handed to this sink.
+    events: u64,
 }
 
-fn open(target: &Target) -> io::Result<Box<dyn Write + Send>> {
-    Ok(match target {
-        Target::Stdout => Box::new(io::stdout()),
-        Target::File(p) => Box::new(OpenOptions::new().create(true).append(true).open(p)?),
-    })
+/// The set of sinks of one run.
+pub struct Outputs {
+    outputs: Vec<Output>,
+    scratch: Vec<u8>,
 }
 
-impl Sink {
-    pub fn open(target: Target) -> io::Result<Sink> {
-        let out = BufWriter::with_capacity(64 << 10, open(&target)?);
-        Ok(Sink { target, out })
+/// This machine's host name.
+pub fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(buf.get(..end).unwrap_or_default()).into_owned()
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Outputs {
+    /// Opens every sink. Files must open now; network sinks connect in
+    /// their own threads and hold events until their peer is there.
+    /// `hostname` is the syslog HOSTNAME.
+    pub fn open(specs: &[OutputSpec], hostname: &str) -> io::Result<Outputs> {
+        let mut outputs = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let label = spec.label();
+            let start = |t: Box<dyn Transport>| {
+                Queued::start(label.clone(), t, spec.queue, QUEUE_BYTES, spec.batch)
+            };
+            let sink = match &spec.kind {
+                Kind::Stdout => Sink::File(FileSink::stdout()),
+                Kind::File(p) => Sink::File(
+                    FileSink::open(p)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+                ),
+                Kind::Unix { path, datagram } => {
+                    let t: Box<dyn Transport> = if *datagram {
+                        Box::new(DatagramTransport::new(DgramEndpoint::Unix(path.clone())))
+                    } else {
+                        Box::new(StreamTransport::new(
+                            Endpoint::Unix(path.clone()),
+                            Framing::Newline,
+                        ))
+                    };
+                    Sink::Net {
+                        queue: start(t)?,
+                        syslog: None,
+                    }
+                }
+                Kind::Syslog(s) => {
+                    let t: Box<dyn Transport> = match &s.transport {
+                        SyslogTransport::Local(p) => {
+                            Box::new(DatagramTransport::new(DgramEndpoint::Unix(p.clone())))
+                        }
+                        SyslogTransport::Udp(a) => {
+                            Box::new(DatagramTransport::new(DgramEndpoint::Udp(a.clone())))
+                        }
+                        SyslogTransport::Tcp(a) => Box::new(StreamTransport::new(
+                            Endpoint::Tcp(a.clone()),
+                            if s.octet_counting {
+                                Framing::OctetCount
+                            } else {
+                                Framing::Newline
+                            },
+                        )),
+                    };
+                    Sink::Net {
+                        queue: start(t)?,
+                        syslog: Some(SyslogFormat::new(s, hostname, std::process::id())),
+                    }
+                }
+                Kind::Redis(r) => Sink::Net {
+                    queue: start(Box::new(redis::RedisTransport::new(r.clone())))?,
+                    syslog: None,
+                },
+            };
+            outputs.push(Output {
+                label,
+                types: spec.types.clone(),
+                sink,
+                events: 0,
+            });
+        }
+        Ok(Outputs {
+            outputs,
+            scratch: Vec::new(),
+        })
     }
 
-    /// A sink writing into any writer (tests, the demo).
-    pub fn from_writer(w: Box<dyn Write + Send>) -> Sink {
-        Sink {
-            target: Target::Stdout,
-            out: BufWriter::new(w),
+    /// One sink writing into any writer (tests, the demo).
+    pub fn from_writer(w: Box<dyn Write + Send>) -> Outputs {
+        Outputs {
+            outputs: vec![Output {
+                label: "stdout".into(),
+                types: None,
+                sink: Sink::File(FileSink::from_writer(w)),
+                events: 0,
+            }],
+            scratch: Vec::new(),
         }
     }
 
-    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
-    /// Flushes, then reopens a file target (SIGHUP).
-    pub fn reopen(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        if let Target::File(_) = self.target {
-            self.out = BufWriter::with_capacity(64 << 10, open(&self.target)?);
+    /// Hands one event (a JSON line, newline included) to every sink that
+    /// takes `event_type`. Only a file that cannot be written is an error;
+    /// a network sink that cannot keep up drops and counts.
+    pub fn event(&mut self, event_type: &str, line: &[u8]) -> io::Result<()> {
+        let json = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut now = None;
+        for o in &mut self.outputs {
+            if o.types.as_ref().is_some_and(|t| !t.contains(&event_type)) {
+                continue;
+            }
+            o.events += 1;
+            match &mut o.sink {
+                Sink::File(f) => f.write_all(line)?,
+                Sink::Net {
+                    queue,
+                    syslog: None,
+                } => {
+                    queue.offer(json);
+                }
+                Sink::Net {
+                    queue,
+                    syslog: Some(fmt),
+                } => {
+                    self.scratch.clear();
+                    let t = *now.get_or_insert_with(now_us);
+                    fmt.message(event_type, json, t, &mut self.scratch);
+                    queue.offer(&self.scratch);
+                }
+            }
         }
         Ok(())
     }
 
-    pub fn target(&self) -> &Target {
-        &self.target
+    pub fn flush(&mut self) -> io::Result<()> {
+        for o in &mut self.outputs {
+            if let Sink::File(f) = &mut o.sink {
+                f.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reopens the files (SIGHUP); the first failure is returned, the other
+    /// files are still reopened.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let mut first = Ok(());
+        for o in &mut self.outputs {
+            if let Sink::File(f) = &mut o.sink {
+                if let Err(e) = f.reopen() {
+                    if first.is_ok() {
+                        first = Err(io::Error::new(e.kind(), format!("{}: {e}", o.label)));
+                    }
+                }
+            }
+        }
+        first
+    }
+
+    /// Waits until the network sinks have sent what they hold, or `deadline`.
+    pub fn drain(&self, deadline: Instant) {
+        for o in &self.outputs {
+            if let Sink::Net { queue, .. } = &o.sink {
+                queue.drain(deadline);
+            }
+        }
+    }
+
+    /// Per-sink counters, for the `stats` event.
+    pub fn stats(&self) -> Value {
+        Value::Array(
+            self.outputs
+                .iter()
+                .map(|o| match &o.sink {
+                    Sink::File(_) => json!({ "output": o.label, "events": o.events }),
+                    Sink::Net { queue, .. } => counters_json(&o.label, o.events, &queue.counters()),
+                })
+                .collect(),
+        )
+    }
+
+    /// Flushes the files and gives the network sinks until `deadline` to
+    /// send what they hold. Returns a line for each sink that lost events.
+    pub fn close(&mut self, deadline: Instant) -> Vec<String> {
+        let _ = self.flush();
+        let mut losses = Vec::new();
+        for o in &mut self.outputs {
+            if let Sink::Net { queue, .. } = &mut o.sink {
+                let c = queue.close(deadline);
+                let lost = c.dropped + c.undelivered + c.rejected;
+                if lost > 0 {
+                    losses.push(format!(
+                        "output {}: {} of {} events not delivered ({} dropped with the queue full, {} refused, {} still queued at exit)",
+                        o.label, lost, o.events, c.dropped, c.rejected, c.undelivered
+                    ));
+                }
+            }
+        }
+        losses
     }
 }
 
-/// Opens a file target early, so a bad path fails before capture starts.
-pub fn check_writable(p: &PathBuf) -> io::Result<()> {
-    File::options().create(true).append(true).open(p).map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reopen_follows_a_rotated_file() {
-        let dir = std::env::temp_dir().join(format!("hostwatch-sink-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_default();
-        let path = dir.join("eve.json");
-        let rotated = dir.join("eve.json.1");
-        let _ = std::fs::remove_file(&path);
-        let mut s = Sink::open(Target::File(path.clone())).unwrap_or_else(|e| panic!("{e}"));
-        s.write_all(b"one\n").unwrap_or_default();
-        s.flush().unwrap_or_default();
-        std::fs::rename(&path, &rotated).unwrap_or_default();
-        s.write_all(b"two\n").unwrap_or_default();
-        s.reopen().unwrap_or_default();
-        s.write_all(b"three\n").unwrap_or_default();
-        s.flush().unwrap_or_default();
-        assert_eq!(
-            std::fs::read_to_string(&rotated).unwrap_or_default(),
-            "one\ntwo\n"
-        );
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap_or_default(),
-            "three\n"
-        );
-    }
+fn counters_json(label: &str, events: u64, c: &QueueCounters) -> Value {
+    json!({
+        "output": label,
+        "events": events,
+        "sent": c.sent,
+        "dropped": c.dropped,
+        "rejected": c.rejected,
+        "queued": c.queued,
+        "queue_peak": c.peak,
+        "connect_failures": c.connect_failures,
+    })
 }

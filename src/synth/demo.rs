@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use super::msg::{self, ServerNames};
 use super::{Conn, Trace};
 use crate::detection::Matcher;
-use crate::output::Sink;
+use crate::output::Outputs;
 use crate::parsers::text::escape_control;
 use crate::pipeline::{self, Config, Control, Input};
 
@@ -246,7 +246,7 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     let outcome = pipeline::run(
         &cfg,
         matcher,
-        Sink::from_writer(Box::new(buf.clone())),
+        Outputs::from_writer(Box::new(buf.clone())),
         Arc::new(Control::default()),
     );
     let _ = std::fs::remove_file(&path);

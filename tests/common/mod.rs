@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hostwatch::detection::Matcher;
-use hostwatch::output::Sink;
+use hostwatch::output::Outputs;
 use hostwatch::pipeline::{self, Config, Control, Input, Outcome};
 use serde_json::Value;
 
@@ -40,7 +40,7 @@ pub fn run_config(cfg: Config) -> (Vec<Value>, Outcome, String) {
     let outcome = pipeline::run(
         &cfg,
         matcher,
-        Sink::from_writer(Box::new(buf.clone())),
+        Outputs::from_writer(Box::new(buf.clone())),
         Arc::new(Control::default()),
     );
     let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8 output");

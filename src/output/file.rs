@@ -1,0 +1,90 @@
+//! Files and standard output: JSON Lines, appended, buffered, and reopened
+//! on request so logrotate can move a file away.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub struct FileSink {
+    /// `None`: standard output (or a writer given by a test).
+    path: Option<PathBuf>,
+    out: BufWriter<Box<dyn Write + Send>>,
+}
+
+fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
+    Ok(Box::new(
+        OpenOptions::new().create(true).append(true).open(path)?,
+    ))
+}
+
+impl FileSink {
+    pub fn stdout() -> FileSink {
+        FileSink::from_writer(Box::new(io::stdout()))
+    }
+
+    pub fn open(path: &Path) -> io::Result<FileSink> {
+        Ok(FileSink {
+            path: Some(path.to_path_buf()),
+            out: BufWriter::with_capacity(64 << 10, open(path)?),
+        })
+    }
+
+    pub fn from_writer(w: Box<dyn Write + Send>) -> FileSink {
+        FileSink {
+            path: None,
+            out: BufWriter::with_capacity(64 << 10, w),
+        }
+    }
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Flushes, then reopens a file by its path (SIGHUP).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if let Some(p) = &self.path {
+            self.out = BufWriter::with_capacity(64 << 10, open(p)?);
+        }
+        Ok(())
+    }
+}
+
+/// Opens a file early, so a bad path fails before capture starts.
+pub fn check_writable(p: &Path) -> io::Result<()> {
+    File::options().create(true).append(true).open(p).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_follows_a_rotated_file() {
+        let dir = std::env::temp_dir().join(format!("hostwatch-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("eve.json");
+        let rotated = dir.join("eve.json.1");
+        let _ = std::fs::remove_file(&path);
+        let mut s = FileSink::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(b"one\n").unwrap_or_default();
+        s.flush().unwrap_or_default();
+        std::fs::rename(&path, &rotated).unwrap_or_default();
+        s.write_all(b"two\n").unwrap_or_default();
+        s.reopen().unwrap_or_default();
+        s.write_all(b"three\n").unwrap_or_default();
+        s.flush().unwrap_or_default();
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap_or_default(),
+            "one\ntwo\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default(),
+            "three\n"
+        );
+    }
+}
