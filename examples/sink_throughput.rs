@@ -88,11 +88,18 @@ fn main() {
         }
     };
     let avg = events.iter().map(Vec::len).sum::<usize>() / events.len();
-    println!("{n} events per run, cycling the demo's {} (average {avg} bytes)", events.len());
-    println!("{:<8} {:>6} {:>12} {:>9}", "mode", "batch", "events/s", "MB/s");
+    println!(
+        "{n} events per run, cycling the demo's {} (average {avg} bytes)",
+        events.len()
+    );
+    println!(
+        "{:<8} {:>6} {:>12} {:>9}",
+        "mode", "batch", "events/s", "MB/s"
+    );
     for mode in ["list", "rpush", "channel", "stream"] {
         for batch in [1usize, 256] {
-            let url = format!("redis://{addr}/0?mode={mode}&key=bench-{mode}-{batch}&batch={batch}");
+            let url =
+                format!("redis://{addr}/0?mode={mode}&key=bench-{mode}-{batch}&batch={batch}");
             let spec = match OutputSpec::parse(&url) {
                 Ok(s) => s,
                 Err(e) => {
