@@ -1,19 +1,41 @@
 //! The benchmark's ceiling: read every packet of a capture with libpcap and
-//! touch it (sum of lengths, xor of first bytes), nothing else. Nothing
-//! that reads the file through libpcap can be faster.
+//! touch it (sum of lengths, xor of first bytes), nothing else.
+//!
+//!   pcap_ceiling FILE             libpcap over a stdio stream with a 1 MiB
+//!                                 buffer, as hostwatch opens files: nothing
+//!                                 that reads the file through libpcap can
+//!                                 be faster
+//!   pcap_ceiling --default FILE   pcap_open_offline as is (stdio's 4 KiB
+//!                                 buffer): what a plain libpcap program does
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: pcap_ceiling FILE");
-        return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (default, path) = match args.as_slice() {
+        [p] => (false, p.clone()),
+        [flag, p] if flag == "--default" => (true, p.clone()),
+        _ => {
+            eprintln!("usage: pcap_ceiling [--default] FILE");
+            return ExitCode::from(2);
+        }
     };
-    let mut cap = match pcap::Capture::from_file(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{path}: {e}");
-            return ExitCode::from(1);
+    let (mut plain, mut buffered) = (None, None);
+    let cap = if default {
+        match pcap::Capture::from_file(&path) {
+            Ok(c) => plain.insert(c),
+            Err(e) => {
+                eprintln!("{path}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        match hostwatch::capture::open_offline(std::path::Path::new(&path)) {
+            Ok(c) => buffered.insert(c).capture(),
+            Err(e) => {
+                eprintln!("{path}: {e}");
+                return ExitCode::from(1);
+            }
         }
     };
     let (mut packets, mut bytes, mut x) = (0u64, 0u64, 0u8);

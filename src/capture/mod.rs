@@ -137,7 +137,7 @@ pub enum Next<'a> {
 }
 
 enum Handle {
-    Offline(Capture<Offline>),
+    Offline(OfflineFile),
     Live(Capture<Active>),
 }
 
@@ -169,6 +169,67 @@ pub struct Source {
 
 extern "C" {
     fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
+    fn pcap_fopen_offline(fp: *mut libc::FILE, errbuf: *mut libc::c_char) -> *mut libc::c_void;
+}
+
+/// libpcap reads a file through stdio, whose buffer is one disk block
+/// (4 KiB): half a million read(2) calls per 2 GB. Reading through a larger
+/// buffer makes that a few thousand.
+pub const READ_BUFFER: usize = 1 << 20;
+
+/// A capture file opened by libpcap through a stdio stream with a
+/// [`READ_BUFFER`]-byte buffer. The buffer is declared after the handle so
+/// that it outlives it (pcap_close closes the stream); neither can be moved
+/// out alone.
+pub struct OfflineFile {
+    cap: Capture<Offline>,
+    _buffer: Option<Box<[u8]>>,
+}
+
+impl OfflineFile {
+    pub fn capture(&mut self) -> &mut Capture<Offline> {
+        &mut self.cap
+    }
+
+    fn capture_ref(&self) -> &Capture<Offline> {
+        &self.cap
+    }
+}
+
+/// A pipe's read end, which libpcap reads through its own stdio stream.
+fn piped(cap: Capture<Offline>) -> OfflineFile {
+    OfflineFile { cap, _buffer: None }
+}
+
+/// Opens `path` as [`OfflineFile`]; the error is libpcap's own text.
+pub fn open_offline(path: &Path) -> Result<OfflineFile, String> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| "the path contains a NUL byte".to_string())?;
+    let mut buffer = vec![0u8; READ_BUFFER].into_boxed_slice();
+    // SAFETY: fopen gets a NUL-terminated path and mode; setvbuf is called
+    // before any I/O on the stream, with a buffer that lives in the returned
+    // OfflineFile for as long as libpcap holds the stream.
+    unsafe {
+        let fp = libc::fopen(c_path.as_ptr(), c"rb".as_ptr());
+        if fp.is_null() {
+            return Err(io_reason(&io::Error::last_os_error()));
+        }
+        libc::setvbuf(fp, buffer.as_mut_ptr().cast(), libc::_IOFBF, buffer.len());
+        let mut errbuf = [0 as libc::c_char; 257];
+        let p = pcap_fopen_offline(fp, errbuf.as_mut_ptr());
+        match std::ptr::NonNull::new(p.cast()) {
+            Some(handle) => Ok(OfflineFile {
+                cap: Capture::from(handle),
+                _buffer: Some(buffer),
+            }),
+            None => {
+                libc::fclose(fp);
+                Err(std::ffi::CStr::from_ptr(errbuf.as_ptr())
+                    .to_string_lossy()
+                    .into_owned())
+            }
+        }
+    }
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -236,7 +297,12 @@ impl Source {
                     reason: e.to_string(),
                 })?;
             // SAFETY: `fd` is the read end of a pipe owned by no one else.
-            (unsafe { Capture::from_raw_fd(fd) }, Some(feeder))
+            (
+                unsafe { Capture::from_raw_fd(fd) }
+                    .map(piped)
+                    .map_err(|e| e.to_string()),
+                Some(feeder),
+            )
         } else {
             let mut f = File::open(Path::new(path)).map_err(|e| CaptureError::Open {
                 source: source.clone(),
@@ -267,16 +333,20 @@ impl Source {
                     }
                 })?;
                 // SAFETY: `fd` is the read end of a pipe owned by no one else.
-                (unsafe { Capture::from_raw_fd(fd) }, Some(feeder))
+                (
+                    unsafe { Capture::from_raw_fd(fd) }
+                        .map(piped)
+                        .map_err(|e| e.to_string()),
+                    Some(feeder),
+                )
             } else {
                 drop(f);
-                (Capture::from_file(path), None)
+                (open_offline(Path::new(path)), None)
             }
         };
         let cap = match cap {
             Ok(c) => c,
-            Err(e) => {
-                let detail = e.to_string();
+            Err(detail) => {
                 if let Some(fd) = feeder {
                     let _ = fd.join();
                 }
@@ -298,8 +368,8 @@ impl Source {
                 );
             }
         };
-        let lt = cap.get_datalink().0;
-        let offset = (cap.major_version() == 2).then_some(24);
+        let lt = cap.capture_ref().get_datalink().0;
+        let offset = (cap.capture_ref().major_version() == 2).then_some(24);
         let mut s = Source {
             name: source,
             handle: Handle::Offline(cap),
@@ -387,7 +457,7 @@ impl Source {
 
     fn set_filter(&mut self, expr: &str) -> Result<(), CaptureError> {
         let r = match &mut self.handle {
-            Handle::Offline(c) => c.filter(expr, true),
+            Handle::Offline(c) => c.capture().filter(expr, true),
             Handle::Live(c) => c.filter(expr, true),
         };
         r.map_err(|e| CaptureError::Filter {
@@ -436,7 +506,7 @@ impl Source {
             ..
         } = self;
         let r = match handle {
-            Handle::Offline(c) => c.next_packet(),
+            Handle::Offline(c) => c.capture().next_packet(),
             Handle::Live(c) => c.next_packet(),
         };
         match r {
@@ -499,7 +569,7 @@ impl Source {
         // SAFETY: the handle is a live offline pcap_t; pcap_file returns its
         // FILE (or NULL), which ftell only reads.
         let pos = unsafe {
-            let f = pcap_file(c.as_ptr().cast());
+            let f = pcap_file(c.capture_ref().as_ptr().cast());
             if f.is_null() {
                 return None;
             }
