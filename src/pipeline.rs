@@ -23,7 +23,7 @@ use crate::decode::{defrag::DefragStats, tcp_flags, DecodeStats, Decoder, TcpSeg
 use crate::detection::inventory::Inventory;
 use crate::detection::{Detector, Matcher};
 use crate::events::{Body, Event};
-use crate::flow::{FlowConfig, FlowKey, FlowStats, FlowTable};
+use crate::flow::{self, FlowConfig, FlowStats, FlowTable};
 use crate::output::Outputs;
 
 /// Where packets come from.
@@ -538,7 +538,7 @@ struct Dispatch {
 impl Dispatch {
     fn push(&mut self, seg: &TcpSegment<'_>) {
         let n = self.txs.len();
-        let h = FlowKey::of(seg).shard_hash();
+        let h = flow::shard_hash((seg.src, seg.sport), (seg.dst, seg.dport), &seg.vlans);
         let w = (h % n as u64) as usize;
         // The payload of a bypassed connection is not copied.
         let payload = if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {

@@ -98,8 +98,39 @@ impl FlowKey {
     /// A hash that is the same for both directions and for every run; the
     /// pipeline shards flows over workers with it.
     pub fn shard_hash(&self) -> u64 {
-        FIXED_HASHER.hash_one(self)
+        shard_hash(self.lo, self.hi, &self.vlans)
     }
+}
+
+/// murmur3's 64-bit finaliser: every input bit moves every output bit.
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+fn endpoint_hash(ip: IpAddr, port: u16) -> u64 {
+    match ip {
+        IpAddr::V4(a) => fmix64((u64::from(u32::from(a)) << 16) | u64::from(port)),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            fmix64((v as u64) ^ fmix64(((v >> 64) as u64) ^ (u64::from(port) << 48) ^ 0x6a09_e667))
+        }
+    }
+}
+
+/// [`FlowKey::shard_hash`] straight from a segment's endpoints, in either
+/// order: the capture thread computes it for every packet, so it costs a
+/// few multiplications (no key to build, no SipHash). The endpoints are
+/// combined by addition, which makes it symmetric without comparing them.
+pub fn shard_hash(a: (IpAddr, u16), b: (IpAddr, u16), vlans: &Vlans) -> u64 {
+    let mut v = vlans.as_slice().len() as u64;
+    for id in vlans.as_slice() {
+        v = (v << 16) | u64::from(*id);
+    }
+    fmix64(endpoint_hash(a.0, a.1).wrapping_add(endpoint_hash(b.0, b.1)) ^ v)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -283,3 +283,55 @@ fn syn_on_closed_flow_starts_a_new_connection() {
     assert_eq!(t.stats.flows, 2);
     let _ = NtlmRecord::default();
 }
+
+#[test]
+fn shard_hash_is_symmetric_matches_the_key_and_spreads_flows() {
+    let v4 = |s: &str| -> IpAddr {
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    };
+    let mut vlans = Vlans::default();
+    vlans.push(100);
+    let mut shards = [0u32; 4];
+    for i in 0..10_000u32 {
+        let c = (
+            v4(&format!("10.0.{}.{}", i / 250, i % 250)),
+            40_000 + (i % 1000) as u16,
+        );
+        let s = (v4("192.0.2.7"), 445);
+        let h = shard_hash(c, s, &Vlans::default());
+        assert_eq!(h, shard_hash(s, c, &Vlans::default()));
+        let seg = TcpSegment {
+            ts_us: 0,
+            src: c.0,
+            dst: s.0,
+            sport: c.1,
+            dport: s.1,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            window: 0,
+            vlans: Vlans::default(),
+            payload: &[],
+        };
+        assert_eq!(h, FlowKey::of(&seg).shard_hash());
+        assert_ne!(h, shard_hash(c, s, &vlans), "VLANs take part");
+        shards[(h % 4) as usize] += 1;
+    }
+    // 2,500 each when even; a few percent either way.
+    assert!(
+        shards.iter().all(|&n| (2_300..=2_700).contains(&n)),
+        "{shards:?}"
+    );
+    let v6 = |s: &str| -> IpAddr {
+        s.parse()
+            .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+    };
+    let a = (v6("2001:db8::1"), 50_000);
+    let b = (v6("2001:db8::2"), 3389);
+    assert_eq!(shard_hash(a, b, &vlans), shard_hash(b, a, &vlans));
+    assert_ne!(
+        shard_hash(a, b, &vlans),
+        shard_hash((v6("2001:db8::1"), 50_001), b, &vlans)
+    );
+}
