@@ -6,10 +6,14 @@
 # Generates a deterministic capture of SIZE_MB (default 2000) under
 # bench/out/, warms the page cache, then alternates the contenders RUNS
 # times (default 5, after one warm-up): the bare libpcap read loop (the
-# ceiling), hostwatch with 1 worker and with the default workers, and
-# tshark extracting the same NTLM/RDP fields. Prints the median and
-# min-max MB/s, packets/s, peak RSS and the ratios, and checks that
-# hostwatch found every planted handshake.
+# ceiling: opened as hostwatch opens files, with a 1 MiB stdio buffer), the
+# same loop over pcap_open_offline as is (stdio's 4 KiB buffer), hostwatch
+# with 1 and 2 workers, Suricata in single-thread mode with only its RDP,
+# SMB, TLS and HTTP loggers (bench/suricata.yaml; skipped when suricata is
+# not installed: on Debian 12 it is in bookworm-backports), and tshark
+# extracting the same NTLM/RDP fields. Prints the median and min-max MB/s,
+# packets/s, peak RSS and the ratios, and checks that hostwatch found every
+# planted handshake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-2000}
@@ -45,10 +49,18 @@ timed() {
 
 declare -A CMD
 CMD[ceiling]="$CEIL $CAP"
+CMD[libpcap-default]="$CEIL --default $CAP"
 CMD[hostwatch-w1]="$HW -q -w 1 -r $CAP -o $OUT/events-w1.json"
 CMD[hostwatch-w2]="$HW -q -r $CAP -o $OUT/events-w2.json"
 CMD[tshark]="tshark -n -r $CAP -Y ntlmssp||rdp -T fields -e frame.number -e ntlmssp.auth.hostname -e ntlmssp.auth.username -e ntlmssp.auth.domain -e ntlmssp.challenge.target_name -e rdp.client.name -e rdp.rt_cookie"
-ORDER=(ceiling hostwatch-w1 hostwatch-w2 tshark)
+CMD[suricata]="suricata -c bench/suricata.yaml --runmode single -k none -S /dev/null -r $CAP -l $OUT/suricata"
+ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2 suricata tshark)
+if command -v suricata >/dev/null 2>&1; then
+  mkdir -p "$OUT/suricata"
+else
+  echo "suricata not installed: skipped (Debian 12: apt-get install -t bookworm-backports suricata)" >&2
+  ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2 tshark)
+fi
 declare -A SECS RSS
 
 rm -f "$OUT"/events-w*.json
@@ -84,10 +96,26 @@ secs = {$(for n in "${ORDER[@]}"; do echo "'$n': [float(x) for x in '${SECS[$n]}
 rss = {$(for n in "${ORDER[@]}"; do echo "'$n': ${RSS[$n]},"; done)}
 med = {k: statistics.median(v) for k, v in secs.items()}
 print(f"capture: {size/1e6:.0f} MB, {packets} packets; {runs} alternating runs, median (min-max)")
-print(f"{'contender':<14} {'MB/s':>18} {'packets/s':>12} {'peak RSS':>10} {'vs ceiling':>11} {'vs tshark':>10}")
+suri = 'suricata' in med
+print(f"{'contender':<16} {'MB/s':>18} {'packets/s':>12} {'peak RSS':>10} {'vs ceiling':>11} {'vs default':>11} {'vs tshark':>10}" + (f" {'vs suricata':>12}" if suri else ""))
 for k in secs:
     lo, hi = size / max(secs[k]) / 1e6, size / min(secs[k]) / 1e6
     m = med[k]
-    print(f"{k:<14} {size/m/1e6:8.0f} ({lo:.0f}-{hi:.0f}) {packets/m:12.0f} {rss[k]/1024:8.1f}MB {med['ceiling']/m:10.2f}x {med['tshark']/m:9.1f}x")
+    line = f"{k:<16} {size/m/1e6:8.0f} ({lo:.0f}-{hi:.0f}) {packets/m:12.0f} {rss[k]/1024:8.1f}MB {med['ceiling']/m:10.2f}x {med['libpcap-default']/m:10.2f}x {med['tshark']/m:9.1f}x"
+    if suri:
+        line += f" {med['suricata']/m:11.2f}x"
+    print(line)
 PY
+if [ -f "$OUT/suricata/eve.json" ]; then
+  python3 - "$OUT/suricata/eve.json" <<'PY'
+import json, sys
+n = {}
+ntlm = 0
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    n[e["event_type"]] = n.get(e["event_type"], 0) + 1
+    ntlm += "ntlmssp" in e.get("smb", {})
+print(f"suricata events: {dict(sorted(n.items()))}, SMB events with NTLMSSP: {ntlm}")
+PY
+fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d)"
