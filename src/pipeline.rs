@@ -124,6 +124,11 @@ struct Batch {
 const EXPIRE_EVERY_US: i64 = 1_000_000;
 
 const BATCH_SEGMENTS: usize = 512;
+/// With more workers, each batch holds more segments (up to this many), so
+/// that a worker is woken no more often than a single one would be: on a
+/// machine with fewer cores than threads every wake-up costs the capture
+/// thread a system call.
+const MAX_BATCH_SEGMENTS: usize = 4096;
 const BATCH_BYTES: usize = 512 << 10;
 /// Batches in flight per worker (back-pressure on the capture thread).
 const QUEUE_DEPTH: usize = 8;
@@ -527,8 +532,53 @@ fn stats_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> serde_json
     v
 }
 
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the
+    // calling thread and CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// The CPUs for the workers and the output thread when the capture thread
+/// would otherwise share its core with them: every allowed CPU but the
+/// last (the first usually takes more interrupts). `None`: no restriction
+/// (a core each, or a single CPU).
+fn cpus_for_others(workers: usize) -> Option<Vec<usize>> {
+    leave_one_to_capture(allowed_cpus(), workers)
+}
+
+fn leave_one_to_capture(mut cpus: Vec<usize>, workers: usize) -> Option<Vec<usize>> {
+    (cpus.len() >= 2 && workers + 1 > cpus.len()).then(|| {
+        cpus.pop();
+        cpus
+    })
+}
+
+/// Restricts the calling thread to `cpus`; a failure leaves it as it was.
+fn restrict_to(cpus: Option<&[usize]>) {
+    let Some(cpus) = cpus else { return };
+    // SAFETY: as in allowed_cpus; sched_setaffinity(0) acts on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// Per-worker batches being filled by the capture thread.
 struct Dispatch {
+    /// Segments per batch.
+    batch_segments: usize,
     pending: Vec<Batch>,
     txs: Vec<Sender<WorkMsg>>,
     free: Receiver<Batch>,
@@ -566,7 +616,7 @@ impl Dispatch {
             off,
             len: payload.len() as u32,
         });
-        if b.segs.len() >= BATCH_SEGMENTS || b.data.len() >= BATCH_BYTES {
+        if b.segs.len() >= self.batch_segments || b.data.len() >= BATCH_BYTES {
             self.send(w);
         }
     }
@@ -577,7 +627,7 @@ impl Dispatch {
         }
         let fresh = self.free.try_recv().unwrap_or_else(|_| Batch {
             data: Vec::with_capacity(BATCH_BYTES + 65_536),
-            segs: Vec::with_capacity(BATCH_SEGMENTS),
+            segs: Vec::with_capacity(self.batch_segments),
         });
         let full = std::mem::replace(&mut self.pending[w], fresh);
         let _ = self.txs[w].send(WorkMsg::Batch(full));
@@ -651,9 +701,16 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         live: cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_))),
         drain: cfg.drain_timeout,
     };
+    // The capture thread is the one serial stage. When the threads
+    // outnumber the cores, the others keep off one core and leave it to it.
+    let others_cpus = cpus_for_others(workers);
+    let out_cpus = others_cpus.clone();
     let output_thread = thread::Builder::new()
         .name("hostwatch-output".into())
-        .spawn(move || output(outputs, out_rx, opts, out_control));
+        .spawn(move || {
+            restrict_to(out_cpus.as_deref());
+            output(outputs, out_rx, opts, out_control)
+        });
 
     let bypass = Arc::new(BypassHint::new());
     let mut txs = Vec::new();
@@ -678,12 +735,19 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         );
         let h = thread::Builder::new()
             .name(format!("hostwatch-worker-{i}"))
-            .spawn(move || worker(fc, m, rx, f, o, s, hint));
+            .spawn({
+                let cpus = others_cpus.clone();
+                move || {
+                    restrict_to(cpus.as_deref());
+                    worker(fc, m, rx, f, o, s, hint)
+                }
+            });
         txs.push(tx);
         handles.push(h);
         snapshots.push(snap);
     }
     let mut dispatch = Dispatch {
+        batch_segments: (BATCH_SEGMENTS * workers).min(MAX_BATCH_SEGMENTS),
         hint: bypass.clone(),
         pending: (0..workers).map(|_| Batch::default()).collect(),
         txs,
@@ -902,5 +966,25 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         interrupted: control.stop.load(Ordering::SeqCst),
         summary: inv.summary(false),
         summary_color: inv.summary(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_leave_a_core_to_the_capture_thread_only_when_oversubscribed() {
+        // 2 cores: one worker has its own core, two leave the last to capture.
+        assert_eq!(leave_one_to_capture(vec![0, 1], 1), None);
+        assert_eq!(leave_one_to_capture(vec![0, 1], 2), Some(vec![0]));
+        assert_eq!(leave_one_to_capture(vec![0, 1], 5), Some(vec![0]));
+        // 16 cores, 15 workers: enough for all.
+        assert_eq!(leave_one_to_capture((0..16).collect(), 15), None);
+        // A restricted set (taskset 2,5,7) is respected.
+        assert_eq!(leave_one_to_capture(vec![2, 5, 7], 3), Some(vec![2, 5]));
+        // One CPU: nothing to leave.
+        assert_eq!(leave_one_to_capture(vec![3], 4), None);
+        assert!(!allowed_cpus().is_empty());
     }
 }
