@@ -83,7 +83,10 @@ impl StreamTransport {
 impl Transport for StreamTransport {
     fn connect(&mut self) -> io::Result<()> {
         self.conn = Some(match &self.endpoint {
-            Endpoint::Tcp(a) => Conn::Tcp(tcp_connect(a)?),
+            Endpoint::Tcp(a) => Conn::Tcp(
+                tcp_connect(a)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {a}: {e}")))?,
+            ),
             Endpoint::Unix(p) => {
                 let s = UnixStream::connect(p)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
