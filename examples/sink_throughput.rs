@@ -9,31 +9,15 @@
 //! for it.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hostwatch::detection::Matcher;
 use hostwatch::output::queue::Queued;
 use hostwatch::output::redis::RedisTransport;
 use hostwatch::output::spec::{Kind, OutputSpec, QUEUE_BYTES};
-use hostwatch::output::Outputs;
+use hostwatch::output::{MemoryOutput, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input};
-
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn demo_events() -> Result<Vec<Vec<u8>>, String> {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/demo.pcap");
@@ -42,14 +26,14 @@ fn demo_events() -> Result<Vec<Vec<u8>>, String> {
         ..Config::default()
     };
     let matcher = Arc::new(Matcher::with_builtins(true, Vec::new()).map_err(|e| e.to_string())?);
-    let buf = Shared::default();
+    let buf = MemoryOutput::default();
     pipeline::run(
         &cfg,
         matcher,
         Outputs::from_writer(Box::new(buf.clone())),
         Arc::new(Control::default()),
     );
-    let text = buf.0.lock().map_err(|_| "poisoned")?.clone();
+    let text = buf.contents();
     Ok(text
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())

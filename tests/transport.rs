@@ -597,6 +597,20 @@ fn redis_never_reachable_the_run_still_ends_and_reports_the_loss() {
 // ---------------------------------------------------------------------------
 // Syslog and Unix sockets.
 
+/// Collects datagrams as text until `recv` times out.
+fn datagrams(
+    mut recv: impl FnMut(&mut [u8]) -> std::io::Result<usize> + Send + 'static,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut msgs = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = recv(&mut buf) {
+            msgs.push(String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned());
+        }
+        msgs
+    })
+}
+
 /// Splits an RFC 5424 message into (PRI, TIMESTAMP, HOSTNAME, APP-NAME,
 /// PROCID, MSGID, MSG) and checks the fixed parts.
 fn rfc5424(m: &str) -> (u16, String, String, String, String, String, String) {
@@ -639,14 +653,7 @@ fn syslog_over_udp() {
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let port = sock.local_addr().expect("addr").port();
-    let reader = std::thread::spawn(move || {
-        let mut msgs = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        while let Ok(n) = sock.recv(&mut buf) {
-            msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        msgs
-    });
+    let reader = datagrams(move |b| sock.recv(b));
     let out = dir.join("eve.json");
     let (_, want) = run_demo(
         &out,
@@ -700,16 +707,9 @@ fn syslog_to_a_local_socket_and_types_filter() {
     let sock = UnixDatagram::bind(&path).expect("bind");
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let reader = std::thread::spawn(move || {
-        let mut msgs = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        while let Ok(n) = sock.recv(&mut buf) {
-            msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        msgs
-    });
+    let reader = datagrams(move |b| sock.recv(b));
     let out = dir.join("eve.json");
-    let (o, all) = run_demo(
+    let (_, all) = run_demo(
         &out,
         &["-o", &format!("syslog:{}?types=alert,host", path.display())],
     );
@@ -722,7 +722,6 @@ fn syslog_to_a_local_socket_and_types_filter() {
         .cloned()
         .collect();
     assert_eq!(of_type(&want, "alert").len(), 5);
-    let _ = o;
     check_syslog(&reader.join().expect("reader"), &want, 21, None);
 }
 
@@ -751,14 +750,7 @@ fn unix_datagram_socket_gets_one_event_per_datagram() {
     let sock = UnixDatagram::bind(&path).expect("bind");
     sock.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let reader = std::thread::spawn(move || {
-        let mut msgs = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        while let Ok(n) = sock.recv(&mut buf) {
-            msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        msgs
-    });
+    let reader = datagrams(move |b| sock.recv(b));
     let out = dir.join("eve.json");
     let (_, want) = run_demo(&out, &["-o", &format!("unix+dgram:{}", path.display())]);
     let got = reader.join().expect("reader");

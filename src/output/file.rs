@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub struct FileSink {
     /// `None`: standard output (or a writer given by a test).
@@ -50,6 +51,31 @@ impl FileSink {
         if let Some(p) = &self.path {
             self.out = BufWriter::with_capacity(64 << 10, open(p)?);
         }
+        Ok(())
+    }
+}
+
+/// An in-memory output: every clone appends to the same buffer (the demo,
+/// tests, benchmarks).
+#[derive(Clone, Default)]
+pub struct MemoryOutput(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryOutput {
+    /// What has been written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+}
+
+impl Write for MemoryOutput {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

@@ -21,8 +21,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-pub use file::check_writable;
 use file::FileSink;
+pub use file::{check_writable, MemoryOutput};
 use net::{DatagramTransport, DgramEndpoint, Endpoint, Framing, StreamTransport};
 use queue::{QueueCounters, Queued, Transport};
 use spec::{Kind, OutputSpec, SyslogTransport, QUEUE_BYTES};

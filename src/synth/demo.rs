@@ -3,16 +3,16 @@
 //! SMB and RDP, and a rogue server presenting a VMmanager name over HTTP
 //! NTLM), and `hostwatch demo`, which replays it and prints its alerts.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::msg::{self, ServerNames};
 use super::{Conn, Trace};
 use crate::detection::Matcher;
-use crate::output::Outputs;
+use crate::output::{MemoryOutput, Outputs};
 use crate::parsers::text::escape_control;
 use crate::pipeline::{self, Config, Control, Input};
 
@@ -163,21 +163,6 @@ pub fn trace() -> Trace {
     t
 }
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(b);
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The alert lines the demo prints (without colour), one alert per entry.
 pub fn render_alerts(events: &[serde_json::Value], color: bool) -> Vec<String> {
     let (red, yellow, bold, dim, off) = if color {
@@ -237,7 +222,7 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let buf = Shared::default();
+    let buf = MemoryOutput::default();
     let cfg = Config {
         inputs: vec![Input::File(path.display().to_string())],
         workers: 2,
@@ -250,11 +235,7 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
         Arc::new(Control::default()),
     );
     let _ = std::fs::remove_file(&path);
-    let text = buf
-        .0
-        .lock()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&buf.contents()).into_owned();
     if let Some(p) = json_out {
         if let Err(e) = std::fs::write(&p, &text) {
             eprintln!("hostwatch: {}: {e}", p.display());

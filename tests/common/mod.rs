@@ -2,30 +2,13 @@
 //! capture and read back its JSON lines.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hostwatch::detection::Matcher;
-use hostwatch::output::Outputs;
+use hostwatch::output::{MemoryOutput, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input, Outcome};
 use serde_json::Value;
-
-#[derive(Clone, Default)]
-pub struct Shared(pub Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,14 +19,14 @@ pub fn fixture(rel: &str) -> PathBuf {
 /// Runs the pipeline on `inputs` with `workers`; returns the events and the outcome.
 pub fn run_config(cfg: Config) -> (Vec<Value>, Outcome, String) {
     let matcher = Arc::new(Matcher::with_builtins(true, Vec::new()).expect("built-in lists"));
-    let buf = Shared::default();
+    let buf = MemoryOutput::default();
     let outcome = pipeline::run(
         &cfg,
         matcher,
         Outputs::from_writer(Box::new(buf.clone())),
         Arc::new(Control::default()),
     );
-    let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8 output");
+    let text = String::from_utf8(buf.contents()).expect("utf-8 output");
     let events = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
