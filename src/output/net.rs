@@ -99,10 +99,7 @@ impl Transport for StreamTransport {
 
     fn send(&mut self, batch: &[Vec<u8>]) -> Delivery {
         let Some(conn) = self.conn.as_mut() else {
-            return Delivery {
-                error: Some(io::Error::from(io::ErrorKind::NotConnected)),
-                ..Delivery::default()
-            };
+            return Delivery::not_connected();
         };
         self.buf.clear();
         self.ends.clear();
@@ -198,10 +195,7 @@ impl Transport for DatagramTransport {
 
     fn send(&mut self, batch: &[Vec<u8>]) -> Delivery {
         let Some(sock) = self.sock.as_ref() else {
-            return Delivery {
-                error: Some(io::Error::from(io::ErrorKind::NotConnected)),
-                ..Delivery::default()
-            };
+            return Delivery::not_connected();
         };
         let mut d = Delivery::default();
         for m in batch {

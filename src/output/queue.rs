@@ -28,6 +28,16 @@ pub struct Delivery {
     pub error: Option<io::Error>,
 }
 
+impl Delivery {
+    /// Nothing sent: there is no connection.
+    pub fn not_connected() -> Delivery {
+        Delivery {
+            error: Some(io::Error::from(io::ErrorKind::NotConnected)),
+            ..Delivery::default()
+        }
+    }
+}
+
 /// A connection to a collector.
 pub trait Transport: Send + 'static {
     fn connect(&mut self) -> io::Result<()>;

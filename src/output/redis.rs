@@ -188,10 +188,7 @@ impl Transport for RedisTransport {
             self.encode(ev);
         }
         let Some(conn) = self.conn.as_mut() else {
-            return Delivery {
-                error: Some(io::Error::from(io::ErrorKind::NotConnected)),
-                ..Delivery::default()
-            };
+            return Delivery::not_connected();
         };
         let mut d = Delivery::default();
         if let Err(e) = conn.write_all(&self.wbuf) {

@@ -417,15 +417,20 @@ const SEVERITIES: &[&str] = &[
     "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
 ];
 
-fn parse_facility(s: &str) -> Result<u8, SpecError> {
+/// The code of a syslog name: its place in `names`.
+fn syslog_code(s: &str, names: &[&str], what: &str) -> Result<u8, SpecError> {
     let s = s.to_ascii_lowercase();
-    match FACILITIES.iter().position(|f| *f == s) {
+    match names.iter().position(|f| *f == s) {
         Some(i) => Ok(i as u8),
         None => err(format!(
-            "unknown syslog facility {s:?} (known: {})",
-            FACILITIES.join(", ")
+            "unknown syslog {what} {s:?} (known: {})",
+            names.join(", ")
         )),
     }
+}
+
+fn parse_facility(s: &str) -> Result<u8, SpecError> {
+    syslog_code(s, FACILITIES, "facility")
 }
 
 fn parse_severity(s: &str) -> Result<u8, SpecError> {
@@ -438,13 +443,7 @@ fn parse_severity(s: &str) -> Result<u8, SpecError> {
         "critical" => "crit",
         o => o,
     };
-    match SEVERITIES.iter().position(|f| *f == s) {
-        Some(i) => Ok(i as u8),
-        None => err(format!(
-            "unknown syslog severity {s:?} (known: {})",
-            SEVERITIES.join(", ")
-        )),
-    }
+    syslog_code(s, SEVERITIES, "severity")
 }
 
 /// `%XX` escapes, for passwords, keys and paths with reserved characters.
