@@ -12,6 +12,7 @@ test: deps
 
 bench: deps
 	bench/run.sh
+	bench/sinks.sh
 
 fuzz:
 	fuzz/run.sh

@@ -5,7 +5,7 @@
 #
 # Generates a deterministic capture of SIZE_MB (default 2000) under
 # bench/out/, warms the page cache, then alternates the contenders RUNS
-# times (default 5, after one warm-up): the bare libpcap read loop (the
+# times (default 7, after one warm-up): the bare libpcap read loop (the
 # ceiling: opened as hostwatch opens files, with a 1 MiB stdio buffer), the
 # same loop over pcap_open_offline as is (stdio's 4 KiB buffer), hostwatch
 # with 1 and 2 workers, Suricata in single-thread mode with only its RDP,
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-2000}
-RUNS=${2:-5}
+RUNS=${2:-7}
 OUT=bench/out
 CAP=$OUT/mix-${SIZE}mb.pcap
 mkdir -p "$OUT"
