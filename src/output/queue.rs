@@ -216,6 +216,23 @@ impl Drop for Queued {
     }
 }
 
+/// Waits `d` before the next attempt. New events do not cut it short (a
+/// refused peer would otherwise be asked again for every event); only the
+/// end of the run does.
+fn pause(shared: &Shared, mut st: MutexGuard<'_, State>, d: Duration) {
+    let until = Instant::now() + d;
+    while !st.abandon {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        st = match shared.wake.wait_timeout(st, until - now) {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+    }
+}
+
 fn send_loop(shared: &Shared, mut transport: Box<dyn Transport>, label: &str, batch_max: usize) {
     let mut connected = false;
     let mut backoff = BACKOFF_MIN;
@@ -249,8 +266,7 @@ fn send_loop(shared: &Shared, mut transport: Box<dyn Transport>, label: &str, ba
                     if st.abandon {
                         break;
                     }
-                    // Sleep, but wake for the end of the run.
-                    let _ = shared.wake.wait_timeout(st, backoff);
+                    pause(shared, st, backoff);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
@@ -299,7 +315,7 @@ fn send_loop(shared: &Shared, mut transport: Box<dyn Transport>, label: &str, ba
             if st.abandon {
                 break;
             }
-            let _ = shared.wake.wait_timeout(st, backoff);
+            pause(shared, st, backoff);
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
@@ -315,6 +331,7 @@ mod tests {
 
     /// A peer that is up or down at the test's command and records what it got.
     struct Peer {
+        attempts: Arc<std::sync::atomic::AtomicUsize>,
         up: Arc<AtomicBool>,
         got: Got,
         /// Take at most this many per batch, then fail.
@@ -324,6 +341,7 @@ mod tests {
 
     impl Transport for Peer {
         fn connect(&mut self) -> io::Result<()> {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.up.load(Ordering::SeqCst) {
                 self.connected = true;
                 Ok(())
@@ -359,6 +377,7 @@ mod tests {
         let got = Arc::new(Mutex::new(Vec::new()));
         (
             Peer {
+                attempts: Arc::default(),
                 up: up.clone(),
                 got: got.clone(),
                 fail_after,
@@ -440,6 +459,26 @@ mod tests {
         assert_eq!(msgs(&got), ["0", "1", "2", "3", "4", "8"]);
         assert_eq!((c.sent, c.dropped, c.peak, c.undelivered), (6, 3, 5, 0));
         assert!(c.connect_failures >= 1);
+    }
+
+    #[test]
+    fn a_refusing_peer_is_asked_again_only_after_the_backoff() {
+        let (p, _, _) = peer(false, None);
+        let attempts = p.attempts.clone();
+        let mut q = Queued::start("test".into(), Box::new(p), 1_000_000, 1 << 30, 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Events keep coming for 650 ms: 100 + 200 + 400 ms of backoff fit
+        // three or four attempts, not one per event.
+        let until = Instant::now() + Duration::from_millis(650);
+        let mut offered = 0;
+        while Instant::now() < until {
+            q.offer(b"x");
+            offered += 1;
+            thread::sleep(Duration::from_micros(200));
+        }
+        let n = attempts.load(Ordering::SeqCst);
+        assert!((3..=4).contains(&n), "{n} attempts for {offered} events");
+        q.close(Instant::now());
     }
 
     #[test]
