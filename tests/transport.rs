@@ -165,11 +165,18 @@ struct Fed {
 }
 
 impl Fed {
-    fn start(out: &Path, redis: &str) -> Fed {
-        let mut child = hostwatch()
-            .args(["-w", "1", "-r", "-", "-o"])
-            .arg(format!("file:{}", out.display()))
-            .args(["-o", redis])
+    /// hostwatch reading stdin, writing to `out` and to `other`.
+    fn start(out: &Path, other: &str) -> Fed {
+        Fed::with_outputs(&[format!("file:{}", out.display()), other.to_string()])
+    }
+
+    fn with_outputs(outputs: &[String]) -> Fed {
+        let mut cmd = hostwatch();
+        cmd.args(["-w", "1", "-r", "-"]);
+        for o in outputs {
+            cmd.args(["-o", o]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -592,6 +599,55 @@ fn redis_never_reachable_the_run_still_ends_and_reports_the_loss() {
     );
     assert!(err.contains(&line), "{err}");
     assert!(err.contains("Connection refused"), "{err}");
+}
+
+#[test]
+fn sighup_reopens_every_file_output() {
+    let dir = tmpdir("sighup");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let mut hw = Fed::with_outputs(&[
+        format!("file:{}", a.display()),
+        format!("file:{}?types=ntlm", b.display()),
+    ]);
+    hw.feed(&logons(0..10, true));
+    wait_for("10 events in both files", Duration::from_secs(20), || {
+        of_type(&lines(&a), "ntlm").len() == 10 && lines(&b).len() == 10
+    });
+    // logrotate's way: move the files away, then SIGHUP.
+    std::fs::rename(&a, dir.join("a.json.1")).expect("rotate a");
+    std::fs::rename(&b, dir.join("b.json.1")).expect("rotate b");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(hw.child.id() as i32, libc::SIGHUP);
+    }
+    wait_for("both files reopened", Duration::from_secs(10), || {
+        a.exists() && b.exists()
+    });
+    hw.feed(&logons(10..20, false));
+    hw.finish();
+    let users = |p: &Path| -> Vec<String> {
+        of_type(&lines(p), "ntlm")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| {
+                v["ntlm"]["client"]["user"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    let first: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
+    let second: Vec<String> = (10..20).map(|i| format!("user{i}")).collect();
+    assert_eq!(users(&dir.join("a.json.1")), first);
+    assert_eq!(users(&dir.join("b.json.1")), first);
+    assert_eq!(users(&a), second);
+    assert_eq!(users(&b), second);
+    // The rotated files end where the rotation happened: the final stats
+    // went to the new one.
+    assert!(of_type(&lines(&dir.join("a.json.1")), "stats").is_empty());
+    assert_eq!(of_type(&lines(&a), "stats").len(), 1);
+    assert_eq!(lines(&b).len(), 10, "b takes ntlm events only");
 }
 
 // ---------------------------------------------------------------------------
