@@ -18,7 +18,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::json;
 
 use crate::analyzers::Analyzers;
-use crate::capture::{CaptureError, KernelStats, LiveOptions, Next, Source};
+use crate::capture::{self, CaptureError, KernelStats, LiveOptions, Next, Source};
 use crate::decode::{defrag::DefragStats, tcp_flags, DecodeStats, Decoder, TcpSegment, Vlans};
 use crate::detection::inventory::Inventory;
 use crate::detection::{Detector, Matcher};
@@ -119,6 +119,10 @@ struct Batch {
     data: Vec<u8>,
     segs: Vec<SegMeta>,
 }
+
+/// Packets read from each interface after a stop signal: what the kernel
+/// already holds is not lost, and a busy link cannot delay the exit.
+const DRAIN_ON_STOP: usize = 100_000;
 
 /// How often, in packet time, workers look for timed-out flows.
 const EXPIRE_EVERY_US: i64 = 1_000_000;
@@ -701,9 +705,13 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         live: cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_))),
         drain: cfg.drain_timeout,
     };
-    // The capture thread is the one serial stage. When the threads
-    // outnumber the cores, the others keep off one core and leave it to it.
-    let others_cpus = cpus_for_others(workers);
+    // Replaying files, the capture thread (reading and decoding) is the one
+    // serial stage: when the threads outnumber the cores, the others keep
+    // off one core and leave it to it. Not when capturing live: the kernel
+    // then does the reading, in softirq time on any core, and the capture
+    // thread mostly waits, so the workers may need every core.
+    let reading_files = cfg.inputs.iter().all(|i| matches!(i, Input::File(_)));
+    let others_cpus = cpus_for_others(workers).filter(|_| reading_files);
     let out_cpus = others_cpus.clone();
     let output_thread = thread::Builder::new()
         .name("hostwatch-output".into())
@@ -863,14 +871,23 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
 
     if error.is_none() && !live.is_empty() {
         let mut decoders: Vec<Decoder> = live.iter().map(|s| Decoder::new(s.linktype())).collect();
+        // One poll(2) over every interface; reads then never wait.
+        for src in live.iter_mut() {
+            src.set_poll_ms(0);
+        }
+        // With several interfaces, a bounded number from each in turn.
+        let burst = if live.len() > 1 { 64 } else { 1024 };
         'live: loop {
+            let stopping = control.stop.load(Ordering::Relaxed);
+            if !stopping {
+                capture::wait_any(&live, cfg.live.timeout_ms);
+            }
             let mut idle = true;
             for (src, decoder) in live.iter_mut().zip(decoders.iter_mut()) {
-                if control.stop.load(Ordering::Relaxed) {
-                    break 'live;
-                }
-                // With several interfaces, take a bounded number from each in turn.
-                for _ in 0..if cfg.inputs.len() > 1 { 64 } else { 1024 } {
+                // Stopping, what the kernel already holds is read first
+                // (bounded: a busy link would never run dry).
+                let n = if stopping { DRAIN_ON_STOP } else { burst };
+                for _ in 0..n {
                     match src.next() {
                         Ok(Next::Packet { ts_us, data, .. }) => {
                             idle = false;
@@ -884,6 +901,9 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
                         }
                     }
                 }
+            }
+            if stopping {
+                break 'live;
             }
             if idle || last_tick.elapsed() >= Duration::from_secs(1) {
                 // Flush partial batches so a quiet network still sees events,

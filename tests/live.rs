@@ -434,7 +434,7 @@ fn several_interfaces_at_once() {
     let ntlm: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "ntlm").collect();
     assert_eq!(rdp.len(), 1, "{ev:?}");
     assert_eq!(rdp[0]["rdp"]["client"]["name"], "DESKTOP-4QK2M1L");
-    assert_eq!(ntlm.len(), 1);
+    assert_eq!(ntlm.len(), 1, "{ev:?} {err}");
     assert_eq!(ntlm[0]["ntlm"]["client"]["workstation"], "WORKSTATION");
     let _ = std::fs::remove_file(&out);
 }

@@ -545,6 +545,12 @@ impl Source {
         }
     }
 
+    /// How long `next` on a live handle waits for a packet (0: not at all,
+    /// when the caller waits on several handles with [`wait_any`]).
+    pub fn set_poll_ms(&mut self, ms: i32) {
+        self.poll_ms = ms;
+    }
+
     /// Waits up to `poll_ms` for the live handle to have packets. False on
     /// timeout or interruption (a signal): the caller reports idle.
     fn wait_readable(&self, c: &Capture<Active>) -> bool {
@@ -557,6 +563,14 @@ impl Source {
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut fds, 1, self.poll_ms) };
         n > 0
+    }
+
+    fn raw_fd(&self) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        match &self.handle {
+            Handle::Live(c) => Some(c.as_raw_fd()),
+            Handle::Offline(_) => None,
+        }
     }
 
     fn file_position(&self) -> Option<u64> {
@@ -595,6 +609,28 @@ impl Source {
 #[allow(clippy::useless_conversion)]
 fn timeval_us(sec: libc::time_t, usec: libc::suseconds_t) -> i64 {
     i64::from(sec) * 1_000_000 + i64::from(usec)
+}
+
+/// Waits up to `timeout_ms` until any of the live `sources` has packets, in
+/// one poll(2): with several interfaces, none waits behind another's
+/// timeout. False on timeout or a signal.
+pub fn wait_any(sources: &[Source], timeout_ms: i32) -> bool {
+    let mut fds: Vec<libc::pollfd> = sources
+        .iter()
+        .filter_map(Source::raw_fd)
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    if fds.is_empty() {
+        return false;
+    }
+    // SAFETY: `fds` is a valid array of pollfd of the given length for the
+    // duration of the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    n > 0
 }
 
 /// Waits for the feeder thread; a decompression error is the real cause
