@@ -13,13 +13,7 @@ use hostwatch::parsers::{ntlm, rdp, smb, spnego, tls};
 use hostwatch::synth::msg::{self, ServerNames};
 use hostwatch::synth::{Conn, Segment};
 
-const NAMES: ServerNames<'static> = ServerNames {
-    target: "CORP",
-    nb_computer: "FILESRV01",
-    nb_domain: "CORP",
-    dns_computer: "filesrv01.corp.example",
-    dns_domain: "corp.example",
-};
+const NAMES: ServerNames<'static> = msg::FILESRV01;
 
 /// Frames of a connection: an SMB2 logon then `reads` 64 KiB reads.
 fn smb_frames(reads: u64) -> Vec<Vec<u8>> {

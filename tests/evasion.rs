@@ -12,13 +12,7 @@ use common::{of_type, run_files, s};
 use hostwatch::synth::msg::{self, ServerNames};
 use hostwatch::synth::{ip_tcp, Conn, Segment, Trace};
 
-const NAMES: ServerNames<'static> = ServerNames {
-    target: "CORP",
-    nb_computer: "FILESRV01",
-    nb_domain: "CORP",
-    dns_computer: "filesrv01.corp.example",
-    dns_domain: "corp.example",
-};
+const NAMES: ServerNames<'static> = msg::FILESRV01;
 
 /// A tiny deterministic generator (SplitMix64).
 struct Rng(u64);

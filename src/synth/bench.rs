@@ -196,6 +196,18 @@ fn planted_name(rng: &mut Rng, m: &mut Manifest, prefix: &str) -> String {
     }
 }
 
+/// An HTTP GET: the request, the response head, then `len` body bytes.
+fn http_get(conn: Conn, req: Vec<u8>, head: Vec<u8>, len: usize) -> Active {
+    Active::new(
+        conn,
+        vec![
+            Msg::Bytes(true, req),
+            Msg::Bytes(false, head),
+            Msg::Fill(false, len),
+        ],
+    )
+}
+
 fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
     let client: IpAddr = IpAddr::from([10, 64 + (n % 32) as u8, (n >> 8) as u8, n as u8]);
     let cport = 20_000 + (n % 40_000) as u16;
@@ -236,14 +248,7 @@ fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
             let req = format!("GET /iso/{n}.img HTTP/1.1\r\nHost: mirror\r\n\r\n").into_bytes();
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
             let conn = Conn::new((client, cport), (server(80), 80), n as u32);
-            Active::new(
-                conn,
-                vec![
-                    Msg::Bytes(true, req),
-                    Msg::Bytes(false, head),
-                    Msg::Fill(false, len),
-                ],
-            )
+            http_get(conn, req, head, len)
         }
         // TLS session.
         6..=20 => {
@@ -278,14 +283,7 @@ fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
             )
             .into_bytes();
             let conn = Conn::new((client, cport), (server(81), 8080), n as u32);
-            Active::new(
-                conn,
-                vec![
-                    Msg::Bytes(true, req),
-                    Msg::Bytes(false, head),
-                    Msg::Fill(false, len),
-                ],
-            )
+            http_get(conn, req, head, len)
         }
         // A short connection (DNS over TCP, health checks, ...).
         _ => {

@@ -64,13 +64,7 @@ pub fn trace() -> Trace {
     let filesrv = ip([10, 20, 0, 5]);
     let rented = ip([10, 20, 0, 77]);
     let rogue = ip([10, 20, 0, 99]);
-    let filesrv_names = ServerNames {
-        target: "CORP",
-        nb_computer: "FILESRV01",
-        nb_domain: "CORP",
-        dns_computer: "filesrv01.corp.example",
-        dns_domain: "corp.example",
-    };
+    let filesrv_names = msg::FILESRV01;
 
     // 1. Benign: alice's workstation opens RDP to the jump host.
     let rdp = msg::rdp_standard_logon("alice", "DESKTOP-4QK2M1L");

@@ -46,6 +46,15 @@ pub struct ServerNames<'a> {
     pub dns_domain: &'a str,
 }
 
+/// The lab's file server, as its CHALLENGE names it (demo, tests, benches).
+pub const FILESRV01: ServerNames<'static> = ServerNames {
+    target: "CORP",
+    nb_computer: "FILESRV01",
+    nb_domain: "CORP",
+    dns_computer: "filesrv01.corp.example",
+    dns_domain: "corp.example",
+};
+
 /// CHALLENGE with target info (Unicode).
 pub fn ntlm_challenge(n: &ServerNames<'_>, challenge: [u8; 8]) -> Vec<u8> {
     let target = u16le(n.target);
