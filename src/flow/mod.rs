@@ -102,6 +102,42 @@ impl FlowKey {
     }
 }
 
+/// A flow for a segment of a connection not in the table.
+fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -> Flow {
+    let src = (seg.src, seg.sport);
+    let dst = (seg.dst, seg.dport);
+    let midstream = !syn;
+    // The SYN's sender is the client; a SYN-ACK's receiver is; without
+    // either, a packet from a server port to another port comes from
+    // the server.
+    let server_sent = if syn {
+        ack
+    } else {
+        is_server_port(seg.sport) && !is_server_port(seg.dport)
+    };
+    let (client, server) = if server_sent { (dst, src) } else { (src, dst) };
+    stats.flows += 1;
+    if midstream {
+        stats.midstream += 1;
+    }
+    let id = FIXED_HASHER.hash_one((client, server, seg.vlans, seg.ts_us));
+    Flow {
+        // Kept below 2^53 so that every JSON reader holds it exactly.
+        id: id & ((1 << 53) - 1),
+        client,
+        server,
+        vlans: seg.vlans,
+        last_us: seg.ts_us,
+        midstream,
+        reversed: false,
+        established: !syn || ack,
+        state: State::Open,
+        fins: 0,
+        streams: [Stream::default(), Stream::default()],
+        app: App::NotYet,
+    }
+}
+
 /// murmur3's 64-bit finaliser: every input bit moves every output bit.
 fn fmix64(mut k: u64) -> u64 {
     k ^= k >> 33;
@@ -266,12 +302,10 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 self.end_flow(f, out);
             }
         }
-        if !self.flows.contains_key(&key) {
-            if self.flows.len() >= self.cfg.max_flows {
-                self.make_room(seg.ts_us, out);
-            }
-            let flow = self.new_flow(seg, syn, ack);
-            self.flows.insert(key, Box::new(flow));
+        // A full table makes room before a new flow goes in (the second
+        // lookup happens only then); otherwise one lookup finds or adds it.
+        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&key) {
+            self.make_room(seg.ts_us, out);
         }
         let FlowTable {
             cfg,
@@ -283,9 +317,9 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             bypassed,
             ..
         } = self;
-        let Some(flow) = flows.get_mut(&key) else {
-            return;
-        };
+        let flow = flows
+            .entry(key)
+            .or_insert_with(|| Box::new(new_flow(stats, seg, syn, ack)));
         flow.last_us = seg.ts_us;
         if flow.state == State::Closed {
             return;
@@ -416,41 +450,6 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     /// payload no longer matters (the pipeline stops copying it).
     pub fn take_bypassed(&mut self) -> std::vec::Drain<'_, FlowKey> {
         self.bypassed.drain(..)
-    }
-
-    fn new_flow(&mut self, seg: &TcpSegment<'_>, syn: bool, ack: bool) -> Flow {
-        let src = (seg.src, seg.sport);
-        let dst = (seg.dst, seg.dport);
-        let midstream = !syn;
-        // The SYN's sender is the client; a SYN-ACK's receiver is; without
-        // either, a packet from a server port to another port comes from
-        // the server.
-        let server_sent = if syn {
-            ack
-        } else {
-            is_server_port(seg.sport) && !is_server_port(seg.dport)
-        };
-        let (client, server) = if server_sent { (dst, src) } else { (src, dst) };
-        self.stats.flows += 1;
-        if midstream {
-            self.stats.midstream += 1;
-        }
-        let id = FIXED_HASHER.hash_one((client, server, seg.vlans, seg.ts_us));
-        Flow {
-            // Kept below 2^53 so that every JSON reader holds it exactly.
-            id: id & ((1 << 53) - 1),
-            client,
-            server,
-            vlans: seg.vlans,
-            last_us: seg.ts_us,
-            midstream,
-            reversed: false,
-            established: !syn || ack,
-            state: State::Open,
-            fins: 0,
-            streams: [Stream::default(), Stream::default()],
-            app: App::NotYet,
-        }
     }
 
     /// Ends a flow that leaves the table: holes become gaps, the analyzer
