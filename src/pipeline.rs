@@ -871,10 +871,6 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
 
     if error.is_none() && !live.is_empty() {
         let mut decoders: Vec<Decoder> = live.iter().map(|s| Decoder::new(s.linktype())).collect();
-        // One poll(2) over every interface; reads then never wait.
-        for src in live.iter_mut() {
-            src.set_poll_ms(0);
-        }
         // With several interfaces, a bounded number from each in turn.
         let burst = if live.len() > 1 { 64 } else { 1024 };
         'live: loop {

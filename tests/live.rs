@@ -213,7 +213,10 @@ fn live_events_equal_replay_events() {
     .collect();
     let out = std::env::temp_dir().join(format!("hostwatch-live-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let child = start_capture(&ns, &out, &["-w", "2"]);
+    // A kernel buffer that holds the whole replay, as a sensor would have
+    // (README: --buffer-size): the test shares two cores with tcpreplay
+    // and the other live tests, and asserts that nothing is dropped.
+    let child = start_capture(&ns, &out, &["-w", "2", "--buffer-size", "16"]);
     wait_ready(&out);
     for f in &files {
         replay(&ns, f, &["--mbps", "200"]);
@@ -417,7 +420,7 @@ fn several_interfaces_at_once() {
     }
     let out = std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let child = start_capture(&ns, &out, &["-i", "hwrx2"]);
+    let child = start_capture(&ns, &out, &["-i", "hwrx2", "--buffer-size", "16"]);
     wait_ready(&out);
     replay(&ns, &fixture("lab/rdp-std-good.pcap"), &["--mbps", "100"]);
     let second = ns

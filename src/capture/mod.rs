@@ -21,7 +21,8 @@ pub struct LiveOptions {
     /// Kernel buffer size in bytes (0: libpcap's default).
     pub buffer_size: i32,
     pub immediate: bool,
-    /// How long a read waits before reporting [`Next::Idle`].
+    /// How long [`wait_any`] waits for packets (and libpcap's buffer
+    /// timeout) before the caller sees the network idle.
     pub timeout_ms: i32,
 }
 
@@ -163,8 +164,6 @@ pub struct Source {
     feeder: Option<JoinHandle<io::Result<u64>>>,
     /// Size of the file being read, for progress (0 when unknown).
     pub size: u64,
-    /// How long a live read waits for a packet before reporting idle.
-    poll_ms: i32,
 }
 
 extern "C" {
@@ -378,7 +377,6 @@ impl Source {
             packets: 0,
             feeder,
             size,
-            poll_ms: 0,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -434,7 +432,6 @@ impl Source {
             packets: 0,
             feeder: None,
             size: 0,
-            poll_ms: opts.timeout_ms,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -483,7 +480,8 @@ impl Source {
         self.offset
     }
 
-    /// Reads the next packet.
+    /// Reads the next packet. A live handle never waits: it reports
+    /// [`Next::Idle`] when nothing is buffered; wait with [`wait_any`].
     #[allow(clippy::should_implement_trait)] // lends from the handle: not an Iterator
     pub fn next(&mut self) -> Result<Next<'_>, CaptureError> {
         // pcapng: the file position before the read is the last good offset.
@@ -492,11 +490,6 @@ impl Source {
         } else {
             None
         };
-        if let Handle::Live(cap) = &self.handle {
-            if !self.wait_readable(cap) {
-                return Ok(Next::Idle);
-            }
-        }
         let Source {
             handle,
             name,
@@ -543,26 +536,6 @@ impl Source {
                 }
             }
         }
-    }
-
-    /// How long `next` on a live handle waits for a packet (0: not at all,
-    /// when the caller waits on several handles with [`wait_any`]).
-    pub fn set_poll_ms(&mut self, ms: i32) {
-        self.poll_ms = ms;
-    }
-
-    /// Waits up to `poll_ms` for the live handle to have packets. False on
-    /// timeout or interruption (a signal): the caller reports idle.
-    fn wait_readable(&self, c: &Capture<Active>) -> bool {
-        use std::os::fd::AsRawFd;
-        let mut fds = libc::pollfd {
-            fd: c.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut fds, 1, self.poll_ms) };
-        n > 0
     }
 
     fn raw_fd(&self) -> Option<i32> {
