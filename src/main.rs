@@ -261,17 +261,10 @@ fn run(args: RunArgs) -> ExitCode {
     if specs.is_empty() {
         specs.push(OutputSpec::new(Kind::Stdout));
     }
-    for s in &specs {
-        if let Kind::File(p) = &s.kind {
-            if let Err(e) = hostwatch::output::check_writable(p) {
-                return fail(format!("{}: cannot write: {e}", p.display()));
-            }
-        }
-    }
     let syslog_host = sensor_name.clone().unwrap_or_else(system_hostname);
     let outputs = match Outputs::open(&specs, &syslog_host) {
         Ok(o) => o,
-        Err(e) => return fail(format!("cannot open the output: {e}")),
+        Err(e) => return fail(e),
     };
     let control = Arc::new(Control::default());
     if let Err(e) = install_signals(&control) {

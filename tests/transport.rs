@@ -817,6 +817,10 @@ fn unix_datagram_socket_gets_one_event_per_datagram() {
 fn bad_output_urls_are_one_clear_line() {
     for (url, msg) in [
         (
+            "/nonexistent-dir/eve.json",
+            "hostwatch: /nonexistent-dir/eve.json: cannot write: No such file or directory (os error 2)\n",
+        ),
+        (
             "redis://h?mode=set",
             "hostwatch: --output redis://h?mode=set: redis mode must be list, lpush, rpush, channel, publish, stream or xadd, not \"set\"\n",
         ),

@@ -1,7 +1,7 @@
 //! Files and standard output: JSON Lines, appended, buffered, and reopened
 //! on request so logrotate can move a file away.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -78,11 +78,6 @@ impl Write for MemoryOutput {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Opens a file early, so a bad path fails before capture starts.
-pub fn check_writable(p: &Path) -> io::Result<()> {
-    File::options().create(true).append(true).open(p).map(drop)
 }
 
 #[cfg(test)]

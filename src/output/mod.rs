@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use file::FileSink;
-pub use file::{check_writable, MemoryOutput};
+pub use file::MemoryOutput;
 use net::{DatagramTransport, DgramEndpoint, Endpoint, Framing, StreamTransport};
 use queue::{QueueCounters, Queued, Transport};
 use spec::{Kind, OutputSpec, SyslogTransport, QUEUE_BYTES};
@@ -72,7 +72,8 @@ fn now_us() -> i64 {
 }
 
 impl Outputs {
-    /// Opens every sink. Files must open now; network sinks connect in
+    /// Opens every sink. Files must open now (before capture starts, so a
+    /// bad path is one line and no packet is read); network sinks connect in
     /// their own threads and hold events until their peer is there.
     /// `hostname` is the syslog HOSTNAME.
     pub fn open(specs: &[OutputSpec], hostname: &str) -> io::Result<Outputs> {
@@ -84,10 +85,9 @@ impl Outputs {
             };
             let sink = match &spec.kind {
                 Kind::Stdout => Sink::File(FileSink::stdout()),
-                Kind::File(p) => Sink::File(
-                    FileSink::open(p)
-                        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
-                ),
+                Kind::File(p) => Sink::File(FileSink::open(p).map_err(|e| {
+                    io::Error::new(e.kind(), format!("{}: cannot write: {e}", p.display()))
+                })?),
                 Kind::Unix { path, datagram } => {
                     let t: Box<dyn Transport> = if *datagram {
                         Box::new(DatagramTransport::new(DgramEndpoint::Unix(path.clone())))
