@@ -138,6 +138,23 @@ fn parsers(cr: &mut Criterion) {
                 .unwrap_or(0)
         })
     });
+    // A Redis pipeline's worth of replies, as the Redis output reads them.
+    let mut replies = Vec::new();
+    for i in 0..256 {
+        replies.extend_from_slice(format!(":{i}\r\n$17\r\n1764205560000-{i:03}\r\n").as_bytes());
+    }
+    let count = |mut rest: &[u8]| {
+        let mut n = 0;
+        while let Ok((_, used)) = hostwatch::output::resp::reply(rest) {
+            rest = rest.get(used..).unwrap_or_default();
+            n += 1;
+        }
+        n
+    };
+    assert_eq!(count(&replies), 512, "the bench input parses whole");
+    g.bench_function("resp/512_replies", |b| {
+        b.iter(|| count(black_box(&replies)))
+    });
     g.finish();
 }
 
