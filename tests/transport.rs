@@ -234,6 +234,11 @@ impl RedisServer {
     /// Starts redis-server on `port`, persisting every write to an
     /// append-only file in `dir` so that a restart keeps what it took.
     fn start(port: u16, dir: &Path) -> RedisServer {
+        RedisServer::start_with(port, dir, &[])
+    }
+
+    /// As [`RedisServer::start`], with more server options.
+    fn start_with(port: u16, dir: &Path, extra: &[&str]) -> RedisServer {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args([
@@ -246,6 +251,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -255,9 +261,13 @@ impl RedisServer {
             port,
             dir: dir.to_path_buf(),
         };
+        // Any answer will do: with a password, PING is refused (NOAUTH).
         wait_for("redis-server", Duration::from_secs(10), || {
-            Client::connect(port)
-                .is_some_and(|mut c| c.cmd(&[b"PING"]) == Owned::Str("PONG".into()))
+            Client::connect(port).is_some_and(|mut c| match c.cmd(&[b"PING"]) {
+                Owned::Str(_) => true,
+                Owned::Err(e) => e.starts_with("NOAUTH"),
+                _ => false,
+            })
         });
         r
     }
@@ -410,6 +420,37 @@ fn redis_list_rpush_and_stream_modes_receive_every_event_in_order() {
         assert_eq!(s["dropped"], 0);
         assert_eq!(s["rejected"], 0);
     }
+}
+
+#[test]
+fn redis_with_a_password_and_a_database() {
+    if !need_redis() {
+        return;
+    }
+    let dir = tmpdir("redis-auth");
+    let redis = RedisServer::start_with(free_port(), &dir, &["--requirepass", "s3cr@t"]);
+    let out = dir.join("eve.json");
+    let url = format!(
+        "redis://:s3cr%40t@127.0.0.1:{}/3?mode=rpush&key=k",
+        redis.port
+    );
+    let (_, want) = run_demo(&out, &["-o", &url]);
+    let mut c = redis.client();
+    assert_eq!(c.cmd(&[b"AUTH", b"s3cr@t"]), Owned::Str("OK".into()));
+    assert_eq!(c.len("k"), 0, "nothing in database 0");
+    assert_eq!(c.cmd(&[b"SELECT", b"3"]), Owned::Str("OK".into()));
+    assert!(c.strings(&[b"LRANGE", b"k", b"0", b"-1"]) == want);
+
+    // A wrong password: one clear line, and the events are reported lost.
+    let out = dir.join("wrong.json");
+    let url = format!("redis://:nope@127.0.0.1:{}?key=w", redis.port);
+    let (o, want) = run_demo(&out, &["--drain-timeout", "1", "-o", &url]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Redis refused AUTH: WRONGPASS"), "{err}");
+    assert!(
+        err.contains(&format!("{n} of {n} events not delivered", n = want.len())),
+        "{err}"
+    );
 }
 
 #[test]
