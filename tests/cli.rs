@@ -541,3 +541,89 @@ fn hostile_capture_headers() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(lines(&o).len(), 5);
 }
+
+/// `Cpus_allowed_list` of each thread of `pid`, by thread name.
+fn thread_cpus(pid: u32) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return v;
+    };
+    for t in tasks.flatten() {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|x| x.trim().to_string())
+                .unwrap_or_default()
+        };
+        v.push((field("Name:"), field("Cpus_allowed_list:")));
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn replaying_with_more_threads_than_cores_leaves_the_capture_thread_a_core() {
+    use std::io::Write;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        eprintln!("SKIPPED: one CPU, nothing to leave");
+        return;
+    }
+    let mine = thread_cpus(std::process::id());
+    let allowed = mine.first().map(|(_, c)| c.clone()).unwrap_or_default();
+    // hostwatch reading a capture from stdin that has not ended yet.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "-w", &cores.to_string(), "-r", "-", "-o", "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hostwatch");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let header = hostwatch::synth::PcapWriter::new(Vec::new())
+        .expect("header")
+        .into_inner();
+    stdin.write_all(&header).expect("header written");
+    let t = std::time::Instant::now();
+    let started = |th: &[(String, String)]| {
+        th.iter()
+            .filter(|(n, _)| n.starts_with("hostwatch-worke"))
+            .count()
+            == cores
+            && th.iter().any(|(n, _)| n == "hostwatch-outpu")
+    };
+    while !started(&thread_cpus(child.id())) && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Each thread restricts itself first thing; give them that moment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let threads = thread_cpus(child.id());
+    drop(stdin);
+    let status = child.wait().expect("hostwatch ends");
+    assert!(status.success());
+    // "0-3,6" -> [0, 1, 2, 3, 6]
+    let parse = |l: &str| -> Vec<usize> {
+        l.split(',')
+            .filter(|p| !p.is_empty())
+            .flat_map(|p| {
+                let (a, b) = p.split_once('-').unwrap_or((p, p));
+                let (a, b) = (a.parse().unwrap_or(0), b.parse().unwrap_or(0));
+                a..=b
+            })
+            .collect()
+    };
+    let allowed = parse(&allowed);
+    let mut others = allowed.clone();
+    others.pop();
+    let mut seen = 0;
+    for (name, list) in &threads {
+        let set = parse(list);
+        if name == "hostwatch" {
+            assert_eq!(set, allowed, "the capture thread keeps every CPU");
+        } else if name.starts_with("hostwatch-worke") || name == "hostwatch-outpu" {
+            assert_eq!(set, others, "{name} leaves the last CPU to capture");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, cores + 1, "{threads:?}");
+}
