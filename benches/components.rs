@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hostwatch::analyzers::Analyzers;
-use hostwatch::decode::{linktype, Decoder};
+use hostwatch::decode::{linktype, Decoder, Packet};
 use hostwatch::flow::{FlowConfig, FlowTable};
 use hostwatch::parsers::{ntlm, rdp, smb, spnego, tls};
 use hostwatch::synth::msg::{self, ServerNames};
@@ -46,7 +46,7 @@ fn decode_and_flows(cr: &mut Criterion) {
         b.iter(|| {
             for (i, f) in frames.iter().enumerate() {
                 d.decode(i as i64, f, &mut |s| {
-                    black_box(s.payload.len());
+                    black_box(s.payload().len());
                 });
             }
         })
@@ -57,7 +57,11 @@ fn decode_and_flows(cr: &mut Criterion) {
             let mut t = FlowTable::new(FlowConfig::default(), Analyzers);
             let mut n = 0;
             for (i, f) in frames.iter().enumerate() {
-                d.decode(i as i64, f, &mut |s| t.packet(s, &mut |_r| n += 1));
+                d.decode(i as i64, f, &mut |p| {
+                    if let Packet::Tcp(s) = p {
+                        t.packet(s, &mut |_r| n += 1)
+                    }
+                });
             }
             t.finish(&mut |_r| n += 1);
             black_box(n)

@@ -18,4 +18,5 @@ pub mod flow;
 pub mod output;
 pub mod parsers;
 pub mod pipeline;
+pub mod render;
 pub mod synth;

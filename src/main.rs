@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use hostwatch::capture::LiveOptions;
+use hostwatch::capture::{LiveOptions, DEFAULT_SNAPLEN};
 use hostwatch::detection::watchlist;
 use hostwatch::detection::Matcher;
-use hostwatch::flow::{FlowConfig, StreamLimits};
+use hostwatch::flow::{self, DatagramConfig, FlowConfig, StreamLimits};
 use hostwatch::output::spec::{Kind, OutputSpec};
-use hostwatch::output::{system_hostname, Outputs};
+use hostwatch::output::{self, system_hostname, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input};
 use hostwatch::synth;
 
@@ -80,7 +80,7 @@ struct RunArgs {
     #[arg(short = 'o', long = "output", value_name = "URL")]
     output: Vec<String>,
     /// Seconds the end of a run waits for network outputs to send what they hold.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    #[arg(long, default_value_t = output::defaults::DRAIN_TIMEOUT_SECS, value_name = "SECS")]
     drain_timeout: u64,
     /// Worker threads (default: one less than the cores, at least one: the
     /// capture thread needs a core of its own).
@@ -105,16 +105,22 @@ struct RunArgs {
     #[arg(long)]
     summary: bool,
     /// Bytes reassembled per direction of a connection.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES")]
     depth: u32,
     /// Most connections tracked at once (the idle-most are evicted beyond).
-    #[arg(long, default_value_t = 262_144)]
+    #[arg(long, default_value_t = flow::defaults::MAX_FLOWS)]
     max_flows: usize,
     /// Seconds without packets after which a connection ends.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = flow::defaults::IDLE_TIMEOUT_SECS)]
     idle_timeout: u64,
+    /// Most UDP conversations of analysed protocols held at once.
+    #[arg(long, default_value_t = flow::datagram::defaults::MAX_CONVERSATIONS)]
+    max_conversations: usize,
+    /// Seconds without datagrams after which a UDP conversation ends.
+    #[arg(long, default_value_t = flow::datagram::defaults::IDLE_TIMEOUT_US as u64 / 1_000_000, value_name = "SECS")]
+    udp_timeout: u64,
     /// Snapshot length of a live capture.
-    #[arg(long, default_value_t = 262_144)]
+    #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
     snaplen: i32,
     /// Do not put interfaces into promiscuous mode.
     #[arg(long)]
@@ -150,7 +156,7 @@ fn load_matcher(args: &RunArgs) -> Result<Matcher, String> {
     for (i, path) in args.watchlist.iter().enumerate() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
-        let base = 2_000_000 + 10_000 * u32::try_from(i).unwrap_or(0);
+        let base = watchlist::user_list_base_id(i);
         user.extend(
             watchlist::parse(&text, &path.display().to_string(), base)
                 .map_err(|e| e.to_string())?,
@@ -162,20 +168,13 @@ fn load_matcher(args: &RunArgs) -> Result<Matcher, String> {
 fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     for sig in [SIGINT, SIGTERM] {
-        // A second signal while shutting down ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(
-            sig,
-            130,
-            Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        )
-        .ok();
-        let c = control.clone();
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            signal_hook::low_level::register(sig, move || c.stop.store(true, Ordering::SeqCst))?
-        };
+        // The first signal asks for a clean stop (flush, final stats); a
+        // second one, once the stop flag is set, ends the process at once
+        // with 128 + the signal's number. Registered before the setter,
+        // so the first signal finds the flag still clear.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, control.stop.clone())?;
+        signal_hook::flag::register(sig, control.stop.clone())?;
     }
-    signal_hook::flag::register(SIGHUP, Arc::new(std::sync::atomic::AtomicBool::new(false)))?;
     let c = control.clone();
     // SAFETY: as above.
     unsafe {
@@ -237,8 +236,11 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    if !(1..=1 << 30).contains(&args.depth) {
-        return fail("--depth must be between 1 and 1073741824");
+    if !(1..=flow::defaults::MAX_DEPTH).contains(&args.depth) {
+        return fail(format!(
+            "--depth must be between 1 and {}",
+            flow::defaults::MAX_DEPTH
+        ));
     }
     let matcher = match load_matcher(&args) {
         Ok(m) => Arc::new(m),
@@ -298,6 +300,12 @@ fn run(args: RunArgs) -> ExitCode {
                 .unwrap_or(i64::MAX / 2)
                 .saturating_mul(1_000_000),
             ..FlowConfig::default()
+        },
+        datagram: DatagramConfig {
+            max_conversations: args.max_conversations.max(1),
+            idle_timeout_us: i64::try_from(args.udp_timeout)
+                .unwrap_or(i64::MAX / 2)
+                .saturating_mul(1_000_000),
         },
         alerts_only: args.alerts_only,
         sensor_name,

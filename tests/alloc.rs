@@ -1,15 +1,17 @@
 //! The common path allocates nothing per packet: a counting global
-//! allocator watches the decoder and the flow table while a connection that
-//! is no longer analysed (a TLS session past its certificate) and one whose
-//! analyzer skips payload by length (an SMB2 file copy) carry thousands of
-//! packets. One test in this binary, so no other test's allocations count.
+//! allocator watches the decoder and the flow tables while a connection
+//! that is no longer analysed (a TLS session past its certificate), one
+//! whose analyzer skips payload by length (an SMB2 file copy) and UDP
+//! datagrams no protocol takes (QUIC, NTP, syslog, and junk on the NetBIOS
+//! port) carry thousands of packets. One test in this binary, so no other
+//! test's allocations count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hostwatch::analyzers::Analyzers;
-use hostwatch::decode::{linktype, Decoder};
-use hostwatch::flow::{FlowConfig, FlowTable};
+use hostwatch::decode::{linktype, Decoder, Packet};
+use hostwatch::flow::{DatagramConfig, DatagramTable, FlowConfig, FlowTable};
 use hostwatch::synth::{msg, Conn, Segment};
 
 struct Counting;
@@ -36,6 +38,17 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// An Ethernet/IPv4/UDP frame.
+fn udp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .udp(sport, dport);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload)
+        .unwrap_or_else(|e| panic!("building a UDP frame: {e}"));
+    out
+}
 
 fn frames(conn: &Conn, segs: &[Segment]) -> Vec<Vec<u8>> {
     segs.iter().map(|s| conn.frame(s)).collect()
@@ -98,21 +111,62 @@ fn no_allocation_per_packet_on_the_common_path() {
         bulk.extend(frames(&smb, &b));
     }
 
+    // UDP of no interest: QUIC, NTP, syslog, and junk on port 137.
+    let quic = vec![0xc3; 1200];
+    for i in 0..500u16 {
+        bulk.push(udp_frame(
+            [10, 0, 0, 1],
+            50000 + i % 7,
+            [10, 0, 0, 4],
+            443,
+            &quic,
+        ));
+        bulk.push(udp_frame(
+            [10, 0, 0, 1],
+            123,
+            [10, 0, 0, 5],
+            123,
+            &[0x23; 48],
+        ));
+        bulk.push(udp_frame(
+            [10, 0, 0, 6],
+            40000,
+            [10, 0, 0, 7],
+            514,
+            b"<13>Nov 29 hello",
+        ));
+        bulk.push(udp_frame(
+            [10, 0, 0, 8],
+            137,
+            [10, 0, 0, 255],
+            137,
+            b"not a name service message",
+        ));
+    }
+
     let mut decoder = Decoder::new(linktype::ETHERNET);
     let mut table = FlowTable::new(FlowConfig::default(), Analyzers);
+    let mut udp = DatagramTable::new(DatagramConfig::default());
     let mut records = 0usize;
     let mut ts = 1_700_000_000_000_000i64;
-    let mut run = |frames: &[Vec<u8>], decoder: &mut Decoder, table: &mut FlowTable<Analyzers>| {
+    let mut run = |frames: &[Vec<u8>],
+                   decoder: &mut Decoder,
+                   table: &mut FlowTable<Analyzers>,
+                   udp: &mut DatagramTable| {
         for f in frames {
             ts += 10;
-            decoder.decode(ts, f, &mut |seg| table.packet(seg, &mut |_r| records += 1));
+            decoder.decode(ts, f, &mut |p| match p {
+                Packet::Tcp(seg) => table.packet(seg, &mut |_r| records += 1),
+                Packet::Udp(d) => udp.datagram(d, &mut |_r| records += 1),
+            });
         }
     };
-    run(&warm, &mut decoder, &mut table);
+    run(&warm, &mut decoder, &mut table, &mut udp);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    run(&bulk, &mut decoder, &mut table);
+    run(&bulk, &mut decoder, &mut table, &mut udp);
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert!(bulk.len() > 2_000, "{} packets", bulk.len());
+    assert!(bulk.len() > 4_000, "{} packets", bulk.len());
+    assert_eq!((udp.stats.ignored, udp.len()), (2_000, 0));
     assert_eq!(
         during,
         0,

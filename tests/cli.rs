@@ -141,7 +141,8 @@ fn same_events_for_any_worker_count_and_identical_with_one() {
     }
     let want: std::collections::BTreeMap<String, i32> = [
         ("alert", 9),
-        ("host", 68),
+        ("host", 71),
+        ("nbns", 29),
         ("ntlm", 105),
         ("rdp", 16),
         ("stats", 1),

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     // Several frames: fragments need company.
     for (i, frame) in rest.split(|&b| b == 0xfe).enumerate() {
         d.decode(i as i64 * 1_000, frame, &mut |s| {
-            let _ = s.payload.len();
+            let _ = s.payload().len();
         });
     }
 });

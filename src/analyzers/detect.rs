@@ -4,151 +4,54 @@
 //! first. Flows that nothing claims are searched for NTLMSSP messages
 //! (carrier `raw`) within the reassembly depth.
 
-use memchr::memmem;
-
-use super::http::HttpAnalyzer;
-use super::ldap::LdapAnalyzer;
-use super::lines::{LineAnalyzer, LineProtocol};
-use super::raw::RawAnalyzer;
-use super::rdp::RdpAnalyzer;
-use super::rpc::RpcAnalyzer;
-use super::smb::SmbAnalyzer;
-use super::tls::TlsAnalyzer;
+use super::registry::{Carrier, Fallback, Probe, Protocol, PROTOCOLS};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::proxy::{self, Measure};
-use crate::parsers::{dcerpc, ldap, rdp::x224, tls};
 
 /// Bytes of each direction looked at before deciding at the latest.
 const MAX_PEEK: usize = 2048;
 
-/// What the detector settled on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Rdp,
-    Tls,
-    Smb,
-    Http,
-    DceRpc,
-    Ldap,
-    Smtp,
-    Imap,
-    Pop3,
-    Tds,
-    Raw,
-}
-
-/// Classifies a connection from its first client and server bytes;
-/// `None` while more bytes are needed.
-pub fn classify(client: &[u8], server: &[u8], server_port: u16, enough: bool) -> Option<Protocol> {
-    if let Some(p) = classify_client(client) {
+/// Classifies a connection from its first client and server bytes:
+/// the client's bytes first, then the server's, then the fallbacks, each
+/// in registry order; `None` while more bytes are needed.
+pub fn classify(
+    client: &[u8],
+    server: &[u8],
+    server_port: u16,
+    enough: bool,
+) -> Option<&'static Protocol> {
+    let streams = || {
+        PROTOCOLS
+            .iter()
+            .filter_map(|p| Some((p, p.stream_probes()?)))
+    };
+    let matches =
+        |probe: Option<Probe>, bytes: &[u8]| !bytes.is_empty() && probe.is_some_and(|f| f(bytes));
+    if let Some((p, _)) = streams().find(|(_, (c, _, _))| matches(*c, client)) {
         return Some(p);
     }
-    if let Some(p) = classify_server(server) {
+    if let Some((p, _)) = streams().find(|(_, (_, s, _))| matches(*s, server)) {
         return Some(p);
     }
     // Unrecognised client bytes: the server's answer may still tell (an
-    // RDP server confirming a malformed request, a mail banner).
-    if server.is_empty() && !enough {
+    // RDP server confirming a malformed request, a mail banner); a server
+    // that spoke first without a known banner: wait for the client.
+    if (server.is_empty() || client.is_empty()) && !enough {
         return None;
     }
-    if client.is_empty() && !enough {
-        // A server that spoke first without a known banner: wait for the client.
-        return None;
-    }
-    if server_port == 1433 || client.first() == Some(&0x12) && client.get(1) == Some(&0x01) {
-        return Some(Protocol::Tds);
-    }
-    Some(Protocol::Raw)
+    streams()
+        .find(
+            |(_, (_, _, f))| matches!(f, Fallback::OnPorts(ports) if ports.contains(&server_port)),
+        )
+        .or_else(|| streams().find(|(_, (_, _, f))| *f == Fallback::Any))
+        .map(|(p, _)| p)
 }
 
-fn classify_client(c: &[u8]) -> Option<Protocol> {
-    if x224::looks_like_request(c) == Some(true) {
-        return Some(Protocol::Rdp);
-    }
-    if tls::looks_like_client_hello(c) == Some(true) {
-        return Some(Protocol::Tls);
-    }
-    if is_smb(c) {
-        return Some(Protocol::Smb);
-    }
-    if is_http_request(c) {
-        return Some(Protocol::Http);
-    }
-    if dcerpc::looks_like_bind(c) == Some(true) {
-        return Some(Protocol::DceRpc);
-    }
-    if ldap::looks_like_bind(c) == Some(true) {
-        return Some(Protocol::Ldap);
-    }
-    let upper = |n: usize| c.get(..n).map(|p| p.to_ascii_uppercase());
-    match upper(5).as_deref() {
-        Some(b"EHLO ") | Some(b"HELO ") => return Some(Protocol::Smtp),
-        _ => {}
-    }
-    None
-}
-
-fn classify_server(s: &[u8]) -> Option<Protocol> {
-    if x224::looks_like_confirm(s) == Some(true) {
-        return Some(Protocol::Rdp);
-    }
-    if is_smb(s) {
-        return Some(Protocol::Smb);
-    }
-    if s.starts_with(b"220 ") || s.starts_with(b"220-") {
-        return Some(Protocol::Smtp);
-    }
-    if s.starts_with(b"* OK") || s.starts_with(b"* PREAUTH") {
-        return Some(Protocol::Imap);
-    }
-    if s.starts_with(b"+OK") {
-        return Some(Protocol::Pop3);
-    }
-    None
-}
-
-/// NetBIOS session message carrying SMB1/2/3, or a NetBIOS session request.
-fn is_smb(b: &[u8]) -> bool {
-    match b.first() {
-        Some(0x00) => matches!(
-            b.get(4..8),
-            Some(b"\xffSMB") | Some(b"\xfeSMB") | Some(b"\xfdSMB")
-        ),
-        Some(0x81) => b.len() >= 4 && b[1] <= 1,
-        _ => false,
-    }
-}
-
-/// `METHOD SP target SP HTTP/1.x` on the first line.
-fn is_http_request(b: &[u8]) -> bool {
-    let line_end = memchr::memchr(b'\n', &b[..b.len().min(MAX_PEEK)]).unwrap_or(b.len());
-    let line = &b[..line_end];
-    let Some(sp) = memchr::memchr(b' ', line) else {
-        return false;
-    };
-    let method = &line[..sp];
-    !method.is_empty()
-        && method.len() <= 24
-        && method
-            .iter()
-            .all(|c| c.is_ascii_uppercase() || *c == b'_' || *c == b'-')
-        && memmem::find(line, b" HTTP/1.").is_some()
-}
-
-/// Creates the analyzer for a protocol.
-pub fn analyzer_for(p: Protocol, proxy: Option<&'static str>) -> Box<dyn Analyzer> {
-    match p {
-        Protocol::Rdp => Box::new(RdpAnalyzer::new(proxy)),
-        Protocol::Tls => Box::<TlsAnalyzer>::default(),
-        Protocol::Smb => Box::<SmbAnalyzer>::default(),
-        Protocol::Http => Box::<HttpAnalyzer>::default(),
-        Protocol::DceRpc => Box::<RpcAnalyzer>::default(),
-        Protocol::Ldap => Box::<LdapAnalyzer>::default(),
-        Protocol::Smtp => Box::new(LineAnalyzer::new(LineProtocol::Smtp)),
-        Protocol::Imap => Box::new(LineAnalyzer::new(LineProtocol::Imap)),
-        Protocol::Pop3 => Box::new(LineAnalyzer::new(LineProtocol::Pop3)),
-        Protocol::Tds => Box::new(RawAnalyzer::new("tds")),
-        Protocol::Raw => Box::new(RawAnalyzer::new("raw")),
+/// Creates the analyzer for a stream protocol.
+fn analyzer_for(p: &Protocol, proxy: Option<&'static str>) -> Option<Box<dyn Analyzer>> {
+    match p.carrier {
+        Carrier::Stream { new, .. } => Some(new(proxy)),
+        Carrier::Datagram { .. } => None,
     }
 }
 
@@ -221,7 +124,7 @@ impl Detector {
         let client = self.peek[0].get(skip[0]..).unwrap_or(&[]);
         let server = self.peek[1].get(skip[1]..).unwrap_or(&[]);
         let proto = classify(client, server, self.server_port, enough)?;
-        let mut inner = analyzer_for(proto, proxy_name);
+        let mut inner = analyzer_for(proto, proxy_name)?;
         let first = self.first.unwrap_or(Dir::ToServer);
         let mut status = Status::Continue;
         for dir in [first, first.other()] {
@@ -284,23 +187,25 @@ impl Analyzer for Detector {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    fn classify(c: &[u8], s: &[u8], port: u16, enough: bool) -> Option<&'static str> {
+        super::classify(c, s, port, enough).map(|p| p.name)
+    }
 
     #[test]
     fn classifies_by_content_on_any_port() {
         let cr = b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x03\x00\x00\x00";
-        assert_eq!(classify(cr, b"", 8080, false), Some(Protocol::Rdp));
+        assert_eq!(classify(cr, b"", 8080, false), Some("rdp"));
         assert_eq!(
             classify(b"\x16\x03\x01\x02\x00\x01\x00\x01", b"", 3389, false),
-            Some(Protocol::Tls)
+            Some("tls")
         );
         assert_eq!(
             classify(b"\x00\x00\x00\x54\xfeSMB@\x00", b"", 9999, false),
-            Some(Protocol::Smb)
+            Some("smb")
         );
         assert_eq!(
             classify(b"PROPFIND /dav HTTP/1.1\r\n", b"", 1, false),
-            Some(Protocol::Http)
+            Some("http")
         );
         assert_eq!(
             classify(
@@ -309,20 +214,17 @@ mod tests {
                 443,
                 false
             ),
-            Some(Protocol::Http)
+            Some("http")
         );
         assert_eq!(
             classify(b"", b"220 mail ESMTP\r\n", 25, false),
-            Some(Protocol::Smtp)
+            Some("smtp")
         );
         assert_eq!(
             classify(b"", b"* OK IMAP4rev1\r\n", 143, false),
-            Some(Protocol::Imap)
+            Some("imap")
         );
-        assert_eq!(
-            classify(b"", b"+OK POP3\r\n", 110, false),
-            Some(Protocol::Pop3)
-        );
+        assert_eq!(classify(b"", b"+OK POP3\r\n", 110, false), Some("pop3"));
         assert_eq!(
             classify(
                 b"\x05\x00\x0b\x03\x10\x00\x00\x00\x74\x00\x00\x00\x02\x00\x00\x00",
@@ -330,21 +232,27 @@ mod tests {
                 49152,
                 false
             ),
-            Some(Protocol::DceRpc)
+            Some("dcerpc")
         );
         assert_eq!(
             classify(b"\x30\x84\x00\x00\x00\x10\x02\x01\x01\x60", b"", 389, false),
-            Some(Protocol::Ldap)
+            Some("ldap")
         );
         // Unknown client bytes: wait for the server, then decide.
         let ssh = b"SSH-2.0-OpenSSH_9.2p1\r\n";
         assert_eq!(classify(ssh, b"", 22, false), None);
-        assert_eq!(classify(ssh, ssh, 22, false), Some(Protocol::Raw));
-        assert_eq!(classify(ssh, b"", 22, true), Some(Protocol::Raw));
+        assert_eq!(classify(ssh, ssh, 22, false), Some("raw"));
+        assert_eq!(classify(ssh, b"", 22, true), Some("raw"));
         let cc = b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x02\x00\x08\x00\x00\x00\x00\x00";
         assert_eq!(
             classify(b"ECODH\r\n\x01\x00\x08\x00", cc, 3389, false),
-            Some(Protocol::Rdp)
+            Some("rdp")
         );
+        // TDS: its pre-login packet on any port, or any stream on 1433.
+        assert_eq!(
+            classify(b"\x12\x01\x00\x2f", b"", 50000, false),
+            Some("tds")
+        );
+        assert_eq!(classify(ssh, ssh, 1433, false), Some("tds"));
     }
 }

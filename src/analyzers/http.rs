@@ -5,13 +5,11 @@
 //! status of the response to the AUTHENTICATE is the verdict. Keep-alive
 //! connections with several exchanges give several records.
 
-use base64::Engine;
-use memchr::memmem;
-
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
+use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
-use crate::parsers::spnego;
+use crate::parsers::{http, spnego};
 
 /// Largest header block read.
 const MAX_HEAD: usize = 64 << 10;
@@ -25,6 +23,17 @@ enum Body {
     /// Inside a chunked body, at a chunk-size line.
     Chunked,
 }
+
+/// HTTP/1.x (also WinRM, RD Gateway, proxies), from the request line.
+pub const PROTOCOL: Protocol = Protocol {
+    name: "http",
+    carrier: Carrier::Stream {
+        client: Some(http::looks_like_request),
+        server: None,
+        fallback: Fallback::No,
+        new: |_| Box::<HttpAnalyzer>::default(),
+    },
+};
 
 #[derive(Debug)]
 pub struct HttpAnalyzer {
@@ -46,72 +55,13 @@ impl Default for HttpAnalyzer {
     }
 }
 
-/// The token of an `NTLM` / `Negotiate` authorization value.
-fn auth_token(value: &[u8]) -> Option<Vec<u8>> {
-    let value = value.trim_ascii();
-    let sp = memchr::memchr(b' ', value)?;
-    let (scheme, token) = (&value[..sp], value[sp + 1..].trim_ascii());
-    if !(scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate"))
-        || token.is_empty()
-    {
-        return None;
-    }
-    base64::engine::general_purpose::STANDARD.decode(token).ok()
-}
-
-struct Head<'a> {
-    first_line: &'a [u8],
-    headers: Vec<(&'a [u8], &'a [u8])>,
-}
-
-fn parse_head(block: &[u8]) -> Head<'_> {
-    let mut lines = block
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let first_line = lines.next().unwrap_or_default();
-    let headers = lines
-        .filter_map(|l| {
-            let colon = memchr::memchr(b':', l)?;
-            Some((l[..colon].trim_ascii(), l[colon + 1..].trim_ascii()))
-        })
-        .collect();
-    Head {
-        first_line,
-        headers,
-    }
-}
-
-impl Head<'_> {
-    fn header<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| *v)
-    }
-
-    fn content_length(&self) -> Option<usize> {
-        self.header("content-length")
-            .next()
-            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
-    }
-
-    fn chunked(&self) -> bool {
-        self.header("transfer-encoding")
-            .any(|v| memmem::find(&v.to_ascii_lowercase(), b"chunked").is_some())
-    }
-}
-
 impl HttpAnalyzer {
     /// Handles a complete header block; returns how the body is framed:
     /// `Some(n)` bytes of body, `None` when the body runs to the close.
     fn head(&mut self, dir: Dir, block: &[u8], cx: &mut Ctx<'_>) -> Option<usize> {
-        let head = parse_head(block);
+        let head = http::parse_head(block);
         if dir == Dir::ToServer {
-            let method = head
-                .first_line
-                .split(|&b| b == b' ')
-                .next()
-                .unwrap_or_default();
+            let method = head.method();
             if self.head_requests.len() < MAX_PIPELINE {
                 self.head_requests.push_back(method == b"HEAD");
             }
@@ -122,7 +72,7 @@ impl HttpAnalyzer {
             };
             for name in ["authorization", "proxy-authorization"] {
                 for v in head.header(name) {
-                    if let Some(tok) = auth_token(v) {
+                    if let Some(tok) = http::auth_token(v) {
                         if let Some(m) = spnego::ntlm_token(&tok).ntlm {
                             self.tracker
                                 .get_or_insert_with(|| Tracker::new(carrier, true))
@@ -138,12 +88,7 @@ impl HttpAnalyzer {
             return Some(head.content_length().unwrap_or(0));
         }
         // A response: `HTTP/1.x CODE reason`.
-        let code: u16 = head
-            .first_line
-            .split(|&b| b == b' ')
-            .nth(1)
-            .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
-            .unwrap_or(0);
+        let code = head.status_code();
         let was_head = if (100..200).contains(&code) {
             false
         } else {
@@ -151,7 +96,7 @@ impl HttpAnalyzer {
         };
         for name in ["www-authenticate", "proxy-authenticate"] {
             for v in head.header(name) {
-                if let Some(tok) = auth_token(v) {
+                if let Some(tok) = http::auth_token(v) {
                     if let Some(m) = spnego::ntlm_token(&tok).ntlm {
                         self.tracker
                             .get_or_insert_with(|| Tracker::new("http", true))
@@ -179,47 +124,32 @@ impl HttpAnalyzer {
     fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
         if self.body[dir.index()] == Body::Chunked {
             // chunk-size [; ext] CRLF, data, CRLF; a zero size ends it.
-            let Some(eol) = memchr::memchr(b'\n', &b[..b.len().min(1024)]) else {
-                return if b.len() >= 1024 {
-                    Frame::Stop
-                } else {
-                    Frame::Need(b.len() + 1)
-                };
+            return match http::chunk_line(b) {
+                http::ChunkLine::Incomplete => Frame::Need(b.len() + 1),
+                http::ChunkLine::Invalid => Frame::Stop,
+                http::ChunkLine::Size { size: 0, .. } => {
+                    // The last chunk; trailers end with an empty line.
+                    match http::trailer_len(b) {
+                        Some(n) => {
+                            self.body[dir.index()] = Body::None;
+                            Frame::Consumed(n)
+                        }
+                        None if b.len() >= MAX_HEAD => Frame::Stop,
+                        None => Frame::Need(b.len() + 1),
+                    }
+                }
+                http::ChunkLine::Size { size, line_len } => {
+                    Frame::Skip(line_len.saturating_add(size).saturating_add(2))
+                }
             };
-            let size_text = b[..eol]
-                .split(|&c| c == b';')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii();
-            let Some(size) = std::str::from_utf8(size_text)
-                .ok()
-                .and_then(|s| usize::from_str_radix(s, 16).ok())
-            else {
-                return Frame::Stop;
-            };
-            if size == 0 {
-                // The last chunk; trailers end with an empty line.
-                let Some(end) = memmem::find(b, b"\r\n\r\n").or_else(|| memmem::find(b, b"\n\n"))
-                else {
-                    return if b.len() >= MAX_HEAD {
-                        Frame::Stop
-                    } else {
-                        Frame::Need(b.len() + 1)
-                    };
-                };
-                self.body[dir.index()] = Body::None;
-                return Frame::Consumed(end + if b[end] == b'\r' { 4 } else { 2 });
-            }
-            return Frame::Skip(eol + 1 + size + 2);
         }
-        let Some(end) = memmem::find(b, b"\r\n\r\n") else {
+        let Some(head_len) = http::head_len(b) else {
             return if b.len() >= MAX_HEAD {
                 Frame::Stop
             } else {
                 Frame::Need(b.len() + 1)
             };
         };
-        let head_len = end + 4;
         match self.head(dir, &b[..head_len], cx) {
             Some(0) => Frame::Consumed(head_len),
             Some(n) => Frame::Skip(head_len + n),

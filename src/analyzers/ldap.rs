@@ -5,12 +5,24 @@
 
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
+use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::ldap::{self, BindAuth, Op};
 use crate::parsers::{der, ntlm, spnego};
 
 /// Largest LDAP message buffered; larger ones (search results) are skipped.
 const MAX_MESSAGE: usize = 64 << 10;
+
+/// LDAP, from its bind request.
+pub const PROTOCOL: Protocol = Protocol {
+    name: "ldap",
+    carrier: Carrier::Stream {
+        client: Some(|c| ldap::looks_like_bind(c) == Some(true)),
+        server: None,
+        fallback: Fallback::No,
+        new: |_| Box::<LdapAnalyzer>::default(),
+    },
+};
 
 #[derive(Debug)]
 pub struct LdapAnalyzer {

@@ -9,6 +9,7 @@ use memchr::memmem;
 
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
+use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 
 /// Longest line read; a longer one is skipped.
@@ -22,6 +23,43 @@ pub enum LineProtocol {
     Imap,
     Pop3,
 }
+
+/// SMTP: the client's HELO/EHLO, or the server's 220 greeting.
+pub const SMTP: Protocol = Protocol {
+    name: "smtp",
+    carrier: Carrier::Stream {
+        client: Some(|c| {
+            c.get(..5).is_some_and(|w| {
+                w.eq_ignore_ascii_case(b"EHLO ") || w.eq_ignore_ascii_case(b"HELO ")
+            })
+        }),
+        server: Some(|s| s.starts_with(b"220 ") || s.starts_with(b"220-")),
+        fallback: Fallback::No,
+        new: |_| Box::new(LineAnalyzer::new(LineProtocol::Smtp)),
+    },
+};
+
+/// IMAP, from the server's greeting.
+pub const IMAP: Protocol = Protocol {
+    name: "imap",
+    carrier: Carrier::Stream {
+        client: None,
+        server: Some(|s| s.starts_with(b"* OK") || s.starts_with(b"* PREAUTH")),
+        fallback: Fallback::No,
+        new: |_| Box::new(LineAnalyzer::new(LineProtocol::Imap)),
+    },
+};
+
+/// POP3, from the server's greeting.
+pub const POP3: Protocol = Protocol {
+    name: "pop3",
+    carrier: Carrier::Stream {
+        client: None,
+        server: Some(|s| s.starts_with(b"+OK")),
+        fallback: Fallback::No,
+        new: |_| Box::new(LineAnalyzer::new(LineProtocol::Pop3)),
+    },
+};
 
 #[derive(Debug)]
 pub struct LineAnalyzer {

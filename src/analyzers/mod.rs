@@ -13,14 +13,16 @@ pub mod framing;
 pub mod http;
 pub mod ldap;
 pub mod lines;
+pub mod nbns;
 pub mod ntlm;
 pub mod raw;
 pub mod rdp;
+pub mod registry;
 pub mod rpc;
 pub mod smb;
 pub mod tls;
 
-use crate::events::{NtlmRecord, RdpRecord, TlsRecord};
+pub use registry::{EventRecord, Name, Record, Role, PROTOCOLS};
 
 /// Direction of bytes within a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,14 +45,6 @@ impl Dir {
     }
 }
 
-/// What an analyzer found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Rdp(Box<RdpRecord>),
-    Ntlm(Box<NtlmRecord>),
-    Tls(Box<TlsRecord>),
-}
-
 /// What an analyzer can see of its flow and hand back to it.
 pub struct Ctx<'a> {
     /// Packet time of the packet being processed (µs since the epoch).
@@ -58,8 +52,10 @@ pub struct Ctx<'a> {
     /// The flow was picked up without its SYN, so the client was guessed.
     pub midstream: bool,
     records: &'a mut Vec<Record>,
+    errors: Option<&'a mut ParseErrors>,
     /// Set by an analyzer that learned from the content that the side taken
-    /// for the client is the server (only honoured for midstream flows).
+    /// for the client is the server (only honoured for midstream flows and
+    /// a conversation's first datagram).
     pub roles_reversed: bool,
 }
 
@@ -69,12 +65,51 @@ impl<'a> Ctx<'a> {
             ts_us,
             midstream,
             records,
+            errors: None,
             roles_reversed: false,
         }
     }
 
-    pub fn emit(&mut self, r: Record) {
-        self.records.push(r);
+    /// Counts parse failures in `errors` (the flow tables' counters).
+    pub fn counting(mut self, errors: &'a mut ParseErrors) -> Self {
+        self.errors = Some(errors);
+        self
+    }
+
+    pub fn emit(&mut self, r: impl Into<Record>) {
+        self.records.push(r.into());
+    }
+
+    /// A message of `protocol` could not be parsed (counted in `stats`,
+    /// like Suricata's per-protocol anomaly counters).
+    pub fn parse_error(&mut self, protocol: &'static str) {
+        if let Some(e) = self.errors.as_deref_mut() {
+            e.count(protocol);
+        }
+    }
+}
+
+/// Parse failures per protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParseErrors(std::collections::BTreeMap<&'static str, u64>);
+
+impl ParseErrors {
+    pub fn count(&mut self, protocol: &'static str) {
+        *self.0.entry(protocol).or_default() += 1;
+    }
+
+    pub fn add(&mut self, o: &ParseErrors) {
+        for (p, n) in &o.0 {
+            *self.0.entry(p).or_default() += n;
+        }
+    }
+
+    pub fn get(&self, protocol: &str) -> u64 {
+        self.0.get(protocol).copied().unwrap_or(0)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!(self.0)
     }
 }
 
@@ -101,6 +136,19 @@ pub trait Analyzer: Send {
     fn depth(&self) -> Option<u32> {
         None
     }
+}
+
+/// A per-conversation state machine fed UDP datagrams. It lives as long
+/// as its conversation (bounded in number and time by the flow table), so
+/// it may pair requests with answers; whatever it holds must be bounded
+/// by the analyzer itself.
+pub trait DatagramAnalyzer: Send {
+    /// One datagram's payload, from the client (`ToServer`) or the server.
+    fn datagram(&mut self, dir: Dir, payload: &[u8], cx: &mut Ctx<'_>);
+    /// Packet time passed `now` (µs): emit what waited too long for an answer.
+    fn expire(&mut self, _now_us: i64, _cx: &mut Ctx<'_>) {}
+    /// The conversation ended: emit whatever is still held.
+    fn end(&mut self, cx: &mut Ctx<'_>);
 }
 
 /// The deepest a stream is ever reassembled: offsets stay far from the

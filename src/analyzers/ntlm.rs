@@ -5,8 +5,9 @@
 //! starts the next, so several exchanges on one connection are several
 //! records; an unfinished exchange is emitted when the flow ends.
 
-use super::{Ctx, Dir, Record};
-use crate::events::{NtlmClient, NtlmNegotiate, NtlmRecord, NtlmServer};
+use serde::Serialize;
+
+use super::{Ctx, Dir, EventRecord, Name, Role};
 use crate::parsers::ntlm::{self, av, Flags, Message};
 
 /// Keeps a value only when the traffic carried a non-empty one.
@@ -25,7 +26,7 @@ fn filetime(v: &[u8]) -> Option<String> {
     let b: [u8; 8] = v.try_into().ok()?;
     let ft = u64::from_le_bytes(b);
     let us = (ft / 10) as i64 - 11_644_473_600_000_000;
-    Some(crate::events::rfc3339_micros(us))
+    Some(crate::render::rfc3339_micros(us))
 }
 
 /// Which message an exchange has seen last.
@@ -124,7 +125,7 @@ impl Tracker {
                 let mut s = NtlmServer {
                     target_name: name(c.target_name, unicode),
                     version: c.version.map(|v| v.to_string()),
-                    challenge: Some(crate::parsers::text::hex(&c.server_challenge)),
+                    challenge: Some(crate::render::hex(&c.server_challenge)),
                     flags: c.flags.names(),
                     ..NtlmServer::default()
                 };
@@ -222,13 +223,115 @@ impl Tracker {
             },
         );
         self.stage = Stage::Empty;
-        cx.emit(Record::Ntlm(Box::new(rec)));
+        cx.emit(rec);
+    }
+}
+
+// ---- The event ----
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NtlmRecord {
+    pub carrier: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negotiate: Option<NtlmNegotiate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<NtlmServer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<NtlmClient>,
+    pub result: &'static str,
+    /// SMB session id, for carriers that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<u64>,
+    /// The carrier's status that gave the verdict (e.g. NTSTATUS, HTTP code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NtlmNegotiate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub flags: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NtlmServer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nb_computer_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nb_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_computer_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_tree_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_spn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    pub flags: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NtlmClient {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub response: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_spn: Option<String>,
+    /// Server names the client echoed back in its NTLMv2 blob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echoed_nb_computer_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echoed_dns_computer_name: Option<String>,
+    pub mic: bool,
+    pub flags: String,
+}
+
+impl EventRecord for NtlmRecord {
+    const EVENT_TYPE: &'static str = "ntlm";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        if let Some(c) = &self.client {
+            let ws = c.workstation.as_ref();
+            Name::push(v, "ntlm.client.workstation", Role::Client, ws, true);
+        }
+        if let Some(ng) = &self.negotiate {
+            let ws = ng.workstation.as_ref();
+            Name::push(v, "ntlm.negotiate.workstation", Role::Client, ws, true);
+        }
+        if let Some(s) = &self.server {
+            let path = "ntlm.server.nb_computer_name";
+            Name::push(v, path, Role::Server, s.nb_computer_name.as_ref(), true);
+            let path = "ntlm.server.dns_computer_name";
+            Name::push(v, path, Role::Server, s.dns_computer_name.as_ref(), true);
+            let path = "ntlm.server.target_name";
+            Name::push(v, path, Role::Server, s.target_name.as_ref(), false);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyzers::Record;
 
     const NEG: &[u8] = b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2";
     const CHAL: &[u8] = b"NTLMSSP\0\x02\0\0\0\0\0\0\0\x30\0\0\0\x05\x82\x8a\xa2\x01\x02\x03\x04\x05\x06\x07\x08\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";

@@ -7,8 +7,32 @@ use memchr::memmem;
 
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
+use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::ntlm;
+
+/// TDS (SQL Server), whose login carries NTLMSSP raw: from the pre-login
+/// packet, or any stream nothing else took on its port.
+pub const TDS: Protocol = Protocol {
+    name: "tds",
+    carrier: Carrier::Stream {
+        client: Some(|c| c.starts_with(&[0x12, 0x01])),
+        server: None,
+        fallback: Fallback::OnPorts(&[1433]),
+        new: |_| Box::new(RawAnalyzer::new("tds")),
+    },
+};
+
+/// The last resort: NTLMSSP found by signature in any other stream.
+pub const PROTOCOL: Protocol = Protocol {
+    name: "raw",
+    carrier: Carrier::Stream {
+        client: None,
+        server: None,
+        fallback: Fallback::Any,
+        new: |_| Box::new(RawAnalyzer::new("raw")),
+    },
+};
 
 #[derive(Debug)]
 pub struct RawAnalyzer {

@@ -6,15 +6,31 @@
 
 use super::framing::{Frame, Framer};
 use super::tls::Handshake;
-use super::{Analyzer, Ctx, Dir, Record, Status};
-use crate::events::{Certificate, RdpClient, RdpRecord, RdpServer};
+use serde::Serialize;
+
+use super::registry::{Carrier, Fallback, Protocol};
+use super::tls::Certificate;
+use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::rdp::gcc::{self, ServerCertificate};
 use crate::parsers::rdp::{mcs, x224};
-use crate::parsers::text::{hex, oem, utf16le_lossy};
+use crate::parsers::text::{oem, utf16le_lossy};
 use crate::parsers::tls::describe_certificate;
+use crate::render::hex;
 
 /// Largest TPKT packet buffered (a Connect-Initial is well under this).
 const MAX_TPKT: usize = 65_535;
+
+/// RDP: an X.224 Connection Request, or the server's Connection Confirm
+/// (a malformed request still gets its answer).
+pub const PROTOCOL: Protocol = Protocol {
+    name: "rdp",
+    carrier: Carrier::Stream {
+        client: Some(|c| x224::looks_like_request(c) == Some(true)),
+        server: Some(|s| x224::looks_like_confirm(s) == Some(true)),
+        fallback: Fallback::No,
+        new: |proxy| Box::new(RdpAnalyzer::new(proxy)),
+    },
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -73,7 +89,7 @@ impl RdpAnalyzer {
         } else if self.tls.hidden {
             self.rec.certificate_visible = Some(false);
         }
-        cx.emit(Record::Rdp(Box::new(std::mem::take(&mut self.rec))));
+        cx.emit(std::mem::take(&mut self.rec));
     }
 
     fn request(&mut self, pkt: &[u8]) {
@@ -181,7 +197,7 @@ impl RdpAnalyzer {
                 // The server's own certificate is the last of the chain.
                 s.certificate = chain.last().map(|der| Certificate {
                     chain_length: Some(chain.len()),
-                    ..describe_certificate(der)
+                    ..describe_certificate(der).into()
                 });
             }
             Some(ServerCertificate::Unknown { .. }) | None => {}
@@ -253,6 +269,130 @@ impl Analyzer for RdpAnalyzer {
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
         self.emit(cx);
+    }
+}
+
+// ---- The event ----
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RdpRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    /// The cookie's bytes in hex, when they were not clean ASCII.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_protocols: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_flags: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negotiation_failure: Option<String>,
+    /// How the connection reached the server when it went through a proxy
+    /// handshake first (`socks4`, `socks5`, `http_connect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<RdpClient>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<RdpServer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    /// False when TLS 1.3 hid the server certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_visible: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RdpClient {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The name's raw UTF-16LE bytes in hex, when decoding was lossy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desktop_width: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desktop_height: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyboard_layout: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyboard_type: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyboard_subtype: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dig_product_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color_depth: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_capability_flags: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_type: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_selected_protocol: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_methods: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_flags: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_count: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RdpServer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_requested_protocols: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_method: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_level: Option<u32>,
+    /// `proprietary` or `x509` (standard RDP security).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
+impl EventRecord for RdpRecord {
+    const EVENT_TYPE: &'static str = "rdp";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        if let Some(c) = &self.client {
+            Name::push(v, "rdp.client.name", Role::Client, c.name.as_ref(), true);
+        }
+        Name::push(v, "rdp.cookie", Role::Client, self.cookie.as_ref(), false);
+        if let Some(cert) = self.server.as_ref().and_then(|s| s.certificate.as_ref()) {
+            Name::push(
+                v,
+                "rdp.server.certificate.subject_cn",
+                Role::Server,
+                cert.subject_cn.as_ref(),
+                true,
+            );
+            for san in &cert.san_dns {
+                v.push(Name::of(
+                    "rdp.server.certificate.san_dns",
+                    Role::Server,
+                    san,
+                    false,
+                ));
+            }
+        }
     }
 }
 

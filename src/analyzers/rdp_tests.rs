@@ -1,4 +1,5 @@
 use super::*;
+use crate::analyzers::Record;
 
 fn feed(a: &mut RdpAnalyzer, steps: &[(Dir, Vec<u8>)]) -> Vec<Record> {
     let mut out = Vec::new();

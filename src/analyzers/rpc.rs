@@ -5,12 +5,24 @@
 
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
+use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::dcerpc::{self, ptype};
 use crate::parsers::spnego;
 
 /// Largest PDU buffered; bind-type PDUs are small, requests are skipped.
 const MAX_PDU: usize = 64 << 10;
+
+/// Connection-oriented DCE/RPC, from its bind.
+pub const PROTOCOL: Protocol = Protocol {
+    name: "dcerpc",
+    carrier: Carrier::Stream {
+        client: Some(|c| dcerpc::looks_like_bind(c) == Some(true)),
+        server: None,
+        fallback: Fallback::No,
+        new: |_| Box::<RpcAnalyzer>::default(),
+    },
+};
 
 #[derive(Debug)]
 pub struct RpcAnalyzer {

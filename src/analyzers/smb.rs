@@ -5,6 +5,7 @@
 
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
+use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::smb::{self, Dialect};
 use crate::parsers::spnego;
@@ -12,6 +13,17 @@ use crate::parsers::spnego;
 /// SMB1 and SMB2 command offsets from the start of the NetBIOS message.
 const SMB1_COMMAND_AT: usize = 4 + 4;
 const SMB2_COMMAND_AT: usize = 4 + 12;
+
+/// SMB1/2/3 in NetBIOS session messages, from either side.
+pub const PROTOCOL: Protocol = Protocol {
+    name: "smb",
+    carrier: Carrier::Stream {
+        client: Some(smb::looks_like_session),
+        server: Some(smb::looks_like_session),
+        fallback: Fallback::No,
+        new: |_| Box::<SmbAnalyzer>::default(),
+    },
+};
 
 #[derive(Debug)]
 pub struct SmbAnalyzer {

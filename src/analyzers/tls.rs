@@ -3,9 +3,23 @@
 //! message often spans several records and many TCP segments).
 
 use super::framing::{Frame, Framer};
-use super::{Analyzer, Ctx, Dir, Record, Status};
-use crate::events::{Certificate, TlsRecord};
-use crate::parsers::tls;
+use serde::Serialize;
+
+use super::registry::{Carrier, Fallback, Protocol};
+use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
+use crate::parsers::tls::{self, CertSummary};
+use crate::render::{hex, rfc3339_seconds};
+
+/// TLS on any port but RDP's (which the RDP analyzer follows itself).
+pub const PROTOCOL: Protocol = Protocol {
+    name: "tls",
+    carrier: Carrier::Stream {
+        client: Some(|c| tls::looks_like_client_hello(c) == Some(true)),
+        server: None,
+        fallback: Fallback::No,
+        new: |_| Box::<TlsAnalyzer>::default(),
+    },
+};
 
 /// Handshake bytes buffered per direction: a long certificate chain fits.
 const MAX_HANDSHAKE: usize = 256 << 10;
@@ -99,7 +113,8 @@ impl Handshake {
                             (Dir::ToClient, tls::HS_CERTIFICATE) => {
                                 if let Ok(chain) = tls::certificate_chain(msg) {
                                     if let Some(leaf) = chain.first() {
-                                        let mut c = tls::describe_certificate(leaf);
+                                        let mut c =
+                                            Certificate::from(tls::describe_certificate(leaf));
                                         c.chain_length = Some(chain.len());
                                         *certificate = Some(c);
                                     }
@@ -152,11 +167,11 @@ impl TlsAnalyzer {
         }
         self.emitted = true;
         if let Some(certificate) = self.hs.certificate.take() {
-            cx.emit(Record::Tls(Box::new(TlsRecord {
+            cx.emit(TlsRecord {
                 sni: self.hs.sni.take(),
                 version: self.hs.version_name(),
                 certificate,
-            })));
+            });
         }
     }
 }
@@ -177,5 +192,81 @@ impl Analyzer for TlsAnalyzer {
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
         self.emit(cx);
+    }
+}
+
+// ---- The event ----
+
+/// A server certificate, as far as a clear-text handshake shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Certificate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_cn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_cn: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub san_dns: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// Certificates in the chain the server sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_length: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TlsRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub certificate: Certificate,
+}
+
+impl EventRecord for TlsRecord {
+    const EVENT_TYPE: &'static str = "tls";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        let cn = self.certificate.subject_cn.as_ref();
+        Name::push(v, "tls.certificate.subject_cn", Role::Server, cn, false);
+        for san in &self.certificate.san_dns {
+            v.push(Name::of(
+                "tls.certificate.san_dns",
+                Role::Server,
+                san,
+                false,
+            ));
+        }
+    }
+
+    /// Only a certificate with a watched name is written.
+    fn logged_alone(&self) -> bool {
+        false
+    }
+}
+
+impl From<CertSummary> for Certificate {
+    fn from(c: CertSummary) -> Self {
+        Certificate {
+            subject_cn: c.subject_cn,
+            issuer_cn: c.issuer_cn,
+            san_dns: c.san_dns,
+            subject: c.subject,
+            issuer: c.issuer,
+            serial: c.serial,
+            not_before: c.not_before.map(rfc3339_seconds),
+            not_after: c.not_after.map(rfc3339_seconds),
+            sha1: Some(hex(&c.sha1)),
+            chain_length: None,
+        }
     }
 }

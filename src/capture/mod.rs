@@ -14,6 +14,9 @@ use pcap::{Active, Capture, Offline};
 use crate::decode::linktype;
 
 /// Options of a live capture.
+/// Snapshot length of a live capture by default (tcpdump's).
+pub const DEFAULT_SNAPLEN: i32 = 262_144;
+
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub snaplen: i32,
@@ -29,7 +32,7 @@ pub struct LiveOptions {
 impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
-            snaplen: 262_144,
+            snaplen: DEFAULT_SNAPLEN,
             promisc: true,
             buffer_size: 0,
             immediate: false,
@@ -148,6 +151,21 @@ pub struct KernelStats {
     pub received: u64,
     pub dropped: u64,
     pub if_dropped: u64,
+}
+
+impl KernelStats {
+    pub fn add(&mut self, o: &KernelStats) {
+        self.received += o.received;
+        self.dropped += o.dropped;
+        self.if_dropped += o.if_dropped;
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kernel_received": self.received, "kernel_drops": self.dropped,
+            "interface_drops": self.if_dropped,
+        })
+    }
 }
 
 /// An open capture source.

@@ -47,6 +47,25 @@ pub struct DefragStats {
     pub conflicting_overlaps: u64,
 }
 
+impl DefragStats {
+    pub fn add(&mut self, o: &DefragStats) {
+        self.fragments += o.fragments;
+        self.reassembled += o.reassembled;
+        self.timed_out += o.timed_out;
+        self.dropped_capacity += o.dropped_capacity;
+        self.invalid += o.invalid;
+        self.conflicting_overlaps += o.conflicting_overlaps;
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "fragments": self.fragments, "reassembled": self.reassembled,
+            "timed_out": self.timed_out, "dropped_capacity": self.dropped_capacity,
+            "invalid": self.invalid, "conflicting_overlaps": self.conflicting_overlaps,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FragKey {
     pub src: IpAddr,

@@ -1,17 +1,17 @@
-//! Decode stage: a captured frame in, TCP segments out.
+//! Decode stage: a captured frame in, TCP segments and UDP datagrams out.
 //!
 //! Link layers (Ethernet with 802.1Q/802.1ad tags, Linux cooked SLL and SLL2,
 //! raw IP, BSD null/loopback), tunnels used to carry mirrored traffic (GRE,
 //! ERSPAN types I–III, VXLAN), IPv4/IPv6 with extension headers (through
-//! `etherparse`) and IP fragment reassembly. Anything that is not TCP is
-//! counted and dropped here: later stages only ever see [`TcpSegment`]s.
+//! `etherparse`) and IP fragment reassembly. Anything that is neither TCP nor UDP is
+//! counted and dropped here: later stages only ever see [`Packet`]s.
 
 pub mod defrag;
 mod tunnel;
 
 use std::net::IpAddr;
 
-use etherparse::{IpNumber, IpSlice, Ipv6ExtensionSlice, TcpSlice};
+use etherparse::{IpNumber, IpSlice, Ipv6ExtensionSlice, TcpSlice, UdpSlice};
 
 use defrag::{DefragConfig, Defragmenter, FragKey};
 
@@ -85,10 +85,36 @@ pub mod tcp_flags {
     pub const ACK: u8 = 0x10;
 }
 
-/// One decoded TCP segment; the payload borrows from the frame or from the
-/// defragmenter's reassembled datagram.
+/// The transport protocols that get past decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        }
+    }
+
+    /// As the envelope's `proto` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        }
+    }
+}
+
+/// One decoded TCP segment. `P` is the payload: borrowed from the frame or
+/// the defragmenter's datagram ([`TcpSegment`]), or its place in a batch
+/// while the segment travels to a worker.
 #[derive(Debug, Clone, Copy)]
-pub struct TcpSegment<'a> {
+pub struct Segment<P> {
     /// Packet time, microseconds since the Unix epoch.
     pub ts_us: i64,
     pub src: IpAddr,
@@ -100,7 +126,97 @@ pub struct TcpSegment<'a> {
     pub flags: u8,
     pub window: u16,
     pub vlans: Vlans,
-    pub payload: &'a [u8],
+    pub payload: P,
+}
+
+/// A TCP segment with its payload.
+pub type TcpSegment<'a> = Segment<&'a [u8]>;
+
+/// One decoded UDP datagram; `P` as for [`Segment`].
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<P> {
+    pub ts_us: i64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub vlans: Vlans,
+    pub payload: P,
+}
+
+/// A UDP datagram with its payload.
+pub type UdpDatagram<'a> = Datagram<&'a [u8]>;
+
+impl<P> Segment<P> {
+    /// The same header with another payload (its bytes, or their place).
+    pub fn with_payload<Q>(self, payload: Q) -> Segment<Q> {
+        let Segment {
+            ts_us,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            vlans,
+            payload: _,
+        } = self;
+        Segment {
+            ts_us,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            vlans,
+            payload,
+        }
+    }
+}
+
+impl<P> Datagram<P> {
+    /// The same header with another payload.
+    pub fn with_payload<Q>(self, payload: Q) -> Datagram<Q> {
+        let Datagram {
+            ts_us,
+            src,
+            dst,
+            sport,
+            dport,
+            vlans,
+            payload: _,
+        } = self;
+        Datagram {
+            ts_us,
+            src,
+            dst,
+            sport,
+            dport,
+            vlans,
+            payload,
+        }
+    }
+}
+
+/// What decode hands on.
+#[derive(Debug, Clone, Copy)]
+pub enum Packet<'a> {
+    Tcp(TcpSegment<'a>),
+    Udp(UdpDatagram<'a>),
+}
+
+impl<'a> Packet<'a> {
+    pub fn payload(&self) -> &'a [u8] {
+        match self {
+            Packet::Tcp(s) => s.payload,
+            Packet::Udp(d) => d.payload,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +224,35 @@ pub struct DecodeStats {
     pub frames: u64,
     pub bytes: u64,
     pub tcp: u64,
+    pub udp: u64,
     pub non_ip: u64,
-    pub non_tcp: u64,
+    /// IP packets of other transports (ICMP, ESP, ...).
+    pub other_transport: u64,
     pub malformed: u64,
     pub tunnels: u64,
     pub tunnel_too_deep: u64,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, o: &DecodeStats) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+        self.non_ip += o.non_ip;
+        self.other_transport += o.other_transport;
+        self.malformed += o.malformed;
+        self.tunnels += o.tunnels;
+        self.tunnel_too_deep += o.tunnel_too_deep;
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tcp": self.tcp, "udp": self.udp, "non_ip": self.non_ip,
+            "other_transport": self.other_transport, "malformed": self.malformed,
+            "tunnelled": self.tunnels, "tunnel_too_deep": self.tunnel_too_deep,
+        })
+    }
 }
 
 /// Decodes frames of one link type; holds the fragment reassembly state.
@@ -147,10 +287,10 @@ impl Decoder {
         self.defrag.stats
     }
 
-    /// Decodes one frame and calls `out` for the TCP segment it carries, if
-    /// any (a fragment completes a datagram at most once, so `out` runs at
-    /// most once per frame).
-    pub fn decode<F: FnMut(&TcpSegment<'_>)>(&mut self, ts_us: i64, frame: &[u8], out: &mut F) {
+    /// Decodes one frame and calls `out` for the TCP segment or UDP datagram
+    /// it carries, if any (a fragment completes a datagram at most once, so
+    /// `out` runs at most once per frame).
+    pub fn decode<F: FnMut(&Packet<'_>)>(&mut self, ts_us: i64, frame: &[u8], out: &mut F) {
         self.stats.frames += 1;
         self.stats.bytes += frame.len() as u64;
         let mut ctx = Ctx {
@@ -204,14 +344,14 @@ impl Decoder {
         }
     }
 
-    fn ethernet<F: FnMut(&TcpSegment<'_>)>(&mut self, ctx: &mut Ctx, frame: &[u8], out: &mut F) {
+    fn ethernet<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, frame: &[u8], out: &mut F) {
         match frame.get(12..14).zip(frame.get(14..)) {
             Some((t, rest)) => self.ethertype(ctx, u16::from_be_bytes([t[0], t[1]]), rest, out),
             None => self.stats.malformed += 1,
         }
     }
 
-    fn ethertype<F: FnMut(&TcpSegment<'_>)>(
+    fn ethertype<F: FnMut(&Packet<'_>)>(
         &mut self,
         ctx: &mut Ctx,
         mut ethertype: u16,
@@ -235,7 +375,7 @@ impl Decoder {
         }
     }
 
-    fn ip<F: FnMut(&TcpSegment<'_>)>(&mut self, ctx: &mut Ctx, packet: &[u8], out: &mut F) {
+    fn ip<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, packet: &[u8], out: &mut F) {
         let ip = match IpSlice::from_slice(packet) {
             Ok(ip) => ip,
             Err(_) => {
@@ -289,7 +429,7 @@ impl Decoder {
         }
     }
 
-    fn transport<F: FnMut(&TcpSegment<'_>)>(
+    fn transport<F: FnMut(&Packet<'_>)>(
         &mut self,
         ctx: &mut Ctx,
         src: IpAddr,
@@ -304,7 +444,7 @@ impl Decoder {
                     self.stats.tcp += 1;
                     let b = tcp.header_slice();
                     let flags = b.get(13).copied().unwrap_or(0);
-                    out(&TcpSegment {
+                    out(&Packet::Tcp(TcpSegment {
                         ts_us: ctx.ts_us,
                         src,
                         dst,
@@ -316,30 +456,45 @@ impl Decoder {
                         window: tcp.window_size(),
                         vlans: ctx.vlans,
                         payload: tcp.payload(),
-                    });
+                    }));
                 }
                 Err(_) => self.stats.malformed += 1,
             },
             IpNumber::GRE => self.tunnelled(ctx, tunnel::gre(payload), out),
             IpNumber::UDP => {
-                // VXLAN on its IANA port; other UDP is of no interest.
-                match tunnel::vxlan(payload) {
-                    Some(inner) => self.tunnelled(ctx, Some(inner), out),
-                    None => self.stats.non_tcp += 1,
+                // VXLAN on its IANA port is taken apart; other UDP goes on.
+                if let Some(inner) = tunnel::vxlan(payload) {
+                    self.tunnelled(ctx, Some(inner), out);
+                    return;
+                }
+                match UdpSlice::from_slice(payload) {
+                    Ok(udp) => {
+                        self.stats.udp += 1;
+                        out(&Packet::Udp(UdpDatagram {
+                            ts_us: ctx.ts_us,
+                            src,
+                            dst,
+                            sport: udp.source_port(),
+                            dport: udp.destination_port(),
+                            vlans: ctx.vlans,
+                            payload: udp.payload(),
+                        }));
+                    }
+                    Err(_) => self.stats.malformed += 1,
                 }
             }
-            _ => self.stats.non_tcp += 1,
+            _ => self.stats.other_transport += 1,
         }
     }
 
-    fn tunnelled<F: FnMut(&TcpSegment<'_>)>(
+    fn tunnelled<F: FnMut(&Packet<'_>)>(
         &mut self,
         ctx: &mut Ctx,
         inner: Option<tunnel::Inner<'_>>,
         out: &mut F,
     ) {
         let Some(inner) = inner else {
-            self.stats.non_tcp += 1;
+            self.stats.other_transport += 1;
             return;
         };
         if ctx.depth >= MAX_ENCAPSULATION {

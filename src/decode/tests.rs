@@ -36,22 +36,38 @@ fn eth(ethertype: u16, tags: &[(u16, u16)], body: &[u8]) -> Vec<u8> {
 
 type Seen = (String, u16, String, u16, Vec<u16>, Vec<u8>);
 
-fn decode_all(lt: i32, frames: &[Vec<u8>]) -> (Vec<Seen>, DecodeStats) {
+/// The TCP segments decoded from `frames` (UDP datagrams in `udp`).
+fn decode_both(lt: i32, frames: &[Vec<u8>]) -> (Vec<Seen>, Vec<Seen>, DecodeStats) {
     let mut d = Decoder::new(lt);
-    let mut got = Vec::new();
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     for (i, f) in frames.iter().enumerate() {
-        d.decode(i as i64, f, &mut |s: &TcpSegment<'_>| {
-            got.push((
-                s.src.to_string(),
-                s.sport,
-                s.dst.to_string(),
-                s.dport,
-                s.vlans.as_slice().to_vec(),
-                s.payload.to_vec(),
+        d.decode(i as i64, f, &mut |p| {
+            let (list, seen) = match p {
+                Packet::Tcp(s) => (
+                    &mut tcp,
+                    (s.src, s.sport, s.dst, s.dport, s.vlans, s.payload),
+                ),
+                Packet::Udp(u) => (
+                    &mut udp,
+                    (u.src, u.sport, u.dst, u.dport, u.vlans, u.payload),
+                ),
+            };
+            list.push((
+                seen.0.to_string(),
+                seen.1,
+                seen.2.to_string(),
+                seen.3,
+                seen.4.as_slice().to_vec(),
+                seen.5.to_vec(),
             ))
         });
     }
-    (got, d.stats)
+    (tcp, udp, d.stats)
+}
+
+fn decode_all(lt: i32, frames: &[Vec<u8>]) -> (Vec<Seen>, DecodeStats) {
+    let (tcp, _, stats) = decode_both(lt, frames);
+    (tcp, stats)
 }
 
 fn one(lt: i32, frame: Vec<u8>) -> Seen {
@@ -164,6 +180,59 @@ fn gre_erspan_and_vxlan_are_attributed_to_the_inner_flow() {
     let mut ip = Vec::new();
     udp.write(&mut ip, &vx).unwrap_or_default();
     assert_eq!(one(linktype::ETHERNET, eth(0x0800, &[], &ip)).5, b"inner");
+}
+
+#[test]
+fn udp_over_ipv4_ipv6_tags_fragments_and_tunnels() {
+    let v4 = PacketBuilder::ipv4([10, 0, 0, 5], [10, 0, 0, 255], 64).udp(137, 137);
+    let mut ip = Vec::new();
+    v4.write(&mut ip, b"nbns").unwrap_or_default();
+    let src6 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let dst6 = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3];
+    let v6 = PacketBuilder::ipv6(src6, dst6, 1).udp(50000, 5355);
+    let mut ip6 = Vec::new();
+    v6.write(&mut ip6, b"llmnr").unwrap_or_default();
+    // A 300-byte datagram in 64-byte fragments, last first.
+    let big: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+    let mut ipbig = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 6], [10, 0, 0, 7], 64)
+        .udp(40000, 137)
+        .write(&mut ipbig, &big)
+        .unwrap_or_default();
+    let mut frags = fragment_v4(&ipbig, 64);
+    frags.reverse();
+    // The same v4 datagram inside VXLAN.
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+    vx.extend_from_slice(&eth(0x0800, &[], &ip));
+    let mut outer = Vec::new();
+    PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+        .udp(5555, 4789)
+        .write(&mut outer, &vx)
+        .unwrap_or_default();
+    let mut frames = vec![
+        eth(0x0800, &[(0x8100, 42)], &ip),
+        eth(0x86dd, &[], &ip6),
+        eth(0x0800, &[], &outer),
+    ];
+    frames.extend(frags);
+    let (tcp, udp, stats) = decode_both(linktype::ETHERNET, &frames);
+    assert!(tcp.is_empty());
+    type Row<'a> = (&'a str, u16, &'a str, u16, Vec<u16>, usize);
+    let got: Vec<Row<'_>> = udp
+        .iter()
+        .map(|s| (s.0.as_str(), s.1, s.2.as_str(), s.3, s.4.clone(), s.5.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("10.0.0.5", 137, "10.0.0.255", 137, vec![42], 4),
+            ("fe80::1", 50000, "ff02::1:3", 5355, vec![], 5),
+            ("10.0.0.5", 137, "10.0.0.255", 137, vec![], 4),
+            ("10.0.0.6", 40000, "10.0.0.7", 137, vec![], 300),
+        ]
+    );
+    assert_eq!(udp[3].5, big);
+    assert_eq!((stats.udp, stats.tcp, stats.tunnels), (4, 0, 1));
 }
 
 /// Splits an IPv4 TCP packet into fragments of `size` payload bytes.

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
-use crate::events::{rfc3339_micros, Body, Event, Role};
-use crate::parsers::text::escape_control;
+use crate::events::{Body, Event, Role};
+use crate::render::{escape_control, rfc3339_micros};
 
 pub const MAX_PAIRS: usize = 1_000_000;
 /// Host names listed in the summary's inventory part.

@@ -10,119 +10,11 @@ pub mod watchlist;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::analyzers::Record;
-use crate::events::{Alert, Body, Event, Evidence, HostSighting, Role};
+use crate::analyzers::Name;
+use crate::events::{Alert, Body, Event, HostSighting, Role};
 use crate::flow::FlowRecord;
 
 pub use watchlist::{Matcher, WatchlistError};
-
-/// One host name field of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Field<'a> {
-    /// Dotted path of the field in the event, e.g. `ntlm.client.workstation`.
-    pub path: &'static str,
-    pub role: Role,
-    pub value: &'a str,
-    /// Whether the value names a machine (for the inventory); a cookie or a
-    /// target name may be something else.
-    pub machine: bool,
-}
-
-/// The host name fields of a record, in a fixed order.
-pub fn fields(record: &Record) -> Vec<Field<'_>> {
-    let mut v = Vec::new();
-    fn add<'a>(
-        v: &mut Vec<Field<'a>>,
-        path: &'static str,
-        role: Role,
-        value: Option<&'a String>,
-        machine: bool,
-    ) {
-        if let Some(value) = value {
-            v.push(Field {
-                path,
-                role,
-                value,
-                machine,
-            });
-        }
-    }
-    let mut push = |path, role, value, machine| add(&mut v, path, role, value, machine);
-    match record {
-        Record::Ntlm(n) => {
-            if let Some(c) = &n.client {
-                push(
-                    "ntlm.client.workstation",
-                    Role::Client,
-                    c.workstation.as_ref(),
-                    true,
-                );
-            }
-            if let Some(ng) = &n.negotiate {
-                push(
-                    "ntlm.negotiate.workstation",
-                    Role::Client,
-                    ng.workstation.as_ref(),
-                    true,
-                );
-            }
-            if let Some(s) = &n.server {
-                push(
-                    "ntlm.server.nb_computer_name",
-                    Role::Server,
-                    s.nb_computer_name.as_ref(),
-                    true,
-                );
-                push(
-                    "ntlm.server.dns_computer_name",
-                    Role::Server,
-                    s.dns_computer_name.as_ref(),
-                    true,
-                );
-                push(
-                    "ntlm.server.target_name",
-                    Role::Server,
-                    s.target_name.as_ref(),
-                    false,
-                );
-            }
-        }
-        Record::Rdp(r) => {
-            if let Some(c) = &r.client {
-                push("rdp.client.name", Role::Client, c.name.as_ref(), true);
-            }
-            push("rdp.cookie", Role::Client, r.cookie.as_ref(), false);
-            if let Some(cert) = r.server.as_ref().and_then(|s| s.certificate.as_ref()) {
-                push(
-                    "rdp.server.certificate.subject_cn",
-                    Role::Server,
-                    cert.subject_cn.as_ref(),
-                    true,
-                );
-                for san in &cert.san_dns {
-                    push(
-                        "rdp.server.certificate.san_dns",
-                        Role::Server,
-                        Some(san),
-                        false,
-                    );
-                }
-            }
-        }
-        Record::Tls(t) => {
-            push(
-                "tls.certificate.subject_cn",
-                Role::Server,
-                t.certificate.subject_cn.as_ref(),
-                false,
-            );
-            for san in &t.certificate.san_dns {
-                push("tls.certificate.san_dns", Role::Server, Some(san), false);
-            }
-        }
-    }
-    v
-}
 
 /// Per-worker detection state.
 pub struct Detector {
@@ -149,14 +41,24 @@ impl Detector {
             flow,
             record,
         } = fr;
-        let mut alerts = Vec::new();
+        let mut alerts: Vec<(watchlist::Entry, Name<'_>)> = Vec::new();
         let mut hosts = Vec::new();
-        for f in fields(&record) {
-            if f.machine {
-                let ip = match f.role {
-                    Role::Client => flow.src_ip,
-                    Role::Server => flow.dest_ip,
-                };
+        for f in record.names() {
+            // The address the name belongs to: the one the record gives,
+            // else the endpoint of its role; a name only mentioned has none.
+            let ip = f.ip.or(match f.role {
+                Role::Client => Some(flow.src_ip),
+                Role::Server => Some(flow.dest_ip),
+                Role::Named => None,
+            });
+            // A name tied to an endpoint's address is that endpoint's.
+            let role = match f.ip {
+                Some(ip) if ip == flow.src_ip => Role::Client,
+                Some(ip) if ip == flow.dest_ip => Role::Server,
+                _ => f.role,
+            };
+            let f = Name { role, ..f };
+            if let (true, Some(ip)) = (f.machine, ip) {
                 hosts.push(HostSighting {
                     name: f.value.to_string(),
                     ip,
@@ -177,12 +79,7 @@ impl Detector {
             self.alerted.insert(key);
             alerts.push((entry.clone(), f));
         }
-        let evidence = match &record {
-            Record::Rdp(r) => Evidence::Rdp(r.clone()),
-            Record::Ntlm(n) => Evidence::Ntlm(n.clone()),
-            Record::Tls(t) => Evidence::Tls(t.clone()),
-        };
-        let keep_record = !matches!(record, Record::Tls(_)) || !alerts.is_empty();
+        let keep_record = record.logged_alone() || !alerts.is_empty();
         let alert_events: Vec<Event> = alerts
             .into_iter()
             .map(|(e, f)| Event {
@@ -198,20 +95,15 @@ impl Detector {
                     role: f.role,
                     evidence: f.path,
                     candidate: e.candidate,
-                    record: evidence.clone(),
+                    record: record.clone(),
                 })),
             })
             .collect();
         if keep_record {
-            let body = match record {
-                Record::Rdp(r) => Body::Rdp(r),
-                Record::Ntlm(n) => Body::Ntlm(n),
-                Record::Tls(t) => Body::Tls(t),
-            };
             out.push(Event {
                 ts_us,
                 flow: Some(flow.clone()),
-                body,
+                body: Body::Record(record),
             });
         }
         out.extend(alert_events);
@@ -226,11 +118,17 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{FlowInfo, NtlmClient, NtlmRecord, RdpClient, RdpRecord, TlsRecord};
+    use crate::analyzers::ntlm::{NtlmClient, NtlmRecord};
+    use crate::analyzers::rdp::{RdpClient, RdpRecord};
+    use crate::analyzers::tls::TlsRecord;
+    use crate::analyzers::Record;
+    use crate::decode::Transport;
+    use crate::events::FlowInfo;
 
     fn flow(id: u64) -> FlowInfo {
         FlowInfo {
             flow_id: id,
+            transport: Transport::Tcp,
             src_ip: [10, 0, 0, 1].into(),
             src_port: 50000,
             dest_ip: [10, 0, 0, 2].into(),
@@ -295,7 +193,7 @@ mod tests {
             a.signature,
             "VMmanager default Windows host name (win-livfrvqfmko)"
         );
-        assert!(matches!(&a.record, Evidence::Ntlm(n) if n.carrier == "smb2"));
+        assert!(matches!(&a.record, Record::Ntlm(n) if n.carrier == "smb2"));
         let Body::Host(h) = &out[2].body else {
             panic!()
         };
@@ -347,7 +245,7 @@ mod tests {
         assert_eq!(kinds(&out), vec!["rdp", "alert", "host"]);
         out.clear();
         let tls = TlsRecord {
-            certificate: crate::events::Certificate {
+            certificate: crate::analyzers::tls::Certificate {
                 subject_cn: Some("www.example.com".into()),
                 ..Default::default()
             },

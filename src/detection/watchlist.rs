@@ -63,13 +63,21 @@ pub struct Entry {
 impl Entry {
     /// The alert text for a matched value.
     pub fn signature_for(&self, value: &str) -> String {
-        let shown = crate::parsers::text::escape_control(value);
+        let shown = crate::render::escape_control(value);
         if self.candidate {
             format!("{} ({shown}, unconfirmed candidate)", self.signature)
         } else {
             format!("{} ({shown})", self.signature)
         }
     }
+}
+
+/// Signature ids: the built-in lists number their entries themselves (their
+/// `@id` lines, below 2,000,000); the `index`-th user list file
+/// (0-based) numbers entries without `@id` from here, 10,000 ids a file.
+pub fn user_list_base_id(index: usize) -> u32 {
+    let index = u32::try_from(index).unwrap_or(u32::MAX);
+    2_000_000u32.saturating_add(index.saturating_mul(10_000))
 }
 
 /// Parses one list. `base_id` numbers entries of a list without `@id`.

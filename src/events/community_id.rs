@@ -1,4 +1,4 @@
-//! Community ID v1 (seed 0) for TCP flows, so that a hostwatch event can be
+//! Community ID v1 (seed 0) for TCP and UDP flows, so that a hostwatch event can be
 //! joined with Zeek, Suricata or Arkime records of the same connection.
 
 use std::net::IpAddr;
@@ -7,10 +7,9 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 
 const SEED: u16 = 0;
-const PROTO_TCP: u8 = 6;
 
 /// `1:` followed by the base64 of the SHA-1 over the ordered endpoint pair.
-pub fn community_id(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> String {
+pub fn community_id(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> String {
     let a = (octets(src), sport);
     let b = (octets(dst), dport);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -18,7 +17,7 @@ pub fn community_id(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> String 
     h.update(SEED.to_be_bytes());
     h.update(&lo.0);
     h.update(&hi.0);
-    h.update([PROTO_TCP, 0]);
+    h.update([proto, 0]);
     h.update(lo.1.to_be_bytes());
     h.update(hi.1.to_be_bytes());
     format!(
@@ -42,6 +41,7 @@ mod tests {
     fn matches_the_reference_implementation() {
         // Values from the `communityid` Python reference package.
         let id = community_id(
+            6,
             "128.232.110.120".parse().unwrap_or(IpAddr::from([0; 4])),
             34855,
             "66.35.250.204".parse().unwrap_or(IpAddr::from([0; 4])),
@@ -50,11 +50,24 @@ mod tests {
         assert_eq!(id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
         // Direction does not matter.
         let back = community_id(
+            6,
             "66.35.250.204".parse().unwrap_or(IpAddr::from([0; 4])),
             80,
             "128.232.110.120".parse().unwrap_or(IpAddr::from([0; 4])),
             34855,
         );
         assert_eq!(back, id);
+        let udp = |a: &str, sp, b: &str, dp| {
+            let ip = |s: &str| s.parse().unwrap_or(IpAddr::from([0; 4]));
+            community_id(17, ip(a), sp, ip(b), dp)
+        };
+        assert_eq!(
+            udp("192.168.1.10", 137, "192.168.1.255", 137),
+            "1:9SYzLp8r22wQFWznmh7Qnwzh7zI="
+        );
+        assert_eq!(
+            udp("10.0.0.2", 137, "10.0.0.1", 50000),
+            "1:MNfRNzXidk9eXLOHIP+SX32OkRc="
+        );
     }
 }

@@ -13,17 +13,37 @@
 //! over the table. Timeouts run on packet time, so a replay behaves as a
 //! live capture does.
 
+pub mod datagram;
 pub mod reassembly;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use crate::analyzers::{Analyzer, AnalyzerFactory, Ctx, Dir, Record, Status};
-use crate::decode::{tcp_flags, TcpSegment, Vlans};
+use crate::analyzers::{Analyzer, AnalyzerFactory, Ctx, Dir, ParseErrors, Record, Status};
+use crate::decode::{tcp_flags, TcpSegment, Transport, Vlans};
 use crate::events::FlowInfo;
 
+pub use datagram::{DatagramConfig, DatagramStats, DatagramTable};
 pub use reassembly::{Budget, Chunk, Stream, StreamLimits, StreamStats};
+
+/// Default bounds and timeouts of the TCP flow table (the CLI's defaults).
+pub mod defaults {
+    /// Connections tracked at once.
+    pub const MAX_FLOWS: usize = 262_144;
+    /// Out-of-order bytes held over all connections.
+    pub const MAX_OOO_TOTAL: usize = 64 << 20;
+    /// Seconds without packets after which an established connection ends.
+    pub const IDLE_TIMEOUT_SECS: u64 = 300;
+    /// The same for a connection that saw only a SYN.
+    pub const HALF_OPEN_TIMEOUT_SECS: u64 = 30;
+    /// How long a closed connection is kept to absorb late packets.
+    pub const CLOSED_TIMEOUT_SECS: u64 = 10;
+    /// Bytes reassembled per direction of a connection.
+    pub const DEPTH: u32 = super::reassembly::DEFAULT_DEPTH;
+    /// The deepest `--depth` accepted.
+    pub const MAX_DEPTH: u32 = crate::analyzers::MAX_DEPTH;
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct FlowConfig {
@@ -49,11 +69,11 @@ impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
             limits: StreamLimits::default(),
-            max_flows: 262_144,
-            max_ooo_total: 64 << 20,
-            idle_timeout_us: 300_000_000,
-            half_open_timeout_us: 30_000_000,
-            closed_timeout_us: 10_000_000,
+            max_flows: defaults::MAX_FLOWS,
+            max_ooo_total: defaults::MAX_OOO_TOTAL,
+            idle_timeout_us: defaults::IDLE_TIMEOUT_SECS as i64 * 1_000_000,
+            half_open_timeout_us: defaults::HALF_OPEN_TIMEOUT_SECS as i64 * 1_000_000,
+            closed_timeout_us: defaults::CLOSED_TIMEOUT_SECS as i64 * 1_000_000,
             self_expire: true,
         }
     }
@@ -70,6 +90,27 @@ pub struct FlowStats {
     pub streams: StreamStats,
 }
 
+impl FlowStats {
+    pub fn add(&mut self, o: &FlowStats) {
+        self.flows += o.flows;
+        self.midstream += o.midstream;
+        self.bypassed += o.bypassed;
+        self.timed_out += o.timed_out;
+        self.evicted += o.evicted;
+        self.closed += o.closed;
+        self.streams.add(&o.streams);
+    }
+
+    /// The `flows` object of `stats` (`active` connections now).
+    pub fn to_json(&self, active: usize) -> serde_json::Value {
+        serde_json::json!({
+            "total": self.flows, "active": active, "midstream": self.midstream,
+            "bypassed": self.bypassed, "timed_out": self.timed_out,
+            "evicted": self.evicted, "closed": self.closed,
+        })
+    }
+}
+
 /// A hasher with fixed keys: the same flow gets the same shard and id in
 /// every run.
 const FIXED_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
@@ -84,15 +125,14 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    pub fn of(seg: &TcpSegment<'_>) -> FlowKey {
-        let a = (seg.src, seg.sport);
-        let b = (seg.dst, seg.dport);
+    /// The key of the endpoints `a` and `b`, in either order.
+    pub fn new(a: (IpAddr, u16), b: (IpAddr, u16), vlans: Vlans) -> FlowKey {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        FlowKey {
-            lo,
-            hi,
-            vlans: seg.vlans,
-        }
+        FlowKey { lo, hi, vlans }
+    }
+
+    pub fn of(seg: &TcpSegment<'_>) -> FlowKey {
+        FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport), seg.vlans)
     }
 
     /// A hash that is the same for both directions and for every run; the
@@ -120,10 +160,8 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
     if midstream {
         stats.midstream += 1;
     }
-    let id = FIXED_HASHER.hash_one((client, server, seg.vlans, seg.ts_us));
     Flow {
-        // Kept below 2^53 so that every JSON reader holds it exactly.
-        id: id & ((1 << 53) - 1),
+        id: flow_id(client, server, seg.vlans, seg.ts_us),
         client,
         server,
         vlans: seg.vlans,
@@ -136,6 +174,12 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         streams: [Stream::default(), Stream::default()],
         app: App::NotYet,
     }
+}
+
+/// A flow's id: the same in every run, kept below 2^53 so that every JSON
+/// reader holds it exactly.
+fn flow_id(client: (IpAddr, u16), server: (IpAddr, u16), vlans: Vlans, first_us: i64) -> u64 {
+    FIXED_HASHER.hash_one((client, server, vlans, first_us)) & ((1 << 53) - 1)
 }
 
 /// murmur3's 64-bit finaliser: every input bit moves every output bit.
@@ -213,6 +257,7 @@ impl Flow {
         };
         FlowInfo {
             flow_id: self.id,
+            transport: Transport::Tcp,
             src_ip: c.0,
             src_port: c.1,
             dest_ip: s.0,
@@ -245,6 +290,8 @@ pub struct FlowTable<F: AnalyzerFactory> {
     flows: HashMap<FlowKey, Box<Flow>>,
     budget: Budget,
     pub stats: FlowStats,
+    /// Messages the analyzers could not parse, per protocol.
+    pub parse_errors: ParseErrors,
     last_sweep_us: i64,
     records: Vec<Record>,
     /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
@@ -262,6 +309,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             factory,
             flows: HashMap::new(),
             stats: FlowStats::default(),
+            parse_errors: ParseErrors::default(),
             last_sweep_us: i64::MIN,
             records: Vec::new(),
             bypassed: Vec::new(),
@@ -315,6 +363,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             stats,
             records,
             bypassed,
+            parse_errors,
             ..
         } = self;
         let flow = flows
@@ -369,7 +418,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         } else {
             seg.seq
         };
-        let mut cx = Ctx::new(seg.ts_us, flow.midstream, records);
+        let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(parse_errors);
         let mut status = Status::Continue;
         {
             let app = &mut flow.app;
@@ -406,27 +455,9 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let closing = rst || flow.streams.iter().all(Stream::finished);
         if status == Status::Done || both_done || closing {
             // Finish the analyzer now: it learned all it can.
-            let mut cx = Ctx::new(seg.ts_us, flow.midstream, records);
-            if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
-                if status == Status::Done {
-                    stats.bypassed += 1;
-                } else {
-                    for (i, s) in flow.streams.iter_mut().enumerate() {
-                        let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
-                        let mut st = Status::Continue;
-                        s.flush(budget, &mut stats.streams, &mut |c| {
-                            feed(app.as_mut(), d, c, &mut cx, &mut st)
-                        });
-                    }
-                    app.end(&mut cx);
-                }
-            }
-            if cx.roles_reversed && flow.midstream {
-                flow.reversed = true;
-            }
-            for s in flow.streams.iter_mut() {
-                s.discard(budget);
-            }
+            let bypass = status == Status::Done;
+            let sinks = (&mut *records, &mut *parse_errors);
+            finish_analysis(flow, seg.ts_us, bypass, budget, stats, sinks);
             if closing {
                 flow.state = State::Closed;
                 stats.closed += 1;
@@ -434,16 +465,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 bypassed.push(key);
             }
         }
-        if !records.is_empty() {
-            let info = flow.info();
-            for record in records.drain(..) {
-                out(FlowRecord {
-                    ts_us: seg.ts_us,
-                    flow: info.clone(),
-                    record,
-                });
-            }
-        }
+        hand_out(records, flow, seg.ts_us, out);
     }
 
     /// Open connections whose analysis ended since the last call: their
@@ -459,35 +481,13 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             budget,
             stats,
             records,
+            parse_errors,
             ..
         } = self;
-        let mut cx = Ctx::new(flow.last_us, flow.midstream, records);
-        if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
-            for (i, s) in flow.streams.iter_mut().enumerate() {
-                let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
-                let mut st = Status::Continue;
-                s.flush(budget, &mut stats.streams, &mut |c| {
-                    feed(app.as_mut(), d, c, &mut cx, &mut st)
-                });
-            }
-            app.end(&mut cx);
-        }
-        if cx.roles_reversed && flow.midstream {
-            flow.reversed = true;
-        }
-        for s in flow.streams.iter_mut() {
-            s.discard(budget);
-        }
-        if !records.is_empty() {
-            let info = flow.info();
-            for record in records.drain(..) {
-                out(FlowRecord {
-                    ts_us: flow.last_us,
-                    flow: info.clone(),
-                    record,
-                });
-            }
-        }
+        let last = flow.last_us;
+        let sinks = (&mut *records, &mut *parse_errors);
+        finish_analysis(&mut flow, last, false, budget, stats, sinks);
+        hand_out(records, &flow, last, out);
     }
 
     fn maybe_sweep<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
@@ -572,6 +572,55 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 self.end_flow(f, out);
             }
         }
+    }
+}
+
+/// Ends a flow's analysis. Unless the analyzer finished by itself
+/// (`bypass`), the bytes still held go to it (holes as gaps) and it emits
+/// what it saw; the streams free what they hold either way.
+fn finish_analysis(
+    flow: &mut Flow,
+    ts_us: i64,
+    bypass: bool,
+    budget: &mut Budget,
+    stats: &mut FlowStats,
+    (records, errors): (&mut Vec<Record>, &mut ParseErrors),
+) {
+    let mut cx = Ctx::new(ts_us, flow.midstream, records).counting(errors);
+    if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
+        if bypass {
+            stats.bypassed += 1;
+        } else {
+            for (i, s) in flow.streams.iter_mut().enumerate() {
+                let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
+                let mut st = Status::Continue;
+                s.flush(budget, &mut stats.streams, &mut |c| {
+                    feed(app.as_mut(), d, c, &mut cx, &mut st)
+                });
+            }
+            app.end(&mut cx);
+        }
+    }
+    if cx.roles_reversed && flow.midstream {
+        flow.reversed = true;
+    }
+    for s in flow.streams.iter_mut() {
+        s.discard(budget);
+    }
+}
+
+/// Passes the records a flow produced on, in its envelope.
+fn hand_out<O: FnMut(FlowRecord)>(records: &mut Vec<Record>, flow: &Flow, ts_us: i64, out: &mut O) {
+    if records.is_empty() {
+        return;
+    }
+    let info = flow.info();
+    for record in records.drain(..) {
+        out(FlowRecord {
+            ts_us,
+            flow: info.clone(),
+            record,
+        });
     }
 }
 

@@ -32,10 +32,13 @@ pub struct StreamLimits {
     pub max_ooo_segments: usize,
 }
 
+/// Bytes reassembled per direction of a connection by default.
+pub const DEFAULT_DEPTH: u32 = 1 << 20;
+
 impl Default for StreamLimits {
     fn default() -> Self {
         StreamLimits {
-            depth: 1 << 20,
+            depth: DEFAULT_DEPTH,
             max_ooo_bytes: 256 << 10,
             max_ooo_segments: 256,
         }
@@ -69,6 +72,31 @@ pub struct StreamStats {
     pub ooo_overflows: u64,
     /// Bytes past the depth limit, not delivered.
     pub beyond_depth: u64,
+}
+
+impl StreamStats {
+    pub fn add(&mut self, o: &StreamStats) {
+        self.segments += o.segments;
+        self.delivered_bytes += o.delivered_bytes;
+        self.retransmitted += o.retransmitted;
+        self.out_of_order += o.out_of_order;
+        self.conflicting_overlaps += o.conflicting_overlaps;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.ooo_overflows += o.ooo_overflows;
+        self.beyond_depth += o.beyond_depth;
+    }
+
+    /// The `reassembly` object of `stats` (`held` bytes out of order now).
+    pub fn to_json(&self, held: usize) -> serde_json::Value {
+        serde_json::json!({
+            "segments": self.segments, "bytes": self.delivered_bytes,
+            "retransmitted": self.retransmitted, "out_of_order": self.out_of_order,
+            "conflicting_overlaps": self.conflicting_overlaps, "gaps": self.gaps,
+            "gap_bytes": self.gap_bytes, "ooo_overflows": self.ooo_overflows,
+            "beyond_depth_bytes": self.beyond_depth, "held_bytes": held,
+        })
+    }
 }
 
 /// What the stream hands to its consumer, in order.

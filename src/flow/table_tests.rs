@@ -1,5 +1,6 @@
 use super::*;
-use crate::events::{NtlmRecord, RdpRecord};
+use crate::analyzers::ntlm::NtlmRecord;
+use crate::analyzers::rdp::RdpRecord;
 use std::sync::{Arc, Mutex};
 
 /// Records every call it gets; emits one record at the end of the flow

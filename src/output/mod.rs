@@ -8,6 +8,12 @@
 //!
 //! [`spec`] parses the `--output` values.
 
+/// Defaults of the output stage (the CLI's defaults).
+pub mod defaults {
+    /// Seconds the end of a run waits for network outputs to send what they hold.
+    pub const DRAIN_TIMEOUT_SECS: u64 = 10;
+}
+
 pub mod file;
 pub mod net;
 pub mod queue;

@@ -21,7 +21,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::events::EVENT_TYPES;
+use crate::events::event_types;
 
 /// Events a network sink holds by default while its peer is away.
 pub const DEFAULT_QUEUE: usize = 10_000;
@@ -114,20 +114,29 @@ fn err<T>(msg: impl Into<String>) -> Result<T, SpecError> {
     Err(SpecError(msg.into()))
 }
 
-const SCHEMES: &[&str] = &[
-    "file:",
-    "syslog:",
-    "syslog+udp:",
-    "syslog+tcp:",
-    "unix:",
-    "unix+dgram:",
-    "redis:",
+/// The URL schemes of outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    File,
+    Syslog,
+    Unix,
+    Redis,
+}
+
+const SCHEMES: &[(&str, Scheme)] = &[
+    ("file:", Scheme::File),
+    ("syslog:", Scheme::Syslog),
+    ("syslog+udp:", Scheme::Syslog),
+    ("syslog+tcp:", Scheme::Syslog),
+    ("unix:", Scheme::Unix),
+    ("unix+dgram:", Scheme::Unix),
+    ("redis:", Scheme::Redis),
 ];
 
 impl OutputSpec {
     pub fn parse(value: &str) -> Result<OutputSpec, SpecError> {
-        let scheme = SCHEMES.iter().find(|s| value.starts_with(**s));
-        let Some(scheme) = scheme else {
+        let scheme = SCHEMES.iter().find(|(s, _)| value.starts_with(*s));
+        let Some(&(scheme, which)) = scheme else {
             // A plain path, taken as it is (no options).
             if value.is_empty() {
                 return err("an empty output");
@@ -148,7 +157,7 @@ impl OutputSpec {
         if let Some(t) = opts.take("types") {
             spec.types = Some(parse_types(&t)?);
         }
-        let network = !matches!(*scheme, "file:");
+        let network = which != Scheme::File;
         if network {
             if let Some(q) = opts.take("queue") {
                 spec.queue = parse_number(&q, "queue", 1, 10_000_000)? as usize;
@@ -157,25 +166,23 @@ impl OutputSpec {
                 spec.batch = parse_number(&b, "batch", 1, 100_000)? as usize;
             }
         }
-        spec.kind = match *scheme {
-            "file:" => match body {
+        spec.kind = match which {
+            Scheme::File => match body {
                 "" => return err("file: needs a path (or - for standard output)"),
                 "-" => Kind::Stdout,
                 p => Kind::File(PathBuf::from(percent_decode(p)?)),
             },
-            "syslog:" | "syslog+udp:" | "syslog+tcp:" => {
-                Kind::Syslog(syslog(scheme, body, &mut opts)?)
-            }
-            "unix:" | "unix+dgram:" => {
+            Scheme::Syslog => Kind::Syslog(syslog(scheme, body, &mut opts)?),
+            Scheme::Unix => {
                 if body.is_empty() {
                     return err(format!("{scheme} needs a socket path"));
                 }
                 Kind::Unix {
                     path: PathBuf::from(percent_decode(body)?),
-                    datagram: *scheme == "unix+dgram:",
+                    datagram: scheme == "unix+dgram:",
                 }
             }
-            _ => Kind::Redis(redis(body, &mut opts)?),
+            Scheme::Redis => Kind::Redis(redis(body, &mut opts)?),
         };
         opts.finish(scheme)?;
         Ok(spec)
@@ -391,12 +398,12 @@ fn parse_number(s: &str, what: &str, min: u64, max: u64) -> Result<u64, SpecErro
 fn parse_types(s: &str) -> Result<Vec<&'static str>, SpecError> {
     let mut out = Vec::new();
     for t in s.split(',').filter(|t| !t.is_empty()) {
-        match EVENT_TYPES.iter().find(|k| **k == t) {
-            Some(k) => out.push(*k),
+        match event_types().find(|k| *k == t) {
+            Some(k) => out.push(k),
             None => {
                 return err(format!(
                     "unknown event type {t:?} (known: {})",
-                    EVENT_TYPES.join(", ")
+                    event_types().collect::<Vec<_>>().join(", ")
                 ))
             }
         }

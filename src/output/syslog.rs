@@ -11,7 +11,7 @@
 //! collector parses it like a line of the file output.
 
 use super::spec::SyslogSpec;
-use crate::events::rfc3339_micros;
+use crate::render::rfc3339_micros;
 
 #[derive(Debug, Clone)]
 pub struct SyslogFormat {

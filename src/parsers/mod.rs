@@ -3,7 +3,9 @@
 
 pub mod dcerpc;
 pub mod der;
+pub mod http;
 pub mod ldap;
+pub mod nbns;
 pub mod ntlm;
 pub mod proxy;
 pub mod rdp;

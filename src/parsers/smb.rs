@@ -14,6 +14,19 @@ pub const MAX_BUFFERED: usize = 1 << 20;
 /// NetBIOS session packet types.
 pub const NBSS_MESSAGE: u8 = 0x00;
 
+/// Whether the first bytes of a direction are a NetBIOS session message
+/// carrying SMB1/2/3, or a NetBIOS session request.
+pub fn looks_like_session(b: &[u8]) -> bool {
+    match b.first() {
+        Some(0x00) => matches!(
+            b.get(4..8),
+            Some(b"\xffSMB") | Some(b"\xfeSMB") | Some(b"\xfdSMB")
+        ),
+        Some(0x81) => b.get(1).is_some_and(|&flags| flags <= 1) && b.len() >= 4,
+        _ => false,
+    }
+}
+
 /// Header of a NetBIOS session packet: type and length of what follows.
 pub fn nbss_header(i: &[u8]) -> Option<(u8, usize)> {
     let h = i.get(..4)?;

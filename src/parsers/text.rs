@@ -1,5 +1,5 @@
-//! Text at the edge: wire strings decoded for events, and escaped for
-//! terminals. Names are attacker-controlled; nothing here fails.
+//! Wire strings decoded into text. Names are attacker-controlled; nothing
+//! here fails. (Escaping for terminals is in [`crate::render`].)
 
 /// Decodes UTF-16LE, stopping at the first NUL. Returns the text and whether
 /// decoding was lossy (unpaired surrogate, odd byte count).
@@ -34,38 +34,6 @@ pub fn oem(bytes: &[u8]) -> String {
     }
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// Escapes control characters (and backslashes) for a human-readable line:
-/// `\n`, `\t`, `\r`, `\\`, `\e`, others as `\u{..}`.
-pub fn escape_control(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x1b' => out.push_str("\\e"),
-            c if c.is_control()
-                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,15 +57,5 @@ mod tests {
     fn oem_keeps_every_byte() {
         assert_eq!(oem(b"WORKSTATION"), "WORKSTATION");
         assert_eq!(oem(&[0x41, 0xe9]), "A\u{e9}");
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(
-            escape_control("a\x1b[31mb\n\u{7}\u{202e}"),
-            "a\\e[31mb\\n\\u{7}\\u{202e}"
-        );
-        assert_eq!(escape_control("x\\y"), "x\\\\y");
-        assert_eq!(hex(&[0, 0xab]), "00ab");
     }
 }

@@ -8,9 +8,6 @@ use nom::number::complete::{be_u16, be_u24, u8 as byte};
 use nom::{IResult, Parser};
 use sha1::{Digest, Sha1};
 
-use crate::events::{rfc3339_seconds, Certificate};
-use crate::parsers::text::hex;
-
 pub const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
 pub const CONTENT_ALERT: u8 = 21;
 pub const CONTENT_HANDSHAKE: u8 = 22;
@@ -159,12 +156,27 @@ pub fn certificate_chain(body: &[u8]) -> Result<Vec<&[u8]>, TlsError> {
     Ok(chain)
 }
 
-/// The facts of one DER certificate that matter for host names. A
-/// certificate x509-parser cannot read still gets its fingerprint.
-pub fn describe_certificate(der: &[u8]) -> Certificate {
-    let mut c = Certificate {
-        sha1: Some(hex(&Sha1::digest(der))),
-        ..Certificate::default()
+/// The facts of one DER certificate that matter for host names, as the
+/// certificate states them (times in seconds since the epoch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertSummary {
+    pub sha1: [u8; 20],
+    pub subject_cn: Option<String>,
+    pub issuer_cn: Option<String>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub san_dns: Vec<String>,
+}
+
+/// Reads one DER certificate. A certificate x509-parser cannot read still
+/// gets its fingerprint.
+pub fn describe_certificate(der: &[u8]) -> CertSummary {
+    let mut c = CertSummary {
+        sha1: Sha1::digest(der).into(),
+        ..CertSummary::default()
     };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return c;
@@ -179,8 +191,8 @@ pub fn describe_certificate(der: &[u8]) -> Certificate {
     c.subject = Some(cert.subject().to_string());
     c.issuer = Some(cert.issuer().to_string());
     c.serial = Some(cert.raw_serial_as_string());
-    c.not_before = Some(rfc3339_seconds(cert.validity().not_before.timestamp()));
-    c.not_after = Some(rfc3339_seconds(cert.validity().not_after.timestamp()));
+    c.not_before = Some(cert.validity().not_before.timestamp());
+    c.not_after = Some(cert.validity().not_after.timestamp());
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             if let x509_parser::extensions::GeneralName::DNSName(d) = name {

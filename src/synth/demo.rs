@@ -13,8 +13,8 @@ use super::msg::{self, ServerNames};
 use super::{Conn, Trace};
 use crate::detection::Matcher;
 use crate::output::{MemoryOutput, Outputs};
-use crate::parsers::text::escape_control;
 use crate::pipeline::{self, Config, Control, Input};
+use crate::render::escape_control;
 
 /// The demo capture, as committed in fixtures/demo/ (and rebuilt by
 /// `hostwatch generate --kind demo`; a test checks they are equal).

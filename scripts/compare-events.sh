@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs two hostwatch binaries over every capture in fixtures/ (and the
+# shared captures when present) and diffs their events, to show that a
+# change of design kept the output. Left out of the comparison: `stats`
+# events (counters are added over time), events of UDP conversations (the
+# datagram path is newer than some binaries compared), and the old
+# binary's `host` events for a (name, address) pair the new one first saw
+# over UDP (the inventory writes a pair once, at its first sighting).
+#
+#   scripts/compare-events.sh OLD_BINARY NEW_BINARY
+#
+# Exit status 0 when every capture gives the same events, 1 otherwise.
+set -uo pipefail
+old=${1:?usage: compare-events.sh OLD_BINARY NEW_BINARY}
+new=${2:?usage: compare-events.sh OLD_BINARY NEW_BINARY}
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mapfile -t captures < <(find fixtures ../shared/captures -type f \
+    \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.pcap.gz' -o -name '*.pcapng.gz' \) 2>/dev/null | sort)
+keep() { grep -v -e '"event_type":"stats"' -e '"proto":"UDP"' || true; }
+# Host pairs the new binary saw first over UDP, as NAME|IP lines.
+udp_pairs() {
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e.get("event_type") == "host" and e.get("proto") == "UDP":
+        print(e["host"]["name"].upper() + "|" + e["host"]["ip"])'
+}
+drop_pairs() {
+    python3 -c '
+import json, sys
+pairs = set(open(sys.argv[1]).read().split())
+for line in sys.stdin:
+    e = json.loads(line)
+    h = e.get("host")
+    if h and (h["name"].upper() + "|" + h["ip"]) in pairs:
+        continue
+    sys.stdout.write(line)' "$1"
+}
+same=0
+differ=0
+for c in "${captures[@]}"; do
+    "$new" -q -w 1 -r "$c" 2>/dev/null >"$work/new.all"
+    udp_pairs <"$work/new.all" >"$work/pairs"
+    keep <"$work/new.all" >"$work/new"
+    "$old" -q -w 1 -r "$c" 2>/dev/null | keep | drop_pairs "$work/pairs" >"$work/old"
+    if cmp -s "$work/old" "$work/new"; then
+        same=$((same + 1))
+    else
+        differ=$((differ + 1))
+        echo "== $c"
+        diff "$work/old" "$work/new" | head -20
+    fi
+done
+echo "captures: ${#captures[@]}, same events: $same, different: $differ"
+[ "$differ" -eq 0 ]

@@ -1,0 +1,285 @@
+//! The protocols hostwatch understands, in one table.
+//!
+//! A protocol is one unit: its parser module (in [`crate::parsers`]), its
+//! analyzer module here, which holds the analyzer, the record it emits (the
+//! event's layout, with the host-name fields it carries through
+//! [`EventRecord`]) and a [`Protocol`] spec (how a flow is recognised and
+//! the analyzer made), and one line in [`registry!`] below. The macro
+//! derives everything else: the [`Record`] enum every stage passes on, the
+//! list of event types, and the detection table. A record type that is not
+//! registered cannot be emitted (it has no `Into<Record>`), and a spec that
+//! is not registered is dead code, which the lints refuse.
+
+use std::net::IpAddr;
+
+use serde::ser::SerializeMap;
+use serde::Serialize;
+
+use super::{http, ldap, lines, rpc, smb};
+use super::{nbns, ntlm, raw, rdp, tls};
+use super::{Analyzer, DatagramAnalyzer};
+
+/// Whose name a field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The connection's initiator (or the sender of a request).
+    Client,
+    /// The responder.
+    Server,
+    /// A name the traffic mentions (asks for, looks up) without saying it
+    /// is an endpoint's own.
+    Named,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+            Role::Named => "named",
+        }
+    }
+}
+
+/// One host-name field of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name<'a> {
+    /// Dotted path of the field in the event, e.g. `ntlm.client.workstation`.
+    pub path: &'static str,
+    pub role: Role,
+    pub value: &'a str,
+    /// Whether the value names a machine (for the host inventory); a cookie
+    /// or a target name may be something else.
+    pub machine: bool,
+    /// The address the record itself ties the name to (a NetBIOS
+    /// registration, a DHCP lease), when that is not simply the client's or
+    /// the server's.
+    pub ip: Option<IpAddr>,
+}
+
+impl<'a> Name<'a> {
+    /// A field whose name belongs to the endpoint of `role`.
+    pub fn of(path: &'static str, role: Role, value: &'a str, machine: bool) -> Self {
+        Name {
+            path,
+            role,
+            value,
+            machine,
+            ip: None,
+        }
+    }
+
+    /// Adds the field when the record carried it.
+    pub fn push(
+        out: &mut Vec<Name<'a>>,
+        path: &'static str,
+        role: Role,
+        value: Option<&'a String>,
+        machine: bool,
+    ) {
+        if let Some(v) = value {
+            out.push(Name::of(path, role, v, machine));
+        }
+    }
+}
+
+/// What every record type brings: its event type and its host names.
+pub trait EventRecord: Serialize {
+    /// The `event_type` of its events, and the key of its object in them.
+    const EVENT_TYPE: &'static str;
+
+    /// The host-name fields the record carries, in a fixed order.
+    fn names<'a>(&'a self, out: &mut Vec<Name<'a>>);
+
+    /// Whether the record is written when none of its names is watched
+    /// (a certificate on an ordinary TLS flow is not: it would flood the log).
+    fn logged_alone(&self) -> bool {
+        true
+    }
+}
+
+/// A content probe: whether the first bytes of a direction are the protocol's.
+pub type Probe = fn(&[u8]) -> bool;
+
+/// How a protocol is recognised and analysed.
+#[derive(Clone, Copy)]
+pub enum Carrier {
+    /// A TCP stream, recognised from the first bytes of either direction.
+    Stream {
+        /// Recognises the client's first bytes.
+        client: Option<Probe>,
+        /// Recognises the server's first bytes.
+        server: Option<Probe>,
+        /// Whether it takes a stream that nothing recognised.
+        fallback: Fallback,
+        /// The analyzer; the argument names a proxy handshake stepped over.
+        new: fn(Option<&'static str>) -> Box<dyn Analyzer>,
+    },
+    /// UDP datagrams, recognised by port and content.
+    Datagram {
+        /// Either endpoint on one of these ports...
+        ports: &'static [u16],
+        /// ...and a payload this accepts.
+        probe: Probe,
+        new: fn() -> Box<dyn DatagramAnalyzer>,
+    },
+}
+
+/// Whether a stream protocol takes the streams no probe recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    No,
+    /// On these server ports.
+    OnPorts(&'static [u16]),
+    /// On any port: the last resort.
+    Any,
+}
+
+/// One protocol's entry in the registry.
+#[derive(Clone, Copy)]
+pub struct Protocol {
+    /// Its name in `stats` (e.g. parse failures) and in the docs.
+    pub name: &'static str,
+    pub carrier: Carrier,
+}
+
+impl Protocol {
+    /// A stream protocol's probes of the client's and the server's first
+    /// bytes, and its fallback; `None` for a datagram protocol.
+    pub fn stream_probes(&self) -> Option<(Option<Probe>, Option<Probe>, Fallback)> {
+        match self.carrier {
+            Carrier::Stream {
+                client,
+                server,
+                fallback,
+                ..
+            } => Some((client, server, fallback)),
+            Carrier::Datagram { .. } => None,
+        }
+    }
+}
+
+/// The registry: one line per protocol, in the order detection tries them.
+/// `=> Variant(Type)` introduces a record type (the first protocol that
+/// emits it declares it).
+macro_rules! registry {
+    ($($proto:path $(=> $variant:ident($record:ty))?),* $(,)?) => {
+        /// Every protocol, in detection order.
+        pub static PROTOCOLS: &[Protocol] = &[$($proto),*];
+
+        /// What an analyzer found: one variant per record type.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Record {
+            $($($variant(Box<$record>),)?)*
+        }
+
+        $($(
+            impl From<$record> for Record {
+                fn from(r: $record) -> Record {
+                    Record::$variant(Box::new(r))
+                }
+            }
+        )?)*
+
+        impl Record {
+            /// The event types of the records, in registry order.
+            pub const EVENT_TYPES: &'static [&'static str] =
+                &[$($(<$record as EventRecord>::EVENT_TYPE,)?)*];
+
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $($(Record::$variant(_) => <$record as EventRecord>::EVENT_TYPE,)?)*
+                }
+            }
+
+            /// The host-name fields of the record.
+            pub fn names(&self) -> Vec<Name<'_>> {
+                let mut v = Vec::new();
+                match self {
+                    $($(Record::$variant(r) => EventRecord::names(r.as_ref(), &mut v),)?)*
+                }
+                v
+            }
+
+            pub fn logged_alone(&self) -> bool {
+                match self {
+                    $($(Record::$variant(r) => EventRecord::logged_alone(r.as_ref()),)?)*
+                }
+            }
+
+            /// Writes the record as one entry (`"rdp": {...}`) of an event.
+            pub fn serialize_entry<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+                match self {
+                    $($(Record::$variant(r) => {
+                        map.serialize_entry(<$record as EventRecord>::EVENT_TYPE, r.as_ref())
+                    })?)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    rdp::PROTOCOL => Rdp(rdp::RdpRecord),
+    tls::PROTOCOL => Tls(tls::TlsRecord),
+    smb::PROTOCOL => Ntlm(ntlm::NtlmRecord),
+    http::PROTOCOL,
+    rpc::PROTOCOL,
+    ldap::PROTOCOL,
+    lines::SMTP,
+    lines::IMAP,
+    lines::POP3,
+    raw::TDS,
+    raw::PROTOCOL,
+    nbns::PROTOCOL => Nbns(nbns::NbnsRecord),
+}
+
+/// Whether a datagram protocol listens on `port`: the capture thread's
+/// cheap test before a datagram is handed on at all.
+pub fn is_datagram_port(port: u16) -> bool {
+    PROTOCOLS.iter().any(|p| match p.carrier {
+        Carrier::Datagram { ports, .. } => ports.contains(&port),
+        Carrier::Stream { .. } => false,
+    })
+}
+
+/// The datagram protocol that takes a datagram between these ports, if any.
+pub fn datagram_protocol(sport: u16, dport: u16, payload: &[u8]) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().find(|p| match p.carrier {
+        Carrier::Datagram { ports, probe, .. } => {
+            (ports.contains(&sport) || ports.contains(&dport)) && probe(payload)
+        }
+        Carrier::Stream { .. } => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_type_has_one_event_type_and_names_are_unique() {
+        let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
+        assert_eq!(types, ["rdp", "tls", "ntlm", "nbns"]);
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), Record::EVENT_TYPES.len());
+        let mut names: Vec<&str> = PROTOCOLS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PROTOCOLS.len());
+    }
+
+    #[test]
+    fn datagrams_are_claimed_by_port_and_content() {
+        // A NetBIOS name query for "*" (node status), RFC 1002 4.2.12.
+        let nbstat = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x20CKAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00\x00\x21\x00\x01";
+        assert_eq!(
+            datagram_protocol(50000, 137, nbstat).map(|p| p.name),
+            Some("nbns")
+        );
+        assert!(datagram_protocol(50000, 53, nbstat).is_none());
+        assert!(datagram_protocol(50000, 137, b"\x00").is_none());
+    }
+}

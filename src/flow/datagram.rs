@@ -1,0 +1,280 @@
+//! UDP conversations: datagrams in, records out, through the same
+//! [`FlowRecord`] envelope as TCP streams.
+//!
+//! A datagram that no datagram protocol of the registry claims costs a
+//! lookup and a counter: no conversation, no allocation. A claimed one
+//! opens a conversation (keyed like a TCP flow) whose analyzer lives until
+//! the conversation has been idle for [`DatagramConfig::idle_timeout_us`],
+//! so it can pair requests with answers. At most
+//! [`DatagramConfig::max_conversations`] are held; the idle-most are evicted
+//! beyond. Timeouts run on packet time, like the TCP table's.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::{flow_id, FlowKey, FlowRecord};
+use crate::analyzers::registry::{self, Carrier};
+use crate::analyzers::{Ctx, DatagramAnalyzer, Dir, ParseErrors, Record};
+use crate::decode::{Transport, UdpDatagram, Vlans};
+use crate::events::FlowInfo;
+
+/// Default bounds of the conversation table.
+pub mod defaults {
+    /// Conversations held at once.
+    pub const MAX_CONVERSATIONS: usize = 65_536;
+    /// Packet-time µs after which a conversation without datagrams ends
+    /// (Zeek's `udp_inactivity_timeout`).
+    pub const IDLE_TIMEOUT_US: i64 = 60_000_000;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramConfig {
+    pub max_conversations: usize,
+    pub idle_timeout_us: i64,
+}
+
+impl Default for DatagramConfig {
+    fn default() -> Self {
+        DatagramConfig {
+            max_conversations: defaults::MAX_CONVERSATIONS,
+            idle_timeout_us: defaults::IDLE_TIMEOUT_US,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramStats {
+    /// Datagrams a protocol took.
+    pub datagrams: u64,
+    /// Datagrams no protocol claimed (nothing was kept for them).
+    pub ignored: u64,
+    pub conversations: u64,
+    pub timed_out: u64,
+    pub evicted: u64,
+}
+
+impl DatagramStats {
+    pub fn add(&mut self, o: &DatagramStats) {
+        self.datagrams += o.datagrams;
+        self.ignored += o.ignored;
+        self.conversations += o.conversations;
+        self.timed_out += o.timed_out;
+        self.evicted += o.evicted;
+    }
+
+    pub fn to_json(&self, active: usize) -> serde_json::Value {
+        serde_json::json!({
+            "datagrams": self.datagrams, "ignored": self.ignored,
+            "conversations": self.conversations, "active": active,
+            "timed_out": self.timed_out, "evicted": self.evicted,
+        })
+    }
+}
+
+struct Conversation {
+    id: u64,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    vlans: Vlans,
+    last_us: i64,
+    /// No datagram has been analysed yet.
+    fresh: bool,
+    analyzer: Box<dyn DatagramAnalyzer>,
+}
+
+impl Conversation {
+    fn info(&self) -> FlowInfo {
+        FlowInfo {
+            flow_id: self.id,
+            transport: Transport::Udp,
+            src_ip: self.client.0,
+            src_port: self.client.1,
+            dest_ip: self.server.0,
+            dest_port: self.server.1,
+            vlans: self.vlans,
+        }
+    }
+}
+
+pub struct DatagramTable {
+    cfg: DatagramConfig,
+    conversations: HashMap<FlowKey, Box<Conversation>>,
+    records: Vec<Record>,
+    pub stats: DatagramStats,
+    pub parse_errors: ParseErrors,
+}
+
+impl DatagramTable {
+    pub fn new(cfg: DatagramConfig) -> Self {
+        DatagramTable {
+            cfg,
+            conversations: HashMap::new(),
+            records: Vec::new(),
+            stats: DatagramStats::default(),
+            parse_errors: ParseErrors::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.conversations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conversations.is_empty()
+    }
+
+    /// Processes one datagram; records found are passed to `out`.
+    pub fn datagram<O: FnMut(FlowRecord)>(&mut self, d: &UdpDatagram<'_>, out: &mut O) {
+        let key = FlowKey::new((d.src, d.sport), (d.dst, d.dport), d.vlans);
+        if !self.conversations.contains_key(&key) {
+            let Some(new) =
+                registry::datagram_protocol(d.sport, d.dport, d.payload).and_then(|p| {
+                    match p.carrier {
+                        Carrier::Datagram { ports, new, .. } => Some((ports, new)),
+                        Carrier::Stream { .. } => None,
+                    }
+                })
+            else {
+                self.stats.ignored += 1;
+                return;
+            };
+            if self.conversations.len() >= self.cfg.max_conversations {
+                self.make_room(d.ts_us, out);
+            }
+            let (ports, new) = new;
+            // The client sent the first datagram, unless it came from the
+            // protocol's port to another (an answer whose question was missed).
+            let (src, dst) = ((d.src, d.sport), (d.dst, d.dport));
+            let answer_first = ports.contains(&d.sport) && !ports.contains(&d.dport);
+            let (client, server) = if answer_first { (dst, src) } else { (src, dst) };
+            self.stats.conversations += 1;
+            self.conversations.insert(
+                key,
+                Box::new(Conversation {
+                    id: flow_id(client, server, d.vlans, d.ts_us),
+                    client,
+                    server,
+                    vlans: d.vlans,
+                    last_us: d.ts_us,
+                    fresh: true,
+                    analyzer: new(),
+                }),
+            );
+        }
+        let Some(c) = self.conversations.get_mut(&key) else {
+            return;
+        };
+        let first = c.fresh;
+        c.fresh = false;
+        self.stats.datagrams += 1;
+        c.last_us = d.ts_us;
+        let dir = if (d.src, d.sport) == c.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let mut cx = Ctx::new(d.ts_us, false, &mut self.records).counting(&mut self.parse_errors);
+        c.analyzer.datagram(dir, d.payload, &mut cx);
+        // The analyzer found the first datagram to be an answer: its
+        // sender is the server.
+        if first && cx.roles_reversed {
+            std::mem::swap(&mut c.client, &mut c.server);
+        }
+        Self::hand_out(&mut self.records, c, d.ts_us, out);
+    }
+
+    fn hand_out<O: FnMut(FlowRecord)>(
+        records: &mut Vec<Record>,
+        c: &Conversation,
+        ts_us: i64,
+        out: &mut O,
+    ) {
+        if records.is_empty() {
+            return;
+        }
+        let info = c.info();
+        for record in records.drain(..) {
+            out(FlowRecord {
+                ts_us,
+                flow: info.clone(),
+                record,
+            });
+        }
+    }
+
+    /// Packet time is `now_us`: analyzers emit what waited too long, and
+    /// conversations idle for longer than the timeout end.
+    pub fn expire<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        let mut ids: Vec<(i64, u64, FlowKey)> = self
+            .conversations
+            .iter()
+            .map(|(k, c)| (c.last_us, c.id, *k))
+            .collect();
+        // A stable order keeps the output the same from run to run.
+        ids.sort_unstable();
+        for (last_us, _, k) in ids {
+            if now_us - last_us > self.cfg.idle_timeout_us {
+                if let Some(c) = self.conversations.remove(&k) {
+                    self.stats.timed_out += 1;
+                    self.end(c, now_us, out);
+                }
+            } else if let Some(c) = self.conversations.get_mut(&k) {
+                let mut cx = Ctx::new(now_us, false, &mut self.records);
+                c.analyzer.expire(now_us, &mut cx);
+                Self::hand_out(&mut self.records, c, now_us, out);
+            }
+        }
+    }
+
+    fn end<O: FnMut(FlowRecord)>(&mut self, mut c: Box<Conversation>, ts_us: i64, out: &mut O) {
+        let mut cx = Ctx::new(ts_us, false, &mut self.records);
+        c.analyzer.end(&mut cx);
+        Self::hand_out(&mut self.records, &c, ts_us, out);
+    }
+
+    /// The table is full: expire what timed out, then evict the idle-most
+    /// sixteenth.
+    fn make_room<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        self.expire(now_us, out);
+        if self.conversations.len() < self.cfg.max_conversations {
+            return;
+        }
+        let n = (self.cfg.max_conversations / 16).max(1);
+        let mut ages: Vec<(i64, u64, FlowKey)> = self
+            .conversations
+            .iter()
+            .map(|(k, c)| (c.last_us, c.id, *k))
+            .collect();
+        if n < ages.len() {
+            ages.select_nth_unstable(n);
+            ages.truncate(n);
+        }
+        ages.sort_unstable();
+        for (_, _, k) in ages {
+            if let Some(c) = self.conversations.remove(&k) {
+                self.stats.evicted += 1;
+                let last = c.last_us;
+                self.end(c, last, out);
+            }
+        }
+    }
+
+    /// End of input: every conversation ends, in a stable order.
+    pub fn finish<O: FnMut(FlowRecord)>(&mut self, out: &mut O) {
+        let mut all: Vec<(i64, u64, FlowKey)> = self
+            .conversations
+            .iter()
+            .map(|(k, c)| (c.last_us, c.id, *k))
+            .collect();
+        all.sort_unstable();
+        for (last, _, k) in all {
+            if let Some(c) = self.conversations.remove(&k) {
+                self.end(c, last, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "datagram_tests.rs"]
+mod tests;

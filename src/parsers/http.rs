@@ -1,0 +1,215 @@
+//! HTTP/1.x message heads (RFC 9112): request detection, header fields,
+//! body framing facts, chunk-size lines and NTLM/Negotiate authorization
+//! tokens. Pure functions over a header block; the analyzer frames.
+
+use base64::Engine;
+use memchr::memmem;
+
+/// `METHOD SP target SP HTTP/1.x` on the first line (looked at within the
+/// first `MAX_LINE` bytes).
+pub fn looks_like_request(b: &[u8]) -> bool {
+    const MAX_LINE: usize = 2048;
+    let window = &b[..b.len().min(MAX_LINE)];
+    let line = match memchr::memchr(b'\n', window) {
+        Some(end) => &b[..end],
+        None => b,
+    };
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return false;
+    };
+    let method = &line[..sp];
+    !method.is_empty()
+        && method.len() <= 24
+        && method
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || *c == b'_' || *c == b'-')
+        && memmem::find(line, b" HTTP/1.").is_some()
+}
+
+/// The length of a header block ending with an empty line (CRLF CRLF), if
+/// `b` holds one.
+pub fn head_len(b: &[u8]) -> Option<usize> {
+    memmem::find(b, b"\r\n\r\n").map(|end| end + 4)
+}
+
+/// A message head: its first line and its header fields, borrowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head<'a> {
+    pub first_line: &'a [u8],
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// Splits a header block into its first line and `name: value` fields
+/// (lines without a colon are skipped).
+pub fn parse_head(block: &[u8]) -> Head<'_> {
+    let mut lines = block
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let first_line = lines.next().unwrap_or_default();
+    let headers = lines
+        .filter_map(|l| {
+            let colon = memchr::memchr(b':', l)?;
+            let (name, rest) = l.split_at(colon);
+            Some((
+                name.trim_ascii(),
+                rest.get(1..).unwrap_or_default().trim_ascii(),
+            ))
+        })
+        .collect();
+    Head {
+        first_line,
+        headers,
+    }
+}
+
+impl<'a> Head<'a> {
+    /// The values of every field called `name` (case-insensitive).
+    pub fn header<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
+    }
+
+    /// A request's method (the first word).
+    pub fn method(&self) -> &'a [u8] {
+        self.first_line
+            .split(|&b| b == b' ')
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// A response's status code (`HTTP/1.x CODE reason`), 0 when unreadable.
+    pub fn status_code(&self) -> u16 {
+        self.first_line
+            .split(|&b| b == b' ')
+            .nth(1)
+            .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn content_length(&self) -> Option<usize> {
+        self.header("content-length")
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+    }
+
+    pub fn chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .any(|v| memmem::find(&v.to_ascii_lowercase(), b"chunked").is_some())
+    }
+}
+
+/// The decoded token of an `NTLM` / `Negotiate` authorization value.
+pub fn auth_token(value: &[u8]) -> Option<Vec<u8>> {
+    let value = value.trim_ascii();
+    let sp = memchr::memchr(b' ', value)?;
+    let (scheme, token) = value.split_at(sp);
+    let token = token.trim_ascii();
+    if !(scheme.eq_ignore_ascii_case(b"NTLM") || scheme.eq_ignore_ascii_case(b"Negotiate"))
+        || token.is_empty()
+    {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(token).ok()
+}
+
+/// A chunk-size line (`size [; ext] CRLF`) at the start of `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkLine {
+    /// The line is not complete yet.
+    Incomplete,
+    /// Not a chunk-size line (or longer than any real one).
+    Invalid,
+    /// The chunk's size and the length of its line (with the line end).
+    Size { size: usize, line_len: usize },
+}
+
+/// Longest chunk-size line accepted.
+pub const MAX_CHUNK_LINE: usize = 1024;
+
+pub fn chunk_line(b: &[u8]) -> ChunkLine {
+    let Some(eol) = memchr::memchr(b'\n', &b[..b.len().min(MAX_CHUNK_LINE)]) else {
+        return if b.len() >= MAX_CHUNK_LINE {
+            ChunkLine::Invalid
+        } else {
+            ChunkLine::Incomplete
+        };
+    };
+    let size_text = b[..eol]
+        .split(|&c| c == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    match std::str::from_utf8(size_text)
+        .ok()
+        .and_then(|s| usize::from_str_radix(s, 16).ok())
+    {
+        Some(size) => ChunkLine::Size {
+            size,
+            line_len: eol + 1,
+        },
+        None => ChunkLine::Invalid,
+    }
+}
+
+/// The end of a chunked body's trailer section (after the last chunk's
+/// line): the length up to and with the empty line, if `b` holds it.
+pub fn trailer_len(b: &[u8]) -> Option<usize> {
+    let end = memmem::find(b, b"\r\n\r\n").or_else(|| memmem::find(b, b"\n\n"))?;
+    Some(end + if b.get(end) == Some(&b'\r') { 4 } else { 2 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert!(looks_like_request(b"PROPFIND /dav HTTP/1.1\r\n"));
+        assert!(looks_like_request(
+            b"RDG_OUT_DATA /remoteDesktopGateway/ HTTP/1.1\r\n"
+        ));
+        assert!(!looks_like_request(b"get / HTTP/1.1\r\n"));
+        assert!(!looks_like_request(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
+        assert!(!looks_like_request(b" / HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn head_fields_and_framing() {
+        let block = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM TlRMTVNTUAACAAAA\r\nContent-Length: 12\r\nTransfer-Encoding: Chunked\r\nbroken line\r\n\r\n";
+        assert_eq!(head_len(block), Some(block.len()));
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\n"), None);
+        let h = parse_head(block);
+        assert_eq!(h.status_code(), 401);
+        assert_eq!(h.content_length(), Some(12));
+        assert!(h.chunked());
+        assert_eq!(h.headers.len(), 3);
+        let v: Vec<&[u8]> = h.header("www-authenticate").collect();
+        assert_eq!(v, [&b"NTLM TlRMTVNTUAACAAAA"[..]]);
+        assert_eq!(
+            auth_token(v[0]).as_deref(),
+            Some(&b"NTLMSSP\0\x02\0\0\0"[..])
+        );
+        assert_eq!(auth_token(b"Basic dXNlcjpwYXNz"), None);
+        assert_eq!(auth_token(b"NTLM "), None);
+        assert_eq!(parse_head(b"POST /x HTTP/1.1\r\n\r\n").method(), b"POST");
+    }
+
+    #[test]
+    fn chunk_lines() {
+        assert_eq!(
+            chunk_line(b"1a;ext=1\r\nabc"),
+            ChunkLine::Size {
+                size: 26,
+                line_len: 10
+            }
+        );
+        assert_eq!(chunk_line(b"1a"), ChunkLine::Incomplete);
+        assert_eq!(chunk_line(b"zz\r\n"), ChunkLine::Invalid);
+        assert_eq!(chunk_line(&[b'1'; MAX_CHUNK_LINE]), ChunkLine::Invalid);
+        assert_eq!(trailer_len(b"\r\n\r\nGET"), Some(4));
+        assert_eq!(trailer_len(b"X: y\n\nGET"), Some(6));
+        assert_eq!(trailer_len(b"X: y\r\n"), None);
+    }
+}

@@ -1,0 +1,66 @@
+//! CPU placement when the threads outnumber the cores: replaying a file,
+//! the capture thread (reading and decoding) is the one serial stage, so
+//! the workers and the output thread keep off one core and leave it to it.
+
+/// The CPUs this process may run on.
+pub(super) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the
+    // calling thread and CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// The CPUs for the workers and the output thread when the capture thread
+/// would otherwise share its core with them: every allowed CPU but the
+/// last (the first usually takes more interrupts). `None`: no restriction
+/// (a core each, or a single CPU).
+pub(super) fn cpus_for_others(workers: usize) -> Option<Vec<usize>> {
+    leave_one_to_capture(allowed_cpus(), workers)
+}
+
+fn leave_one_to_capture(mut cpus: Vec<usize>, workers: usize) -> Option<Vec<usize>> {
+    (cpus.len() >= 2 && workers + 1 > cpus.len()).then(|| {
+        cpus.pop();
+        cpus
+    })
+}
+
+/// Restricts the calling thread to `cpus`; a failure leaves it as it was.
+pub(super) fn restrict_to(cpus: Option<&[usize]>) {
+    let Some(cpus) = cpus else { return };
+    // SAFETY: as in allowed_cpus; sched_setaffinity(0) acts on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_leave_a_core_to_the_capture_thread_only_when_oversubscribed() {
+        // 2 cores: one worker has its own core, two leave the last to capture.
+        assert_eq!(leave_one_to_capture(vec![0, 1], 1), None);
+        assert_eq!(leave_one_to_capture(vec![0, 1], 2), Some(vec![0]));
+        assert_eq!(leave_one_to_capture(vec![0, 1], 5), Some(vec![0]));
+        // 16 cores, 15 workers: enough for all.
+        assert_eq!(leave_one_to_capture((0..16).collect(), 15), None);
+        // A restricted set (taskset 2,5,7) is respected.
+        assert_eq!(leave_one_to_capture(vec![2, 5, 7], 3), Some(vec![2, 5]));
+        // One CPU: nothing to leave.
+        assert_eq!(leave_one_to_capture(vec![3], 4), None);
+        assert!(!allowed_cpus().is_empty());
+    }
+}

@@ -1,0 +1,218 @@
+//! The capture thread's side of the hand-off: decoded packets are packed
+//! into per-worker batches (headers and one payload buffer), sharded by a
+//! symmetric flow hash so that both directions of a connection reach the
+//! same worker. Batches are recycled, so dispatching does not allocate per
+//! packet.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::analyzers::registry;
+use crate::decode::{tcp_flags, Datagram, Packet, Segment};
+use crate::flow;
+
+/// Where a packet's payload lies in its batch's buffer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    off: u32,
+    len: u32,
+}
+
+/// A packet header in a batch.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Item {
+    Tcp(Segment<Span>),
+    Udp(Datagram<Span>),
+}
+
+/// Packets for one worker, payloads packed into one buffer.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+}
+
+impl Batch {
+    /// The batch's packets, with their payloads.
+    pub(super) fn packets(&self) -> impl Iterator<Item = Packet<'_>> {
+        let payload = |s: Span| {
+            self.data
+                .get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
+                .unwrap_or(&[])
+        };
+        self.items.iter().map(move |it| match *it {
+            Item::Tcp(seg) => Packet::Tcp(seg.with_payload(payload(seg.payload))),
+            Item::Udp(d) => Packet::Udp(d.with_payload(payload(d.payload))),
+        })
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.data.clear();
+        self.items.clear();
+    }
+}
+
+pub(super) enum WorkMsg {
+    Batch(Batch),
+    /// Time passed (packet time, or the wall clock while a live capture is
+    /// idle): expire flows.
+    Tick(i64),
+}
+
+/// Segments per batch with one worker.
+const BATCH_ITEMS: usize = 512;
+/// With more workers, each batch holds more packets (up to this many), so
+/// that a worker is woken no more often than a single one would be: on a
+/// machine with fewer cores than threads every wake-up costs the capture
+/// thread a system call.
+const MAX_BATCH_ITEMS: usize = 4096;
+const BATCH_BYTES: usize = 512 << 10;
+/// Batches in flight per worker (back-pressure on the capture thread).
+pub(super) const QUEUE_DEPTH: usize = 8;
+
+/// Connections whose payload no longer matters, shared by the workers (who
+/// mark them) and the capture thread (who then stops copying their
+/// payload into batches; headers still go, for FIN, RST and timeouts). A
+/// fixed table of flow hashes: a collision only costs a copy, and a SYN
+/// clears its slot so a reused port pair is analysed again.
+pub(super) struct BypassHint {
+    slots: Box<[AtomicU64]>,
+}
+
+const BYPASS_SLOTS: usize = 1 << 18;
+
+impl BypassHint {
+    pub(super) fn new() -> Self {
+        BypassHint {
+            slots: (0..BYPASS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(&self, h: u64) -> &AtomicU64 {
+        &self.slots[(h as usize) & (BYPASS_SLOTS - 1)]
+    }
+
+    pub(super) fn mark(&self, h: u64) {
+        self.slot(h).store(h | 1, Ordering::Relaxed);
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        self.slot(h).load(Ordering::Relaxed) == h | 1
+    }
+
+    fn clear(&self, h: u64) {
+        let _ = self
+            .slot(h)
+            .compare_exchange(h | 1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// Per-worker batches being filled by the capture thread.
+pub(super) struct Dispatch {
+    batch_items: usize,
+    pending: Vec<Batch>,
+    txs: Vec<Sender<WorkMsg>>,
+    free: Receiver<Batch>,
+    hint: Arc<BypassHint>,
+}
+
+impl Dispatch {
+    pub(super) fn new(
+        txs: Vec<Sender<WorkMsg>>,
+        free: Receiver<Batch>,
+        hint: Arc<BypassHint>,
+    ) -> Self {
+        let workers = txs.len().max(1);
+        Dispatch {
+            batch_items: (BATCH_ITEMS * workers).min(MAX_BATCH_ITEMS),
+            pending: (0..workers).map(|_| Batch::default()).collect(),
+            txs,
+            free,
+            hint,
+        }
+    }
+
+    pub(super) fn push(&mut self, p: &Packet<'_>) {
+        let n = self.txs.len() as u64;
+        match p {
+            Packet::Tcp(seg) => {
+                let h = flow::shard_hash((seg.src, seg.sport), (seg.dst, seg.dport), &seg.vlans);
+                // The payload of a bypassed connection is not copied.
+                let payload = if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
+                    self.hint.clear(h);
+                    seg.payload
+                } else if !seg.payload.is_empty() && self.hint.contains(h) {
+                    &[]
+                } else {
+                    seg.payload
+                };
+                let w = (h % n) as usize;
+                let span = self.copy(w, payload);
+                self.pending[w]
+                    .items
+                    .push(Item::Tcp(seg.with_payload(span)));
+                self.maybe_send(w);
+            }
+            Packet::Udp(d) => {
+                // Datagrams on no registered protocol's port stop here.
+                if !registry::is_datagram_port(d.sport) && !registry::is_datagram_port(d.dport) {
+                    return;
+                }
+                let h = flow::shard_hash((d.src, d.sport), (d.dst, d.dport), &d.vlans);
+                let w = (h % n) as usize;
+                let span = self.copy(w, d.payload);
+                self.pending[w].items.push(Item::Udp(d.with_payload(span)));
+                self.maybe_send(w);
+            }
+        }
+    }
+
+    fn copy(&mut self, w: usize, payload: &[u8]) -> Span {
+        let b = &mut self.pending[w];
+        let off = b.data.len() as u32;
+        b.data.extend_from_slice(payload);
+        Span {
+            off,
+            len: payload.len() as u32,
+        }
+    }
+
+    fn maybe_send(&mut self, w: usize) {
+        let b = &self.pending[w];
+        if b.items.len() >= self.batch_items || b.data.len() >= BATCH_BYTES {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        if self.pending[w].items.is_empty() {
+            return;
+        }
+        let fresh = self.free.try_recv().unwrap_or_else(|_| Batch {
+            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            items: Vec::with_capacity(self.batch_items),
+        });
+        let full = std::mem::replace(&mut self.pending[w], fresh);
+        let _ = self.txs[w].send(WorkMsg::Batch(full));
+    }
+
+    pub(super) fn send_all(&mut self) {
+        for w in 0..self.txs.len() {
+            self.send(w);
+        }
+    }
+
+    pub(super) fn tick(&mut self, now: i64) {
+        self.send_all();
+        for tx in &self.txs {
+            let _ = tx.send(WorkMsg::Tick(now));
+        }
+    }
+
+    /// Sends what is pending and lets the workers finish.
+    pub(super) fn close(mut self) {
+        self.send_all();
+    }
+}

@@ -1,0 +1,276 @@
+//! The threads that run the stages. The capture thread (the caller's)
+//! reads packets and decodes them ([`drive`]), and hands TCP segments and
+//! UDP datagrams in batches over `crossbeam-channel` to N workers
+//! ([`dispatch`]), sharded by a symmetric flow hash so a connection always
+//! lands on the same worker. Each worker owns the flow tables and a
+//! detector ([`worker`]). One output thread keeps the host inventory and
+//! writes the events ([`report`]); [`stats`] builds the counters, and
+//! [`affinity`] keeps threads off the capture thread's core when replaying.
+
+mod affinity;
+mod dispatch;
+mod drive;
+mod report;
+mod stats;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
+
+use crate::capture::{CaptureError, LiveOptions, Source};
+use crate::detection::inventory::Inventory;
+use crate::detection::Matcher;
+use crate::flow::{DatagramConfig, FlowConfig};
+use crate::output::Outputs;
+use dispatch::{Batch, BypassHint, Dispatch, WorkMsg, QUEUE_DEPTH};
+use drive::{Drive, Periodic};
+use report::{OutMsg, OutputOptions, OutputResult};
+use worker::{WorkerSetup, WorkerSnapshot};
+
+/// Where packets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File(String),
+    Interface(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub inputs: Vec<Input>,
+    pub filter: Option<String>,
+    pub live: LiveOptions,
+    pub workers: usize,
+    pub flow: FlowConfig,
+    pub datagram: DatagramConfig,
+    pub alerts_only: bool,
+    pub sensor_name: Option<String>,
+    /// Periodic `stats` events (live captures).
+    pub stats_interval: Option<Duration>,
+    /// Progress bar on stderr while replaying.
+    pub progress: bool,
+    /// How long the end of a run waits for network sinks to send what they hold.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            inputs: Vec::new(),
+            filter: None,
+            live: LiveOptions::default(),
+            workers: 1,
+            flow: FlowConfig::default(),
+            datagram: DatagramConfig::default(),
+            alerts_only: false,
+            sensor_name: None,
+            stats_interval: None,
+            progress: false,
+            drain_timeout: Duration::from_secs(crate::output::defaults::DRAIN_TIMEOUT_SECS),
+        }
+    }
+}
+
+/// Flags set by signal handlers.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Stop capturing, flush, write the final stats (SIGINT, SIGTERM; a
+    /// second signal while it is set ends the process at once).
+    pub stop: Arc<AtomicBool>,
+    /// Reopen the output file (SIGHUP).
+    pub reopen: AtomicBool,
+    /// Print the human summary to stderr (SIGUSR1).
+    pub summary: AtomicBool,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub alerts: u64,
+    pub events: u64,
+    /// The capture error that ended the run early, if any (events before it
+    /// were written).
+    pub error: Option<CaptureError>,
+    /// The output could not be written.
+    pub output_error: Option<String>,
+    /// One line per network sink that lost events.
+    pub output_losses: Vec<String>,
+    pub interrupted: bool,
+    /// The end-of-run summary (plain text, names escaped).
+    pub summary: String,
+    pub summary_color: String,
+}
+
+/// Runs the whole pipeline over the configured inputs.
+pub fn run(
+    cfg: &Config,
+    matcher: Arc<Matcher>,
+    outputs: Outputs,
+    control: Arc<Control>,
+) -> Outcome {
+    run_with_hook(cfg, matcher, outputs, control, || Ok(()))
+}
+
+/// As [`run`], calling `after_open` once the live interfaces are open and
+/// before any packet is read (to drop privileges).
+pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
+    cfg: &Config,
+    matcher: Arc<Matcher>,
+    outputs: Outputs,
+    control: Arc<Control>,
+    after_open: H,
+) -> Outcome {
+    let workers = cfg.workers.max(1);
+    let (out_tx, out_rx) = bounded::<OutMsg>(256);
+    let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
+    let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
+    let opts = OutputOptions {
+        alerts_only: cfg.alerts_only,
+        sensor: cfg.sensor_name.clone(),
+        live: any_live,
+        drain: cfg.drain_timeout,
+    };
+    // Replaying files, the capture thread (reading and decoding) is the one
+    // serial stage: when the threads outnumber the cores, the others keep
+    // off one core and leave it to it. Not when capturing live: the kernel
+    // then does the reading, in softirq time on any core, and the capture
+    // thread mostly waits, so the workers may need every core.
+    let others_cpus = affinity::cpus_for_others(workers).filter(|_| !any_live);
+    let output_thread = thread::Builder::new()
+        .name("hostwatch-output".into())
+        .spawn({
+            let cpus = others_cpus.clone();
+            let control = control.clone();
+            move || {
+                affinity::restrict_to(cpus.as_deref());
+                report::run(outputs, out_rx, opts, control)
+            }
+        });
+
+    let hint = Arc::new(BypassHint::new());
+    let mut txs = Vec::new();
+    let mut handles = Vec::new();
+    let mut snapshots = Vec::new();
+    for i in 0..workers {
+        let (tx, rx) = bounded::<WorkMsg>(QUEUE_DEPTH);
+        let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
+        let mut flow = cfg.flow;
+        // The caps hold for the whole sensor: each worker gets its share.
+        flow.max_flows = (cfg.flow.max_flows / workers).max(1);
+        flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
+        // Timeouts run on the capture thread's ticks, at the same packets
+        // for every worker count.
+        flow.self_expire = false;
+        let mut datagram = cfg.datagram;
+        datagram.max_conversations = (cfg.datagram.max_conversations / workers).max(1);
+        let setup = WorkerSetup {
+            flow,
+            datagram,
+            matcher: matcher.clone(),
+            rx,
+            free: free_tx.clone(),
+            out: out_tx.clone(),
+            snapshot: snapshot.clone(),
+            hint: hint.clone(),
+        };
+        let h = thread::Builder::new()
+            .name(format!("hostwatch-worker-{i}"))
+            .spawn({
+                let cpus = others_cpus.clone();
+                move || {
+                    affinity::restrict_to(cpus.as_deref());
+                    worker::run(setup)
+                }
+            });
+        txs.push(tx);
+        handles.push(h);
+        snapshots.push(snapshot);
+    }
+    let mut drive = Drive {
+        dispatch: Dispatch::new(txs, free_rx, hint),
+        control: &control,
+        totals: stats::CaptureTotals::default(),
+        last_ts: 0,
+        periodic: cfg.stats_interval.map(|interval| Periodic {
+            interval,
+            out: &out_tx,
+            snapshots: &snapshots,
+        }),
+        progress: cfg.progress,
+        timeout_ms: cfg.live.timeout_ms,
+    };
+    let error = read_inputs(cfg, &mut drive, after_open).err();
+
+    // Drain: partial batches out, workers finish their flows.
+    let Drive {
+        dispatch,
+        totals,
+        last_ts,
+        ..
+    } = drive;
+    dispatch.close();
+    let finals: Vec<WorkerSnapshot> = handles
+        .into_iter()
+        .filter_map(|h| h.ok())
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    let _ = out_tx.send(OutMsg::Stats {
+        ts_us: last_ts,
+        stats: stats::to_json(&totals, &finals, any_live),
+        last: true,
+    });
+    drop(out_tx);
+    let out = match output_thread.ok().map(|h| h.join()) {
+        Some(Ok(r)) => r,
+        _ => OutputResult {
+            inventory: Inventory::default(),
+            counts: BTreeMap::new(),
+            error: Some("output thread failed".into()),
+            losses: Vec::new(),
+        },
+    };
+    let inv = out.inventory;
+    Outcome {
+        alerts: inv.alerts(),
+        events: out.counts.values().sum(),
+        error,
+        output_error: out.error,
+        output_losses: out.losses,
+        interrupted: control.stop.load(Ordering::SeqCst),
+        summary: inv.summary(false),
+        summary_color: inv.summary(true),
+    }
+}
+
+/// Opens the live interfaces (then calls `after_open`), replays the files
+/// one after the other, then reads the interfaces together.
+fn read_inputs<H: FnOnce() -> Result<(), String>>(
+    cfg: &Config,
+    drive: &mut Drive<'_>,
+    after_open: H,
+) -> Result<(), CaptureError> {
+    let mut live = Vec::new();
+    for input in &cfg.inputs {
+        if let Input::Interface(i) = input {
+            live.push(Source::open_live(i, &cfg.live, cfg.filter.as_deref())?);
+        }
+    }
+    after_open().map_err(|detail| CaptureError::Setup { detail })?;
+    for input in &cfg.inputs {
+        if let Input::File(path) = input {
+            let src = Source::open_file(path, cfg.filter.as_deref())?;
+            drive.run(&mut [src])?;
+            if drive.control.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+    if !live.is_empty() {
+        drive.run(&mut live)?;
+    }
+    Ok(())
+}
