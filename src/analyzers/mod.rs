@@ -53,6 +53,9 @@ pub struct Ctx<'a> {
     pub midstream: bool,
     records: &'a mut Vec<Record>,
     errors: Option<&'a mut ParseErrors>,
+    /// Records completed by an earlier packet than the current one:
+    /// (index in `records`, that packet's time).
+    stamps: Option<&'a mut Vec<(usize, i64)>>,
     /// Set by an analyzer that learned from the content that the side taken
     /// for the client is the server (only honoured for midstream flows and
     /// a conversation's first datagram).
@@ -66,8 +69,24 @@ impl<'a> Ctx<'a> {
             midstream,
             records,
             errors: None,
+            stamps: None,
             roles_reversed: false,
         }
+    }
+
+    /// Keeps the times given to [`Ctx::emit_at`] in `stamps`.
+    pub fn stamping(mut self, stamps: &'a mut Vec<(usize, i64)>) -> Self {
+        self.stamps = Some(stamps);
+        self
+    }
+
+    /// Emits a record that an earlier packet, at `ts_us`, completed (a
+    /// request whose answer never came is stamped with its own time).
+    pub fn emit_at(&mut self, ts_us: i64, r: impl Into<Record>) {
+        if let Some(s) = self.stamps.as_deref_mut() {
+            s.push((self.records.len(), ts_us));
+        }
+        self.records.push(r.into());
     }
 
     /// Counts parse failures in `errors` (the flow tables' counters).

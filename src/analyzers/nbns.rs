@@ -5,9 +5,12 @@
 //!
 //! Requests and answers are paired by transaction id (Zeek's dns.log
 //! style): one `nbns` record per transaction, written when the answer
-//! arrives or, unanswered, [`ANSWER_TIMEOUT_US`] after the request. The
+//! arrives or, unanswered, [`ANSWER_TIMEOUT_US`] after the request (then
+//! stamped with the time of the request's last copy). The
 //! retransmissions of a request (a broadcast registration goes out three
-//! times) are counted on it instead of making records of their own.
+//! times) are counted on it instead of making records of their own, and a
+//! byte-identical copy of an answer within the same window (nmbd answers a
+//! broadcast query from two sockets) is not written twice.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -34,15 +37,21 @@ pub const PROTOCOL: Protocol = Protocol {
 pub const ANSWER_TIMEOUT_US: i64 = 5_000_000;
 /// Requests held per conversation; the oldest is written beyond.
 const MAX_PENDING: usize = 32;
+/// Answers remembered per conversation to recognise their copies.
+const MAX_RECENT_ANSWERS: usize = 16;
 
 struct Pending {
     since_us: i64,
+    /// The last copy of the request.
+    last_us: i64,
     record: NbnsRecord,
 }
 
 #[derive(Default)]
 pub struct NbnsAnalyzer {
     pending: VecDeque<Pending>,
+    /// (time, transaction id, hash of the bytes) of recent answers.
+    recent_answers: VecDeque<(i64, u16, u64)>,
     /// A message was seen (the first one may set the roles).
     started: bool,
 }
@@ -62,6 +71,22 @@ impl DatagramAnalyzer for NbnsAnalyzer {
         }
         self.expire(cx.ts_us, cx);
         if msg.response {
+            let hash = hash_bytes(payload);
+            let now = cx.ts_us;
+            self.recent_answers
+                .retain(|&(ts, _, _)| now - ts <= ANSWER_TIMEOUT_US);
+            if self
+                .recent_answers
+                .iter()
+                .any(|&(_, id, h)| id == msg.transaction_id && h == hash)
+            {
+                return;
+            }
+            if self.recent_answers.len() >= MAX_RECENT_ANSWERS {
+                self.recent_answers.pop_front();
+            }
+            self.recent_answers
+                .push_back((now, msg.transaction_id, hash));
             let answer = describe(&msg, dir);
             match self
                 .pending
@@ -84,15 +109,17 @@ impl DatagramAnalyzer for NbnsAnalyzer {
             .find(|p| p.record.transaction_id == msg.transaction_id)
         {
             p.record.retransmissions += 1;
+            p.last_us = cx.ts_us;
             return;
         }
         if self.pending.len() >= MAX_PENDING {
             if let Some(p) = self.pending.pop_front() {
-                cx.emit(p.record);
+                cx.emit_at(p.last_us, p.record);
             }
         }
         self.pending.push_back(Pending {
             since_us: cx.ts_us,
+            last_us: cx.ts_us,
             record: describe(&msg, dir),
         });
     }
@@ -104,14 +131,14 @@ impl DatagramAnalyzer for NbnsAnalyzer {
             .is_some_and(|p| now_us - p.since_us > ANSWER_TIMEOUT_US)
         {
             if let Some(p) = self.pending.pop_front() {
-                cx.emit(p.record);
+                cx.emit_at(p.last_us, p.record);
             }
         }
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
         for p in self.pending.drain(..) {
-            cx.emit(p.record);
+            cx.emit_at(p.last_us, p.record);
         }
     }
 }
@@ -180,6 +207,11 @@ fn describe(msg: &Message<'_>, dir: Dir) -> NbnsRecord {
         }
     }
     r
+}
+
+fn hash_bytes(b: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(b)
 }
 
 fn text(n: &NbName<'_>) -> String {

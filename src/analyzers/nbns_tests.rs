@@ -66,7 +66,16 @@ fn request_and_answer_make_one_record() {
         &answer(7, "FILESRV01", [10, 0, 0, 9]),
         &mut cx,
     );
+    // The same answer again (from a second socket): not a second record;
+    // a different one with the same id is.
+    let again = answer(7, "FILESRV01", [10, 0, 0, 9]);
+    a.datagram(Dir::ToClient, &again, &mut cx);
     assert_eq!(out.len(), 1);
+    let other = answer(7, "FILESRV01", [10, 0, 0, 10]);
+    let mut cx = Ctx::new(1_300_000, false, &mut out);
+    a.datagram(Dir::ToClient, &other, &mut cx);
+    assert_eq!(out.len(), 2);
+    out.truncate(1);
     let r = nbns(&out[0]);
     assert_eq!(r.transaction_id, 7);
     assert_eq!(r.opcode, "query");

@@ -100,6 +100,8 @@ pub struct DatagramTable {
     cfg: DatagramConfig,
     conversations: HashMap<FlowKey, Box<Conversation>>,
     records: Vec<Record>,
+    /// Times of records completed by an earlier packet (see `Ctx::emit_at`).
+    stamps: Vec<(usize, i64)>,
     pub stats: DatagramStats,
     pub parse_errors: ParseErrors,
 }
@@ -110,6 +112,7 @@ impl DatagramTable {
             cfg,
             conversations: HashMap::new(),
             records: Vec::new(),
+            stamps: Vec::new(),
             stats: DatagramStats::default(),
             parse_errors: ParseErrors::default(),
         }
@@ -173,18 +176,23 @@ impl DatagramTable {
         } else {
             Dir::ToClient
         };
-        let mut cx = Ctx::new(d.ts_us, false, &mut self.records).counting(&mut self.parse_errors);
+        let mut cx = Ctx::new(d.ts_us, false, &mut self.records)
+            .counting(&mut self.parse_errors)
+            .stamping(&mut self.stamps);
         c.analyzer.datagram(dir, d.payload, &mut cx);
         // The analyzer found the first datagram to be an answer: its
         // sender is the server.
         if first && cx.roles_reversed {
             std::mem::swap(&mut c.client, &mut c.server);
         }
-        Self::hand_out(&mut self.records, c, d.ts_us, out);
+        Self::hand_out(&mut self.records, &mut self.stamps, c, d.ts_us, out);
     }
 
+    /// Passes the records on in the conversation's envelope, stamped with
+    /// `ts_us` unless the analyzer gave an earlier time.
     fn hand_out<O: FnMut(FlowRecord)>(
         records: &mut Vec<Record>,
+        stamps: &mut Vec<(usize, i64)>,
         c: &Conversation,
         ts_us: i64,
         out: &mut O,
@@ -193,13 +201,18 @@ impl DatagramTable {
             return;
         }
         let info = c.info();
-        for record in records.drain(..) {
+        for (i, record) in records.drain(..).enumerate() {
+            let ts_us = stamps
+                .iter()
+                .find(|(at, _)| *at == i)
+                .map_or(ts_us, |(_, t)| *t);
             out(FlowRecord {
                 ts_us,
                 flow: info.clone(),
                 record,
             });
         }
+        stamps.clear();
     }
 
     /// Packet time is `now_us`: analyzers emit what waited too long, and
@@ -219,17 +232,17 @@ impl DatagramTable {
                     self.end(c, now_us, out);
                 }
             } else if let Some(c) = self.conversations.get_mut(&k) {
-                let mut cx = Ctx::new(now_us, false, &mut self.records);
+                let mut cx = Ctx::new(now_us, false, &mut self.records).stamping(&mut self.stamps);
                 c.analyzer.expire(now_us, &mut cx);
-                Self::hand_out(&mut self.records, c, now_us, out);
+                Self::hand_out(&mut self.records, &mut self.stamps, c, now_us, out);
             }
         }
     }
 
     fn end<O: FnMut(FlowRecord)>(&mut self, mut c: Box<Conversation>, ts_us: i64, out: &mut O) {
-        let mut cx = Ctx::new(ts_us, false, &mut self.records);
+        let mut cx = Ctx::new(ts_us, false, &mut self.records).stamping(&mut self.stamps);
         c.analyzer.end(&mut cx);
-        Self::hand_out(&mut self.records, &c, ts_us, out);
+        Self::hand_out(&mut self.records, &mut self.stamps, &c, ts_us, out);
     }
 
     /// The table is full: expire what timed out, then evict the idle-most
