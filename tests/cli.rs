@@ -628,3 +628,55 @@ fn replaying_with_more_threads_than_cores_leaves_the_capture_thread_a_core() {
     }
     assert_eq!(seen, cores + 1, "{threads:?}");
 }
+
+/// The first SIGINT asks for a clean stop; when that cannot finish (here
+/// the capture read blocks on a pipe that stays open and silent), a second
+/// one ends the process at once with 128 + SIGINT.
+#[test]
+fn a_second_interrupt_ends_the_process_at_once() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "-r", "-", "-o", "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hostwatch");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let header = hostwatch::synth::PcapWriter::new(Vec::new())
+        .expect("header")
+        .into_inner();
+    stdin.write_all(&header).expect("header written");
+    // Wait until its threads run (the signal handlers are installed first).
+    let t = Instant::now();
+    while !thread_cpus(child.id())
+        .iter()
+        .any(|(n, _)| n == "hostwatch-outpu")
+        && t.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: sends a signal to the child started above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the first interrupt cannot finish while the read blocks"
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "still running after a second interrupt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGINT));
+    drop(stdin);
+}
