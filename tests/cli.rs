@@ -680,3 +680,40 @@ fn a_second_interrupt_ends_the_process_at_once() {
     assert_eq!(status.code(), Some(128 + libc::SIGINT));
     drop(stdin);
 }
+
+/// Messages that do not parse are counted per protocol in `stats`
+/// (`parse_errors`), like Suricata's per-protocol anomaly counters.
+#[test]
+fn parse_failures_are_counted_per_protocol() {
+    let stats = |o: &Output| -> serde_json::Value {
+        lines(o)
+            .into_iter()
+            .rev()
+            .find(|e| e["event_type"] == "stats")
+            .map(|e| e["stats"]["parse_errors"].clone())
+            .unwrap_or_default()
+    };
+    // Zeek's trace: a connection request whose lengths lie, then its answer.
+    let rdp = fixture("real/pcaps/zeek__rdp-invalid-length.pcap");
+    let o = hostwatch(&["-q", "-r", &rdp.display().to_string()]);
+    assert_eq!(stats(&o), serde_json::json!({ "rdp": 2 }));
+
+    // Name service messages cut after their question name, on port 137.
+    let mut name = vec![0x12, 0x34, 0x29, 0x10, 0, 1, 0, 0, 0, 0, 0, 1, 32];
+    name.extend_from_slice(b"FHEJEOCNEKDJEEDIDGDGEFFDEJEKDCAA");
+    let mut w = hostwatch::synth::PcapWriter::new(Vec::new()).expect("header");
+    for i in 0..3u16 {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 5], [10, 0, 0, 255], 64)
+            .udp(137, 137);
+        let mut frame = Vec::new();
+        b.write(&mut frame, &name).expect("frame");
+        w.packet(1_700_000_000_000_000 + i64::from(i), &frame)
+            .expect("packet");
+    }
+    let path = tmp("broken-nbns.pcap");
+    std::fs::write(&path, w.into_inner()).expect("write");
+    let o = hostwatch(&["-q", "-r", &path.display().to_string()]);
+    assert_eq!(stats(&o), serde_json::json!({ "nbns": 3 }));
+    assert_eq!(of_type(&lines(&o), "nbns").len(), 0);
+}

@@ -49,7 +49,10 @@ fn ntlm_in(v: &[u8]) -> Option<&[u8]> {
 
 impl LdapAnalyzer {
     fn message(&mut self, dir: Dir, m: &[u8], cx: &mut Ctx<'_>) {
-        let Ok(msg) = ldap::message(m) else { return };
+        let Ok(msg) = ldap::message(m) else {
+            cx.parse_error(PROTOCOL.name);
+            return;
+        };
         match msg.op {
             Op::BindRequest { auth, .. } => {
                 let token = match auth {
@@ -97,7 +100,10 @@ impl Analyzer for LdapAnalyzer {
         framer.feed(data, &mut |b: &[u8]| match der::tlv_extent(b) {
             None => Frame::Need(b.len() + 1),
             // Not a plain LDAPMessage (SASL-wrapped after a signing bind).
-            Some(Err(())) => Frame::Stop,
+            Some(Err(())) => {
+                cx.parse_error(PROTOCOL.name);
+                Frame::Stop
+            }
             Some(Ok(_)) if b[0] != 0x30 => Frame::Stop,
             Some(Ok(total)) => match b.get(..total) {
                 Some(m) => {

@@ -89,7 +89,10 @@ impl Tracker {
     /// Parses and records one NTLMSSP message seen in direction `dir`.
     /// Returns its kind, or `None` when it is not a valid message.
     pub fn message(&mut self, dir: Dir, msg: &[u8], cx: &mut Ctx<'_>) -> Option<Kind> {
-        let parsed = ntlm::parse(msg).ok()?;
+        let Ok(parsed) = ntlm::parse(msg) else {
+            cx.parse_error("ntlm");
+            return None;
+        };
         let kind = match parsed {
             Message::Negotiate(_) => Kind::Negotiate,
             Message::Challenge(_) => Kind::Challenge,

@@ -92,9 +92,10 @@ impl RdpAnalyzer {
         cx.emit(std::mem::take(&mut self.rec));
     }
 
-    fn request(&mut self, pkt: &[u8]) {
+    fn request(&mut self, pkt: &[u8], cx: &mut Ctx<'_>) {
         self.seen_request = true;
         let Ok(cr) = x224::connection_request(pkt) else {
+            cx.parse_error(PROTOCOL.name);
             return;
         };
         match cr.cookie {
@@ -115,9 +116,10 @@ impl RdpAnalyzer {
     }
 
     /// Returns the phase that follows the confirm.
-    fn confirm(&mut self, pkt: &[u8]) -> Phase {
+    fn confirm(&mut self, pkt: &[u8], cx: &mut Ctx<'_>) -> Phase {
         self.seen_confirm = true;
         let Ok(cc) = x224::connection_confirm(pkt) else {
+            cx.parse_error(PROTOCOL.name);
             return Phase::Done;
         };
         match cc.result {
@@ -140,9 +142,9 @@ impl RdpAnalyzer {
         }
     }
 
-    fn connect_initial(&mut self, pkt: &[u8]) {
-        let Ok(mcs_pdu) = x224::data(pkt) else { return };
-        let Ok(blocks) = mcs::connect_initial_user_data(mcs_pdu) else {
+    fn connect_initial(&mut self, pkt: &[u8], cx: &mut Ctx<'_>) {
+        let Ok(blocks) = x224::data(pkt).and_then(mcs::connect_initial_user_data) else {
+            cx.parse_error(PROTOCOL.name);
             return;
         };
         let cd = gcc::client_data(blocks);
@@ -179,9 +181,10 @@ impl RdpAnalyzer {
         self.rec.client = Some(c);
     }
 
-    fn connect_response(&mut self, pkt: &[u8]) {
-        let Ok(mcs_pdu) = x224::data(pkt) else { return };
-        let Ok((_result, blocks)) = mcs::connect_response_user_data(mcs_pdu) else {
+    fn connect_response(&mut self, pkt: &[u8], cx: &mut Ctx<'_>) {
+        let Ok((_result, blocks)) = x224::data(pkt).and_then(mcs::connect_response_user_data)
+        else {
+            cx.parse_error(PROTOCOL.name);
             return;
         };
         let sd = gcc::server_data(blocks);
@@ -213,7 +216,9 @@ impl Analyzer for RdpAnalyzer {
                 Phase::Done => return Frame::Stop,
                 Phase::Tls => {
                     // Everything after the confirm is TLS in both directions.
-                    if !self.tls.data(dir, b) || self.tls.done {
+                    let tls = self.tls.data(dir, b);
+                    self.tls.report_errors(cx);
+                    if !tls || self.tls.done {
                         self.emit(cx);
                         return Frame::Stop;
                     }
@@ -223,26 +228,29 @@ impl Analyzer for RdpAnalyzer {
             }
             let len = match x224::tpkt_len(b) {
                 None => return Frame::Need(x224::TPKT_HEADER_LEN),
-                Some(Err(_)) => return Frame::Stop,
+                Some(Err(_)) => {
+                    cx.parse_error(PROTOCOL.name);
+                    return Frame::Stop;
+                }
                 Some(Ok(n)) => n,
             };
             let Some(pkt) = b.get(..len) else {
                 return Frame::Need(len);
             };
             match (self.phase, dir) {
-                (Phase::Negotiation, Dir::ToServer) if !self.seen_request => self.request(pkt),
+                (Phase::Negotiation, Dir::ToServer) if !self.seen_request => self.request(pkt, cx),
                 (Phase::Negotiation, Dir::ToClient) => {
-                    self.phase = self.confirm(pkt);
+                    self.phase = self.confirm(pkt, cx);
                     if self.phase == Phase::Done {
                         self.emit(cx);
                         return Frame::Stop;
                     }
                 }
                 (Phase::Mcs, Dir::ToServer) if self.rec.client.is_none() => {
-                    self.connect_initial(pkt)
+                    self.connect_initial(pkt, cx)
                 }
                 (Phase::Mcs, Dir::ToClient) => {
-                    self.connect_response(pkt);
+                    self.connect_response(pkt, cx);
                     self.emit(cx);
                     return Frame::Stop;
                 }

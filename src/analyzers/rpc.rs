@@ -90,7 +90,10 @@ impl Analyzer for RpcAnalyzer {
         framer.feed(data, &mut |b: &[u8]| {
             let h = match dcerpc::header(b) {
                 None => return Frame::Need(dcerpc::HEADER_LEN),
-                Some(Err(_)) => return Frame::Stop,
+                Some(Err(_)) => {
+                    cx.parse_error(PROTOCOL.name);
+                    return Frame::Stop;
+                }
                 Some(Ok(h)) => h,
             };
             let total = usize::from(h.frag_len);

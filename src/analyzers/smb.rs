@@ -56,6 +56,7 @@ fn is_session_setup(b: &[u8]) -> Option<bool> {
 impl SmbAnalyzer {
     fn message(&mut self, dir: Dir, msg: &[u8], cx: &mut Ctx<'_>) {
         let Ok(setups) = smb::session_setups(msg) else {
+            cx.parse_error(PROTOCOL.name);
             return;
         };
         for s in setups {

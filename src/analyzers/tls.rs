@@ -39,6 +39,8 @@ pub struct Handshake {
     /// True once the server's flight became encrypted before any
     /// certificate was seen (TLS 1.3).
     pub hidden: bool,
+    /// Certificate messages that could not be read, not yet reported.
+    pub parse_errors: u32,
 }
 
 impl Default for Handshake {
@@ -54,6 +56,7 @@ impl Default for Handshake {
             certificate: None,
             done: false,
             hidden: false,
+            parse_errors: 0,
         }
     }
 }
@@ -70,6 +73,7 @@ impl Handshake {
             certificate,
             done,
             hidden,
+            parse_errors,
         } = self;
         let mut not_tls = false;
         records[d].feed(data, &mut |b: &[u8]| {
@@ -111,13 +115,16 @@ impl Handshake {
                                 }
                             }
                             (Dir::ToClient, tls::HS_CERTIFICATE) => {
-                                if let Ok(chain) = tls::certificate_chain(msg) {
-                                    if let Some(leaf) = chain.first() {
-                                        let mut c =
-                                            Certificate::from(tls::describe_certificate(leaf));
-                                        c.chain_length = Some(chain.len());
-                                        *certificate = Some(c);
+                                match tls::certificate_chain(msg) {
+                                    Ok(chain) => {
+                                        if let Some(leaf) = chain.first() {
+                                            let mut c =
+                                                Certificate::from(tls::describe_certificate(leaf));
+                                            c.chain_length = Some(chain.len());
+                                            *certificate = Some(c);
+                                        }
                                     }
+                                    Err(_) => *parse_errors += 1,
                                 }
                                 *done = true;
                             }
@@ -145,6 +152,13 @@ impl Handshake {
             }
         });
         !not_tls
+    }
+
+    /// Reports the certificate messages that could not be read.
+    pub fn report_errors(&mut self, cx: &mut Ctx<'_>) {
+        for _ in 0..std::mem::take(&mut self.parse_errors) {
+            cx.parse_error(PROTOCOL.name);
+        }
     }
 
     pub fn version_name(&self) -> Option<String> {
@@ -178,7 +192,9 @@ impl TlsAnalyzer {
 
 impl Analyzer for TlsAnalyzer {
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        if !self.hs.data(dir, data) || self.hs.done {
+        let tls = self.hs.data(dir, data);
+        self.hs.report_errors(cx);
+        if !tls || self.hs.done {
             self.emit(cx);
             return Status::Done;
         }

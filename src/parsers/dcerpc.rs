@@ -38,6 +38,17 @@ pub enum RpcError {
     InvalidField { field: &'static str },
 }
 
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::NotRpc => f.write_str("not a connection-oriented DCE/RPC PDU"),
+            RpcError::InvalidField { field } => write!(f, "DCE/RPC {field} is invalid"),
+        }
+    }
+}
+
+impl std::error::Error for RpcError {}
+
 /// The common header at the start of `buf`; `None` until 16 bytes are there.
 pub fn header(buf: &[u8]) -> Option<Result<Header, RpcError>> {
     let h = buf.get(..HEADER_LEN)?;

@@ -50,6 +50,16 @@ pub enum LdapError {
     Malformed { field: &'static str },
 }
 
+impl std::fmt::Display for LdapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LdapError::Malformed { field } => write!(f, "LDAP {field} is malformed"),
+        }
+    }
+}
+
+impl std::error::Error for LdapError {}
+
 fn malformed(field: &'static str) -> LdapError {
     LdapError::Malformed { field }
 }

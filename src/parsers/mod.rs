@@ -13,3 +13,52 @@ pub mod smb;
 pub mod spnego;
 pub mod text;
 pub mod tls;
+
+#[cfg(test)]
+mod tests {
+    /// Every parser's error type is a `std::error::Error` with a message
+    /// that names the protocol and what was wrong.
+    #[test]
+    fn every_parser_error_is_a_std_error_naming_its_protocol() {
+        let errors: Vec<(Box<dyn std::error::Error>, &str)> = vec![
+            (
+                Box::new(super::dcerpc::RpcError::InvalidField { field: "frag_len" }),
+                "DCE/RPC frag_len is invalid",
+            ),
+            (
+                Box::new(super::ldap::LdapError::Malformed { field: "bind" }),
+                "LDAP bind is malformed",
+            ),
+            (
+                Box::new(super::nbns::NbnsError::Truncated { section: "name" }),
+                "NBNS name truncated",
+            ),
+            (
+                Box::new(super::ntlm::NtlmError::UnknownType(9)),
+                "unknown NTLMSSP message type 9",
+            ),
+            (
+                Box::new(super::rdp::RdpError::InvalidField {
+                    pdu: "X.224 CR",
+                    field: "length",
+                }),
+                "X.224 CR: invalid length",
+            ),
+            (
+                Box::new(super::smb::SmbError::Truncated {
+                    structure: "SESSION_SETUP",
+                }),
+                "SMB SESSION_SETUP truncated",
+            ),
+            (
+                Box::new(super::tls::TlsError::Malformed {
+                    message: "Certificate",
+                }),
+                "TLS Certificate message is malformed",
+            ),
+        ];
+        for (e, want) in errors {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+}

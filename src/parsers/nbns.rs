@@ -7,8 +7,6 @@
 //! pointers are followed a bounded number of times and only backwards.
 //! Every list is capped before anything is allocated for it.
 
-use std::fmt;
-
 use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, be_u32};
 use nom::Parser;
@@ -55,8 +53,8 @@ pub enum NbnsError {
     NotNbns,
 }
 
-impl fmt::Display for NbnsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Display for NbnsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NbnsError::Truncated { section } => write!(f, "NBNS {section} truncated"),
             NbnsError::BadName => f.write_str("NBNS name is not first-level encoded"),

@@ -63,6 +63,17 @@ pub enum SmbError {
     },
 }
 
+impl std::fmt::Display for SmbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SmbError::NotSmb => f.write_str("not an SMB1 or SMB2 message"),
+            SmbError::Truncated { structure } => write!(f, "SMB {structure} truncated"),
+        }
+    }
+}
+
+impl std::error::Error for SmbError {}
+
 pub const STATUS_SUCCESS: u32 = 0;
 pub const STATUS_MORE_PROCESSING_REQUIRED: u32 = 0xc000_0016;
 pub const STATUS_LOGON_FAILURE: u32 = 0xc000_006d;

@@ -41,6 +41,18 @@ pub enum TlsError {
     Malformed { message: &'static str },
 }
 
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsError::NotTls => f.write_str("not a TLS record"),
+            TlsError::RecordTooLong(n) => write!(f, "TLS record of {n} bytes is too long"),
+            TlsError::Malformed { message } => write!(f, "TLS {message} message is malformed"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
 /// The record header at the start of `buf`; `None` until five bytes are
 /// there.
 pub fn record_header(buf: &[u8]) -> Option<Result<RecordHeader, TlsError>> {
