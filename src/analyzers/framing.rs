@@ -1,5 +1,9 @@
 //! Cutting one direction of a stream into PDUs without copying when the
-//! PDUs arrive whole, and with a bounded buffer when they do not.
+//! PDUs arrive whole, and with a bounded buffer when they do not; and the
+//! two-direction driver ([`Framed`], [`data`], [`gap`]) that the analyzers
+//! of PDU-framed protocols share.
+
+use super::{Ctx, Dir, Status};
 
 /// What the PDU handler says about the bytes at the start of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +119,41 @@ impl Framer {
             }
         }
         off
+    }
+}
+
+/// An analyzer whose stream is a sequence of PDUs in each direction.
+pub trait Framed {
+    /// The framing state of each direction, indexed by [`Dir::index`].
+    fn framers(&mut self) -> &mut [Framer; 2];
+    /// Handles the bytes at a PDU boundary of `dir`.
+    fn step(&mut self, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Frame;
+    /// Both directions stopped: emit what an unfinished exchange showed.
+    fn stopped(&mut self, cx: &mut Ctx<'_>);
+}
+
+/// Feeds in-order bytes of `dir` to a framed analyzer; `Done` once neither
+/// direction can be framed any further.
+pub fn data<A: Framed>(a: &mut A, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Status {
+    // The framer leaves the analyzer while it calls back into it.
+    let mut framer = std::mem::take(&mut a.framers()[dir.index()]);
+    framer.feed(bytes, &mut |b: &[u8]| a.step(dir, b, cx));
+    a.framers()[dir.index()] = framer;
+    finish_if_stopped(a, cx)
+}
+
+/// Bytes of `dir` were lost: that direction can no longer be framed.
+pub fn gap<A: Framed>(a: &mut A, dir: Dir, cx: &mut Ctx<'_>) -> Status {
+    a.framers()[dir.index()].gap();
+    finish_if_stopped(a, cx)
+}
+
+fn finish_if_stopped<A: Framed>(a: &mut A, cx: &mut Ctx<'_>) -> Status {
+    if a.framers().iter().all(Framer::stopped) {
+        a.stopped(cx);
+        Status::Done
+    } else {
+        Status::Continue
     }
 }
 

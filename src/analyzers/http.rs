@@ -5,7 +5,7 @@
 //! status of the response to the AUTHENTICATE is the verdict. Keep-alive
 //! connections with several exchanges give several records.
 
-use super::framing::{Frame, Framer};
+use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
 use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -159,29 +159,29 @@ impl HttpAnalyzer {
     }
 }
 
+impl Framed for HttpAnalyzer {
+    fn framers(&mut self) -> &mut [Framer; 2] {
+        &mut self.framers
+    }
+
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        HttpAnalyzer::step(self, dir, b, cx)
+    }
+
+    fn stopped(&mut self, cx: &mut Ctx<'_>) {
+        if let Some(t) = self.tracker.as_mut() {
+            t.flush(cx);
+        }
+    }
+}
+
 impl Analyzer for HttpAnalyzer {
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
-        framer.feed(data, &mut |b: &[u8]| self.step(dir, b, cx));
-        self.framers[dir.index()] = framer;
-        if self.framers.iter().all(Framer::stopped) {
-            if let Some(t) = self.tracker.as_mut() {
-                t.flush(cx);
-            }
-            return Status::Done;
-        }
-        Status::Continue
+        framing::data(self, dir, data, cx)
     }
 
     fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        self.framers[dir.index()].gap();
-        if self.framers.iter().all(Framer::stopped) {
-            if let Some(t) = self.tracker.as_mut() {
-                t.flush(cx);
-            }
-            return Status::Done;
-        }
-        Status::Continue
+        framing::gap(self, dir, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

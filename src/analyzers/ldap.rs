@@ -3,7 +3,7 @@
 //! response's matchedDN. The final bind response's result code is the
 //! verdict.
 
-use super::framing::{Frame, Framer};
+use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
 use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -94,10 +94,13 @@ impl LdapAnalyzer {
     }
 }
 
-impl Analyzer for LdapAnalyzer {
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
-        framer.feed(data, &mut |b: &[u8]| match der::tlv_extent(b) {
+impl Framed for LdapAnalyzer {
+    fn framers(&mut self) -> &mut [Framer; 2] {
+        &mut self.framers
+    }
+
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        match der::tlv_extent(b) {
             None => Frame::Need(b.len() + 1),
             // Not a plain LDAPMessage (SASL-wrapped after a signing bind).
             Some(Err(())) => {
@@ -112,20 +115,21 @@ impl Analyzer for LdapAnalyzer {
                 }
                 None => Frame::Need(total),
             },
-        });
-        self.framers[dir.index()] = framer;
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
         }
-        Status::Continue
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
-        self.framers[dir.index()].gap();
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
-        }
-        Status::Continue
+    fn stopped(&mut self, cx: &mut Ctx<'_>) {
+        self.tracker.flush(cx);
+    }
+}
+
+impl Analyzer for LdapAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        framing::data(self, dir, data, cx)
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

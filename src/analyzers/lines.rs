@@ -7,7 +7,7 @@
 use base64::Engine;
 use memchr::memmem;
 
-use super::framing::{Frame, Framer};
+use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
 use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -122,31 +122,34 @@ impl LineAnalyzer {
     }
 }
 
-impl Analyzer for LineAnalyzer {
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
-        framer.feed(data, &mut |b: &[u8]| match memchr::memchr(b'\n', b) {
+impl Framed for LineAnalyzer {
+    fn framers(&mut self) -> &mut [Framer; 2] {
+        &mut self.framers
+    }
+
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        match memchr::memchr(b'\n', b) {
             Some(eol) => {
                 self.line(dir, &b[..eol], cx);
                 Frame::Consumed(eol + 1)
             }
             None if b.len() >= MAX_LINE => Frame::Stop,
             None => Frame::Need(b.len() + 1),
-        });
-        self.framers[dir.index()] = framer;
-        if self.framers.iter().all(Framer::stopped) {
-            self.tracker.flush(cx);
-            return Status::Done;
         }
-        Status::Continue
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
-        self.framers[dir.index()].gap();
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
-        }
-        Status::Continue
+    fn stopped(&mut self, cx: &mut Ctx<'_>) {
+        self.tracker.flush(cx);
+    }
+}
+
+impl Analyzer for LineAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        framing::data(self, dir, data, cx)
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

@@ -3,7 +3,7 @@
 //! carry the NTLMSSP messages, raw (auth type 10) or in SPNEGO (9). The
 //! server's next PDU after the AUTHENTICATE gives the verdict.
 
-use super::framing::{Frame, Framer};
+use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
 use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -84,45 +84,47 @@ impl RpcAnalyzer {
     }
 }
 
-impl Analyzer for RpcAnalyzer {
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
-        framer.feed(data, &mut |b: &[u8]| {
-            let h = match dcerpc::header(b) {
-                None => return Frame::Need(dcerpc::HEADER_LEN),
-                Some(Err(_)) => {
-                    cx.parse_error(PROTOCOL.name);
-                    return Frame::Stop;
-                }
-                Some(Ok(h)) => h,
-            };
-            let total = usize::from(h.frag_len);
-            let wanted =
-                carries_auth(h.ptype) || (dir == Dir::ToClient && self.tracker.awaiting_verdict());
-            if !wanted {
-                return Frame::Skip(total);
-            }
-            match b.get(..total) {
-                Some(pdu) => {
-                    self.pdu(dir, pdu, &h, cx);
-                    Frame::Consumed(total)
-                }
-                None => Frame::Need(total),
-            }
-        });
-        self.framers[dir.index()] = framer;
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
-        }
-        Status::Continue
+impl Framed for RpcAnalyzer {
+    fn framers(&mut self) -> &mut [Framer; 2] {
+        &mut self.framers
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
-        self.framers[dir.index()].gap();
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        let h = match dcerpc::header(b) {
+            None => return Frame::Need(dcerpc::HEADER_LEN),
+            Some(Err(_)) => {
+                cx.parse_error(PROTOCOL.name);
+                return Frame::Stop;
+            }
+            Some(Ok(h)) => h,
+        };
+        let total = usize::from(h.frag_len);
+        let wanted =
+            carries_auth(h.ptype) || (dir == Dir::ToClient && self.tracker.awaiting_verdict());
+        if !wanted {
+            return Frame::Skip(total);
         }
-        Status::Continue
+        match b.get(..total) {
+            Some(pdu) => {
+                self.pdu(dir, pdu, &h, cx);
+                Frame::Consumed(total)
+            }
+            None => Frame::Need(total),
+        }
+    }
+
+    fn stopped(&mut self, cx: &mut Ctx<'_>) {
+        self.tracker.flush(cx);
+    }
+}
+
+impl Analyzer for RpcAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        framing::data(self, dir, data, cx)
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

@@ -3,7 +3,7 @@
 //! (SPNEGO or raw NTLMSSP) go to the exchange tracker. The verdict is the
 //! final SESSION_SETUP response status.
 
-use super::framing::{Frame, Framer};
+use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
 use super::registry::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -92,42 +92,46 @@ impl SmbAnalyzer {
     }
 }
 
-impl Analyzer for SmbAnalyzer {
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        let mut framer = std::mem::take(&mut self.framers[dir.index()]);
-        framer.feed(data, &mut |b: &[u8]| {
-            let Some((typ, len)) = smb::nbss_header(b) else {
-                return Frame::Need(4);
-            };
-            let total = 4 + len;
-            if typ != smb::NBSS_MESSAGE {
-                return Frame::Skip(total);
-            }
-            match is_session_setup(b) {
-                None => Frame::Need(total.min(4 + 68)),
-                Some(false) => Frame::Skip(total),
-                Some(true) => match b.get(4..total) {
-                    Some(msg) => {
-                        self.message(dir, msg, cx);
-                        Frame::Consumed(total)
-                    }
-                    None => Frame::Need(total),
-                },
-            }
-        });
-        self.framers[dir.index()] = framer;
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
-        }
-        Status::Continue
+impl Framed for SmbAnalyzer {
+    fn framers(&mut self) -> &mut [Framer; 2] {
+        &mut self.framers
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, _cx: &mut Ctx<'_>) -> Status {
-        self.framers[dir.index()].gap();
-        if self.framers.iter().all(Framer::stopped) {
-            return Status::Done;
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        let Some((typ, len)) = smb::nbss_header(b) else {
+            return Frame::Need(4);
+        };
+        let total = 4 + len;
+        if typ != smb::NBSS_MESSAGE {
+            return Frame::Skip(total);
         }
-        Status::Continue
+        match is_session_setup(b) {
+            None => Frame::Need(total.min(4 + 68)),
+            Some(false) => Frame::Skip(total),
+            Some(true) => match b.get(4..total) {
+                Some(msg) => {
+                    self.message(dir, msg, cx);
+                    Frame::Consumed(total)
+                }
+                None => Frame::Need(total),
+            },
+        }
+    }
+
+    fn stopped(&mut self, cx: &mut Ctx<'_>) {
+        if let Some(t) = self.tracker.as_mut() {
+            t.flush(cx);
+        }
+    }
+}
+
+impl Analyzer for SmbAnalyzer {
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        framing::data(self, dir, data, cx)
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
@@ -138,5 +142,38 @@ impl Analyzer for SmbAnalyzer {
 
     fn depth(&self) -> Option<u32> {
         Some(super::MAX_DEPTH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::Record;
+    use crate::synth::msg;
+
+    /// Both directions lose bytes after NEGOTIATE and CHALLENGE: the
+    /// framing stops, and what the exchange showed is still reported.
+    #[test]
+    fn an_exchange_cut_by_gaps_both_ways_is_reported() {
+        let logon = msg::smb2_logon(5, &msg::FILESRV01, "CORP", "alice", "PC-1", 0);
+        let mut a = SmbAnalyzer::default();
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, false, &mut out);
+        for (c, s) in &logon[..2] {
+            assert_eq!(a.data(Dir::ToServer, c, &mut cx), Status::Continue);
+            assert_eq!(a.data(Dir::ToClient, s, &mut cx), Status::Continue);
+        }
+        assert_eq!(a.gap(Dir::ToServer, 100, &mut cx), Status::Continue);
+        assert_eq!(a.gap(Dir::ToClient, 100, &mut cx), Status::Done);
+        let [Record::Ntlm(n)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((n.carrier, n.result), ("smb2", "unknown"));
+        assert!(n.negotiate.is_some() && n.client.is_none());
+        let server = n
+            .server
+            .as_ref()
+            .and_then(|s| s.nb_computer_name.as_deref());
+        assert_eq!(server, Some(msg::FILESRV01.nb_computer));
     }
 }
