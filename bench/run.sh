@@ -14,6 +14,9 @@
 # extracting the same NTLM/RDP fields. Prints the median and min-max MB/s,
 # packets/s, peak RSS and the ratios, and checks that hostwatch found every
 # planted handshake.
+#
+# To compare two builds: BASELINE=/path/to/older/hostwatch adds it with 1
+# and 2 workers (baseline-w1, baseline-w2); SKIP_TSHARK=1 leaves tshark out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-2000}
@@ -58,19 +61,25 @@ CMD[hostwatch-w1]="$HW -q -w 1 -r $CAP -o $OUT/events-w1.json"
 CMD[hostwatch-w2]="$HW -q -r $CAP -o $OUT/events-w2.json"
 CMD[tshark]="tshark -n -r $CAP -Y ntlmssp||rdp -T fields -e frame.number -e ntlmssp.auth.hostname -e ntlmssp.auth.username -e ntlmssp.auth.domain -e ntlmssp.challenge.target_name -e rdp.client.name -e rdp.rt_cookie"
 CMD[suricata]="suricata -c bench/suricata.yaml --runmode single -k none -S /dev/null -r $CAP -l $OUT/suricata"
-ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2 suricata tshark)
+ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2)
+if [ -n "${BASELINE:-}" ]; then
+  CMD[baseline-w1]="$BASELINE -q -w 1 -r $CAP -o $OUT/baseline-w1.json"
+  CMD[baseline-w2]="$BASELINE -q -r $CAP -o $OUT/baseline-w2.json"
+  ORDER+=(baseline-w1 baseline-w2)
+fi
 if command -v suricata >/dev/null 2>&1; then
   mkdir -p "$OUT/suricata"
+  ORDER+=(suricata)
 else
   echo "suricata not installed: skipped (Debian 12: apt-get install -t bookworm-backports suricata)" >&2
-  ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2 tshark)
 fi
+[ -n "${SKIP_TSHARK:-}" ] || ORDER+=(tshark)
 declare -A SECS RSS
 
-rm -f "$OUT"/events-w*.json
+rm -f "$OUT"/events-w*.json "$OUT"/baseline-w*.json
 for name in "${ORDER[@]}"; do timed ${CMD[$name]} > /dev/null; done   # warm-up
 for i in $(seq "$RUNS"); do
-  rm -f "$OUT"/events-w*.json
+  rm -f "$OUT"/events-w*.json "$OUT"/baseline-w*.json
   for name in "${ORDER[@]}"; do
     read -r s m < <(timed ${CMD[$name]})
     SECS[$name]+="$s "; RSS[$name]="$m"
@@ -78,7 +87,7 @@ for i in $(seq "$RUNS"); do
 done
 
 # Correctness: every planted handshake reported.
-python3 - "$MANIFEST" "$OUT/events-w1.json" "$OUT/events-w2.json" <<'PY'
+python3 - "$MANIFEST" "$OUT"/events-w1.json "$OUT"/events-w2.json ${BASELINE:+"$OUT"/baseline-w1.json "$OUT"/baseline-w2.json} <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 for path in sys.argv[2:]:
@@ -101,11 +110,14 @@ rss = {$(for n in "${ORDER[@]}"; do echo "'$n': ${RSS[$n]},"; done)}
 med = {k: statistics.median(v) for k, v in secs.items()}
 print(f"capture: {size/1e6:.0f} MB, {packets} packets; {runs} alternating runs, median (min-max)")
 suri = 'suricata' in med
-print(f"{'contender':<16} {'MB/s':>18} {'packets/s':>12} {'peak RSS':>10} {'vs ceiling':>11} {'vs default':>11} {'vs tshark':>10}" + (f" {'vs suricata':>12}" if suri else ""))
+tsh = 'tshark' in med
+print(f"{'contender':<16} {'MB/s':>18} {'packets/s':>12} {'peak RSS':>10} {'vs ceiling':>11} {'vs default':>11}" + (f" {'vs tshark':>10}" if tsh else "") + (f" {'vs suricata':>12}" if suri else ""))
 for k in secs:
     lo, hi = size / max(secs[k]) / 1e6, size / min(secs[k]) / 1e6
     m = med[k]
-    line = f"{k:<16} {size/m/1e6:8.0f} ({lo:.0f}-{hi:.0f}) {packets/m:12.0f} {rss[k]/1024:8.1f}MB {med['ceiling']/m:10.2f}x {med['libpcap-default']/m:10.2f}x {med['tshark']/m:9.1f}x"
+    line = f"{k:<16} {size/m/1e6:8.0f} ({lo:.0f}-{hi:.0f}) {packets/m:12.0f} {rss[k]/1024:8.1f}MB {med['ceiling']/m:10.2f}x {med['libpcap-default']/m:10.2f}x"
+    if tsh:
+        line += f" {med['tshark']/m:9.1f}x"
     if suri:
         line += f" {med['suricata']/m:11.2f}x"
     print(line)
