@@ -10,10 +10,6 @@ use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::smb::{self, Dialect};
 use crate::parsers::spnego;
 
-/// SMB1 and SMB2 command offsets from the start of the NetBIOS message.
-const SMB1_COMMAND_AT: usize = 4 + 4;
-const SMB2_COMMAND_AT: usize = 4 + 12;
-
 /// SMB1/2/3 in NetBIOS session messages, from either side.
 pub const PROTOCOL: Protocol = Protocol {
     name: "smb",
@@ -40,16 +36,6 @@ impl Default for SmbAnalyzer {
             ],
             tracker: None,
         }
-    }
-}
-
-/// Whether the NetBIOS message at the start of `b` is a session setup, once
-/// enough of its header is there.
-fn is_session_setup(b: &[u8]) -> Option<bool> {
-    match b.get(4..8)? {
-        b"\xffSMB" => Some(*b.get(SMB1_COMMAND_AT)? == 0x73),
-        b"\xfeSMB" => Some(*b.get(SMB2_COMMAND_AT)? == 0x01 && *b.get(SMB2_COMMAND_AT + 1)? == 0),
-        _ => Some(false),
     }
 }
 
@@ -105,8 +91,8 @@ impl Framed for SmbAnalyzer {
         if typ != smb::NBSS_MESSAGE {
             return Frame::Skip(total);
         }
-        match is_session_setup(b) {
-            None => Frame::Need(total.min(4 + 68)),
+        match smb::is_session_setup(b) {
+            None => Frame::Need(total.min(smb::SESSION_SETUP_PEEK)),
             Some(false) => Frame::Skip(total),
             Some(true) => match b.get(4..total) {
                 Some(msg) => {

@@ -126,3 +126,26 @@ fn nbss() {
     assert_eq!(nbss_header(&[0, 0x01, 0x00, 0x10]), Some((0, 0x10010)));
     assert_eq!(nbss_header(&[0x85, 0, 0]), None);
 }
+
+#[test]
+fn session_setup_and_session_recognition() {
+    let nbss = |m: &[u8]| {
+        let mut v = vec![0, 0, 0, m.len() as u8];
+        v.extend_from_slice(m);
+        v
+    };
+    let setup2 = nbss(&smb2_header(0x0001, 0, 0, 0, 0));
+    let read2 = nbss(&smb2_header(0x0008, 0, 0, 0, 0));
+    assert_eq!(is_session_setup(&setup2), Some(true));
+    assert_eq!(is_session_setup(&read2), Some(false));
+    assert_eq!(is_session_setup(&setup2[..17]), None);
+    let setup1 = nbss(&smb1(0x73, 0, 0, 0, &[], &[]));
+    let echo1 = nbss(&smb1(0x2b, 0, 0, 0, &[], &[]));
+    assert_eq!(is_session_setup(&setup1), Some(true));
+    assert_eq!(is_session_setup(&echo1), Some(false));
+    assert_eq!(is_session_setup(b"\x00\x00\x00\x10HTTP"), Some(false));
+    assert!(looks_like_session(&setup2) && looks_like_session(&setup1));
+    assert!(looks_like_session(b"\x81\x00\x00\x44"));
+    assert!(!looks_like_session(b"\x81\x02\x00\x44"));
+    assert!(!looks_like_session(b"\x00\x00\x00\x10HTTP"));
+}
