@@ -117,7 +117,7 @@ struct RunArgs {
     #[arg(long, default_value_t = flow::datagram::defaults::MAX_CONVERSATIONS)]
     max_conversations: usize,
     /// Seconds without datagrams after which a UDP conversation ends.
-    #[arg(long, default_value_t = flow::datagram::defaults::IDLE_TIMEOUT_US as u64 / 1_000_000, value_name = "SECS")]
+    #[arg(long, default_value_t = flow::datagram::defaults::IDLE_TIMEOUT_SECS, value_name = "SECS")]
     udp_timeout: u64,
     /// Snapshot length of a live capture.
     #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
@@ -132,7 +132,7 @@ struct RunArgs {
     #[arg(long)]
     immediate: bool,
     /// Seconds between `stats` events while capturing live (0: only at the end).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = pipeline::defaults::STATS_INTERVAL_SECS)]
     stats_interval: u64,
     /// This sensor's name, added to every event as `sensor_name` (live
     /// capture default: the machine's host name; `--sensor-name ''` omits it).

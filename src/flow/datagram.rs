@@ -22,9 +22,9 @@ use crate::events::FlowInfo;
 pub mod defaults {
     /// Conversations held at once.
     pub const MAX_CONVERSATIONS: usize = 65_536;
-    /// Packet-time µs after which a conversation without datagrams ends
-    /// (Zeek's `udp_inactivity_timeout`).
-    pub const IDLE_TIMEOUT_US: i64 = 60_000_000;
+    /// Seconds (packet time) after which a conversation without datagrams
+    /// ends (Zeek's `udp_inactivity_timeout`).
+    pub const IDLE_TIMEOUT_SECS: u64 = 60;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl Default for DatagramConfig {
     fn default() -> Self {
         DatagramConfig {
             max_conversations: defaults::MAX_CONVERSATIONS,
-            idle_timeout_us: defaults::IDLE_TIMEOUT_US,
+            idle_timeout_us: defaults::IDLE_TIMEOUT_SECS as i64 * 1_000_000,
         }
     }
 }

@@ -7,6 +7,12 @@
 //! writes the events ([`report`]); [`stats`] builds the counters, and
 //! [`affinity`] keeps threads off the capture thread's core when replaying.
 
+/// Defaults of the pipeline (the CLI's defaults).
+pub mod defaults {
+    /// Seconds between `stats` events while capturing live.
+    pub const STATS_INTERVAL_SECS: u64 = 60;
+}
+
 mod affinity;
 mod dispatch;
 mod drive;
