@@ -167,7 +167,12 @@ fn replay(ns: &Netns, file: &Path, extra: &[&str]) -> String {
 fn content(events: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = events
         .iter()
-        .filter(|e| matches!(e["event_type"].as_str(), Some("rdp" | "ntlm" | "alert")))
+        .filter(|e| {
+            matches!(
+                e["event_type"].as_str(),
+                Some("rdp" | "ntlm" | "nbns" | "alert")
+            )
+        })
         .map(|e| {
             let mut e = e.clone();
             if let Some(o) = e.as_object_mut() {
@@ -207,6 +212,8 @@ fn live_events_equal_replay_events() {
         "lab/smb3-ok-good.pcap",
         "lab/http-ntlm-curl-good.pcap",
         "demo/demo.pcap",
+        // UDP: Samba's name service registrations, lookups and answers.
+        "nbns/nmbd-nmblookup.pcap",
     ]
     .iter()
     .map(|f| fixture(f))
