@@ -4,7 +4,8 @@
 //! first. Flows that nothing claims are searched for NTLMSSP messages
 //! (carrier `raw`) within the reassembly depth.
 
-use super::registry::{Carrier, Fallback, Probe, Protocol, PROTOCOLS};
+use super::protocol::{Carrier, Fallback, Probe, Protocol};
+use super::registry::PROTOCOLS;
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::proxy::{self, Measure};
 

@@ -5,7 +5,7 @@
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
-use super::registry::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::ldap::{self, BindAuth, Op};
 use crate::parsers::{der, ntlm, spnego};

@@ -9,7 +9,7 @@ use memchr::memmem;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
-use super::registry::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 
 /// Longest line read; a longer one is skipped.

@@ -15,6 +15,7 @@ pub mod ldap;
 pub mod lines;
 pub mod nbns;
 pub mod ntlm;
+pub mod protocol;
 pub mod raw;
 pub mod rdp;
 pub mod registry;
@@ -22,7 +23,8 @@ pub mod rpc;
 pub mod smb;
 pub mod tls;
 
-pub use registry::{EventRecord, Name, Record, Role, PROTOCOLS};
+pub use protocol::{EventRecord, Name, Role};
+pub use registry::{Record, PROTOCOLS};
 
 /// Direction of bytes within a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use super::registry::{Carrier, Protocol};
+use super::protocol::{Carrier, Protocol};
 use super::{Ctx, DatagramAnalyzer, Dir, EventRecord, Name, Role};
 use crate::parsers::nbns::{self, Message, NbName, Rdata};
 use crate::parsers::text::oem;

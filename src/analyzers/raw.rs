@@ -7,7 +7,7 @@ use memchr::memmem;
 
 use super::framing::{Frame, Framer};
 use super::ntlm::Tracker;
-use super::registry::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::ntlm;
 

@@ -8,7 +8,7 @@ use super::framing::{Frame, Framer};
 use super::tls::Handshake;
 use serde::Serialize;
 
-use super::registry::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Fallback, Protocol};
 use super::tls::Certificate;
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::rdp::gcc::{self, ServerCertificate};

@@ -4,161 +4,16 @@
 //! analyzer module here, which holds the analyzer, the record it emits (the
 //! event's layout, with the host-name fields it carries through
 //! [`EventRecord`]) and a [`Protocol`] spec (how a flow is recognised and
-//! the analyzer made), and one line in [`registry!`] below. The macro
-//! derives everything else: the [`Record`] enum every stage passes on, the
+//! the analyzer made; both types in [`super::protocol`]), and one line in
+//! [`registry!`] below. The macro derives everything else: the [`Record`] enum every stage passes on, the
 //! list of event types, and the detection table. A record type that is not
 //! registered cannot be emitted (it has no `Into<Record>`), and a spec that
 //! is not registered is dead code, which the lints refuse.
 
-use std::net::IpAddr;
-
 use serde::ser::SerializeMap;
-use serde::Serialize;
 
-use super::{http, ldap, lines, rpc, smb};
-use super::{nbns, ntlm, raw, rdp, tls};
-use super::{Analyzer, DatagramAnalyzer};
-
-/// Whose name a field is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The connection's initiator (or the sender of a request).
-    Client,
-    /// The responder.
-    Server,
-    /// A name the traffic mentions (asks for, looks up) without saying it
-    /// is an endpoint's own.
-    Named,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Server => "server",
-            Role::Named => "named",
-        }
-    }
-}
-
-/// One host-name field of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Name<'a> {
-    /// Dotted path of the field in the event, e.g. `ntlm.client.workstation`.
-    pub path: &'static str,
-    pub role: Role,
-    pub value: &'a str,
-    /// Whether the value names a machine (for the host inventory); a cookie
-    /// or a target name may be something else.
-    pub machine: bool,
-    /// The address the record itself ties the name to (a NetBIOS
-    /// registration, a DHCP lease), when that is not simply the client's or
-    /// the server's.
-    pub ip: Option<IpAddr>,
-}
-
-impl<'a> Name<'a> {
-    /// A field whose name belongs to the endpoint of `role`.
-    pub fn of(path: &'static str, role: Role, value: &'a str, machine: bool) -> Self {
-        Name {
-            path,
-            role,
-            value,
-            machine,
-            ip: None,
-        }
-    }
-
-    /// Adds the field when the record carried it.
-    pub fn push(
-        out: &mut Vec<Name<'a>>,
-        path: &'static str,
-        role: Role,
-        value: Option<&'a String>,
-        machine: bool,
-    ) {
-        if let Some(v) = value {
-            out.push(Name::of(path, role, v, machine));
-        }
-    }
-}
-
-/// What every record type brings: its event type and its host names.
-pub trait EventRecord: Serialize {
-    /// The `event_type` of its events, and the key of its object in them.
-    const EVENT_TYPE: &'static str;
-
-    /// The host-name fields the record carries, in a fixed order.
-    fn names<'a>(&'a self, out: &mut Vec<Name<'a>>);
-
-    /// Whether the record is written when none of its names is watched
-    /// (a certificate on an ordinary TLS flow is not: it would flood the log).
-    fn logged_alone(&self) -> bool {
-        true
-    }
-}
-
-/// A content probe: whether the first bytes of a direction are the protocol's.
-pub type Probe = fn(&[u8]) -> bool;
-
-/// How a protocol is recognised and analysed.
-#[derive(Clone, Copy)]
-pub enum Carrier {
-    /// A TCP stream, recognised from the first bytes of either direction.
-    Stream {
-        /// Recognises the client's first bytes.
-        client: Option<Probe>,
-        /// Recognises the server's first bytes.
-        server: Option<Probe>,
-        /// Whether it takes a stream that nothing recognised.
-        fallback: Fallback,
-        /// The analyzer; the argument names a proxy handshake stepped over.
-        new: fn(Option<&'static str>) -> Box<dyn Analyzer>,
-    },
-    /// UDP datagrams, recognised by port and content.
-    Datagram {
-        /// Either endpoint on one of these ports...
-        ports: &'static [u16],
-        /// ...and a payload this accepts.
-        probe: Probe,
-        new: fn() -> Box<dyn DatagramAnalyzer>,
-    },
-}
-
-/// Whether a stream protocol takes the streams no probe recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    No,
-    /// On these server ports.
-    OnPorts(&'static [u16]),
-    /// On any port: the last resort.
-    Any,
-}
-
-/// One protocol's entry in the registry.
-#[derive(Clone, Copy)]
-pub struct Protocol {
-    /// Its name in `stats` (e.g. parse failures) and in the docs.
-    pub name: &'static str,
-    pub carrier: Carrier,
-}
-
-impl Protocol {
-    /// A stream protocol's probes of the client's and the server's first
-    /// bytes, and its fallback; `None` for a datagram protocol.
-    pub fn stream_probes(&self) -> Option<(Option<Probe>, Option<Probe>, Fallback)> {
-        match self.carrier {
-            Carrier::Stream {
-                client,
-                server,
-                fallback,
-                ..
-            } => Some((client, server, fallback)),
-            Carrier::Datagram { .. } => None,
-        }
-    }
-}
+use super::protocol::{Carrier, EventRecord, Name, Protocol};
+use super::{http, ldap, lines, nbns, ntlm, raw, rdp, rpc, smb, tls};
 
 /// The registry: one line per protocol, in the order detection tries them.
 /// `=> Variant(Type)` introduces a record type (the first protocol that

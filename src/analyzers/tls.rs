@@ -5,7 +5,7 @@
 use super::framing::{Frame, Framer};
 use serde::Serialize;
 
-use super::registry::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::tls::{self, CertSummary};
 use crate::render::{hex, rfc3339_seconds};

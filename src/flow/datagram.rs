@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{flow_id, FlowKey, FlowRecord};
-use crate::analyzers::registry::{self, Carrier};
+use crate::analyzers::protocol::Carrier;
+use crate::analyzers::registry;
 use crate::analyzers::{Ctx, DatagramAnalyzer, Dir, ParseErrors, Record};
 use crate::decode::{Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;

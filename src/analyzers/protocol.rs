@@ -1,0 +1,151 @@
+//! What a protocol brings to the registry: how it is recognised
+//! ([`Protocol`], [`Carrier`]) and what its records carry ([`EventRecord`],
+//! [`Name`], [`Role`]). Each protocol's analyzer module implements these;
+//! [`super::registry`] lists the protocols.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{Analyzer, DatagramAnalyzer};
+
+/// Whose name a field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The connection's initiator (or the sender of a request).
+    Client,
+    /// The responder.
+    Server,
+    /// A name the traffic mentions (asks for, looks up) without saying it
+    /// is an endpoint's own.
+    Named,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+            Role::Named => "named",
+        }
+    }
+}
+
+/// One host-name field of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Name<'a> {
+    /// Dotted path of the field in the event, e.g. `ntlm.client.workstation`.
+    pub path: &'static str,
+    pub role: Role,
+    pub value: &'a str,
+    /// Whether the value names a machine (for the host inventory); a cookie
+    /// or a target name may be something else.
+    pub machine: bool,
+    /// The address the record itself ties the name to (a NetBIOS
+    /// registration, a DHCP lease), when that is not simply the client's or
+    /// the server's.
+    pub ip: Option<IpAddr>,
+}
+
+impl<'a> Name<'a> {
+    /// A field whose name belongs to the endpoint of `role`.
+    pub fn of(path: &'static str, role: Role, value: &'a str, machine: bool) -> Self {
+        Name {
+            path,
+            role,
+            value,
+            machine,
+            ip: None,
+        }
+    }
+
+    /// Adds the field when the record carried it.
+    pub fn push(
+        out: &mut Vec<Name<'a>>,
+        path: &'static str,
+        role: Role,
+        value: Option<&'a String>,
+        machine: bool,
+    ) {
+        if let Some(v) = value {
+            out.push(Name::of(path, role, v, machine));
+        }
+    }
+}
+
+/// What every record type brings: its event type and its host names.
+pub trait EventRecord: Serialize {
+    /// The `event_type` of its events, and the key of its object in them.
+    const EVENT_TYPE: &'static str;
+
+    /// The host-name fields the record carries, in a fixed order.
+    fn names<'a>(&'a self, out: &mut Vec<Name<'a>>);
+
+    /// Whether the record is written when none of its names is watched
+    /// (a certificate on an ordinary TLS flow is not: it would flood the log).
+    fn logged_alone(&self) -> bool {
+        true
+    }
+}
+
+/// A content probe: whether the first bytes of a direction are the protocol's.
+pub type Probe = fn(&[u8]) -> bool;
+
+/// How a protocol is recognised and analysed.
+#[derive(Clone, Copy)]
+pub enum Carrier {
+    /// A TCP stream, recognised from the first bytes of either direction.
+    Stream {
+        /// Recognises the client's first bytes.
+        client: Option<Probe>,
+        /// Recognises the server's first bytes.
+        server: Option<Probe>,
+        /// Whether it takes a stream that nothing recognised.
+        fallback: Fallback,
+        /// The analyzer; the argument names a proxy handshake stepped over.
+        new: fn(Option<&'static str>) -> Box<dyn Analyzer>,
+    },
+    /// UDP datagrams, recognised by port and content.
+    Datagram {
+        /// Either endpoint on one of these ports...
+        ports: &'static [u16],
+        /// ...and a payload this accepts.
+        probe: Probe,
+        new: fn() -> Box<dyn DatagramAnalyzer>,
+    },
+}
+
+/// Whether a stream protocol takes the streams no probe recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    No,
+    /// On these server ports.
+    OnPorts(&'static [u16]),
+    /// On any port: the last resort.
+    Any,
+}
+
+/// One protocol's entry in the registry.
+#[derive(Clone, Copy)]
+pub struct Protocol {
+    /// Its name in `stats` (e.g. parse failures) and in the docs.
+    pub name: &'static str,
+    pub carrier: Carrier,
+}
+
+impl Protocol {
+    /// A stream protocol's probes of the client's and the server's first
+    /// bytes, and its fallback; `None` for a datagram protocol.
+    pub fn stream_probes(&self) -> Option<(Option<Probe>, Option<Probe>, Fallback)> {
+        match self.carrier {
+            Carrier::Stream {
+                client,
+                server,
+                fallback,
+                ..
+            } => Some((client, server, fallback)),
+            Carrier::Datagram { .. } => None,
+        }
+    }
+}
