@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{flow_id, FlowKey, FlowRecord};
+use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::Carrier;
 use crate::analyzers::registry;
 use crate::analyzers::{Ctx, DatagramAnalyzer, Dir, ParseErrors, Record};
@@ -219,14 +219,11 @@ impl DatagramTable {
     /// Packet time is `now_us`: analyzers emit what waited too long, and
     /// conversations idle for longer than the timeout end.
     pub fn expire<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
-        let mut ids: Vec<(i64, u64, FlowKey)> = self
+        let all = self
             .conversations
             .iter()
-            .map(|(k, c)| (c.last_us, c.id, *k))
-            .collect();
-        // A stable order keeps the output the same from run to run.
-        ids.sort_unstable();
-        for (last_us, _, k) in ids {
+            .map(|(k, c)| (c.last_us, c.id, *k));
+        for (last_us, _, k) in oldest(all, None) {
             if now_us - last_us > self.cfg.idle_timeout_us {
                 if let Some(c) = self.conversations.remove(&k) {
                     self.stats.timed_out += 1;
@@ -254,17 +251,11 @@ impl DatagramTable {
             return;
         }
         let n = (self.cfg.max_conversations / 16).max(1);
-        let mut ages: Vec<(i64, u64, FlowKey)> = self
+        let ages = self
             .conversations
             .iter()
-            .map(|(k, c)| (c.last_us, c.id, *k))
-            .collect();
-        if n < ages.len() {
-            ages.select_nth_unstable(n);
-            ages.truncate(n);
-        }
-        ages.sort_unstable();
-        for (_, _, k) in ages {
+            .map(|(k, c)| (c.last_us, c.id, *k));
+        for (_, _, k) in oldest(ages, Some(n)) {
             if let Some(c) = self.conversations.remove(&k) {
                 self.stats.evicted += 1;
                 let last = c.last_us;
@@ -275,13 +266,11 @@ impl DatagramTable {
 
     /// End of input: every conversation ends, in a stable order.
     pub fn finish<O: FnMut(FlowRecord)>(&mut self, out: &mut O) {
-        let mut all: Vec<(i64, u64, FlowKey)> = self
+        let all = self
             .conversations
             .iter()
-            .map(|(k, c)| (c.last_us, c.id, *k))
-            .collect();
-        all.sort_unstable();
-        for (last, _, k) in all {
+            .map(|(k, c)| (c.last_us, c.id, *k));
+        for (last, _, k) in oldest(all, None) {
             if let Some(c) = self.conversations.remove(&k) {
                 self.end(c, last, out);
             }

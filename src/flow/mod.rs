@@ -541,17 +541,8 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             return;
         }
         let n = (self.cfg.max_flows / 16).max(1);
-        let mut ages: Vec<(i64, u64, FlowKey)> = self
-            .flows
-            .iter()
-            .map(|(k, f)| (f.last_us, f.id, *k))
-            .collect();
-        if n < ages.len() {
-            ages.select_nth_unstable(n);
-            ages.truncate(n);
-        }
-        ages.sort_unstable();
-        for (_, _, k) in ages {
+        let ages = self.flows.iter().map(|(k, f)| (f.last_us, f.id, *k));
+        for (_, _, k) in oldest(ages, Some(n)) {
             if let Some(f) = self.flows.remove(&k) {
                 self.stats.evicted += 1;
                 self.end_flow(f, out);
@@ -561,13 +552,8 @@ impl<F: AnalyzerFactory> FlowTable<F> {
 
     /// End of input: every flow ends, in a stable order.
     pub fn finish<O: FnMut(FlowRecord)>(&mut self, out: &mut O) {
-        let mut all: Vec<(i64, u64, FlowKey)> = self
-            .flows
-            .iter()
-            .map(|(k, f)| (f.last_us, f.id, *k))
-            .collect();
-        all.sort_unstable();
-        for (_, _, k) in all {
+        let all = self.flows.iter().map(|(k, f)| (f.last_us, f.id, *k));
+        for (_, _, k) in oldest(all, None) {
             if let Some(f) = self.flows.remove(&k) {
                 self.end_flow(f, out);
             }
@@ -622,6 +608,22 @@ fn hand_out<O: FnMut(FlowRecord)>(records: &mut Vec<Record>, flow: &Flow, ts_us:
             record,
         });
     }
+}
+
+/// The `n` idle-most of `entries` (last packet time, id, key), or all of
+/// them, oldest first: a stable order, so that the output is the same from
+/// run to run.
+fn oldest<K: Ord>(
+    entries: impl Iterator<Item = (i64, u64, K)>,
+    n: Option<usize>,
+) -> Vec<(i64, u64, K)> {
+    let mut v: Vec<(i64, u64, K)> = entries.collect();
+    if let Some(n) = n.filter(|&n| n < v.len()) {
+        v.select_nth_unstable(n);
+        v.truncate(n);
+    }
+    v.sort_unstable();
+    v
 }
 
 fn split_streams(streams: &mut [Stream; 2], dir: Dir) -> (&mut Stream, &mut Stream) {

@@ -74,15 +74,21 @@ pub struct NbName<'a> {
     pub scope: [Option<&'a [u8]>; MAX_SCOPE],
 }
 
+/// A NetBIOS name's 15 bytes without their padding (spaces, or NULs
+/// after `*`).
+fn unpadded(bytes: &[u8; 16]) -> &[u8] {
+    let n = &bytes[..15];
+    let end = n
+        .iter()
+        .rposition(|&b| b != b' ' && b != 0)
+        .map_or(0, |i| i + 1);
+    &n[..end]
+}
+
 impl NbName<'_> {
-    /// The name without its padding (spaces, or NULs after `*`).
+    /// The name without its padding.
     pub fn name(&self) -> &[u8] {
-        let n = &self.bytes[..15];
-        let end = n
-            .iter()
-            .rposition(|&b| b != b' ' && b != 0)
-            .map_or(0, |i| i + 1);
-        &n[..end]
+        unpadded(&self.bytes)
     }
 
     pub fn suffix(&self) -> u8 {
@@ -114,13 +120,9 @@ pub struct NodeName {
 }
 
 impl NodeName {
+    /// The name without its padding.
     pub fn name(&self) -> &[u8] {
-        let n = &self.bytes[..15];
-        let end = n
-            .iter()
-            .rposition(|&b| b != b' ' && b != 0)
-            .map_or(0, |i| i + 1);
-        &n[..end]
+        unpadded(&self.bytes)
     }
 
     pub fn suffix(&self) -> u8 {
