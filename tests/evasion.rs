@@ -557,3 +557,51 @@ fn segment_helper_is_consistent() {
     let ip = ip_tcp(c.client, c.server, &s);
     assert_eq!(&ip[ip.len() - 3..], b"abc");
 }
+
+/// Noise around the workstation name (a trailing space, NULs, the
+/// replacement character an unpaired surrogate decodes to, a zero-width
+/// space, a machine account's `$`) does not hide it; the events keep the
+/// value as the wire carried it.
+#[test]
+fn noise_around_a_name_does_not_hide_it() {
+    for ws in [
+        "WIN-J9D866ESIJ2 ",
+        "WIN-J9D866ESIJ2\0\0",
+        "WIN-J9D866ESIJ2\u{fffd}",
+        "\u{200b}WIN-J9D866ESIJ2",
+        "WIN-J9D866ESIJ2$",
+    ] {
+        let mut t = Trace::starting_at(1_700_000_000_000_000);
+        let mut smb = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+        let trips = msg::smb2_logon(0x77, &NAMES, "CORP", "svc_backup", ws, 0);
+        for f in flights(&mut smb, &trips, Delivery::Plain) {
+            t.add(&smb, &f);
+        }
+        let p = tmp("noisy-name.pcap");
+        std::fs::write(&p, t.to_bytes()).expect("write");
+        let (events, _, _) = run_files(&[p], 1);
+        let ntlm = of_type(&events, "ntlm");
+        let wire = s(ntlm[0], "ntlm.client.workstation").unwrap_or_default();
+        // NTLM strings end at a NUL; everything else is kept as sent.
+        assert_eq!(wire, ws.trim_end_matches('\0'), "{ws:?}");
+        let alerts: Vec<(String, String, String)> = of_type(&events, "alert")
+            .iter()
+            .map(|a| {
+                (
+                    s(a, "alert.hostname").unwrap_or_default(),
+                    s(a, "alert.evidence").unwrap_or_default(),
+                    s(a, "alert.list").unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            alerts,
+            [(
+                wire.clone(),
+                "ntlm.client.workstation".to_string(),
+                "vmmanager-defaults".to_string()
+            )],
+            "{ws:?}"
+        );
+    }
+}

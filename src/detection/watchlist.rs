@@ -13,7 +13,13 @@
 //!
 //! Matching is case-insensitive and is tried on the whole value, on its
 //! first DNS label, and, for 15-character values (NetBIOS names are cut at
-//! 15), on the first 15 characters of longer exact entries.
+//! 15), on the first 15 characters of longer exact entries. The value is
+//! matched as the endpoint would read it: without the noise an attacker can
+//! wrap around a name to slip past a sensor ([`normalise`]: surrounding
+//! spaces, NULs, control and replacement characters, invisible formatting
+//! characters anywhere, a machine account's trailing `$`); the event keeps
+//! the raw value. Patterns see at most [`MAX_MATCHED`] bytes, so matching
+//! stays linear in a name however long the wire made it.
 
 use std::collections::HashMap;
 
@@ -21,6 +27,44 @@ use regex::RegexSet;
 
 /// NetBIOS names are at most 15 characters.
 pub const NETBIOS_LEN: usize = 15;
+
+/// Bytes of a name that globs and regular expressions are run on (a DNS
+/// name is at most 253).
+pub const MAX_MATCHED: usize = 255;
+
+/// Invisible formatting characters: soft hyphen, zero-width space and
+/// joiners, direction marks and embeddings, word joiner and invisible
+/// operators, byte-order mark.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}'
+    )
+}
+
+/// A name as it is matched: upper-cased, without invisible formatting
+/// characters, without whitespace, NULs, control and replacement characters
+/// (an unpaired UTF-16 surrogate decodes to one) or dots at either end, and
+/// without a machine account's trailing `$`.
+pub fn normalise(value: &str) -> String {
+    let noise = |c: char| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER;
+    let visible: String = value.chars().filter(|&c| !invisible(c)).collect();
+    let trimmed = visible.trim_matches(noise).trim_end_matches('.');
+    let trimmed = trimmed.strip_suffix('$').unwrap_or(trimmed);
+    trimmed.trim_matches(noise).to_uppercase()
+}
+
+/// The longest prefix of `s` of at most `max` bytes, on a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchlistError {
@@ -316,11 +360,10 @@ impl Matcher {
 
     /// The most severe entry matching `value`, if any.
     pub fn lookup(&self, value: &str) -> Option<&Entry> {
-        let value = value.trim_end_matches('.');
-        if value.is_empty() {
+        let upper = normalise(value);
+        if upper.is_empty() {
             return None;
         }
-        let upper = value.to_uppercase();
         let mut forms: Vec<&str> = vec![&upper];
         if let Some((label, _)) = upper.split_once('.') {
             if !label.is_empty() {
@@ -347,7 +390,7 @@ impl Matcher {
                 }
             }
             if !self.set.is_empty() {
-                for m in self.set.matches(form).iter() {
+                for m in self.set.matches(prefix(form, MAX_MATCHED)).iter() {
                     consider(self.set_entries[m]);
                 }
             }

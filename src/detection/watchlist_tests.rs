@@ -120,3 +120,53 @@ fn options_and_notes() {
     );
     assert_eq!(e[0].origin, "x:3");
 }
+
+#[test]
+fn noise_around_a_name_does_not_hide_it() {
+    let m = Matcher::with_builtins(false, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    for raw in [
+        "WIN-J9D866ESIJ2 ",
+        " WIN-J9D866ESIJ2\t",
+        "WIN-J9D866ESIJ2\0\0\0",
+        "WIN-J9D866ESIJ2\u{fffd}",
+        "\u{fffd}WIN-J9D866ESIJ2",
+        "WIN-J9D866ESIJ2\u{200b}",
+        "WIN-\u{200d}J9D866ESIJ2",
+        "\u{feff}win-j9d866esij2",
+        "WIN-J9D866ESIJ2$",
+        "WIN-J9D866ESIJ2$\0",
+        "WIN-J9D866ESIJ2.corp.example.",
+        "WIN-J9D866ESIJ2\u{1b}[0m",
+    ] {
+        let hit = m.lookup(raw).map(|e| e.id);
+        if raw.ends_with("[0m") {
+            // Visible characters after the name make another name.
+            assert_eq!(hit, None, "{raw:?}");
+        } else {
+            assert_eq!(hit, Some(9_100_001), "{raw:?}");
+        }
+    }
+    assert_eq!(normalise(" win-j9d866esij2$\0"), "WIN-J9D866ESIJ2");
+    // Noise alone is no name.
+    assert!(m.lookup("\0\u{fffd} $").is_none());
+    // Characters that change the name are not stripped.
+    assert!(m.lookup("WIN-J9D866ESIJ3").is_none());
+    assert!(m.lookup("XWIN-J9D866ESIJ2").is_none());
+}
+
+#[test]
+fn patterns_see_a_bounded_prefix_of_long_names() {
+    let m = matcher("*a*b*c*d1\n*ZZZ\nre:^WIN-[A-Z0-9]{11}$\n");
+    // Past MAX_MATCHED bytes nothing is looked at (no DNS name is that
+    // long): a pattern that only the tail would satisfy does not match.
+    let long = format!("{}ZZZ", "ab".repeat(10_000));
+    assert!(m.lookup(&long).is_none());
+    let short = format!("{}ZZZ", "ab".repeat(100));
+    assert!(m.lookup(&short).is_some());
+    assert_eq!(prefix("é".repeat(200).as_str(), 255).len(), 254);
+    assert_eq!(prefix("abc", 255), "abc");
+    assert_eq!(
+        m.lookup("WIN-LIVFRVQFMKO").map(|e| e.pattern.clone()),
+        Some(Pattern::Regex("^WIN-[A-Z0-9]{11}$".into()))
+    );
+}
