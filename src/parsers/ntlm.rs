@@ -211,6 +211,18 @@ impl Field {
         msg.get(start..end)
     }
 
+    /// The field's bytes that lie within `msg`: for a list whose length
+    /// runs past the message (an AV-pair list without its terminator), the
+    /// part that is there; `None` when it starts outside the message.
+    fn get_within(self, msg: &[u8]) -> Option<&[u8]> {
+        if self.len == 0 {
+            return None;
+        }
+        let start = self.offset as usize;
+        let end = start.saturating_add(usize::from(self.len)).min(msg.len());
+        msg.get(start..end).filter(|b| !b.is_empty())
+    }
+
     /// Offset of the payload, when the field has one (for locating the end
     /// of the fixed header).
     fn payload_start(self) -> Option<u32> {
@@ -341,7 +353,9 @@ pub fn challenge(msg: &[u8]) -> Result<Challenge<'_>, NtlmError> {
     let Ok((rest, (_reserved, info))) = (le_u64, field).parse(rest) else {
         return Ok(c);
     };
-    c.target_info = info.get(msg);
+    // A target-info list that runs past the message keeps the pairs that
+    // are there (the list iterator stops at the first one cut short).
+    c.target_info = info.get_within(msg);
     let payload_start = [target.payload_start(), info.payload_start()]
         .into_iter()
         .flatten()

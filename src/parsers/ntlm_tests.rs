@@ -276,3 +276,49 @@ fn response_kinds() {
         "lm"
     );
 }
+
+/// A CHALLENGE whose target-info list has no MsvAvEOL and whose length runs
+/// past the message (Zeek's ntlm-unterminated-av-sequence case): the pairs
+/// that are there still give the server's names.
+#[test]
+fn challenge_with_unterminated_target_info_keeps_its_names() {
+    let mut info = Vec::new();
+    for (id, name) in [(1u16, "WIN-LIVFRVQFMKO"), (3, "win-livfrvqfmko.corp")] {
+        let v = u16s(name);
+        info.extend_from_slice(&id.to_le_bytes());
+        info.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        info.extend(v);
+    }
+    // A third pair cut short by the end of the message, and no EOL.
+    info.extend_from_slice(&[4, 0, 40, 0, b'c', 0]);
+    let mut m = b"NTLMSSP\0\x02\0\0\0".to_vec();
+    m.extend_from_slice(&[0, 0, 0, 0, 48, 0, 0, 0]); // empty target name
+    m.extend_from_slice(&0x0081_8201u32.to_le_bytes()); // UNICODE | TARGET_INFO ...
+    m.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+    m.extend_from_slice(&[0; 8]);
+    let claimed = info.len() as u16 + 200;
+    m.extend_from_slice(&claimed.to_le_bytes());
+    m.extend_from_slice(&claimed.to_le_bytes());
+    m.extend_from_slice(&48u32.to_le_bytes());
+    m.extend(info);
+    let Ok(Message::Challenge(c)) = parse(&m) else {
+        panic!("not a CHALLENGE")
+    };
+    let pairs: Vec<(u16, String)> = av_pairs(c.target_info.unwrap_or_default())
+        .map(|(id, v)| (id, decode_name(v, true)))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (1, "WIN-LIVFRVQFMKO".to_string()),
+            (3, "win-livfrvqfmko.corp".to_string())
+        ]
+    );
+    // A list that starts outside the message is still absent.
+    let mut outside = m.clone();
+    outside[44..48].copy_from_slice(&4000u32.to_le_bytes());
+    let Ok(Message::Challenge(c)) = parse(&outside) else {
+        panic!("not a CHALLENGE")
+    };
+    assert_eq!(c.target_info, None);
+}
