@@ -605,3 +605,58 @@ fn noise_around_a_name_does_not_hide_it() {
         );
     }
 }
+
+/// A server that sends an AUTHENTICATE naming a watched machine (in an SMB2
+/// response, an HTTP `WWW-Authenticate`, or a plain download) must not get
+/// that name pinned on its client: no alert, no host sighting at the
+/// client's address.
+#[test]
+fn a_server_cannot_pin_a_name_on_its_client() {
+    use base64::Engine;
+    let auth = msg::ntlm_authenticate("CORP", "svc_backup", "WIN-J9D866ESIJ2", "cifs/x");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&auth);
+    let client = ip("10.1.0.66");
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    // SMB2: a normal negotiate, then a session setup response carrying it.
+    let (nreq, nresp) = msg::smb2_negotiate();
+    let setup = msg::smb2_session_setup_request(1, 0, &msg::spnego_init(&msg::ntlm_negotiate()));
+    let evil = msg::smb2_session_setup_response(1, 9, 0, &msg::spnego_resp(1, Some(&auth)));
+    let http_req = b"GET /x HTTP/1.1\r\nHost: s\r\n\r\n".to_vec();
+    let http_resp = format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM {b64}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes();
+    let mut download = b"payload follows\n".to_vec();
+    download.extend_from_slice(&auth);
+    type Trips = Vec<(Vec<u8>, Vec<u8>)>;
+    let cases: [(u16, Trips); 3] = [
+        (445, vec![(nreq, nresp), (setup, evil)]),
+        (80, vec![(http_req, http_resp)]),
+        (5000, vec![(b"GET file\n".to_vec(), download)]),
+    ];
+    for (i, (port, trips)) in cases.into_iter().enumerate() {
+        let mut c = Conn::new(
+            (client, 50000 + i as u16),
+            (ip("10.1.0.5"), port),
+            20 + i as u32,
+        );
+        for f in flights(&mut c, &trips, Delivery::Plain) {
+            t.add(&c, &f);
+        }
+    }
+    let p = tmp("pinning.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let alerts = of_type(&events, "alert");
+    assert!(alerts.is_empty(), "{alerts:?}");
+    let pinned: Vec<_> = of_type(&events, "host")
+        .into_iter()
+        .filter(|h| s(h, "host.name").as_deref() == Some("WIN-J9D866ESIJ2"))
+        .collect();
+    assert!(pinned.is_empty(), "{pinned:?}");
+    // The SMB exchange is still reported, with the client's NEGOTIATE only.
+    let ntlm = of_type(&events, "ntlm");
+    assert_eq!(ntlm.len(), 1, "{ntlm:?}");
+    assert_eq!(s(ntlm[0], "ntlm.carrier").as_deref(), Some("smb2"));
+    assert!(ntlm[0]["ntlm"].get("client").is_none());
+}

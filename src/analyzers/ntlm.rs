@@ -56,6 +56,8 @@ pub struct Tracker {
     stage: Stage,
     rec: NtlmRecord,
     challenge_unicode: bool,
+    /// The direction the NTLM client sends in, once known.
+    client_sends: Option<Dir>,
 }
 
 impl Tracker {
@@ -70,6 +72,7 @@ impl Tracker {
                 ..NtlmRecord::default()
             },
             challenge_unicode: true,
+            client_sends: None,
         }
     }
 
@@ -87,7 +90,15 @@ impl Tracker {
     }
 
     /// Parses and records one NTLMSSP message seen in direction `dir`.
-    /// Returns its kind, or `None` when it is not a valid message.
+    /// Returns its kind, or `None` when it is not a valid message or was
+    /// sent by the wrong side.
+    ///
+    /// The client sends NEGOTIATE and AUTHENTICATE, the server CHALLENGE.
+    /// Which side is the client is settled once per connection: the SYN's
+    /// sender when the handshake was seen; on a connection picked up
+    /// midstream, by the first message (its sender, or a CHALLENGE's
+    /// receiver). A message from the other side is ignored, so that a
+    /// server cannot pin a name on its client by sending an AUTHENTICATE.
     pub fn message(&mut self, dir: Dir, msg: &[u8], cx: &mut Ctx<'_>) -> Option<Kind> {
         let Ok(parsed) = ntlm::parse(msg) else {
             cx.parse_error("ntlm");
@@ -98,10 +109,21 @@ impl Tracker {
             Message::Challenge(_) => Kind::Challenge,
             Message::Authenticate(_) => Kind::Authenticate,
         };
-        // The client sends NEGOTIATE and AUTHENTICATE, the server CHALLENGE:
-        // that settles who is who on a connection picked up midstream.
-        let from_client = kind != Kind::Challenge;
-        if from_client != (dir == Dir::ToServer) {
+        let client_sends = if kind == Kind::Challenge {
+            dir.other()
+        } else {
+            dir
+        };
+        let settled = *self.client_sends.get_or_insert(if cx.midstream {
+            client_sends
+        } else {
+            Dir::ToServer
+        });
+        if settled != client_sends {
+            return None;
+        }
+        if client_sends == Dir::ToClient {
+            // Midstream: the side taken for the client is the server.
             cx.roles_reversed = true;
         }
         let stage = match kind {
@@ -414,6 +436,51 @@ mod tests {
         assert!(
             matches!(&out[1], Record::Ntlm(r) if r.negotiate.is_some() && r.client.is_some() && r.result == "unknown")
         );
+    }
+
+    #[test]
+    fn messages_from_the_wrong_side_are_ignored() {
+        // The SYN was seen: the client sends toward the server.
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, false, &mut out);
+        let mut t = Tracker::new("smb2", true);
+        assert_eq!(t.message(Dir::ToClient, &auth(), &mut cx), None);
+        assert_eq!(t.message(Dir::ToServer, CHAL, &mut cx), None);
+        assert_eq!(
+            t.message(Dir::ToServer, NEG, &mut cx),
+            Some(Kind::Negotiate)
+        );
+        assert_eq!(t.message(Dir::ToClient, NEG, &mut cx), None);
+        assert_eq!(
+            t.message(Dir::ToClient, CHAL, &mut cx),
+            Some(Kind::Challenge)
+        );
+        assert_eq!(t.message(Dir::ToClient, &auth(), &mut cx), None);
+        assert!(!cx.roles_reversed);
+        t.flush(&mut cx);
+        let _ = cx;
+        let [Record::Ntlm(r)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert!(r.negotiate.is_some() && r.server.is_some() && r.client.is_none());
+
+        // Midstream, a CHALLENGE first: its receiver is the client, and an
+        // AUTHENTICATE from the challenger's side does not count.
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, true, &mut out);
+        let mut t = Tracker::new("raw", false);
+        assert_eq!(
+            t.message(Dir::ToServer, CHAL, &mut cx),
+            Some(Kind::Challenge)
+        );
+        assert!(cx.roles_reversed);
+        assert_eq!(t.message(Dir::ToServer, &auth(), &mut cx), None);
+        assert_eq!(
+            t.message(Dir::ToClient, &auth(), &mut cx),
+            Some(Kind::Authenticate)
+        );
+        let _ = cx;
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
