@@ -660,3 +660,40 @@ fn a_server_cannot_pin_a_name_on_its_client() {
     assert_eq!(s(ntlm[0], "ntlm.carrier").as_deref(), Some("smb2"));
     assert!(ntlm[0]["ntlm"].get("client").is_none());
 }
+
+/// SMB2 compound chains: the AUTHENTICATE's SESSION_SETUP chained after an
+/// ECHO in one NetBIOS message is still read (the server processes every
+/// command of a chain).
+#[test]
+fn smb2_session_setup_inside_a_compound_chain() {
+    // [ECHO][SESSION_SETUP] in one message: the ECHO takes the setup's
+    // header with another command, NextCommand 72, and its 4-byte body.
+    let chain = |nbss_setup: &[u8]| -> Vec<u8> {
+        let setup = &nbss_setup[4..];
+        let mut echo = setup[..64].to_vec();
+        echo[12..14].copy_from_slice(&0x000du16.to_le_bytes());
+        echo[20..24].copy_from_slice(&72u32.to_le_bytes());
+        echo.extend_from_slice(&[4, 0, 0, 0, 0, 0, 0, 0]);
+        let body = [echo, setup.to_vec()].concat();
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    };
+    let mut trips = smb_trips();
+    trips[2].0 = chain(&trips[2].0);
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut smb = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    for f in flights(&mut smb, &trips, Delivery::Plain) {
+        t.add(&smb, &f);
+    }
+    let got = run("compound.pcap", &t);
+    let want = expected("10.1.0.77");
+    assert_eq!(got.ntlm, want.ntlm);
+    assert_eq!(
+        got.alerts,
+        [(
+            "ntlm.client.workstation".to_string(),
+            "10.1.0.77".to_string()
+        )]
+    );
+}

@@ -30,20 +30,25 @@ pub fn looks_like_session(b: &[u8]) -> bool {
 /// SMB1 and SMB2 command offsets from the start of the NetBIOS message.
 const SMB1_COMMAND_AT: usize = 4 + 4;
 const SMB2_COMMAND_AT: usize = 4 + 12;
+const SMB2_NEXT_COMMAND_AT: usize = 4 + 20;
 
 /// Bytes of a NetBIOS message enough to tell its command (the NetBIOS
 /// header and an SMB2 header with room to spare).
 pub const SESSION_SETUP_PEEK: usize = 4 + 68;
 
-/// Whether the NetBIOS message at the start of `b` is a session setup
-/// (SMB1 SESSION_SETUP_ANDX or SMB2 SESSION_SETUP); `None` until enough of
-/// its header is there. Another protocol in the message is not one.
+/// Whether the NetBIOS message at the start of `b` may hold a session
+/// setup (SMB1 SESSION_SETUP_ANDX, or SMB2 SESSION_SETUP first or anywhere
+/// in a compound chain, which [`session_setups`] walks); `None` until
+/// enough of its header is there. Another protocol in the message holds
+/// none.
 pub fn is_session_setup(b: &[u8]) -> Option<bool> {
     match b.get(4..8)? {
         b"\xffSMB" => Some(*b.get(SMB1_COMMAND_AT)? == SMB1_COM_SESSION_SETUP_ANDX),
         b"\xfeSMB" => {
             let c = b.get(SMB2_COMMAND_AT..SMB2_COMMAND_AT + 2)?;
-            Some(u16::from_le_bytes([c[0], c[1]]) == SMB2_SESSION_SETUP)
+            let next = b.get(SMB2_NEXT_COMMAND_AT..SMB2_NEXT_COMMAND_AT + 4)?;
+            let compound = next.iter().any(|&x| x != 0);
+            Some(u16::from_le_bytes([c[0], c[1]]) == SMB2_SESSION_SETUP || compound)
         }
         _ => Some(false),
     }

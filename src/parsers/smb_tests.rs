@@ -138,6 +138,9 @@ fn session_setup_and_session_recognition() {
     let read2 = nbss(&smb2_header(0x0008, 0, 0, 0, 0));
     assert_eq!(is_session_setup(&setup2), Some(true));
     assert_eq!(is_session_setup(&read2), Some(false));
+    // A compound (NextCommand set) may hold one further down the chain.
+    let echo_first = nbss(&smb2_header(0x000d, 0, 0, 72, 0));
+    assert_eq!(is_session_setup(&echo_first), Some(true));
     assert_eq!(is_session_setup(&setup2[..17]), None);
     let setup1 = nbss(&smb1(0x73, 0, 0, 0, &[], &[]));
     let echo1 = nbss(&smb1(0x2b, 0, 0, 0, &[], &[]));
