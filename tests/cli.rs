@@ -717,3 +717,66 @@ fn parse_failures_are_counted_per_protocol() {
     assert_eq!(stats(&o), serde_json::json!({ "nbns": 3 }));
     assert_eq!(of_type(&lines(&o), "nbns").len(), 0);
 }
+
+/// A run that read no packet stamps its stats with the wall clock, not
+/// 1970; a failing output is named; a capture cut by a small snapshot
+/// length is said once and counted.
+#[test]
+fn no_1970_stats_named_output_errors_and_snaplen_warning() {
+    let year = |o: &Output| -> String {
+        lines(o)
+            .into_iter()
+            .find(|e| e["event_type"] == "stats")
+            .and_then(|e| e["timestamp"].as_str().map(|t| t[..4].to_string()))
+            .unwrap_or_default()
+    };
+    let empty = tmp("empty.pcap");
+    std::fs::write(&empty, b"").expect("write");
+    for input in [tmp(""), empty] {
+        let o = hostwatch(&["-q", "-r", &input.display().to_string()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(year(&o).as_str() >= "2026", "{}", year(&o));
+    }
+
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    one_clear_line(
+        &hostwatch(&["-q", "-r", &demo, "-o", "/dev/full"]),
+        1,
+        "cannot write events: file:/dev/full: No space left on device",
+    );
+
+    // The lab's SMB capture with every frame cut to 96 bytes.
+    let full = std::fs::read(fixture("lab/smb3-ok-good.pcap")).expect("capture");
+    let mut cut = full[..24].to_vec();
+    cut[16..20].copy_from_slice(&96u32.to_le_bytes());
+    let (mut at, mut frames, mut shortened) = (24, 0, 0);
+    while at + 16 <= full.len() {
+        let rec = &full[at..at + 16];
+        let incl = u32::from_le_bytes([rec[8], rec[9], rec[10], rec[11]]) as usize;
+        let keep = incl.min(96);
+        let mut hdr = rec.to_vec();
+        hdr[8..12].copy_from_slice(&(keep as u32).to_le_bytes());
+        cut.extend_from_slice(&hdr);
+        cut.extend_from_slice(&full[at + 16..at + 16 + keep]);
+        frames += 1;
+        shortened += usize::from(incl > 96);
+        at += 16 + incl;
+    }
+    let path = tmp("snap96.pcap");
+    std::fs::write(&path, &cut).expect("write");
+    let o = hostwatch(&["-q", "-r", &path.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("snap96.pcap: packets are cut short by the capture's snapshot length"),
+        "{e}"
+    );
+    let stats = lines(&o)
+        .into_iter()
+        .find(|e| e["event_type"] == "stats")
+        .expect("stats");
+    assert_eq!(stats["stats"]["packets"], frames);
+    assert_eq!(stats["stats"]["decoder"]["truncated"], shortened);
+    assert!(shortened > 0);
+}

@@ -223,6 +223,8 @@ impl<'a> Packet<'a> {
 pub struct DecodeStats {
     pub frames: u64,
     pub bytes: u64,
+    /// Frames the capture cut short of their length on the wire (snaplen).
+    pub truncated: u64,
     pub tcp: u64,
     pub udp: u64,
     pub non_ip: u64,
@@ -237,6 +239,7 @@ impl DecodeStats {
     pub fn add(&mut self, o: &DecodeStats) {
         self.frames += o.frames;
         self.bytes += o.bytes;
+        self.truncated += o.truncated;
         self.tcp += o.tcp;
         self.udp += o.udp;
         self.non_ip += o.non_ip;
@@ -248,7 +251,7 @@ impl DecodeStats {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "tcp": self.tcp, "udp": self.udp, "non_ip": self.non_ip,
+            "tcp": self.tcp, "udp": self.udp, "non_ip": self.non_ip, "truncated": self.truncated,
             "other_transport": self.other_transport, "malformed": self.malformed,
             "tunnelled": self.tunnels, "tunnel_too_deep": self.tunnel_too_deep,
         })

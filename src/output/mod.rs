@@ -70,6 +70,11 @@ pub fn system_hostname() -> String {
     String::from_utf8_lossy(buf.get(..end).unwrap_or_default()).into_owned()
 }
 
+/// An output's error, naming the output.
+fn named(label: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{label}: {e}"))
+}
+
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -173,7 +178,7 @@ impl Outputs {
             }
             o.events += 1;
             match &mut o.sink {
-                Sink::File(f) => f.write_all(line)?,
+                Sink::File(f) => f.write_all(line).map_err(|e| named(&o.label, e))?,
                 Sink::Net {
                     queue,
                     syslog: None,
@@ -197,7 +202,7 @@ impl Outputs {
     pub fn flush(&mut self) -> io::Result<()> {
         for o in &mut self.outputs {
             if let Sink::File(f) = &mut o.sink {
-                f.flush()?;
+                f.flush().map_err(|e| named(&o.label, e))?;
             }
         }
         Ok(())

@@ -73,6 +73,11 @@ impl Drive<'_> {
             BURST_ONE
         };
         let mut ended = vec![false; sources.len()];
+        let mut warned = vec![false; sources.len()];
+        let names: Vec<String> = sources
+            .iter()
+            .map(|s| crate::render::escape_control(s.name()))
+            .collect();
         let mut next_tick = i64::MIN;
         let mut last_tick = Instant::now();
         let mut last_stats = Instant::now();
@@ -96,9 +101,24 @@ impl Drive<'_> {
                 let n = if stopping { DRAIN_ON_STOP } else { burst };
                 for _ in 0..n {
                     match src.next() {
-                        Ok(Next::Packet { ts_us, data, .. }) => {
+                        Ok(Next::Packet {
+                            ts_us,
+                            data,
+                            wire_len,
+                        }) => {
                             idle = false;
                             count += 1;
+                            if (data.len() as u64) < u64::from(wire_len) {
+                                decoder.stats.truncated += 1;
+                                if !std::mem::replace(&mut warned[i], true) {
+                                    eprintln!(
+                                        "hostwatch: {}: packets are cut short by the capture's snapshot length (the first to {} of its {} bytes); what lies past the cut is not seen",
+                                        names[i],
+                                        data.len(),
+                                        wire_len
+                                    );
+                                }
+                            }
                             self.last_ts = ts_us;
                             if !live && ts_us >= next_tick {
                                 // Replaying, flow timeouts run on packet time,

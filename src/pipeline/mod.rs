@@ -224,8 +224,14 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         .filter_map(|h| h.ok())
         .map(|h| h.join().unwrap_or_default())
         .collect();
+    // A run that read no packet (an input that could not be opened or was
+    // empty) has no packet time: its stats are stamped with the wall clock.
     let _ = out_tx.send(OutMsg::Stats {
-        ts_us: last_ts,
+        ts_us: if totals.decode.frames == 0 {
+            drive::now_us()
+        } else {
+            last_ts
+        },
         stats: stats::to_json(&totals, &finals, any_live),
         last: true,
     });
