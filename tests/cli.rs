@@ -647,15 +647,29 @@ fn a_second_interrupt_ends_the_process_at_once() {
         .expect("header")
         .into_inner();
     stdin.write_all(&header).expect("header written");
-    // Wait until its threads run (the signal handlers are installed first).
+    // Wait until the capture thread blocks reading the pipe (its system
+    // call, in /proc, is read(2): number 0 on x86-64, 63 on arm64).
+    let read_nr = if cfg!(target_arch = "aarch64") {
+        "63"
+    } else {
+        "0"
+    };
+    let blocked = || {
+        std::fs::read_to_string(format!("/proc/{}/syscall", child.id()))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(read_nr))
+    };
     let t = Instant::now();
-    while !thread_cpus(child.id())
-        .iter()
-        .any(|(n, _)| n == "hostwatch-outpu")
+    while !(blocked()
+        && thread_cpus(child.id())
+            .iter()
+            .any(|(n, _)| n == "hostwatch-outpu"))
         && t.elapsed() < Duration::from_secs(10)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Still there a moment later: past the header, waiting for packets.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(blocked(), "the capture thread never blocked in read");
     let pid = child.id() as libc::pid_t;
     // SAFETY: sends a signal to the child started above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
