@@ -794,3 +794,54 @@ fn no_1970_stats_named_output_errors_and_snaplen_warning() {
     assert_eq!(stats["stats"]["decoder"]["truncated"], shortened);
     assert!(shortened > 0);
 }
+
+/// A FIFO, `/dev/stdin` fed by a pipe, or a gzip stream behind `<(...)` is
+/// opened once: nothing is lost to a format sniff, and a writer that has
+/// already closed does not leave hostwatch waiting in a second open.
+#[test]
+fn fifos_and_dev_stdin_are_read_once() {
+    use std::io::Write;
+    let capture = std::fs::read(fixture("lab/smb3-ok-good.pcap")).expect("capture");
+    assert!(capture.len() > 1 << 20, "larger than a pipe's buffer");
+    let fifo = tmp("capture.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let writer = {
+        let (fifo, capture) = (fifo.clone(), capture.clone());
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("open the fifo");
+            f.write_all(&capture).expect("write");
+        })
+    };
+    let o = hostwatch(&["-q", "-r", &fifo.display().to_string()]);
+    writer.join().expect("writer");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ntlm = of_type(&lines(&o), "ntlm")
+        .iter()
+        .map(|n| s(n, "ntlm.client.workstation").unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert_eq!(ntlm, ["DESKTOP-4QK2M1L"]);
+
+    let demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "--alerts-only", "-r", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&demo)
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(lines(&o).len(), 5);
+}

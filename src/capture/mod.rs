@@ -337,12 +337,18 @@ impl Source {
             }
             size = meta.len();
             let mut magic = [0u8; 2];
-            let gz = f.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
-            if gz {
-                f.seek(SeekFrom::Start(0)).map_err(|e| CaptureError::Open {
-                    source: source.clone(),
-                    reason: io_reason(&e),
-                })?;
+            // A FIFO, /dev/stdin or /dev/fd/N cannot be read twice (sniffed,
+            // then reopened): it goes through the feeder, opened once,
+            // which sniffs gzip itself.
+            let regular = meta.is_file();
+            let gz = regular && f.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
+            if gz || !regular {
+                if regular {
+                    f.seek(SeekFrom::Start(0)).map_err(|e| CaptureError::Open {
+                        source: source.clone(),
+                        reason: io_reason(&e),
+                    })?;
+                }
                 let (fd, feeder) = feed_through_pipe(Box::new(BufReader::new(f))).map_err(|e| {
                     CaptureError::Open {
                         source: source.clone(),
