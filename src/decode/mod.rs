@@ -1,7 +1,8 @@
 //! Decode stage: a captured frame in, TCP segments and UDP datagrams out.
 //!
-//! Link layers (Ethernet with 802.1Q/802.1ad tags, Linux cooked SLL and SLL2,
-//! raw IP, BSD null/loopback), tunnels used to carry mirrored traffic (GRE,
+//! Link layers (Ethernet with 802.1Q/802.1ad tags, MPLS label stacks and
+//! Ethernet pseudowires, PPPoE sessions, Linux cooked SLL and SLL2, raw IP,
+//! BSD null/loopback), tunnels used to carry mirrored traffic (GRE,
 //! ERSPAN types I–III, VXLAN), IPv4/IPv6 with extension headers (through
 //! `etherparse`) and IP fragment reassembly. Anything that is neither TCP nor UDP is
 //! counted and dropped here: later stages only ever see [`Packet`]s.
@@ -45,6 +46,12 @@ pub mod linktype {
         )
     }
 }
+
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// MPLS labels read before a frame is given up.
+const MAX_MPLS_LABELS: usize = 8;
 
 /// How many tunnel layers are taken apart before a frame is given up.
 const MAX_ENCAPSULATION: u8 = 4;
@@ -374,6 +381,67 @@ impl Decoder {
         }
         match ethertype {
             0x0800 | 0x86dd => self.ip(ctx, rest, out),
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => self.mpls(ctx, rest, out),
+            ETHERTYPE_PPPOE_SESSION => self.pppoe(ctx, rest, out),
+            _ => self.stats.non_ip += 1,
+        }
+    }
+
+    /// An MPLS label stack (RFC 3032), then IPv4 or IPv6 (told by the first
+    /// nibble), or an Ethernet pseudowire behind its control word
+    /// (RFC 4385: first nibble 0).
+    fn mpls<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, mut rest: &[u8], out: &mut F) {
+        for _ in 0..MAX_MPLS_LABELS {
+            let Some((entry, next)) = rest.split_at_checked(4) else {
+                self.stats.malformed += 1;
+                return;
+            };
+            rest = next;
+            if entry[2] & 0x01 == 0 {
+                continue;
+            }
+            // Bottom of the stack: what follows is not labelled.
+            return match rest.first().map(|b| b >> 4) {
+                Some(4) | Some(6) => self.ip(ctx, rest, out),
+                Some(0) => match rest.get(4..) {
+                    // Ethernet inside: bounded like any other encapsulation.
+                    Some(_) if ctx.depth >= MAX_ENCAPSULATION => self.stats.tunnel_too_deep += 1,
+                    Some(frame) => {
+                        ctx.depth += 1;
+                        self.ethernet(ctx, frame, out)
+                    }
+                    None => self.stats.malformed += 1,
+                },
+                _ => self.stats.non_ip += 1,
+            };
+        }
+        self.stats.malformed += 1;
+    }
+
+    /// A PPPoE session packet (RFC 2516): version/type, code, session id,
+    /// length, then the PPP protocol (RFC 1661; one byte when compressed).
+    fn pppoe<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, rest: &[u8], out: &mut F) {
+        let Some((head, body)) = rest.split_at_checked(6) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if head[0] != 0x11 || head[1] != 0 {
+            self.stats.non_ip += 1;
+            return;
+        }
+        let len = usize::from(u16::from_be_bytes([head[4], head[5]]));
+        let body = body.get(..len).unwrap_or(body);
+        let (proto, payload) = match body.first() {
+            Some(&b) if b & 1 == 1 => (u16::from(b), body.get(1..)),
+            _ => (
+                body.get(..2)
+                    .map_or(0, |p| u16::from_be_bytes([p[0], p[1]])),
+                body.get(2..),
+            ),
+        };
+        match (proto, payload) {
+            (0x0021 | 0x0057, Some(p)) => self.ip(ctx, p, out),
+            (_, None) => self.stats.malformed += 1,
             _ => self.stats.non_ip += 1,
         }
     }

@@ -309,3 +309,87 @@ fn garbage_is_counted_not_fatal() {
     assert_eq!(stats.malformed, 3);
     assert_eq!(stats.non_ip, 1);
 }
+
+#[test]
+fn mpls_label_stacks_and_pseudowires() {
+    // Two labels (the second at the bottom of the stack), then IPv4.
+    let mut two = vec![0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40];
+    two.extend(ipv4_tcp(b"mpls"));
+    let s = one(linktype::ETHERNET, eth(0x8847, &[(0x8100, 5)], &two));
+    assert_eq!(
+        (s.0.as_str(), s.4.clone(), s.5.as_slice()),
+        ("10.0.0.1", vec![5], &b"mpls"[..])
+    );
+    // One label, IPv6 behind it.
+    let mut v6 = vec![0x00, 0x01, 0x01, 0x40];
+    v6.extend(ipv6_tcp(b"six"));
+    assert_eq!(one(linktype::ETHERNET, eth(0x8847, &[], &v6)).5, b"six");
+    // An Ethernet pseudowire: label, control word, a tagged inner frame.
+    let mut pw = vec![0x00, 0x01, 0x01, 0x40, 0, 0, 0, 0];
+    pw.extend(eth(0x0800, &[(0x8100, 9)], &ipv4_tcp(b"pw")));
+    let s = one(linktype::ETHERNET, eth(0x8848, &[], &pw));
+    assert_eq!((s.4.clone(), s.5.as_slice()), (vec![9], &b"pw"[..]));
+    // A stack that never ends, and one cut short.
+    let (got, stats) = decode_all(
+        linktype::ETHERNET,
+        &[eth(0x8847, &[], &[0, 1, 0, 64].repeat(9))],
+    );
+    assert!(got.is_empty());
+    assert_eq!(stats.malformed, 1);
+    let (_, stats) = decode_all(linktype::ETHERNET, &[eth(0x8847, &[], &[0, 1])]);
+    assert_eq!(stats.malformed, 1);
+    // Pseudowires inside pseudowires stop at the encapsulation limit.
+    let mut nested = eth(0x0800, &[], &ipv4_tcp(b"deep"));
+    for _ in 0..6 {
+        let mut inner = vec![0x00, 0x01, 0x01, 0x40, 0, 0, 0, 0];
+        inner.extend(nested);
+        nested = eth(0x8847, &[], &inner);
+    }
+    let (got, stats) = decode_all(linktype::ETHERNET, &[nested]);
+    assert!(got.is_empty());
+    assert_eq!(stats.tunnel_too_deep, 1);
+}
+
+#[test]
+fn pppoe_sessions() {
+    let pppoe = |proto: &[u8], ip: &[u8]| {
+        let mut v = vec![0x11, 0x00, 0x12, 0x34];
+        v.extend_from_slice(&((proto.len() + ip.len()) as u16).to_be_bytes());
+        v.extend_from_slice(proto);
+        v.extend_from_slice(ip);
+        v
+    };
+    let s = one(
+        linktype::ETHERNET,
+        eth(0x8864, &[], &pppoe(&[0x00, 0x21], &ipv4_tcp(b"ppp4"))),
+    );
+    assert_eq!((s.0.as_str(), s.5.as_slice()), ("10.0.0.1", &b"ppp4"[..]));
+    assert_eq!(
+        one(
+            linktype::ETHERNET,
+            eth(0x8864, &[], &pppoe(&[0x00, 0x57], &ipv6_tcp(b"ppp6")))
+        )
+        .5,
+        b"ppp6"
+    );
+    // A compressed (one-byte) protocol field.
+    assert_eq!(
+        one(
+            linktype::ETHERNET,
+            eth(0x8864, &[], &pppoe(&[0x21], &ipv4_tcp(b"pfc")))
+        )
+        .5,
+        b"pfc"
+    );
+    // LCP, discovery and a truncated header carry no IP.
+    let (got, stats) = decode_all(
+        linktype::ETHERNET,
+        &[
+            eth(0x8864, &[], &pppoe(&[0xc0, 0x21], &[1, 1, 0, 4])),
+            eth(0x8863, &[], &[0x11, 0x09, 0, 0, 0, 0]),
+            eth(0x8864, &[], &[0x11, 0x00, 0x12]),
+        ],
+    );
+    assert!(got.is_empty());
+    assert_eq!((stats.non_ip, stats.malformed), (2, 1));
+}
