@@ -697,3 +697,93 @@ fn smb2_session_setup_inside_a_compound_chain() {
         )]
     );
 }
+
+/// HTTP as servers accept it: requests with bare LF line ends, tokens
+/// without base64 padding, a 60 KB AUTHENTICATE, and a connection picked up
+/// midstream on two high ports whose first packet is the server's 401.
+#[test]
+fn http_bare_lf_unpadded_large_tokens_and_a_midstream_401() {
+    use base64::Engine;
+    let std_b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let logon =
+        || msg::http_ntlm_logon("/ews", &NAMES, "CORP", "svc_backup", "WIN-J9D866ESIJ2", 200);
+    let requests_only = |f: &dyn Fn(&str) -> String| -> Vec<(Vec<u8>, Vec<u8>)> {
+        logon()
+            .into_iter()
+            .map(|(c, s)| (f(&String::from_utf8_lossy(&c)).into_bytes(), s))
+            .collect()
+    };
+    let bare_lf = requests_only(&|r| r.replace("\r\n", "\n"));
+    let unpadded = requests_only(&|r| {
+        r.lines()
+            .map(|l| l.trim_end_matches('='))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n"
+    });
+    assert!(logon()
+        .iter()
+        .any(|(c, _)| String::from_utf8_lossy(c).contains("=\r\n")));
+    let mut big = logon();
+    let mut auth = msg::ntlm_authenticate("CORP", "svc_backup", "WIN-J9D866ESIJ2", "HTTP/x");
+    auth.resize(60_000, 0);
+    big[1].0 = format!(
+        "GET /ews HTTP/1.1\r\nHost: x\r\nAuthorization: NTLM {}\r\n\r\n",
+        std_b64(&auth)
+    )
+    .into_bytes();
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    for (i, trips) in [bare_lf, unpadded, big].into_iter().enumerate() {
+        let mut c = Conn::new(
+            (ip("10.1.0.77"), 49900 + i as u16),
+            (ip("10.1.0.9"), 80),
+            40 + i as u32,
+        );
+        for f in flights(&mut c, &trips, Delivery::Plain) {
+            t.add(&c, &f);
+        }
+    }
+    // Midstream, both ports high: the capture starts at the server's 401.
+    let mut c = Conn::new((ip("10.1.0.78"), 50123), (ip("10.1.0.9"), 50180), 50);
+    let fl = flights(&mut c, &logon(), Delivery::Plain);
+    for f in &fl[2..] {
+        t.add(&c, f);
+    }
+    let p = tmp("http-forms.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let mut ntlm: Vec<(String, u64, String, String)> = of_type(&events, "ntlm")
+        .iter()
+        .map(|n| {
+            (
+                s(n, "src_ip").unwrap_or_default(),
+                n["src_port"].as_u64().unwrap_or(0),
+                s(n, "ntlm.client.workstation").unwrap_or_default(),
+                s(n, "ntlm.result").unwrap_or_default(),
+            )
+        })
+        .collect();
+    ntlm.sort();
+    let want: Vec<(String, u64, String, String)> = [
+        ("10.1.0.77", 49900),
+        ("10.1.0.77", 49901),
+        ("10.1.0.77", 49902),
+        ("10.1.0.78", 50123),
+    ]
+    .iter()
+    .map(|(a, p)| {
+        (
+            a.to_string(),
+            *p,
+            "WIN-J9D866ESIJ2".to_string(),
+            "success".to_string(),
+        )
+    })
+    .collect();
+    assert_eq!(ntlm, want);
+    let alerts = of_type(&events, "alert")
+        .iter()
+        .filter(|a| a["alert"]["list"] == "vmmanager-defaults")
+        .count();
+    assert_eq!(alerts, 4);
+}

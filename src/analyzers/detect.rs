@@ -12,15 +12,9 @@ use crate::parsers::proxy::{self, Measure};
 /// Bytes of each direction looked at before deciding at the latest.
 const MAX_PEEK: usize = 2048;
 
-/// Classifies a connection from its first client and server bytes:
-/// the client's bytes first, then the server's, then the fallbacks, each
-/// in registry order; `None` while more bytes are needed.
-pub fn classify(
-    client: &[u8],
-    server: &[u8],
-    server_port: u16,
-    enough: bool,
-) -> Option<&'static Protocol> {
+/// The protocol whose probes recognise these first client and server
+/// bytes: every client probe in registry order, then every server probe.
+fn probe(client: &[u8], server: &[u8]) -> Option<&'static Protocol> {
     let streams = || {
         PROTOCOLS
             .iter()
@@ -28,11 +22,31 @@ pub fn classify(
     };
     let matches =
         |probe: Option<Probe>, bytes: &[u8]| !bytes.is_empty() && probe.is_some_and(|f| f(bytes));
-    if let Some((p, _)) = streams().find(|(_, (c, _, _))| matches(*c, client)) {
-        return Some(p);
+    streams()
+        .find(|(_, (c, _, _))| matches(*c, client))
+        .or_else(|| streams().find(|(_, (_, s, _))| matches(*s, server)))
+        .map(|(p, _)| p)
+}
+
+/// Classifies a connection from its first client and server bytes: the
+/// probes, then (on a connection picked up midstream, whose client was
+/// guessed) the probes with the roles swapped, then the fallbacks. `None`
+/// while more bytes are needed; `true` with a protocol when the side taken
+/// for the client turned out to be the server.
+pub fn classify(
+    client: &[u8],
+    server: &[u8],
+    server_port: u16,
+    enough: bool,
+    midstream: bool,
+) -> Option<(&'static Protocol, bool)> {
+    if let Some(p) = probe(client, server) {
+        return Some((p, false));
     }
-    if let Some((p, _)) = streams().find(|(_, (_, s, _))| matches(*s, server)) {
-        return Some(p);
+    if midstream {
+        if let Some(p) = probe(server, client) {
+            return Some((p, true));
+        }
     }
     // Unrecognised client bytes: the server's answer may still tell (an
     // RDP server confirming a malformed request, a mail banner); a server
@@ -40,12 +54,17 @@ pub fn classify(
     if (server.is_empty() || client.is_empty()) && !enough {
         return None;
     }
+    let streams = || {
+        PROTOCOLS
+            .iter()
+            .filter_map(|p| Some((p, p.stream_probes()?)))
+    };
     streams()
         .find(
             |(_, (_, _, f))| matches!(f, Fallback::OnPorts(ports) if ports.contains(&server_port)),
         )
         .or_else(|| streams().find(|(_, (_, _, f))| *f == Fallback::Any))
-        .map(|(p, _)| p)
+        .map(|(p, _)| (p, false))
 }
 
 /// Creates the analyzer for a stream protocol.
@@ -73,6 +92,8 @@ pub struct Detector {
     proxy: Option<Proxy>,
     proxy_checked: bool,
     inner: Option<Box<dyn Analyzer>>,
+    /// The side taken for the client is the server (midstream).
+    swap: bool,
 }
 
 impl Detector {
@@ -84,6 +105,16 @@ impl Detector {
             proxy: None,
             proxy_checked: false,
             inner: None,
+            swap: false,
+        }
+    }
+
+    /// A direction as the flow table names it, as it really is.
+    fn real(&self, dir: Dir) -> Dir {
+        if self.swap {
+            dir.other()
+        } else {
+            dir
         }
     }
 
@@ -124,8 +155,14 @@ impl Detector {
         }
         let client = self.peek[0].get(skip[0]..).unwrap_or(&[]);
         let server = self.peek[1].get(skip[1]..).unwrap_or(&[]);
-        let proto = classify(client, server, self.server_port, enough)?;
+        let (proto, swap) = classify(client, server, self.server_port, enough, cx.midstream)?;
         let mut inner = analyzer_for(proto, proxy_name)?;
+        if swap {
+            // The analyzer sees the directions as they really are; the
+            // flow's envelope is corrected.
+            self.swap = true;
+            cx.roles_reversed = true;
+        }
         let first = self.first.unwrap_or(Dir::ToServer);
         let mut status = Status::Continue;
         for dir in [first, first.other()] {
@@ -133,7 +170,7 @@ impl Detector {
                 .get(skip[dir.index()]..)
                 .unwrap_or(&[]);
             if !bytes.is_empty() && status == Status::Continue {
-                status = inner.data(dir, bytes, cx);
+                status = inner.data(self.real(dir), bytes, cx);
             }
         }
         self.peek = [Vec::new(), Vec::new()];
@@ -144,8 +181,9 @@ impl Detector {
 
 impl Analyzer for Detector {
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        let real = self.real(dir);
         if let Some(inner) = self.inner.as_mut() {
-            return inner.data(dir, data, cx);
+            return inner.data(real, data, cx);
         }
         self.first.get_or_insert(dir);
         let peek = &mut self.peek[dir.index()];
@@ -155,8 +193,9 @@ impl Analyzer for Detector {
         let status = self.decide(full, cx);
         if room < data.len() {
             // The detector stopped peeking at MAX_PEEK: hand the rest on.
+            let real = self.real(dir);
             if let (Some(Status::Continue), Some(inner)) = (status, self.inner.as_mut()) {
-                return inner.data(dir, &data[room..], cx);
+                return inner.data(real, &data[room..], cx);
             }
         }
         status.unwrap_or(Status::Continue)
@@ -166,8 +205,9 @@ impl Analyzer for Detector {
         if self.inner.is_none() && self.decide(true, cx).is_none() {
             return Status::Done;
         }
+        let real = self.real(dir);
         match self.inner.as_mut() {
-            Some(inner) => inner.gap(dir, len, cx),
+            Some(inner) => inner.gap(real, len, cx),
             None => Status::Done,
         }
     }
@@ -189,7 +229,7 @@ impl Analyzer for Detector {
 #[cfg(test)]
 mod tests {
     fn classify(c: &[u8], s: &[u8], port: u16, enough: bool) -> Option<&'static str> {
-        super::classify(c, s, port, enough).map(|p| p.name)
+        super::classify(c, s, port, enough, false).map(|(p, _)| p.name)
     }
 
     #[test]
@@ -255,5 +295,11 @@ mod tests {
             Some("tds")
         );
         assert_eq!(classify(ssh, ssh, 1433, false), Some("tds"));
+        // Picked up midstream with the server's answer first: the probes
+        // with the roles swapped find it, and say so.
+        let answer = b"HTTP/1.1 401 Unauthorized\r\n";
+        let got = super::classify(answer, b"", 49152, false, true).map(|(p, s)| (p.name, s));
+        assert_eq!(got, Some(("http", true)));
+        assert_eq!(classify(answer, b"", 49152, false), None);
     }
 }

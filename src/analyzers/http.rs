@@ -11,8 +11,9 @@ use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::{http, spnego};
 
-/// Largest header block read.
-const MAX_HEAD: usize = 64 << 10;
+/// Largest header block read: the largest NTLM message read (64 KiB),
+/// base64-encoded, with the rest of a head.
+const MAX_HEAD: usize = 128 << 10;
 /// Requests whose methods are remembered for their responses.
 const MAX_PIPELINE: usize = 16;
 
@@ -29,7 +30,7 @@ pub const PROTOCOL: Protocol = Protocol {
     name: "http",
     carrier: Carrier::Stream {
         client: Some(http::looks_like_request),
-        server: None,
+        server: Some(http::looks_like_response),
         fallback: Fallback::No,
         new: |_| Box::<HttpAnalyzer>::default(),
     },

@@ -26,10 +26,28 @@ pub fn looks_like_request(b: &[u8]) -> bool {
         && memmem::find(line, b" HTTP/1.").is_some()
 }
 
-/// The length of a header block ending with an empty line (CRLF CRLF), if
-/// `b` holds one.
+/// `HTTP/1.x NNN` at the start of a response.
+pub fn looks_like_response(b: &[u8]) -> bool {
+    b.starts_with(b"HTTP/1.")
+        && b.get(8) == Some(&b' ')
+        && b.get(9..12)
+            .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
+}
+
+/// The length of a header block ending with an empty line, if `b` holds
+/// one. Lines may end with CRLF or, as servers accept too, a bare LF.
 pub fn head_len(b: &[u8]) -> Option<usize> {
-    memmem::find(b, b"\r\n\r\n").map(|end| end + 4)
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'\n', &b[at..]) {
+        let next = at + i + 1;
+        match b.get(next) {
+            Some(b'\n') => return Some(next + 1),
+            Some(b'\r') if b.get(next + 1) == Some(&b'\n') => return Some(next + 2),
+            Some(_) => at = next,
+            None => return None,
+        }
+    }
+    None
 }
 
 /// A message head: its first line and its header fields, borrowed.
@@ -111,7 +129,13 @@ pub fn auth_token(value: &[u8]) -> Option<Vec<u8>> {
     {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(token).ok()
+    // Padding is optional in practice (and some clients leave it out).
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(token).ok()
 }
 
 /// A chunk-size line (`size [; ext] CRLF`) at the start of `b`.
@@ -194,6 +218,27 @@ mod tests {
         assert_eq!(auth_token(b"Basic dXNlcjpwYXNz"), None);
         assert_eq!(auth_token(b"NTLM "), None);
         assert_eq!(parse_head(b"POST /x HTTP/1.1\r\n\r\n").method(), b"POST");
+    }
+
+    #[test]
+    fn bare_lf_heads_unpadded_tokens_and_responses() {
+        assert_eq!(head_len(b"GET / HTTP/1.1\nHost: a\n\nbody"), Some(24));
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\nHost: a\n\r\nbody"), Some(26));
+        assert_eq!(head_len(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        assert_eq!(head_len(b"\n"), None);
+        let h = parse_head(b"GET / HTTP/1.1\nAuthorization: NTLM TlRMTVNTUAABAAAAB4IIog\n\n");
+        let v: Vec<&[u8]> = h.header("authorization").collect();
+        assert_eq!(
+            auth_token(v[0]).as_deref(),
+            Some(&b"NTLMSSP\0\x01\0\0\0\x07\x82\x08\xa2"[..])
+        );
+        assert_eq!(
+            auth_token(b"NTLM TlRMTVNTUAABAAAAB4IIog=="),
+            auth_token(v[0])
+        );
+        assert!(looks_like_response(b"HTTP/1.1 401 Unauthorized\r\n"));
+        assert!(!looks_like_response(b"HTTP/1.1 4xx\r\n"));
+        assert!(!looks_like_response(b"GET / HTTP/1.1\r\n"));
     }
 
     #[test]
