@@ -787,3 +787,49 @@ fn http_bare_lf_unpadded_large_tokens_and_a_midstream_401() {
         .count();
     assert_eq!(alerts, 4);
 }
+
+/// A decoy fragment overlapping the real fragments of the AUTHENTICATE's
+/// segment, then the segment retransmitted whole (the endpoint discarded
+/// the overlapping datagram, so its sender sent again): the real name is
+/// seen, not the decoy's bytes.
+#[test]
+fn an_overlapping_decoy_fragment_does_not_hide_the_retransmitted_segment() {
+    let t = standard(Delivery::Plain, |_| {});
+    let mut out = Trace::starting_at(t.now_us);
+    let mut decoyed = false;
+    for (ts, frame) in &t.frames {
+        let is_auth = frame.windows(9).any(|w| w == b"NTLMSSP\0\x03");
+        if !is_auth || decoyed {
+            out.frames.push((*ts, frame.clone()));
+            continue;
+        }
+        decoyed = true;
+        let mut one = Trace::starting_at(*ts);
+        one.frames.push((*ts, frame.clone()));
+        let mut frags: Vec<Vec<u8>> = fragmented(&one, false)
+            .frames
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
+        frags.reverse(); // in offset order
+        assert!(frags.len() > 3);
+        // The decoy: everything from offset 24 to the end, other bytes, the
+        // last fragment (it would complete the datagram with its bytes).
+        let ihl = usize::from(frame[14] & 0x0f) * 4;
+        let body_len = frame.len() - 14 - ihl;
+        let mut decoy = frags[0][..14 + ihl].to_vec();
+        decoy[14 + 2..14 + 4].copy_from_slice(&((ihl + body_len - 24) as u16).to_be_bytes());
+        decoy[14 + 6..14 + 8].copy_from_slice(&3u16.to_be_bytes());
+        decoy.extend(std::iter::repeat_n(b'A', body_len - 24));
+        out.frames.push((*ts, frags[0].clone()));
+        out.frames.push((*ts, decoy));
+        for f in &frags[1..] {
+            out.frames.push((*ts, f.clone()));
+        }
+        // The retransmission, whole.
+        out.frames.push((*ts + 200_000, frame.clone()));
+    }
+    assert!(decoyed);
+    let got = run("overlap-decoy.pcap", &out);
+    assert_eq!(got, expected("10.1.0.77"));
+}

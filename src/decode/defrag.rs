@@ -2,12 +2,19 @@
 //!
 //! Fragmentation must not hide a handshake, and it must not become a way to
 //! exhaust the sensor's memory either. Datagrams under reassembly are capped
-//! in number and in total bytes; a datagram that does not complete within
-//! [`DefragConfig::timeout_us`] of packet time is dropped. Every drop is
-//! counted. Overlapping fragments keep the bytes that arrived first, the same
-//! policy as the TCP reassembler.
+//! in number and in total bytes: when either cap is reached the oldest
+//! datagram is evicted to make room, so that a flood of fragments cannot
+//! keep a real datagram out. A datagram that does not complete within
+//! [`DefragConfig::timeout_us`] of packet time is dropped.
+//!
+//! Overlaps are handled as current Linux (since 4.19; RFC 5722 for IPv6)
+//! and Windows hosts handle them: a fragment that repeats another's exact
+//! range is a duplicate and is ignored, and any other overlap discards the
+//! whole datagram, which the endpoint never delivers either (so a decoy
+//! fragment cannot put its bytes in place of the real ones). Every drop is
+//! counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Largest IP payload a datagram can carry (IPv4 total length is 16 bits;
@@ -43,8 +50,12 @@ pub struct DefragStats {
     pub dropped_capacity: u64,
     /// Fragments whose offset and length do not fit in a datagram.
     pub invalid: u64,
-    /// Overlapping fragments whose bytes differed from those already held.
+    /// Duplicate fragments whose bytes differed from those already held.
     pub conflicting_overlaps: u64,
+    /// Datagrams discarded because two fragments overlapped.
+    pub overlap_discards: u64,
+    /// Datagrams evicted (the oldest) to make room for new ones.
+    pub evicted: u64,
 }
 
 impl DefragStats {
@@ -55,6 +66,8 @@ impl DefragStats {
         self.dropped_capacity += o.dropped_capacity;
         self.invalid += o.invalid;
         self.conflicting_overlaps += o.conflicting_overlaps;
+        self.overlap_discards += o.overlap_discards;
+        self.evicted += o.evicted;
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -62,6 +75,7 @@ impl DefragStats {
             "fragments": self.fragments, "reassembled": self.reassembled,
             "timed_out": self.timed_out, "dropped_capacity": self.dropped_capacity,
             "invalid": self.invalid, "conflicting_overlaps": self.conflicting_overlaps,
+            "overlap_discards": self.overlap_discards, "evicted": self.evicted,
         })
     }
 }
@@ -79,6 +93,8 @@ struct Datagram {
     data: Vec<u8>,
     /// Received byte ranges, sorted and merged.
     have: Vec<(usize, usize)>,
+    /// The ranges of the fragments received, as they came.
+    frags: Vec<(usize, usize)>,
     /// Total length, known once the last fragment arrived.
     total: Option<usize>,
     first_seen_us: i64,
@@ -92,31 +108,26 @@ impl Datagram {
         }
     }
 
-    /// Copies the bytes of `[start, start + frag.len())` that are not held yet.
-    /// Returns true when a held byte differs from the fragment's.
-    fn insert(&mut self, start: usize, frag: &[u8]) -> bool {
+    /// How a fragment of `[start, end)` relates to those held.
+    fn relation(&self, start: usize, end: usize) -> Relation {
+        if self.frags.contains(&(start, end)) {
+            return Relation::Duplicate;
+        }
+        if self.have.iter().any(|&(s, e)| s < end && start < e) {
+            return Relation::Overlap;
+        }
+        Relation::New
+    }
+
+    /// Copies a fragment that overlaps nothing held.
+    fn insert(&mut self, start: usize, frag: &[u8]) {
         let end = start + frag.len();
         if self.data.len() < end {
             self.data.resize(end, 0);
         }
-        let mut conflict = false;
-        let mut pos = start;
-        for &(s, e) in &self.have {
-            if e <= pos || s >= end {
-                continue;
-            }
-            if s > pos {
-                self.data[pos..s].copy_from_slice(&frag[pos - start..s - start]);
-            }
-            let os = s.max(pos);
-            let oe = e.min(end);
-            if self.data[os..oe] != frag[os - start..oe - start] {
-                conflict = true;
-            }
-            pos = oe;
-        }
-        if pos < end {
-            self.data[pos..end].copy_from_slice(&frag[pos - start..]);
+        self.data[start..end].copy_from_slice(frag);
+        if self.frags.len() < MAX_FRAGMENTS_REMEMBERED {
+            self.frags.push((start, end));
         }
         self.have.push((start, end));
         self.have.sort_unstable();
@@ -128,14 +139,29 @@ impl Datagram {
             }
         }
         self.have = merged;
-        conflict
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    New,
+    /// The exact range of a fragment already held.
+    Duplicate,
+    Overlap,
+}
+
+/// Fragment ranges remembered per datagram to recognise duplicates (a
+/// datagram of 64 KiB in 8-byte fragments has 8,192; past this many a
+/// repeated range counts as an overlap).
+const MAX_FRAGMENTS_REMEMBERED: usize = 8192;
 
 /// Reassembles fragmented IP payloads.
 pub struct Defragmenter {
     cfg: DefragConfig,
     pending: HashMap<FragKey, Datagram>,
+    /// Datagrams in the order they started (first-seen time, key); entries
+    /// of datagrams already gone are skipped, and pruned when they pile up.
+    age: VecDeque<(i64, FragKey)>,
     bytes: usize,
     pub stats: DefragStats,
     last_sweep_us: i64,
@@ -146,6 +172,7 @@ impl Defragmenter {
         Defragmenter {
             cfg,
             pending: HashMap::new(),
+            age: VecDeque::new(),
             bytes: 0,
             stats: DefragStats::default(),
             last_sweep_us: 0,
@@ -169,27 +196,59 @@ impl Defragmenter {
             self.stats.invalid += 1;
             return None;
         }
+        if end > self.cfg.max_bytes {
+            self.stats.dropped_capacity += 1;
+            self.drop_datagram(&key);
+            return None;
+        }
         if !self.pending.contains_key(&key) {
-            if self.pending.len() >= self.cfg.max_datagrams {
-                self.stats.dropped_capacity += 1;
-                return None;
+            while self.pending.len() >= self.cfg.max_datagrams.max(1) {
+                if !self.evict_oldest(&key) {
+                    break;
+                }
             }
             self.pending.insert(
                 key,
                 Datagram {
                     data: Vec::new(),
                     have: Vec::new(),
+                    frags: Vec::new(),
                     total: None,
                     first_seen_us: now_us,
                 },
             );
+            self.age.push_back((now_us, key));
+            if self.age.len() > 2 * self.cfg.max_datagrams.max(16) {
+                let pending = &self.pending;
+                self.age
+                    .retain(|(t, k)| pending.get(k).is_some_and(|d| d.first_seen_us == *t));
+            }
         }
-        let dg = self.pending.get_mut(&key)?;
-        let grow = end.saturating_sub(dg.data.len());
+        let grow = end.saturating_sub(self.pending.get(&key)?.data.len());
+        while self.bytes + grow > self.cfg.max_bytes {
+            if !self.evict_oldest(&key) {
+                break;
+            }
+        }
         if self.bytes + grow > self.cfg.max_bytes {
             self.stats.dropped_capacity += 1;
             self.drop_datagram(&key);
             return None;
+        }
+        let dg = self.pending.get_mut(&key)?;
+        match dg.relation(offset, end) {
+            Relation::Duplicate => {
+                if dg.data.get(offset..end) != Some(frag) {
+                    self.stats.conflicting_overlaps += 1;
+                }
+                return None;
+            }
+            Relation::Overlap => {
+                self.stats.overlap_discards += 1;
+                self.drop_datagram(&key);
+                return None;
+            }
+            Relation::New => {}
         }
         if !more {
             match dg.total {
@@ -206,9 +265,7 @@ impl Defragmenter {
             self.drop_datagram(&key);
             return None;
         }
-        if dg.insert(offset, frag) {
-            self.stats.conflicting_overlaps += 1;
-        }
+        dg.insert(offset, frag);
         self.bytes += grow;
         if dg.covered() {
             let dg = self.pending.remove(&key)?;
@@ -217,6 +274,26 @@ impl Defragmenter {
             return Some(dg.data);
         }
         None
+    }
+
+    /// Evicts the datagram that started first, unless it is `keep`'s;
+    /// false when there is none to evict.
+    fn evict_oldest(&mut self, keep: &FragKey) -> bool {
+        while let Some((t, k)) = self.age.pop_front() {
+            let live = self.pending.get(&k).is_some_and(|d| d.first_seen_us == t);
+            if !live {
+                continue;
+            }
+            if k == *keep {
+                // The datagram being added is the oldest: keep it in line.
+                self.age.push_front((t, k));
+                return false;
+            }
+            self.stats.evicted += 1;
+            self.drop_datagram(&k);
+            return true;
+        }
+        false
     }
 
     fn drop_datagram(&mut self, key: &FragKey) {
@@ -289,15 +366,31 @@ mod tests {
     }
 
     #[test]
-    fn overlap_keeps_first_bytes_and_counts_conflict() {
+    fn an_overlap_discards_the_datagram_and_a_duplicate_is_ignored() {
         let mut d = Defragmenter::new(DefragConfig::default());
         assert_eq!(d.add(key(), 0, 0, true, &[1u8; 16]), None);
+        // A decoy over part of the held bytes: the whole datagram goes, as
+        // on the endpoint.
         assert_eq!(d.add(key(), 0, 8, true, &[2u8; 16]), None);
-        let out = d.add(key(), 0, 24, false, &[3u8; 4]).unwrap_or_default();
+        assert_eq!((d.pending(), d.buffered_bytes()), (0, 0));
+        assert_eq!(d.stats.overlap_discards, 1);
+        // The real train sent again is reassembled.
+        assert_eq!(d.add(key(), 1, 0, true, &[1u8; 16]), None);
+        let out = d.add(key(), 1, 16, false, &[3u8; 4]);
+        assert_eq!(out, Some([[1u8; 16].as_slice(), &[3u8; 4]].concat()));
+
+        // An exact repeat of a fragment's range is a duplicate: ignored,
+        // counted when its bytes differ, the first bytes kept.
+        let mut d = Defragmenter::new(DefragConfig::default());
+        assert_eq!(d.add(key(), 0, 0, true, &[1u8; 16]), None);
+        assert_eq!(d.add(key(), 0, 0, true, &[1u8; 16]), None);
+        assert_eq!(d.add(key(), 0, 0, true, &[9u8; 16]), None);
+        let out = d.add(key(), 0, 16, false, &[3u8; 4]).unwrap_or_default();
         assert_eq!(&out[..16], &[1u8; 16]);
-        assert_eq!(&out[16..24], &[2u8; 8]);
-        assert_eq!(&out[24..], &[3u8; 4]);
-        assert_eq!(d.stats.conflicting_overlaps, 1);
+        assert_eq!(
+            (d.stats.conflicting_overlaps, d.stats.overlap_discards),
+            (1, 0)
+        );
     }
 
     #[test]
@@ -310,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn caps_and_timeout_bound_memory() {
+    fn caps_evict_the_oldest_and_timeout_bound_memory() {
         let cfg = DefragConfig {
             max_datagrams: 2,
             max_bytes: 64,
@@ -319,19 +412,48 @@ mod tests {
         let mut d = Defragmenter::new(cfg);
         d.add(FragKey { id: 0, ..key() }, 0, 0, true, &[0u8; 8]);
         d.add(FragKey { id: 1, ..key() }, 1_000_000, 0, true, &[0u8; 8]);
+        // A third datagram evicts the oldest, not itself.
         d.add(FragKey { id: 2, ..key() }, 1_000_000, 0, true, &[0u8; 8]);
-        assert_eq!((d.pending(), d.stats.dropped_capacity), (2, 1));
-        // Growing past 64 bytes in all drops the datagram.
-        d.add(FragKey { id: 0, ..key() }, 1_000_000, 8, true, &[0u8; 64]);
         assert_eq!(
-            (d.pending(), d.stats.dropped_capacity, d.buffered_bytes()),
-            (1, 2, 8)
+            (d.pending(), d.stats.evicted, d.stats.dropped_capacity),
+            (2, 1, 0)
         );
+        // Growing past 64 bytes in all evicts the older one (id 1).
+        d.add(FragKey { id: 2, ..key() }, 1_000_000, 8, true, &[0u8; 56]);
+        assert_eq!(
+            (d.pending(), d.stats.evicted, d.buffered_bytes()),
+            (1, 2, 64)
+        );
+        // One datagram larger than every byte allowed is dropped alone.
+        d.add(FragKey { id: 3, ..key() }, 1_000_000, 64, true, &[0u8; 8]);
+        assert_eq!((d.pending(), d.stats.dropped_capacity), (1, 1));
         // 7 s later the remaining one has timed out.
         d.add(FragKey { id: 9, ..key() }, 7_000_000, 0, true, &[0u8; 8]);
         assert_eq!(
             (d.stats.timed_out, d.pending(), d.buffered_bytes()),
             (1, 1, 8)
         );
+    }
+
+    /// 4,100 lone fragments, then a datagram in two fragments: the flood
+    /// evicts its own oldest trains, the real datagram is reassembled.
+    #[test]
+    fn a_flood_of_trains_cannot_keep_a_datagram_out() {
+        let mut d = Defragmenter::new(DefragConfig::default());
+        for id in 0..4100u32 {
+            d.add(FragKey { id, ..key() }, 0, 0, true, &[0u8; 8]);
+        }
+        assert_eq!(d.pending(), 4096);
+        let real = FragKey {
+            id: 99_999,
+            ..key()
+        };
+        assert_eq!(d.add(real, 1, 0, true, &[5u8; 8]), None);
+        assert_eq!(
+            d.add(real, 1, 8, false, &[6u8; 2]),
+            Some(vec![5, 5, 5, 5, 5, 5, 5, 5, 6, 6])
+        );
+        assert_eq!(d.stats.evicted, 5);
+        assert!(d.age.len() <= 2 * 4096 + 1);
     }
 }
