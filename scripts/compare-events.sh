@@ -6,6 +6,8 @@
 # datagram path is newer than some binaries compared), and the old
 # binary's `host` events for a (name, address) pair the new one first saw
 # over UDP (the inventory writes a pair once, at its first sighting).
+# Fields added to existing events since the oldest build compared are
+# removed before comparing (ADDED_FIELDS, space-separated JSON keys).
 #
 #   scripts/compare-events.sh OLD_BINARY NEW_BINARY
 #
@@ -18,7 +20,16 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mapfile -t captures < <(find fixtures ../shared/captures -type f \
     \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.pcap.gz' -o -name '*.pcapng.gz' \) 2>/dev/null | sort)
-keep() { grep -v -e '"event_type":"stats"' -e '"proto":"UDP"' || true; }
+ADDED_FIELDS=${ADDED_FIELDS:-handshake_seen}
+keep() {
+    grep -v -e '"event_type":"stats"' -e '"proto":"UDP"' | python3 -c '
+import re, sys
+fields = sys.argv[1].split()
+for line in sys.stdin:
+    for f in fields:
+        line = re.sub(r",\"%s\":(true|false|null|-?[0-9.]+|\"[^\"]*\")" % re.escape(f), "", line)
+    sys.stdout.write(line)' "$ADDED_FIELDS" || true
+}
 # Host pairs the new binary saw first over UDP, as NAME|IP lines.
 udp_pairs() {
     python3 -c '

@@ -833,3 +833,42 @@ fn an_overlapping_decoy_fragment_does_not_hide_the_retransmitted_segment() {
     let got = run("overlap-decoy.pcap", &out);
     assert_eq!(got, expected("10.1.0.77"));
 }
+
+/// One packet from an address that never completed a handshake (it may be
+/// spoofed) still alerts, a sensor must not go blind midstream, but the
+/// alert says that nothing answered; a real logon's alert says it did.
+#[test]
+fn an_unanswered_packet_alerts_but_says_so() {
+    let trips = smb_trips();
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.9.9.9"), 40001), (ip("10.1.0.5"), 445), 60);
+    let fl = flights(&mut c, &trips, Delivery::Plain);
+    // Only the client's AUTHENTICATE, alone: no SYN, nothing back.
+    let auth_at = 1 + 2 * 2; // handshake, then (request, response) per trip
+    t.add(&c, &fl[auth_at]);
+    let mut real = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    for f in flights(&mut real, &trips, Delivery::Plain) {
+        t.add(&real, &f);
+    }
+    let p = tmp("lone-packet.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let mut alerts: Vec<(String, bool)> = of_type(&events, "alert")
+        .iter()
+        .filter(|a| a["alert"]["list"] == "vmmanager-defaults")
+        .map(|a| {
+            (
+                s(a, "src_ip").unwrap_or_default(),
+                a["alert"]["handshake_seen"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            ("10.1.0.77".to_string(), true),
+            ("10.9.9.9".to_string(), false)
+        ]
+    );
+}

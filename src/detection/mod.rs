@@ -95,6 +95,7 @@ impl Detector {
                     role: f.role,
                     evidence: f.path,
                     candidate: e.candidate,
+                    handshake_seen: flow.two_way,
                     record: record.clone(),
                 })),
             })
@@ -134,6 +135,7 @@ mod tests {
             dest_ip: [10, 0, 0, 2].into(),
             dest_port: 445,
             vlans: Default::default(),
+            two_way: true,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct FlowInfo {
     pub dest_ip: IpAddr,
     pub dest_port: u16,
     pub vlans: Vlans,
+    /// Both sides had sent packets when the event was made (a TCP
+    /// handshake, a request and its answer); false for what one side sent
+    /// alone, which may be spoofed.
+    pub two_way: bool,
 }
 
 /// One event, before serialisation.
@@ -81,6 +85,9 @@ pub struct Alert {
     /// Set for list entries whose source is not confirmed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub candidate: bool,
+    /// Whether the other side had answered (a handshake, a reply) when the
+    /// name was seen: a lone packet may come from a spoofed address.
+    pub handshake_seen: bool,
     #[serde(skip)]
     pub record: Record,
 }

@@ -80,6 +80,8 @@ struct Conversation {
     last_us: i64,
     /// No datagram has been analysed yet.
     fresh: bool,
+    /// Directions that sent datagrams, one bit each (client 1, server 2).
+    dirs_seen: u8,
     analyzer: Box<dyn DatagramAnalyzer>,
 }
 
@@ -93,6 +95,7 @@ impl Conversation {
             dest_ip: self.server.0,
             dest_port: self.server.1,
             vlans: self.vlans,
+            two_way: self.dirs_seen == 3,
         }
     }
 }
@@ -161,6 +164,7 @@ impl DatagramTable {
                     vlans: d.vlans,
                     last_us: d.ts_us,
                     fresh: true,
+                    dirs_seen: 0,
                     analyzer: new(),
                 }),
             );
@@ -177,6 +181,7 @@ impl DatagramTable {
         } else {
             Dir::ToClient
         };
+        c.dirs_seen |= 1 << dir.index();
         let mut cx = Ctx::new(d.ts_us, false, &mut self.records)
             .counting(&mut self.parse_errors)
             .stamping(&mut self.stamps);
@@ -185,6 +190,7 @@ impl DatagramTable {
         // sender is the server.
         if first && cx.roles_reversed {
             std::mem::swap(&mut c.client, &mut c.server);
+            c.dirs_seen = ((c.dirs_seen & 1) << 1) | (c.dirs_seen >> 1);
         }
         Self::hand_out(&mut self.records, &mut self.stamps, c, d.ts_us, out);
     }

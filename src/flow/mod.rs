@@ -171,6 +171,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         established: !syn || ack,
         state: State::Open,
         fins: 0,
+        dirs_seen: 0,
         streams: [Stream::default(), Stream::default()],
         app: App::NotYet,
     }
@@ -235,6 +236,8 @@ struct Flow {
     /// FINs seen, one bit per direction (for bypassed connections, whose
     /// streams no longer advance).
     fins: u8,
+    /// Directions that sent packets, one bit each (client 1, server 2).
+    dirs_seen: u8,
     streams: [Stream; 2],
     app: App,
 }
@@ -263,6 +266,7 @@ impl Flow {
             dest_ip: s.0,
             dest_port: s.1,
             vlans: self.vlans,
+            two_way: self.dirs_seen == 3,
         }
     }
 }
@@ -370,6 +374,11 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             .entry(key)
             .or_insert_with(|| Box::new(new_flow(stats, seg, syn, ack)));
         flow.last_us = seg.ts_us;
+        flow.dirs_seen |= if (seg.src, seg.sport) == flow.client {
+            1
+        } else {
+            2
+        };
         if flow.state == State::Closed {
             return;
         }
