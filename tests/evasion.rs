@@ -872,3 +872,161 @@ fn an_unanswered_packet_alerts_but_says_so() {
         ]
     );
 }
+
+/// NTLM tokens inside mail (an SMTP DATA body and BDAT chunk, a POP3 RETR
+/// answer, IMAP literals both ways) flag nobody: anyone can mail a victim.
+/// A real `AUTH NTLM` after a body is still read.
+#[test]
+fn tokens_inside_mail_flag_nobody() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let auth = b64(&msg::ntlm_authenticate(
+        "CORP",
+        "eve",
+        "WIN-J9D866ESIJ2",
+        "smtp/x",
+    ));
+    let chal = b64(&msg::ntlm_challenge(&NAMES, [1; 8]));
+    let neg = b64(&msg::ntlm_negotiate());
+    let body = format!("Subject: hi\r\n\r\nAUTH NTLM {auth}\r\n{auth}\r\n334 {chal}\r\n+ {chal}\r\na1 AUTHENTICATE NTLM\r\n");
+    let lines = |v: &[&str]| v.concat().into_bytes();
+    let smtp = vec![
+        (Vec::new(), b"220 mx ESMTP\r\n".to_vec()),
+        (
+            b"EHLO a\r\n".to_vec(),
+            b"250-mx\r\n250 AUTH NTLM\r\n".to_vec(),
+        ),
+        (lines(&["MAIL FROM:<a@b>\r\n"]), b"250 ok\r\n".to_vec()),
+        (lines(&["RCPT TO:<v@c>\r\n"]), b"250 ok\r\n".to_vec()),
+        (lines(&["DATA\r\n"]), b"354 go\r\n".to_vec()),
+        (lines(&[&body, ".\r\n"]), b"250 queued\r\n".to_vec()),
+        (
+            format!("BDAT {} LAST\r\n{body}", body.len()).into_bytes(),
+            b"250 ok\r\n".to_vec(),
+        ),
+    ];
+    let pop3 = vec![
+        (Vec::new(), b"+OK ready\r\n".to_vec()),
+        (b"USER v\r\n".to_vec(), b"+OK\r\n".to_vec()),
+        (b"PASS p\r\n".to_vec(), b"+OK\r\n".to_vec()),
+        (
+            b"RETR 1\r\n".to_vec(),
+            format!("+OK 300 octets\r\n{body}.\r\n").into_bytes(),
+        ),
+    ];
+    let imap = vec![
+        (Vec::new(), b"* OK ready\r\n".to_vec()),
+        (b"a1 LOGIN v p\r\n".to_vec(), b"a1 OK\r\n".to_vec()),
+        (
+            b"a2 FETCH 1 BODY[]\r\n".to_vec(),
+            format!(
+                "* 1 FETCH (BODY[] {{{}}}\r\n{body})\r\na2 OK\r\n",
+                body.len()
+            )
+            .into_bytes(),
+        ),
+        (
+            format!("a3 APPEND INBOX {{{}+}}\r\n{body}\r\n", body.len()).into_bytes(),
+            b"a3 OK\r\n".to_vec(),
+        ),
+    ];
+    // After a body, a real exchange from another workstation is read.
+    let mut real = smtp.clone();
+    real.push((
+        format!("AUTH NTLM {neg}\r\n").into_bytes(),
+        format!("334 {chal}\r\n").into_bytes(),
+    ));
+    let real_auth = b64(&msg::ntlm_authenticate(
+        "CORP",
+        "ann",
+        "DESKTOP-REAL001",
+        "smtp/x",
+    ));
+    real.push((
+        format!("{real_auth}\r\n").into_bytes(),
+        b"235 ok\r\n".to_vec(),
+    ));
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    for (i, (port, trips)) in [(25, smtp), (110, pop3), (143, imap), (587, real)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = Conn::new(
+            (ip("10.1.0.50"), 41000 + i as u16),
+            (ip("10.1.0.2"), port),
+            70 + i as u32,
+        );
+        for f in flights(&mut c, &trips, Delivery::Plain) {
+            t.add(&c, &f);
+        }
+    }
+    let p = tmp("mail-bodies.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let ntlm: Vec<(String, String, String)> = of_type(&events, "ntlm")
+        .iter()
+        .map(|n| {
+            (
+                s(n, "ntlm.carrier").unwrap_or_default(),
+                s(n, "ntlm.client.workstation").unwrap_or_default(),
+                s(n, "ntlm.result").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ntlm,
+        [(
+            "smtp".to_string(),
+            "DESKTOP-REAL001".to_string(),
+            "success".to_string()
+        )]
+    );
+    let alerts: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .map(|a| s(a, "alert.hostname").unwrap_or_default())
+        .collect();
+    assert!(alerts.iter().all(|h| h != "WIN-J9D866ESIJ2"), "{alerts:?}");
+}
+
+/// An LDAP connection that starts with a search whose filter value holds
+/// NTLMSSP bytes is LDAP: the value is not searched as raw bytes.
+#[test]
+fn an_ldap_search_filter_value_flags_nobody() {
+    let tlv = |tag: u8, v: &[u8]| {
+        let mut o = vec![tag, 0x82];
+        o.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        o.extend_from_slice(v);
+        o
+    };
+    let auth = msg::ntlm_authenticate("CORP", "eve", "WIN-J9D866ESIJ2", "ldap/x");
+    // searchRequest: base, scope, deref, limits, typesOnly, an equality
+    // filter (description = <the message bytes>), no attributes.
+    let filter = tlv(
+        0xa3,
+        &[tlv(0x04, b"description"), tlv(0x04, &auth)].concat(),
+    );
+    let search = tlv(
+        0x63,
+        &[
+            tlv(0x04, b"dc=corp,dc=example"),
+            vec![0x0a, 1, 2, 0x0a, 1, 0, 0x02, 1, 0, 0x02, 1, 0, 0x01, 1, 0],
+            filter,
+            tlv(0x30, b""),
+        ]
+        .concat(),
+    );
+    let request = tlv(0x30, &[vec![0x02, 1, 5], search].concat());
+    let done = vec![
+        0x30, 0x0c, 0x02, 0x01, 0x05, 0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+    ];
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.51"), 42000), (ip("10.1.0.3"), 389), 80);
+    for f in flights(&mut c, &[(request, done)], Delivery::Plain) {
+        t.add(&c, &f);
+    }
+    let p = tmp("ldap-search.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    assert!(of_type(&events, "ntlm").is_empty(), "{events:?}");
+    assert!(of_type(&events, "alert").is_empty());
+}

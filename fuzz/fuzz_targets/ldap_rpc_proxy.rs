@@ -6,6 +6,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = ldap::message(data);
     let _ = ldap::looks_like_bind(data);
+    let _ = ldap::looks_like_request(data);
     let _ = der::tlv_extent(data);
     let _ = der::children(data).count();
     if let Some(Ok(h)) = dcerpc::header(data) {

@@ -13,11 +13,11 @@ use crate::parsers::{der, ntlm, spnego};
 /// Largest LDAP message buffered; larger ones (search results) are skipped.
 const MAX_MESSAGE: usize = 64 << 10;
 
-/// LDAP, from its bind request.
+/// LDAP, from its first request (any operation).
 pub const PROTOCOL: Protocol = Protocol {
     name: "ldap",
     carrier: Carrier::Stream {
-        client: Some(|c| ldap::looks_like_bind(c) == Some(true)),
+        client: Some(|c| ldap::looks_like_request(c) == Some(true)),
         server: None,
         fallback: Fallback::No,
         new: |_| Box::<LdapAnalyzer>::default(),

@@ -1,11 +1,13 @@
 //! NTLM in line-oriented mail protocols: SMTP `AUTH NTLM` (RFC 4954), IMAP
 //! `AUTHENTICATE NTLM` (RFC 3501) and POP3 `AUTH NTLM` (RFC 5034). The
-//! NTLMSSP messages travel as base64 words on their own lines or after the
-//! command; the first server line after the AUTHENTICATE that carries no
-//! token is the verdict.
+//! NTLMSSP messages travel as base64: the client's on their own lines (or
+//! after the command), the server's after `334 ` or `+ `; the first other
+//! server line ends the exchange and is its verdict. Tokens are read only
+//! inside an exchange the client's command opened: mail (SMTP DATA and
+//! BDAT bodies, IMAP literals, POP3 RETR answers) is never taken for one,
+//! so that mailing someone a token cannot get them flagged.
 
 use base64::Engine;
-use memchr::memmem;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
@@ -66,6 +68,12 @@ pub struct LineAnalyzer {
     proto: LineProtocol,
     framers: [Framer; 2],
     tracker: Tracker,
+    /// Inside an `AUTH NTLM` exchange the client started: the only place
+    /// where tokens are read.
+    auth: bool,
+    /// The client is sending a message body (after SMTP `DATA`, until the
+    /// line with a single dot): its lines are mail, not commands.
+    in_data: bool,
 }
 
 impl LineAnalyzer {
@@ -79,48 +87,140 @@ impl LineAnalyzer {
             proto,
             framers: [Framer::new(MAX_LINE), Framer::new(MAX_LINE)],
             tracker: Tracker::new(carrier, true),
+            auth: false,
+            in_data: false,
         }
     }
 
-    fn line(&mut self, dir: Dir, line: &[u8], cx: &mut Ctx<'_>) {
-        if let Some(at) = memmem::find(line, B64_SIGNATURE) {
-            let end = line[at..]
-                .iter()
-                .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')))
-                .map_or(line.len(), |p| at + p);
-            if let Ok(msg) = base64::engine::general_purpose::STANDARD.decode(&line[at..end]) {
-                self.tracker.message(dir, &msg, cx);
-            }
+    /// Hands a base64 word to the tracker when it decodes to an NTLMSSP
+    /// message.
+    fn token(&mut self, dir: Dir, word: &[u8], cx: &mut Ctx<'_>) {
+        if !word.starts_with(B64_SIGNATURE) {
             return;
         }
-        if dir != Dir::ToClient || !self.tracker.awaiting_verdict() {
-            return;
+        if let Ok(msg) = BASE64.decode(word) {
+            self.tracker.message(dir, &msg, cx);
         }
+    }
+
+    /// One line; returns how many bytes after it are not lines (an SMTP
+    /// BDAT chunk, an IMAP literal) and must be skipped.
+    fn line(&mut self, dir: Dir, line: &[u8], cx: &mut Ctx<'_>) -> usize {
         let text = line.trim_ascii();
-        let success = match self.proto {
-            LineProtocol::Smtp => text.starts_with(b"235"),
-            LineProtocol::Pop3 => text.starts_with(b"+OK"),
+        let mut words = text.split(|&c| c == b' ').filter(|w| !w.is_empty());
+        if dir == Dir::ToServer {
+            if self.in_data {
+                self.in_data = text != b".";
+                return 0;
+            }
+            if self.auth {
+                // A client line inside the exchange is a token, or `*` to cancel.
+                if text == b"*" {
+                    self.auth = false;
+                } else {
+                    self.token(dir, text, cx);
+                }
+                return 0;
+            }
+            let first = words.next().unwrap_or_default();
+            let (command, rest) = match self.proto {
+                // IMAP commands follow a tag.
+                LineProtocol::Imap => (words.next().unwrap_or_default(), words),
+                _ => (first, words),
+            };
+            let mut rest = rest;
+            let auth_command = match self.proto {
+                LineProtocol::Imap => b"AUTHENTICATE".as_slice(),
+                _ => b"AUTH".as_slice(),
+            };
+            if command.eq_ignore_ascii_case(auth_command) {
+                if rest.next().is_some_and(|m| m.eq_ignore_ascii_case(b"NTLM")) {
+                    self.auth = true;
+                    // An initial response on the command line (RFC 4954 4, RFC 4959).
+                    if let Some(initial) = rest.next() {
+                        self.token(dir, initial, cx);
+                    }
+                }
+                return 0;
+            }
+            if self.proto == LineProtocol::Smtp {
+                if command.eq_ignore_ascii_case(b"DATA") {
+                    self.in_data = true;
+                } else if command.eq_ignore_ascii_case(b"BDAT") {
+                    return rest
+                        .next()
+                        .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+                        .unwrap_or(0);
+                }
+            }
+            return literal_len(self.proto, text);
+        }
+        // The server.
+        if !self.auth {
+            return literal_len(self.proto, text);
+        }
+        let first = words.next().unwrap_or_default();
+        let continuation = match self.proto {
+            LineProtocol::Smtp => first == b"334",
+            LineProtocol::Imap | LineProtocol::Pop3 => first == b"+",
+        };
+        if continuation {
+            if let Some(tok) = words.next() {
+                self.token(dir, tok, cx);
+            }
+            return 0;
+        }
+        // Anything else ends the exchange: its verdict.
+        let (success, status) = match self.proto {
+            LineProtocol::Smtp => (first.starts_with(b"2"), first),
+            LineProtocol::Pop3 => (first == b"+OK", first),
             // `TAG OK ...`; untagged `*` lines are not the answer.
             LineProtocol::Imap => {
-                if text.starts_with(b"*") || text.starts_with(b"+") {
-                    return;
+                if first == b"*" {
+                    return 0;
                 }
-                text.split(|&c| c == b' ')
-                    .nth(1)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"OK"))
+                let word = words.next().unwrap_or_default();
+                (word.eq_ignore_ascii_case(b"OK"), word)
             }
         };
-        let status = String::from_utf8_lossy(text.split(|&c| c == b' ').next().unwrap_or_default())
-            .into_owned();
-        let status = if self.proto == LineProtocol::Imap {
-            String::from_utf8_lossy(text.split(|&c| c == b' ').nth(1).unwrap_or_default())
-                .into_owned()
+        self.auth = false;
+        let status = String::from_utf8_lossy(status).into_owned();
+        if self.tracker.awaiting_verdict() {
+            self.tracker.verdict(success, status, cx);
         } else {
-            status
-        };
-        self.tracker.verdict(success, status, cx);
+            self.tracker.abort(status, cx);
+        }
+        0
     }
 }
+
+/// The bytes of an IMAP literal announced at the end of a line (`{n}` or
+/// `{n+}`), which are data, not lines.
+fn literal_len(proto: LineProtocol, text: &[u8]) -> usize {
+    if proto != LineProtocol::Imap {
+        return 0;
+    }
+    let Some(body) = text.strip_suffix(b"}") else {
+        return 0;
+    };
+    let Some(open) = memchr::memrchr(b'{', body) else {
+        return 0;
+    };
+    let digits = body[open + 1..]
+        .strip_suffix(b"+")
+        .unwrap_or(&body[open + 1..]);
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Base64 as mail clients send it (padding optional).
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 impl Framed for LineAnalyzer {
     fn framers(&mut self) -> &mut [Framer; 2] {
@@ -129,10 +229,10 @@ impl Framed for LineAnalyzer {
 
     fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
         match memchr::memchr(b'\n', b) {
-            Some(eol) => {
-                self.line(dir, &b[..eol], cx);
-                Frame::Consumed(eol + 1)
-            }
+            Some(eol) => match self.line(dir, &b[..eol], cx) {
+                0 => Frame::Consumed(eol + 1),
+                skip => Frame::Skip(eol + 1 + skip),
+            },
             None if b.len() >= MAX_LINE => Frame::Stop,
             None => Frame::Need(b.len() + 1),
         }

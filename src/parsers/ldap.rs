@@ -125,11 +125,30 @@ fn bind_response(op: Tlv<'_>) -> Result<Op<'_>, LdapError> {
     })
 }
 
-/// Whether `buf` starts like an LDAP bind request (for detection).
+/// The protocolOp tags of the requests a client sends (RFC 4511 4.2-4.14):
+/// bind, unbind, search, modify, add, delete, modify DN, compare, abandon,
+/// extended.
+const REQUESTS: [u8; 10] = [0x60, 0x42, 0x63, 0x66, 0x68, 0x4a, 0x6c, 0x6e, 0x50, 0x77];
+
+/// Whether `buf` starts like an LDAP request, whatever its operation (a
+/// connection that starts with a search is LDAP too, and its filter values
+/// must not be searched for NTLMSSP as raw bytes); for detection.
+pub fn looks_like_request(buf: &[u8]) -> Option<bool> {
+    let op = first_op(buf)?;
+    Some(op.is_some_and(|op| REQUESTS.contains(&op)))
+}
+
+/// Whether `buf` starts like an LDAP bind request.
 pub fn looks_like_bind(buf: &[u8]) -> Option<bool> {
+    Some(first_op(buf)? == Some(BIND_REQUEST))
+}
+
+/// The protocolOp tag of the LDAPMessage at the start of `buf`: `None`
+/// while more bytes are needed, `Some(None)` when it is not one.
+fn first_op(buf: &[u8]) -> Option<Option<u8>> {
     let (&tag, _) = buf.split_first()?;
     if tag != SEQUENCE {
-        return Some(false);
+        return Some(None);
     }
     let len_len = match buf.get(1)? {
         b if b & 0x80 == 0 => 1,
@@ -140,7 +159,7 @@ pub fn looks_like_bind(buf: &[u8]) -> Option<bool> {
     let (&t, rest) = id.split_first()?;
     let (&l, rest) = rest.split_first()?;
     let op = rest.get(usize::from(l))?;
-    Some(t == 0x02 && l <= 4 && *op == BIND_REQUEST)
+    Some((t == 0x02 && (1..=4).contains(&l)).then_some(*op))
 }
 
 #[cfg(test)]
@@ -213,5 +232,17 @@ mod tests {
         assert!(message(&[0x30, 0x03, 0x02, 0x05]).is_err());
         assert!(message(&[0x31, 0x00]).is_err());
         assert_eq!(looks_like_bind(b"GET /"), Some(false));
+        // Any request starts an LDAP connection; a response or another
+        // BER sequence does not.
+        let search = w(0x30, &[w(0x02, &[7]), w(0x63, &w(0x04, b"dc=x"))].concat());
+        assert_eq!(looks_like_request(&search), Some(true));
+        assert_eq!(looks_like_bind(&search), Some(false));
+        let entry = w(0x30, &[w(0x02, &[7]), w(0x64, &w(0x04, b"cn=x"))].concat());
+        assert_eq!(looks_like_request(&entry), Some(false));
+        assert_eq!(looks_like_request(&search[..3]), None);
+        assert_eq!(
+            looks_like_request(&w(0x30, &[w(0x02, &[]), w(0x63, b"")].concat())),
+            Some(false)
+        );
     }
 }
