@@ -1030,3 +1030,90 @@ fn an_ldap_search_filter_value_flags_nobody() {
     assert!(of_type(&events, "ntlm").is_empty(), "{events:?}");
     assert!(of_type(&events, "alert").is_empty());
 }
+
+/// A watched name in a certificate further up the server's chain, or in
+/// the client's certificate of a mutual TLS handshake, alerts (the client's
+/// with role client).
+#[test]
+fn watched_names_in_the_chain_and_the_client_certificate() {
+    let der = |f: &str| std::fs::read(common::fixture(&format!("unit/{f}"))).expect("certificate");
+    let (leaf, ca, client) = (
+        der("leaf-mail-example-org.der"),
+        der("ca-win-j9d866esij2.der"),
+        der("client-win-livfrvqfmko.der"),
+    );
+    let u24 = |n: usize| [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+    let hs = |typ: u8, body: &[u8]| [&[typ][..], &u24(body.len()), body].concat();
+    let record =
+        |body: &[u8]| [&[22u8, 3, 3][..], &(body.len() as u16).to_be_bytes(), body].concat();
+    let certificate = |chain: &[&[u8]]| {
+        let list: Vec<u8> = chain
+            .iter()
+            .flat_map(|c| [&u24(c.len())[..], c].concat())
+            .collect();
+        hs(11, &[&u24(list.len())[..], &list].concat())
+    };
+    let mut hello = vec![3, 3];
+    hello.extend_from_slice(&[0x42; 32]);
+    hello.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0, 0, 0]);
+    let mut server_hello = vec![3, 3];
+    server_hello.extend_from_slice(&[0x24; 32]);
+    server_hello.extend_from_slice(&[0, 0xc0, 0x2f, 0, 0, 0]);
+    let server_flight = record(
+        &[
+            hs(2, &server_hello),
+            certificate(&[&leaf, &ca]),
+            hs(13, &[1, 1, 0, 0, 0, 0]),
+            hs(14, &[]),
+        ]
+        .concat(),
+    );
+    let client_flight = record(&[certificate(&[&client]), hs(16, &[0, 2, 9, 9])].concat());
+    let trips = vec![
+        (record(&hs(1, &hello)), server_flight),
+        (client_flight, b"\x14\x03\x03\x00\x01\x01".to_vec()),
+    ];
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.52"), 43000), (ip("10.1.0.4"), 443), 90);
+    for f in flights(&mut c, &trips, Delivery::Plain) {
+        t.add(&c, &f);
+    }
+    let p = tmp("tls-chain.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let mut alerts: Vec<(String, String, String)> = of_type(&events, "alert")
+        .iter()
+        .filter(|a| a["alert"]["list"] == "vmmanager-defaults")
+        .map(|a| {
+            (
+                s(a, "alert.hostname").unwrap_or_default(),
+                s(a, "alert.role").unwrap_or_default(),
+                s(a, "alert.evidence").unwrap_or_default(),
+            )
+        })
+        .collect();
+    alerts.sort();
+    let want: Vec<(String, String, String)> = [
+        (
+            "WIN-J9D866ESIJ2",
+            "server",
+            "tls.certificate_chain.subject_cn",
+        ),
+        (
+            "WIN-LIVFRVQFMKO",
+            "client",
+            "tls.client_certificate.subject_cn",
+        ),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(alerts, want);
+    let tls = of_type(&events, "tls");
+    assert_eq!(tls.len(), 1);
+    assert_eq!(
+        s(tls[0], "tls.certificate.subject_cn").as_deref(),
+        Some("mail.example.org")
+    );
+    assert_eq!(tls[0]["tls"]["certificate"]["chain_length"], 2);
+}

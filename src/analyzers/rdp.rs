@@ -9,7 +9,7 @@ use super::tls::Handshake;
 use serde::Serialize;
 
 use super::protocol::{Carrier, Fallback, Protocol};
-use super::tls::Certificate;
+use super::tls::{certificate_names, Certificate};
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::rdp::gcc::{self, ServerCertificate};
 use crate::parsers::rdp::{mcs, x224};
@@ -81,10 +81,10 @@ impl RdpAnalyzer {
             self.rec.tls_version = self.tls.version_name();
         }
         if let Some(cert) = self.tls.certificate.take() {
-            self.rec
-                .server
-                .get_or_insert_with(RdpServer::default)
-                .certificate = Some(cert);
+            let server = self.rec.server.get_or_insert_with(RdpServer::default);
+            server.certificate = Some(cert);
+            server.certificate_chain = std::mem::take(&mut self.tls.chain);
+            self.rec.client_certificate = self.tls.client_certificate.take();
             self.rec.certificate_visible = Some(true);
         } else if self.tls.hidden {
             self.rec.certificate_visible = Some(false);
@@ -314,6 +314,9 @@ pub struct RdpRecord {
     /// False when TLS 1.3 hid the server certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_visible: Option<bool>,
+    /// The client's TLS certificate, when the server asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<Certificate>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -374,6 +377,9 @@ pub struct RdpServer {
     pub certificate_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<Certificate>,
+    /// The certificates after the server's own in the chain it sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificate_chain: Vec<Certificate>,
 }
 
 impl EventRecord for RdpRecord {
@@ -384,22 +390,28 @@ impl EventRecord for RdpRecord {
             Name::push(v, "rdp.client.name", Role::Client, c.name.as_ref(), true);
         }
         Name::push(v, "rdp.cookie", Role::Client, self.cookie.as_ref(), false);
-        if let Some(cert) = self.server.as_ref().and_then(|s| s.certificate.as_ref()) {
-            Name::push(
-                v,
-                "rdp.server.certificate.subject_cn",
-                Role::Server,
-                cert.subject_cn.as_ref(),
-                true,
-            );
-            for san in &cert.san_dns {
-                v.push(Name::of(
+        if let Some(server) = &self.server {
+            if let Some(cert) = &server.certificate {
+                let leaf = (
+                    "rdp.server.certificate.subject_cn",
                     "rdp.server.certificate.san_dns",
-                    Role::Server,
-                    san,
-                    false,
-                ));
+                );
+                certificate_names(v, cert, leaf, Role::Server, true);
             }
+            let chain = (
+                "rdp.server.certificate_chain.subject_cn",
+                "rdp.server.certificate_chain.san_dns",
+            );
+            for c in &server.certificate_chain {
+                certificate_names(v, c, chain, Role::Server, false);
+            }
+        }
+        if let Some(c) = &self.client_certificate {
+            let client = (
+                "rdp.client_certificate.subject_cn",
+                "rdp.client_certificate.san_dns",
+            );
+            certificate_names(v, c, client, Role::Client, false);
         }
     }
 }

@@ -33,8 +33,16 @@ pub struct Handshake {
     pub sni: Option<String>,
     pub version: Option<u16>,
     pub certificate: Option<Certificate>,
-    /// Whether the handshake can tell no more (certificate seen, TLS 1.3,
-    /// or encrypted traffic started).
+    /// The certificates after the server's own in its chain.
+    pub chain: Vec<Certificate>,
+    /// The client's certificate (mutual TLS).
+    pub client_certificate: Option<Certificate>,
+    /// The server asked for a client certificate: the client's flight is
+    /// read too.
+    client_cert_requested: bool,
+    /// Whether the handshake can tell no more (the server's flight and, when
+    /// requested, the client's certificate seen; TLS 1.3; or encrypted
+    /// traffic started).
     pub done: bool,
     /// True once the server's flight became encrypted before any
     /// certificate was seen (TLS 1.3).
@@ -54,6 +62,9 @@ impl Default for Handshake {
             sni: None,
             version: None,
             certificate: None,
+            chain: Vec::new(),
+            client_certificate: None,
+            client_cert_requested: false,
             done: false,
             hidden: false,
             parse_errors: 0,
@@ -71,6 +82,9 @@ impl Handshake {
             sni,
             version,
             certificate,
+            chain,
+            client_certificate,
+            client_cert_requested,
             done,
             hidden,
             parse_errors,
@@ -114,21 +128,35 @@ impl Handshake {
                                     *done = true;
                                 }
                             }
-                            (Dir::ToClient, tls::HS_CERTIFICATE) => {
-                                match tls::certificate_chain(msg) {
-                                    Ok(chain) => {
-                                        if let Some(leaf) = chain.first() {
-                                            let mut c =
-                                                Certificate::from(tls::describe_certificate(leaf));
-                                            c.chain_length = Some(chain.len());
-                                            *certificate = Some(c);
+                            (_, tls::HS_CERTIFICATE) => match tls::certificate_chain(msg) {
+                                Ok(ders) => {
+                                    let mut certs = ders.iter().map(|der| {
+                                        Certificate::from(tls::describe_certificate(der))
+                                    });
+                                    if let Some(mut leaf) = certs.next() {
+                                        leaf.chain_length = Some(ders.len());
+                                        if dir == Dir::ToClient {
+                                            *certificate = Some(leaf);
+                                            chain.extend(certs);
+                                        } else {
+                                            *client_certificate = Some(leaf);
                                         }
                                     }
-                                    Err(_) => *parse_errors += 1,
+                                    if dir == Dir::ToServer {
+                                        *done = true;
+                                    }
                                 }
-                                *done = true;
+                                Err(_) => *parse_errors += 1,
+                            },
+                            (Dir::ToClient, tls::HS_CERTIFICATE_REQUEST) => {
+                                *client_cert_requested = true;
                             }
-                            (Dir::ToClient, tls::HS_SERVER_HELLO_DONE) => *done = true,
+                            (Dir::ToClient, tls::HS_SERVER_HELLO_DONE) => {
+                                // Done, unless the client's certificate is to come.
+                                *done = !*client_cert_requested;
+                            }
+                            // The client's key exchange follows its certificate.
+                            (Dir::ToServer, 16) => *done = true,
                             _ => {}
                         }
                         if *done {
@@ -185,6 +213,8 @@ impl TlsAnalyzer {
                 sni: self.hs.sni.take(),
                 version: self.hs.version_name(),
                 certificate,
+                certificate_chain: std::mem::take(&mut self.hs.chain),
+                client_certificate: self.hs.client_certificate.take(),
             });
         }
     }
@@ -246,21 +276,48 @@ pub struct TlsRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub certificate: Certificate,
+    /// The certificates after the server's own in the chain it sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificate_chain: Vec<Certificate>,
+    /// The client's certificate, when the server asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<Certificate>,
+}
+
+/// The names a certificate carries: its subject CN (a machine's name when
+/// `machine`) and its DNS SANs.
+pub fn certificate_names<'a>(
+    v: &mut Vec<Name<'a>>,
+    c: &'a Certificate,
+    (cn_path, san_path): (&'static str, &'static str),
+    role: Role,
+    machine: bool,
+) {
+    Name::push(v, cn_path, role, c.subject_cn.as_ref(), machine);
+    for san in &c.san_dns {
+        v.push(Name::of(san_path, role, san, false));
+    }
 }
 
 impl EventRecord for TlsRecord {
     const EVENT_TYPE: &'static str = "tls";
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
-        let cn = self.certificate.subject_cn.as_ref();
-        Name::push(v, "tls.certificate.subject_cn", Role::Server, cn, false);
-        for san in &self.certificate.san_dns {
-            v.push(Name::of(
-                "tls.certificate.san_dns",
-                Role::Server,
-                san,
-                false,
-            ));
+        let leaf = ("tls.certificate.subject_cn", "tls.certificate.san_dns");
+        certificate_names(v, &self.certificate, leaf, Role::Server, false);
+        let chain = (
+            "tls.certificate_chain.subject_cn",
+            "tls.certificate_chain.san_dns",
+        );
+        for c in &self.certificate_chain {
+            certificate_names(v, c, chain, Role::Server, false);
+        }
+        if let Some(c) = &self.client_certificate {
+            let client = (
+                "tls.client_certificate.subject_cn",
+                "tls.client_certificate.san_dns",
+            );
+            certificate_names(v, c, client, Role::Client, false);
         }
     }
 

@@ -16,6 +16,7 @@ pub const CONTENT_APPLICATION_DATA: u8 = 23;
 pub const HS_CLIENT_HELLO: u8 = 1;
 pub const HS_SERVER_HELLO: u8 = 2;
 pub const HS_CERTIFICATE: u8 = 11;
+pub const HS_CERTIFICATE_REQUEST: u8 = 13;
 pub const HS_SERVER_HELLO_DONE: u8 = 14;
 
 const EXT_SERVER_NAME: u16 = 0;
