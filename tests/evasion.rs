@@ -1117,3 +1117,39 @@ fn watched_names_in_the_chain_and_the_client_certificate() {
     );
     assert_eq!(tls[0]["tls"]["certificate"]["chain_length"], 2);
 }
+
+/// RSTs an endpoint would ignore (in the window but off the next sequence
+/// number, or spoofed from the server's side) do not end the analysis
+/// before the AUTHENTICATE.
+#[test]
+fn blind_rsts_do_not_end_the_analysis() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut smb = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    let fl = flights(&mut smb, &smb_trips(), Delivery::Plain);
+    let auth_at = 1 + 2 * 2;
+    for (i, f) in fl.iter().enumerate() {
+        if i == auth_at {
+            let first = &f[0];
+            for (from_client, seq) in [(true, first.seq.wrapping_add(1000)), (false, 12345)] {
+                let rst = Segment {
+                    from_client,
+                    seq,
+                    ack: 0,
+                    flags: 0x04,
+                    payload: Vec::new(),
+                };
+                t.add(&smb, &[rst]);
+            }
+        }
+        t.add(&smb, f);
+    }
+    let got = run("blind-rst.pcap", &t);
+    assert_eq!(got.ntlm, expected("10.1.0.77").ntlm);
+    assert_eq!(
+        got.alerts,
+        [(
+            "ntlm.client.workstation".to_string(),
+            "10.1.0.77".to_string()
+        )]
+    );
+}

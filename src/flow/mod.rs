@@ -87,6 +87,9 @@ pub struct FlowStats {
     pub timed_out: u64,
     pub evicted: u64,
     pub closed: u64,
+    /// RSTs an endpoint would ignore (not at the exact next sequence
+    /// number, RFC 5961), so they did not end the analysis.
+    pub rst_ignored: u64,
     pub streams: StreamStats,
 }
 
@@ -98,6 +101,7 @@ impl FlowStats {
         self.timed_out += o.timed_out;
         self.evicted += o.evicted;
         self.closed += o.closed;
+        self.rst_ignored += o.rst_ignored;
         self.streams.add(&o.streams);
     }
 
@@ -106,7 +110,7 @@ impl FlowStats {
         serde_json::json!({
             "total": self.flows, "active": active, "midstream": self.midstream,
             "bypassed": self.bypassed, "timed_out": self.timed_out,
-            "evicted": self.evicted, "closed": self.closed,
+            "evicted": self.evicted, "closed": self.closed, "rst_ignored": self.rst_ignored,
         })
     }
 }
@@ -421,6 +425,13 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let (ours, theirs) = split_streams(&mut flow.streams, dir);
         if syn {
             ours.syn(seg.seq);
+        }
+        // An endpoint takes a RST only at exactly the next sequence number
+        // it expects from the sender (RFC 5961 3.2); a blind or misplaced
+        // one must not end the analysis.
+        let rst = rst && ours.expected_seq().is_none_or(|next| next == seg.seq);
+        if seg.flags & tcp_flags::RST != 0 && !rst {
+            stats.rst_ignored += 1;
         }
         let data_seq = if syn {
             seg.seq.wrapping_add(1)

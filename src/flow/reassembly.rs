@@ -141,6 +141,16 @@ impl Stream {
         }
     }
 
+    /// The sequence number of the next byte this stream expects (the
+    /// receiver's RCV.NXT, past a FIN once every byte before it came),
+    /// once known.
+    pub fn expected_seq(&self) -> Option<u32> {
+        self.base.map(|b| {
+            b.wrapping_add(self.next)
+                .wrapping_add(u32::from(self.finished()))
+        })
+    }
+
     pub fn has_base(&self) -> bool {
         self.base.is_some()
     }

@@ -336,3 +336,29 @@ fn shard_hash_is_symmetric_matches_the_key_and_spreads_flows() {
         shard_hash((v6("2001:db8::1"), 50_001), b, &vlans)
     );
 }
+
+#[test]
+fn only_an_rst_at_the_exact_next_sequence_number_ends_the_analysis() {
+    let (mut t, _) = table(FlowConfig::default(), None);
+    let out = run(
+        &mut t,
+        &[
+            seg(1, true, 100, 0, S, b""),
+            seg(2, false, 900, 101, S | A, b""),
+            seg(3, true, 101, 901, P | A, b"one"),
+            // Blind RSTs: in the window but not at 104, far off, and one
+            // from the server side that is not at its next number either.
+            seg(4, true, 110, 0, tcp_flags::RST, b""),
+            seg(5, true, 4_000_000, 0, tcp_flags::RST, b""),
+            seg(6, false, 950, 0, tcp_flags::RST, b""),
+            seg(7, true, 104, 901, P | A, b"two"),
+        ],
+    );
+    assert!(out.is_empty());
+    assert_eq!(t.stats.rst_ignored, 3);
+    // The RST an endpoint takes: the flow ends, the analyzer has seen all.
+    let out = run(&mut t, &[seg(8, true, 107, 0, tcp_flags::RST, b"")]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(cookie(&out[0]).0, "onetwo");
+    assert_eq!((t.stats.rst_ignored, t.stats.closed), (3, 1));
+}
