@@ -14,12 +14,15 @@
 //! were already delivered are not kept, so a retransmission of them is
 //! counted but not compared.
 //!
-//! Out-of-order segments are held in a small sorted list, capped per stream
+//! Out-of-order bytes are held in a sorted list of runs (adjacent segments
+//! merge, so the cap on runs counts holes, not segments), capped per stream
 //! and over all streams (a [`Budget`] shared by the flow table). When a cap
 //! would be exceeded the stream gives up on the hole: it reports a gap to the
 //! analyzer and goes on with the bytes it holds. A gap is also declared when
 //! the peer acknowledges bytes past a hole (the capture lost them) and when
 //! the flow ends with a hole.
+
+use std::collections::VecDeque;
 
 /// Limits of one stream.
 #[derive(Debug, Clone, Copy)]
@@ -107,9 +110,13 @@ pub enum Chunk<'a> {
     Gap(u32),
 }
 
+/// A run of contiguous held bytes: adjacent segments are merged, so the
+/// cap on runs counts holes, not segments (a message sent as hundreds of
+/// one-byte segments behind one missing byte is one run).
 struct Held {
     start: u32,
-    data: Vec<u8>,
+    /// A deque: a run grows at its front when segments come in reverse.
+    data: VecDeque<u8>,
 }
 
 impl Held {
@@ -301,12 +308,13 @@ impl Stream {
             if first.start > self.next {
                 return;
             }
-            let seg = self.held.remove(0);
+            let mut seg = self.held.remove(0);
             self.held_bytes -= seg.data.len();
             budget.used -= seg.data.len();
             if seg.end() > u64::from(self.next) {
                 let skip = (self.next - seg.start) as usize;
-                self.deliver(&seg.data[skip..], stats, out);
+                let data = seg.data.make_contiguous();
+                self.deliver(&data[skip..], stats, out);
             }
         }
     }
@@ -335,8 +343,10 @@ impl Stream {
                 pieces.push((pos, hs));
             }
             let (os, oe) = (hs.max(pos), he.min(end));
-            if h.data[(os - hs) as usize..(oe - hs) as usize]
-                != data[(os - off) as usize..(oe - off) as usize]
+            if !h
+                .data
+                .range((os - hs) as usize..(oe - hs) as usize)
+                .eq(data[(os - off) as usize..(oe - off) as usize].iter())
             {
                 stats.conflicting_overlaps += 1;
             }
@@ -377,14 +387,33 @@ impl Stream {
                 self.drain(budget, stats, out);
                 continue;
             }
+            let piece = &data[(s - off) as usize..(e - off) as usize];
             let idx = self.held.partition_point(|h| h.start < s);
-            self.held.insert(
-                idx,
-                Held {
-                    start: s,
-                    data: data[(s - off) as usize..(e - off) as usize].to_vec(),
-                },
-            );
+            let joins_prev = idx > 0 && self.held[idx - 1].end() == u64::from(s);
+            let joins_next = self.held.get(idx).is_some_and(|h| h.start == e);
+            match (joins_prev, joins_next) {
+                (true, true) => {
+                    let next = self.held.remove(idx);
+                    let prev = &mut self.held[idx - 1];
+                    prev.data.extend(piece);
+                    prev.data.extend(next.data);
+                }
+                (true, false) => self.held[idx - 1].data.extend(piece),
+                (false, true) => {
+                    let next = &mut self.held[idx];
+                    for &b in piece.iter().rev() {
+                        next.data.push_front(b);
+                    }
+                    next.start = s;
+                }
+                (false, false) => self.held.insert(
+                    idx,
+                    Held {
+                        start: s,
+                        data: piece.iter().copied().collect(),
+                    },
+                ),
+            }
             self.held_bytes += len;
             budget.used += len;
         }

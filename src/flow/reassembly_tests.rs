@@ -211,3 +211,33 @@ fn fin_marks_the_end() {
     s.segment(103, b"d", &limits(), &mut budget, &mut st, &mut sink);
     assert!(s.finished());
 }
+
+/// A message whose first byte is held back while the rest comes as
+/// hundreds of one-byte segments, or one sent in reversed one-byte
+/// segments: adjacent held bytes form one run, so the cap on held runs
+/// (256) is never reached and the whole message is delivered.
+#[test]
+fn adjacent_held_bytes_merge_into_runs() {
+    let msg: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+    let base = 7_000;
+    let mut first_last: Vec<(u32, Vec<u8>)> = (1..msg.len())
+        .map(|i| (base + i as u32, vec![msg[i]]))
+        .collect();
+    first_last.push((base, vec![msg[0]]));
+    let (out, stats) = run(base, true, &first_last, limits());
+    assert_eq!(out, msg);
+    assert_eq!((stats.ooo_overflows, stats.gaps), (0, 0));
+
+    let reversed: Vec<(u32, Vec<u8>)> = (0..msg.len())
+        .rev()
+        .map(|i| (base + i as u32, vec![msg[i]]))
+        .collect();
+    let (out, stats) = run(base, true, &reversed, limits());
+    assert_eq!(out, msg);
+    assert_eq!((stats.ooo_overflows, stats.gaps), (0, 0));
+
+    // 300 separate holes still meet the cap on runs.
+    let holes: Vec<(u32, Vec<u8>)> = (1..=300u32).map(|i| (base + 2 * i, vec![1])).collect();
+    let (_, stats) = run(base, true, &holes, limits());
+    assert!(stats.ooo_overflows > 0);
+}
