@@ -215,7 +215,10 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
             Pattern::Regex(re.to_string())
         } else if pat.contains(['*', '?', '[']) {
             let re = glob_to_regex(pat).ok_or_else(|| err(n, format!("invalid glob '{pat}'")))?;
-            regex::Regex::new(&re).map_err(|_| err(n, format!("invalid glob '{pat}'")))?;
+            // Globs of the indexed shapes never become a regex: nothing to check.
+            if simple_glob(pat).is_none() {
+                regex::Regex::new(&re).map_err(|_| err(n, format!("invalid glob '{pat}'")))?;
+            }
             Pattern::Glob(pat.to_string())
         } else {
             Pattern::Exact(pat.to_uppercase())
@@ -295,9 +298,35 @@ pub struct Matcher {
     exact: HashMap<String, Vec<usize>>,
     /// First 15 characters of exact entries longer than that.
     truncated: HashMap<String, Vec<usize>>,
-    set: RegexSet,
-    /// Entry index of each regex in `set`.
-    set_entries: Vec<usize>,
+    /// Globs of the form `PREFIX*` and `*SUFFIX` (upper-cased), by the
+    /// length of their fixed part: a lookup costs one hash probe per
+    /// distinct length, whatever the number of globs.
+    prefixes: HashMap<usize, HashMap<String, Vec<usize>>>,
+    suffixes: HashMap<usize, HashMap<String, Vec<usize>>>,
+    /// The other globs and the regular expressions, in sets of at most
+    /// [`SET_SIZE`] (one set of thousands exceeds the regex size limit), each
+    /// with the entry index of its patterns.
+    sets: Vec<(RegexSet, Vec<usize>)>,
+}
+
+/// Patterns compiled into one `RegexSet`.
+const SET_SIZE: usize = 256;
+
+/// The fixed part of a glob of the form `PREFIX*` (`true`) or `*SUFFIX`
+/// (`false`), upper-cased, when it is of one of those forms.
+fn simple_glob(g: &str) -> Option<(String, bool)> {
+    let meta = |s: &str| s.contains(['*', '?', '[', ']']);
+    if let Some(p) = g.strip_suffix('*') {
+        if !p.is_empty() && !meta(p) {
+            return Some((p.to_uppercase(), true));
+        }
+    }
+    if let Some(sfx) = g.strip_prefix('*') {
+        if !sfx.is_empty() && !meta(sfx) {
+            return Some((sfx.to_uppercase(), false));
+        }
+    }
+    None
 }
 
 impl Matcher {
@@ -306,6 +335,8 @@ impl Matcher {
         let mut truncated: HashMap<String, Vec<usize>> = HashMap::new();
         let mut res = Vec::new();
         let mut set_entries = Vec::new();
+        let mut prefixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut suffixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             match &e.pattern {
                 Pattern::Exact(name) => {
@@ -317,22 +348,42 @@ impl Matcher {
                             .push(i);
                     }
                 }
-                Pattern::Glob(g) => {
-                    res.push(glob_to_regex(g).unwrap_or_else(|| "$^".into()));
-                    set_entries.push(i);
-                }
+                Pattern::Glob(g) => match simple_glob(g) {
+                    Some((fixed, is_prefix)) => {
+                        let index = if is_prefix {
+                            &mut prefixes
+                        } else {
+                            &mut suffixes
+                        };
+                        index
+                            .entry(fixed.len())
+                            .or_default()
+                            .entry(fixed)
+                            .or_default()
+                            .push(i);
+                    }
+                    None => {
+                        res.push(glob_to_regex(g).unwrap_or_else(|| "$^".into()));
+                        set_entries.push(i);
+                    }
+                },
                 Pattern::Regex(r) => {
                     res.push(format!("(?i){r}"));
                     set_entries.push(i);
                 }
             }
         }
+        let mut sets = Vec::new();
+        for (patterns, ids) in res.chunks(SET_SIZE).zip(set_entries.chunks(SET_SIZE)) {
+            sets.push((RegexSet::new(patterns)?, ids.to_vec()));
+        }
         Ok(Matcher {
-            set: RegexSet::new(&res)?,
             entries,
             exact,
             truncated,
-            set_entries,
+            prefixes,
+            suffixes,
+            sets,
         })
     }
 
@@ -389,9 +440,26 @@ impl Matcher {
                     consider(i);
                 }
             }
-            if !self.set.is_empty() {
-                for m in self.set.matches(prefix(form, MAX_MATCHED)).iter() {
-                    consider(self.set_entries[m]);
+            let bounded = prefix(form, MAX_MATCHED);
+            for (&len, index) in &self.prefixes {
+                if let Some(head) = bounded.get(..len) {
+                    for &i in index.get(head).into_iter().flatten() {
+                        consider(i);
+                    }
+                }
+            }
+            for (&len, index) in &self.suffixes {
+                let tail = bounded
+                    .len()
+                    .checked_sub(len)
+                    .and_then(|at| bounded.get(at..));
+                for &i in tail.and_then(|t| index.get(t)).into_iter().flatten() {
+                    consider(i);
+                }
+            }
+            for (set, ids) in &self.sets {
+                for m in set.matches(bounded).iter() {
+                    consider(ids[m]);
                 }
             }
         }

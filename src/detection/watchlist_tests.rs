@@ -170,3 +170,23 @@ fn patterns_see_a_bounded_prefix_of_long_names() {
         Some(Pattern::Regex("^WIN-[A-Z0-9]{11}$".into()))
     );
 }
+
+#[test]
+fn thousands_of_globs_load_and_match() {
+    // Shapes that are indexed (PREFIX*, *SUFFIX) and shapes that are not.
+    let mut text = String::from("@list many\n");
+    for i in 0..5_000 {
+        text.push_str(&format!(
+            "LAB{i:05}-*\n*-DEV{i:05}\nV[0-9]{i:05}?X\n*a*b*c*d{i}\n"
+        ));
+    }
+    let m = matcher(&text);
+    assert_eq!(m.entries().len(), 20_000);
+    let id = |name: &str| m.lookup(name).map(|e| e.id);
+    assert_eq!(id("lab04999-pc"), Some(5000 + 4 * 4999));
+    assert_eq!(id("web-dev00007"), Some(5000 + 4 * 7 + 1));
+    assert_eq!(id("V300123zX"), Some(5000 + 4 * 123 + 2));
+    assert_eq!(id("xaxbxcxd42"), Some(5000 + 4 * 42 + 3));
+    assert_eq!(id("LAB0500-x"), None);
+    assert_eq!(id("nothing-here"), None);
+}
