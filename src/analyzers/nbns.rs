@@ -324,28 +324,14 @@ impl EventRecord for NbnsRecord {
             if n.group || n.name == "*" || n.name.is_empty() {
                 continue;
             }
-            let sender = match n.sender {
+            // Said by the message's sender: its own name when the address
+            // given with it (registration, answer) is its own, or when none
+            // is (node status); detection checks the address.
+            let role = match n.sender {
                 Dir::ToServer => Role::Client,
                 Dir::ToClient => Role::Server,
             };
-            let (role, machine) = match n.source {
-                // A registration: the sender's own name at the given address.
-                "request" => (
-                    sender,
-                    matches!(n.suffix_type, "workstation" | "file_server"),
-                ),
-                // A node status answer: the responder's own names.
-                "node_status" => (
-                    sender,
-                    matches!(n.suffix_type, "workstation" | "file_server"),
-                ),
-                // An answer: the name lives at the answered address, which
-                // may be the responder's or (from a WINS server) another's.
-                _ => (
-                    Role::Named,
-                    matches!(n.suffix_type, "workstation" | "file_server"),
-                ),
-            };
+            let machine = matches!(n.suffix_type, "workstation" | "file_server");
             v.push(Name {
                 path: "nbns.names.name",
                 role,

@@ -105,7 +105,8 @@ fn request_and_answer_make_one_record() {
             Dir::ToClient
         )
     );
-    // The question is a mention; the answer ties the name to an address.
+    // The question is a mention; the answer is the responder's word, tying
+    // the name to an address (detection decides whose it is).
     let names = out[0].names();
     assert_eq!(names.len(), 2);
     assert_eq!(
@@ -116,7 +117,7 @@ fn request_and_answer_make_one_record() {
         (names[1].path, names[1].role, names[1].machine, names[1].ip),
         (
             "nbns.names.name",
-            Role::Named,
+            Role::Server,
             true,
             Some([10, 0, 0, 9].into())
         )

@@ -43,8 +43,9 @@ pub struct Name<'a> {
     /// or a target name may be something else.
     pub machine: bool,
     /// The address the record itself ties the name to (a NetBIOS
-    /// registration, a DHCP lease), when that is not simply the client's or
-    /// the server's.
+    /// registration or answer, a DHCP lease). The name is the sender's
+    /// (`role`) only when this is the sender's address; otherwise detection
+    /// takes it as merely mentioned.
     pub ip: Option<IpAddr>,
 }
 

@@ -44,19 +44,17 @@ impl Detector {
         let mut alerts: Vec<(watchlist::Entry, Name<'_>)> = Vec::new();
         let mut hosts = Vec::new();
         for f in record.names() {
-            // The address the name belongs to: the one the record gives,
-            // else the endpoint of its role; a name only mentioned has none.
-            let ip = f.ip.or(match f.role {
+            // The address of the endpoint that said the name. A name the
+            // record ties to another address (a registration or an answer
+            // naming someone else's) is only mentioned: the packet's sender
+            // cannot pin a name on a host that never said it.
+            let sender = match f.role {
                 Role::Client => Some(flow.src_ip),
                 Role::Server => Some(flow.dest_ip),
                 Role::Named => None,
-            });
-            // A name tied to an endpoint's address is that endpoint's.
-            let role = match f.ip {
-                Some(ip) if ip == flow.src_ip => Role::Client,
-                Some(ip) if ip == flow.dest_ip => Role::Server,
-                _ => f.role,
             };
+            let ip = sender.filter(|s| f.ip.is_none_or(|claimed| claimed == *s));
+            let role = if ip.is_none() { Role::Named } else { f.role };
             let f = Name { role, ..f };
             if let (true, Some(ip)) = (f.machine, ip) {
                 hosts.push(HostSighting {
@@ -222,6 +220,78 @@ mod tests {
             &mut out,
         );
         assert_eq!(kinds(&out), vec!["ntlm", "alert", "host"]);
+    }
+
+    /// A name the record ties to an address is its sender's only at the
+    /// sender's own address: a forged registration or an answer naming the
+    /// asker's address pins nothing on another host.
+    #[test]
+    fn a_name_tied_to_another_address_is_only_mentioned() {
+        use crate::analyzers::nbns::{NbnsName, NbnsRecord};
+        use crate::analyzers::Dir;
+        let record = |sender: Dir, source, address: [u8; 4]| {
+            Record::from(NbnsRecord {
+                opcode: "registration",
+                names: vec![NbnsName {
+                    name: "WIN-J9D866ESIJ2".into(),
+                    suffix: "<00>".into(),
+                    suffix_type: "workstation",
+                    group: false,
+                    address: Some(address.into()),
+                    ttl: None,
+                    source,
+                    sender,
+                }],
+                ..NbnsRecord::default()
+            })
+        };
+        let mut d = detector();
+        let cases = [
+            // Registration of its own address: the client's name.
+            (
+                Dir::ToServer,
+                "request",
+                [10, 0, 0, 1],
+                Role::Client,
+                Some("10.0.0.1"),
+            ),
+            // Registration claiming another host's address.
+            (Dir::ToServer, "request", [10, 0, 0, 9], Role::Named, None),
+            // An answer for itself: the server's name.
+            (
+                Dir::ToClient,
+                "answer",
+                [10, 0, 0, 2],
+                Role::Server,
+                Some("10.0.0.2"),
+            ),
+            // An answer naming the asker's own address.
+            (Dir::ToClient, "answer", [10, 0, 0, 1], Role::Named, None),
+        ];
+        for (i, (sender, source, addr, role, host)) in cases.into_iter().enumerate() {
+            let mut out = Vec::new();
+            d.process(
+                FlowRecord {
+                    ts_us: 1,
+                    flow: flow(100 + i as u64),
+                    record: record(sender, source, addr),
+                },
+                &mut out,
+            );
+            let alert_role = out.iter().find_map(|e| match &e.body {
+                Body::Alert(a) => Some(a.role),
+                _ => None,
+            });
+            let sighting = out.iter().find_map(|e| match &e.body {
+                Body::Host(h) => Some(h.ip.to_string()),
+                _ => None,
+            });
+            assert_eq!(
+                (alert_role, sighting.as_deref()),
+                (Some(role), host),
+                "case {i}"
+            );
+        }
     }
 
     #[test]
