@@ -104,6 +104,11 @@ struct RunArgs {
     /// Print the human summary on stderr at the end even when it is not a terminal.
     #[arg(long)]
     summary: bool,
+    /// Which checksums are checked: auto (all, except those of a sender whose
+    /// every checksum is wrong: the capturing host offloading them), verify,
+    /// or ignore.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    checksums: hostwatch::decode::checksum::Mode,
     /// Bytes reassembled per direction of a connection.
     #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES")]
     depth: u32,
@@ -313,6 +318,7 @@ fn run(args: RunArgs) -> ExitCode {
             .then(|| Duration::from_secs(args.stats_interval)),
         progress: !args.quiet && !live,
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        checksums: args.checksums,
     };
     let outcome = pipeline::run_with_hook(&cfg, matcher, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),

@@ -142,8 +142,10 @@ fn same_events_for_any_worker_count_and_identical_with_one() {
     let want: std::collections::BTreeMap<String, i32> = [
         ("alert", 9),
         // NBNS answers naming an address other than the responder's own
-        // are mentions, not sightings.
-        ("host", 68),
+        // are mentions, not sightings; the Connect-Initial of Zeek's
+        // rdp-unknown-keyboard trace has a stale checksum (edited by hand)
+        // and is dropped, so JOHN-PC-LAPTOP is not a sighting.
+        ("host", 67),
         ("nbns", 29),
         ("ntlm", 105),
         ("rdp", 16),

@@ -8,7 +8,8 @@ mod common;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use common::{of_type, run_files, s};
+use common::{of_type, run_config, run_files, s};
+use hostwatch::decode::checksum::{add, fold};
 use hostwatch::synth::msg::{self, ServerNames};
 use hostwatch::synth::{ip_tcp, Conn, Segment, Trace};
 
@@ -228,46 +229,97 @@ fn retransmitted_segments() {
     );
 }
 
-#[test]
-fn conflicting_retransmission_keeps_the_first_bytes() {
-    // A second copy of the AUTHENTICATE segment names another machine: the
-    // first arrival is what counts, and the conflict is counted.
+/// An SMB logon whose AUTHENTICATE segment comes twice with different
+/// bytes: the real one and a copy naming DESKTOP-AAAAAAA, in that order or
+/// (a TTL-limited decoy that never reaches the server) the decoy first.
+fn twice(decoy_first: bool) -> (Vec<serde_json::Value>, usize) {
     let mut t = Trace::starting_at(1_700_000_000_000_000);
     let mut c = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
     c.mss = 4000;
-    let trips = smb_trips();
-    let mut fl = flights(&mut c, &trips, Delivery::Plain);
-    // flights: open, then client/server per trip; the AUTHENTICATE is the
-    // client flight of the third trip (index 5).
-    let auth = fl[5][0].clone();
-    let mut forged = auth.clone();
-    let pos = forged.payload.windows(30).position(|w| {
-        w == "WIN-J9D866ESIJ2"
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes)
-            .collect::<Vec<u8>>()
-    });
-    let pos = pos.expect("name in AUTHENTICATE");
-    forged.payload[pos..pos + 30].copy_from_slice(
-        &"DESKTOP-AAAAAAA"
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes)
-            .collect::<Vec<u8>>(),
-    );
-    fl[5].push(forged);
+    let mut fl = flights(&mut c, &smb_trips(), Delivery::Plain);
+    let (real, decoy) = auth_and_decoy(&fl);
+    // The AUTHENTICATE's offset in the client's stream.
+    let offset: usize = [1, 3]
+        .iter()
+        .flat_map(|&i| &fl[i])
+        .map(|s| s.payload.len())
+        .sum();
+    fl[5] = if decoy_first {
+        vec![decoy, real]
+    } else {
+        vec![real, decoy]
+    };
     for f in &fl {
         t.add(&c, f);
     }
-    let p = tmp("conflict.pcap");
+    let p = tmp(&format!("conflict-{decoy_first}.pcap"));
     std::fs::write(&p, t.to_bytes()).expect("write");
-    let (events, _, _) = run_files(&[p], 1);
-    let n = of_type(&events, "ntlm");
-    assert_eq!(
-        s(n[0], "ntlm.client.workstation").as_deref(),
-        Some("WIN-J9D866ESIJ2")
-    );
-    let stats = events.last().expect("stats");
-    assert_eq!(stats["stats"]["reassembly"]["retransmitted"], 1);
+    (run_files(&[p], 1).0, offset)
+}
+
+/// Workstation, result and the overlap marker of each ntlm event.
+fn ntlm_copies(events: &[serde_json::Value]) -> Vec<(String, String, serde_json::Value)> {
+    of_type(events, "ntlm")
+        .iter()
+        .map(|n| {
+            (
+                s(n, "ntlm.client.workstation").unwrap_or_default(),
+                s(n, "ntlm.result").unwrap_or_default(),
+                n["conflicting_overlap"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Two copies of the same bytes that differ: the first goes to the
+/// analysis, the other is analysed on its own and its events carry
+/// `conflicting_overlap`, so a decoy that only the sensor saw cannot hide
+/// the real name, and the conflict is counted.
+#[test]
+fn both_copies_of_a_conflicting_retransmission_are_searched() {
+    let none = serde_json::Value::Null;
+    for decoy_first in [false, true] {
+        let (events, offset) = twice(decoy_first);
+        assert_eq!(offset, 272);
+        let marker = serde_json::json!({"direction": "to_server", "offset": offset});
+        let (first, other) = if decoy_first {
+            ("DESKTOP-AAAAAAA", "WIN-J9D866ESIJ2")
+        } else {
+            ("WIN-J9D866ESIJ2", "DESKTOP-AAAAAAA")
+        };
+        assert_eq!(
+            ntlm_copies(&events),
+            [
+                (other.to_string(), "unknown".to_string(), marker.clone()),
+                (first.to_string(), "success".to_string(), none.clone()),
+            ],
+            "decoy first: {decoy_first}"
+        );
+        let alerts: Vec<_> = of_type(&events, "alert")
+            .iter()
+            .map(|a| {
+                (
+                    s(a, "alert.evidence").unwrap_or_default(),
+                    s(a, "src_ip").unwrap_or_default(),
+                    a["conflicting_overlap"].clone(),
+                )
+            })
+            .collect();
+        let alert_marker = if decoy_first { &marker } else { &none };
+        assert_eq!(
+            alerts,
+            [(
+                "ntlm.client.workstation".to_string(),
+                "10.1.0.77".to_string(),
+                alert_marker.clone()
+            )],
+            "decoy first: {decoy_first}"
+        );
+        let stats = &events.last().expect("stats")["stats"];
+        assert_eq!(stats["reassembly"]["conflicting_overlaps"], 1);
+        assert_eq!(stats["reassembly"]["retransmitted"], 1);
+        assert_eq!(stats["flows"]["overlap_copies_analysed"], 1);
+    }
 }
 
 #[test]
@@ -375,6 +427,10 @@ fn fragmented(t: &Trace, v6: bool) -> Trace {
                 h[6..8].copy_from_slice(
                     &((off / 8) as u16 | if more { 0x2000 } else { 0 }).to_be_bytes(),
                 );
+                // As a router does: the header checksum over the new header.
+                h[10..12].copy_from_slice(&[0, 0]);
+                let sum = !fold(add(0, &h));
+                h[10..12].copy_from_slice(&sum.to_be_bytes());
                 f.extend_from_slice(&h);
             }
             f.extend_from_slice(chunk);
@@ -1151,5 +1207,230 @@ fn blind_rsts_do_not_end_the_analysis() {
             "ntlm.client.workstation".to_string(),
             "10.1.0.77".to_string()
         )]
+    );
+}
+
+/// The AUTHENTICATE segment of `smb_trips` delivered plainly, and a copy
+/// naming DESKTOP-AAAAAAA instead.
+fn auth_and_decoy(fl: &[Vec<Segment>]) -> (Segment, Segment) {
+    let auth = fl[5][0].clone();
+    let mut decoy = auth.clone();
+    let utf16 = |n: &str| -> Vec<u8> { n.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    let pos = decoy
+        .payload
+        .windows(30)
+        .position(|w| w == utf16("WIN-J9D866ESIJ2"))
+        .expect("name in AUTHENTICATE");
+    decoy.payload[pos..pos + 30].copy_from_slice(&utf16("DESKTOP-AAAAAAA"));
+    (auth, decoy)
+}
+
+/// An SMB logon whose AUTHENTICATE is preceded by a decoy frame made by
+/// `decoy` (which gets the connection and the forged segment).
+fn smb_with_decoy(decoy: impl Fn(&Conn, &Segment) -> Vec<u8>) -> Trace {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    c.mss = 4000;
+    let fl = flights(&mut c, &smb_trips(), Delivery::Plain);
+    let (_, forged) = auth_and_decoy(&fl);
+    for (i, f) in fl.iter().enumerate() {
+        if i == 5 {
+            t.advance(150);
+            t.frames.push((t.now_us, decoy(&c, &forged)));
+        }
+        t.add(&c, f);
+    }
+    t
+}
+
+/// Offsets in a synthetic IPv4 frame (Ethernet, no tags).
+const IP_CHECKSUM: usize = 14 + 10;
+const TCP_CHECKSUM: usize = 14 + 20 + 16;
+const TCP_FLAGS: usize = 14 + 20 + 13;
+
+/// Rewrites the TCP checksum of a synthetic IPv4 frame after an edit.
+fn fix_tcp_checksum(f: &mut [u8]) {
+    use hostwatch::decode::checksum::pseudo_header;
+    f[TCP_CHECKSUM..TCP_CHECKSUM + 2].copy_from_slice(&[0, 0]);
+    let tcp = &f[34..];
+    let pseudo = pseudo_header(ip("10.1.0.77"), ip("10.1.0.5"), 6, tcp.len());
+    let sum = !fold(add(pseudo, tcp));
+    f[TCP_CHECKSUM..TCP_CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+fn smb_seen(events: &[serde_json::Value]) -> (Vec<NtlmSeen>, Vec<(String, String)>) {
+    let got = seen(events);
+    (got.ntlm, got.alerts)
+}
+
+fn smb_expected() -> (Vec<NtlmSeen>, Vec<(String, String)>) {
+    (
+        expected("10.1.0.77").ntlm,
+        vec![("ntlm.client.workstation".into(), "10.1.0.77".into())],
+    )
+}
+
+/// Decoys an endpoint drops before they reach its TCP stream: a bad TCP
+/// checksum, a bad IPv4 header checksum, no ACK flag. Each comes before the
+/// real AUTHENTICATE at its sequence number; the real one must win, and the
+/// drop is counted.
+#[test]
+fn decoys_an_endpoint_drops_do_not_hide_the_real_authenticate() {
+    type Make = fn(&Conn, &Segment) -> Vec<u8>;
+    let cases: [(&str, Make, &str); 3] = [
+        (
+            "bad-tcp-checksum",
+            |c, s| {
+                let mut f = c.frame(s);
+                f[TCP_CHECKSUM] ^= 0x5a;
+                f
+            },
+            "flows.bad_checksum",
+        ),
+        (
+            "bad-ip-checksum",
+            |c, s| {
+                let mut f = c.frame(s);
+                f[IP_CHECKSUM] ^= 0x5a;
+                f
+            },
+            "flows.bad_checksum",
+        ),
+        (
+            "no-ack",
+            |c, s| {
+                let mut f = c.frame(s);
+                f[TCP_FLAGS] = 0x08; // PSH alone
+                fix_tcp_checksum(&mut f);
+                f
+            },
+            "flows.not_accepted",
+        ),
+    ];
+    for (name, make, counter) in cases {
+        let p = tmp(&format!("decoy-{name}.pcap"));
+        std::fs::write(&p, smb_with_decoy(make).to_bytes()).expect("write");
+        let (events, _, _) = run_files(&[p], 1);
+        assert_eq!(smb_seen(&events), smb_expected(), "{name}");
+        let stats = &events.last().expect("stats")["stats"];
+        let (obj, field) = counter.split_once('.').expect("path");
+        assert_eq!(stats[obj][field], 1, "{name}: {counter}");
+        assert_eq!(stats["reassembly"]["conflicting_overlaps"], 0, "{name}");
+    }
+}
+
+/// Data on a SYN without a Fast Open cookie is not delivered by the
+/// receiver: a forged client stream riding on the SYN must not win over
+/// the real one sent after the handshake.
+#[test]
+fn data_riding_on_the_syn_is_not_delivered() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    c.mss = 4000;
+    let mut fl = flights(&mut c, &smb_trips(), Delivery::Plain);
+    let (_, forged) = auth_and_decoy(&fl);
+    // The whole client stream, its AUTHENTICATE forged, on the SYN.
+    let mut stream = Vec::new();
+    for (i, f) in fl.iter().enumerate().skip(1).step_by(2) {
+        for s in f.iter().filter(|s| s.from_client) {
+            if i == 5 {
+                stream.extend_from_slice(&forged.payload);
+            } else {
+                stream.extend_from_slice(&s.payload);
+            }
+        }
+    }
+    fl[0][0].payload = stream;
+    for f in &fl {
+        t.add(&c, f);
+    }
+    let p = tmp("syn-data.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    assert_eq!(smb_seen(&events), smb_expected());
+    assert_eq!(
+        events.last().expect("stats")["stats"]["flows"]["not_accepted"],
+        1
+    );
+}
+
+/// A capture taken on the client itself: its card fills in the checksums,
+/// so every segment it sends carries only the pseudo-header's sum (or
+/// zero). Everything is still seen in auto mode; verify mode drops those
+/// segments; and an unfilled decoy after the client's correct SYN is a
+/// decoy all the same.
+#[test]
+fn checksums_left_to_the_card_are_taken_but_not_from_a_stack_that_filled_them() {
+    use hostwatch::decode::checksum::{pseudo_header, Mode};
+    let unfill = |f: &mut Vec<u8>, zero: bool| {
+        let tcp_len = f.len() - 34;
+        let pseudo = pseudo_header(ip("10.1.0.77"), ip("10.1.0.5"), 6, tcp_len);
+        let v = if zero { 0 } else { fold(pseudo) };
+        f[TCP_CHECKSUM..TCP_CHECKSUM + 2].copy_from_slice(&v.to_be_bytes());
+    };
+    // Every client frame unfilled (the odd ones zero).
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    let fl = flights(&mut c, &smb_trips(), Delivery::Plain);
+    let mut n = 0;
+    for f in &fl {
+        for s in f {
+            t.advance(150);
+            let mut frame = c.frame(s);
+            if s.from_client {
+                unfill(&mut frame, n % 2 == 1);
+                n += 1;
+            }
+            t.frames.push((t.now_us, frame));
+        }
+    }
+    let p = tmp("offloaded.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let run_mode = |mode: Mode| {
+        run_config(hostwatch::pipeline::Config {
+            inputs: vec![hostwatch::pipeline::Input::File(p.display().to_string())],
+            checksums: mode,
+            ..Default::default()
+        })
+        .0
+    };
+    let auto = run_mode(Mode::Auto);
+    assert_eq!(smb_seen(&auto), smb_expected());
+    let stats = &auto.last().expect("stats")["stats"];
+    // All but the client's FIN, which comes after the analysis ended (a
+    // bypassed connection's checksums are not judged).
+    assert_eq!(stats["flows"]["unfilled_checksum"], n - 1);
+    assert_eq!(stats["flows"]["bad_checksum"], 0);
+    assert_eq!(stats["checksums"]["mode"], "auto");
+    // Verifying, the client's segments are dropped: only the server's
+    // CHALLENGE is left.
+    let verify = run_mode(Mode::Verify);
+    let server_only = (
+        None,
+        None,
+        Some("FILESRV01".to_string()),
+        Some("unknown".to_string()),
+    );
+    assert_eq!(smb_seen(&verify), (vec![server_only], vec![]));
+    assert_eq!(
+        verify.last().expect("stats")["stats"]["flows"]["bad_checksum"],
+        n
+    );
+    assert_eq!(smb_seen(&run_mode(Mode::Ignore)), smb_expected());
+
+    // The client's stack filled in its SYN's checksum: an unfilled decoy
+    // later in the connection is dropped.
+    let decoyed = smb_with_decoy(|c, s| {
+        let mut f = c.frame(s);
+        unfill(&mut f, false);
+        f
+    });
+    let p = tmp("unfilled-decoy.pcap");
+    std::fs::write(&p, decoyed.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    assert_eq!(smb_seen(&events), smb_expected());
+    assert_eq!(
+        events.last().expect("stats")["stats"]["flows"]["bad_checksum"],
+        1
     );
 }

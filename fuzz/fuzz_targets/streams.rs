@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
     let cfg = FlowConfig {
-        limits: StreamLimits { depth: 1 << 16, max_ooo_bytes: 4096, max_ooo_segments: 16 },
+        limits: StreamLimits { depth: 1 << 16, max_ooo_bytes: 4096, max_ooo_segments: 16, retain: 2048 },
         max_flows: 8,
         ..FlowConfig::default()
     };
@@ -45,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
             ack: 0,
             flags: head & 0x1f,
             window: 1000,
+            fast_open: head & 0x20 != 0,
             vlans: Vlans::default(),
+            checksum: Default::default(),
             payload,
         };
         table.packet(&seg, &mut |r| det.process(r, &mut events));

@@ -7,6 +7,7 @@
 //! `etherparse`) and IP fragment reassembly. Anything that is neither TCP nor UDP is
 //! counted and dropped here: later stages only ever see [`Packet`]s.
 
+pub mod checksum;
 pub mod defrag;
 mod tunnel;
 
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 
 use etherparse::{IpNumber, IpSlice, Ipv6ExtensionSlice, TcpSlice, UdpSlice};
 
+pub use checksum::Checksum;
 use defrag::{DefragConfig, Defragmenter, FragKey};
 
 /// Link types, as numbered in pcap files (LINKTYPE_*).
@@ -132,7 +134,12 @@ pub struct Segment<P> {
     pub ack: u32,
     pub flags: u8,
     pub window: u16,
+    /// A SYN that carries a TCP Fast Open cookie (RFC 7413): only then may
+    /// its payload be delivered.
+    pub fast_open: bool,
     pub vlans: Vlans,
+    /// What the receiver would make of the checksums.
+    pub checksum: Checksum,
     pub payload: P,
 }
 
@@ -148,6 +155,7 @@ pub struct Datagram<P> {
     pub sport: u16,
     pub dport: u16,
     pub vlans: Vlans,
+    pub checksum: Checksum,
     pub payload: P,
 }
 
@@ -167,7 +175,9 @@ impl<P> Segment<P> {
             ack,
             flags,
             window,
+            fast_open,
             vlans,
+            checksum,
             payload: _,
         } = self;
         Segment {
@@ -180,7 +190,9 @@ impl<P> Segment<P> {
             ack,
             flags,
             window,
+            fast_open,
             vlans,
+            checksum,
             payload,
         }
     }
@@ -196,6 +208,7 @@ impl<P> Datagram<P> {
             sport,
             dport,
             vlans,
+            checksum,
             payload: _,
         } = self;
         Datagram {
@@ -205,6 +218,7 @@ impl<P> Datagram<P> {
             sport,
             dport,
             vlans,
+            checksum,
             payload,
         }
     }
@@ -238,6 +252,8 @@ pub struct DecodeStats {
     /// IP packets of other transports (ICMP, ESP, ...).
     pub other_transport: u64,
     pub malformed: u64,
+    /// IPv4 fragments dropped for a bad header checksum.
+    pub bad_fragment_checksum: u64,
     pub tunnels: u64,
     pub tunnel_too_deep: u64,
 }
@@ -252,6 +268,7 @@ impl DecodeStats {
         self.non_ip += o.non_ip;
         self.other_transport += o.other_transport;
         self.malformed += o.malformed;
+        self.bad_fragment_checksum += o.bad_fragment_checksum;
         self.tunnels += o.tunnels;
         self.tunnel_too_deep += o.tunnel_too_deep;
     }
@@ -260,6 +277,7 @@ impl DecodeStats {
         serde_json::json!({
             "tcp": self.tcp, "udp": self.udp, "non_ip": self.non_ip, "truncated": self.truncated,
             "other_transport": self.other_transport, "malformed": self.malformed,
+            "bad_fragment_checksum": self.bad_fragment_checksum,
             "tunnelled": self.tunnels, "tunnel_too_deep": self.tunnel_too_deep,
         })
     }
@@ -269,6 +287,9 @@ impl DecodeStats {
 pub struct Decoder {
     linktype: i32,
     defrag: Defragmenter,
+    /// How checksums are checked: fragments are judged here, before
+    /// defragmentation.
+    checksums: checksum::Mode,
     pub stats: DecodeStats,
 }
 
@@ -281,8 +302,17 @@ impl Decoder {
         Decoder {
             linktype,
             defrag: Defragmenter::new(cfg),
+            checksums: checksum::Mode::Auto,
             stats: DecodeStats::default(),
         }
+    }
+
+    /// Takes checksums as `mode` says: a fragment whose IPv4 header
+    /// checksum is wrong is dropped before defragmentation (one left at
+    /// zero, unfilled, only when verifying), and every segment and datagram
+    /// carries its verdict.
+    pub fn set_checksum_mode(&mut self, mode: checksum::Mode) {
+        self.checksums = mode;
     }
 
     pub fn linktype(&self) -> i32 {
@@ -458,8 +488,26 @@ impl Decoder {
         let dst = ip.destination_addr();
         let payload = ip.payload();
         let proto = payload.ip_number;
+        let header = match &ip {
+            IpSlice::Ipv4(v4) => {
+                let h = v4.header();
+                if self.checksums == checksum::Mode::Ignore || checksum::ipv4_header_ok(h.slice()) {
+                    Header::Ok
+                } else if h.header_checksum() == 0 {
+                    Header::Unfilled
+                } else {
+                    Header::Bad
+                }
+            }
+            IpSlice::Ipv6(_) => Header::Ok,
+        };
         if !payload.fragmented {
-            self.transport(ctx, src, dst, proto, payload.payload, out);
+            self.transport(ctx, (src, dst, header), proto, payload.payload, out);
+            return;
+        }
+        let unfilled_rejected = self.checksums == checksum::Mode::Verify;
+        if header == Header::Bad || (header == Header::Unfilled && unfilled_rejected) {
+            self.stats.bad_fragment_checksum += 1;
             return;
         }
         // A fragment: find its id, offset and more-fragments flag.
@@ -496,19 +544,29 @@ impl Decoder {
             .defrag
             .add(key, ctx.ts_us, offset, more, payload.payload)
         {
-            self.transport(ctx, src, dst, proto, &whole, out);
+            self.transport(ctx, (src, dst, Header::Ok), proto, &whole, out);
         }
     }
 
     fn transport<F: FnMut(&Packet<'_>)>(
         &mut self,
         ctx: &mut Ctx,
-        src: IpAddr,
-        dst: IpAddr,
+        (src, dst, ip_header): (IpAddr, IpAddr, Header),
         proto: IpNumber,
         payload: &[u8],
         out: &mut F,
     ) {
+        // The transport checksum, all but the payload's share.
+        let head_sum = |header: &[u8], field: u16, len: usize| {
+            let pseudo = checksum::pseudo_header(src, dst, proto.0, len);
+            let head = checksum::fold(checksum::add(pseudo, header));
+            let c = match ip_header {
+                Header::Ok => Checksum::of(head, field, pseudo),
+                Header::Unfilled => Checksum::Unfilled(head),
+                Header::Bad => Checksum::Bad,
+            };
+            c.under(self.checksums)
+        };
         match proto {
             IpNumber::TCP => match TcpSlice::from_slice(payload) {
                 Ok(tcp) => {
@@ -525,7 +583,11 @@ impl Decoder {
                         ack: tcp.acknowledgment_number(),
                         flags,
                         window: tcp.window_size(),
+                        fast_open: flags & tcp_flags::SYN != 0
+                            && !tcp.payload().is_empty()
+                            && has_fast_open_cookie(tcp.options()),
                         vlans: ctx.vlans,
+                        checksum: head_sum(b, tcp.checksum(), payload.len()),
                         payload: tcp.payload(),
                     }));
                 }
@@ -541,6 +603,13 @@ impl Decoder {
                 match UdpSlice::from_slice(payload) {
                     Ok(udp) => {
                         self.stats.udp += 1;
+                        let h = udp.header_slice();
+                        // Zero: the sender computed no checksum (RFC 768).
+                        let checksum = match (udp.checksum(), ip_header) {
+                            (_, Header::Bad) => Checksum::Bad,
+                            (0, _) => Checksum::Unchecked.under(self.checksums),
+                            (field, _) => head_sum(h, field, usize::from(udp.length())),
+                        };
                         out(&Packet::Udp(UdpDatagram {
                             ts_us: ctx.ts_us,
                             src,
@@ -548,6 +617,7 @@ impl Decoder {
                             sport: udp.source_port(),
                             dport: udp.destination_port(),
                             vlans: ctx.vlans,
+                            checksum,
                             payload: udp.payload(),
                         }));
                     }
@@ -584,6 +654,43 @@ impl Decoder {
             tunnel::Inner::Ip(p) => self.ip(&mut inner_ctx, p, out),
         }
     }
+}
+
+/// Whether TCP options hold a Fast Open cookie: option 34 (RFC 7413) or
+/// the experimental 254 with magic F989 (RFC 6994), longer than a bare
+/// cookie request.
+fn has_fast_open_cookie(mut opts: &[u8]) -> bool {
+    while let Some((&kind, rest)) = opts.split_first() {
+        match kind {
+            0 => return false,
+            1 => opts = rest,
+            _ => {
+                let Some(&len) = rest.first() else {
+                    return false;
+                };
+                let len = usize::from(len);
+                let Some(opt) = opts.get(..len).filter(|_| len >= 2) else {
+                    return false;
+                };
+                match kind {
+                    34 if len > 2 => return true,
+                    254 if len > 4 && opt.get(2..4) == Some(&[0xf9, 0x89][..]) => return true,
+                    _ => {}
+                }
+                opts = opts.get(len..).unwrap_or_default();
+            }
+        }
+    }
+    false
+}
+
+/// What an IPv4 header's checksum says (IPv6 has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Header {
+    Ok,
+    /// Zero: left for the card to fill in.
+    Unfilled,
+    Bad,
 }
 
 struct Ctx {

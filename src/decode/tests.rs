@@ -249,6 +249,8 @@ fn fragment_v4(packet: &[u8], size: usize) -> Vec<Vec<u8>> {
         let fo = (off / 8) as u16 | if more { 0x2000 } else { 0 };
         h[6..8].copy_from_slice(&fo.to_be_bytes());
         h[10..12].copy_from_slice(&[0, 0]);
+        let sum = !checksum::fold(checksum::add(0, &h));
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
         h.extend_from_slice(chunk);
         out.push(eth(0x0800, &[], &h));
     }
@@ -392,4 +394,81 @@ fn pppoe_sessions() {
     );
     assert!(got.is_empty());
     assert_eq!((stats.non_ip, stats.malformed), (2, 1));
+}
+
+/// The checksum verdict decode hands on, and whether it accepts the payload.
+fn verdict(frame: &[u8]) -> Option<(Checksum, bool)> {
+    let mut d = Decoder::new(linktype::ETHERNET);
+    let mut got = None;
+    d.decode(0, frame, &mut |p| {
+        got = Some(match p {
+            Packet::Tcp(s) => (s.checksum, s.checksum.accepts(s.payload)),
+            Packet::Udp(u) => (u.checksum, u.checksum.accepts(u.payload)),
+        })
+    });
+    got
+}
+
+#[test]
+fn checksums_are_summed_in_decode_and_completed_with_the_payload() {
+    let ip = ipv4_tcp(b"NTLMSSP\0 decoy");
+    let good = eth(0x0800, &[], &ip);
+    assert!(matches!(verdict(&good), Some((Checksum::Pending(_), true))));
+    let ip6 = ipv6_tcp(b"SYN data");
+    assert!(matches!(
+        verdict(&eth(0x86dd, &[], &ip6)),
+        Some((Checksum::Pending(_), true))
+    ));
+    // One payload byte changed on the way: the TCP checksum no longer holds.
+    let mut bad_payload = good.clone();
+    let last = bad_payload.len() - 1;
+    bad_payload[last] ^= 0x20;
+    assert!(matches!(
+        verdict(&bad_payload),
+        Some((Checksum::Pending(_), false))
+    ));
+    // The TCP checksum field itself wrong.
+    let mut bad_tcp = good.clone();
+    bad_tcp[14 + 20 + 16] ^= 0xff;
+    assert_eq!(verdict(&bad_tcp).map(|v| v.1), Some(false));
+    // A bad IPv4 header checksum condemns the segment whatever its own.
+    let mut bad_ip = good.clone();
+    bad_ip[14 + 10] ^= 0x01;
+    assert_eq!(verdict(&bad_ip), Some((Checksum::Bad, false)));
+    // UDP: zero means no checksum over IPv4.
+    let mut udp = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 5], [10, 0, 0, 255], 64)
+        .udp(137, 137)
+        .write(&mut udp, b"nbns")
+        .unwrap_or_default();
+    let udp_frame = eth(0x0800, &[], &udp);
+    assert!(matches!(
+        verdict(&udp_frame),
+        Some((Checksum::Pending(_), true))
+    ));
+    let mut no_sum = udp_frame.clone();
+    no_sum[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+    assert_eq!(verdict(&no_sum), Some((Checksum::Unchecked, true)));
+    let mut wrong = udp_frame;
+    wrong[14 + 20 + 6] ^= 0x10;
+    assert_eq!(verdict(&wrong).map(|v| v.1), Some(false));
+}
+
+#[test]
+fn a_fragment_with_a_bad_header_checksum_is_dropped_unless_checksums_are_ignored() {
+    let packet = ipv4_tcp(&[b'x'; 64]);
+    let mut frags = fragment_v4(&packet, 32);
+    frags[1][14 + 10] ^= 0x01;
+    let run = |mode: checksum::Mode| {
+        let mut d = Decoder::new(linktype::ETHERNET);
+        d.set_checksum_mode(mode);
+        let mut n = 0;
+        for f in &frags {
+            d.decode(0, f, &mut |_| n += 1);
+        }
+        (n, d.stats.bad_fragment_checksum)
+    };
+    assert_eq!(run(checksum::Mode::Auto), (0, 1));
+    assert_eq!(run(checksum::Mode::Verify), (0, 1));
+    assert_eq!(run(checksum::Mode::Ignore), (1, 0));
 }

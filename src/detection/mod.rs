@@ -134,6 +134,7 @@ mod tests {
             dest_port: 445,
             vlans: Default::default(),
             two_way: true,
+            overlap: None,
         }
     }
 

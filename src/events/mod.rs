@@ -33,6 +33,20 @@ pub struct FlowInfo {
     /// handshake, a request and its answer); false for what one side sent
     /// alone, which may be spoofed.
     pub two_way: bool,
+    /// The event was found in the other copy of bytes a retransmission
+    /// carried differently (the first copy went to the analysis).
+    pub overlap: Option<Overlap>,
+}
+
+/// Where two copies of a stream's bytes disagreed: one of them never
+/// reached the receiver, and the sensor cannot tell which, so both are
+/// searched. Written as `conflicting_overlap` in the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overlap {
+    /// Sent by the client (`to_server`) or the server.
+    pub to_server: bool,
+    /// Offset of the other copy in its direction's stream.
+    pub offset: u32,
 }
 
 /// One event, before serialisation.
@@ -136,6 +150,17 @@ impl Event {
             map.serialize_entry("proto", f.transport.name())?;
             if !f.vlans.is_empty() {
                 map.serialize_entry("vlan", f.vlans.as_slice())?;
+            }
+            if let Some(o) = &f.overlap {
+                let direction = if o.to_server {
+                    "to_server"
+                } else {
+                    "to_client"
+                };
+                map.serialize_entry(
+                    "conflicting_overlap",
+                    &serde_json::json!({ "direction": direction, "offset": o.offset }),
+                )?;
             }
         }
         if let Some(name) = sensor_name {

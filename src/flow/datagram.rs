@@ -16,6 +16,7 @@ use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::Carrier;
 use crate::analyzers::registry;
 use crate::analyzers::{Ctx, DatagramAnalyzer, Dir, ParseErrors, Record};
+use crate::decode::Checksum;
 use crate::decode::{Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;
 
@@ -52,6 +53,10 @@ pub struct DatagramStats {
     pub conversations: u64,
     pub timed_out: u64,
     pub evicted: u64,
+    /// Datagrams dropped for a checksum their receiver would reject.
+    pub bad_checksum: u64,
+    /// Datagrams taken with a checksum left for the sender's card to fill.
+    pub unfilled_checksum: u64,
 }
 
 impl DatagramStats {
@@ -61,6 +66,8 @@ impl DatagramStats {
         self.conversations += o.conversations;
         self.timed_out += o.timed_out;
         self.evicted += o.evicted;
+        self.bad_checksum += o.bad_checksum;
+        self.unfilled_checksum += o.unfilled_checksum;
     }
 
     pub fn to_json(&self, active: usize) -> serde_json::Value {
@@ -68,6 +75,7 @@ impl DatagramStats {
             "datagrams": self.datagrams, "ignored": self.ignored,
             "conversations": self.conversations, "active": active,
             "timed_out": self.timed_out, "evicted": self.evicted,
+            "bad_checksum": self.bad_checksum, "unfilled_checksum": self.unfilled_checksum,
         })
     }
 }
@@ -88,6 +96,7 @@ struct Conversation {
 impl Conversation {
     fn info(&self) -> FlowInfo {
         FlowInfo {
+            overlap: None,
             flow_id: self.id,
             transport: Transport::Udp,
             src_ip: self.client.0,
@@ -132,6 +141,15 @@ impl DatagramTable {
 
     /// Processes one datagram; records found are passed to `out`.
     pub fn datagram<O: FnMut(FlowRecord)>(&mut self, d: &UdpDatagram<'_>, out: &mut O) {
+        match d.checksum {
+            // Offloaded by the sender (a capture on the sending host).
+            Checksum::Unfilled(_) => self.stats.unfilled_checksum += 1,
+            c if !c.accepts(d.payload) => {
+                self.stats.bad_checksum += 1;
+                return;
+            }
+            _ => {}
+        }
         let key = FlowKey::new((d.src, d.sport), (d.dst, d.dport), d.vlans);
         if !self.conversations.contains_key(&key) {
             let Some(new) =

@@ -16,6 +16,7 @@ fn dg<'a>(
         sport,
         dport,
         vlans: Vlans::default(),
+        checksum: Default::default(),
         payload,
     }
 }

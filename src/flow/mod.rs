@@ -21,8 +21,8 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use crate::analyzers::{Analyzer, AnalyzerFactory, Ctx, Dir, ParseErrors, Record, Status};
-use crate::decode::{tcp_flags, TcpSegment, Transport, Vlans};
-use crate::events::FlowInfo;
+use crate::decode::{tcp_flags, Checksum, TcpSegment, Transport, Vlans};
+use crate::events::{FlowInfo, Overlap};
 
 pub use datagram::{DatagramConfig, DatagramStats, DatagramTable};
 pub use reassembly::{Budget, Chunk, Stream, StreamLimits, StreamStats};
@@ -90,6 +90,17 @@ pub struct FlowStats {
     /// RSTs an endpoint would ignore (not at the exact next sequence
     /// number, RFC 5961), so they did not end the analysis.
     pub rst_ignored: u64,
+    /// Segments dropped for a checksum their receiver would reject.
+    pub bad_checksum: u64,
+    /// Segments taken with a checksum left for the sender's card to fill.
+    pub unfilled_checksum: u64,
+    /// Segments without ACK after the SYN (an endpoint drops them), and SYN
+    /// payload without a Fast Open cookie (not delivered).
+    pub not_accepted: u64,
+    /// Other copies of conflicting overlaps analysed, and those left out
+    /// past [`MAX_SHADOWS`] per connection.
+    pub overlap_copies_analysed: u64,
+    pub overlap_copies_skipped: u64,
     pub streams: StreamStats,
 }
 
@@ -102,6 +113,11 @@ impl FlowStats {
         self.evicted += o.evicted;
         self.closed += o.closed;
         self.rst_ignored += o.rst_ignored;
+        self.bad_checksum += o.bad_checksum;
+        self.unfilled_checksum += o.unfilled_checksum;
+        self.not_accepted += o.not_accepted;
+        self.overlap_copies_analysed += o.overlap_copies_analysed;
+        self.overlap_copies_skipped += o.overlap_copies_skipped;
         self.streams.add(&o.streams);
     }
 
@@ -111,6 +127,10 @@ impl FlowStats {
             "total": self.flows, "active": active, "midstream": self.midstream,
             "bypassed": self.bypassed, "timed_out": self.timed_out,
             "evicted": self.evicted, "closed": self.closed, "rst_ignored": self.rst_ignored,
+            "bad_checksum": self.bad_checksum, "unfilled_checksum": self.unfilled_checksum,
+            "not_accepted": self.not_accepted,
+            "overlap_copies_analysed": self.overlap_copies_analysed,
+            "overlap_copies_skipped": self.overlap_copies_skipped,
         })
     }
 }
@@ -176,6 +196,8 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         state: State::Open,
         fins: 0,
         dirs_seen: 0,
+        checked_sides: 0,
+        shadows: 0,
         streams: [Stream::default(), Stream::default()],
         app: App::NotYet,
     }
@@ -242,6 +264,10 @@ struct Flow {
     fins: u8,
     /// Directions that sent packets, one bit each (client 1, server 2).
     dirs_seen: u8,
+    /// Directions that sent a segment with a correct checksum.
+    checked_sides: u8,
+    /// Other copies of conflicting overlaps analysed so far.
+    shadows: u8,
     streams: [Stream; 2],
     app: App,
 }
@@ -271,6 +297,7 @@ impl Flow {
             dest_port: s.1,
             vlans: self.vlans,
             two_way: self.dirs_seen == 3,
+            overlap: None,
         }
     }
 }
@@ -305,6 +332,10 @@ pub struct FlowTable<F: AnalyzerFactory> {
     /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
     bypassed: Vec<FlowKey>,
 }
+
+/// Other copies of conflicting overlaps analysed per connection: enough for
+/// a decoy per message of a handshake, bounded against a flood of them.
+pub const MAX_SHADOWS: u8 = 8;
 
 /// How often (packet time) the table looks for timed-out flows.
 const SWEEP_EVERY_US: i64 = 1_000_000;
@@ -341,10 +372,42 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     pub fn packet<O: FnMut(FlowRecord)>(&mut self, seg: &TcpSegment<'_>, out: &mut O) {
         self.maybe_sweep(seg.ts_us, out);
         let key = FlowKey::of(seg);
+        // The receiver drops a segment with a wrong checksum: a decoy cannot
+        // be seen as data, a RST or a SYN. An unfilled one is judged below,
+        // by what its sender did earlier in the connection. Checksums of a
+        // bypassed connection are not judged: the capture thread may have
+        // stopped copying its payload already.
+        let checked = match seg.checksum {
+            Checksum::Unfilled(_) => None,
+            c => Some(c.accepts(seg.payload)),
+        };
+        if checked == Some(false)
+            && !self
+                .flows
+                .get(&key)
+                .is_some_and(|f| matches!(f.app, App::Done))
+        {
+            self.stats.bad_checksum += 1;
+            return;
+        }
         let syn = seg.flags & tcp_flags::SYN != 0;
         let ack = seg.flags & tcp_flags::ACK != 0;
         let fin = seg.flags & tcp_flags::FIN != 0;
         let rst = seg.flags & tcp_flags::RST != 0;
+        // An endpoint drops a segment without ACK unless it is a SYN or a
+        // RST (RFC 9293 3.10.7.4), and delivers data on a SYN only when the
+        // SYN carries a Fast Open cookie (RFC 7413; a SYN-ACK's data is
+        // taken). Such a segment must not become a decoy.
+        if !syn && !ack && !rst {
+            self.stats.not_accepted += 1;
+            return;
+        }
+        let payload = if syn && !ack && !seg.fast_open && !seg.payload.is_empty() {
+            self.stats.not_accepted += 1;
+            &[][..]
+        } else {
+            seg.payload
+        };
 
         // A new SYN on a closed flow is a new connection on reused ports.
         if syn
@@ -377,12 +440,25 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let flow = flows
             .entry(key)
             .or_insert_with(|| Box::new(new_flow(stats, seg, syn, ack)));
-        flow.last_us = seg.ts_us;
-        flow.dirs_seen |= if (seg.src, seg.sport) == flow.client {
+        let side = if (seg.src, seg.sport) == flow.client {
             1
         } else {
             2
         };
+        match checked {
+            _ if matches!(flow.app, App::Done) => {}
+            Some(true) if seg.checksum != Checksum::Unchecked => flow.checked_sides |= side,
+            // A stack that filled in its checksums in this connection does
+            // not stop doing so: an unfilled one now is a decoy.
+            None if flow.checked_sides & side != 0 && !seg.checksum.accepts(seg.payload) => {
+                stats.bad_checksum += 1;
+                return;
+            }
+            None => stats.unfilled_checksum += 1,
+            _ => {}
+        }
+        flow.last_us = seg.ts_us;
+        flow.dirs_seen |= side;
         if flow.state == State::Closed {
             return;
         }
@@ -404,7 +480,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
             return;
         }
-        if matches!(flow.app, App::NotYet) && !seg.payload.is_empty() {
+        if matches!(flow.app, App::NotYet) && !payload.is_empty() {
             flow.app = App::Running(factory.new_flow(flow.server.1));
         }
         let dir = if (seg.src, seg.sport) == flow.client {
@@ -440,10 +516,11 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         };
         let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(parse_errors);
         let mut status = Status::Continue;
+        let mut conflicts: Vec<(Dir, u32, Vec<u8>)> = Vec::new();
         {
             let app = &mut flow.app;
             if ack {
-                theirs.peer_ack(seg.ack, budget, &mut stats.streams, &mut |c| {
+                theirs.peer_ack(seg.ack, &limits, budget, &mut stats.streams, &mut |c| {
                     if let App::Running(a) = app {
                         feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
                     }
@@ -451,22 +528,34 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
             ours.segment(
                 data_seq,
-                seg.payload,
+                payload,
                 &limits,
                 budget,
                 &mut stats.streams,
-                &mut |c| {
-                    if let App::Running(a) = app {
-                        feed(a.as_mut(), dir, c, &mut cx, &mut status);
+                &mut |c| match c {
+                    Chunk::Conflict(off, other) => conflicts.push((dir, off, other.to_vec())),
+                    c => {
+                        if let App::Running(a) = app {
+                            feed(a.as_mut(), dir, c, &mut cx, &mut status);
+                        }
                     }
                 },
             );
         }
         if fin {
-            ours.fin(data_seq.wrapping_add(seg.payload.len() as u32));
+            ours.fin(data_seq.wrapping_add(payload.len() as u32));
         }
         if cx.roles_reversed && flow.midstream {
             flow.reversed = true;
+        }
+        for (d, off, other) in conflicts {
+            if flow.shadows >= MAX_SHADOWS {
+                stats.overlap_copies_skipped += 1;
+                continue;
+            }
+            flow.shadows += 1;
+            stats.overlap_copies_analysed += 1;
+            analyse_other_copy(&*factory, flow, (d, off, &other), seg.ts_us, out);
         }
         let both_done = flow
             .streams
@@ -477,7 +566,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             // Finish the analyzer now: it learned all it can.
             let bypass = status == Status::Done;
             let sinks = (&mut *records, &mut *parse_errors);
-            finish_analysis(flow, seg.ts_us, bypass, budget, stats, sinks);
+            finish_analysis(flow, (seg.ts_us, &limits), bypass, budget, stats, sinks);
             if closing {
                 flow.state = State::Closed;
                 stats.closed += 1;
@@ -506,7 +595,8 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         } = self;
         let last = flow.last_us;
         let sinks = (&mut *records, &mut *parse_errors);
-        finish_analysis(&mut flow, last, false, budget, stats, sinks);
+        let limits = self.cfg.limits;
+        finish_analysis(&mut flow, (last, &limits), false, budget, stats, sinks);
         hand_out(records, &flow, last, out);
     }
 
@@ -586,7 +676,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
 /// what it saw; the streams free what they hold either way.
 fn finish_analysis(
     flow: &mut Flow,
-    ts_us: i64,
+    (ts_us, limits): (i64, &StreamLimits),
     bypass: bool,
     budget: &mut Budget,
     stats: &mut FlowStats,
@@ -600,7 +690,7 @@ fn finish_analysis(
             for (i, s) in flow.streams.iter_mut().enumerate() {
                 let d = if i == 0 { Dir::ToServer } else { Dir::ToClient };
                 let mut st = Status::Continue;
-                s.flush(budget, &mut stats.streams, &mut |c| {
+                s.flush(limits, budget, &mut stats.streams, &mut |c| {
                     feed(app.as_mut(), d, c, &mut cx, &mut st)
                 });
             }
@@ -612,6 +702,42 @@ fn finish_analysis(
     }
     for s in flow.streams.iter_mut() {
         s.discard(budget);
+    }
+}
+
+/// Looks at the other copy of a conflicting overlap as the receiver may have
+/// taken it: a fresh analyzer (content detection, as for a new connection)
+/// gets the copy's bytes from their sender's side, and what it reports goes
+/// out marked with the overlap. The analyzer knows the connection's roles
+/// (not midstream), so a copy from the server cannot name the client.
+fn analyse_other_copy<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
+    factory: &F,
+    flow: &Flow,
+    (dir, offset, bytes): (Dir, u32, &[u8]),
+    ts_us: i64,
+    out: &mut O,
+) {
+    let mut records = Vec::new();
+    let mut errors = ParseErrors::default();
+    {
+        let mut cx = Ctx::new(ts_us, false, &mut records).counting(&mut errors);
+        let mut app = factory.new_flow(flow.server.1);
+        // Roles the analysis corrected on a midstream connection hold here too.
+        let d = if flow.reversed { dir.other() } else { dir };
+        let _ = app.data(d, bytes, &mut cx);
+        app.end(&mut cx);
+    }
+    let mut info = flow.info();
+    info.overlap = Some(Overlap {
+        to_server: (dir == Dir::ToServer) != flow.reversed,
+        offset,
+    });
+    for record in records {
+        out(FlowRecord {
+            ts_us,
+            flow: info.clone(),
+            record,
+        });
     }
 }
 
@@ -662,6 +788,8 @@ fn feed(app: &mut dyn Analyzer, dir: Dir, c: Chunk<'_>, cx: &mut Ctx<'_>, status
     *status = match c {
         Chunk::Data(d) => app.data(dir, d, cx),
         Chunk::Gap(n) => app.gap(dir, n, cx),
+        // Handled by the flow table, which sees the flow's roles.
+        Chunk::Conflict(..) => *status,
     };
 }
 

@@ -7,12 +7,16 @@
 //! handshakes live at the start of a connection, and what lies past the depth
 //! is bypassed without being looked at.
 //!
-//! **Overlap policy: first arrival wins.** Bytes already delivered or held
-//! out of order are never replaced; a segment only fills holes. A segment
-//! that overlaps held bytes with different content is counted as a
-//! conflicting overlap (an evasion attempt or a broken stack). Bytes that
-//! were already delivered are not kept, so a retransmission of them is
-//! counted but not compared.
+//! **Overlap policy: first arrival wins, the other version is handed on.**
+//! Bytes already delivered or held out of order are never replaced; a
+//! segment only fills holes. Delivered bytes are kept until the peer
+//! acknowledges them (bounded per stream and over all streams), as Zeek
+//! keeps them, so that a retransmission can be compared with what was
+//! delivered. A segment that overlaps delivered or held bytes with different
+//! content is a conflicting overlap: one of the two copies never reached the
+//! receiver (a TTL-limited decoy, or a broken stack), and the sensor cannot
+//! tell which. It is counted, and the later copy is handed to the consumer as
+//! a [`Chunk::Conflict`] so that its bytes are searched too.
 //!
 //! Out-of-order bytes are held in a sorted list of runs (adjacent segments
 //! merge, so the cap on runs counts holes, not segments), capped per stream
@@ -33,6 +37,8 @@ pub struct StreamLimits {
     pub max_ooo_bytes: usize,
     /// Out-of-order segments one stream may hold.
     pub max_ooo_segments: usize,
+    /// Delivered bytes kept per stream until the peer acknowledges them.
+    pub retain: usize,
 }
 
 /// Bytes reassembled per direction of a connection by default.
@@ -44,20 +50,29 @@ impl Default for StreamLimits {
             depth: DEFAULT_DEPTH,
             max_ooo_bytes: 256 << 10,
             max_ooo_segments: 256,
+            retain: 32 << 10,
         }
     }
 }
 
-/// Out-of-order bytes held over all streams, and the cap on them.
+/// Out-of-order bytes held, and delivered bytes kept for comparison, over
+/// all streams, with the caps on each.
 #[derive(Debug)]
 pub struct Budget {
     pub used: usize,
     pub cap: usize,
+    pub retained: usize,
+    pub retain_cap: usize,
 }
 
 impl Budget {
     pub fn new(cap: usize) -> Self {
-        Budget { used: 0, cap }
+        Budget {
+            used: 0,
+            cap,
+            retained: 0,
+            retain_cap: cap,
+        }
     }
 }
 
@@ -75,6 +90,8 @@ pub struct StreamStats {
     pub ooo_overflows: u64,
     /// Bytes past the depth limit, not delivered.
     pub beyond_depth: u64,
+    /// Delivered bytes not kept for comparison because a cap was reached.
+    pub unretained_bytes: u64,
 }
 
 impl StreamStats {
@@ -88,6 +105,7 @@ impl StreamStats {
         self.gap_bytes += o.gap_bytes;
         self.ooo_overflows += o.ooo_overflows;
         self.beyond_depth += o.beyond_depth;
+        self.unretained_bytes += o.unretained_bytes;
     }
 
     /// The `reassembly` object of `stats` (`held` bytes out of order now).
@@ -98,6 +116,7 @@ impl StreamStats {
             "conflicting_overlaps": self.conflicting_overlaps, "gaps": self.gaps,
             "gap_bytes": self.gap_bytes, "ooo_overflows": self.ooo_overflows,
             "beyond_depth_bytes": self.beyond_depth, "held_bytes": held,
+            "unretained_bytes": self.unretained_bytes,
         })
     }
 }
@@ -108,6 +127,9 @@ pub enum Chunk<'a> {
     Data(&'a [u8]),
     /// This many bytes were never seen.
     Gap(u32),
+    /// A segment at this offset whose bytes differ from those delivered or
+    /// held there: the other version of the stream at that place.
+    Conflict(u32, &'a [u8]),
 }
 
 /// A run of contiguous held bytes: adjacent segments are merged, so the
@@ -133,6 +155,9 @@ pub struct Stream {
     next: u32,
     held: Vec<Held>,
     held_bytes: usize,
+    /// The last delivered bytes the peer has not acknowledged, ending at
+    /// `next`.
+    retained: VecDeque<u8>,
     /// Offset of the FIN, once seen.
     fin_at: Option<u32>,
 }
@@ -226,44 +251,80 @@ impl Stream {
             }
         }
         let end = u64::from(off) + data.len() as u64;
+        if off < self.next && !self.same_as_delivered(off, data) {
+            stats.conflicting_overlaps += 1;
+            out(Chunk::Conflict(off, data));
+        }
         if end <= u64::from(self.next) {
             stats.retransmitted += 1;
             return;
         }
         if off <= self.next {
             let fresh = &data[(self.next - off) as usize..];
-            self.deliver(fresh, stats, out);
-            self.drain(budget, stats, out);
+            self.deliver(fresh, limits, budget, stats, out);
+            self.drain(limits, budget, stats, out);
             return;
         }
         stats.out_of_order += 1;
         self.hold(off, data, limits, budget, stats, out);
     }
 
-    /// The peer acknowledged up to `ack`: bytes before it that were never seen
-    /// are lost to the capture. Only acted on when bytes are held past a hole.
+    /// Whether the delivered bytes still kept agree with `data` at `off`
+    /// (bytes no longer kept cannot be compared and count as agreeing).
+    fn same_as_delivered(&self, off: u32, data: &[u8]) -> bool {
+        let kept_from = self.next - self.retained.len() as u32;
+        let from = off.max(kept_from);
+        let to = (u64::from(off) + data.len() as u64).min(u64::from(self.next)) as u32;
+        if from >= to {
+            return true;
+        }
+        let kept = (from - kept_from) as usize..(to - kept_from) as usize;
+        let new = (from - off) as usize..(to - off) as usize;
+        match data.get(new) {
+            Some(new) => self.retained.range(kept).eq(new.iter()),
+            None => true,
+        }
+    }
+
+    /// The peer acknowledged up to `ack`: delivered bytes before it need no
+    /// longer be kept, and bytes before it that were never seen are lost to
+    /// the capture (a gap, when bytes are held past a hole).
     pub fn peer_ack<F: FnMut(Chunk<'_>)>(
         &mut self,
         ack: u32,
+        limits: &StreamLimits,
         budget: &mut Budget,
         stats: &mut StreamStats,
         out: &mut F,
     ) {
-        let (Some(base), Some(first)) = (self.base, self.held.first()) else {
+        let Some(base) = self.base else {
             return;
         };
         let acked = ack.wrapping_sub(base);
-        if acked >= NEGATIVE || acked < first.start {
+        if acked >= NEGATIVE {
+            return;
+        }
+        let kept_from = self.next - self.retained.len() as u32;
+        if acked > kept_from {
+            let n = ((acked - kept_from) as usize).min(self.retained.len());
+            self.retained.drain(..n);
+            budget.retained -= n;
+        }
+        let Some(first) = self.held.first() else {
+            return;
+        };
+        if acked < first.start {
             return;
         }
         let gap = first.start - self.next;
         self.gap(gap, stats, out);
-        self.drain(budget, stats, out);
+        self.drain(limits, budget, stats, out);
     }
 
     /// The flow ends: delivers what is held, with gaps for the holes.
     pub fn flush<F: FnMut(Chunk<'_>)>(
         &mut self,
+        limits: &StreamLimits,
         budget: &mut Budget,
         stats: &mut StreamStats,
         out: &mut F,
@@ -273,33 +334,75 @@ impl Stream {
             if gap > 0 {
                 self.gap(gap, stats, out);
             }
-            self.drain(budget, stats, out);
+            self.drain(limits, budget, stats, out);
         }
     }
 
-    /// Frees what is held without delivering it (the flow is bypassed).
+    /// Frees what is held and kept without delivering it (the flow is
+    /// bypassed or ends).
     pub fn discard(&mut self, budget: &mut Budget) {
         budget.used -= self.held_bytes;
         self.held_bytes = 0;
         self.held = Vec::new();
+        budget.retained -= self.retained.len();
+        self.retained = VecDeque::new();
     }
 
-    fn deliver<F: FnMut(Chunk<'_>)>(&mut self, data: &[u8], stats: &mut StreamStats, out: &mut F) {
+    /// Bytes kept for comparison.
+    pub fn retained_bytes(&self) -> usize {
+        self.retained.len()
+    }
+
+    fn deliver<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        data: &[u8],
+        limits: &StreamLimits,
+        budget: &mut Budget,
+        stats: &mut StreamStats,
+        out: &mut F,
+    ) {
         self.next += data.len() as u32;
         stats.delivered_bytes += data.len() as u64;
+        self.retain(data, limits, budget, stats);
         out(Chunk::Data(data));
+    }
+
+    /// Keeps the last delivered bytes for comparison, within the stream's
+    /// cap and what the budget leaves; the oldest go first, so the kept
+    /// bytes always end at `next`. Bytes that go before the peer
+    /// acknowledged them are counted.
+    fn retain(
+        &mut self,
+        data: &[u8],
+        limits: &StreamLimits,
+        budget: &mut Budget,
+        stats: &mut StreamStats,
+    ) {
+        let free = budget.retain_cap.saturating_sub(budget.retained);
+        let room = limits.retain.min(free + self.retained.len());
+        let keep = data.len().min(room);
+        let drop = (self.retained.len() + keep).saturating_sub(room);
+        self.retained.drain(..drop);
+        budget.retained -= drop;
+        stats.unretained_bytes += (drop + data.len() - keep) as u64;
+        self.retained
+            .extend(data.get(data.len() - keep..).unwrap_or_default());
+        budget.retained += keep;
     }
 
     fn gap<F: FnMut(Chunk<'_>)>(&mut self, len: u32, stats: &mut StreamStats, out: &mut F) {
         self.next += len;
         stats.gaps += 1;
         stats.gap_bytes += u64::from(len);
+        // Kept bytes must end at `next`.
+        self.retained.clear();
         out(Chunk::Gap(len));
     }
 
     /// Delivers held segments that are now contiguous.
     fn drain<F: FnMut(Chunk<'_>)>(
         &mut self,
+        limits: &StreamLimits,
         budget: &mut Budget,
         stats: &mut StreamStats,
         out: &mut F,
@@ -314,7 +417,7 @@ impl Stream {
             if seg.end() > u64::from(self.next) {
                 let skip = (self.next - seg.start) as usize;
                 let data = seg.data.make_contiguous();
-                self.deliver(&data[skip..], stats, out);
+                self.deliver(&data[skip..], limits, budget, stats, out);
             }
         }
     }
@@ -333,6 +436,7 @@ impl Stream {
         let end = off + data.len() as u32;
         // Pieces of [off, end) not covered by held segments.
         let mut pieces: Vec<(u32, u32)> = Vec::new();
+        let mut conflict = false;
         let mut pos = off;
         for h in &self.held {
             let (hs, he) = (h.start, h.end() as u32);
@@ -348,12 +452,16 @@ impl Stream {
                 .range((os - hs) as usize..(oe - hs) as usize)
                 .eq(data[(os - off) as usize..(oe - off) as usize].iter())
             {
-                stats.conflicting_overlaps += 1;
+                conflict = true;
             }
             pos = oe;
         }
         if pos < end {
             pieces.push((pos, end));
+        }
+        if conflict {
+            stats.conflicting_overlaps += 1;
+            out(Chunk::Conflict(off, data));
         }
         for (s, e) in pieces {
             let len = (e - s) as usize;
@@ -368,14 +476,14 @@ impl Stream {
                 if first_start > self.next {
                     self.gap(first_start - self.next, stats, out);
                 }
-                self.drain(budget, stats, out);
+                self.drain(limits, budget, stats, out);
             }
             if s < self.next {
                 // Draining moved past part of this piece: deliver the rest.
                 if e > self.next {
                     let from = (self.next - off) as usize;
                     let to = (e - off) as usize;
-                    self.deliver(&data[from..to], stats, out);
+                    self.deliver(&data[from..to], limits, budget, stats, out);
                 }
                 continue;
             }
@@ -383,8 +491,9 @@ impl Stream {
                 // Too large to hold at all: skip to it.
                 stats.ooo_overflows += 1;
                 self.gap(s - self.next, stats, out);
-                self.deliver(&data[(s - off) as usize..(e - off) as usize], stats, out);
-                self.drain(budget, stats, out);
+                let piece = &data[(s - off) as usize..(e - off) as usize];
+                self.deliver(piece, limits, budget, stats, out);
+                self.drain(limits, budget, stats, out);
                 continue;
             }
             let piece = &data[(s - off) as usize..(e - off) as usize];
@@ -417,7 +526,7 @@ impl Stream {
             self.held_bytes += len;
             budget.used += len;
         }
-        self.drain(budget, stats, out);
+        self.drain(limits, budget, stats, out);
     }
 }
 

@@ -20,6 +20,7 @@ fn run(
     let mut sink = |c: Chunk<'_>| match c {
         Chunk::Data(d) => out.extend_from_slice(d),
         Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+        Chunk::Conflict(..) => {}
     };
     if syn {
         s.syn(base_seq.wrapping_sub(1));
@@ -27,7 +28,7 @@ fn run(
     for (seq, data) in segs {
         s.segment(*seq, data, &limits, &mut budget, &mut stats, &mut sink);
     }
-    s.flush(&mut budget, &mut stats, &mut sink);
+    s.flush(&limits, &mut budget, &mut stats, &mut sink);
     assert_eq!(budget.used, 0);
     assert_eq!(s.held_bytes(), 0);
     (out, stats)
@@ -121,14 +122,15 @@ fn peer_ack_past_a_hole_declares_the_gap() {
     let mut sink = |c: Chunk<'_>| match c {
         Chunk::Data(d) => out.extend_from_slice(d),
         Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+        Chunk::Conflict(..) => {}
     };
     s.syn(999);
     s.segment(1000, b"ab", &limits(), &mut budget, &mut st, &mut sink);
     s.segment(1004, b"ef", &limits(), &mut budget, &mut st, &mut sink);
     // An ack inside the hole proves nothing.
-    s.peer_ack(1003, &mut budget, &mut st, &mut sink);
+    s.peer_ack(1003, &limits(), &mut budget, &mut st, &mut sink);
     assert_eq!(s.delivered(), 2);
-    s.peer_ack(1006, &mut budget, &mut st, &mut sink);
+    s.peer_ack(1006, &limits(), &mut budget, &mut st, &mut sink);
     assert_eq!(s.delivered(), 6);
     let _ = sink;
     assert_eq!(out, b"ab??ef");
@@ -140,6 +142,7 @@ fn overflow_gives_up_the_hole_and_goes_on() {
         depth: 1 << 20,
         max_ooo_bytes: 10,
         max_ooo_segments: 4,
+        ..limits()
     };
     let segs = vec![
         (1000, b"ab".to_vec()),
@@ -240,4 +243,94 @@ fn adjacent_held_bytes_merge_into_runs() {
     let holes: Vec<(u32, Vec<u8>)> = (1..=300u32).map(|i| (base + 2 * i, vec![1])).collect();
     let (_, stats) = run(base, true, &holes, limits());
     assert!(stats.ooo_overflows > 0);
+}
+
+/// What [`with_acks`] returns: delivered bytes, conflicts, counters, bytes
+/// kept at the end.
+type Fed = (Vec<u8>, Vec<(u32, Vec<u8>)>, StreamStats, usize);
+
+/// Feeds `(seq, bytes)` segments and peer acks (`bytes` empty: an ack of
+/// `seq`) to a stream; returns the delivered bytes, the conflicts (offset,
+/// other copy) and the counters.
+fn with_acks(segs: &[(u32, &[u8])], lim: StreamLimits, budget: &mut Budget) -> Fed {
+    let mut s = Stream::default();
+    let mut st = StreamStats::default();
+    let mut out = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut sink = |c: Chunk<'_>| match c {
+        Chunk::Data(d) => out.extend_from_slice(d),
+        Chunk::Gap(n) => out.extend(std::iter::repeat_n(b'?', n as usize)),
+        Chunk::Conflict(off, d) => conflicts.push((off, d.to_vec())),
+    };
+    s.syn(999);
+    for (seq, data) in segs {
+        if data.is_empty() {
+            s.peer_ack(*seq, &lim, budget, &mut st, &mut sink);
+        } else {
+            s.segment(*seq, data, &lim, budget, &mut st, &mut sink);
+        }
+    }
+    let kept = s.retained_bytes();
+    s.discard(budget);
+    assert_eq!((budget.used, budget.retained), (0, 0));
+    (out, conflicts, st, kept)
+}
+
+#[test]
+fn a_retransmission_that_differs_from_delivered_bytes_is_handed_on() {
+    let mut budget = Budget::new(1 << 20);
+    let segs: [(u32, &[u8]); 4] = [
+        (1000, b"abcdef"),
+        (1002, b"cd"),   // the same bytes again: a plain retransmission
+        (1004, b"XYgh"), // differs in "ef", adds "gh"
+        (1000, b"ab"),
+    ];
+    let (out, conflicts, st, kept) = with_acks(&segs, limits(), &mut budget);
+    assert_eq!(out, b"abcdefgh");
+    assert_eq!(conflicts, [(4, b"XYgh".to_vec())]);
+    assert_eq!((st.conflicting_overlaps, st.retransmitted), (1, 2));
+    assert_eq!(kept, 8);
+}
+
+#[test]
+fn acknowledged_bytes_are_no_longer_kept_or_compared() {
+    let mut budget = Budget::new(1 << 20);
+    let segs: [(u32, &[u8]); 3] = [(1000, b"abcdef"), (1004, b""), (1000, b"XXXX")];
+    let (out, conflicts, st, kept) = with_acks(&segs, limits(), &mut budget);
+    assert_eq!(out, b"abcdef");
+    assert!(conflicts.is_empty());
+    assert_eq!((st.conflicting_overlaps, st.retransmitted), (0, 1));
+    assert_eq!(kept, 2);
+}
+
+#[test]
+fn kept_bytes_are_capped_per_stream_and_over_all_streams() {
+    let lim = StreamLimits {
+        retain: 4,
+        ..limits()
+    };
+    let mut budget = Budget::new(1 << 20);
+    let segs: [(u32, &[u8]); 3] = [(1000, b"abcdef"), (1006, b"gh"), (1000, b"Xb")];
+    // Only "efgh" is kept: the differing copy of "ab" cannot be compared.
+    let (out, conflicts, st, kept) = with_acks(&segs, lim, &mut budget);
+    assert_eq!(out, b"abcdefgh");
+    assert!(conflicts.is_empty());
+    assert_eq!((kept, st.unretained_bytes), (4, 4));
+    // The budget over all streams leaves room for 3 bytes.
+    let mut small = Budget::new(1 << 20);
+    small.retain_cap = 3;
+    let segs: [(u32, &[u8]); 2] = [(1000, b"abcdef"), (1004, b"eX")];
+    let (_, conflicts, st, kept) = with_acks(&segs, limits(), &mut small);
+    assert_eq!(conflicts, [(4, b"eX".to_vec())]);
+    assert_eq!((kept, st.unretained_bytes), (3, 3));
+}
+
+#[test]
+fn a_conflict_with_held_bytes_is_handed_on_too() {
+    let mut budget = Budget::new(1 << 20);
+    let segs: [(u32, &[u8]); 3] = [(1004, b"efgh"), (1004, b"eXgh"), (1000, b"abcd")];
+    let (out, conflicts, st, _) = with_acks(&segs, limits(), &mut budget);
+    assert_eq!(out, b"abcdefgh");
+    assert_eq!(conflicts, [(4, b"eXgh".to_vec())]);
+    assert_eq!(st.conflicting_overlaps, 1);
 }

@@ -94,7 +94,9 @@ fn seg(
         ack,
         flags,
         window: 100,
+        fast_open: false,
         vlans: Vlans::default(),
+        checksum: Default::default(),
         payload,
     }
 }
@@ -312,7 +314,9 @@ fn shard_hash_is_symmetric_matches_the_key_and_spreads_flows() {
             ack: 0,
             flags: 0,
             window: 0,
+            fast_open: false,
             vlans: Vlans::default(),
+            checksum: Default::default(),
             payload: &[],
         };
         assert_eq!(h, FlowKey::of(&seg).shard_hash());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::analyzers::registry;
-use crate::decode::{tcp_flags, Datagram, Packet, Segment};
+use crate::decode::{tcp_flags, Checksum, Datagram, Packet, Segment};
 use crate::flow;
 
 /// Where a packet's payload lies in its batch's buffer.
@@ -148,11 +148,17 @@ impl Dispatch {
                 } else {
                     seg.payload
                 };
+                let mut head = seg.with_payload(());
+                if payload.len() != seg.payload.len() {
+                    // Without its payload the checksum cannot be checked; the
+                    // connection's analysis is over anyway.
+                    head.checksum = Checksum::Unchecked;
+                }
                 let w = (h % n) as usize;
                 let span = self.copy(w, payload);
                 self.pending[w]
                     .items
-                    .push(Item::Tcp(seg.with_payload(span)));
+                    .push(Item::Tcp(head.with_payload(span)));
                 self.maybe_send(w);
             }
             Packet::Udp(d) => {

@@ -61,8 +61,15 @@ impl Drive<'_> {
     /// from the packets before it go on as usual).
     pub fn run(&mut self, sources: &mut [Source]) -> Result<(), CaptureError> {
         let live = sources.iter().any(Source::is_live);
-        let mut decoders: Vec<Decoder> =
-            sources.iter().map(|s| Decoder::new(s.linktype())).collect();
+        let checksums = self.totals.checksums;
+        let mut decoders: Vec<Decoder> = sources
+            .iter()
+            .map(|s| {
+                let mut d = Decoder::new(s.linktype());
+                d.set_checksum_mode(checksums);
+                d
+            })
+            .collect();
         let pb = match sources {
             [one] if self.progress && !live => progress_bar(one),
             _ => None,

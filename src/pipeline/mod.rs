@@ -61,6 +61,8 @@ pub struct Config {
     pub progress: bool,
     /// How long the end of a run waits for network sinks to send what they hold.
     pub drain_timeout: Duration,
+    /// Which TCP, UDP and IPv4 header checksums are checked.
+    pub checksums: crate::decode::checksum::Mode,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             stats_interval: None,
             progress: false,
             drain_timeout: Duration::from_secs(crate::output::defaults::DRAIN_TIMEOUT_SECS),
+            checksums: Default::default(),
         }
     }
 }
@@ -199,7 +202,10 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     let mut drive = Drive {
         dispatch: Dispatch::new(txs, free_rx, hint),
         control: &control,
-        totals: stats::CaptureTotals::default(),
+        totals: stats::CaptureTotals {
+            checksums: cfg.checksums,
+            ..Default::default()
+        },
         last_ts: 0,
         periodic: cfg.stats_interval.map(|interval| Periodic {
             interval,

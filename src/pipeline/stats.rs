@@ -7,7 +7,7 @@ use super::worker::WorkerSnapshot;
 use crate::analyzers::ParseErrors;
 use crate::capture::KernelStats;
 use crate::decode::defrag::DefragStats;
-use crate::decode::{DecodeStats, Decoder};
+use crate::decode::{checksum, DecodeStats, Decoder};
 use crate::flow::{DatagramStats, FlowStats, StreamStats};
 
 /// Totals of the capture side.
@@ -16,6 +16,8 @@ pub(super) struct CaptureTotals {
     pub decode: DecodeStats,
     pub defrag: DefragStats,
     pub kernel: KernelStats,
+    /// How checksums were checked.
+    pub checksums: checksum::Mode,
 }
 
 impl CaptureTotals {
@@ -50,6 +52,14 @@ pub(super) fn to_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> se
         "reassembly": streams.to_json(held),
         "datagrams": udp.to_json(conversations),
         "parse_errors": parse_errors.to_json(),
+        "checksums": {
+            "mode": c.checksums.name(),
+            "bad_tcp": flows.bad_checksum,
+            "unfilled_tcp_taken": flows.unfilled_checksum,
+            "bad_udp": udp.bad_checksum,
+            "unfilled_udp_taken": udp.unfilled_checksum,
+            "bad_fragment": c.decode.bad_fragment_checksum,
+        },
     });
     if live {
         if let Some(o) = v.as_object_mut() {
