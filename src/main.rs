@@ -49,7 +49,8 @@ enum Command {
         #[arg(short = 'o', long)]
         output: PathBuf,
         /// `demo` (the bundled lab story), `bench` (a realistic mix), `synflood`
-        /// (a million half-open flows) or `gaps` (connections full of holes).
+        /// (a million half-open flows), `gaps` (connections full of holes) or
+        /// `buffers` (connections that fill their TLS handshake buffers).
         #[arg(long, default_value = "demo")]
         kind: String,
         /// Approximate size of a `bench` capture, in megabytes.
@@ -112,6 +113,11 @@ struct RunArgs {
     /// Bytes reassembled per direction of a connection.
     #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES")]
     depth: u32,
+    /// Memory all connections may hold in buffers, in MiB (out-of-order and
+    /// unacknowledged bytes, analyzer buffers); past it the connections
+    /// holding the most stop being analysed.
+    #[arg(long, default_value_t = flow::defaults::MEMCAP_MIB, value_name = "MIB")]
+    memcap: usize,
     /// Most connections tracked at once (the idle-most are evicted beyond).
     #[arg(long, default_value_t = flow::defaults::MAX_FLOWS)]
     max_flows: usize,
@@ -301,6 +307,7 @@ fn run(args: RunArgs) -> ExitCode {
                 ..StreamLimits::default()
             },
             max_flows: args.max_flows.max(1),
+            memcap: args.memcap.max(1).saturating_mul(1 << 20),
             idle_timeout_us: i64::try_from(args.idle_timeout)
                 .unwrap_or(i64::MAX / 2)
                 .saturating_mul(1_000_000),

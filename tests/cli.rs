@@ -849,3 +849,27 @@ fn fifos_and_dev_stdin_are_read_once() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(lines(&o).len(), 5);
 }
+
+/// Started with standard output closed, hostwatch says so and fails, rather
+/// than writing every event into the /dev/null the Rust runtime puts there.
+#[test]
+fn a_closed_stdout_is_an_error_not_silence() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hostwatch"));
+    cmd.args(["-q", "-r"])
+        .arg(fixture("demo/demo.pcap"))
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: close(2) is async-signal-safe; it runs in the child only.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "hostwatch: standard output is closed: events would be lost (name an output with -o)"
+    );
+}

@@ -105,3 +105,34 @@ fn holes_everywhere_stay_within_bounds() {
     assert_eq!(alerts(&out), 5);
     let _ = std::fs::remove_file(p);
 }
+
+#[test]
+fn analyzer_buffers_stay_under_the_memory_cap() {
+    // 600 TLS connections each holding 240 KiB of an unfinished 16 MiB
+    // Certificate message, all open at once.
+    let p = generate("buffers");
+    let path = p.display().to_string();
+    let (out, uncapped) = run_measured(&["-q", "-w", "2", "--memcap", "4096", "-r", &path]);
+    let s = stats(&out);
+    eprintln!(
+        "600 connections filling handshake buffers, --memcap 4096: peak RSS {uncapped:.0} MiB"
+    );
+    assert_eq!(s["flows"]["memcap_ended"], 0);
+    assert!(uncapped > 150.0, "peak RSS {uncapped:.0} MiB");
+    let want = alerts(&out);
+    assert_eq!(want, 5);
+    let (out, capped) = run_measured(&["-q", "-w", "2", "--memcap", "32", "-r", &path]);
+    let s = stats(&out);
+    eprintln!(
+        "the same with --memcap 32: peak RSS {capped:.0} MiB, analyses ended {}",
+        s["flows"]["memcap_ended"]
+    );
+    assert!(capped < 80.0, "peak RSS {capped:.0} MiB");
+    assert!(
+        s["flows"]["memcap_ended"].as_u64().unwrap_or(0) >= 400,
+        "{s}"
+    );
+    // The handshakes after the flood are still analysed.
+    assert_eq!(alerts(&out), want);
+    let _ = std::fs::remove_file(p);
+}

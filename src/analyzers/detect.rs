@@ -180,6 +180,11 @@ impl Detector {
 }
 
 impl Analyzer for Detector {
+    fn buffered(&self) -> usize {
+        let peek: usize = self.peek.iter().map(Vec::capacity).sum();
+        peek + self.inner.as_ref().map_or(0, |a| a.buffered())
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         let real = self.real(dir);
         if let Some(inner) = self.inner.as_mut() {

@@ -43,8 +43,9 @@ impl Framer {
         self.stopped
     }
 
+    /// Memory the buffer holds (its capacity, not just the bytes in it).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.capacity()
     }
 
     /// Bytes were lost: what is buffered can no longer complete, and the

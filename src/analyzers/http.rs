@@ -177,6 +177,10 @@ impl Framed for HttpAnalyzer {
 }
 
 impl Analyzer for HttpAnalyzer {
+    fn buffered(&self) -> usize {
+        self.framers.iter().map(Framer::buffered).sum()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         framing::data(self, dir, data, cx)
     }

@@ -244,6 +244,10 @@ impl Framed for LineAnalyzer {
 }
 
 impl Analyzer for LineAnalyzer {
+    fn buffered(&self) -> usize {
+        self.framers.iter().map(Framer::buffered).sum()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         framing::data(self, dir, data, cx)
     }

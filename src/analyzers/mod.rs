@@ -157,6 +157,11 @@ pub trait Analyzer: Send {
     fn depth(&self) -> Option<u32> {
         None
     }
+    /// Bytes the analyzer holds in its buffers: the flow table keeps the sum
+    /// over all connections under the memory cap.
+    fn buffered(&self) -> usize {
+        0
+    }
 }
 
 /// A per-conversation state machine fed UDP datagrams. It lives as long

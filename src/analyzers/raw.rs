@@ -56,6 +56,10 @@ impl RawAnalyzer {
 }
 
 impl Analyzer for RawAnalyzer {
+    fn buffered(&self) -> usize {
+        self.framers.iter().map(Framer::buffered).sum()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         let sig = ntlm::SIGNATURE.len();
         let mut framer = std::mem::take(&mut self.framers[dir.index()]);

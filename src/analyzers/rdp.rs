@@ -209,6 +209,10 @@ impl RdpAnalyzer {
 }
 
 impl Analyzer for RdpAnalyzer {
+    fn buffered(&self) -> usize {
+        self.tpkt.iter().map(Framer::buffered).sum::<usize>() + self.tls.buffered()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         let mut framer = std::mem::take(&mut self.tpkt[dir.index()]);
         framer.feed(data, &mut |b: &[u8]| {

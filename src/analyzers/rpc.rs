@@ -119,6 +119,10 @@ impl Framed for RpcAnalyzer {
 }
 
 impl Analyzer for RpcAnalyzer {
+    fn buffered(&self) -> usize {
+        self.framers.iter().map(Framer::buffered).sum()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         framing::data(self, dir, data, cx)
     }

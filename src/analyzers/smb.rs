@@ -112,6 +112,10 @@ impl Framed for SmbAnalyzer {
 }
 
 impl Analyzer for SmbAnalyzer {
+    fn buffered(&self) -> usize {
+        self.framers.iter().map(Framer::buffered).sum()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         framing::data(self, dir, data, cx)
     }

@@ -73,6 +73,12 @@ impl Default for Handshake {
 }
 
 impl Handshake {
+    /// Bytes held in the record and message buffers.
+    pub fn buffered(&self) -> usize {
+        let records: usize = self.records.iter().map(Framer::buffered).sum();
+        records + self.messages.iter().map(Vec::capacity).sum::<usize>()
+    }
+
     /// Feeds bytes of one direction. Returns false when they are not TLS.
     pub fn data(&mut self, dir: Dir, data: &[u8]) -> bool {
         let d = dir.index();
@@ -221,6 +227,10 @@ impl TlsAnalyzer {
 }
 
 impl Analyzer for TlsAnalyzer {
+    fn buffered(&self) -> usize {
+        self.hs.buffered()
+    }
+
     fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
         let tls = self.hs.data(dir, data);
         self.hs.report_errors(cx);

@@ -9,8 +9,11 @@
 //!
 //! Memory is bounded: at most [`FlowConfig::max_flows`] flows (the idle-most
 //! are evicted when full), a depth per direction after which a flow's bytes
-//! are no longer reassembled, and caps on out-of-order bytes per stream and
-//! over the table. Timeouts run on packet time, so a replay behaves as a
+//! are no longer reassembled, caps on out-of-order and kept bytes per stream
+//! and over the table, and one cap ([`FlowConfig::memcap`]) on everything
+//! connections hold: out-of-order bytes, kept bytes and analyzer buffers.
+//! Past it, the connections holding the most have their analysis ended
+//! (they report what they saw) until a quarter of the cap is free. Timeouts run on packet time, so a replay behaves as a
 //! live capture does.
 
 pub mod datagram;
@@ -43,14 +46,20 @@ pub mod defaults {
     pub const DEPTH: u32 = super::reassembly::DEFAULT_DEPTH;
     /// The deepest `--depth` accepted.
     pub const MAX_DEPTH: u32 = crate::analyzers::MAX_DEPTH;
+    /// Memory all connections may hold in buffers (`--memcap`, MiB).
+    pub const MEMCAP_MIB: usize = 512;
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct FlowConfig {
     pub limits: StreamLimits,
     pub max_flows: usize,
-    /// Out-of-order bytes held over all flows.
+    /// Out-of-order bytes held over all flows (and, apart, bytes kept
+    /// until acknowledged).
     pub max_ooo_total: usize,
+    /// Bytes all connections may hold in buffers (out of order, kept,
+    /// analyzers').
+    pub memcap: usize,
     /// Packet-time µs after which an established flow without packets ends.
     pub idle_timeout_us: i64,
     /// The same for flows that saw only a SYN (half-open).
@@ -71,6 +80,7 @@ impl Default for FlowConfig {
             limits: StreamLimits::default(),
             max_flows: defaults::MAX_FLOWS,
             max_ooo_total: defaults::MAX_OOO_TOTAL,
+            memcap: defaults::MEMCAP_MIB << 20,
             idle_timeout_us: defaults::IDLE_TIMEOUT_SECS as i64 * 1_000_000,
             half_open_timeout_us: defaults::HALF_OPEN_TIMEOUT_SECS as i64 * 1_000_000,
             closed_timeout_us: defaults::CLOSED_TIMEOUT_SECS as i64 * 1_000_000,
@@ -101,6 +111,8 @@ pub struct FlowStats {
     /// past [`MAX_SHADOWS`] per connection.
     pub overlap_copies_analysed: u64,
     pub overlap_copies_skipped: u64,
+    /// Connections whose analysis was ended to stay under the memory cap.
+    pub memcap_ended: u64,
     pub streams: StreamStats,
 }
 
@@ -118,6 +130,7 @@ impl FlowStats {
         self.not_accepted += o.not_accepted;
         self.overlap_copies_analysed += o.overlap_copies_analysed;
         self.overlap_copies_skipped += o.overlap_copies_skipped;
+        self.memcap_ended += o.memcap_ended;
         self.streams.add(&o.streams);
     }
 
@@ -131,6 +144,7 @@ impl FlowStats {
             "not_accepted": self.not_accepted,
             "overlap_copies_analysed": self.overlap_copies_analysed,
             "overlap_copies_skipped": self.overlap_copies_skipped,
+            "memcap_ended": self.memcap_ended,
         })
     }
 }
@@ -198,6 +212,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         dirs_seen: 0,
         checked_sides: 0,
         shadows: 0,
+        footprint: 0,
         streams: [Stream::default(), Stream::default()],
         app: App::NotYet,
     }
@@ -268,6 +283,9 @@ struct Flow {
     checked_sides: u8,
     /// Other copies of conflicting overlaps analysed so far.
     shadows: u8,
+    /// Memory its analyzer buffers and its kept bytes occupied after its
+    /// last packet (counted in [`Budget::flows`]).
+    footprint: usize,
     streams: [Stream; 2],
     app: App,
 }
@@ -557,6 +575,20 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             stats.overlap_copies_analysed += 1;
             analyse_other_copy(&*factory, flow, (d, off, &other), seg.ts_us, out);
         }
+        // What the connection holds now, for the memory cap.
+        let footprint = match &flow.app {
+            App::Running(a) => {
+                a.buffered()
+                    + flow
+                        .streams
+                        .iter()
+                        .map(Stream::retained_capacity)
+                        .sum::<usize>()
+            }
+            _ => 0,
+        };
+        budget.flows = budget.flows + footprint - flow.footprint;
+        flow.footprint = footprint;
         let both_done = flow
             .streams
             .iter()
@@ -575,6 +607,52 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
         }
         hand_out(records, flow, seg.ts_us, out);
+        if self.budget.in_use() > self.cfg.memcap {
+            self.shed(seg.ts_us, out);
+        }
+    }
+
+    /// Over the memory cap: the analysis of the connections holding the
+    /// most ends (each reports what it saw, and is bypassed from then on)
+    /// until a quarter of the cap is free. A handshake holds a few KiB, so
+    /// connections that fill buffers go first, not the ones being watched.
+    fn shed<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        let target = self.cfg.memcap / 4 * 3;
+        let mut heavy: Vec<(usize, u64, FlowKey)> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| matches!(f.app, App::Running(_)))
+            .map(|(k, f)| {
+                let held: usize = f.streams.iter().map(Stream::held_bytes).sum();
+                (f.footprint + held, f.id, *k)
+            })
+            .filter(|(bytes, ..)| *bytes > 0)
+            .collect();
+        // Largest first; the id breaks ties so runs agree.
+        heavy.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let FlowTable {
+            cfg,
+            flows,
+            budget,
+            stats,
+            records,
+            parse_errors,
+            bypassed,
+            ..
+        } = self;
+        for (_, _, key) in heavy {
+            if budget.in_use() <= target {
+                break;
+            }
+            let Some(flow) = flows.get_mut(&key) else {
+                continue;
+            };
+            stats.memcap_ended += 1;
+            let sinks = (&mut *records, &mut *parse_errors);
+            finish_analysis(flow, (now_us, &cfg.limits), false, budget, stats, sinks);
+            bypassed.push(key);
+            hand_out(records, flow, now_us, out);
+        }
     }
 
     /// Open connections whose analysis ended since the last call: their
@@ -703,6 +781,8 @@ fn finish_analysis(
     for s in flow.streams.iter_mut() {
         s.discard(budget);
     }
+    budget.flows -= flow.footprint;
+    flow.footprint = 0;
 }
 
 /// Looks at the other copy of a conflicting overlap as the receiver may have

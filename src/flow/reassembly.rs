@@ -63,6 +63,17 @@ pub struct Budget {
     pub cap: usize,
     pub retained: usize,
     pub retain_cap: usize,
+    /// What the connections' analyzers buffer plus the memory their kept
+    /// bytes occupy (see the flow table's memory cap).
+    pub flows: usize,
+}
+
+impl Budget {
+    /// Memory held for connections: out-of-order bytes, kept bytes and
+    /// analyzer buffers.
+    pub fn in_use(&self) -> usize {
+        self.used + self.flows
+    }
 }
 
 impl Budget {
@@ -72,6 +83,7 @@ impl Budget {
             cap,
             retained: 0,
             retain_cap: cap,
+            flows: 0,
         }
     }
 }
@@ -351,6 +363,11 @@ impl Stream {
     /// Bytes kept for comparison.
     pub fn retained_bytes(&self) -> usize {
         self.retained.len()
+    }
+
+    /// Memory the kept bytes occupy.
+    pub fn retained_capacity(&self) -> usize {
+        self.retained.capacity()
     }
 
     fn deliver<F: FnMut(Chunk<'_>)>(

@@ -19,7 +19,18 @@ fn open(path: &Path) -> io::Result<Box<dyn Write + Send>> {
 }
 
 impl FileSink {
-    pub fn stdout() -> FileSink {
+    /// Standard output, unless it was closed when the process started.
+    pub fn stdout() -> io::Result<FileSink> {
+        if stdout_was_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "standard output is closed: events would be lost (name an output with -o)",
+            ));
+        }
+        Ok(Self::stdout_unchecked())
+    }
+
+    fn stdout_unchecked() -> FileSink {
         FileSink::from_writer(Box::new(io::stdout()))
     }
 
@@ -78,6 +89,28 @@ impl Write for MemoryOutput {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Whether file descriptor 1 was closed when the process started. Rust's
+/// runtime reopens a closed standard descriptor on /dev/null before `main`,
+/// after which writing events would succeed into nothing; this constructor
+/// runs before the runtime (from `.init_array`) and records the truth.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static RECORD_STDOUT: extern "C" fn() = {
+    extern "C" fn record() {
+        // SAFETY: F_GETFD on a descriptor number reads no memory.
+        let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+        STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
+    }
+    record
+};
+
+fn stdout_was_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl Outputs {
                 Queued::start(label.clone(), t, spec.queue, QUEUE_BYTES, spec.batch)
             };
             let sink = match &spec.kind {
-                Kind::Stdout => Sink::File(FileSink::stdout()),
+                Kind::Stdout => Sink::File(FileSink::stdout()?),
                 Kind::File(p) => Sink::File(FileSink::open(p).map_err(|e| {
                     io::Error::new(e.kind(), format!("{}: cannot write: {e}", p.display()))
                 })?),

@@ -171,6 +171,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         // The caps hold for the whole sensor: each worker gets its share.
         flow.max_flows = (cfg.flow.max_flows / workers).max(1);
         flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
+        flow.memcap = (cfg.flow.memcap / workers).max(1);
         // Timeouts run on the capture thread's ticks, at the same packets
         // for every worker count.
         flow.self_expire = false;

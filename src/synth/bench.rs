@@ -317,6 +317,43 @@ fn flood_then_demo(
     Ok(packets)
 }
 
+/// Connections that fill analyzer buffers: after a real ClientHello, each
+/// server sends a Certificate message announcing 16 MiB and then 240 KiB of
+/// it, never finished, so that every connection holds its handshake buffer
+/// at once.
+pub fn write_buffers(path: &Path, flows: u32) -> io::Result<u64> {
+    let hello = msg::tls_session("buffers.example", msg::CERT, 0)
+        .into_iter()
+        .next()
+        .map(|(c, _)| c)
+        .unwrap_or_default();
+    let mut server = Vec::with_capacity(15 * (5 + 16_384));
+    for r in 0..15 {
+        server.extend_from_slice(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+        if r == 0 {
+            // Certificate, 16 MiB long.
+            server.extend_from_slice(&[11, 0xff, 0xff, 0xff]);
+            server.extend_from_slice(&FILL[..16_380]);
+        } else {
+            server.extend_from_slice(&FILL[..16_384]);
+        }
+    }
+    flood_then_demo(path, |w, mut ts| {
+        for i in 0..flows {
+            let src = IpAddr::from([100, 66, (i >> 8) as u8, i as u8]);
+            let mut conn = Conn::new((src, 40_000), (IpAddr::from([10, 20, 0, 7]), 443), i);
+            let mut segs = conn.open();
+            segs.extend(conn.send(true, &hello));
+            segs.extend(conn.send(false, &server));
+            for s in &segs {
+                ts += 5;
+                w.packet(ts, &conn.frame(s))?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// A SYN flood: `flows` half-open connections from distinct sources, one
 /// SYN each.
 pub fn write_synflood(path: &Path, flows: u32) -> io::Result<u64> {

@@ -289,9 +289,10 @@ pub fn write_capture(path: &Path, kind: &str, size_mb: u64, seed: u64) -> io::Re
         "bench" => bench::write(path, size_mb.saturating_mul(1_000_000), seed).map(|m| m.packets),
         "synflood" => bench::write_synflood(path, 1_000_000),
         "gaps" => bench::write_gaps(path, 2_000),
+        "buffers" => bench::write_buffers(path, 600),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("unknown kind '{other}' (demo, bench, synflood or gaps)"),
+            format!("unknown kind '{other}' (demo, bench, synflood, gaps or buffers)"),
         )),
     }
 }
