@@ -873,3 +873,77 @@ fn a_closed_stdout_is_an_error_not_silence() {
         "hostwatch: standard output is closed: events would be lost (name an output with -o)"
     );
 }
+
+/// Event lines but the final stats, sorted.
+fn event_lines(o: &Output) -> Vec<String> {
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.contains(r#""event_type":"stats""#))
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// A pcapng file whose interfaces differ in link type (Ethernet and Linux
+/// cooked, merged by mergecap; scripts/make-mixed-linktypes.sh): libpcap
+/// refuses it, hostwatch reads each packet with its interface's link type
+/// and reports exactly what the two captures give alone. Gzipped too; the
+/// capture filter applies per link type; a pipe, which cannot be read
+/// again, gets one clear line.
+#[test]
+fn pcapng_mixing_link_types_is_decoded_per_interface() {
+    let mixed = fixture("unit/mixed-linktypes.pcapng");
+    let got = hostwatch(&["-q", "-r", &mixed.display().to_string()]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    let mut want = event_lines(&hostwatch(&[
+        "-q",
+        "-r",
+        &fixture("lab/http-ntlm-curl-good.pcap")
+            .display()
+            .to_string(),
+    ]));
+    // The demo capture is the cooked side, its Ethernet headers rewritten.
+    want.extend(event_lines(&hostwatch(&[
+        "-q",
+        "-r",
+        &fixture("demo/demo.pcap").display().to_string(),
+    ])));
+    want.sort();
+    assert_eq!(event_lines(&got), want);
+    let ev = lines(&got);
+    assert_eq!(of_type(&ev, "alert").len(), 5);
+    assert_eq!(of_type(&ev, "ntlm").len(), 5);
+    let stats = &ev.last().expect("stats")["stats"];
+    assert_eq!(stats["packets"], 85); // 17 + 68, as capinfos counts them
+    assert_eq!(stats["decoder"]["non_ip"], 0);
+
+    let gz = tmp("mixed-linktypes.pcapng.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &std::fs::read(&mixed).expect("read")).expect("gzip");
+    std::fs::write(&gz, enc.finish().expect("gzip")).expect("write");
+    let zipped = hostwatch(&["-q", "-r", &gz.display().to_string()]);
+    assert_eq!(event_lines(&zipped), want);
+
+    let filtered = hostwatch(&[
+        "-q",
+        "-f",
+        "tcp port 3389",
+        "-r",
+        &mixed.display().to_string(),
+    ]);
+    let ev = lines(&filtered);
+    assert_eq!(of_type(&ev, "rdp").len(), 2);
+    assert_eq!(of_type(&ev, "ntlm").len(), 0);
+
+    let piped = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "-r", "-"])
+        .stdin(std::fs::File::open(&mixed).expect("open"))
+        .output()
+        .expect("run");
+    assert_eq!(piped.status.code(), Some(1));
+    assert_eq!(
+        stderr(&piped).trim(),
+        "hostwatch: <stdin>: read error: its interfaces have different link types, which a pipe cannot be read again for; read it from a file (0 packets were read)"
+    );
+}

@@ -1,5 +1,7 @@
 //! Capture stage: packets from pcap/pcapng files (plain or gzip-compressed,
-//! or standard input) and from live interfaces, through libpcap. Every
+//! or standard input) and from live interfaces, through libpcap; a pcapng
+//! file whose interfaces differ in link type, which libpcap refuses, is read
+//! again by [`pcapng::MixedReader`] from where libpcap stopped. Every
 //! failure becomes one [`CaptureError`] whose message names the source and
 //! what to do about it.
 
@@ -12,6 +14,8 @@ use std::thread::JoinHandle;
 use pcap::{Active, Capture, Offline};
 
 use crate::decode::linktype;
+
+pub mod pcapng;
 
 /// Options of a live capture.
 /// Snapshot length of a live capture by default (tcpdump's).
@@ -133,8 +137,11 @@ pub enum Next<'a> {
         ts_us: i64,
         data: &'a [u8],
         wire_len: u32,
+        /// The packet's own link type, when the file mixes several.
+        linktype: Option<i32>,
     },
-    /// A live capture saw nothing within its timeout.
+    /// Nothing to hand now: a live capture saw nothing within its
+    /// timeout, or a file is being reopened by another reader.
     Idle,
     /// The file ended.
     End,
@@ -143,6 +150,7 @@ pub enum Next<'a> {
 enum Handle {
     Offline(OfflineFile),
     Live(Capture<Active>),
+    Mixed(Box<pcapng::MixedReader>),
 }
 
 /// Kernel counters of a live capture.
@@ -182,6 +190,13 @@ pub struct Source {
     feeder: Option<JoinHandle<io::Result<u64>>>,
     /// Size of the file being read, for progress (0 when unknown).
     pub size: u64,
+    /// The file's path when it can be read again (a regular file).
+    path: Option<std::path::PathBuf>,
+    filter: Option<String>,
+    /// libpcap refused a second link type: reopen with the mixed reader.
+    reopen_mixed: bool,
+    /// Packets the mixed reader passes over (libpcap delivered them).
+    skip: u64,
 }
 
 extern "C" {
@@ -393,6 +408,7 @@ impl Source {
         };
         let lt = cap.capture_ref().get_datalink().0;
         let offset = (cap.capture_ref().major_version() == 2).then_some(24);
+        let reopenable = path != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file());
         let mut s = Source {
             name: source,
             handle: Handle::Offline(cap),
@@ -401,6 +417,10 @@ impl Source {
             packets: 0,
             feeder,
             size,
+            path: reopenable.then(|| path.into()),
+            filter: filter.map(str::to_owned),
+            reopen_mixed: false,
+            skip: 0,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -456,6 +476,10 @@ impl Source {
             packets: 0,
             feeder: None,
             size: 0,
+            path: None,
+            filter: filter.map(str::to_owned),
+            reopen_mixed: false,
+            skip: 0,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -480,6 +504,7 @@ impl Source {
         let r = match &mut self.handle {
             Handle::Offline(c) => c.capture().filter(expr, true),
             Handle::Live(c) => c.filter(expr, true),
+            Handle::Mixed(_) => Ok(()),
         };
         r.map_err(|e| CaptureError::Filter {
             expr: expr.into(),
@@ -501,13 +526,59 @@ impl Source {
 
     /// Bytes of the file read so far (for progress), when known.
     pub fn position(&self) -> Option<u64> {
-        self.offset
+        match &self.handle {
+            Handle::Mixed(m) => Some(m.position()),
+            _ => self.offset,
+        }
+    }
+
+    /// Reads the file again with the reader that takes several link types,
+    /// passing over the packets libpcap delivered.
+    fn reopen_mixed(&mut self) -> Result<(), CaptureError> {
+        let Some(path) = self.path.clone() else {
+            return Err(CaptureError::Read {
+                source: self.name.clone(),
+                detail: format!(
+                    "its interfaces have different link types, which a pipe cannot be read again for; read it from a file ({} packets were read)",
+                    self.packets
+                ),
+            });
+        };
+        let open_error = |e: String| CaptureError::Open {
+            source: self.name.clone(),
+            reason: e,
+        };
+        let mut f = File::open(&path).map_err(|e| open_error(io_reason(&e)))?;
+        let mut magic = [0u8; 2];
+        let gz = f.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
+        f.seek(SeekFrom::Start(0))
+            .map_err(|e| open_error(io_reason(&e)))?;
+        let input: Box<dyn Read + Send> = if gz {
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+        } else {
+            Box::new(f)
+        };
+        let reader = pcapng::MixedReader::new(input, self.filter.as_deref()).map_err(open_error)?;
+        // libpcap's handle goes (closing a feeder's pipe), then its feeder.
+        self.handle = Handle::Mixed(Box::new(reader));
+        if let Some(f) = self.feeder.take() {
+            let _ = f.join();
+        }
+        self.skip = self.packets;
+        self.offset = None;
+        Ok(())
     }
 
     /// Reads the next packet. A live handle never waits: it reports
     /// [`Next::Idle`] when nothing is buffered; wait with [`wait_any`].
     #[allow(clippy::should_implement_trait)] // lends from the handle: not an Iterator
     pub fn next(&mut self) -> Result<Next<'_>, CaptureError> {
+        if std::mem::take(&mut self.reopen_mixed) {
+            self.reopen_mixed()?;
+        }
+        if matches!(self.handle, Handle::Mixed(_)) {
+            return self.next_mixed();
+        }
         // pcapng: the file position before the read is the last good offset.
         let before = if self.offset.is_none() {
             self.file_position()
@@ -520,11 +591,13 @@ impl Source {
             offset,
             packets,
             feeder,
+            reopen_mixed,
             ..
         } = self;
         let r = match handle {
             Handle::Offline(c) => c.capture().next_packet(),
             Handle::Live(c) => c.next_packet(),
+            Handle::Mixed(_) => return Ok(Next::End),
         };
         match r {
             Ok(p) => {
@@ -537,10 +610,16 @@ impl Source {
                     ts_us,
                     data: p.data,
                     wire_len: p.header.len,
+                    linktype: None,
                 })
             }
             Err(pcap::Error::NoMorePackets) => finish_feeder(feeder, name).map(|_| Next::End),
             Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(e) if e.to_string().contains(pcapng::LIBPCAP_REFUSAL) => {
+                // Read again, by the reader that takes every link type.
+                *reopen_mixed = true;
+                Ok(Next::Idle)
+            }
             Err(e) => {
                 let detail = clean(&e.to_string());
                 // A broken gzip stream explains the truncation better.
@@ -562,11 +641,54 @@ impl Source {
         }
     }
 
+    /// [`Source::next`] for a file read by the mixed-link-type reader.
+    fn next_mixed(&mut self) -> Result<Next<'_>, CaptureError> {
+        let Source {
+            handle,
+            name,
+            packets,
+            skip,
+            ..
+        } = self;
+        let Handle::Mixed(m) = handle else {
+            return Ok(Next::End);
+        };
+        loop {
+            match m.next_packet() {
+                Ok(Some(_)) if *skip > 0 => *skip -= 1,
+                Ok(Some(p)) => {
+                    *packets += 1;
+                    return Ok(Next::Packet {
+                        ts_us: p.ts_us,
+                        data: m.frame(),
+                        wire_len: p.wire_len,
+                        linktype: Some(p.linktype),
+                    });
+                }
+                Ok(None) => return Ok(Next::End),
+                Err(pcapng::ReadError::Truncated(at)) => {
+                    return Err(CaptureError::Truncated {
+                        source: name.clone(),
+                        offset: Some(at),
+                        packets: *packets,
+                        detail: "the last block is cut short".into(),
+                    })
+                }
+                Err(pcapng::ReadError::Malformed(at, detail)) => {
+                    return Err(CaptureError::Read {
+                        source: name.clone(),
+                        detail: format!("at byte offset {at}: {detail}"),
+                    })
+                }
+            }
+        }
+    }
+
     fn raw_fd(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
         match &self.handle {
             Handle::Live(c) => Some(c.as_raw_fd()),
-            Handle::Offline(_) => None,
+            Handle::Offline(_) | Handle::Mixed(_) => None,
         }
     }
 

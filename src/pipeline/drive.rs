@@ -112,7 +112,11 @@ impl Drive<'_> {
                             ts_us,
                             data,
                             wire_len,
+                            linktype,
                         }) => {
+                            if let Some(lt) = linktype.filter(|lt| *lt != decoder.linktype()) {
+                                decoder.set_linktype(lt);
+                            }
                             idle = false;
                             count += 1;
                             if (data.len() as u64) < u64::from(wire_len) {
