@@ -857,3 +857,61 @@ fn mail_carriers_match_arkimes_oracle() {
         Some("SASLHOST")
     );
 }
+
+/// SMB tree connects: every request path tshark decodes in the lab and
+/// third-party captures (fixtures/smb-trees.tshark.json, written by
+/// scripts/tshark-smb-trees.sh) is an `smb` event with that path, in order,
+/// and nothing else is; the server part of the path is a host name only
+/// when it is not an address.
+#[test]
+fn smb_tree_connects_match_tshark() {
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("smb-trees.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    let mut mismatches = Vec::new();
+    let mut total = 0;
+    for (file, paths) in oracle.as_object().expect("object") {
+        let want: Vec<String> = paths
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        let events = run_as_its_suite(&fixture(file), file.trim_start_matches("real/pcaps/"));
+        let mut trees = of_type(&events, "smb");
+        trees.sort_by_key(|e| {
+            (
+                e["flow_id"].as_u64(),
+                e["timestamp"].as_str().map(str::to_owned),
+            )
+        });
+        let mut got: Vec<String> = trees.iter().filter_map(|e| s(e, "smb.tree.path")).collect();
+        let mut want_sorted = want.clone();
+        got.sort();
+        want_sorted.sort();
+        total += want.len();
+        if got != want_sorted {
+            mismatches.push(format!("{file}: tshark {want_sorted:?}, hostwatch {got:?}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(total, 32);
+}
+
+/// The fields of one tree connect from a real client (Suricata's
+/// dcerpc-ctxids capture, a Windows client naming its DC by DNS name).
+#[test]
+fn smb_tree_connect_fields() {
+    let events = run_file(&fixture("real/pcaps/suricata-verify__dcerpc-ctxids.pcap"));
+    let t = of_type(&events, "smb");
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t[0]["smb"],
+        serde_json::json!({
+            "command": "tree_connect", "dialect": "smb2",
+            "tree": {"path": "\\\\DC1.purp.le\\IPC$", "server": "DC1.purp.le", "share": "IPC$"},
+            "status": "0x00000000", "result": "success"
+        })
+    );
+}

@@ -78,7 +78,7 @@ macro_rules! registry {
 registry! {
     rdp::PROTOCOL => Rdp(rdp::RdpRecord),
     tls::PROTOCOL => Tls(tls::TlsRecord),
-    smb::PROTOCOL => Ntlm(ntlm::NtlmRecord),
+    smb::PROTOCOL => Smb(smb::SmbRecord),
     http::PROTOCOL,
     rpc::PROTOCOL,
     ldap::PROTOCOL,
@@ -86,7 +86,7 @@ registry! {
     lines::IMAP,
     lines::POP3,
     raw::TDS,
-    raw::PROTOCOL,
+    raw::PROTOCOL => Ntlm(ntlm::NtlmRecord),
     nbns::PROTOCOL => Nbns(nbns::NbnsRecord),
 }
 
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn every_record_type_has_one_event_type_and_names_are_unique() {
         let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
-        assert_eq!(types, ["rdp", "tls", "ntlm", "nbns"]);
+        assert_eq!(types, ["rdp", "tls", "smb", "ntlm", "nbns"]);
         types.sort_unstable();
         types.dedup();
         assert_eq!(types.len(), Record::EVENT_TYPES.len());

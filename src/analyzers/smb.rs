@@ -1,14 +1,24 @@
-//! NTLM over SMB: NetBIOS session messages are framed, everything but
-//! SESSION_SETUP is skipped without being buffered, and the security blobs
-//! (SPNEGO or raw NTLMSSP) go to the exchange tracker. The verdict is the
-//! final SESSION_SETUP response status.
+//! SMB: NetBIOS session messages are framed, everything but SESSION_SETUP
+//! and TREE_CONNECT is skipped without being buffered. The security blobs
+//! (SPNEGO or raw NTLMSSP) go to the NTLM exchange tracker, whose verdict is
+//! the final SESSION_SETUP response status. A tree connect's path names the
+//! server as the client addresses it (`\\NAME\share`): paired with its
+//! answer by message id, it is an `smb` event.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
-use super::protocol::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
 use super::{Analyzer, Ctx, Dir, Status};
-use crate::parsers::smb::{self, Dialect};
-use crate::parsers::spnego;
+use crate::parsers::smb::{self, Dialect, TreeConnect};
+use crate::parsers::{spnego, text};
+
+/// Tree connects awaiting their answer (the oldest is written unanswered
+/// when more come).
+const MAX_PENDING_TREES: usize = 16;
 
 /// SMB1/2/3 in NetBIOS session messages, from either side.
 pub const PROTOCOL: Protocol = Protocol {
@@ -25,6 +35,8 @@ pub const PROTOCOL: Protocol = Protocol {
 pub struct SmbAnalyzer {
     framers: [Framer; 2],
     tracker: Option<Tracker>,
+    /// Tree connect requests by message id, awaiting their answer.
+    trees: VecDeque<(u64, SmbRecord)>,
 }
 
 impl Default for SmbAnalyzer {
@@ -35,6 +47,7 @@ impl Default for SmbAnalyzer {
                 Framer::new(smb::MAX_BUFFERED),
             ],
             tracker: None,
+            trees: VecDeque::new(),
         }
     }
 }
@@ -45,6 +58,14 @@ impl SmbAnalyzer {
             cx.parse_error(PROTOCOL.name);
             return;
         };
+        match smb::tree_connects(msg) {
+            Ok(trees) => {
+                for t in trees {
+                    self.tree_connect(dir, t, cx);
+                }
+            }
+            Err(_) => cx.parse_error(PROTOCOL.name),
+        }
         for s in setups {
             let tracker = self.tracker.get_or_insert_with(|| {
                 Tracker::new(
@@ -78,6 +99,51 @@ impl SmbAnalyzer {
     }
 }
 
+impl SmbAnalyzer {
+    /// A request (only from the client: the server does not ask) waits for
+    /// its answer; the answer completes it.
+    fn tree_connect(&mut self, dir: Dir, t: TreeConnect<'_>, cx: &mut Ctx<'_>) {
+        match (t.response, dir) {
+            (false, Dir::ToServer) => {
+                let path = if t.unicode {
+                    text::utf16le_lossy(t.path).0
+                } else {
+                    text::oem(t.path)
+                };
+                if self.trees.len() >= MAX_PENDING_TREES {
+                    if let Some((_, r)) = self.trees.pop_front() {
+                        cx.emit(r);
+                    }
+                }
+                let rec = SmbRecord::tree_connect(t.dialect, path);
+                self.trees.push_back((t.message_id, rec));
+            }
+            (true, Dir::ToClient) => {
+                let Some(i) = self.trees.iter().position(|(id, _)| *id == t.message_id) else {
+                    return;
+                };
+                if let Some((_, mut r)) = self.trees.remove(i) {
+                    r.status = Some(format!("0x{:08x}", t.status));
+                    r.result = if t.status == smb::STATUS_SUCCESS {
+                        "success"
+                    } else {
+                        "failure"
+                    };
+                    cx.emit(r);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes the tree connects never answered.
+    fn flush_trees(&mut self, cx: &mut Ctx<'_>) {
+        for (_, r) in self.trees.drain(..) {
+            cx.emit(r);
+        }
+    }
+}
+
 impl Framed for SmbAnalyzer {
     fn framers(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
@@ -91,7 +157,7 @@ impl Framed for SmbAnalyzer {
         if typ != smb::NBSS_MESSAGE {
             return Frame::Skip(total);
         }
-        match smb::is_session_setup(b) {
+        match smb::is_wanted(b) {
             None => Frame::Need(total.min(smb::SESSION_SETUP_PEEK)),
             Some(false) => Frame::Skip(total),
             Some(true) => match b.get(4..total) {
@@ -108,6 +174,7 @@ impl Framed for SmbAnalyzer {
         if let Some(t) = self.tracker.as_mut() {
             t.flush(cx);
         }
+        self.flush_trees(cx);
     }
 }
 
@@ -128,10 +195,85 @@ impl Analyzer for SmbAnalyzer {
         if let Some(t) = self.tracker.as_mut() {
             t.flush(cx);
         }
+        self.flush_trees(cx);
     }
 
     fn depth(&self) -> Option<u32> {
         Some(super::MAX_DEPTH)
+    }
+}
+
+// ---- The event ----
+
+/// One SMB tree connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SmbRecord {
+    pub command: &'static str,
+    pub dialect: &'static str,
+    pub tree: SmbTree,
+    /// The answer's NTSTATUS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `success`, `failure`, or `unknown` (no answer seen).
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SmbTree {
+    /// The path as sent, `\\server\share`.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+}
+
+impl SmbRecord {
+    fn tree_connect(dialect: Dialect, path: String) -> SmbRecord {
+        // `\\server\share`: the server is what the client addressed.
+        let (server, share) = match path.strip_prefix("\\\\") {
+            Some(rest) => match rest.split_once('\\') {
+                Some((server, share)) => (Some(server.to_owned()), Some(share.to_owned())),
+                None => (Some(rest.to_owned()), None),
+            },
+            None => (None, None),
+        };
+        SmbRecord {
+            command: "tree_connect",
+            dialect: match dialect {
+                Dialect::Smb1 => "smb1",
+                Dialect::Smb2 => "smb2",
+            },
+            tree: SmbTree {
+                path,
+                server: server.filter(|s| !s.is_empty()),
+                share: share.filter(|s| !s.is_empty()),
+            },
+            status: None,
+            result: "unknown",
+        }
+    }
+}
+
+impl EventRecord for SmbRecord {
+    const EVENT_TYPE: &'static str = "smb";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        let Some(server) = self.tree.server.as_deref() else {
+            return;
+        };
+        // An address is not a name.
+        if server.parse::<std::net::IpAddr>().is_ok() || server.ends_with(".ipv6-literal.net") {
+            return;
+        }
+        // The client may address the server by any name; a server that
+        // accepts the tree connect has answered to it.
+        let role = if self.result == "success" {
+            Role::Server
+        } else {
+            Role::Named
+        };
+        v.push(Name::of("smb.tree.server", role, server, true));
     }
 }
 
@@ -165,5 +307,74 @@ mod tests {
             .as_ref()
             .and_then(|s| s.nb_computer_name.as_deref());
         assert_eq!(server, Some(msg::FILESRV01.nb_computer));
+    }
+
+    /// An SMB2 TREE_CONNECT request for `path` (message id 9), or its
+    /// answer with `status`, in a NetBIOS message.
+    fn tree(path: Option<&str>, status: u32) -> Vec<u8> {
+        let mut h = b"\xfeSMB".to_vec();
+        h.extend_from_slice(&64u16.to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes());
+        h.extend_from_slice(&status.to_le_bytes());
+        h.extend_from_slice(&3u16.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&u32::from(path.is_none()).to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&9u64.to_le_bytes());
+        h.extend_from_slice(&[0; 32]);
+        match path {
+            Some(p) => {
+                let utf16: Vec<u8> = p.encode_utf16().flat_map(u16::to_le_bytes).collect();
+                h.extend_from_slice(&9u16.to_le_bytes());
+                h.extend_from_slice(&0u16.to_le_bytes());
+                h.extend_from_slice(&72u16.to_le_bytes());
+                h.extend_from_slice(&(utf16.len() as u16).to_le_bytes());
+                h.extend_from_slice(&utf16);
+            }
+            None => {
+                h.extend_from_slice(&16u16.to_le_bytes());
+                h.extend_from_slice(&[1, 0]);
+                h.extend_from_slice(&[0; 12]);
+            }
+        }
+        let mut m = vec![0, 0];
+        m.extend_from_slice(&(h.len() as u16).to_be_bytes());
+        m.extend_from_slice(&h);
+        m
+    }
+
+    fn names_of(path: &str, status: Option<u32>, from: Dir) -> Vec<(String, Role)> {
+        let mut a = SmbAnalyzer::default();
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, false, &mut out);
+        a.data(from, &tree(Some(path), 0), &mut cx);
+        if let Some(st) = status {
+            a.data(from.other(), &tree(None, st), &mut cx);
+        }
+        a.end(&mut cx);
+        out.iter()
+            .flat_map(|r| r.names())
+            .map(|n| (n.value.to_string(), n.role))
+            .collect()
+    }
+
+    /// A name the server accepted a tree connect to is its own; a refused
+    /// or unanswered one is only mentioned; an address is no name; a
+    /// "request" from the server's side names nobody.
+    #[test]
+    fn tree_connect_names_and_roles() {
+        let named = |r| vec![("WIN-J9D866ESIJ2".to_string(), r)];
+        let p = "\\\\WIN-J9D866ESIJ2\\IPC$";
+        assert_eq!(names_of(p, Some(0), Dir::ToServer), named(Role::Server));
+        assert_eq!(
+            names_of(p, Some(0xc000_00cc), Dir::ToServer),
+            named(Role::Named)
+        );
+        assert_eq!(names_of(p, None, Dir::ToServer), named(Role::Named));
+        assert_eq!(
+            names_of("\\\\10.0.0.1\\IPC$", Some(0), Dir::ToServer),
+            vec![]
+        );
+        assert_eq!(names_of(p, Some(0), Dir::ToClient), vec![]);
     }
 }

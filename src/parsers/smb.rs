@@ -54,6 +54,23 @@ pub fn is_session_setup(b: &[u8]) -> Option<bool> {
     }
 }
 
+/// Whether the NetBIOS message at the start of `b` may hold a session setup
+/// or a tree connect (the messages whose bytes are read; every other is
+/// skipped without being buffered); `None` until its header is there.
+pub fn is_wanted(b: &[u8]) -> Option<bool> {
+    if is_session_setup(b)? {
+        return Some(true);
+    }
+    Some(match b.get(4..8)? {
+        b"\xffSMB" => *b.get(SMB1_COMMAND_AT)? == SMB1_COM_TREE_CONNECT_ANDX,
+        b"\xfeSMB" => {
+            let c = b.get(SMB2_COMMAND_AT..SMB2_COMMAND_AT + 2)?;
+            u16::from_le_bytes([c[0], c[1]]) == SMB2_TREE_CONNECT
+        }
+        _ => false,
+    })
+}
+
 /// Header of a NetBIOS session packet: type and length of what follows.
 pub fn nbss_header(i: &[u8]) -> Option<(u8, usize)> {
     let h = i.get(..4)?;
@@ -106,6 +123,11 @@ pub const STATUS_MORE_PROCESSING_REQUIRED: u32 = 0xc000_0016;
 pub const STATUS_LOGON_FAILURE: u32 = 0xc000_006d;
 
 const SMB1_COM_SESSION_SETUP_ANDX: u8 = 0x73;
+const SMB1_COM_TREE_CONNECT_ANDX: u8 = 0x75;
+const SMB1_FLAGS2_UNICODE: u16 = 0x8000;
+const SMB2_TREE_CONNECT: u16 = 0x0003;
+/// A tree connect path is a UNC name: a few hundred bytes at most.
+pub const MAX_TREE_PATH: usize = 1024;
 const SMB1_FLAGS_REPLY: u8 = 0x80;
 const SMB2_SESSION_SETUP: u16 = 0x0001;
 const SMB2_FLAGS_SERVER_TO_REDIR: u32 = 0x0000_0001;
@@ -275,6 +297,157 @@ fn smb2_one(m: &[u8]) -> Result<(usize, Option<SessionSetup<'_>>), SmbError> {
             security_blob,
         }),
     ))
+}
+
+/// A tree connect (MS-SMB2 2.2.9 and 2.2.10, MS-CIFS 2.2.4.55): the
+/// request's path names the server as the client addresses it,
+/// `\\server\share`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeConnect<'a> {
+    pub dialect: Dialect,
+    pub response: bool,
+    /// NTSTATUS of a response.
+    pub status: u32,
+    /// SMB2 MessageId or SMB1 MID: pairs a request with its answer.
+    pub message_id: u64,
+    /// The request's path (empty in a response), at most
+    /// [`MAX_TREE_PATH`] bytes: UTF-16LE when `unicode`, else OEM.
+    pub path: &'a [u8],
+    pub unicode: bool,
+}
+
+/// Finds the tree connects in one SMB message (the NetBIOS payload),
+/// through SMB2 compound chains.
+pub fn tree_connects(msg: &[u8]) -> Result<Vec<TreeConnect<'_>>, SmbError> {
+    match msg.get(..4) {
+        Some(b"\xffSMB") => Ok(smb1_tree_connect(msg)?.into_iter().collect()),
+        Some(b"\xfeSMB") => {
+            let mut out = Vec::new();
+            let mut at = 0usize;
+            for _ in 0..MAX_COMPOUND {
+                let Some(m) = msg.get(at..) else { break };
+                let (next, t) = smb2_tree_connect(m)?;
+                out.extend(t);
+                if next < SMB2_HEADER_LEN {
+                    break;
+                }
+                at += next;
+            }
+            Ok(out)
+        }
+        _ => Err(SmbError::NotSmb),
+    }
+}
+
+fn smb2_tree_connect(m: &[u8]) -> Result<(usize, Option<TreeConnect<'_>>), SmbError> {
+    type R<'a, T> = IResult<&'a [u8], T>;
+    let header: R<_> = (
+        tag(&b"\xfeSMB"[..]),
+        take(4usize),
+        le_u32,
+        le_u16,
+        le_u16,
+        le_u32,
+        le_u32,
+        le_u64,
+        take(32usize),
+    )
+        .parse(m);
+    let (body, (_, _, status, command, _credits, flags, next, message_id, _)) =
+        header.map_err(truncated("SMB2 header"))?;
+    let next = next as usize;
+    if command != SMB2_TREE_CONNECT {
+        return Ok((next, None));
+    }
+    let response = flags & SMB2_FLAGS_SERVER_TO_REDIR != 0;
+    let mut path: &[u8] = &[];
+    if !response {
+        let r: R<_> = (le_u16, le_u16, le_u16, le_u16).parse(body);
+        let (_, (_size, _flags, off, len)) = r.map_err(truncated("TREE_CONNECT request"))?;
+        let this = if next >= SMB2_HEADER_LEN {
+            m.get(..next).unwrap_or(m)
+        } else {
+            m
+        };
+        let start = usize::from(off);
+        let len = usize::from(len).min(MAX_TREE_PATH);
+        path = this.get(start..start + len).ok_or(SmbError::Truncated {
+            structure: "TREE_CONNECT path",
+        })?;
+    }
+    Ok((
+        next,
+        Some(TreeConnect {
+            dialect: Dialect::Smb2,
+            response,
+            status,
+            message_id,
+            path,
+            unicode: true,
+        }),
+    ))
+}
+
+/// SMB1 TREE_CONNECT_ANDX: request WordCount 4 (AndX, Flags,
+/// PasswordLength), then Password, padding to an even offset when the path
+/// is Unicode, and the path.
+fn smb1_tree_connect(msg: &[u8]) -> Result<Option<TreeConnect<'_>>, SmbError> {
+    type R<'a, T> = IResult<&'a [u8], T>;
+    let header: R<_> = (
+        tag(&b"\xffSMB"[..]),
+        byte,
+        le_u32,
+        byte,
+        le_u16,
+        take(12usize),
+        le_u16,
+        le_u16,
+        le_u16,
+        le_u16,
+    )
+        .parse(msg);
+    let (body, (_, command, status, flags, flags2, _, _tid, _pid, _uid, mid)) =
+        header.map_err(truncated("SMB1 header"))?;
+    if command != SMB1_COM_TREE_CONNECT_ANDX {
+        return Ok(None);
+    }
+    let response = flags & SMB1_FLAGS_REPLY != 0;
+    let unicode = flags2 & SMB1_FLAGS2_UNICODE != 0;
+    let mut path: &[u8] = &[];
+    if !response {
+        let r: R<_> = (byte, take(4usize), le_u16, le_u16, le_u16).parse(body);
+        let (bytes, (word_count, _andx, _flags, password_len, byte_count)) =
+            r.map_err(truncated("TREE_CONNECT_ANDX"))?;
+        if word_count != 4 {
+            return Err(SmbError::Truncated {
+                structure: "TREE_CONNECT_ANDX words",
+            });
+        }
+        // Unicode strings are aligned on 2 bytes from the SMB header.
+        let header_len = msg.len() - bytes.len();
+        let bytes = bytes.get(..usize::from(byte_count)).unwrap_or(bytes);
+        let mut at = usize::from(password_len);
+        if unicode && (header_len + at) % 2 == 1 {
+            at += 1;
+        }
+        let rest = bytes.get(at..).unwrap_or_default();
+        let end = if unicode {
+            rest.chunks_exact(2)
+                .position(|c| c == [0, 0])
+                .map_or(rest.len() & !1, |i| i * 2)
+        } else {
+            rest.iter().position(|&b| b == 0).unwrap_or(rest.len())
+        };
+        path = rest.get(..end.min(MAX_TREE_PATH)).unwrap_or_default();
+    }
+    Ok(Some(TreeConnect {
+        dialect: Dialect::Smb1,
+        response,
+        status,
+        message_id: u64::from(mid),
+        path,
+        unicode,
+    }))
 }
 
 #[cfg(test)]

@@ -152,3 +152,77 @@ fn session_setup_and_session_recognition() {
     assert!(!looks_like_session(b"\x81\x02\x00\x44"));
     assert!(!looks_like_session(b"\x00\x00\x00\x10HTTP"));
 }
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// MS-CIFS 2.2.4.55.1: the path follows the password, aligned on two
+/// bytes from the SMB header when Unicode (flags2 0x8000 here), and ends
+/// with a NUL; the service string after it is not the path.
+#[test]
+fn smb1_tree_connect_andx_path_with_and_without_padding() {
+    for (password, pad) in [(&b""[..], true), (&b"\0"[..], false)] {
+        let words = [0xff, 0, 0, 0, 0x08, 0, password.len() as u8, 0];
+        let mut bytes = password.to_vec();
+        if pad {
+            bytes.push(0);
+        }
+        bytes.extend(utf16("\\\\FS01\\DATA"));
+        bytes.extend_from_slice(&[0, 0]);
+        bytes.extend_from_slice(b"?????\0");
+        let req = smb1(0x75, 0x18, 0, 100, &words, &bytes);
+        let got = tree_connects(&req);
+        assert_eq!(
+            got,
+            Ok(vec![TreeConnect {
+                dialect: Dialect::Smb1,
+                response: false,
+                status: 0,
+                message_id: 0,
+                path: &utf16("\\\\FS01\\DATA")[..],
+                unicode: true,
+            }]),
+            "padding {pad}"
+        );
+    }
+    let resp = smb1(0x75, 0x98, 0xc000_00cc, 100, &[], &[]);
+    let got = tree_connects(&resp).unwrap_or_default();
+    assert_eq!(
+        (got[0].response, got[0].status, got[0].path),
+        (true, 0xc000_00cc, &b""[..])
+    );
+    assert_eq!(is_wanted(&[&[0, 0, 0, 40][..], &resp].concat()), Some(true));
+}
+
+/// MS-SMB2 2.2.9: PathOffset counts from the SMB2 header; a TREE_CONNECT
+/// second in a compound is found; a path past the message is an error.
+#[test]
+fn smb2_tree_connect_in_a_compound_and_a_lying_offset() {
+    let path = utf16("\\\\WIN-LIVFRVQFMKO\\IPC$");
+    let mut tree = smb2_header(3, 0, 0, 0, 5);
+    tree.extend_from_slice(&9u16.to_le_bytes());
+    tree.extend_from_slice(&0u16.to_le_bytes());
+    tree.extend_from_slice(&72u16.to_le_bytes());
+    tree.extend_from_slice(&(path.len() as u16).to_le_bytes());
+    tree.extend_from_slice(&path);
+    let mut echo = smb2_header(13, 0, 0, 72, 5);
+    echo.extend_from_slice(&[4, 0, 0, 0]);
+    echo.resize(72, 0);
+    let msg = [echo, tree.clone()].concat();
+    let got = tree_connects(&msg).unwrap_or_default();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].path, got[0].message_id, got[0].unicode),
+        (&path[..], 7, true)
+    );
+    let mut lying = tree;
+    lying[64 + 4] = 0xf0;
+    assert_eq!(
+        tree_connects(&lying),
+        Err(SmbError::Truncated {
+            structure: "TREE_CONNECT path"
+        })
+    );
+    assert_eq!(tree_connects(b"junk"), Err(SmbError::NotSmb));
+}
