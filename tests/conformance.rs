@@ -915,3 +915,70 @@ fn smb_tree_connect_fields() {
         })
     );
 }
+
+/// SMTP names from real implementations (swaks against aiosmtpd, recorded
+/// by scripts/capture-smtp.sh): each session's HELO/EHLO argument and the
+/// server's name are what tshark decodes (the greeting's first word; the
+/// EHLO reply's agrees), one `smtp` event per session; an address literal
+/// names nobody, and the names are each side's own.
+#[test]
+fn smtp_names_match_tshark() {
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("smtp/swaks-aiosmtpd.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    let events = run_file(&fixture("smtp/swaks-aiosmtpd.pcap"));
+    let mut smtp = of_type(&events, "smtp");
+    smtp.sort_by_key(|e| e["src_port"].as_u64());
+    let sessions = oracle.as_array().expect("array");
+    assert_eq!(smtp.len(), sessions.len());
+    assert_eq!(sessions.len(), 3);
+    for (e, x) in smtp.iter().zip(sessions) {
+        assert_eq!(s(e, "smtp.helo"), x["helo"].as_str().map(str::to_owned));
+        assert_eq!(
+            s(e, "smtp.helo_command"),
+            x["command"].as_str().map(str::to_owned)
+        );
+        assert_eq!(
+            s(e, "smtp.server_name"),
+            x["greeting"].as_str().map(str::to_owned)
+        );
+        if !x["ehlo_reply"].is_null() {
+            assert_eq!(x["ehlo_reply"], x["greeting"]);
+        }
+    }
+    let mut hosts: Vec<(String, String, String)> = of_type(&events, "host")
+        .iter()
+        .map(|h| {
+            (
+                s(h, "host.name").unwrap_or_default(),
+                s(h, "host.ip").unwrap_or_default(),
+                s(h, "host.role").unwrap_or_default(),
+            )
+        })
+        .collect();
+    hosts.sort();
+    let h = |n: &str, ip: &str, r: &str| (n.to_string(), ip.to_string(), r.to_string());
+    assert_eq!(
+        hosts,
+        [
+            h("WIN-344VU98D3RU.mailvm.example", "192.168.78.1", "server"),
+            h("WIN-J9D866ESIJ2.corp.example", "192.168.78.2", "client"),
+            h("WIN-LIVFRVQFMKO", "192.168.78.2", "client"),
+        ]
+    );
+    let alerts: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .filter_map(|a| s(a, "alert.evidence"))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "smtp.helo",
+            "smtp.server_name",
+            "smtp.helo",
+            "smtp.server_name",
+            "smtp.server_name"
+        ]
+    );
+}

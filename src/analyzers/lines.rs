@@ -6,12 +6,17 @@
 //! inside an exchange the client's command opened: mail (SMTP DATA and
 //! BDAT bodies, IMAP literals, POP3 RETR answers) is never taken for one,
 //! so that mailing someone a token cannot get them flagged.
+//!
+//! SMTP also names both ends: the client its own host in HELO/EHLO, the
+//! server itself in its 220 greeting and its EHLO reply. They make one
+//! `smtp` event per session, written when the HELO/EHLO is answered.
 
 use base64::Engine;
+use serde::Serialize;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
-use super::protocol::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
 use super::{Analyzer, Ctx, Dir, Status};
 
 /// Longest line read; a longer one is skipped.
@@ -74,6 +79,11 @@ pub struct LineAnalyzer {
     /// The client is sending a message body (after SMTP `DATA`, until the
     /// line with a single dot): its lines are mail, not commands.
     in_data: bool,
+    /// SMTP: the names the session showed, until written.
+    smtp: SmtpRecord,
+    /// SMTP: a HELO/EHLO awaits its reply; the record was written.
+    helo_pending: bool,
+    smtp_written: bool,
 }
 
 impl LineAnalyzer {
@@ -89,6 +99,53 @@ impl LineAnalyzer {
             tracker: Tracker::new(carrier, true),
             auth: false,
             in_data: false,
+            smtp: SmtpRecord::default(),
+            helo_pending: false,
+            smtp_written: false,
+        }
+    }
+
+    /// Writes the session's names once, if it is SMTP.
+    fn write_smtp(&mut self, cx: &mut Ctx<'_>) {
+        if self.proto != LineProtocol::Smtp || self.smtp_written {
+            return;
+        }
+        // Only a session the client opened with HELO/EHLO is SMTP: FTP and
+        // others greet with 220 too.
+        if self.smtp.helo_command.is_some() {
+            self.smtp_written = true;
+            cx.emit(std::mem::take(&mut self.smtp));
+        }
+    }
+
+    /// SMTP names in a command line (outside mail and AUTH exchanges).
+    fn smtp_command(&mut self, command: &[u8], argument: Option<&[u8]>) {
+        let helo = command.eq_ignore_ascii_case(b"HELO");
+        if (helo || command.eq_ignore_ascii_case(b"EHLO")) && self.smtp.helo.is_none() {
+            self.smtp.helo = argument.map(name_word);
+            self.smtp.helo_command = Some(if helo { "HELO" } else { "EHLO" });
+            self.helo_pending = true;
+        }
+    }
+
+    /// SMTP names in a server line: the greeting's, and the HELO/EHLO
+    /// reply's first line (its verdict too: the record is written then).
+    fn smtp_reply(&mut self, text: &[u8], cx: &mut Ctx<'_>) {
+        let (code, rest) = (text.get(..3), text.get(4..).unwrap_or_default());
+        let first_word = rest.split(|&c| c == b' ').find(|w| !w.is_empty());
+        match code {
+            Some(b"220") if self.smtp.greeting_seen.is_none() => {
+                self.smtp.greeting_seen = Some(());
+                self.smtp.server_name = first_word.map(name_word);
+            }
+            Some(c) if self.helo_pending => {
+                self.helo_pending = false;
+                if c == b"250" && self.smtp.server_name.is_none() {
+                    self.smtp.server_name = first_word.map(name_word);
+                }
+                self.write_smtp(cx);
+            }
+            _ => {}
         }
     }
 
@@ -129,6 +186,9 @@ impl LineAnalyzer {
                 _ => (first, words),
             };
             let mut rest = rest;
+            if self.proto == LineProtocol::Smtp {
+                self.smtp_command(command, rest.clone().next());
+            }
             let auth_command = match self.proto {
                 LineProtocol::Imap => b"AUTHENTICATE".as_slice(),
                 _ => b"AUTH".as_slice(),
@@ -157,6 +217,9 @@ impl LineAnalyzer {
         }
         // The server.
         if !self.auth {
+            if self.proto == LineProtocol::Smtp {
+                self.smtp_reply(text, cx);
+            }
             return literal_len(self.proto, text);
         }
         let first = words.next().unwrap_or_default();
@@ -191,6 +254,51 @@ impl LineAnalyzer {
             self.tracker.abort(status, cx);
         }
         0
+    }
+}
+
+/// A name word from a mail line, as text, at most 255 characters.
+fn name_word(w: &[u8]) -> String {
+    String::from_utf8_lossy(w.get(..255).unwrap_or(w)).into_owned()
+}
+
+// ---- The event ----
+
+/// The names an SMTP session showed (Suricata's `smtp.helo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SmtpRecord {
+    /// The client's argument to HELO/EHLO: its own name, or an address
+    /// literal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helo_command: Option<&'static str>,
+    /// The server's name from its 220 greeting, else from its EHLO reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip)]
+    greeting_seen: Option<()>,
+}
+
+/// Whether a HELO argument or greeting word is an address, not a name
+/// (`[192.0.2.1]`, `[IPv6:...]`, a bare address).
+fn is_address(w: &str) -> bool {
+    w.starts_with('[') || w.parse::<std::net::IpAddr>().is_ok()
+}
+
+impl EventRecord for SmtpRecord {
+    const EVENT_TYPE: &'static str = "smtp";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        // Each side says its own name: nobody else's can be pinned on it.
+        for (path, role, value) in [
+            ("smtp.helo", Role::Client, &self.helo),
+            ("smtp.server_name", Role::Server, &self.server_name),
+        ] {
+            if let Some(n) = value.as_deref().filter(|n| !is_address(n)) {
+                v.push(Name::of(path, role, n, true));
+            }
+        }
     }
 }
 
@@ -240,6 +348,7 @@ impl Framed for LineAnalyzer {
 
     fn stopped(&mut self, cx: &mut Ctx<'_>) {
         self.tracker.flush(cx);
+        self.write_smtp(cx);
     }
 }
 
@@ -258,5 +367,117 @@ impl Analyzer for LineAnalyzer {
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
         self.tracker.flush(cx);
+        self.write_smtp(cx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::Record;
+
+    fn session(steps: &[(Dir, &str)]) -> Vec<Record> {
+        let mut a = LineAnalyzer::new(LineProtocol::Smtp);
+        let mut out = Vec::new();
+        let mut cx = Ctx::new(0, false, &mut out);
+        for (dir, text) in steps {
+            a.data(*dir, text.as_bytes(), &mut cx);
+        }
+        a.end(&mut cx);
+        out
+    }
+
+    fn smtp(r: &[Record]) -> Vec<SmtpRecord> {
+        r.iter()
+            .filter_map(|r| match r {
+                Record::Smtp(s) => Some(s.as_ref().clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rec(helo: Option<&str>, cmd: Option<&'static str>, server: Option<&str>) -> SmtpRecord {
+        SmtpRecord {
+            helo: helo.map(str::to_owned),
+            helo_command: cmd,
+            server_name: server.map(str::to_owned),
+            greeting_seen: None,
+        }
+    }
+
+    /// A multi-line greeting (`220-`), then EHLO: written at the reply, once
+    /// (the HELO inside the mail body is mail, a second EHLO is ignored).
+    #[test]
+    fn greeting_and_ehlo_make_one_record() {
+        let got = session(&[
+            (
+                Dir::ToClient,
+                "220-mx.corp.example ESMTP\r\n220 welcome\r\n",
+            ),
+            (Dir::ToServer, "EHLO WIN-J9D866ESIJ2\r\n"),
+            (
+                Dir::ToClient,
+                "250-mx.corp.example Hello\r\n250 SIZE 1000\r\n",
+            ),
+            (Dir::ToServer, "DATA\r\n"),
+            (Dir::ToServer, "HELO FORGED-IN-BODY\r\n.\r\n"),
+            (Dir::ToServer, "EHLO AGAIN\r\n"),
+            (Dir::ToClient, "250 again\r\n"),
+        ]);
+        let mut r = smtp(&got);
+        for x in &mut r {
+            x.greeting_seen = None;
+        }
+        assert_eq!(
+            r,
+            [rec(
+                Some("WIN-J9D866ESIJ2"),
+                Some("EHLO"),
+                Some("mx.corp.example")
+            )]
+        );
+    }
+
+    /// Picked up after the greeting: the EHLO reply names the server; a
+    /// refused HELO still writes the client's name; an address literal
+    /// names nobody; a 220 greeting without HELO/EHLO (FTP) is no SMTP.
+    #[test]
+    fn without_greeting_and_refused() {
+        let got = session(&[
+            (Dir::ToServer, "EHLO [10.0.0.5]\r\n"),
+            (Dir::ToClient, "250-WIN-LIVFRVQFMKO greets\r\n250 OK\r\n"),
+        ]);
+        let r = smtp(&got);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].server_name.as_deref(), Some("WIN-LIVFRVQFMKO"));
+        let names: Vec<(&str, &str)> = got
+            .iter()
+            .flat_map(|r| r.names())
+            .map(|n| (n.path, n.value))
+            .collect();
+        assert_eq!(names, [("smtp.server_name", "WIN-LIVFRVQFMKO")]);
+        let refused = session(&[
+            (Dir::ToClient, "220 [192.0.2.1] ready\r\n"),
+            (Dir::ToServer, "HELO PC-7\r\n"),
+            (Dir::ToClient, "550 go away\r\n"),
+        ]);
+        let r = smtp(&refused);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].helo.as_deref(), r[0].server_name.as_deref()),
+            (Some("PC-7"), Some("[192.0.2.1]"))
+        );
+        let names: Vec<&str> = refused
+            .iter()
+            .flat_map(|r| r.names())
+            .map(|n| n.path)
+            .collect();
+        assert_eq!(names, ["smtp.helo"]);
+        let ftp = session(&[
+            (Dir::ToClient, "220 Welcome to Example FTP Server\r\n"),
+            (Dir::ToServer, "USER ftpuser\r\n"),
+            (Dir::ToClient, "331 Password required\r\n"),
+        ]);
+        assert!(smtp(&ftp).is_empty());
     }
 }

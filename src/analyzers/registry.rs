@@ -82,7 +82,7 @@ registry! {
     http::PROTOCOL,
     rpc::PROTOCOL,
     ldap::PROTOCOL,
-    lines::SMTP,
+    lines::SMTP => Smtp(lines::SmtpRecord),
     lines::IMAP,
     lines::POP3,
     raw::TDS,
@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn every_record_type_has_one_event_type_and_names_are_unique() {
         let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
-        assert_eq!(types, ["rdp", "tls", "smb", "ntlm", "nbns"]);
+        assert_eq!(types, ["rdp", "tls", "smb", "smtp", "ntlm", "nbns"]);
         types.sort_unstable();
         types.dedup();
         assert_eq!(types.len(), Record::EVENT_TYPES.len());
