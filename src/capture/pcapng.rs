@@ -199,13 +199,19 @@ impl MixedReader {
     }
 }
 
-/// A pcapng timestamp in microseconds since the epoch.
+/// The latest time a packet may carry: the end of year 9999, as libpcap's
+/// own times stay far below `i64` microseconds.
+const MAX_US: i64 = 253_402_300_799_999_999;
+
+/// A pcapng timestamp in microseconds since the epoch, within
+/// `0..=MAX_US` whatever the resolution and offset say.
 fn micros(ts: u64, i: Interface) -> i64 {
     let resolution = u128::from(i.resolution.max(1));
     let us = u128::from(ts) * 1_000_000 / resolution;
     i64::try_from(us)
         .unwrap_or(i64::MAX)
         .saturating_add(i.offset.saturating_mul(1_000_000))
+        .clamp(0, MAX_US)
 }
 
 #[cfg(test)]
@@ -285,6 +291,23 @@ mod tests {
                 (1_700_000_000_000_000, -1, 20, &b"undeclared"[..]),
             ]
         );
+    }
+
+    /// Found by fuzzing: a timestamp and resolution that overflow the
+    /// packet clock are clamped to a date libpcap could give.
+    #[test]
+    fn absurd_timestamps_are_clamped() {
+        let i = Interface {
+            linktype: 1,
+            resolution: 1,
+            offset: i64::MAX,
+        };
+        assert_eq!(micros(u64::MAX, i), MAX_US);
+        let back = Interface {
+            offset: i64::MIN,
+            ..i
+        };
+        assert_eq!(micros(5, back), 0);
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Drive<'_> {
                                 if next_tick != i64::MIN {
                                     self.dispatch.tick(ts_us);
                                 }
-                                next_tick = ts_us + EXPIRE_EVERY_US;
+                                next_tick = ts_us.saturating_add(EXPIRE_EVERY_US);
                             }
                             let dispatch = &mut self.dispatch;
                             decoder.decode(ts_us, data, &mut |p| dispatch.push(p));
