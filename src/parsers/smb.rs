@@ -151,9 +151,18 @@ fn truncated(structure: &'static str) -> impl Fn(nom::Err<nom::error::Error<&[u8
 
 /// SMB1 header (MS-CIFS 2.2.3.1) and SESSION_SETUP_ANDX with extended
 /// security: request WordCount 12, response WordCount 4.
-fn smb1_session_setup(msg: &[u8]) -> Result<Option<SessionSetup<'_>>, SmbError> {
-    type R<'a, T> = IResult<&'a [u8], T>;
-    let header: R<_> = (
+/// The fields of an SMB1 header (MS-CIFS 2.2.3.1) that matter here.
+struct Smb1Header {
+    command: u8,
+    status: u32,
+    response: bool,
+    unicode: bool,
+    uid: u16,
+    mid: u16,
+}
+
+fn smb1_header(msg: &[u8]) -> Result<(&[u8], Smb1Header), SmbError> {
+    let header: IResult<&[u8], _> = (
         tag(&b"\xffSMB"[..]),
         byte,
         le_u32,
@@ -166,12 +175,83 @@ fn smb1_session_setup(msg: &[u8]) -> Result<Option<SessionSetup<'_>>, SmbError> 
         le_u16,
     )
         .parse(msg);
-    let (body, (_, command, status, flags, _flags2, _, _tid, _pid, uid, _mid)) =
+    let (body, (_, command, status, flags, flags2, _, _tid, _pid, uid, mid)) =
         header.map_err(truncated("SMB1 header"))?;
-    if command != SMB1_COM_SESSION_SETUP_ANDX {
+    Ok((
+        body,
+        Smb1Header {
+            command,
+            status,
+            response: flags & SMB1_FLAGS_REPLY != 0,
+            unicode: flags2 & SMB1_FLAGS2_UNICODE != 0,
+            uid,
+            mid,
+        },
+    ))
+}
+
+/// The fields of an SMB2 header (MS-SMB2 2.2.1) that matter here.
+struct Smb2Header {
+    status: u32,
+    command: u16,
+    response: bool,
+    next: usize,
+    message_id: u64,
+    session_id: u64,
+}
+
+fn smb2_header(m: &[u8]) -> Result<(&[u8], Smb2Header), SmbError> {
+    let header: IResult<&[u8], _> = (
+        tag(&b"\xfeSMB"[..]),
+        le_u16,
+        le_u16,
+        le_u32,
+        le_u16,
+        le_u16,
+        le_u32,
+        le_u32,
+        le_u64,
+        take(8usize),
+        le_u64,
+        take(16usize),
+    )
+        .parse(m);
+    let (
+        body,
+        (
+            _,
+            _size,
+            _charge,
+            status,
+            command,
+            _credits,
+            flags,
+            next,
+            message_id,
+            _,
+            session_id,
+            _sig,
+        ),
+    ) = header.map_err(truncated("SMB2 header"))?;
+    Ok((
+        body,
+        Smb2Header {
+            status,
+            command,
+            response: flags & SMB2_FLAGS_SERVER_TO_REDIR != 0,
+            next: next as usize,
+            message_id,
+            session_id,
+        },
+    ))
+}
+
+fn smb1_session_setup(msg: &[u8]) -> Result<Option<SessionSetup<'_>>, SmbError> {
+    let (body, h) = smb1_header(msg)?;
+    let (status, response, uid) = (h.status, h.response, h.uid);
+    if h.command != SMB1_COM_SESSION_SETUP_ANDX {
         return Ok(None);
     }
-    let response = flags & SMB1_FLAGS_REPLY != 0;
     let (rest, word_count) =
         byte::<_, nom::error::Error<&[u8]>>(body).map_err(truncated("SESSION_SETUP_ANDX"))?;
     let (rest, words) = take::<_, _, nom::error::Error<&[u8]>>(usize::from(word_count) * 2)(rest)
@@ -214,13 +294,22 @@ fn smb1_session_setup(msg: &[u8]) -> Result<Option<SessionSetup<'_>>, SmbError> 
 
 /// SMB2 headers (MS-SMB2 2.2.1), following NextCommand through compounds.
 fn smb2_session_setups(msg: &[u8]) -> Result<Vec<SessionSetup<'_>>, SmbError> {
+    compound(msg, smb2_one)
+}
+
+/// Applies `one` to each SMB2 message of a compound chain (NextCommand),
+/// at most [`MAX_COMPOUND`] of them, keeping what it finds.
+fn compound<'a, T>(
+    msg: &'a [u8],
+    one: impl Fn(&'a [u8]) -> Result<(usize, Option<T>), SmbError>,
+) -> Result<Vec<T>, SmbError> {
     let mut out = Vec::new();
     let mut at = 0usize;
     for _ in 0..MAX_COMPOUND {
         let Some(m) = msg.get(at..) else { break };
-        let (next, setup) = smb2_one(m)?;
-        out.extend(setup);
-        if next == 0 || next < SMB2_HEADER_LEN {
+        let (next, found) = one(m)?;
+        out.extend(found);
+        if next < SMB2_HEADER_LEN {
             break;
         }
         at += next;
@@ -230,43 +319,12 @@ fn smb2_session_setups(msg: &[u8]) -> Result<Vec<SessionSetup<'_>>, SmbError> {
 
 fn smb2_one(m: &[u8]) -> Result<(usize, Option<SessionSetup<'_>>), SmbError> {
     type R<'a, T> = IResult<&'a [u8], T>;
-    let header: R<_> = (
-        tag(&b"\xfeSMB"[..]),
-        le_u16,
-        le_u16,
-        le_u32,
-        le_u16,
-        le_u16,
-        le_u32,
-        le_u32,
-        le_u64,
-        take(8usize),
-        le_u64,
-        take(16usize),
-    )
-        .parse(m);
-    let (
-        body,
-        (
-            _,
-            _size,
-            _credit_charge,
-            status,
-            command,
-            _credits,
-            flags,
-            next,
-            _msg_id,
-            _,
-            session_id,
-            _sig,
-        ),
-    ) = header.map_err(truncated("SMB2 header"))?;
-    let next = next as usize;
-    if command != SMB2_SESSION_SETUP {
+    let (body, h) = smb2_header(m)?;
+    let (status, next, session_id) = (h.status, h.next, h.session_id);
+    if h.command != SMB2_SESSION_SETUP {
         return Ok((next, None));
     }
-    let response = flags & SMB2_FLAGS_SERVER_TO_REDIR != 0;
+    let response = h.response;
     // The security buffer offset counts from the start of this header.
     let (off, len) = if response {
         let r: R<_> = (le_u16, le_u16, le_u16, le_u16).parse(body);
@@ -321,45 +379,19 @@ pub struct TreeConnect<'a> {
 pub fn tree_connects(msg: &[u8]) -> Result<Vec<TreeConnect<'_>>, SmbError> {
     match msg.get(..4) {
         Some(b"\xffSMB") => Ok(smb1_tree_connect(msg)?.into_iter().collect()),
-        Some(b"\xfeSMB") => {
-            let mut out = Vec::new();
-            let mut at = 0usize;
-            for _ in 0..MAX_COMPOUND {
-                let Some(m) = msg.get(at..) else { break };
-                let (next, t) = smb2_tree_connect(m)?;
-                out.extend(t);
-                if next < SMB2_HEADER_LEN {
-                    break;
-                }
-                at += next;
-            }
-            Ok(out)
-        }
+        Some(b"\xfeSMB") => compound(msg, smb2_tree_connect),
         _ => Err(SmbError::NotSmb),
     }
 }
 
 fn smb2_tree_connect(m: &[u8]) -> Result<(usize, Option<TreeConnect<'_>>), SmbError> {
     type R<'a, T> = IResult<&'a [u8], T>;
-    let header: R<_> = (
-        tag(&b"\xfeSMB"[..]),
-        take(4usize),
-        le_u32,
-        le_u16,
-        le_u16,
-        le_u32,
-        le_u32,
-        le_u64,
-        take(32usize),
-    )
-        .parse(m);
-    let (body, (_, _, status, command, _credits, flags, next, message_id, _)) =
-        header.map_err(truncated("SMB2 header"))?;
-    let next = next as usize;
-    if command != SMB2_TREE_CONNECT {
+    let (body, h) = smb2_header(m)?;
+    let (status, next, message_id) = (h.status, h.next, h.message_id);
+    if h.command != SMB2_TREE_CONNECT {
         return Ok((next, None));
     }
-    let response = flags & SMB2_FLAGS_SERVER_TO_REDIR != 0;
+    let response = h.response;
     let mut path: &[u8] = &[];
     if !response {
         let r: R<_> = (le_u16, le_u16, le_u16, le_u16).parse(body);
@@ -393,26 +425,11 @@ fn smb2_tree_connect(m: &[u8]) -> Result<(usize, Option<TreeConnect<'_>>), SmbEr
 /// is Unicode, and the path.
 fn smb1_tree_connect(msg: &[u8]) -> Result<Option<TreeConnect<'_>>, SmbError> {
     type R<'a, T> = IResult<&'a [u8], T>;
-    let header: R<_> = (
-        tag(&b"\xffSMB"[..]),
-        byte,
-        le_u32,
-        byte,
-        le_u16,
-        take(12usize),
-        le_u16,
-        le_u16,
-        le_u16,
-        le_u16,
-    )
-        .parse(msg);
-    let (body, (_, command, status, flags, flags2, _, _tid, _pid, _uid, mid)) =
-        header.map_err(truncated("SMB1 header"))?;
-    if command != SMB1_COM_TREE_CONNECT_ANDX {
+    let (body, h) = smb1_header(msg)?;
+    let (status, response, unicode, mid) = (h.status, h.response, h.unicode, h.mid);
+    if h.command != SMB1_COM_TREE_CONNECT_ANDX {
         return Ok(None);
     }
-    let response = flags & SMB1_FLAGS_REPLY != 0;
-    let unicode = flags2 & SMB1_FLAGS2_UNICODE != 0;
     let mut path: &[u8] = &[];
     if !response {
         let r: R<_> = (byte, take(4usize), le_u16, le_u16, le_u16).parse(body);
