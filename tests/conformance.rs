@@ -982,3 +982,83 @@ fn smtp_names_match_tshark() {
         ]
     );
 }
+
+/// Browser announcements: Samba's nmbd (scripts/capture-browser.sh) and
+/// the Windows machines in third-party captures. Every host, local master
+/// and domain announcement tshark decodes (fixtures/browser.tshark.json,
+/// scripts/tshark-browser.sh) is a `browser` event with the same server or
+/// workgroup, OS version, comment, master browser and stated source
+/// address, in order; elections and requests are not events.
+#[test]
+fn browser_announcements_match_tshark() {
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("browser.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    let some = |v: &Value| v.as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+    let mut total = 0;
+    for (file, rows) in oracle.as_object().expect("object") {
+        let events = run_as_its_suite(&fixture(file), file.trim_start_matches("real/pcaps/"));
+        let got: Vec<Vec<Option<String>>> = of_type(&events, "browser")
+            .iter()
+            .map(|e| {
+                let kind = s(e, "browser.announcement");
+                let subject = if kind.as_deref() == Some("domain") {
+                    s(e, "browser.workgroup")
+                } else {
+                    s(e, "browser.server_name")
+                };
+                vec![
+                    kind,
+                    subject,
+                    s(e, "browser.os_version"),
+                    s(e, "browser.comment"),
+                    s(e, "browser.master_browser"),
+                    s(e, "browser.source_ip"),
+                ]
+            })
+            .collect();
+        let want: Vec<Vec<Option<String>>> = rows
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|r| {
+                let kind = match r["command"].as_str()? {
+                    "0x01" => "host",
+                    "0x0f" => "local_master",
+                    "0x0c" => "domain",
+                    _ => return None,
+                };
+                Some(vec![
+                    Some(kind.to_string()),
+                    some(&r["server"]),
+                    Some(format!(
+                        "{}.{}",
+                        r["os_major"].as_str()?,
+                        r["os_minor"].as_str()?
+                    )),
+                    some(&r["comment"]),
+                    some(&r["master_browser"]),
+                    some(&r["dgm_src_ip"]),
+                ])
+            })
+            .collect();
+        total += want.len();
+        assert_eq!(got, want, "{file}");
+    }
+    assert_eq!(total, 17);
+    // nmbd's own name, at the address it stated, is its sighting.
+    let events = run_file(&fixture("browser/nmbd-announcements.pcap"));
+    let hosts: Vec<(Option<String>, Option<String>, Option<String>)> = of_type(&events, "host")
+        .iter()
+        .map(|h| (s(h, "host.name"), s(h, "host.ip"), s(h, "host.role")))
+        .collect();
+    assert_eq!(
+        hosts,
+        [(
+            Some("WIN-LIVFRVQFMKO".into()),
+            Some("192.168.79.2".into()),
+            Some("client".into())
+        )]
+    );
+}

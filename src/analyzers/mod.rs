@@ -8,6 +8,7 @@
 //! their own: they frame the stream and call the pure parsers in
 //! [`crate::parsers`].
 
+pub mod browser;
 pub mod detect;
 pub mod framing;
 pub mod http;

@@ -13,7 +13,7 @@
 use serde::ser::SerializeMap;
 
 use super::protocol::{Carrier, EventRecord, Name, Protocol};
-use super::{http, ldap, lines, nbns, ntlm, raw, rdp, rpc, smb, tls};
+use super::{browser, http, ldap, lines, nbns, ntlm, raw, rdp, rpc, smb, tls};
 
 /// The registry: one line per protocol, in the order detection tries them.
 /// `=> Variant(Type)` introduces a record type (the first protocol that
@@ -88,6 +88,7 @@ registry! {
     raw::TDS,
     raw::PROTOCOL => Ntlm(ntlm::NtlmRecord),
     nbns::PROTOCOL => Nbns(nbns::NbnsRecord),
+    browser::PROTOCOL => Browser(browser::BrowserRecord),
 }
 
 /// Whether a datagram protocol listens on `port`: the capture thread's
@@ -116,7 +117,10 @@ mod tests {
     #[test]
     fn every_record_type_has_one_event_type_and_names_are_unique() {
         let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
-        assert_eq!(types, ["rdp", "tls", "smb", "smtp", "ntlm", "nbns"]);
+        assert_eq!(
+            types,
+            ["rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser"]
+        );
         types.sort_unstable();
         types.dedup();
         assert_eq!(types.len(), Record::EVENT_TYPES.len());

@@ -1,6 +1,7 @@
 //! Pure parsers over `&[u8]`: no state, no I/O, borrowed records out. The
 //! per-flow state machines that feed them live in [`crate::analyzers`].
 
+pub mod browser;
 pub mod dcerpc;
 pub mod der;
 pub mod http;
@@ -21,6 +22,12 @@ mod tests {
     #[test]
     fn every_parser_error_is_a_std_error_naming_its_protocol() {
         let errors: Vec<(Box<dyn std::error::Error>, &str)> = vec![
+            (
+                Box::new(super::browser::BrowserError::Truncated {
+                    section: "announcement",
+                }),
+                "browser datagram announcement truncated",
+            ),
             (
                 Box::new(super::dcerpc::RpcError::InvalidField { field: "frag_len" }),
                 "DCE/RPC frag_len is invalid",

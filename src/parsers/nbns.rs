@@ -294,6 +294,13 @@ fn node_status(rdata: &[u8]) -> Rdata<'_> {
     Rdata::NodeStatus { names, unit_id }
 }
 
+/// Reads an uncompressed encoded name at the start of `i` (the NetBIOS
+/// datagram service's source and destination names, RFC 1002 4.4.1);
+/// returns what follows it.
+pub fn encoded_name(i: &[u8]) -> Result<(&[u8], NbName<'_>), NbnsError> {
+    name(i, i)
+}
+
 /// Reads a (possibly compressed) name at `i`; returns what follows it in
 /// place (after the pointer, if the name was one).
 fn name<'a>(msg: &'a [u8], i: &'a [u8]) -> Result<(&'a [u8], NbName<'a>), NbnsError> {
