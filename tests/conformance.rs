@@ -1062,3 +1062,94 @@ fn browser_announcements_match_tshark() {
         )]
     );
 }
+
+/// A message as compared: response flag, (name, type) questions, (name,
+/// address) records.
+type LinkMessage = (bool, Vec<(String, String)>, Vec<(String, String)>);
+
+/// mDNS from a real implementation (python-zeroconf announcing and
+/// resolving a host in two namespaces, scripts/capture-mdns.sh) and LLMNR
+/// built byte by byte (scripts/make-llmnr.sh: no LLMNR responder runs in a
+/// namespace here): every message's questions and address records are what
+/// tshark decodes, and only an answer giving its sender's own address is a
+/// sighting (the poisoning answer and the IPv6 answer sent over IPv4 are
+/// mentions).
+#[test]
+fn mdns_and_llmnr_match_tshark() {
+    for (pcap, event) in [("mdns/zeroconf", "mdns"), ("llmnr/generated", "llmnr")] {
+        let oracle: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("{pcap}.tshark.json"))).expect("oracle"),
+        )
+        .expect("json");
+        let events = run_file(&fixture(&format!("{pcap}.pcap")));
+        let pairs = |v: &Value, a: &str, b: &str| -> Vec<(String, String)> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    (
+                        x[a].as_str().unwrap_or_default().to_string(),
+                        x[b].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let got: Vec<LinkMessage> = of_type(&events, event)
+            .iter()
+            .map(|e| {
+                let m = &e[event];
+                (
+                    m["response"].as_bool().unwrap_or_default(),
+                    pairs(&m["queries"], "name", "type"),
+                    pairs(&m["answers"], "name", "address"),
+                )
+            })
+            .collect();
+        let tuple = |v: &Value| -> Vec<(String, String)> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p[0].as_str().unwrap_or_default().to_string(),
+                        p[1].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let want: Vec<LinkMessage> = oracle
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|r| {
+                (
+                    r["response"].as_bool().unwrap_or_default(),
+                    tuple(&r["queries"]),
+                    tuple(&r["answers"]),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{pcap}");
+    }
+    let sightings = |pcap: &str| -> Vec<(Option<String>, Option<String>, Option<String>)> {
+        of_type(&run_file(&fixture(pcap)), "host")
+            .iter()
+            .map(|h| (s(h, "host.name"), s(h, "host.ip"), s(h, "host.role")))
+            .collect()
+    };
+    let one = |n: &str, ip: &str, r: &str| {
+        vec![(
+            Some(n.to_string()),
+            Some(ip.to_string()),
+            Some(r.to_string()),
+        )]
+    };
+    assert_eq!(
+        sightings("mdns/zeroconf.pcap"),
+        one("WIN-J9D866ESIJ2.local", "192.168.80.2", "client")
+    );
+    assert_eq!(
+        sightings("llmnr/generated.pcap"),
+        one("WIN-LIVFRVQFMKO", "10.0.0.7", "server")
+    );
+}

@@ -14,6 +14,7 @@ pub mod framing;
 pub mod http;
 pub mod ldap;
 pub mod lines;
+pub mod mdns;
 pub mod nbns;
 pub mod ntlm;
 pub mod protocol;

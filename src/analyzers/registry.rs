@@ -13,7 +13,7 @@
 use serde::ser::SerializeMap;
 
 use super::protocol::{Carrier, EventRecord, Name, Protocol};
-use super::{browser, http, ldap, lines, nbns, ntlm, raw, rdp, rpc, smb, tls};
+use super::{browser, http, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls};
 
 /// The registry: one line per protocol, in the order detection tries them.
 /// `=> Variant(Type)` introduces a record type (the first protocol that
@@ -89,6 +89,8 @@ registry! {
     raw::PROTOCOL => Ntlm(ntlm::NtlmRecord),
     nbns::PROTOCOL => Nbns(nbns::NbnsRecord),
     browser::PROTOCOL => Browser(browser::BrowserRecord),
+    mdns::MDNS => Mdns(mdns::MdnsRecord),
+    mdns::LLMNR => Llmnr(mdns::LlmnrRecord),
 }
 
 /// Whether a datagram protocol listens on `port`: the capture thread's
