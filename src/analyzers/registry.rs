@@ -121,7 +121,7 @@ mod tests {
         let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
         assert_eq!(
             types,
-            ["rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser"]
+            ["rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser", "mdns", "llmnr"]
         );
         types.sort_unstable();
         types.dedup();
