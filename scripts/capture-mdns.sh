@@ -66,4 +66,4 @@ cap=
 mkdir -p "$out"
 tshark -r "$work/cap.pcapng" -F pcap -w "$out/zeroconf.pcap"
 echo "wrote $out/zeroconf.pcap ($(tshark -r "$out/zeroconf.pcap" 2>/dev/null | wc -l) packets)"
-scripts/tshark-mdns.sh "$out/zeroconf.pcap"
+scripts/tshark-mdns.sh

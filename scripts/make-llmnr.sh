@@ -53,4 +53,4 @@ for i, (s, d, sp, dp, p) in enumerate(msgs):
     out.append(struct.pack("<IIII", 1764400000 + i, 0, len(f), len(f)) + f)
 open(sys.argv[1], "wb").write(b"".join(out))
 PY
-scripts/tshark-mdns.sh fixtures/llmnr/generated.pcap
+scripts/tshark-mdns.sh

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Writes FILE.tshark.json for each mDNS/LLMNR capture given: per message,
-# the questions (name, type) and the A/AAAA records of every section (name,
-# address) as tshark decodes them. tests/conformance.rs compares hostwatch's
-# `mdns` and `llmnr` events with it. Needs tshark.
+# Writes fixtures/mdns-llmnr.tshark.json: for the mDNS and LLMNR captures
+# and every capture under fixtures/lab and fixtures/real/pcaps, each
+# message's questions (name, type) and A/AAAA records of every section
+# (name, address) as tshark decodes them, in frame order.
+# tests/conformance.rs compares hostwatch's `mdns` and `llmnr` events with
+# it. Needs tshark.
 set -euo pipefail
-for f in "$@"; do
+cd "$(dirname "$0")/.."
+out=fixtures/mdns-llmnr.tshark.json
+for f in fixtures/mdns/*.pcap fixtures/llmnr/*.pcap fixtures/lab/*.pcap* fixtures/real/pcaps/*; do
     tshark -r "$f" -Y "mdns || llmnr" -T fields -E occurrence=a -E aggregator='|' \
         -e frame.number -e dns.flags.response -e dns.qry.name -e dns.qry.type \
         -e dns.resp.type -e dns.resp.name -e dns.a -e dns.aaaa 2>/dev/null \
@@ -26,7 +30,13 @@ for line in sys.stdin:
             answers.append([n, a6.pop(0)])
     rows.append({"frame": int(f[0]), "response": f[1] in ("1", "True"),
                  "queries": [list(p) for p in zip(qn, qt)], "answers": answers})
-json.dump(rows, sys.stdout, indent=1)
-' >"${f%.pcap}.tshark.json"
-    echo "wrote ${f%.pcap}.tshark.json"
-done
+print(json.dumps({sys.argv[1]: rows}))
+' "${f#fixtures/}"
+done | python3 -c '
+import json, sys
+merged = {}
+for line in sys.stdin:
+    merged.update(json.loads(line))
+json.dump({k: v for k, v in merged.items() if v}, sys.stdout, indent=1)
+' >"$out"
+echo "wrote $out"

@@ -1068,56 +1068,60 @@ fn browser_announcements_match_tshark() {
 type LinkMessage = (bool, Vec<(String, String)>, Vec<(String, String)>);
 
 /// mDNS from a real implementation (python-zeroconf announcing and
-/// resolving a host in two namespaces, scripts/capture-mdns.sh) and LLMNR
+/// resolving a host in two namespaces, scripts/capture-mdns.sh), LLMNR
 /// built byte by byte (scripts/make-llmnr.sh: no LLMNR responder runs in a
-/// namespace here): every message's questions and address records are what
-/// tshark decodes, and only an answer giving its sender's own address is a
-/// sighting (the poisoning answer and the IPv6 answer sent over IPv4 are
-/// mentions).
+/// namespace here), and the 186 mDNS and LLMNR messages of Windows machines
+/// in third-party captures: every message's questions and address records
+/// are what tshark decodes (fixtures/mdns-llmnr.tshark.json,
+/// scripts/tshark-mdns.sh). Only an answer giving its sender's own address
+/// is a sighting (the poisoning answer and the IPv6 answer sent over IPv4
+/// are mentions).
 #[test]
 fn mdns_and_llmnr_match_tshark() {
-    for (pcap, event) in [("mdns/zeroconf", "mdns"), ("llmnr/generated", "llmnr")] {
-        let oracle: Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture(&format!("{pcap}.tshark.json"))).expect("oracle"),
-        )
-        .expect("json");
-        let events = run_file(&fixture(&format!("{pcap}.pcap")));
-        let pairs = |v: &Value, a: &str, b: &str| -> Vec<(String, String)> {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|x| {
-                    (
-                        x[a].as_str().unwrap_or_default().to_string(),
-                        x[b].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        };
-        let got: Vec<LinkMessage> = of_type(&events, event)
-            .iter()
-            .map(|e| {
-                let m = &e[event];
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("mdns-llmnr.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    let pairs = |v: &Value, a: &str, b: &str| -> Vec<(String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
                 (
+                    x[a].as_str().unwrap_or_default().to_string(),
+                    x[b].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let tuple = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap_or_default().to_string(),
+                    p[1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let mut total = 0;
+    for (file, rows) in oracle.as_object().expect("object") {
+        let events = run_as_its_suite(&fixture(file), file.trim_start_matches("real/pcaps/"));
+        let got: Vec<LinkMessage> = events
+            .iter()
+            .filter_map(|e| {
+                let t = e["event_type"].as_str()?;
+                let m = e.get(t).filter(|_| t == "mdns" || t == "llmnr")?;
+                Some((
                     m["response"].as_bool().unwrap_or_default(),
                     pairs(&m["queries"], "name", "type"),
                     pairs(&m["answers"], "name", "address"),
-                )
+                ))
             })
             .collect();
-        let tuple = |v: &Value| -> Vec<(String, String)> {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| {
-                    (
-                        p[0].as_str().unwrap_or_default().to_string(),
-                        p[1].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        };
-        let want: Vec<LinkMessage> = oracle
+        let want: Vec<LinkMessage> = rows
             .as_array()
             .expect("array")
             .iter()
@@ -1129,8 +1133,10 @@ fn mdns_and_llmnr_match_tshark() {
                 )
             })
             .collect();
-        assert_eq!(got, want, "{pcap}");
+        total += want.len();
+        assert_eq!(got, want, "{file}");
     }
+    assert_eq!(total, 200);
     let sightings = |pcap: &str| -> Vec<(Option<String>, Option<String>, Option<String>)> {
         of_type(&run_file(&fixture(pcap)), "host")
             .iter()
