@@ -94,12 +94,25 @@ registry! {
 }
 
 /// Whether a datagram protocol listens on `port`: the capture thread's
-/// cheap test before a datagram is handed on at all.
+/// test before a datagram is handed on at all, for every UDP packet, so one
+/// bit per port, built from the registry on first use.
 pub fn is_datagram_port(port: u16) -> bool {
-    PROTOCOLS.iter().any(|p| match p.carrier {
-        Carrier::Datagram { ports, .. } => ports.contains(&port),
-        Carrier::Stream { .. } => false,
-    })
+    static PORTS: std::sync::OnceLock<Box<[u64; 1024]>> = std::sync::OnceLock::new();
+    let set = PORTS.get_or_init(|| {
+        let mut set = Box::new([0u64; 1024]);
+        for p in PROTOCOLS {
+            if let Carrier::Datagram { ports, .. } = p.carrier {
+                for &port in ports {
+                    if let Some(word) = set.get_mut(usize::from(port >> 6)) {
+                        *word |= 1 << (port & 63);
+                    }
+                }
+            }
+        }
+        set
+    });
+    set.get(usize::from(port >> 6))
+        .is_some_and(|word| word & (1 << (port & 63)) != 0)
 }
 
 /// The datagram protocol that takes a datagram between these ports, if any.
@@ -142,5 +155,7 @@ mod tests {
         );
         assert!(datagram_protocol(50000, 53, nbstat).is_none());
         assert!(datagram_protocol(50000, 137, b"\x00").is_none());
+        let listened: Vec<u16> = (0..=u16::MAX).filter(|&p| is_datagram_port(p)).collect();
+        assert_eq!(listened, [137, 138, 5353, 5355]);
     }
 }
