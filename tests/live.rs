@@ -114,14 +114,20 @@ fn start_capture(ns: &Netns, out: &Path, extra: &[&str]) -> Child {
         .expect("start hostwatch")
 }
 
-/// Waits until the capture is open (the output file exists and a probe
-/// frame would be seen): libpcap needs a moment after activation.
-fn wait_ready(out: &Path) {
+/// Waits until the capture is open: the output file exists and the
+/// process's network namespace lists `sockets` packet sockets (its
+/// interfaces' capture handles), then a moment for the read loop. A fixed
+/// pause alone was not enough on a loaded machine.
+fn wait_ready(out: &Path, child: &Child, sockets: usize) {
     let t = Instant::now();
-    while !out.exists() && t.elapsed() < Duration::from_secs(5) {
+    let packet_sockets = || {
+        std::fs::read_to_string(format!("/proc/{}/net/packet", child.id()))
+            .map_or(0, |s| s.lines().count().saturating_sub(1))
+    };
+    while (!out.exists() || packet_sockets() < sockets) && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(500));
 }
 
 fn stop(mut child: Child) -> (i32, String) {
@@ -224,7 +230,7 @@ fn live_events_equal_replay_events() {
     // (README: --buffer-size): the test shares two cores with tcpreplay
     // and the other live tests, and asserts that nothing is dropped.
     let child = start_capture(&ns, &out, &["-w", "2", "--buffer-size", "16"]);
-    wait_ready(&out);
+    wait_ready(&out, &child, 1);
     for f in &files {
         replay(&ns, f, &["--mbps", "200"]);
     }
@@ -267,7 +273,7 @@ fn top_speed_rate_with_kernel_drops_reported() {
     let out = std::env::temp_dir().join(format!("hostwatch-live-mix-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--buffer-size", "64"]);
-    wait_ready(&out);
+    wait_ready(&out, &child, 1);
     let report = replay(&ns, &cap, &["--topspeed"]);
     std::thread::sleep(Duration::from_millis(800));
     let (code, err) = stop(child);
@@ -342,7 +348,7 @@ fn drops_privileges_after_opening_the_interface() {
     let out = std::env::temp_dir().join(format!("hostwatch-live-user-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--user", "nobody"]);
-    wait_ready(&out);
+    wait_ready(&out, &child, 1);
     // The running process is no longer root.
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
@@ -389,7 +395,7 @@ fn idle_flows_end_on_the_wall_clock_when_traffic_stops() {
     let out = std::env::temp_dir().join(format!("hostwatch-live-idle-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--idle-timeout", "2"]);
-    wait_ready(&out);
+    wait_ready(&out, &child, 1);
     replay(&ns, &cap, &["--mbps", "10"]);
     // No packet follows: the event must come from the timeout alone.
     let t0 = Instant::now();
@@ -428,7 +434,7 @@ fn several_interfaces_at_once() {
     let out = std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["-i", "hwrx2", "--buffer-size", "16"]);
-    wait_ready(&out);
+    wait_ready(&out, &child, 2);
     replay(&ns, &fixture("lab/rdp-std-good.pcap"), &["--mbps", "100"]);
     let second = ns
         .exec("tcpreplay")
