@@ -256,7 +256,10 @@ mod tests {
     }
 
     fn read_all(bytes: Vec<u8>) -> (Vec<(Packet, Vec<u8>)>, Option<ReadError>) {
-        let mut r = MixedReader::new(Box::new(std::io::Cursor::new(bytes)), None).expect("reader");
+        let mut r = match MixedReader::new(Box::new(std::io::Cursor::new(bytes)), None) {
+            Ok(r) => r,
+            Err(e) => return (Vec::new(), Some(ReadError::Malformed(0, e))),
+        };
         let mut out = Vec::new();
         loop {
             match r.next_packet() {

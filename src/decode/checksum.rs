@@ -185,8 +185,8 @@ mod tests {
         // checksum is set from the definition, then the split sum (head in
         // decode, payload in the worker) must accept it and reject a
         // flipped payload byte.
-        let src: IpAddr = "10.0.0.1".parse().unwrap();
-        let dst: IpAddr = "10.0.0.2".parse().unwrap();
+        let src = IpAddr::from([10, 0, 0, 1]);
+        let dst = IpAddr::from([10, 0, 0, 2]);
         let payload = b"hi!";
         let len = 8 + payload.len();
         let mut hdr = [0x04, 0xd2, 0x16, 0x2e, 0x00, len as u8, 0x00, 0x00];
@@ -202,8 +202,8 @@ mod tests {
 
     #[test]
     fn an_unfilled_checksum_is_told_apart_and_modes_apply() {
-        let src: IpAddr = "10.0.0.1".parse().unwrap();
-        let dst: IpAddr = "10.0.0.2".parse().unwrap();
+        let src = IpAddr::from([10, 0, 0, 1]);
+        let dst = IpAddr::from([10, 0, 0, 2]);
         let pseudo = pseudo_header(src, dst, 6, 20);
         assert_eq!(Checksum::of(7, 0, pseudo), Checksum::Unfilled(7));
         assert_eq!(Checksum::of(7, fold(pseudo), pseudo), Checksum::Unfilled(7));

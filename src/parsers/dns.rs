@@ -10,6 +10,8 @@ use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, be_u32};
 use nom::{IResult, Parser};
 
+use super::labels::{self, LabelError};
+
 /// Questions and records read per section.
 pub const MAX_ENTRIES: usize = 64;
 /// A name's text, at most (RFC 1035 2.3.4).
@@ -124,43 +126,24 @@ pub fn parse(msg: &[u8]) -> Result<Message, DnsError> {
 /// what follows it in place and the name as dotted text (bytes that are not
 /// UTF-8 are replaced).
 fn name<'a>(msg: &'a [u8], i: &'a [u8]) -> Result<(&'a [u8], String), DnsError> {
-    let trunc = DnsError::Truncated { section: "name" };
-    let mut at = msg.len() - i.len();
-    let mut after = None;
-    let mut pointers = 0;
     let mut text: Vec<u8> = Vec::new();
-    loop {
-        let len = *msg.get(at).ok_or(trunc)?;
-        match len {
-            0 => {
-                at += 1;
-                break;
-            }
-            l if l & 0xc0 == 0xc0 => {
-                let lo = *msg.get(at + 1).ok_or(trunc)?;
-                let target = usize::from(u16::from_be_bytes([l & 0x3f, lo]));
-                pointers += 1;
-                if pointers > MAX_POINTERS || target >= at {
-                    return Err(DnsError::BadName);
-                }
-                after.get_or_insert(at + 2);
-                at = target;
-            }
-            l if l & 0xc0 != 0 => return Err(DnsError::BadName),
-            l => {
-                let label = msg.get(at + 1..at + 1 + usize::from(l)).ok_or(trunc)?;
-                if text.len() + label.len() + 1 > MAX_NAME {
-                    return Err(DnsError::BadName);
-                }
-                if !text.is_empty() {
-                    text.push(b'.');
-                }
-                text.extend_from_slice(label);
-                at += 1 + usize::from(l);
-            }
+    let end = labels::walk(msg, msg.len() - i.len(), MAX_POINTERS, |label| {
+        if text.len() + label.len() + 1 > MAX_NAME {
+            return Err(LabelError::Bad);
         }
-    }
-    let rest = msg.get(after.unwrap_or(at)..).ok_or(trunc)?;
+        if !text.is_empty() {
+            text.push(b'.');
+        }
+        text.extend_from_slice(label);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        LabelError::Truncated => DnsError::Truncated { section: "name" },
+        LabelError::Bad => DnsError::BadName,
+    })?;
+    let rest = msg
+        .get(end..)
+        .ok_or(DnsError::Truncated { section: "name" })?;
     Ok((rest, String::from_utf8_lossy(&text).into_owned()))
 }
 
@@ -179,8 +162,8 @@ mod tests {
     }
 
     #[test]
-    fn question_and_compressed_address_record() {
-        let m = parse(&answer()).expect("parses");
+    fn question_and_compressed_address_record() -> Result<(), DnsError> {
+        let m = parse(&answer())?;
         assert!(m.response);
         assert_eq!(
             m.questions,
@@ -198,6 +181,7 @@ mod tests {
             }]
         );
         assert!(looks_like(&answer()));
+        Ok(())
     }
 
     #[test]
