@@ -6,6 +6,7 @@ pub mod dcerpc;
 pub mod der;
 pub mod dns;
 pub mod http;
+pub mod labels;
 pub mod ldap;
 pub mod nbns;
 pub mod ntlm;

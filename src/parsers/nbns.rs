@@ -11,6 +11,8 @@ use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, be_u32};
 use nom::Parser;
 
+use super::labels::{self, LabelError};
+
 /// Opcodes (RFC 1002 4.2.1.1; 9 is the refresh code Windows sends).
 pub mod opcode {
     pub const QUERY: u8 = 0;
@@ -305,45 +307,23 @@ pub fn encoded_name(i: &[u8]) -> Result<(&[u8], NbName<'_>), NbnsError> {
 /// place (after the pointer, if the name was one).
 fn name<'a>(msg: &'a [u8], i: &'a [u8]) -> Result<(&'a [u8], NbName<'a>), NbnsError> {
     let trunc = NbnsError::Truncated { section: "name" };
-    let mut at = msg.len() - i.len();
-    let mut after: Option<usize> = None;
-    let mut pointers = 0;
     let mut first: Option<[u8; 16]> = None;
     let mut scope: [Option<&'a [u8]>; MAX_SCOPE] = [None; MAX_SCOPE];
     let mut labels = 0;
-    loop {
-        let len = *msg.get(at).ok_or(trunc)?;
-        match len {
-            0 => {
-                at += 1;
-                break;
-            }
-            l if l & 0xc0 == 0xc0 => {
-                let lo = *msg.get(at + 1).ok_or(trunc)?;
-                let target = usize::from(u16::from_be_bytes([l & 0x3f, lo]));
-                pointers += 1;
-                // Only backwards, and a bounded number of times: no loops.
-                if pointers > MAX_POINTERS || target >= at {
-                    return Err(NbnsError::BadName);
-                }
-                after.get_or_insert(at + 2);
-                at = target;
-            }
-            l if l & 0xc0 != 0 => return Err(NbnsError::BadName),
-            l => {
-                let label = msg.get(at + 1..at + 1 + usize::from(l)).ok_or(trunc)?;
-                if first.is_none() {
-                    first = Some(decode_first_level(label)?);
-                } else if labels < MAX_SCOPE {
-                    scope[labels] = Some(label);
-                    labels += 1;
-                }
-                at += 1 + usize::from(l);
-            }
+    let end = labels::walk(msg, msg.len() - i.len(), MAX_POINTERS, |label| {
+        if first.is_none() {
+            first = Some(decode_first_level(label).map_err(|_| LabelError::Bad)?);
+        } else if labels < MAX_SCOPE {
+            scope[labels] = Some(label);
+            labels += 1;
         }
-    }
+        Ok(())
+    })
+    .map_err(|e| match e {
+        LabelError::Truncated => trunc,
+        LabelError::Bad => NbnsError::BadName,
+    })?;
     let bytes = first.ok_or(NbnsError::BadName)?;
-    let end = after.unwrap_or(at);
     let rest = msg.get(end..).ok_or(trunc)?;
     Ok((rest, NbName { bytes, scope }))
 }
