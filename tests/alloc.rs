@@ -122,6 +122,16 @@ fn no_allocation_per_packet_on_the_common_path() {
         bulk.extend(frames(&smb, &b));
     }
 
+    // One ignored datagram in the warm-up: the registry's port sets are
+    // built on first use, once.
+    warm.push(udp_frame(
+        [10, 0, 0, 6],
+        40000,
+        [10, 0, 0, 7],
+        514,
+        b"<13>warm",
+    ));
+
     // UDP of no interest: QUIC, NTP, syslog, and junk on port 137.
     let quic = vec![0xc3; 1200];
     for i in 0..500u16 {
@@ -177,7 +187,7 @@ fn no_allocation_per_packet_on_the_common_path() {
     run(&bulk, &mut decoder, &mut table, &mut udp);
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert!(bulk.len() > 4_000, "{} packets", bulk.len());
-    assert_eq!((udp.stats.ignored, udp.len()), (2_000, 0));
+    assert_eq!((udp.stats.ignored, udp.len()), (2_001, 0));
     assert_eq!(
         during,
         0,

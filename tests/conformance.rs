@@ -1159,3 +1159,232 @@ fn mdns_and_llmnr_match_tshark() {
         one("WIN-LIVFRVQFMKO", "10.0.0.7", "server")
     );
 }
+
+/// DHCP: dhclient against dnsmasq (scripts/capture-dhcp.sh; v4 and v6,
+/// a renewal, a release) and the Windows clients of third-party captures.
+/// tshark's decoding of every message (fixtures/dhcp.tshark.json,
+/// scripts/tshark-dhcp.sh) is folded into transactions as a DHCP server
+/// sees them (transaction id and client, ended by the server's answer or a
+/// release, or 30 s of silence), and each must be one `dhcp` event with the
+/// same message types, MAC, host name, FQDN, vendor class and addresses.
+#[test]
+fn dhcp_transactions_match_tshark() {
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("dhcp.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    const V4_TYPES: [&str; 9] = [
+        "", "discover", "offer", "request", "decline", "ack", "nak", "release", "inform",
+    ];
+    const V6_TYPES: [&str; 14] = [
+        "",
+        "solicit",
+        "advertise",
+        "request",
+        "confirm",
+        "renew",
+        "rebind",
+        "reply",
+        "release",
+        "decline",
+        "reconfigure",
+        "information_request",
+        "",
+        "",
+    ];
+    let mut total = 0;
+    for (file, rows) in oracle.as_object().expect("object") {
+        let field = |r: &Value, k: &str| r[k].as_str().map(str::to_owned);
+        // (key, last time, fields, types) of open transactions.
+        type Txn<'a> = (String, f64, BTreeMap<&'static str, String>, Vec<&'a str>);
+        let mut open: Vec<Txn> = Vec::new();
+        let mut want: Vec<String> = Vec::new();
+        let close = |t: Txn| {
+            format!("{} types={:?} {:?}", t.0, t.3, t.2)
+        };
+        for r in rows.as_array().expect("rows") {
+            let time: f64 = field(r, "time").and_then(|t| t.parse().ok()).expect("time");
+            let v4 = r.get("op").is_some();
+            let (key, kind, from_server, last) = if v4 {
+                let t: usize = field(r, "type").and_then(|t| t.parse().ok()).unwrap_or(0);
+                let op = field(r, "op").unwrap_or_default();
+                let key = format!(
+                    "v4 {} {}",
+                    field(r, "xid").unwrap_or_default(),
+                    field(r, "mac").unwrap_or_default()
+                );
+                (
+                    key,
+                    V4_TYPES.get(t).copied().unwrap_or("other"),
+                    op == "2",
+                    [4, 5, 6, 7].contains(&t),
+                )
+            } else {
+                let t: usize = field(r, "v6_type")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                if !(1..=11).contains(&t) {
+                    continue; // relay envelopes of unknown content, leasequery
+                }
+                let mac = field(r, "v6_llt_mac")
+                    .or(field(r, "v6_ll_mac"))
+                    .unwrap_or_default();
+                let key = format!("v6 {} {}", field(r, "v6_xid").unwrap_or_default(), mac);
+                (
+                    key,
+                    V6_TYPES[t],
+                    [2, 7, 10].contains(&t),
+                    [7, 10].contains(&t),
+                )
+            };
+            // Transactions silent for longer than the timeout are over.
+            let (done, keep): (Vec<_>, Vec<_>) = open.drain(..).partition(|t| time - t.1 > 30.0);
+            want.extend(done.into_iter().map(close));
+            open = keep;
+            let i = match open.iter().position(|t| t.0 == key) {
+                Some(i) => i,
+                None => {
+                    open.push((key.clone(), time, BTreeMap::new(), Vec::new()));
+                    open.len() - 1
+                }
+            };
+            let t = &mut open[i];
+            t.1 = time;
+            t.3.push(kind);
+            let mut set = |k: &'static str, v: Option<String>| {
+                if let Some(v) = v.filter(|v| !v.is_empty() && v != "0.0.0.0") {
+                    t.2.entry(k).or_insert(v);
+                }
+            };
+            if v4 {
+                set("client_mac", field(r, "mac"));
+                set("hostname", field(r, "hostname"));
+                set(
+                    "client_fqdn",
+                    field(r, "fqdn").map(|f| f.trim_end_matches('.').to_owned()),
+                );
+                set("vendor_class_identifier", field(r, "vendor_class"));
+                if !from_server {
+                    set("client_ip", field(r, "ciaddr"));
+                    set("requested_ip", field(r, "requested_ip"));
+                }
+                match kind {
+                    "offer" => set("offered_ip", field(r, "yiaddr")),
+                    "ack" => set("assigned_ip", field(r, "yiaddr")),
+                    _ => {}
+                }
+            } else {
+                set(
+                    "client_mac",
+                    field(r, "v6_llt_mac").or(field(r, "v6_ll_mac")),
+                );
+                set(
+                    "client_fqdn",
+                    field(r, "v6_fqdn").map(|f| f.trim_end_matches('.').to_owned()),
+                );
+                set("vendor_class_identifier", field(r, "v6_vendor_class"));
+                match kind {
+                    "advertise" => set("offered_ip", field(r, "v6_iaaddr")),
+                    "reply" => set("assigned_ip", field(r, "v6_iaaddr")),
+                    _ if !from_server => set("requested_ip", field(r, "v6_iaaddr")),
+                    _ => {}
+                }
+            }
+            if last {
+                want.push(close(open.remove(i)));
+            }
+        }
+        want.extend(open.into_iter().map(close));
+        let events = run_file(&fixture(file));
+        let mut got: Vec<String> = of_type(&events, "dhcp")
+            .iter()
+            .map(|e| {
+                let d = &e["dhcp"];
+                let v4 = d["version"] == 4;
+                let id = d["id"].as_u64().unwrap_or(0);
+                let key = if v4 {
+                    format!("v4 0x{id:08x} {}", d["client_mac"].as_str().unwrap_or(""))
+                } else {
+                    format!("v6 0x{id:06x} {}", d["client_mac"].as_str().unwrap_or(""))
+                };
+                let types: Vec<&str> = d["msg_types"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let mut fields = BTreeMap::new();
+                for k in [
+                    "client_mac",
+                    "hostname",
+                    "client_fqdn",
+                    "vendor_class_identifier",
+                    "client_ip",
+                    "requested_ip",
+                    "offered_ip",
+                    "assigned_ip",
+                ] {
+                    if let Some(v) = d[k].as_str() {
+                        fields.insert(k, v.to_owned());
+                    }
+                }
+                format!("{key} types={types:?} {fields:?}")
+            })
+            .collect();
+        got.sort();
+        want.sort();
+        total += want.len();
+        assert_eq!(got, want, "{file}");
+    }
+    assert_eq!(total, 31);
+    // The names live at the addresses the server leased, never at 0.0.0.0
+    // where the clients asked from; the DHCPv6 client also at its
+    // link-local address, which it sent from.
+    let events = run_file(&fixture("dhcp/dnsmasq-dhclient.pcapng"));
+    let mut hosts: Vec<String> = of_type(&events, "host")
+        .iter()
+        .map(|h| {
+            let g = |k: &str| s(h, k).unwrap_or_default();
+            format!(
+                "{} {} {} {}",
+                g("host.name"),
+                g("host.ip"),
+                g("host.role"),
+                g("host.evidence")
+            )
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [
+            "WIN-J9D866ESIJ2 10.77.0.78 client dhcp.hostname",
+            "WIN-J9D866ESIJ2.corp.example 10.77.0.78 client dhcp.client_fqdn",
+            "WIN-J9D866ESIJ2.corp.example fd77::5c client dhcp.client_fqdn",
+            "WIN-J9D866ESIJ2.corp.example fe80::a0d2:49ff:fedc:72ab client dhcp.client_fqdn",
+            "WIN-LIVFRVQFMKO 10.77.0.85 client dhcp.hostname",
+            "WIN-LIVFRVQFMKO.corp.example 10.77.0.85 client dhcp.client_fqdn",
+        ]
+    );
+    // Every transaction naming a watched host alerts, once per field.
+    let mut alerts: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                s(a, "alert.hostname").unwrap_or_default(),
+                s(a, "alert.evidence").unwrap_or_default()
+            )
+        })
+        .collect();
+    alerts.sort();
+    alerts.dedup_by(|a, b| a == b);
+    assert_eq!(
+        alerts,
+        [
+            "WIN-J9D866ESIJ2 dhcp.hostname",
+            "WIN-J9D866ESIJ2.corp.example dhcp.client_fqdn",
+            "WIN-LIVFRVQFMKO dhcp.hostname",
+            "WIN-LIVFRVQFMKO.corp.example dhcp.client_fqdn",
+        ]
+    );
+    assert_eq!(of_type(&events, "alert").len(), 13);
+}

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::protocol::{Carrier, EventRecord, Name, Protocol, Role};
+use super::protocol::{Carrier, EventRecord, Name, Protocol, Role, Scope};
 use super::{Ctx, DatagramAnalyzer, Dir};
 use crate::parsers::browser::{self, Announcement};
 use crate::parsers::text;
@@ -18,6 +18,7 @@ pub const PROTOCOL: Protocol = Protocol {
         ports: &[138],
         probe: browser::looks_like,
         new: || Box::new(BrowserAnalyzer),
+        scope: Scope::Endpoints,
     },
 };
 
@@ -127,13 +128,7 @@ impl EventRecord for BrowserRecord {
             ("browser.master_browser", &self.master_browser),
         ] {
             if let Some(n) = value {
-                v.push(Name {
-                    path,
-                    role,
-                    value: n,
-                    machine: true,
-                    ip: Some(self.source_ip),
-                });
+                v.push(Name::at(path, role, n, Some(self.source_ip)));
             }
         }
     }

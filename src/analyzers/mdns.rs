@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::protocol::{Carrier, EventRecord, Name, Protocol, Role};
+use super::protocol::{Carrier, EventRecord, Name, Protocol, Role, Scope};
 use super::{Ctx, DatagramAnalyzer, Dir};
 use crate::parsers::dns;
 
@@ -17,6 +17,7 @@ pub const MDNS: Protocol = Protocol {
         ports: &[5353],
         probe: dns::looks_like,
         new: || Box::new(NameAnalyzer { llmnr: false }),
+        scope: Scope::Endpoints,
     },
 };
 
@@ -26,6 +27,7 @@ pub const LLMNR: Protocol = Protocol {
         ports: &[5355],
         probe: dns::looks_like,
         new: || Box::new(NameAnalyzer { llmnr: true }),
+        scope: Scope::Endpoints,
     },
 };
 
@@ -136,13 +138,7 @@ impl LinkNames {
             Dir::ToClient => Role::Server,
         };
         for a in &self.answers {
-            v.push(Name {
-                path: answer,
-                role,
-                value: &a.name,
-                machine: true,
-                ip: Some(a.address),
-            });
+            v.push(Name::at(answer, role, &a.name, Some(a.address)));
         }
     }
 }

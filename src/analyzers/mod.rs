@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod detect;
+pub mod dhcp;
 pub mod framing;
 pub mod http;
 pub mod ldap;
@@ -49,6 +50,21 @@ impl Dir {
     }
 }
 
+/// An address and port.
+pub type Endpoint = (std::net::IpAddr, u16);
+
+/// The two sides of one exchange within a link-scoped conversation
+/// ([`protocol::Scope::Link`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Between {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    /// Both sides sent.
+    pub two_way: bool,
+    /// When the exchange began (part of its flow id).
+    pub first_us: i64,
+}
+
 /// What an analyzer can see of its flow and hand back to it.
 pub struct Ctx<'a> {
     /// Packet time of the packet being processed (µs since the epoch).
@@ -56,10 +72,17 @@ pub struct Ctx<'a> {
     /// The flow was picked up without its SYN, so the client was guessed.
     pub midstream: bool,
     records: &'a mut Vec<Record>,
-    errors: Option<&'a mut ParseErrors>,
+    errors: Option<&'a mut Counters>,
+    /// How request/answer pairing went, per protocol (see [`Ctx::tally`]).
+    tallies: Option<&'a mut Counters>,
     /// Records completed by an earlier packet than the current one:
     /// (index in `records`, that packet's time).
     stamps: Option<&'a mut Vec<(usize, i64)>>,
+    /// Whose exchange each record of a link-scoped conversation is:
+    /// (index in `records`, its endpoints).
+    between: Option<&'a mut Vec<(usize, Between)>>,
+    /// The source and destination of the datagram being processed.
+    pub datagram: Option<(Endpoint, Endpoint)>,
     /// Set by an analyzer that learned from the content that the side taken
     /// for the client is the server (only honoured for midstream flows and
     /// a conversation's first datagram).
@@ -73,9 +96,27 @@ impl<'a> Ctx<'a> {
             midstream,
             records,
             errors: None,
+            tallies: None,
             stamps: None,
+            between: None,
+            datagram: None,
             roles_reversed: false,
         }
+    }
+
+    /// Keeps the endpoints given to [`Ctx::emit_between`] in `between`.
+    pub fn between(mut self, between: &'a mut Vec<(usize, Between)>) -> Self {
+        self.between = Some(between);
+        self
+    }
+
+    /// Emits a record of a link-scoped conversation: the exchange between
+    /// `b`'s endpoints that packets up to `ts_us` completed.
+    pub fn emit_between(&mut self, ts_us: i64, b: Between, r: impl Into<Record>) {
+        if let Some(v) = self.between.as_deref_mut() {
+            v.push((self.records.len(), b));
+        }
+        self.emit_at(ts_us, r);
     }
 
     /// Keeps the times given to [`Ctx::emit_at`] in `stamps`.
@@ -94,9 +135,24 @@ impl<'a> Ctx<'a> {
     }
 
     /// Counts parse failures in `errors` (the flow tables' counters).
-    pub fn counting(mut self, errors: &'a mut ParseErrors) -> Self {
+    pub fn counting(mut self, errors: &'a mut Counters) -> Self {
         self.errors = Some(errors);
         self
+    }
+
+    /// Counts pairing outcomes in `tallies` (see [`Ctx::tally`]).
+    pub fn tallying(mut self, tallies: &'a mut Counters) -> Self {
+        self.tallies = Some(tallies);
+        self
+    }
+
+    /// Counts one outcome of an analyzer's bounded state, such as
+    /// `dhcp_unanswered` (a request whose answer never came) or
+    /// `dhcp_evicted` (one given up to make room): `stats.transactions`.
+    pub fn tally(&mut self, what: &'static str) {
+        if let Some(t) = self.tallies.as_deref_mut() {
+            t.count(what);
+        }
     }
 
     pub fn emit(&mut self, r: impl Into<Record>) {
@@ -112,16 +168,16 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Parse failures per protocol.
+/// Counters by name: parse failures per protocol, pairing outcomes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ParseErrors(std::collections::BTreeMap<&'static str, u64>);
+pub struct Counters(std::collections::BTreeMap<&'static str, u64>);
 
-impl ParseErrors {
+impl Counters {
     pub fn count(&mut self, protocol: &'static str) {
         *self.0.entry(protocol).or_default() += 1;
     }
 
-    pub fn add(&mut self, o: &ParseErrors) {
+    pub fn add(&mut self, o: &Counters) {
         for (p, n) in &o.0 {
             *self.0.entry(p).or_default() += n;
         }

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use super::protocol::{Carrier, Protocol};
+use super::protocol::{Carrier, Protocol, Scope};
 use super::{Ctx, DatagramAnalyzer, Dir, EventRecord, Name, Role};
 use crate::parsers::nbns::{self, Message, NbName, Rdata};
 use crate::parsers::text::oem;
@@ -29,6 +29,7 @@ pub const PROTOCOL: Protocol = Protocol {
         ports: &[137],
         probe: nbns::looks_like,
         new: || Box::<NbnsAnalyzer>::default(),
+        scope: Scope::Endpoints,
     },
 };
 
@@ -333,11 +334,8 @@ impl EventRecord for NbnsRecord {
             };
             let machine = matches!(n.suffix_type, "workstation" | "file_server");
             v.push(Name {
-                path: "nbns.names.name",
-                role,
-                value: &n.name,
                 machine,
-                ip: n.address,
+                ..Name::at("nbns.names.name", role, &n.name, n.address)
             });
         }
     }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::analyzers::{ParseErrors, Record};
+use crate::analyzers::{Counters, Record};
 
 /// First-level encoding of a 15-character-padded name and its suffix.
 fn encode(name: &str, suffix: u8) -> Vec<u8> {
@@ -187,7 +187,7 @@ fn pending_requests_are_bounded_and_flushed_at_the_end() {
 fn an_answer_first_makes_its_sender_the_server_and_garbage_is_counted() {
     let mut a = NbnsAnalyzer::default();
     let mut out = Vec::new();
-    let mut errors = ParseErrors::default();
+    let mut errors = Counters::default();
     let mut cx = Ctx::new(0, false, &mut out).counting(&mut errors);
     a.datagram(
         Dir::ToServer,

@@ -47,6 +47,10 @@ pub struct Name<'a> {
     /// (`role`) only when this is the sender's address; otherwise detection
     /// takes it as merely mentioned.
     pub ip: Option<IpAddr>,
+    /// `ip` is an address the record shows was given to the endpoint of
+    /// `role` (a DHCP lease its server acknowledged): the name belongs
+    /// there, whatever address the message itself came from.
+    pub leased: bool,
 }
 
 impl<'a> Name<'a> {
@@ -58,6 +62,24 @@ impl<'a> Name<'a> {
             value,
             machine,
             ip: None,
+            leased: false,
+        }
+    }
+
+    /// A machine's name that the record ties to `ip`: the sender's own
+    /// only if `ip` is the sender's address.
+    pub fn at(path: &'static str, role: Role, value: &'a str, ip: Option<IpAddr>) -> Self {
+        Name {
+            ip,
+            ..Name::of(path, role, value, true)
+        }
+    }
+
+    /// The name of the endpoint of `role`, at the address it was leased.
+    pub fn leased(path: &'static str, role: Role, value: &'a str, ip: IpAddr) -> Self {
+        Name {
+            leased: true,
+            ..Name::at(path, role, value, Some(ip))
         }
     }
 
@@ -114,7 +136,21 @@ pub enum Carrier {
         /// ...and a payload this accepts.
         probe: Probe,
         new: fn() -> Box<dyn DatagramAnalyzer>,
+        scope: Scope,
     },
+}
+
+/// What one analyzer of a datagram protocol sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The datagrams between two endpoints (address and port), both ways.
+    Endpoints,
+    /// Every datagram between the protocol's ports on one link (VLAN),
+    /// whatever the addresses: for protocols whose answer goes to another
+    /// address than the question came from (a DHCP client asks from
+    /// 0.0.0.0 and is answered at the address it is given). The analyzer
+    /// says whose exchange each record is ([`super::Ctx::emit_between`]).
+    Link,
 }
 
 /// Whether a stream protocol takes the streams no probe recognised.

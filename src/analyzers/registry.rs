@@ -12,8 +12,8 @@
 
 use serde::ser::SerializeMap;
 
-use super::protocol::{Carrier, EventRecord, Name, Protocol};
-use super::{browser, http, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls};
+use super::protocol::{Carrier, EventRecord, Name, Protocol, Scope};
+use super::{browser, dhcp, http, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls};
 
 /// The registry: one line per protocol, in the order detection tries them.
 /// `=> Variant(Type)` introduces a record type (the first protocol that
@@ -91,28 +91,55 @@ registry! {
     browser::PROTOCOL => Browser(browser::BrowserRecord),
     mdns::MDNS => Mdns(mdns::MdnsRecord),
     mdns::LLMNR => Llmnr(mdns::LlmnrRecord),
+    dhcp::V4 => Dhcp(dhcp::DhcpRecord),
+    dhcp::V6,
+}
+
+/// One bit per UDP port.
+type PortSet = Box<[u64; 1024]>;
+
+fn port_set(wanted: impl Fn(Scope) -> bool) -> PortSet {
+    let mut set = Box::new([0u64; 1024]);
+    for p in PROTOCOLS {
+        if let Carrier::Datagram { ports, scope, .. } = p.carrier {
+            for &port in ports.iter().filter(|_| wanted(scope)) {
+                if let Some(word) = set.get_mut(usize::from(port >> 6)) {
+                    *word |= 1 << (port & 63);
+                }
+            }
+        }
+    }
+    set
+}
+
+fn contains(set: &PortSet, port: u16) -> bool {
+    set.get(usize::from(port >> 6))
+        .is_some_and(|word| word & (1 << (port & 63)) != 0)
 }
 
 /// Whether a datagram protocol listens on `port`: the capture thread's
 /// test before a datagram is handed on at all, for every UDP packet, so one
 /// bit per port, built from the registry on first use.
 pub fn is_datagram_port(port: u16) -> bool {
-    static PORTS: std::sync::OnceLock<Box<[u64; 1024]>> = std::sync::OnceLock::new();
-    let set = PORTS.get_or_init(|| {
-        let mut set = Box::new([0u64; 1024]);
-        for p in PROTOCOLS {
-            if let Carrier::Datagram { ports, .. } = p.carrier {
-                for &port in ports {
-                    if let Some(word) = set.get_mut(usize::from(port >> 6)) {
-                        *word |= 1 << (port & 63);
-                    }
-                }
-            }
-        }
-        set
-    });
-    set.get(usize::from(port >> 6))
-        .is_some_and(|word| word & (1 << (port & 63)) != 0)
+    static PORTS: std::sync::OnceLock<PortSet> = std::sync::OnceLock::new();
+    contains(PORTS.get_or_init(|| port_set(|_| true)), port)
+}
+
+/// The link-scoped protocol ([`Scope::Link`]) listening on `port`, named
+/// by its first port: its datagrams are sharded and kept by it alone.
+pub fn link_scope(port: u16) -> Option<u16> {
+    static PORTS: std::sync::OnceLock<PortSet> = std::sync::OnceLock::new();
+    if !contains(PORTS.get_or_init(|| port_set(|s| s == Scope::Link)), port) {
+        return None;
+    }
+    PROTOCOLS.iter().find_map(|p| match p.carrier {
+        Carrier::Datagram {
+            ports,
+            scope: Scope::Link,
+            ..
+        } if ports.contains(&port) => ports.first().copied(),
+        _ => None,
+    })
 }
 
 /// The datagram protocol that takes a datagram between these ports, if any.
@@ -134,7 +161,7 @@ mod tests {
         let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
         assert_eq!(
             types,
-            ["rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser", "mdns", "llmnr"]
+            ["rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser", "mdns", "llmnr", "dhcp"]
         );
         types.sort_unstable();
         types.dedup();
@@ -156,6 +183,10 @@ mod tests {
         assert!(datagram_protocol(50000, 53, nbstat).is_none());
         assert!(datagram_protocol(50000, 137, b"\x00").is_none());
         let listened: Vec<u16> = (0..=u16::MAX).filter(|&p| is_datagram_port(p)).collect();
-        assert_eq!(listened, [137, 138, 5353, 5355]);
+        assert_eq!(listened, [67, 68, 137, 138, 546, 547, 5353, 5355]);
+        let link: Vec<(u16, u16)> = (0..=u16::MAX)
+            .filter_map(|p| Some((p, link_scope(p)?)))
+            .collect();
+        assert_eq!(link, [(67, 67), (68, 67), (546, 546), (547, 546)]);
     }
 }

@@ -47,13 +47,17 @@ impl Detector {
             // The address of the endpoint that said the name. A name the
             // record ties to another address (a registration or an answer
             // naming someone else's) is only mentioned: the packet's sender
-            // cannot pin a name on a host that never said it.
+            // cannot pin a name on a host that never said it. A lease its
+            // server acknowledged (DHCP) puts the name at the leased address.
             let sender = match f.role {
                 Role::Client => Some(flow.src_ip),
                 Role::Server => Some(flow.dest_ip),
                 Role::Named => None,
             };
-            let ip = sender.filter(|s| f.ip.is_none_or(|claimed| claimed == *s));
+            let ip = match (f.leased, f.ip) {
+                (true, Some(lease)) if f.role != Role::Named => Some(lease),
+                _ => sender.filter(|s| f.ip.is_none_or(|claimed| claimed == *s)),
+            };
             let role = if ip.is_none() { Role::Named } else { f.role };
             let f = Name { role, ..f };
             if let (true, Some(ip)) = (f.machine, ip) {

@@ -15,9 +15,8 @@ use std::net::IpAddr;
 use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::Carrier;
 use crate::analyzers::registry;
-use crate::analyzers::{Ctx, DatagramAnalyzer, Dir, ParseErrors, Record};
-use crate::decode::Checksum;
-use crate::decode::{Transport, UdpDatagram, Vlans};
+use crate::analyzers::{Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record};
+use crate::decode::{Checksum, Datagram, Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;
 
 /// Default bounds of the conversation table.
@@ -80,6 +79,24 @@ impl DatagramStats {
     }
 }
 
+/// The endpoints that key a datagram's conversation (and shard it over
+/// workers): its own, or for a link-scoped protocol
+/// ([`crate::analyzers::protocol::Scope::Link`]) the protocol alone, so
+/// that every exchange of the protocol on the link (client to server,
+/// server to client, relay to server) meets one analyzer.
+pub fn conversation_endpoints<P>(d: &Datagram<P>) -> (Endpoint, Endpoint) {
+    match registry::link_scope(d.sport).or(registry::link_scope(d.dport)) {
+        Some(port) => {
+            let any = match d.src {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            ((any, port), (any, port))
+        }
+        None => ((d.src, d.sport), (d.dst, d.dport)),
+    }
+}
+
 struct Conversation {
     id: u64,
     client: (IpAddr, u16),
@@ -107,6 +124,19 @@ impl Conversation {
             two_way: self.dirs_seen == 3,
         }
     }
+
+    /// The envelope of one exchange of a link-scoped conversation.
+    fn info_between(&self, b: &Between) -> FlowInfo {
+        FlowInfo {
+            flow_id: flow_id(b.client, b.server, self.vlans, b.first_us),
+            src_ip: b.client.0,
+            src_port: b.client.1,
+            dest_ip: b.server.0,
+            dest_port: b.server.1,
+            two_way: b.two_way,
+            ..self.info()
+        }
+    }
 }
 
 pub struct DatagramTable {
@@ -115,8 +145,12 @@ pub struct DatagramTable {
     records: Vec<Record>,
     /// Times of records completed by an earlier packet (see `Ctx::emit_at`).
     stamps: Vec<(usize, i64)>,
+    /// Endpoints of link-scoped records (see `Ctx::emit_between`).
+    between: Vec<(usize, Between)>,
     pub stats: DatagramStats,
-    pub parse_errors: ParseErrors,
+    pub parse_errors: Counters,
+    /// Pairing outcomes of the analyzers (`Ctx::tally`).
+    pub transactions: Counters,
 }
 
 impl DatagramTable {
@@ -126,8 +160,10 @@ impl DatagramTable {
             conversations: HashMap::new(),
             records: Vec::new(),
             stamps: Vec::new(),
+            between: Vec::new(),
             stats: DatagramStats::default(),
-            parse_errors: ParseErrors::default(),
+            parse_errors: Counters::default(),
+            transactions: Counters::default(),
         }
     }
 
@@ -150,7 +186,8 @@ impl DatagramTable {
             }
             _ => {}
         }
-        let key = FlowKey::new((d.src, d.sport), (d.dst, d.dport), d.vlans);
+        let (src, dst) = conversation_endpoints(d);
+        let key = FlowKey::new(src, dst, d.vlans);
         if !self.conversations.contains_key(&key) {
             let Some(new) =
                 registry::datagram_protocol(d.sport, d.dport, d.payload).and_then(|p| {
@@ -166,10 +203,11 @@ impl DatagramTable {
             if self.conversations.len() >= self.cfg.max_conversations {
                 self.make_room(d.ts_us, out);
             }
+            // (A link-scoped conversation's endpoints are its ports alone;
+            // each record states its own, `Ctx::emit_between`.)
             let (ports, new) = new;
             // The client sent the first datagram, unless it came from the
             // protocol's port to another (an answer whose question was missed).
-            let (src, dst) = ((d.src, d.sport), (d.dst, d.dport));
             let answer_first = ports.contains(&d.sport) && !ports.contains(&d.dport);
             let (client, server) = if answer_first { (dst, src) } else { (src, dst) };
             self.stats.conversations += 1;
@@ -194,7 +232,7 @@ impl DatagramTable {
         c.fresh = false;
         self.stats.datagrams += 1;
         c.last_us = d.ts_us;
-        let dir = if (d.src, d.sport) == c.client {
+        let dir = if src == c.client {
             Dir::ToServer
         } else {
             Dir::ToClient
@@ -202,7 +240,10 @@ impl DatagramTable {
         c.dirs_seen |= 1 << dir.index();
         let mut cx = Ctx::new(d.ts_us, false, &mut self.records)
             .counting(&mut self.parse_errors)
-            .stamping(&mut self.stamps);
+            .stamping(&mut self.stamps)
+            .between(&mut self.between)
+            .tallying(&mut self.transactions);
+        cx.datagram = Some(((d.src, d.sport), (d.dst, d.dport)));
         c.analyzer.datagram(dir, d.payload, &mut cx);
         // The analyzer found the first datagram to be an answer: its
         // sender is the server.
@@ -210,7 +251,14 @@ impl DatagramTable {
             std::mem::swap(&mut c.client, &mut c.server);
             c.dirs_seen = ((c.dirs_seen & 1) << 1) | (c.dirs_seen >> 1);
         }
-        Self::hand_out(&mut self.records, &mut self.stamps, c, d.ts_us, out);
+        Self::hand_out(
+            &mut self.records,
+            &mut self.stamps,
+            &mut self.between,
+            c,
+            d.ts_us,
+            out,
+        );
     }
 
     /// Passes the records on in the conversation's envelope, stamped with
@@ -218,6 +266,7 @@ impl DatagramTable {
     fn hand_out<O: FnMut(FlowRecord)>(
         records: &mut Vec<Record>,
         stamps: &mut Vec<(usize, i64)>,
+        between: &mut Vec<(usize, Between)>,
         c: &Conversation,
         ts_us: i64,
         out: &mut O,
@@ -231,13 +280,18 @@ impl DatagramTable {
                 .iter()
                 .find(|(at, _)| *at == i)
                 .map_or(ts_us, |(_, t)| *t);
+            let flow = match between.iter().find(|(at, _)| *at == i) {
+                Some((_, b)) => c.info_between(b),
+                None => info.clone(),
+            };
             out(FlowRecord {
                 ts_us,
-                flow: info.clone(),
+                flow,
                 record,
             });
         }
         stamps.clear();
+        between.clear();
     }
 
     /// Packet time is `now_us`: analyzers emit what waited too long, and
@@ -254,17 +308,37 @@ impl DatagramTable {
                     self.end(c, now_us, out);
                 }
             } else if let Some(c) = self.conversations.get_mut(&k) {
-                let mut cx = Ctx::new(now_us, false, &mut self.records).stamping(&mut self.stamps);
+                let mut cx = Ctx::new(now_us, false, &mut self.records)
+                    .stamping(&mut self.stamps)
+                    .between(&mut self.between)
+                    .tallying(&mut self.transactions);
                 c.analyzer.expire(now_us, &mut cx);
-                Self::hand_out(&mut self.records, &mut self.stamps, c, now_us, out);
+                Self::hand_out(
+                    &mut self.records,
+                    &mut self.stamps,
+                    &mut self.between,
+                    c,
+                    now_us,
+                    out,
+                );
             }
         }
     }
 
     fn end<O: FnMut(FlowRecord)>(&mut self, mut c: Box<Conversation>, ts_us: i64, out: &mut O) {
-        let mut cx = Ctx::new(ts_us, false, &mut self.records).stamping(&mut self.stamps);
+        let mut cx = Ctx::new(ts_us, false, &mut self.records)
+            .stamping(&mut self.stamps)
+            .between(&mut self.between)
+            .tallying(&mut self.transactions);
         c.analyzer.end(&mut cx);
-        Self::hand_out(&mut self.records, &mut self.stamps, &c, ts_us, out);
+        Self::hand_out(
+            &mut self.records,
+            &mut self.stamps,
+            &mut self.between,
+            &c,
+            ts_us,
+            out,
+        );
     }
 
     /// The table is full: expire what timed out, then evict the idle-most

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use crate::analyzers::{Analyzer, AnalyzerFactory, Ctx, Dir, ParseErrors, Record, Status};
+use crate::analyzers::{Analyzer, AnalyzerFactory, Counters, Ctx, Dir, Record, Status};
 use crate::decode::{tcp_flags, Checksum, TcpSegment, Transport, Vlans};
 use crate::events::{FlowInfo, Overlap};
 
@@ -344,7 +344,7 @@ pub struct FlowTable<F: AnalyzerFactory> {
     budget: Budget,
     pub stats: FlowStats,
     /// Messages the analyzers could not parse, per protocol.
-    pub parse_errors: ParseErrors,
+    pub parse_errors: Counters,
     last_sweep_us: i64,
     records: Vec<Record>,
     /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
@@ -366,7 +366,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             factory,
             flows: HashMap::new(),
             stats: FlowStats::default(),
-            parse_errors: ParseErrors::default(),
+            parse_errors: Counters::default(),
             last_sweep_us: i64::MIN,
             records: Vec::new(),
             bypassed: Vec::new(),
@@ -758,7 +758,7 @@ fn finish_analysis(
     bypass: bool,
     budget: &mut Budget,
     stats: &mut FlowStats,
-    (records, errors): (&mut Vec<Record>, &mut ParseErrors),
+    (records, errors): (&mut Vec<Record>, &mut Counters),
 ) {
     let mut cx = Ctx::new(ts_us, flow.midstream, records).counting(errors);
     if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
@@ -798,7 +798,7 @@ fn analyse_other_copy<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
     out: &mut O,
 ) {
     let mut records = Vec::new();
-    let mut errors = ParseErrors::default();
+    let mut errors = Counters::default();
     {
         let mut cx = Ctx::new(ts_us, false, &mut records).counting(&mut errors);
         let mut app = factory.new_flow(flow.server.1);

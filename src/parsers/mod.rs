@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod dcerpc;
 pub mod der;
+pub mod dhcp;
 pub mod dns;
 pub mod http;
 pub mod labels;

@@ -166,7 +166,8 @@ impl Dispatch {
                 if !registry::is_datagram_port(d.sport) && !registry::is_datagram_port(d.dport) {
                     return;
                 }
-                let h = flow::shard_hash((d.src, d.sport), (d.dst, d.dport), &d.vlans);
+                let (a, b) = flow::datagram::conversation_endpoints(d);
+                let h = flow::shard_hash(a, b, &d.vlans);
                 let w = (h % n) as usize;
                 let span = self.copy(w, d.payload);
                 self.pending[w].items.push(Item::Udp(d.with_payload(span)));

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::worker::WorkerSnapshot;
-use crate::analyzers::ParseErrors;
+use crate::analyzers::Counters;
 use crate::capture::KernelStats;
 use crate::decode::defrag::DefragStats;
 use crate::decode::{checksum, DecodeStats, Decoder};
@@ -32,7 +32,8 @@ impl CaptureTotals {
 pub(super) fn to_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> serde_json::Value {
     let mut flows = FlowStats::default();
     let mut udp = DatagramStats::default();
-    let mut parse_errors = ParseErrors::default();
+    let mut parse_errors = Counters::default();
+    let mut transactions = Counters::default();
     let (mut active, mut held, mut conversations) = (0, 0, 0);
     for s in w {
         flows.add(&s.flows);
@@ -41,6 +42,7 @@ pub(super) fn to_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> se
         held += s.held_bytes;
         conversations += s.conversations;
         parse_errors.add(&s.parse_errors);
+        transactions.add(&s.transactions);
     }
     let streams: &StreamStats = &flows.streams;
     let mut v = json!({
@@ -52,6 +54,7 @@ pub(super) fn to_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> se
         "reassembly": streams.to_json(held),
         "datagrams": udp.to_json(conversations),
         "parse_errors": parse_errors.to_json(),
+        "transactions": transactions.to_json(),
         "checksums": {
             "mode": c.checksums.name(),
             "bad_tcp": flows.bad_checksum,

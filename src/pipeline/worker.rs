@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::dispatch::{Batch, BypassHint, WorkMsg};
 use super::report::OutMsg;
-use crate::analyzers::{Analyzers, ParseErrors};
+use crate::analyzers::{Analyzers, Counters};
 use crate::decode::Packet;
 use crate::detection::{Detector, Matcher};
 use crate::flow::{DatagramConfig, DatagramStats, DatagramTable, FlowConfig, FlowStats, FlowTable};
@@ -21,7 +21,8 @@ pub(super) struct WorkerSnapshot {
     pub held_bytes: usize,
     pub datagrams: DatagramStats,
     pub conversations: usize,
-    pub parse_errors: ParseErrors,
+    pub parse_errors: Counters,
+    pub transactions: Counters,
 }
 
 impl WorkerSnapshot {
@@ -37,6 +38,7 @@ impl WorkerSnapshot {
                 e.add(&udp.parse_errors);
                 e
             },
+            transactions: udp.transactions.clone(),
         }
     }
 }

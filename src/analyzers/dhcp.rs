@@ -1,0 +1,433 @@
+//! DHCPv4 (UDP 67/68) and DHCPv6 (UDP 546/547): a client names itself
+//! (option 12, the client FQDN of option 81 or 39) while it asks for an
+//! address, usually from 0.0.0.0 or a link-local address. The name belongs
+//! to the address its server then acknowledges, so the messages of one
+//! transaction (transaction id and client hardware address or DUID) are
+//! gathered into one `dhcp` record, Zeek's dhcp.log way, with Suricata's
+//! field names: written when the server acknowledges (ACK, NAK, Reply), at
+//! once for a release or decline, else [`ANSWER_TIMEOUT_US`] after the
+//! last message.
+//!
+//! The conversation spans the link ([`Scope::Link`]): a client asks from
+//! 0.0.0.0 to the broadcast address and is answered at the address it is
+//! given, so the two halves of a transaction share no endpoint.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use super::protocol::{Carrier, EventRecord, Name, Protocol, Role, Scope};
+use super::{Between, Ctx, DatagramAnalyzer, Dir, Endpoint};
+use crate::parsers::dhcp::{self, v6};
+use crate::parsers::text;
+
+pub const V4: Protocol = Protocol {
+    name: "dhcp",
+    carrier: Carrier::Datagram {
+        ports: &[67, 68],
+        probe: dhcp::looks_like_v4,
+        new: || Box::new(DhcpAnalyzer::default()),
+        scope: Scope::Link,
+    },
+};
+
+pub const V6: Protocol = Protocol {
+    name: "dhcpv6",
+    carrier: Carrier::Datagram {
+        ports: &[546, 547],
+        probe: dhcp::looks_like_v6,
+        new: || Box::new(DhcpAnalyzer::default()),
+        scope: Scope::Link,
+    },
+};
+
+/// How long a transaction waits for its server's answer after its last
+/// message (Zeek's `DHCP::max_txid_watch_time` is 30 s).
+pub const ANSWER_TIMEOUT_US: i64 = 30_000_000;
+/// Transactions held per link; the oldest is written beyond.
+pub const MAX_PENDING: usize = 1024;
+/// Message types listed per transaction (a client retrying keeps adding).
+const MAX_MSG_TYPES: usize = 16;
+
+struct Txn {
+    /// Transaction id and a hash of the client's hardware address or DUID.
+    key: (u32, u64),
+    first_us: i64,
+    last_us: i64,
+    /// The client's endpoint: the source of its first message, else the
+    /// destination of the server's.
+    client: Endpoint,
+    /// The server's endpoint: the source of its first message, else where
+    /// the client first sent (the server, or a broadcast address).
+    server: Endpoint,
+    /// Sides heard from: client 1, server 2.
+    sides: u8,
+    record: DhcpRecord,
+}
+
+impl Txn {
+    fn between(&self) -> Between {
+        Between {
+            client: self.client,
+            server: self.server,
+            two_way: self.sides == 3,
+            first_us: self.first_us,
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        if self.sides & 2 != 0 {
+            "dhcp_answered"
+        } else {
+            "dhcp_unanswered"
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct DhcpAnalyzer {
+    pending: VecDeque<Txn>,
+}
+
+fn identity_hash(b: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(b)
+}
+
+/// One parsed message.
+enum Message<'a> {
+    V4(dhcp::V4<'a>),
+    V6(dhcp::V6<'a>),
+}
+
+impl Message<'_> {
+    fn sent_by_server(&self) -> bool {
+        match self {
+            Message::V4(m) => m.op == dhcp::BOOTREPLY,
+            Message::V6(m) => matches!(m.msg_type, v6::ADVERTISE | v6::REPLY | v6::RECONFIGURE),
+        }
+    }
+
+    /// Transaction id and the client's identity.
+    fn key(&self) -> (u32, u64) {
+        match self {
+            Message::V4(m) => (m.xid, identity_hash(m.chaddr)),
+            Message::V6(m) => (m.xid, identity_hash(m.client_duid.unwrap_or_default())),
+        }
+    }
+
+    /// Whether the transaction is over with this message.
+    fn last(&self) -> bool {
+        match self {
+            Message::V4(m) => matches!(
+                m.msg_type,
+                Some(dhcp::ACK | dhcp::NAK | dhcp::RELEASE | dhcp::DECLINE)
+            ),
+            Message::V6(m) => matches!(m.msg_type, v6::REPLY | v6::RECONFIGURE),
+        }
+    }
+
+    /// `dhcp_type` as Suricata names it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Message::V4(m) => match m.msg_type {
+                Some(dhcp::DISCOVER) => "discover",
+                Some(dhcp::OFFER) => "offer",
+                Some(dhcp::REQUEST) => "request",
+                Some(dhcp::DECLINE) => "decline",
+                Some(dhcp::ACK) => "ack",
+                Some(dhcp::NAK) => "nak",
+                Some(dhcp::RELEASE) => "release",
+                Some(dhcp::INFORM) => "inform",
+                None => "bootp",
+                Some(_) => "other",
+            },
+            Message::V6(m) => match m.msg_type {
+                v6::SOLICIT => "solicit",
+                v6::ADVERTISE => "advertise",
+                v6::REQUEST => "request",
+                v6::CONFIRM => "confirm",
+                v6::RENEW => "renew",
+                v6::REBIND => "rebind",
+                v6::REPLY => "reply",
+                v6::RELEASE => "release",
+                v6::DECLINE => "decline",
+                v6::RECONFIGURE => "reconfigure",
+                _ => "information_request",
+            },
+        }
+    }
+
+    /// Adds what the message says to its transaction's record: the first
+    /// value of each field stays (a client's own words come first).
+    fn fill(&self, r: &mut DhcpRecord) {
+        let from_server = self.sent_by_server();
+        match self {
+            Message::V4(m) => {
+                r.version = 4;
+                r.id = m.xid;
+                if m.htype == 1 && m.chaddr.len() == 6 {
+                    r.client_mac.get_or_insert_with(|| hex(m.chaddr, ":"));
+                }
+                if let Some(h) = m.hostname.and_then(name) {
+                    r.hostname.get_or_insert(h);
+                }
+                if let Some(f) = m.fqdn.and_then(|f| f.text()).filter(|f| !f.is_empty()) {
+                    r.client_fqdn.get_or_insert(f);
+                }
+                if let Some(v) = m.vendor_class.and_then(name) {
+                    r.vendor_class_identifier.get_or_insert(v);
+                }
+                if let Some(a) = m.giaddr {
+                    r.relay_ip.get_or_insert(a.into());
+                }
+                if from_server {
+                    if let Some(a) = m.server_id {
+                        r.server_id.get_or_insert(a.into());
+                    }
+                } else {
+                    if let Some(a) = m.ciaddr {
+                        r.client_ip.get_or_insert(a.into());
+                    }
+                    if let Some(a) = m.requested_ip {
+                        r.requested_ip.get_or_insert(a.into());
+                    }
+                }
+                match m.msg_type {
+                    Some(dhcp::OFFER) => r.offered_ip = m.yiaddr.map(Into::into),
+                    Some(dhcp::ACK) => {
+                        r.assigned_ip = m.yiaddr.map(Into::into);
+                        r.lease_time = m.lease_time;
+                    }
+                    _ => {}
+                }
+            }
+            Message::V6(m) => {
+                r.version = 6;
+                r.id = m.xid;
+                if let Some(d) = m.client_duid {
+                    r.client_duid.get_or_insert_with(|| hex(d, ""));
+                    if let Some(a) = dhcp::duid_mac(d) {
+                        r.client_mac.get_or_insert_with(|| hex(a, ":"));
+                    }
+                }
+                if let Some(f) = m.fqdn.and_then(|f| f.text()).filter(|f| !f.is_empty()) {
+                    r.client_fqdn.get_or_insert(f);
+                }
+                if let Some(v) = m.vendor_class.and_then(name) {
+                    r.vendor_class_identifier.get_or_insert(v);
+                }
+                let first = m.addresses.first().copied().map(IpAddr::from);
+                match m.msg_type {
+                    v6::ADVERTISE => r.offered_ip = first,
+                    v6::REPLY if first.is_some() => r.assigned_ip = first,
+                    _ if !from_server => {
+                        if let Some(a) = first {
+                            r.requested_ip.get_or_insert(a);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8], sep: &str) -> String {
+    let mut s = String::with_capacity(b.len() * 3);
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            s.push_str(sep);
+        }
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+fn name(b: &[u8]) -> Option<String> {
+    let s = text::oem(b);
+    let t = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+impl DhcpAnalyzer {
+    fn take(&mut self, msg: &Message<'_>, cx: &mut Ctx<'_>) {
+        let now = cx.ts_us;
+        let Some((src, dst)) = cx.datagram else {
+            return;
+        };
+        let key = msg.key();
+        let from_server = msg.sent_by_server();
+        let i = match self.pending.iter().position(|t| t.key == key) {
+            Some(i) => i,
+            None => {
+                if self.pending.len() >= MAX_PENDING {
+                    if let Some(t) = self.pending.pop_front() {
+                        cx.tally("dhcp_evicted");
+                        cx.emit_between(t.last_us, t.between(), t.record);
+                    }
+                }
+                let (client, server) = if from_server { (dst, src) } else { (src, dst) };
+                self.pending.push_back(Txn {
+                    key,
+                    first_us: now,
+                    last_us: now,
+                    client,
+                    server,
+                    sides: 0,
+                    record: DhcpRecord::default(),
+                });
+                self.pending.len() - 1
+            }
+        };
+        let Some(t) = self.pending.get_mut(i) else {
+            return;
+        };
+        t.last_us = now;
+        let side = if from_server { 2 } else { 1 };
+        if t.sides & side == 0 {
+            // The first message of each side states its endpoint.
+            if from_server {
+                t.server = src;
+            } else {
+                t.client = src;
+            }
+            t.sides |= side;
+        }
+        if t.record.msg_types.len() < MAX_MSG_TYPES {
+            t.record.msg_types.push(msg.kind());
+        }
+        msg.fill(&mut t.record);
+        if msg.last() {
+            if let Some(t) = self.pending.remove(i) {
+                cx.tally(t.outcome());
+                cx.emit_between(now, t.between(), t.record);
+            }
+        }
+    }
+}
+
+impl DatagramAnalyzer for DhcpAnalyzer {
+    fn datagram(&mut self, _dir: Dir, payload: &[u8], cx: &mut Ctx<'_>) {
+        // Direction comes from the message (BOOTREPLY, a server's type),
+        // not from the conversation, which spans every host on the link.
+        self.expire(cx.ts_us, cx);
+        let v4 = cx
+            .datagram
+            .is_some_and(|(s, d)| [s.1, d.1].iter().any(|p| *p == 67 || *p == 68));
+        let (msg, name) = if v4 {
+            (dhcp::parse_v4(payload).map(Message::V4), V4.name)
+        } else {
+            (dhcp::parse_v6(payload).map(Message::V6), V6.name)
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            // Another message type on the port (a DHCPv6 leasequery, a
+            // BOOTP message without the cookie): nothing to read.
+            Err(dhcp::DhcpError::NotDhcp) => return,
+            Err(_) => return cx.parse_error(name),
+        };
+        self.take(&msg, cx);
+    }
+
+    fn expire(&mut self, now_us: i64, cx: &mut Ctx<'_>) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|t| now_us.saturating_sub(t.last_us) > ANSWER_TIMEOUT_US)
+        {
+            if let Some(t) = self.pending.pop_front() {
+                cx.tally(t.outcome());
+                cx.emit_between(t.last_us, t.between(), t.record);
+            }
+        }
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        for t in self.pending.drain(..) {
+            cx.tally(t.outcome());
+            cx.emit_between(t.last_us, t.between(), t.record);
+        }
+    }
+}
+
+/// One DHCP transaction: what the client said of itself and what its
+/// server gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DhcpRecord {
+    /// 4 or 6.
+    pub version: u8,
+    /// The transaction id.
+    pub id: u32,
+    /// The message types seen, in order (`discover`, `offer`, ...).
+    pub msg_types: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_mac: Option<String>,
+    /// DHCPv6 client DUID, hexadecimal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_duid: Option<String>,
+    /// Option 12.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Option 81 (v4) or 39 (v6), without the root's trailing dot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_fqdn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_class_identifier: Option<String>,
+    /// The client's own address (ciaddr: renewing, informing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<IpAddr>,
+    /// Option 50, or a DHCPv6 client's IAADDR hint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_ip: Option<IpAddr>,
+    /// yiaddr of the OFFER, or the Advertise's IAADDR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_ip: Option<IpAddr>,
+    /// yiaddr of the ACK, or the Reply's IAADDR: the lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_time: Option<u32>,
+    /// Option 54.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<IpAddr>,
+    /// giaddr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_ip: Option<IpAddr>,
+}
+
+impl EventRecord for DhcpRecord {
+    const EVENT_TYPE: &'static str = "dhcp";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        for (path, value) in [
+            ("dhcp.hostname", &self.hostname),
+            ("dhcp.client_fqdn", &self.client_fqdn),
+        ] {
+            let Some(n) = value else {
+                continue;
+            };
+            match self.assigned_ip {
+                // The server acknowledged the lease: the name lives there.
+                Some(lease) => v.push(Name::leased(path, Role::Client, n, lease)),
+                // Not acknowledged: the client's own address if it said
+                // one and sent from it (renewing, informing); else the
+                // name is only mentioned.
+                None => {
+                    let claimed = self.client_ip.unwrap_or(match self.version {
+                        6 => Ipv6Addr::UNSPECIFIED.into(),
+                        _ => Ipv4Addr::UNSPECIFIED.into(),
+                    });
+                    let ip = (self.version == 4).then_some(claimed);
+                    v.push(Name::at(path, Role::Client, n, ip));
+                }
+            }
+            // A DHCPv6 client sends from its link-local address: the name
+            // is that address's too.
+            if self.version == 6 && self.assigned_ip.is_some() {
+                v.push(Name::of(path, Role::Client, n, true));
+            }
+        }
+    }
+}
