@@ -1199,9 +1199,7 @@ fn dhcp_transactions_match_tshark() {
         type Txn<'a> = (String, f64, BTreeMap<&'static str, String>, Vec<&'a str>);
         let mut open: Vec<Txn> = Vec::new();
         let mut want: Vec<String> = Vec::new();
-        let close = |t: Txn| {
-            format!("{} types={:?} {:?}", t.0, t.3, t.2)
-        };
+        let close = |t: Txn| format!("{} types={:?} {:?}", t.0, t.3, t.2);
         for r in rows.as_array().expect("rows") {
             let time: f64 = field(r, "time").and_then(|t| t.parse().ok()).expect("time");
             let v4 = r.get("op").is_some();
@@ -1387,4 +1385,136 @@ fn dhcp_transactions_match_tshark() {
         ]
     );
     assert_eq!(of_type(&events, "alert").len(), 13);
+}
+
+/// Kerberos: MIT kinit/kvno against MIT krb5kdc over UDP and TCP
+/// (scripts/capture-krb5.sh) and the Windows and Samba exchanges of
+/// third-party captures. Every message tshark decodes
+/// (fixtures/krb5.tshark.json, scripts/tshark-krb5.sh) is a `krb5` event,
+/// in order, with the same type, client and service principals, realm,
+/// error code and request addresses.
+#[test]
+fn krb5_messages_match_tshark() {
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("krb5.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    // RFC 4120 7.5.9, the codes these captures hold.
+    let error_name = |code: &str| match code {
+        "6" => "KDC_ERR_C_PRINCIPAL_UNKNOWN".to_string(),
+        "7" => "KDC_ERR_S_PRINCIPAL_UNKNOWN".to_string(),
+        "25" => "KDC_ERR_PREAUTH_REQUIRED".to_string(),
+        "24" => "KDC_ERR_PREAUTH_FAILED".to_string(),
+        other => other.to_string(),
+    };
+    let mut total = 0;
+    for (file, rows) in oracle.as_object().expect("object") {
+        let events = run_as_its_suite(&fixture(file), file.trim_start_matches("real/pcaps/"));
+        let got: Vec<String> = of_type(&events, "krb5")
+            .iter()
+            .map(|e| {
+                let k = &e["krb5"];
+                let addrs: Vec<String> = k["addresses"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                format!(
+                                    "{}={}",
+                                    x["type"].as_str().unwrap_or(""),
+                                    x["address"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{} cname={:?} realm={:?} sname={:?} error={:?} addresses={addrs:?}",
+                    k["msg_type"].as_str().unwrap_or(""),
+                    k["cname"].as_str(),
+                    k["realm"].as_str(),
+                    k["sname"].as_str(),
+                    k["error_code"].as_str(),
+                )
+            })
+            .collect();
+        let want: Vec<String> = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                let msg_type = match r["msg_type"].as_u64() {
+                    Some(10) => "KRB_AS_REQ",
+                    Some(11) => "KRB_AS_REP",
+                    Some(12) => "KRB_TGS_REQ",
+                    Some(13) => "KRB_TGS_REP",
+                    _ => "KRB_ERROR",
+                };
+                let addrs: Vec<String> = r["addresses"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                let kind = match x[0].as_str() {
+                                    Some("20") => "netbios",
+                                    Some("2") => "ipv4",
+                                    Some("24") => "ipv6",
+                                    other => other.unwrap_or(""),
+                                };
+                                format!("{kind}={}", x[1].as_str().unwrap_or("").trim_end())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{msg_type} cname={:?} realm={:?} sname={:?} error={:?} addresses={addrs:?}",
+                    r["cname"].as_str(),
+                    r["realm"].as_str(),
+                    r["sname"].as_str(),
+                    r["error_code"].as_str().map(error_name).as_deref(),
+                )
+            })
+            .collect();
+        total += want.len();
+        assert_eq!(got, want, "{file}");
+    }
+    assert_eq!(total, 43);
+    // The machine account is its client's host name; host-based service
+    // names name servers someone asked for.
+    let events = run_file(&fixture("krb5/mit-kdc.pcapng"));
+    let mut alerts: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            let g = |k: &str| s(a, k).unwrap_or_default();
+            format!(
+                "{} {} {} {}",
+                g("alert.hostname"),
+                g("alert.role"),
+                g("alert.evidence"),
+                g("proto")
+            )
+        })
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            "WIN-J9D866ESIJ2 client krb5.cname TCP",
+            "WIN-J9D866ESIJ2 client krb5.cname TCP",
+            "WIN-J9D866ESIJ2 client krb5.cname UDP",
+            "WIN-J9D866ESIJ2 client krb5.cname UDP",
+            "WIN-LIVFRVQFMKO named krb5.sname TCP",
+            "WIN-LIVFRVQFMKO named krb5.sname UDP",
+            "WIN-LIVFRVQFMKO.corp.example named krb5.sname TCP",
+            "WIN-LIVFRVQFMKO.corp.example named krb5.sname UDP",
+        ]
+    );
+    let hosts: Vec<(Option<String>, Option<String>)> = of_type(&events, "host")
+        .iter()
+        .map(|h| (s(h, "host.name"), s(h, "host.ip")))
+        .collect();
+    assert_eq!(
+        hosts,
+        [(Some("WIN-J9D866ESIJ2".into()), Some("10.78.0.2".into()))]
+    );
 }

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod dhcp;
 pub mod framing;
 pub mod http;
+pub mod krb5;
 pub mod ldap;
 pub mod lines;
 pub mod mdns;

@@ -13,7 +13,7 @@
 use serde::ser::SerializeMap;
 
 use super::protocol::{Carrier, EventRecord, Name, Protocol, Scope};
-use super::{browser, dhcp, http, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls};
+use super::{browser, dhcp, http, krb5, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls};
 
 /// The registry: one line per protocol, in the order detection tries them.
 /// `=> Variant(Type)` introduces a record type (the first protocol that
@@ -93,6 +93,8 @@ registry! {
     mdns::LLMNR => Llmnr(mdns::LlmnrRecord),
     dhcp::V4 => Dhcp(dhcp::DhcpRecord),
     dhcp::V6,
+    krb5::TCP => Krb5(krb5::KrbRecord),
+    krb5::UDP,
 }
 
 /// One bit per UDP port.
@@ -161,7 +163,10 @@ mod tests {
         let mut types: Vec<&str> = Record::EVENT_TYPES.to_vec();
         assert_eq!(
             types,
-            ["rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser", "mdns", "llmnr", "dhcp"]
+            [
+                "rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser", "mdns", "llmnr", "dhcp",
+                "krb5"
+            ]
         );
         types.sort_unstable();
         types.dedup();
@@ -183,7 +188,7 @@ mod tests {
         assert!(datagram_protocol(50000, 53, nbstat).is_none());
         assert!(datagram_protocol(50000, 137, b"\x00").is_none());
         let listened: Vec<u16> = (0..=u16::MAX).filter(|&p| is_datagram_port(p)).collect();
-        assert_eq!(listened, [67, 68, 137, 138, 546, 547, 5353, 5355]);
+        assert_eq!(listened, [67, 68, 88, 137, 138, 546, 547, 5353, 5355]);
         let link: Vec<(u16, u16)> = (0..=u16::MAX)
             .filter_map(|p| Some((p, link_scope(p)?)))
             .collect();

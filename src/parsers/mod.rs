@@ -7,6 +7,7 @@ pub mod der;
 pub mod dhcp;
 pub mod dns;
 pub mod http;
+pub mod krb5;
 pub mod labels;
 pub mod ldap;
 pub mod nbns;

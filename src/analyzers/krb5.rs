@@ -1,0 +1,281 @@
+//! Kerberos over UDP and TCP (port 88, and TCP on any port by content):
+//! each AS-REQ, TGS-REQ, AS-REP, TGS-REP and KRB-ERROR is a `krb5` event
+//! with Suricata's field names. A machine account (`NAME$`) in `cname` is
+//! the client's host name; a host-based service name (`host/NAME.domain`,
+//! `cifs/NAME`) names a server someone asked for; NetBIOS addresses in a
+//! request are the client's own name.
+
+use serde::Serialize;
+
+use super::framing::{self, Frame, Framed, Framer};
+use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role, Scope};
+use super::{Analyzer, Ctx, DatagramAnalyzer, Dir, Status};
+use crate::parsers::krb5::{self, KrbError, Principal};
+use crate::parsers::text;
+
+/// Kerberos over TCP, recognised by its first request on any port.
+pub const TCP: Protocol = Protocol {
+    name: "krb5",
+    carrier: Carrier::Stream {
+        client: Some(krb5::looks_like_tcp),
+        server: None,
+        fallback: Fallback::No,
+        new: |_| Box::<KrbStream>::default(),
+    },
+};
+
+/// Kerberos over UDP 88.
+pub const UDP: Protocol = Protocol {
+    name: "krb5_udp",
+    carrier: Carrier::Datagram {
+        ports: &[88],
+        probe: krb5::looks_like,
+        new: || Box::<KrbDatagrams>::default(),
+        scope: Scope::Endpoints,
+    },
+};
+
+/// Turns one message into its record; a reply first in a conversation
+/// (its request missed) makes its sender the server.
+fn message(dir: Dir, b: &[u8], first: bool, cx: &mut Ctx<'_>, name: &'static str) {
+    let m = match krb5::parse(b) {
+        Ok(m) => m,
+        Err(KrbError::NotKerberos) => return,
+        Err(_) => return cx.parse_error(name),
+    };
+    let request = matches!(m.msg_type, krb5::AS_REQ | krb5::TGS_REQ);
+    let mut dir = dir;
+    if first && !request && dir == Dir::ToServer {
+        cx.roles_reversed = true;
+        dir = Dir::ToClient;
+    }
+    cx.emit(KrbRecord::of(&m, dir));
+}
+
+/// The datagrams of one UDP conversation.
+#[derive(Debug, Default)]
+pub struct KrbDatagrams {
+    started: bool,
+}
+
+impl DatagramAnalyzer for KrbDatagrams {
+    fn datagram(&mut self, dir: Dir, payload: &[u8], cx: &mut Ctx<'_>) {
+        let first = !std::mem::replace(&mut self.started, true);
+        message(dir, payload, first, cx, UDP.name);
+    }
+
+    fn end(&mut self, _cx: &mut Ctx<'_>) {}
+}
+
+/// One TCP connection: records behind a four-byte length (RFC 4120 7.2.2).
+#[derive(Debug)]
+pub struct KrbStream {
+    framers: [Framer; 2],
+    started: bool,
+}
+
+impl Default for KrbStream {
+    fn default() -> Self {
+        KrbStream {
+            framers: [
+                Framer::new(krb5::MAX_TCP_MESSAGE + 4),
+                Framer::new(krb5::MAX_TCP_MESSAGE + 4),
+            ],
+            started: false,
+        }
+    }
+}
+
+impl Framed for KrbStream {
+    fn framers(&mut self) -> &mut [Framer; 2] {
+        &mut self.framers
+    }
+
+    fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        let Some(len) = krb5::tcp_length(b) else {
+            return Frame::Need(4);
+        };
+        if len == 0 || len > krb5::MAX_TCP_MESSAGE {
+            cx.parse_error(TCP.name);
+            return Frame::Stop;
+        }
+        let total = 4 + len;
+        match b.get(4..total) {
+            Some(m) => {
+                let first = !std::mem::replace(&mut self.started, true);
+                message(dir, m, first, cx, TCP.name);
+                Frame::Consumed(total)
+            }
+            None => Frame::Need(total),
+        }
+    }
+
+    fn stopped(&mut self, _cx: &mut Ctx<'_>) {}
+}
+
+impl Analyzer for KrbStream {
+    fn buffered(&self) -> usize {
+        self.framers.iter().map(Framer::buffered).sum()
+    }
+
+    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
+        framing::data(self, dir, data, cx)
+    }
+
+    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, cx)
+    }
+
+    fn end(&mut self, _cx: &mut Ctx<'_>) {}
+}
+
+/// One address of a request's `addresses`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Address {
+    /// `netbios`, `ipv4`, `ipv6`, or the number of another type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub address: String,
+}
+
+/// One Kerberos message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KrbRecord {
+    /// `KRB_AS_REQ`, `KRB_AS_REP`, `KRB_TGS_REQ`, `KRB_TGS_REP`, `KRB_ERROR`.
+    pub msg_type: &'static str,
+    /// The client principal, components joined by `/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// The service principal (a reply's: its ticket's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sname: Option<String>,
+    /// A KRB-ERROR's code, by name where RFC 4120 names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// A reply's ticket encryption type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
+    /// The ticket is encrypted with DES or RC4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weak_encryption: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Address>,
+    #[serde(skip)]
+    sender: Dir,
+}
+
+fn join(p: &Principal<'_>) -> String {
+    let parts: Vec<String> = p.components.iter().map(|c| text::oem(c)).collect();
+    parts.join("/")
+}
+
+fn etype_name(e: i64) -> String {
+    match e {
+        1 => "des-cbc-crc".into(),
+        3 => "des-cbc-md5".into(),
+        17 => "aes128-cts-hmac-sha1-96".into(),
+        18 => "aes256-cts-hmac-sha1-96".into(),
+        19 => "aes128-cts-hmac-sha256-128".into(),
+        20 => "aes256-cts-hmac-sha384-192".into(),
+        23 => "rc4-hmac".into(),
+        24 => "rc4-hmac-exp".into(),
+        n => n.to_string(),
+    }
+}
+
+fn address(a: &krb5::HostAddress<'_>) -> Address {
+    let (kind, address) = match (a.addr_type, a.address.len()) {
+        (krb5::ADDR_NETBIOS, _) => ("netbios".into(), text::oem(a.address).trim_end().into()),
+        (2, 4) => (
+            "ipv4".into(),
+            a.address
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
+        (24, 16) => (
+            "ipv6".into(),
+            <[u8; 16]>::try_from(a.address)
+                .map(|o| std::net::Ipv6Addr::from(o).to_string())
+                .unwrap_or_default(),
+        ),
+        (t, _) => (t.to_string(), crate::render::hex(a.address)),
+    };
+    Address { kind, address }
+}
+
+impl KrbRecord {
+    fn of(m: &krb5::Message<'_>, sender: Dir) -> Self {
+        KrbRecord {
+            msg_type: match m.msg_type {
+                krb5::AS_REQ => "KRB_AS_REQ",
+                krb5::AS_REP => "KRB_AS_REP",
+                krb5::TGS_REQ => "KRB_TGS_REQ",
+                krb5::TGS_REP => "KRB_TGS_REP",
+                _ => "KRB_ERROR",
+            },
+            cname: m.cname.as_ref().map(join),
+            realm: m.realm.map(text::oem),
+            sname: m.sname.as_ref().map(join),
+            error_code: m
+                .error_code
+                .map(|c| krb5::error_name(c).map_or_else(|| c.to_string(), str::to_owned)),
+            encryption: m.ticket_etype.map(etype_name),
+            weak_encryption: m.ticket_etype.map(|e| matches!(e, 1 | 3 | 23 | 24)),
+            addresses: m.addresses.iter().map(address).collect(),
+            sender,
+        }
+    }
+
+    /// The host a machine account names: `NAME` of `NAME$`.
+    pub fn machine_account(&self) -> Option<&str> {
+        self.cname
+            .as_deref()
+            .filter(|c| !c.contains('/'))
+            .and_then(|c| c.strip_suffix('$'))
+            .filter(|c| !c.is_empty())
+    }
+
+    /// The host a host-based service name names: `NAME.domain` of
+    /// `host/NAME.domain` or `cifs/NAME.domain:445`; not the KDC's own
+    /// services.
+    pub fn service_host(&self) -> Option<&str> {
+        let (service, host) = self.sname.as_deref()?.split_once('/')?;
+        if host.contains('/')
+            || ["krbtgt", "kadmin", "changepw"].contains(&service.to_ascii_lowercase().as_str())
+        {
+            return None;
+        }
+        let host = host.split_once(':').map_or(host, |(h, _)| h);
+        (!host.is_empty()).then_some(host)
+    }
+}
+
+impl EventRecord for KrbRecord {
+    const EVENT_TYPE: &'static str = "krb5";
+
+    fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
+        // Every message is about the requester: its account in a request,
+        // a reply or an error.
+        if let Some(host) = self.machine_account() {
+            v.push(Name::of("krb5.cname", Role::Client, host, true));
+        }
+        if let Some(host) = self.service_host() {
+            v.push(Name::of("krb5.sname", Role::Named, host, true));
+        }
+        // A request's NetBIOS addresses are its sender's own names.
+        if self.sender == Dir::ToServer {
+            for a in self.addresses.iter().filter(|a| a.kind == "netbios") {
+                v.push(Name::of(
+                    "krb5.addresses.address",
+                    Role::Client,
+                    &a.address,
+                    true,
+                ));
+            }
+        }
+    }
+}

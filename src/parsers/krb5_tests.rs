@@ -1,0 +1,266 @@
+use super::*;
+
+/// DER: a tag, a definite length, the value.
+fn der(tag: u8, v: &[u8]) -> Vec<u8> {
+    let mut o = vec![tag];
+    if v.len() < 0x80 {
+        o.push(v.len() as u8);
+    } else {
+        o.push(0x82);
+        o.extend_from_slice(&(v.len() as u16).to_be_bytes());
+    }
+    o.extend_from_slice(v);
+    o
+}
+
+/// `[n] EXPLICIT`.
+fn ctx(n: u8, v: &[u8]) -> Vec<u8> {
+    der(0xa0 | n, v)
+}
+
+fn int(n: u8) -> Vec<u8> {
+    der(0x02, &[n])
+}
+
+fn gstr(s: &str) -> Vec<u8> {
+    der(0x1b, s.as_bytes())
+}
+
+/// PrincipalName (RFC 4120 5.2.2).
+fn principal(name_type: u8, parts: &[&str]) -> Vec<u8> {
+    let names: Vec<u8> = parts.iter().flat_map(|p| gstr(p)).collect();
+    der(
+        0x30,
+        &[ctx(0, &int(name_type)), ctx(1, &der(0x30, &names))].concat(),
+    )
+}
+
+/// An AS-REQ (RFC 4120 5.4.1) from a machine account with a NetBIOS
+/// address, as Windows sends it.
+fn as_req() -> Vec<u8> {
+    let mut netbios = b"WIN-J9D866ESIJ2".to_vec();
+    netbios.push(b' ');
+    let address = der(
+        0x30,
+        &[ctx(0, &int(20)), ctx(1, &der(0x04, &netbios))].concat(),
+    );
+    let body = der(
+        0x30,
+        &[
+            ctx(0, &der(0x03, &[0, 0x40, 0x81, 0, 0x10])),
+            ctx(1, &principal(1, &["WIN-J9D866ESIJ2$"])),
+            ctx(2, &gstr("CORP.EXAMPLE")),
+            ctx(3, &principal(2, &["krbtgt", "CORP.EXAMPLE"])),
+            ctx(5, &der(0x18, b"20370913024805Z")),
+            ctx(7, &der(0x02, &[0x12, 0x34, 0x56, 0x78])),
+            ctx(8, &der(0x30, &[int(18), int(17), int(23)].concat())),
+            ctx(9, &der(0x30, &address)),
+        ]
+        .concat(),
+    );
+    let req = der(
+        0x30,
+        &[ctx(1, &int(5)), ctx(2, &int(10)), ctx(4, &body)].concat(),
+    );
+    der(0x6a, &req)
+}
+
+#[test]
+fn an_as_req_names_its_machine_account_and_netbios_address() -> Result<(), KrbError> {
+    let b = as_req();
+    assert!(looks_like(&b));
+    let mut tcp = (b.len() as u32).to_be_bytes().to_vec();
+    tcp.extend_from_slice(&b);
+    assert!(looks_like_tcp(&tcp));
+    assert_eq!(tcp_length(&tcp), Some(b.len()));
+    let m = parse(&b)?;
+    assert_eq!(m.msg_type, AS_REQ);
+    assert_eq!(
+        m.cname,
+        Some(Principal {
+            name_type: 1,
+            components: vec![&b"WIN-J9D866ESIJ2$"[..]],
+        })
+    );
+    assert_eq!(m.realm, Some(&b"CORP.EXAMPLE"[..]));
+    assert_eq!(
+        m.sname.map(|s| s.components),
+        Some(vec![&b"krbtgt"[..], &b"CORP.EXAMPLE"[..]])
+    );
+    assert_eq!(m.etypes, [18, 17, 23]);
+    assert_eq!(
+        m.addresses,
+        [HostAddress {
+            addr_type: ADDR_NETBIOS,
+            address: b"WIN-J9D866ESIJ2 ",
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_tgs_rep_gives_its_client_and_its_tickets_service() -> Result<(), KrbError> {
+    let enc = der(
+        0x30,
+        &[ctx(0, &int(18)), ctx(2, &der(0x04, &[0xee; 8]))].concat(),
+    );
+    let ticket = der(
+        0x61,
+        &der(
+            0x30,
+            &[
+                ctx(0, &int(5)),
+                ctx(1, &gstr("CORP.EXAMPLE")),
+                ctx(2, &principal(3, &["cifs", "WIN-LIVFRVQFMKO.corp.example"])),
+                ctx(3, &enc),
+            ]
+            .concat(),
+        ),
+    );
+    let rep = der(
+        0x30,
+        &[
+            ctx(0, &int(5)),
+            ctx(1, &int(13)),
+            ctx(3, &gstr("CORP.EXAMPLE")),
+            ctx(4, &principal(1, &["alice"])),
+            ctx(5, &ticket),
+            ctx(6, &enc),
+        ]
+        .concat(),
+    );
+    let b = der(0x6d, &rep);
+    let m = parse(&b)?;
+    assert_eq!(m.msg_type, TGS_REP);
+    assert_eq!(m.cname.map(|c| c.components), Some(vec![&b"alice"[..]]));
+    assert_eq!(
+        m.sname.map(|s| (s.name_type, s.components)),
+        Some((3, vec![&b"cifs"[..], &b"WIN-LIVFRVQFMKO.corp.example"[..]]))
+    );
+    assert_eq!(m.ticket_etype, Some(18));
+    Ok(())
+}
+
+#[test]
+fn a_krb_error_gives_its_code_and_principals() -> Result<(), KrbError> {
+    let err = der(
+        0x30,
+        &[
+            ctx(0, &int(5)),
+            ctx(1, &int(30)),
+            ctx(4, &der(0x18, b"20261129084000Z")),
+            ctx(5, &int(1)),
+            ctx(6, &int(25)),
+            ctx(7, &gstr("CORP.EXAMPLE")),
+            ctx(8, &principal(1, &["WIN-J9D866ESIJ2$"])),
+            ctx(9, &gstr("CORP.EXAMPLE")),
+            ctx(10, &principal(2, &["krbtgt", "CORP.EXAMPLE"])),
+        ]
+        .concat(),
+    );
+    let b = der(0x7e, &err);
+    let m = parse(&b)?;
+    assert_eq!(m.msg_type, KRB_ERROR);
+    assert_eq!(m.error_code, Some(25));
+    assert_eq!(error_name(25), Some("KDC_ERR_PREAUTH_REQUIRED"));
+    assert_eq!(error_name(9999), None);
+    assert_eq!(
+        m.cname.map(|c| c.components),
+        Some(vec![&b"WIN-J9D866ESIJ2$"[..]])
+    );
+    Ok(())
+}
+
+#[test]
+fn malformed_messages_are_errors() {
+    let good = as_req();
+    // Every truncation fails cleanly.
+    for cut in 0..good.len() {
+        assert!(parse(&good[..cut]).is_err(), "cut at {cut}");
+    }
+    // An AP-REQ (APPLICATION 14) is not one of the five.
+    assert_eq!(
+        parse(&der(0x6e, &der(0x30, &[]))),
+        Err(KrbError::NotKerberos)
+    );
+    assert_eq!(parse(b"\x30\x00"), Err(KrbError::NotKerberos));
+    // A request without a body.
+    let no_body = der(
+        0x6a,
+        &der(0x30, &[ctx(1, &int(5)), ctx(2, &int(10))].concat()),
+    );
+    assert_eq!(
+        parse(&no_body),
+        Err(KrbError::Malformed { field: "req-body" })
+    );
+    // A cname whose components are integers, in an otherwise whole body.
+    let bad = der(
+        0x30,
+        &[ctx(0, &int(1)), ctx(1, &der(0x30, &int(7)))].concat(),
+    );
+    let body = der(
+        0x30,
+        &[
+            ctx(0, &der(0x03, &[0, 0, 0, 0, 0])),
+            ctx(1, &bad),
+            ctx(2, &gstr("R")),
+            ctx(5, &der(0x18, b"20370913024805Z")),
+            ctx(7, &int(1)),
+            ctx(8, &der(0x30, &int(18))),
+        ]
+        .concat(),
+    );
+    let req = der(
+        0x6a,
+        &der(
+            0x30,
+            &[ctx(1, &int(5)), ctx(2, &int(10)), ctx(4, &body)].concat(),
+        ),
+    );
+    assert_eq!(parse(&req), Err(KrbError::Malformed { field: "cname" }));
+    // The same body without its nonce.
+    let body = der(
+        0x30,
+        &[
+            ctx(0, &der(0x03, &[0; 5])),
+            ctx(2, &gstr("R")),
+            ctx(5, &der(0x18, b"x")),
+            ctx(8, &der(0x30, &int(18))),
+        ]
+        .concat(),
+    );
+    let req = der(
+        0x6a,
+        &der(
+            0x30,
+            &[ctx(1, &int(5)), ctx(2, &int(10)), ctx(4, &body)].concat(),
+        ),
+    );
+    assert_eq!(parse(&req), Err(KrbError::Malformed { field: "req-body" }));
+    // An error without the time fields its receiver requires.
+    let err = der(
+        0x7e,
+        &der(
+            0x30,
+            &[
+                ctx(0, &int(5)),
+                ctx(1, &int(30)),
+                ctx(6, &int(6)),
+                ctx(9, &gstr("R")),
+            ]
+            .concat(),
+        ),
+    );
+    assert_eq!(parse(&err), Err(KrbError::Malformed { field: "error" }));
+    // A msg-type that contradicts the APPLICATION tag.
+    let mut b = as_req();
+    if let Some(at) = b.windows(5).position(|w| w == [0xa2, 0x03, 0x02, 0x01, 10]) {
+        b[at + 4] = 12;
+    }
+    assert_eq!(parse(&b), Err(KrbError::Malformed { field: "msg-type" }));
+    // Over TCP a length beyond the cap is not Kerberos.
+    let mut tcp = 0x0100_0000u32.to_be_bytes().to_vec();
+    tcp.push(0x6a);
+    assert!(!looks_like_tcp(&tcp));
+    assert!(!looks_like_tcp(&[0, 0]));
+}
