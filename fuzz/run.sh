@@ -10,7 +10,7 @@ SECS=${1:-60}
 shift || true
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(ntlm spnego_smb rdp tls ldap_rpc_proxy decode streams pcap_file resp nbns browser dns dhcp krb5)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(ntlm spnego_smb rdp tls ldap_rpc_proxy decode streams pcap_file resp nbns browser dns dhcp krb5 cldap)
 export RUSTC_BOOTSTRAP=1
 for t in "${TARGETS[@]}"; do
   mkdir -p "corpus/$t"

@@ -1518,3 +1518,102 @@ fn krb5_messages_match_tshark() {
         [(Some("WIN-J9D866ESIJ2".into()), Some("10.78.0.2".into()))]
     );
 }
+
+/// CLDAP netlogon pings answered by a Samba AD DC
+/// (scripts/capture-cldap.sh): every ping and answer tshark decodes
+/// (fixtures/cldap.tshark.json, scripts/tshark-cldap.sh) is a `cldap` event
+/// with the same message id, DnsDomain, Host, User and NtVer, and the same
+/// DC names. tshark decodes no names in a LOGON_SAM_USER_UNKNOWN_EX answer
+/// (opcode 25), although MS-ADTS 6.3.1.9 gives it the same layout as 23;
+/// those names are checked against the bytes in the parser's unit tests.
+#[test]
+fn cldap_pings_match_tshark() {
+    let oracle: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("cldap.tshark.json")).expect("oracle"),
+    )
+    .expect("json");
+    let mut total = 0;
+    for (file, rows) in oracle.as_object().expect("object") {
+        let events = run_file(&fixture(file));
+        let got = of_type(&events, "cldap");
+        let rows = rows.as_array().expect("rows");
+        assert_eq!(got.len(), rows.len(), "{file}");
+        for (e, r) in got.iter().zip(rows) {
+            let c = &e["cldap"];
+            assert_eq!(c["message_id"], r["message_id"], "{file} {r}");
+            if r["op"] == 3 {
+                for (field, attr) in [("domain", "DnsDomain"), ("host", "Host"), ("user", "User")] {
+                    assert_eq!(c[field].as_str(), r["filter"][attr].as_str(), "{file} {r}");
+                }
+                assert_eq!(c["nt_version"].as_str(), r["ntver"].as_str(), "{file} {r}");
+                continue;
+            }
+            let resp = &c["response"];
+            let opcode = match r["opcode"].as_str() {
+                Some("23") => "LOGON_SAM_LOGON_RESPONSE_EX",
+                Some("25") => "LOGON_SAM_USER_UNKNOWN_EX",
+                other => panic!("{file}: opcode {other:?}"),
+            };
+            assert_eq!(resp["opcode"], opcode, "{file} {r}");
+            for (field, key) in [
+                ("dns_forest_name", "forest"),
+                ("dns_domain_name", "domain"),
+                ("dns_host_name", "hostname"),
+                ("netbios_domain_name", "nb_domain"),
+                ("netbios_computer_name", "nb_hostname"),
+                ("dc_site_name", "site"),
+                ("client_site_name", "client_site"),
+            ] {
+                if let Some(want) = r[key].as_str() {
+                    assert_eq!(resp[field].as_str(), Some(want), "{file} {r}");
+                }
+            }
+            // tshark writes the root's empty name as <Root>.
+            if let Some(want) = r["username"].as_str() {
+                let want = if want == "<Root>" { None } else { Some(want) };
+                assert_eq!(resp["user_name"].as_str(), want, "{file} {r}");
+            }
+        }
+        total += rows.len();
+    }
+    assert_eq!(total, 8);
+    // The pinging machine names itself twice (Host, User); the DC's names
+    // are its own; the account the DC repeats is only mentioned.
+    let events = run_file(&fixture("cldap/samba-dc.pcapng"));
+    let alerts: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            let g = |k: &str| s(a, k).unwrap_or_default();
+            format!(
+                "{} {} {}",
+                g("alert.hostname"),
+                g("alert.role"),
+                g("alert.evidence")
+            )
+        })
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            "WIN-J9D866ESIJ2 client cldap.host",
+            "WIN-J9D866ESIJ2 client cldap.user",
+            "WIN-J9D866ESIJ2 named cldap.response.user_name",
+        ]
+    );
+    let mut hosts: Vec<String> = of_type(&events, "host")
+        .iter()
+        .map(|h| {
+            let g = |k: &str| s(h, k).unwrap_or_default();
+            format!("{} {} {}", g("host.name"), g("host.ip"), g("host.role"))
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [
+            "DC01 10.79.0.1 server",
+            "WIN-J9D866ESIJ2 10.79.0.2 client",
+            "dc01.corp.example 10.79.0.1 server",
+        ]
+    );
+}

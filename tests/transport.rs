@@ -871,7 +871,7 @@ fn bad_output_urls_are_one_clear_line() {
         ),
         (
             "file:x.json?types=dns",
-            "hostwatch: --output file:x.json?types=dns: unknown event type \"dns\" (known: rdp, tls, smb, smtp, ntlm, nbns, browser, mdns, llmnr, dhcp, krb5, alert, host, stats)\n",
+            "hostwatch: --output file:x.json?types=dns: unknown event type \"dns\" (known: rdp, tls, smb, smtp, ntlm, nbns, browser, mdns, llmnr, dhcp, krb5, cldap, alert, host, stats)\n",
         ),
     ] {
         let o = hostwatch()

@@ -9,6 +9,7 @@
 //! [`crate::parsers`].
 
 pub mod browser;
+pub mod cldap;
 pub mod detect;
 pub mod dhcp;
 pub mod framing;

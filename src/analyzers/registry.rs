@@ -13,7 +13,9 @@
 use serde::ser::SerializeMap;
 
 use super::protocol::{Carrier, EventRecord, Name, Protocol, Scope};
-use super::{browser, dhcp, http, krb5, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls};
+use super::{
+    browser, cldap, dhcp, http, krb5, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls,
+};
 
 /// The registry: one line per protocol, in the order detection tries them.
 /// `=> Variant(Type)` introduces a record type (the first protocol that
@@ -95,6 +97,7 @@ registry! {
     dhcp::V6,
     krb5::TCP => Krb5(krb5::KrbRecord),
     krb5::UDP,
+    cldap::PROTOCOL => Cldap(cldap::CldapRecord),
 }
 
 /// One bit per UDP port.
@@ -165,7 +168,7 @@ mod tests {
             types,
             [
                 "rdp", "tls", "smb", "smtp", "ntlm", "nbns", "browser", "mdns", "llmnr", "dhcp",
-                "krb5"
+                "krb5", "cldap"
             ]
         );
         types.sort_unstable();
@@ -188,7 +191,7 @@ mod tests {
         assert!(datagram_protocol(50000, 53, nbstat).is_none());
         assert!(datagram_protocol(50000, 137, b"\x00").is_none());
         let listened: Vec<u16> = (0..=u16::MAX).filter(|&p| is_datagram_port(p)).collect();
-        assert_eq!(listened, [67, 68, 88, 137, 138, 546, 547, 5353, 5355]);
+        assert_eq!(listened, [67, 68, 88, 137, 138, 389, 546, 547, 5353, 5355]);
         let link: Vec<(u16, u16)> = (0..=u16::MAX)
             .filter_map(|p| Some((p, link_scope(p)?)))
             .collect();

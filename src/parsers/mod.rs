@@ -2,6 +2,7 @@
 //! per-flow state machines that feed them live in [`crate::analyzers`].
 
 pub mod browser;
+pub mod cldap;
 pub mod dcerpc;
 pub mod der;
 pub mod dhcp;
