@@ -54,13 +54,16 @@ fn malformed(field: &'static str) -> CldapError {
     CldapError::Malformed { field }
 }
 
+/// An equality match of a filter: attribute and value.
+pub type Term<'a> = (&'a [u8], &'a [u8]);
+
 /// One datagram's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
     /// A search: the equality matches of its filter, in order.
     Request {
         message_id: u64,
-        terms: Vec<(&'a [u8], &'a [u8])>,
+        terms: Vec<Term<'a>>,
     },
     /// A search result entry: its `Netlogon` value, when it has one.
     Entry {
@@ -108,7 +111,7 @@ pub fn message(b: &[u8]) -> Result<Message<'_>, CldapError> {
 
 /// baseObject, scope, derefAliases, sizeLimit, timeLimit, typesOnly, then
 /// the filter: an AND of equality matches, or a single one.
-fn search_terms(op: Tlv<'_>) -> Result<Vec<(&[u8], &[u8])>, CldapError> {
+fn search_terms(op: Tlv<'_>) -> Result<Vec<Term<'_>>, CldapError> {
     let filter = children(op.value).nth(6).ok_or(malformed("filter"))?;
     let items: Vec<Tlv<'_>> = match filter.tag {
         FILTER_AND => children(filter.value).take(MAX_TERMS).collect(),
@@ -141,7 +144,7 @@ fn netlogon_value(op: Tlv<'_>) -> Result<Option<&[u8]>, CldapError> {
 }
 
 /// The equality value of `attribute` in a filter's terms.
-pub fn term<'a>(terms: &[(&'a [u8], &'a [u8])], attribute: &str) -> Option<&'a [u8]> {
+pub fn term<'a>(terms: &[Term<'a>], attribute: &str) -> Option<&'a [u8]> {
     terms
         .iter()
         .find(|(a, _)| a.eq_ignore_ascii_case(attribute.as_bytes()))
