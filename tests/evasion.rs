@@ -387,58 +387,10 @@ fn picked_up_midstream_without_the_syn() {
     assert_eq!(run("midstream.pcap", &t), expected("10.1.0.77"));
 }
 
-/// IP fragments of every data frame of `t`, `size` bytes each, in reverse.
-fn fragmented(t: &Trace, v6: bool) -> Trace {
+/// IP fragments of every data frame of `t`, 48 bytes each, in reverse.
+fn fragmented(t: &Trace, _v6: bool) -> Trace {
     let mut out = Trace::starting_at(t.now_us);
-    let mut id = 1u32;
-    for (ts, frame) in &t.frames {
-        let ip = &frame[14..];
-        let (hlen, body_len) = if v6 {
-            (40, ip.len() - 40)
-        } else {
-            (
-                (usize::from(ip[0] & 0x0f)) * 4,
-                ip.len() - usize::from(ip[0] & 0x0f) * 4,
-            )
-        };
-        if body_len <= 64 {
-            out.frames.push((*ts, frame.clone()));
-            continue;
-        }
-        id += 1;
-        let body = &ip[hlen..];
-        let mut frags = Vec::new();
-        for (i, chunk) in body.chunks(48).enumerate() {
-            let off = i * 48;
-            let more = off + chunk.len() < body.len();
-            let mut f = frame[..14].to_vec();
-            if v6 {
-                let mut h = ip[..40].to_vec();
-                h[6] = 44;
-                h[4..6].copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
-                f.extend_from_slice(&h);
-                f.extend_from_slice(&[6, 0]);
-                f.extend_from_slice(&((((off / 8) as u16) << 3) | u16::from(more)).to_be_bytes());
-                f.extend_from_slice(&id.to_be_bytes());
-            } else {
-                let mut h = ip[..hlen].to_vec();
-                h[2..4].copy_from_slice(&((hlen + chunk.len()) as u16).to_be_bytes());
-                h[4..6].copy_from_slice(&(id as u16).to_be_bytes());
-                h[6..8].copy_from_slice(
-                    &((off / 8) as u16 | if more { 0x2000 } else { 0 }).to_be_bytes(),
-                );
-                // As a router does: the header checksum over the new header.
-                h[10..12].copy_from_slice(&[0, 0]);
-                let sum = !fold(add(0, &h));
-                h[10..12].copy_from_slice(&sum.to_be_bytes());
-                f.extend_from_slice(&h);
-            }
-            f.extend_from_slice(chunk);
-            frags.push((*ts, f));
-        }
-        frags.reverse();
-        out.frames.extend(frags);
-    }
+    out.frames = common::fragment_frames(&t.frames, 64);
     out
 }
 

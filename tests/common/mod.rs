@@ -73,3 +73,73 @@ pub fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 pub fn s(v: &Value, path: &str) -> Option<String> {
     get(v, path).and_then(|x| x.as_str().map(str::to_owned))
 }
+
+/// Every Ethernet frame of `frames` carrying IPv4 or IPv6 whose IP payload
+/// is longer than `min_body`, cut into IP fragments of 48 bytes sent in
+/// reverse order, as a router (or an attacker) may; other frames as they
+/// are. IPv4 fragments get a header checksum of their own.
+pub fn fragment_frames(frames: &[(i64, Vec<u8>)], min_body: usize) -> Vec<(i64, Vec<u8>)> {
+    use hostwatch::decode::checksum::{add, fold};
+    let mut out = Vec::new();
+    let mut id = 1u32;
+    for (ts, frame) in frames {
+        let v6 = frame.get(12..14) == Some(&[0x86, 0xdd][..]);
+        let v4 = frame.get(12..14) == Some(&[0x08, 0x00][..]);
+        let ip = &frame[14..];
+        let hlen = if v6 {
+            40
+        } else {
+            usize::from(ip[0] & 0x0f) * 4
+        };
+        if !(v4 || v6) || ip.len() - hlen <= min_body {
+            out.push((*ts, frame.clone()));
+            continue;
+        }
+        id += 1;
+        let body = &ip[hlen..];
+        let mut frags = Vec::new();
+        for (i, chunk) in body.chunks(48).enumerate() {
+            let off = i * 48;
+            let more = off + chunk.len() < body.len();
+            let mut f = frame[..14].to_vec();
+            if v6 {
+                let mut h = ip[..40].to_vec();
+                let next = h[6];
+                h[6] = 44;
+                h[4..6].copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&h);
+                f.extend_from_slice(&[next, 0]);
+                f.extend_from_slice(&((((off / 8) as u16) << 3) | u16::from(more)).to_be_bytes());
+                f.extend_from_slice(&id.to_be_bytes());
+            } else {
+                let mut h = ip[..hlen].to_vec();
+                h[2..4].copy_from_slice(&((hlen + chunk.len()) as u16).to_be_bytes());
+                h[4..6].copy_from_slice(&(id as u16).to_be_bytes());
+                h[6..8].copy_from_slice(
+                    &((off / 8) as u16 | if more { 0x2000 } else { 0 }).to_be_bytes(),
+                );
+                // As a router does: the header checksum over the new header.
+                h[10..12].copy_from_slice(&[0, 0]);
+                let sum = !fold(add(0, &h));
+                h[10..12].copy_from_slice(&sum.to_be_bytes());
+                f.extend_from_slice(&h);
+            }
+            f.extend_from_slice(chunk);
+            frags.push((*ts, f));
+        }
+        frags.reverse();
+        out.extend(frags);
+    }
+    out
+}
+
+/// The frames of a capture (pcap or pcapng), with their times in µs.
+pub fn frames_of(path: &Path) -> Vec<(i64, Vec<u8>)> {
+    let mut cap = pcap::Capture::from_file(path).expect("capture opens");
+    let mut frames = Vec::new();
+    while let Ok(p) = cap.next_packet() {
+        let ts = p.header.ts.tv_sec * 1_000_000 + p.header.ts.tv_usec;
+        frames.push((ts, p.data.to_vec()));
+    }
+    frames
+}

@@ -1,0 +1,199 @@
+//! Name carriers whatever way their bytes travel: DHCP, DHCPv6 and
+//! Kerberos datagrams cut into IP fragments sent in reverse, Kerberos over
+//! TCP in one-byte segments, SMTP with its EHLO split across segments. Each
+//! gives the records of the capture delivered whole.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use common::{fixture, fragment_frames, frames_of, run_file};
+use hostwatch::synth::{Conn, Trace};
+use serde_json::Value;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hostwatch-carriers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn write(name: &str, frames: Vec<(i64, Vec<u8>)>) -> PathBuf {
+    let p = tmp(name);
+    let t = Trace { frames, now_us: 0 };
+    std::fs::write(&p, t.to_bytes()).expect("write capture");
+    p
+}
+
+/// Every event but `stats`, as written.
+fn lines(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event_type"] != "stats")
+        .map(Value::to_string)
+        .collect()
+}
+
+fn stats(events: &[Value]) -> &Value {
+    &events.last().expect("stats event")["stats"]
+}
+
+#[test]
+fn fragmented_dhcp_and_kerberos_datagrams_give_the_same_events() {
+    for (capture, datagrams) in [
+        ("dhcp/dnsmasq-dhclient.pcapng", 21),
+        ("krb5/mit-kdc.pcapng", 14),
+    ] {
+        let path = fixture(capture);
+        let whole = run_file(&path);
+        // The UDP datagrams are cut; TCP segments go whole.
+        let mut cut_frames = Vec::new();
+        let mut cut_datagrams = 0;
+        for frame in frames_of(&path) {
+            if is_udp(&frame.1) {
+                cut_datagrams += 1;
+                cut_frames.extend(fragment_frames(&[frame], 0));
+            } else {
+                cut_frames.push(frame);
+            }
+        }
+        assert_eq!(cut_datagrams, datagrams, "{capture}");
+        let cut = write(&format!("frag-{}", capture.replace('/', "-")), cut_frames);
+        let events = run_file(&cut);
+        let (got, want) = (lines(&events), lines(&whole));
+        assert_eq!(got.len(), want.len(), "{capture}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{capture}");
+        }
+        assert!(!lines(&whole).is_empty());
+        // Every datagram was reassembled from fragments.
+        assert_eq!(
+            stats(&events)["defrag"]["reassembled"],
+            datagrams,
+            "{capture}: {}",
+            stats(&events)["defrag"]
+        );
+    }
+}
+
+fn is_udp(f: &[u8]) -> bool {
+    let proto = match f.get(12..14) {
+        Some([0x08, 0x00]) => f.get(23),
+        Some([0x86, 0xdd]) => f.get(20),
+        _ => None,
+    };
+    proto == Some(&17)
+}
+
+/// A TCP connection's client, server and flights (direction, bytes).
+type Flights = ((IpAddr, u16), (IpAddr, u16), Vec<(bool, Vec<u8>)>);
+
+/// The payload of each TCP connection of a capture, as flights (direction,
+/// bytes) in capture order; connections keyed from their SYN.
+fn tcp_flights(path: &Path) -> Vec<Flights> {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let mut conns: Vec<Flights> = Vec::new();
+    for (_, f) in frames_of(path) {
+        let Ok(p) = SlicedPacket::from_ethernet(&f) else {
+            continue;
+        };
+        let (src, dst): (IpAddr, IpAddr) = match &p.net {
+            Some(NetSlice::Ipv4(i)) => (
+                i.header().source_addr().into(),
+                i.header().destination_addr().into(),
+            ),
+            Some(NetSlice::Ipv6(i)) => (
+                i.header().source_addr().into(),
+                i.header().destination_addr().into(),
+            ),
+            _ => continue,
+        };
+        let Some(TransportSlice::Tcp(t)) = &p.transport else {
+            continue;
+        };
+        let a = (src, t.source_port());
+        let b = (dst, t.destination_port());
+        if t.syn() && !t.ack() {
+            conns.push((a, b, Vec::new()));
+            continue;
+        }
+        let payload = t.payload();
+        if payload.is_empty() {
+            continue;
+        }
+        let Some(c) = conns
+            .iter_mut()
+            .rev()
+            .find(|c| (c.0, c.1) == (a, b) || (c.0, c.1) == (b, a))
+        else {
+            continue;
+        };
+        let from_client = c.0 == a;
+        match c.2.last_mut() {
+            Some((dir, bytes)) if *dir == from_client => bytes.extend_from_slice(payload),
+            _ => c.2.push((from_client, payload.to_vec())),
+        }
+    }
+    conns
+}
+
+/// The capture's TCP connections written again with `mss`-byte segments.
+fn resegmented(path: &Path, mss: usize) -> Trace {
+    let mut t = Trace::starting_at(1_800_000_000_000_000);
+    for (i, (client, server, flights)) in tcp_flights(path).into_iter().enumerate() {
+        let mut c = Conn::new(client, server, 100 + i as u32);
+        let open = c.open();
+        t.add(&c, &open);
+        c.mss = mss;
+        for (from_client, bytes) in flights {
+            let segs = c.send(from_client, &bytes);
+            t.add(&c, &segs);
+        }
+        let close = c.close();
+        t.add(&c, &close);
+    }
+    t
+}
+
+/// The records and alerts of TCP flows, without their envelopes (times,
+/// flow ids): what each said, in order.
+fn tcp_bodies(events: &[Value], kind: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["proto"] == "TCP")
+        .filter_map(|e| match e["event_type"].as_str() {
+            Some(t) if t == kind => Some(format!("{kind} {}", e[kind])),
+            Some("alert") => Some(format!(
+                "alert {} {} {}",
+                e["alert"]["hostname"], e["alert"]["role"], e["alert"]["evidence"]
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn kerberos_over_tcp_in_one_byte_segments_gives_the_same_events() {
+    let path = fixture("krb5/mit-kdc.pcapng");
+    let whole = tcp_bodies(&run_file(&path), "krb5");
+    // Five connections of the TCP session, fourteen messages, two alerts.
+    assert_eq!(whole.iter().filter(|l| l.starts_with("krb5")).count(), 14);
+    assert_eq!(whole.iter().filter(|l| l.starts_with("alert")).count(), 4);
+    let t = resegmented(&path, 1);
+    assert!(t.frames.len() > 5_000, "{} frames", t.frames.len());
+    let p = tmp("krb5-one-byte.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    assert_eq!(tcp_bodies(&run_file(&p), "krb5"), whole);
+}
+
+#[test]
+fn smtp_with_its_ehlo_split_across_segments_gives_the_same_events() {
+    let path = fixture("smtp/swaks-aiosmtpd.pcap");
+    let whole = tcp_bodies(&run_file(&path), "smtp");
+    assert_eq!(whole.iter().filter(|l| l.starts_with("smtp")).count(), 3);
+    for mss in [1, 3, 7] {
+        let p = tmp(&format!("smtp-{mss}.pcap"));
+        std::fs::write(&p, resegmented(&path, mss).to_bytes()).expect("write");
+        assert_eq!(tcp_bodies(&run_file(&p), "smtp"), whole, "mss {mss}");
+    }
+}
