@@ -1294,6 +1294,10 @@ fn dhcp_transactions_match_tshark() {
         }
         want.extend(open.into_iter().map(close));
         let events = run_file(&fixture(file));
+        // A client asking from 0.0.0.0 is not at 0.0.0.0.
+        for h in of_type(&events, "host") {
+            assert_ne!(s(h, "host.ip").as_deref(), Some("0.0.0.0"), "{file}: {h}");
+        }
         let mut got: Vec<String> = of_type(&events, "dhcp")
             .iter()
             .map(|e| {

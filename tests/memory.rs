@@ -139,3 +139,48 @@ fn analyzer_buffers_stay_under_the_memory_cap() {
     assert_eq!(alerts(&out), want);
     let _ = std::fs::remove_file(p);
 }
+
+/// A million questions nobody answers: 500,000 DHCPDISCOVERs from as many
+/// clients on one link, and 500,000 NetBIOS name queries from as many
+/// ports. The DHCP analyzer holds at most 1,024 open transactions (the
+/// oldest is written out, counted as evicted); the datagram table holds at
+/// most `--max-conversations` conversations. Memory follows those caps, not
+/// the flood; the demo's alerts after it are still found.
+#[test]
+fn a_million_unanswered_questions_keep_memory_bounded() {
+    let p = generate("queries");
+    let path = p.display().to_string();
+    let out_spec = "file:-?types=alert,stats";
+    let (out, rss) = run_measured(&["-q", "-w", "2", "-o", out_spec, "-r", &path]);
+    let s = stats(&out);
+    eprintln!(
+        "1M unanswered queries: peak RSS {rss:.0} MiB, {}",
+        s["datagrams"]
+    );
+    assert_eq!(s["datagrams"]["datagrams"], 1_000_000);
+    assert_eq!(s["transactions"]["dhcp_evicted"], 500_000 - 1_024);
+    assert_eq!(s["transactions"]["dhcp_unanswered"], 1_024);
+    // 65,536 conversations at most (split over the workers): the rest of
+    // the 500,001 were evicted or timed out.
+    let ended = s["datagrams"]["evicted"].as_u64().unwrap_or(0)
+        + s["datagrams"]["timed_out"].as_u64().unwrap_or(0);
+    assert!(ended >= 500_001 - 65_536, "{s}");
+    assert!(rss < 130.0, "peak RSS {rss:.0} MiB");
+    assert_eq!(alerts(&out), 5);
+    // An eighth of the conversations, a fraction of the memory.
+    let (out, small) = run_measured(&[
+        "-q",
+        "-w",
+        "2",
+        "--max-conversations",
+        "8192",
+        "-o",
+        out_spec,
+        "-r",
+        &path,
+    ]);
+    eprintln!("with --max-conversations 8192: peak RSS {small:.0} MiB");
+    assert!(small < 45.0, "peak RSS {small:.0} MiB");
+    assert_eq!(alerts(&out), 5);
+    let _ = std::fs::remove_file(p);
+}

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -412,16 +412,14 @@ impl EventRecord for DhcpRecord {
                 // The server acknowledged the lease: the name lives there.
                 Some(lease) => v.push(Name::leased(path, Role::Client, n, lease)),
                 // Not acknowledged: the client's own address if it said
-                // one and sent from it (renewing, informing); else the
-                // name is only mentioned.
-                None => {
-                    let claimed = self.client_ip.unwrap_or(match self.version {
-                        6 => Ipv6Addr::UNSPECIFIED.into(),
-                        _ => Ipv4Addr::UNSPECIFIED.into(),
-                    });
-                    let ip = (self.version == 4).then_some(claimed);
-                    v.push(Name::at(path, Role::Client, n, ip));
-                }
+                // one and sent from it (renewing, informing); a DHCPv6
+                // client's link-local address it sent from; else (asking
+                // from 0.0.0.0) the name is only mentioned.
+                None => match (self.version, self.client_ip) {
+                    (6, _) => v.push(Name::of(path, Role::Client, n, true)),
+                    (_, Some(ip)) => v.push(Name::at(path, Role::Client, n, Some(ip))),
+                    _ => v.push(Name::of(path, Role::Named, n, true)),
+                },
             }
             // A DHCPv6 client sends from its link-local address: the name
             // is that address's too.

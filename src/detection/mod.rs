@@ -58,6 +58,8 @@ impl Detector {
                 (true, Some(lease)) if f.role != Role::Named => Some(lease),
                 _ => sender.filter(|s| f.ip.is_none_or(|claimed| claimed == *s)),
             };
+            // Nobody lives at 0.0.0.0 or ::, whatever a datagram says.
+            let ip = ip.filter(|a| !a.is_unspecified());
             let role = if ip.is_none() { Role::Named } else { f.role };
             let f = Name { role, ..f };
             if let (true, Some(ip)) = (f.machine, ip) {

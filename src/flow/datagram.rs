@@ -297,17 +297,13 @@ impl DatagramTable {
     /// Packet time is `now_us`: analyzers emit what waited too long, and
     /// conversations idle for longer than the timeout end.
     pub fn expire<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        self.end_idle(now_us, out);
         let all = self
             .conversations
             .iter()
             .map(|(k, c)| (c.last_us, c.id, *k));
-        for (last_us, _, k) in oldest(all, None) {
-            if now_us - last_us > self.cfg.idle_timeout_us {
-                if let Some(c) = self.conversations.remove(&k) {
-                    self.stats.timed_out += 1;
-                    self.end(c, now_us, out);
-                }
-            } else if let Some(c) = self.conversations.get_mut(&k) {
+        for (_, _, k) in oldest(all, None) {
+            if let Some(c) = self.conversations.get_mut(&k) {
                 let mut cx = Ctx::new(now_us, false, &mut self.records)
                     .stamping(&mut self.stamps)
                     .between(&mut self.between)
@@ -321,6 +317,22 @@ impl DatagramTable {
                     now_us,
                     out,
                 );
+            }
+        }
+    }
+
+    /// Conversations idle for longer than the timeout end, oldest first.
+    fn end_idle<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        let timeout = self.cfg.idle_timeout_us;
+        let idle = self
+            .conversations
+            .iter()
+            .filter(|(_, c)| now_us - c.last_us > timeout)
+            .map(|(k, c)| (c.last_us, c.id, *k));
+        for (_, _, k) in oldest(idle, None) {
+            if let Some(c) = self.conversations.remove(&k) {
+                self.stats.timed_out += 1;
+                self.end(c, now_us, out);
             }
         }
     }
@@ -341,10 +353,10 @@ impl DatagramTable {
         );
     }
 
-    /// The table is full: expire what timed out, then evict the idle-most
-    /// sixteenth.
+    /// The table is full: end what timed out, then evict the idle-most
+    /// sixteenth. (The analyzers' own timeouts wait for the next tick.)
     fn make_room<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
-        self.expire(now_us, out);
+        self.end_idle(now_us, out);
         if self.conversations.len() < self.cfg.max_conversations {
             return;
         }

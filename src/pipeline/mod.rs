@@ -28,6 +28,9 @@ use std::time::Duration;
 
 use crossbeam_channel::bounded;
 
+/// Messages of events waiting for the output thread.
+const OUTPUT_QUEUE: usize = 16;
+
 use crate::capture::{CaptureError, LiveOptions, Source};
 use crate::detection::inventory::Inventory;
 use crate::detection::Matcher;
@@ -134,7 +137,10 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     after_open: H,
 ) -> Outcome {
     let workers = cfg.workers.max(1);
-    let (out_tx, out_rx) = bounded::<OutMsg>(256);
+    // Each message carries the events of one batch (up to a few thousand):
+    // a short queue bounds the events waiting for the writer (a flood of
+    // records backs up to the capture instead of into memory).
+    let (out_tx, out_rx) = bounded::<OutMsg>(OUTPUT_QUEUE);
     let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
     let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
     let opts = OutputOptions {

@@ -317,6 +317,86 @@ fn flood_then_demo(
     Ok(packets)
 }
 
+/// A DHCPDISCOVER (RFC 2131) from the client with hardware address `mac`:
+/// the BOOTP header, the magic cookie, its type and its host name.
+pub fn dhcp_discover(xid: u32, mac: [u8; 6], hostname: &str) -> Vec<u8> {
+    let mut m = vec![1, 1, 6, 0];
+    m.extend_from_slice(&xid.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0x80, 0]);
+    m.extend_from_slice(&[0; 16]);
+    m.extend_from_slice(&mac);
+    m.extend_from_slice(&[0; 10 + 192]);
+    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 12, hostname.len() as u8]);
+    m.extend_from_slice(hostname.as_bytes());
+    m.push(255);
+    m
+}
+
+/// A NetBIOS name query (RFC 1002 4.2.12) for `name` (at most 15 bytes).
+pub fn nbns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 0, 0x20]);
+    let mut padded = [b' '; 16];
+    for (p, b) in padded.iter_mut().zip(name.bytes().take(15)) {
+        *p = b;
+    }
+    padded[15] = 0;
+    for b in padded {
+        q.push(b'A' + (b >> 4));
+        q.push(b'A' + (b & 0x0f));
+    }
+    q.extend_from_slice(&[0, 0, 0x20, 0, 1]);
+    q
+}
+
+/// An Ethernet frame with an IPv4 UDP datagram, checksums computed.
+fn udp_frame(
+    src: ([u8; 6], [u8; 4], u16),
+    dst: ([u8; 6], [u8; 4], u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv4(src.1, dst.1, 64)
+        .udp(src.2, dst.2);
+    let mut out = Vec::with_capacity(payload.len() + 42);
+    // Writing into a Vec only fails for payloads over the IP limit.
+    let _ = b.write(&mut out, payload);
+    out
+}
+
+/// Questions nobody answers: `n` DHCPDISCOVERs, each from a client of its
+/// own (hardware address, transaction id), and `n` NetBIOS name queries,
+/// each from a port of its own, so that the DHCP analyzer's transactions
+/// and the datagram table's conversations fill up; then the demo.
+pub fn write_queries(path: &Path, n: u32) -> io::Result<u64> {
+    flood_then_demo(path, |w, mut ts| {
+        const BROADCAST: [u8; 6] = [0xff; 6];
+        for i in 0..n {
+            let [a, b, c, d] = i.to_be_bytes();
+            let mac = [0x02, 0x42, a, b, c, d];
+            ts += 20;
+            let discover = dhcp_discover(i.wrapping_mul(2_654_435_761), mac, &format!("VM-{i}"));
+            w.packet(
+                ts,
+                &udp_frame((mac, [0; 4], 68), (BROADCAST, [255; 4], 67), &discover),
+            )?;
+            ts += 20;
+            let query = nbns_query(i as u16, &format!("HOST{i}"));
+            let port = 1024 + (i % 60_000) as u16;
+            let src = (
+                [0x02, 0x43, a, b, c, d],
+                [10, 66, (i >> 16) as u8 & 0x3f, c],
+                port,
+            );
+            w.packet(
+                ts,
+                &udp_frame(src, (BROADCAST, [10, 66, 255, 255], 137), &query),
+            )?;
+        }
+        Ok(())
+    })
+}
+
 /// Connections that fill analyzer buffers: after a real ClientHello, each
 /// server sends a Certificate message announcing 16 MiB and then 240 KiB of
 /// it, never finished, so that every connection holds its handshake buffer

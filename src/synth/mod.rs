@@ -290,9 +290,10 @@ pub fn write_capture(path: &Path, kind: &str, size_mb: u64, seed: u64) -> io::Re
         "synflood" => bench::write_synflood(path, 1_000_000),
         "gaps" => bench::write_gaps(path, 2_000),
         "buffers" => bench::write_buffers(path, 600),
+        "queries" => bench::write_queries(path, 500_000),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("unknown kind '{other}' (demo, bench, synflood, gaps or buffers)"),
+            format!("unknown kind '{other}' (demo, bench, synflood, gaps, buffers or queries)"),
         )),
     }
 }
