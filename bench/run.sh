@@ -17,12 +17,16 @@
 #
 # To compare two builds: BASELINE=/path/to/older/hostwatch adds it with 1
 # and 2 workers (baseline-w1, baseline-w2); SKIP_TSHARK=1 leaves tshark out.
+# KIND=bench-udp uses the same mix with UDP noise between the bursts (DNS
+# and QUIC-like datagrams, about a fifth of the packets), which hostwatch
+# drops at the capture thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-2000}
 RUNS=${2:-7}
 OUT=bench/out
-CAP=$OUT/mix-${SIZE}mb.pcap
+KIND=${KIND:-bench}
+CAP=$OUT/${KIND/bench/mix}-${SIZE}mb.pcap
 mkdir -p "$OUT"
 
 need=()
@@ -38,7 +42,7 @@ fi
 cargo build --release --quiet --bin hostwatch --example pcap_ceiling
 HW=target/release/hostwatch
 CEIL=target/release/examples/pcap_ceiling
-[ -f "$CAP" ] || $HW generate --kind bench --size-mb "$SIZE" -o "$CAP"
+[ -f "$CAP" ] || $HW generate --kind "$KIND" --size-mb "$SIZE" -o "$CAP"
 MANIFEST=${CAP%.pcap}.manifest.json
 BYTES=$(stat -c %s "$CAP")
 PACKETS=$(python3 -c "import json;print(json.load(open('$MANIFEST'))['packets'])")

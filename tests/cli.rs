@@ -181,7 +181,7 @@ fn alerts_only_exit_code_and_output_file() {
     let o = hostwatch(&["-q", "--alerts-only", "--exit-code", "-r", &demo]);
     assert_eq!(o.status.code(), Some(3));
     let ev = lines(&o);
-    assert_eq!(ev.len(), 5);
+    assert_eq!(ev.len(), 6);
     assert!(ev.iter().all(|e| e["event_type"] == "alert"));
     // No alert: exit 0 even with --exit-code.
     let o = hostwatch(&[
@@ -207,7 +207,7 @@ fn alerts_only_exit_code_and_output_file() {
         assert!(o.stdout.is_empty());
     }
     let text = std::fs::read_to_string(&out).expect("output file");
-    assert_eq!(text.lines().count(), 10);
+    assert_eq!(text.lines().count(), 12);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn gzip_stdin_and_bpf_filter() {
     }
     let o = child.wait_with_output().expect("wait");
     assert!(o.status.success());
-    assert_eq!(lines(&o).len(), 5);
+    assert_eq!(lines(&o).len(), 6);
 
     // A BPF filter as trailing words, like tcpdump.
     let demo = fixture("demo/demo.pcap").display().to_string();
@@ -335,8 +335,8 @@ fn truncated_capture_keeps_events_before_the_cut() {
         e.contains(&format!("offset {off} ")),
         "{e} (expected offset {off})"
     );
-    // Every alert before the cut was written: all five are in earlier packets.
-    assert_eq!(lines(&o).len(), 5);
+    // Every alert before the cut was written: all six are in earlier packets.
+    assert_eq!(lines(&o).len(), 6);
 }
 
 #[test]
@@ -514,7 +514,7 @@ fn hostile_capture_headers() {
     // libpcap reads the records regardless: every alert is there.
     let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(lines(&o).len(), 5);
+    assert_eq!(lines(&o).len(), 6);
 
     // A pcapng with a block type nobody knows between the packets.
     let demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
@@ -562,7 +562,7 @@ fn hostile_capture_headers() {
     std::fs::write(&p, &ng).expect("write");
     let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(lines(&o).len(), 5);
+    assert_eq!(lines(&o).len(), 6);
 }
 
 /// `Cpus_allowed_list` of each thread of `pid`, by thread name.
@@ -865,7 +865,7 @@ fn fifos_and_dev_stdin_are_read_once() {
         .expect("write");
     let o = child.wait_with_output().expect("wait");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(lines(&o).len(), 5);
+    assert_eq!(lines(&o).len(), 6);
 }
 
 /// Started with standard output closed, hostwatch says so and fails, rather
@@ -930,10 +930,10 @@ fn pcapng_mixing_link_types_is_decoded_per_interface() {
     want.sort();
     assert_eq!(event_lines(&got), want);
     let ev = lines(&got);
-    assert_eq!(of_type(&ev, "alert").len(), 5);
+    assert_eq!(of_type(&ev, "alert").len(), 6);
     assert_eq!(of_type(&ev, "ntlm").len(), 5);
     let stats = &ev.last().expect("stats")["stats"];
-    assert_eq!(stats["packets"], 85); // 17 + 68, as capinfos counts them
+    assert_eq!(stats["packets"], 89); // 17 + 72, as capinfos counts them
     assert_eq!(stats["decoder"]["non_ip"], 0);
 
     let gz = tmp("mixed-linktypes.pcapng.gz");

@@ -45,6 +45,8 @@ fn demo_alerts_are_exactly_the_story() {
     assert_eq!(
         alerts,
         vec![
+            // Asking from 0.0.0.0 for the address its server then gives.
+            want("WIN-J9D866ESIJ2", "client", "dhcp.hostname", "0.0.0.0", 67),
             want(
                 "WIN-J9D866ESIJ2",
                 "client",
@@ -82,8 +84,19 @@ fn demo_alerts_are_exactly_the_story() {
             ),
         ]
     );
+    // The DHCP alert carries the whole transaction and its lease.
+    let lease = of_type(&events, "alert")[0];
+    assert_eq!(s(lease, "dhcp.assigned_ip").as_deref(), Some("10.20.0.77"));
+    assert_eq!(
+        s(lease, "dhcp.client_mac").as_deref(),
+        Some("52:54:00:3a:9d:77")
+    );
+    assert_eq!(
+        lease["dhcp"]["msg_types"],
+        serde_json::json!(["discover", "offer", "request", "ack"])
+    );
     // The alert carries the whole record: the failed logon of the first exchange.
-    let first = of_type(&events, "alert")[0];
+    let first = of_type(&events, "alert")[1];
     assert_eq!(
         s(first, "ntlm.client.user").as_deref(),
         Some("administrator")
@@ -138,12 +151,20 @@ fn demo_alerts_are_exactly_the_story() {
             (Some("WIN-J9D866ESIJ2".into()), Some("svc_backu".into()))
         ]
     );
-    // Five names in the inventory, each once.
+    // Five names in the inventory, each once; the VM's first from its lease.
     let hosts: Vec<String> = of_type(&events, "host")
         .iter()
         .filter_map(|h| s(h, "host.name"))
         .collect();
     assert_eq!(hosts.len(), 5, "{hosts:?}");
+    let vm = of_type(&events, "host")
+        .into_iter()
+        .find(|h| s(h, "host.name").as_deref() == Some("WIN-J9D866ESIJ2"))
+        .map(|h| (s(h, "host.ip"), s(h, "host.evidence")));
+    assert_eq!(
+        vm,
+        Some((Some("10.20.0.77".into()), Some("dhcp.hostname".into())))
+    );
 }
 
 #[test]
@@ -155,7 +176,11 @@ fn demo_command_prints_the_alerts() {
         .expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.matches("ALERT sev 1").count(), 5, "{text}");
+    assert_eq!(text.matches("ALERT sev 1").count(), 6, "{text}");
+    assert!(
+        text.contains("0.0.0.0:68 -> 10.20.0.1:67  dhcp lease 10.20.0.77"),
+        "{text}"
+    );
     assert!(
         text.contains("WIN-J9D866ESIJ2 (client) in rdp.client.name"),
         "{text}"

@@ -370,7 +370,7 @@ fn drops_privileges_after_opening_the_interface() {
         ev.iter()
             .filter(|e| e["event_type"] == "alert" && e["alert"]["severity"] == 1)
             .count(),
-        5
+        6
     );
     let _ = std::fs::remove_file(&out);
 }

@@ -138,6 +138,75 @@ fn trips(v: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Msg> {
 
 /// Writes a benchmark capture of about `size` bytes.
 pub fn write(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
+    write_mix(path, size, seed, false)
+}
+
+/// The same mix with UDP of no interest between the bursts: DNS questions
+/// and answers (port 53) and QUIC-like datagrams (port 443), about a
+/// fifth of the packets.
+pub fn write_with_udp(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
+    write_mix(path, size, seed, true)
+}
+
+/// A DNS datagram (RFC 1035 4.1): a question for an A record, or its answer.
+fn dns_message(rng: &mut Rng, answer: bool) -> Vec<u8> {
+    let id = rng.below(1 << 16) as u16;
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(if answer {
+        &[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]
+    } else {
+        &[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    });
+    let label = format!("host-{:06x}", rng.below(1 << 24));
+    m.push(label.len() as u8);
+    m.extend_from_slice(label.as_bytes());
+    m.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+    if answer {
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2]);
+        m.push(rng.below(256) as u8);
+    }
+    m
+}
+
+/// One datagram of UDP noise: a DNS question or answer, or a QUIC-like
+/// short-header datagram of 1,200 bytes.
+fn udp_noise(rng: &mut Rng, m: &mut Manifest) -> Vec<u8> {
+    let host = [10, 30, (rng.below(4)) as u8, 1 + rng.below(250) as u8];
+    let port = 30_000 + rng.below(30_000) as u16;
+    let (src, dst, payload) = match rng.below(3) {
+        0 => {
+            *m.mix.entry("udp-dns").or_default() += 1;
+            (
+                (host, port),
+                ([10, 30, 255, 53], 53),
+                dns_message(rng, false),
+            )
+        }
+        1 => {
+            *m.mix.entry("udp-dns").or_default() += 1;
+            (
+                ([10, 30, 255, 53], 53),
+                (host, port),
+                dns_message(rng, true),
+            )
+        }
+        _ => {
+            *m.mix.entry("udp-quic").or_default() += 1;
+            let mut d = vec![0x40 | rng.below(0x3f) as u8];
+            d.extend_from_slice(&FILL[..1_199]);
+            ((host, port), ([10, 30, 254, 1], 443), d)
+        }
+    };
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 4])
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1);
+    let mut out = Vec::with_capacity(payload.len() + 42);
+    // Writing into a Vec only fails for payloads over the IP limit.
+    let _ = b.write(&mut out, &payload);
+    out
+}
+
+fn write_mix(path: &Path, size: u64, seed: u64, udp: bool) -> io::Result<Manifest> {
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
     let mut m = Manifest::default();
     let mut rng = Rng(seed);
@@ -172,6 +241,11 @@ pub fn write(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
                 active.swap_remove(i);
             } else {
                 i += 1;
+            }
+            if udp && rng.below(3) == 0 {
+                ts += 1 + rng.below(20) as i64;
+                let f = udp_noise(&mut rng, &mut m);
+                w.packet(ts, &f)?;
             }
         }
     }
@@ -317,21 +391,6 @@ fn flood_then_demo(
     Ok(packets)
 }
 
-/// A DHCPDISCOVER (RFC 2131) from the client with hardware address `mac`:
-/// the BOOTP header, the magic cookie, its type and its host name.
-pub fn dhcp_discover(xid: u32, mac: [u8; 6], hostname: &str) -> Vec<u8> {
-    let mut m = vec![1, 1, 6, 0];
-    m.extend_from_slice(&xid.to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0x80, 0]);
-    m.extend_from_slice(&[0; 16]);
-    m.extend_from_slice(&mac);
-    m.extend_from_slice(&[0; 10 + 192]);
-    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 12, hostname.len() as u8]);
-    m.extend_from_slice(hostname.as_bytes());
-    m.push(255);
-    m
-}
-
 /// A NetBIOS name query (RFC 1002 4.2.12) for `name` (at most 15 bytes).
 pub fn nbns_query(id: u16, name: &str) -> Vec<u8> {
     let mut q = id.to_be_bytes().to_vec();
@@ -349,21 +408,6 @@ pub fn nbns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
-/// An Ethernet frame with an IPv4 UDP datagram, checksums computed.
-fn udp_frame(
-    src: ([u8; 6], [u8; 4], u16),
-    dst: ([u8; 6], [u8; 4], u16),
-    payload: &[u8],
-) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(src.1, dst.1, 64)
-        .udp(src.2, dst.2);
-    let mut out = Vec::with_capacity(payload.len() + 42);
-    // Writing into a Vec only fails for payloads over the IP limit.
-    let _ = b.write(&mut out, payload);
-    out
-}
-
 /// Questions nobody answers: `n` DHCPDISCOVERs, each from a client of its
 /// own (hardware address, transaction id), and `n` NetBIOS name queries,
 /// each from a port of its own, so that the DHCP analyzer's transactions
@@ -375,10 +419,15 @@ pub fn write_queries(path: &Path, n: u32) -> io::Result<u64> {
             let [a, b, c, d] = i.to_be_bytes();
             let mac = [0x02, 0x42, a, b, c, d];
             ts += 20;
-            let discover = dhcp_discover(i.wrapping_mul(2_654_435_761), mac, &format!("VM-{i}"));
+            let discover = msg::dhcp_v4(&msg::Dhcp {
+                xid: i.wrapping_mul(2_654_435_761),
+                mac,
+                hostname: &format!("VM-{i}"),
+                ..msg::Dhcp::default()
+            });
             w.packet(
                 ts,
-                &udp_frame((mac, [0; 4], 68), (BROADCAST, [255; 4], 67), &discover),
+                &super::udp_frame((mac, [0; 4], 68), (BROADCAST, [255; 4], 67), &discover),
             )?;
             ts += 20;
             let query = nbns_query(i as u16, &format!("HOST{i}"));
@@ -390,7 +439,7 @@ pub fn write_queries(path: &Path, n: u32) -> io::Result<u64> {
             );
             w.packet(
                 ts,
-                &udp_frame(src, (BROADCAST, [10, 66, 255, 255], 137), &query),
+                &super::udp_frame(src, (BROADCAST, [10, 66, 255, 255], 137), &query),
             )?;
         }
         Ok(())

@@ -1,7 +1,8 @@
 //! The lab demo: a capture that tells the story end to end (a benign RDP
-//! logon and SMB session, then a VMmanager-named machine logging on over
-//! SMB and RDP, and a rogue server presenting a VMmanager name over HTTP
-//! NTLM), and `hostwatch demo`, which replays it and prints its alerts.
+//! logon and SMB session, then a VMmanager-named machine leasing an
+//! address over DHCP in its own name and logging on over SMB and RDP, and
+//! a rogue server presenting a VMmanager name over HTTP NTLM), and
+//! `hostwatch demo`, which replays it and prints its alerts.
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
@@ -97,8 +98,50 @@ pub fn trace() -> Trace {
         187_000_000,
     );
 
-    // 3. A rented VM that kept its VMmanager name logs on to the file
-    //    server: a wrong password first, then a service account.
+    // 3. A rented VM that kept its VMmanager name joins the network (over
+    //    a VPN bridged to the LAN) and asks the DHCP server for an
+    //    address in its own name: the lease ties the name to 10.20.0.77.
+    let vm_mac = [0x52, 0x54, 0x00, 0x3a, 0x9d, 0x77];
+    let router = ([0x52, 0x54, 0x00, 0x00, 0x00, 0x01], [10, 20, 0, 1], 67);
+    let broadcast = [0xff; 6];
+    let asked = |msg_type: u8, requested: Option<[u8; 4]>| {
+        msg::dhcp_v4(&msg::Dhcp {
+            msg_type,
+            xid: 0x5eed_0077,
+            mac: vm_mac,
+            requested,
+            server_id: requested.map(|_| router.1),
+            hostname: "WIN-J9D866ESIJ2",
+            vendor_class: "MSFT 5.0",
+            ..msg::Dhcp::default()
+        })
+    };
+    let answered = |msg_type: u8| {
+        msg::dhcp_v4(&msg::Dhcp {
+            msg_type,
+            xid: 0x5eed_0077,
+            mac: vm_mac,
+            yiaddr: [10, 20, 0, 77],
+            server_id: Some(router.1),
+            ..msg::Dhcp::default()
+        })
+    };
+    let from_vm = (vm_mac, [0; 4], 68);
+    let to_all = (broadcast, [255; 4], 67);
+    let to_vm = (vm_mac, [10, 20, 0, 77], 68);
+    for frame in [
+        super::udp_frame(from_vm, to_all, &asked(1, None)),
+        super::udp_frame(router, to_vm, &answered(2)),
+        super::udp_frame(from_vm, to_all, &asked(3, Some([10, 20, 0, 77]))),
+        super::udp_frame(router, to_vm, &answered(5)),
+    ] {
+        t.advance(1_200);
+        t.frames.push((t.now_us, frame));
+    }
+    t.advance(2_000_000);
+
+    // 4. The VM logs on to the file server: a wrong password first, then
+    //    a service account.
     let session_id = 0x0000_1c00_1000_0077;
     let mut smb = msg::smb2_logon(
         session_id,
@@ -126,7 +169,7 @@ pub fn trace() -> Trace {
         28_000_000,
     );
 
-    // 4. The same VM opens RDP to the jump host.
+    // 5. The same VM opens RDP to the jump host.
     let rdp = msg::rdp_standard_logon("svc_backu", "WIN-J9D866ESIJ2");
     session(
         &mut t,
@@ -137,7 +180,7 @@ pub fn trace() -> Trace {
         82_000_000,
     );
 
-    // 5. A rogue web server on the LAN answers NTLM with a VMmanager name.
+    // 6. A rogue web server on the LAN answers NTLM with a VMmanager name.
     let rogue_names = ServerNames {
         target: "WIN-LIVFRVQFMKO",
         nb_computer: "WIN-LIVFRVQFMKO",
@@ -183,6 +226,10 @@ pub fn render_alerts(events: &[serde_json::Value], color: bool) -> Vec<String> {
                 detail = format!("{} {}{user}", s(&n["carrier"]), s(&n["result"]));
             } else if let Some(r) = e.get("rdp") {
                 detail = format!("rdp cookie {}", s(&r["cookie"]));
+            } else if let Some(d) = e.get("dhcp") {
+                detail = format!("dhcp lease {}", s(&d["assigned_ip"]));
+            } else if let Some(k) = e.get("krb5") {
+                detail = format!("{} {}", s(&k["msg_type"]), s(&k["cname"]));
             }
             format!(
                 "{time}  {c}ALERT sev {sev}{off}  {bold}{}{off} ({}) in {}\n          {}\n          {dim}{}:{} -> {}:{}  {detail}{off}",
@@ -244,9 +291,10 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let count = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
     println!(
-        "hostwatch demo: a lab capture of 5 connections ({} RDP handshakes, {} NTLM exchanges seen)\n",
+        "hostwatch demo: a lab capture of 5 connections and a DHCP lease ({} RDP handshakes, {} NTLM exchanges, {} DHCP transaction seen)\n",
         count("rdp"),
-        count("ntlm")
+        count("ntlm"),
+        count("dhcp")
     );
     for line in render_alerts(&events, color) {
         println!("{line}\n");

@@ -209,6 +209,22 @@ impl Conn {
     }
 }
 
+/// An Ethernet frame with an IPv4 UDP datagram, checksums computed:
+/// (MAC, address, port) of each side.
+pub fn udp_frame(
+    src: ([u8; 6], [u8; 4], u16),
+    dst: ([u8; 6], [u8; 4], u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv4(src.1, dst.1, 64)
+        .udp(src.2, dst.2);
+    let mut out = Vec::with_capacity(payload.len() + 42);
+    // Writing into a Vec only fails for payloads over the IP limit.
+    let _ = b.write(&mut out, payload);
+    out
+}
+
 /// IP and TCP headers and payload, checksums computed.
 pub fn ip_tcp(src: (IpAddr, u16), dst: (IpAddr, u16), seg: &Segment) -> Vec<u8> {
     let ip = match (src.0, dst.0) {
@@ -287,13 +303,16 @@ pub fn write_capture(path: &Path, kind: &str, size_mb: u64, seed: u64) -> io::Re
             Ok(t.frames.len() as u64)
         }
         "bench" => bench::write(path, size_mb.saturating_mul(1_000_000), seed).map(|m| m.packets),
+        "bench-udp" => {
+            bench::write_with_udp(path, size_mb.saturating_mul(1_000_000), seed).map(|m| m.packets)
+        }
         "synflood" => bench::write_synflood(path, 1_000_000),
         "gaps" => bench::write_gaps(path, 2_000),
         "buffers" => bench::write_buffers(path, 600),
         "queries" => bench::write_queries(path, 500_000),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("unknown kind '{other}' (demo, bench, synflood, gaps, buffers or queries)"),
+            format!("unknown kind '{other}' (demo, bench, bench-udp, synflood, gaps, buffers or queries)"),
         )),
     }
 }

@@ -528,3 +528,73 @@ pub fn tls_session(sni: &str, cert: &[u8], app_bytes: usize) -> Vec<(Vec<u8>, Ve
 
 /// The self-signed certificate used on synthetic TLS servers.
 pub const CERT: &[u8] = include_bytes!("cert.der");
+
+/// A DHCPv4 message to write ([`dhcp_v4`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Dhcp<'a> {
+    /// Option 53: 1 DISCOVER, 2 OFFER, 3 REQUEST, 5 ACK.
+    pub msg_type: u8,
+    pub xid: u32,
+    pub mac: [u8; 6],
+    /// yiaddr (an OFFER's or ACK's).
+    pub yiaddr: [u8; 4],
+    /// Option 50 (a REQUEST's).
+    pub requested: Option<[u8; 4]>,
+    /// Option 54 (an answer's, and a REQUEST's choice).
+    pub server_id: Option<[u8; 4]>,
+    /// Option 12, when not empty.
+    pub hostname: &'a str,
+    /// Option 60, when not empty.
+    pub vendor_class: &'a str,
+}
+
+impl Default for Dhcp<'_> {
+    fn default() -> Self {
+        Dhcp {
+            msg_type: 1,
+            xid: 0,
+            mac: [0; 6],
+            yiaddr: [0; 4],
+            requested: None,
+            server_id: None,
+            hostname: "",
+            vendor_class: "",
+        }
+    }
+}
+
+/// A DHCPv4 message (RFC 2131 2, options RFC 2132): BOOTREPLY for an
+/// OFFER or ACK, else BOOTREQUEST.
+pub fn dhcp_v4(d: &Dhcp<'_>) -> Vec<u8> {
+    let op = if matches!(d.msg_type, 2 | 5 | 6) {
+        2
+    } else {
+        1
+    };
+    let mut m = vec![op, 1, 6, 0];
+    m.extend_from_slice(&d.xid.to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0x80, 0]);
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&d.yiaddr);
+    m.extend_from_slice(&[0; 8]);
+    m.extend_from_slice(&d.mac);
+    m.extend_from_slice(&[0; 10 + 192]);
+    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, d.msg_type]);
+    for (code, v) in [(50u8, d.requested), (54, d.server_id)] {
+        if let Some(a) = v {
+            m.extend_from_slice(&[code, 4]);
+            m.extend_from_slice(&a);
+        }
+    }
+    if d.msg_type == 5 {
+        m.extend_from_slice(&[51, 4, 0, 0, 0x0e, 0x10]);
+    }
+    for (code, v) in [(12u8, d.hostname), (60, d.vendor_class)] {
+        if !v.is_empty() {
+            m.extend_from_slice(&[code, v.len() as u8]);
+            m.extend_from_slice(v.as_bytes());
+        }
+    }
+    m.push(255);
+    m
+}
