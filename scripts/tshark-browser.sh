@@ -21,11 +21,5 @@ for line in sys.stdin:
                  "os_minor": f[4], "comment": f[5], "master_browser": f[6], "dgm_src_ip": f[7]})
 print(json.dumps({sys.argv[1]: rows}))
 ' "${f#fixtures/}"
-done | python3 -c '
-import json, sys
-merged = {}
-for line in sys.stdin:
-    merged.update(json.loads(line))
-json.dump({k: v for k, v in merged.items() if v}, sys.stdout, indent=1)
-' >"$out"
+done | python3 scripts/merge-oracle.py >"$out"
 echo "wrote $out"

@@ -32,11 +32,5 @@ for line in sys.stdin:
                  "queries": [list(p) for p in zip(qn, qt)], "answers": answers})
 print(json.dumps({sys.argv[1]: rows}))
 ' "${f#fixtures/}"
-done | python3 -c '
-import json, sys
-merged = {}
-for line in sys.stdin:
-    merged.update(json.loads(line))
-json.dump({k: v for k, v in merged.items() if v}, sys.stdout, indent=1)
-' >"$out"
+done | python3 scripts/merge-oracle.py >"$out"
 echo "wrote $out"
