@@ -110,6 +110,11 @@ struct RunArgs {
     /// or ignore.
     #[arg(long, default_value = "auto", value_name = "MODE")]
     checksums: hostwatch::decode::checksum::Mode,
+    /// The home networks, CIDRs separated by commas (Suricata's HOME_NET):
+    /// a watched machine outside them talking to a host inside weighs more.
+    /// Default: the private, shared, link-local and loopback ranges.
+    #[arg(long, value_name = "CIDRS")]
+    home_net: Option<hostwatch::detection::confidence::HomeNet>,
     /// Bytes reassembled per direction of a connection.
     #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES")]
     depth: u32,
@@ -326,6 +331,7 @@ fn run(args: RunArgs) -> ExitCode {
         progress: !args.quiet && !live,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         checksums: args.checksums,
+        home_net: args.home_net.clone().unwrap_or_default(),
     };
     let outcome = pipeline::run_with_hook(&cfg, matcher, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),

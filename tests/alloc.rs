@@ -97,6 +97,7 @@ fn no_allocation_per_packet_on_the_common_path() {
         nb_domain: "CORP",
         dns_computer: "fs",
         dns_domain: "corp",
+        build: 20348,
     };
     for (c, s) in msg::smb2_logon(5, &names, "CORP", "alice", "PC-1", 0) {
         let a = smb.send(true, &c);

@@ -466,6 +466,7 @@ fn a_name_in_ordinary_payload_is_not_a_finding() {
         nb_domain: "CORP",
         dns_computer: "fs.corp",
         dns_domain: "corp",
+        build: 20348,
     };
     let mut trips = msg::smb2_logon(5, &names, "CORP", "alice", "DESKTOP-1", 0);
     let file: Vec<u8> = "WIN-344VU98D3RU"

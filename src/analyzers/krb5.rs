@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::framing::{self, Frame, Framed, Framer};
-use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role, Scope};
+use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role, Scope};
 use super::{Analyzer, Ctx, DatagramAnalyzer, Dir, Status};
 use crate::parsers::krb5::{self, KrbError, Principal};
 use crate::parsers::text;
@@ -256,6 +256,22 @@ impl KrbRecord {
 
 impl EventRecord for KrbRecord {
     const EVENT_TYPE: &'static str = "krb5";
+
+    fn facts(&self, _name: &Name<'_>) -> Facts {
+        // A ticket granted is a logon that worked; an error other than the
+        // request for pre-authentication (the first step of every logon)
+        // is one that did not.
+        let outcome = match (self.msg_type, self.error_code.as_deref()) {
+            ("KRB_AS_REP" | "KRB_TGS_REP", _) => Some(true),
+            ("KRB_ERROR", Some("KDC_ERR_PREAUTH_REQUIRED")) => None,
+            ("KRB_ERROR", _) => Some(false),
+            _ => None,
+        };
+        Facts {
+            outcome,
+            ..Facts::default()
+        }
+    }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         // Every message is about the requester: its account in a request,

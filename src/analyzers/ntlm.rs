@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use super::protocol::Facts;
 use super::{Ctx, Dir, EventRecord, Name, Role};
 use crate::parsers::ntlm::{self, av, Flags, Message};
 
@@ -332,6 +333,28 @@ pub struct NtlmClient {
 
 impl EventRecord for NtlmRecord {
     const EVENT_TYPE: &'static str = "ntlm";
+
+    fn facts(&self, name: &Name<'_>) -> Facts {
+        // The VERSION of the side whose name it is; the verdict is the
+        // exchange's.
+        let version = match name.role {
+            Role::Server => self.server.as_ref().and_then(|s| s.version.as_ref()),
+            _ => self
+                .client
+                .as_ref()
+                .and_then(|c| c.version.as_ref())
+                .or(self.negotiate.as_ref().and_then(|n| n.version.as_ref())),
+        };
+        Facts {
+            build: Facts::build_of(version),
+            outcome: match self.result {
+                "success" => Some(true),
+                "failure" => Some(false),
+                _ => None,
+            },
+            self_signed: false,
+        }
+    }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         if let Some(c) = &self.client {

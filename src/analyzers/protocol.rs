@@ -97,6 +97,26 @@ impl<'a> Name<'a> {
     }
 }
 
+/// What a record says about the machine behind one of its names, for
+/// weighing an alert on that name ([`crate::detection::confidence`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The Windows build the machine reported (an NTLM VERSION, an RDP
+    /// client build).
+    pub build: Option<u32>,
+    /// Whether its exchange succeeded: a logon, a ticket, a tree connect.
+    pub outcome: Option<bool>,
+    /// The name is the subject CN of a self-signed certificate.
+    pub self_signed: bool,
+}
+
+impl Facts {
+    /// The build of a `major.minor.build` version string.
+    pub fn build_of(version: Option<&String>) -> Option<u32> {
+        version?.rsplit('.').next()?.parse().ok()
+    }
+}
+
 /// What every record type brings: its event type and its host names.
 pub trait EventRecord: Serialize {
     /// The `event_type` of its events, and the key of its object in them.
@@ -109,6 +129,12 @@ pub trait EventRecord: Serialize {
     /// (a certificate on an ordinary TLS flow is not: it would flood the log).
     fn logged_alone(&self) -> bool {
         true
+    }
+
+    /// What the record says about the machine behind `name`, one of its
+    /// own names.
+    fn facts(&self, _name: &Name<'_>) -> Facts {
+        Facts::default()
     }
 }
 

@@ -8,7 +8,7 @@ use super::framing::{Frame, Framer};
 use super::tls::Handshake;
 use serde::Serialize;
 
-use super::protocol::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Facts, Fallback, Protocol};
 use super::tls::{certificate_names, Certificate};
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::rdp::gcc::{self, ServerCertificate};
@@ -388,6 +388,23 @@ pub struct RdpServer {
 
 impl EventRecord for RdpRecord {
     const EVENT_TYPE: &'static str = "rdp";
+
+    fn facts(&self, name: &Name<'_>) -> Facts {
+        match name.role {
+            Role::Client => Facts {
+                build: self.client.as_ref().and_then(|c| c.build),
+                ..Facts::default()
+            },
+            _ => Facts {
+                self_signed: self
+                    .server
+                    .as_ref()
+                    .and_then(|s| s.certificate.as_ref())
+                    .is_some_and(|c| c.self_signed_for(name.value)),
+                ..Facts::default()
+            },
+        }
+    }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         if let Some(c) = &self.client {

@@ -12,7 +12,7 @@
 
 use serde::ser::SerializeMap;
 
-use super::protocol::{Carrier, EventRecord, Name, Protocol, Scope};
+use super::protocol::{Carrier, EventRecord, Facts, Name, Protocol, Scope};
 use super::{
     browser, cldap, dhcp, http, krb5, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls,
 };
@@ -57,6 +57,13 @@ macro_rules! registry {
                     $($(Record::$variant(r) => EventRecord::names(r.as_ref(), &mut v),)?)*
                 }
                 v
+            }
+
+            /// What the record says about the machine behind `name`.
+            pub fn facts(&self, name: &Name<'_>) -> Facts {
+                match self {
+                    $($(Record::$variant(r) => EventRecord::facts(r.as_ref(), name),)?)*
+                }
             }
 
             pub fn logged_alone(&self) -> bool {

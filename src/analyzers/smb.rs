@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
-use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
+use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::smb::{self, Dialect, TreeConnect};
 use crate::parsers::{spnego, text};
@@ -257,6 +257,17 @@ impl SmbRecord {
 
 impl EventRecord for SmbRecord {
     const EVENT_TYPE: &'static str = "smb";
+
+    fn facts(&self, _name: &Name<'_>) -> Facts {
+        Facts {
+            outcome: match self.result {
+                "success" => Some(true),
+                "failure" => Some(false),
+                _ => None,
+            },
+            ..Facts::default()
+        }
+    }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         let Some(server) = self.tree.server.as_deref() else {

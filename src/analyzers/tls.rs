@@ -5,7 +5,7 @@
 use super::framing::{Frame, Framer};
 use serde::Serialize;
 
-use super::protocol::{Carrier, Fallback, Protocol};
+use super::protocol::{Carrier, Facts, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::tls::{self, CertSummary};
 use crate::render::{hex, rfc3339_seconds};
@@ -294,6 +294,18 @@ pub struct TlsRecord {
     pub client_certificate: Option<Certificate>,
 }
 
+impl Certificate {
+    /// Whether the certificate names `name` as its subject and is issued by
+    /// itself (subject and issuer equal), as RDP's and a template's are.
+    pub fn self_signed_for(&self, name: &str) -> bool {
+        let same = |a: &Option<String>, b: &Option<String>| a.is_some() && a == b;
+        self.subject_cn
+            .as_deref()
+            .is_some_and(|cn| cn.eq_ignore_ascii_case(name))
+            && (same(&self.subject, &self.issuer) || same(&self.subject_cn, &self.issuer_cn))
+    }
+}
+
 /// The names a certificate carries: its subject CN (a machine's name when
 /// `machine`) and its DNS SANs.
 pub fn certificate_names<'a>(
@@ -311,6 +323,17 @@ pub fn certificate_names<'a>(
 
 impl EventRecord for TlsRecord {
     const EVENT_TYPE: &'static str = "tls";
+
+    fn facts(&self, name: &Name<'_>) -> Facts {
+        let own = match name.role {
+            Role::Client => self.client_certificate.as_ref(),
+            _ => Some(&self.certificate),
+        };
+        Facts {
+            self_signed: own.is_some_and(|c| c.self_signed_for(name.value)),
+            ..Facts::default()
+        }
+    }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         let leaf = ("tls.certificate.subject_cn", "tls.certificate.san_dns");

@@ -4,6 +4,7 @@
 //! evidence). Computer names also feed the passive host inventory (`host`
 //! events). A `tls` record on a non-RDP flow is kept only when it matched.
 
+pub mod confidence;
 pub mod inventory;
 pub mod watchlist;
 
@@ -19,6 +20,7 @@ pub use watchlist::{Matcher, WatchlistError};
 /// Per-worker detection state.
 pub struct Detector {
     matcher: Arc<Matcher>,
+    home: confidence::HomeNet,
     /// (flow, upper-cased name, evidence) already alerted; bounded.
     alerted: HashSet<(u64, String, &'static str)>,
 }
@@ -28,8 +30,14 @@ const MAX_REMEMBERED: usize = 100_000;
 
 impl Detector {
     pub fn new(matcher: Arc<Matcher>) -> Self {
+        Self::with_home_net(matcher, confidence::HomeNet::default())
+    }
+
+    /// A detector that weighs alerts against `home` (`--home-net`).
+    pub fn with_home_net(matcher: Arc<Matcher>, home: confidence::HomeNet) -> Self {
         Detector {
             matcher,
+            home,
             alerted: HashSet::new(),
         }
     }
@@ -86,10 +94,19 @@ impl Detector {
         let keep_record = record.logged_alone() || !alerts.is_empty();
         let alert_events: Vec<Event> = alerts
             .into_iter()
-            .map(|(e, f)| Event {
+            .map(|(e, f)| {
+                let (confidence, corroboration) =
+                    confidence::weigh(&e, f.role, record.facts(&f), &flow, &self.home);
+                (e, f, confidence, corroboration)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(e, f, confidence, corroboration)| Event {
                 ts_us,
                 flow: Some(flow.clone()),
                 body: Body::Alert(Box::new(Alert {
+                    confidence,
+                    corroboration,
                     signature: e.signature_for(f.value),
                     signature_id: e.id,
                     category: e.category.clone(),

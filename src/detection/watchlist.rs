@@ -8,8 +8,10 @@
 //!   `@id N` set the list's name, default severity, alert category,
 //!   signature text and first signature id;
 //! - anything else is an entry: `PATTERN [severity=N] [candidate]
-//!   [note=TEXT...]`, where PATTERN is an exact host name, a shell glob
-//!   (`*`, `?`, `[...]`) or `re:REGEX`.
+//!   [build=N[,N...]] [note=TEXT...]`, where PATTERN is an exact host name,
+//!   a shell glob (`*`, `?`, `[...]`) or `re:REGEX`, and `build=` the
+//!   Windows builds the listed machines run (an alert weighs the build the
+//!   traffic shows against them).
 //!
 //! Matching is case-insensitive and is tried on the whole value, on its
 //! first DNS label, and, for 15-character values (NetBIOS names are cut at
@@ -24,6 +26,9 @@
 use std::collections::HashMap;
 
 use regex::RegexSet;
+
+/// Windows builds one entry may name.
+const MAX_BUILDS: usize = 16;
 
 /// NetBIOS names are at most 15 characters.
 pub const NETBIOS_LEN: usize = 15;
@@ -98,6 +103,8 @@ pub struct Entry {
     pub pattern: Pattern,
     pub severity: u8,
     pub candidate: bool,
+    /// The Windows builds the listed machines are known to run.
+    pub builds: Vec<u32>,
     pub note: Option<String>,
     pub id: u32,
     /// Where it was defined (`file:line`).
@@ -195,14 +202,25 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
         };
         let mut entry_severity = severity;
         let mut candidate = false;
+        let mut builds = Vec::new();
         for w in words {
             if let Some(v) = w.strip_prefix("severity=") {
                 entry_severity = parse_severity(v)
                     .ok_or_else(|| err(n, format!("severity must be 1, 2 or 3, not '{v}'")))?;
             } else if w == "candidate" {
                 candidate = true;
+            } else if let Some(v) = w.strip_prefix("build=") {
+                builds = v
+                    .split(',')
+                    .take(MAX_BUILDS + 1)
+                    .map(|b| b.trim().parse::<u32>().ok().filter(|b| *b > 0))
+                    .collect::<Option<Vec<u32>>>()
+                    .filter(|b| b.len() <= MAX_BUILDS)
+                    .ok_or_else(|| {
+                        err(n, format!("build= takes up to {MAX_BUILDS} Windows build numbers separated by commas, not '{v}'"))
+                    })?;
             } else {
-                return Err(err(n, format!("unexpected '{w}' after the pattern (options: severity=N, candidate, note=TEXT)")));
+                return Err(err(n, format!("unexpected '{w}' after the pattern (options: severity=N, candidate, build=N[,N], note=TEXT)")));
             }
         }
         let pattern = if let Some(re) = pat.strip_prefix("re:") {
@@ -230,6 +248,7 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
             pattern,
             severity: entry_severity,
             candidate,
+            builds,
             note,
             id: next_id,
             origin: format!("{source}:{n}"),

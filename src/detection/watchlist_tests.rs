@@ -190,3 +190,30 @@ fn thousands_of_globs_load_and_match() {
     assert_eq!(id("LAB0500-x"), None);
     assert_eq!(id("nothing-here"), None);
 }
+
+#[test]
+fn entries_name_the_builds_their_machines_run() {
+    let builds = |text: &str| {
+        parse(text, "t.list", 1).map(|e| e.iter().map(|e| e.builds.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        builds("A build=14393\nB build=17763,20348 note=two\nC"),
+        Ok(vec![vec![14393], vec![17763, 20348], vec![]])
+    );
+    for bad in ["A build=", "A build=x", "A build=0", "A build=1,,2"] {
+        let e = builds(bad).map_err(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_err_and(|m| m.contains("build= takes up to 16 Windows build numbers")),
+            "{bad}: {e:?}"
+        );
+    }
+    let many = format!("A build={}", vec!["1"; 17].join(","));
+    assert!(builds(&many).is_err());
+    // The built-in entries carry the builds public reporting gives.
+    let m = Matcher::with_builtins(true, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    let b = |n: &str| m.lookup(n).map(|e| e.builds.clone());
+    assert_eq!(b("WIN-J9D866ESIJ2"), Some(vec![14393]));
+    assert_eq!(b("WIN-LIVFRVQFMKO"), Some(vec![17763]));
+    assert_eq!(b("WIN-344VU98D3RU"), Some(vec![]));
+}

@@ -102,6 +102,11 @@ pub struct Alert {
     /// Whether the other side had answered (a handshake, a reply) when the
     /// name was seen: a lone packet may come from a spoofed address.
     pub handshake_seen: bool,
+    /// How much else agrees (see `detection::confidence`).
+    pub confidence: crate::detection::confidence::Confidence,
+    /// One readable line per signal weighed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corroboration: Vec<String>,
     #[serde(skip)]
     pub record: Record,
 }

@@ -66,6 +66,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Which TCP, UDP and IPv4 header checksums are checked.
     pub checksums: crate::decode::checksum::Mode,
+    /// The home networks alerts are weighed against (`--home-net`).
+    pub home_net: crate::detection::confidence::HomeNet,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             progress: false,
             drain_timeout: Duration::from_secs(crate::output::defaults::DRAIN_TIMEOUT_SECS),
             checksums: Default::default(),
+            home_net: Default::default(),
         }
     }
 }
@@ -187,6 +190,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
             flow,
             datagram,
             matcher: matcher.clone(),
+            home_net: cfg.home_net.clone(),
             rx,
             free: free_tx.clone(),
             out: out_tx.clone(),

@@ -48,6 +48,7 @@ pub(super) struct WorkerSetup {
     pub flow: FlowConfig,
     pub datagram: DatagramConfig,
     pub matcher: Arc<Matcher>,
+    pub home_net: crate::detection::confidence::HomeNet,
     pub rx: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
     pub out: Sender<OutMsg>,
@@ -60,6 +61,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
         flow,
         datagram,
         matcher,
+        home_net,
         rx,
         free,
         out,
@@ -68,7 +70,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     } = setup;
     let mut table = FlowTable::new(flow, Analyzers);
     let mut udp = DatagramTable::new(datagram);
-    let mut detector = Detector::new(matcher);
+    let mut detector = Detector::with_home_net(matcher, home_net);
     let mut events = Vec::new();
     let publish = |table: &FlowTable<Analyzers>, udp: &DatagramTable| {
         if let Ok(mut s) = snapshot.lock() {

@@ -126,6 +126,7 @@ const SERVER_NAMES: ServerNames<'static> = ServerNames {
     nb_domain: "CORP",
     dns_computer: "filesrv02.corp.example",
     dns_domain: "corp.example",
+    build: 20348,
 };
 
 const VMMANAGER: [&str; 3] = ["WIN-J9D866ESIJ2", "WIN-LIVFRVQFMKO", "WIN-344VU98D3RU"];

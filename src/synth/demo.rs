@@ -143,21 +143,26 @@ pub fn trace() -> Trace {
     // 4. The VM logs on to the file server: a wrong password first, then
     //    a service account.
     let session_id = 0x0000_1c00_1000_0077;
-    let mut smb = msg::smb2_logon(
+    // The template's Windows Server 2016 says its build in every NTLM
+    // message and in its RDP client data.
+    let template = 14393;
+    let mut smb = msg::smb2_logon_from(
         session_id,
         &filesrv_names,
         "CORP",
         "administrator",
         "WIN-J9D866ESIJ2",
         0xc000_006d,
+        template,
     );
-    let retry = msg::smb2_logon(
+    let retry = msg::smb2_logon_from(
         session_id + 1,
         &filesrv_names,
         "CORP",
         "svc_backup",
         "WIN-J9D866ESIJ2",
         0,
+        template,
     );
     smb.extend(retry.into_iter().skip(1));
     session(
@@ -170,7 +175,7 @@ pub fn trace() -> Trace {
     );
 
     // 5. The same VM opens RDP to the jump host.
-    let rdp = msg::rdp_standard_logon("svc_backu", "WIN-J9D866ESIJ2");
+    let rdp = msg::rdp_standard_logon_from("svc_backu", "WIN-J9D866ESIJ2", u32::from(template));
     session(
         &mut t,
         (rented, 49_820),
@@ -187,6 +192,7 @@ pub fn trace() -> Trace {
         nb_domain: "WIN-LIVFRVQFMKO",
         dns_computer: "WIN-LIVFRVQFMKO",
         dns_domain: "WIN-LIVFRVQFMKO",
+        build: 17763,
     };
     let http = msg::http_ntlm_logon(
         "/wsman",
@@ -231,8 +237,16 @@ pub fn render_alerts(events: &[serde_json::Value], color: bool) -> Vec<String> {
             } else if let Some(k) = e.get("krb5") {
                 detail = format!("{} {}", s(&k["msg_type"]), s(&k["cname"]));
             }
+            let why: Vec<String> = a["corroboration"]
+                .as_array()
+                .map(|v| v.iter().map(s).collect())
+                .unwrap_or_default();
+            let confidence = match why.is_empty() {
+                true => format!("confidence {}", s(&a["confidence"])),
+                false => format!("confidence {}: {}", s(&a["confidence"]), why.join("; ")),
+            };
             format!(
-                "{time}  {c}ALERT sev {sev}{off}  {bold}{}{off} ({}) in {}\n          {}\n          {dim}{}:{} -> {}:{}  {detail}{off}",
+                "{time}  {c}ALERT sev {sev}{off}  {bold}{}{off} ({}) in {}\n          {}\n          {confidence}\n          {dim}{}:{} -> {}:{}  {detail}{off}",
                 s(&a["hostname"]),
                 s(&a["role"]),
                 s(&a["evidence"]),
@@ -290,24 +304,29 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     events.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let count = |t: &str| events.iter().filter(|e| e["event_type"] == t).count();
-    println!(
-        "hostwatch demo: a lab capture of 5 connections and a DHCP lease ({} RDP handshakes, {} NTLM exchanges, {} DHCP transaction seen)\n",
+    // Written as one text: a reader that goes away early (`| head`) ends
+    // the write, not the program.
+    let mut text = format!(
+        "hostwatch demo: a lab capture of 5 connections and a DHCP lease ({} RDP handshakes, {} NTLM exchanges, {} DHCP transaction seen)\n\n",
         count("rdp"),
         count("ntlm"),
         count("dhcp")
     );
     for line in render_alerts(&events, color) {
-        println!("{line}\n");
+        text.push_str(&line);
+        text.push_str("\n\n");
     }
-    print!(
-        "{}",
-        if color {
-            &outcome.summary_color
-        } else {
-            &outcome.summary
-        }
-    );
-    println!("\nThe JSON events behind this: hostwatch -r <capture> (or `hostwatch demo -o events.json`).");
+    text.push_str(if color {
+        &outcome.summary_color
+    } else {
+        &outcome.summary
+    });
+    text.push_str("\nThe JSON events behind this: hostwatch -r <capture> (or `hostwatch demo -o events.json`).\n");
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
     match outcome.error {
         Some(e) => {
             eprintln!("hostwatch: {e}");

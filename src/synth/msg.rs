@@ -16,16 +16,27 @@ fn field(len: usize, off: usize) -> [u8; 8] {
     f
 }
 
-const VERSION_CLIENT: [u8; 8] = [10, 0, 0x61, 0x4a, 0, 0, 0, 15]; // 10.0.19041
-const VERSION_SERVER: [u8; 8] = [10, 0, 0x7c, 0x4f, 0, 0, 0, 15]; // 10.0.20348
+/// The Windows build clients report unless told otherwise (10.0.19041).
+pub const CLIENT_BUILD: u16 = 19041;
+
+/// An NTLM VERSION (MS-NLMP 2.2.2.10): Windows 10.0 of `build`, revision 15.
+fn version(build: u16) -> [u8; 8] {
+    let [lo, hi] = build.to_le_bytes();
+    [10, 0, lo, hi, 0, 0, 0, 15]
+}
 
 /// NEGOTIATE as Windows sends it (no names supplied).
 pub fn ntlm_negotiate() -> Vec<u8> {
+    ntlm_negotiate_from(CLIENT_BUILD)
+}
+
+/// NEGOTIATE from a machine running Windows `build`.
+pub fn ntlm_negotiate_from(build: u16) -> Vec<u8> {
     let mut m = b"NTLMSSP\0\x01\0\0\0".to_vec();
     m.extend_from_slice(&0xe208_8297u32.to_le_bytes());
     m.extend_from_slice(&field(0, 40));
     m.extend_from_slice(&field(0, 40));
-    m.extend_from_slice(&VERSION_CLIENT);
+    m.extend_from_slice(&version(build));
     m
 }
 
@@ -44,6 +55,8 @@ pub struct ServerNames<'a> {
     pub nb_domain: &'a str,
     pub dns_computer: &'a str,
     pub dns_domain: &'a str,
+    /// The Windows build its CHALLENGE reports.
+    pub build: u16,
 }
 
 /// The lab's file server, as its CHALLENGE names it (demo, tests, benches).
@@ -53,6 +66,7 @@ pub const FILESRV01: ServerNames<'static> = ServerNames {
     nb_domain: "CORP",
     dns_computer: "filesrv01.corp.example",
     dns_domain: "corp.example",
+    build: 20348,
 };
 
 /// CHALLENGE with target info (Unicode).
@@ -71,7 +85,7 @@ pub fn ntlm_challenge(n: &ServerNames<'_>, challenge: [u8; 8]) -> Vec<u8> {
     m.extend_from_slice(&challenge);
     m.extend_from_slice(&[0; 8]);
     m.extend_from_slice(&field(info.len(), 56 + target.len()));
-    m.extend_from_slice(&VERSION_SERVER);
+    m.extend_from_slice(&version(n.build));
     m.extend(target);
     m.extend(info);
     m
@@ -80,6 +94,17 @@ pub fn ntlm_challenge(n: &ServerNames<'_>, challenge: [u8; 8]) -> Vec<u8> {
 /// AUTHENTICATE with an NTLMv2 response whose blob names `spn`, a MIC and
 /// VERSION; payload order as Windows writes it.
 pub fn ntlm_authenticate(domain: &str, user: &str, workstation: &str, spn: &str) -> Vec<u8> {
+    ntlm_authenticate_from(domain, user, workstation, spn, CLIENT_BUILD)
+}
+
+/// AUTHENTICATE from a machine running Windows `build`.
+pub fn ntlm_authenticate_from(
+    domain: &str,
+    user: &str,
+    workstation: &str,
+    spn: &str,
+    build: u16,
+) -> Vec<u8> {
     let (d, u, w) = (u16le(domain), u16le(user), u16le(workstation));
     let mut nt = vec![0x5a; 16];
     nt.extend_from_slice(&[1, 1, 0, 0, 0, 0, 0, 0]);
@@ -108,7 +133,7 @@ pub fn ntlm_authenticate(domain: &str, user: &str, workstation: &str, spn: &str)
     m.extend_from_slice(&field(w.len(), w_off));
     m.extend_from_slice(&field(key.len(), k_off));
     m.extend_from_slice(&0xe288_8215u32.to_le_bytes());
-    m.extend_from_slice(&VERSION_CLIENT);
+    m.extend_from_slice(&version(build));
     m.extend_from_slice(&[0x3c; 16]);
     m.extend(payload);
     m
@@ -259,9 +284,23 @@ pub fn smb2_logon(
     ws: &str,
     status: u32,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
+    smb2_logon_from(session, names, domain, user, ws, status, CLIENT_BUILD)
+}
+
+/// [`smb2_logon`] from a client running Windows `build`.
+pub fn smb2_logon_from(
+    session: u64,
+    names: &ServerNames<'_>,
+    domain: &str,
+    user: &str,
+    ws: &str,
+    status: u32,
+    build: u16,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let (nreq, nresp) = smb2_negotiate();
     let chal = ntlm_challenge(names, [1, 2, 3, 4, 5, 6, 7, 8]);
-    let auth = ntlm_authenticate(domain, user, ws, &format!("cifs/{}", names.nb_computer));
+    let spn = format!("cifs/{}", names.nb_computer);
+    let auth = ntlm_authenticate_from(domain, user, ws, &spn, build);
     let final_blob = if status == 0 {
         spnego_resp(0, None)
     } else {
@@ -270,7 +309,7 @@ pub fn smb2_logon(
     vec![
         (nreq, nresp),
         (
-            smb2_session_setup_request(1, 0, &spnego_init(&ntlm_negotiate())),
+            smb2_session_setup_request(1, 0, &spnego_init(&ntlm_negotiate_from(build))),
             smb2_session_setup_response(1, session, 0xc000_0016, &spnego_resp(1, Some(&chal))),
         ),
         (
@@ -415,10 +454,19 @@ pub fn rdp_connect_response() -> Vec<u8> {
 
 /// A standard-security RDP handshake: (client, server) round trips.
 pub fn rdp_standard_logon(cookie: &str, client_name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    rdp_standard_logon_from(cookie, client_name, u32::from(CLIENT_BUILD))
+}
+
+/// [`rdp_standard_logon`] from a client of Windows `build`.
+pub fn rdp_standard_logon_from(
+    cookie: &str,
+    client_name: &str,
+    build: u32,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     vec![
         (rdp_connection_request(cookie, 0), rdp_connection_confirm(0)),
         (
-            rdp_connect_initial(client_name, 19041),
+            rdp_connect_initial(client_name, build),
             rdp_connect_response(),
         ),
     ]

@@ -1,0 +1,240 @@
+//! How much else agrees with an alert. A template's default name is strong
+//! evidence, not proof: legitimate customers rent the same templates. Each
+//! alert weighs what the record that carried the name says of the machine
+//! (its Windows build against the ones the list entry expects, whether its
+//! logon worked, a self-signed certificate in its name) and where it came
+//! from (outside `--home-net` into it), and writes the result as
+//! `alert.confidence` with `alert.corroboration`, one readable line per
+//! signal.
+//!
+//! Weights (the README lists them): the entry's build seen +2, another
+//! build seen -2; a successful logon, ticket or tree connect +1, a failed
+//! one -1; a self-signed certificate whose subject is the name +1; the
+//! machine outside home-net talking to a host inside +1; an unconfirmed
+//! (candidate) entry -1. A sum of 2 or more is `high`, 0 or 1 `medium`,
+//! below 0 `low`: the name alone is `medium`.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::watchlist::Entry;
+use crate::analyzers::protocol::Facts;
+use crate::events::{FlowInfo, Role};
+
+/// `alert.confidence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+/// A network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not an address or CIDR network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("'{s}': the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+/// The networks that are home (Suricata's HOME_NET).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeNet(Vec<Cidr>);
+
+impl Default for HomeNet {
+    /// The private, shared, link-local and loopback ranges.
+    fn default() -> Self {
+        let nets = [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "127.0.0.0/8",
+            "fc00::/7",
+            "fe80::/10",
+            "::1/128",
+        ];
+        HomeNet(nets.iter().filter_map(|n| n.parse().ok()).collect())
+    }
+}
+
+impl std::str::FromStr for HomeNet {
+    type Err = String;
+
+    /// Networks separated by commas.
+    fn from_str(s: &str) -> Result<HomeNet, String> {
+        s.split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<Cidr>, String>>()
+            .map(HomeNet)
+    }
+}
+
+impl HomeNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// What a Windows build number is, for the readable line.
+pub fn windows_release(build: u32) -> Option<&'static str> {
+    Some(match build {
+        7601 => "Windows 7 / Server 2008 R2",
+        9200 => "Windows 8 / Server 2012",
+        9600 => "Windows 8.1 / Server 2012 R2",
+        14393 => "Windows Server 2016 / Windows 10 1607",
+        17763 => "Windows Server 2019 / Windows 10 1809",
+        19041..=19045 => "Windows 10 (2004 to 22H2)",
+        20348 => "Windows Server 2022",
+        22000 => "Windows 11 21H2",
+        22621 => "Windows 11 22H2",
+        22631 => "Windows 11 23H2",
+        26100 => "Windows 11 24H2 / Server 2025",
+        _ => return None,
+    })
+}
+
+fn build_text(build: u32) -> String {
+    match windows_release(build) {
+        Some(r) => format!("{build} ({r})"),
+        None => build.to_string(),
+    }
+}
+
+/// Weighs an alert on `entry` for a name of `role` whose record says
+/// `facts`, seen on `flow`.
+pub fn weigh(
+    entry: &Entry,
+    role: Role,
+    facts: Facts,
+    flow: &FlowInfo,
+    home: &HomeNet,
+) -> (Confidence, Vec<String>) {
+    let mut score = 0i32;
+    let mut lines = Vec::new();
+    if let Some(b) = facts.build {
+        if entry.builds.contains(&b) {
+            score += 2;
+            lines.push(format!(
+                "reports Windows build {}, the template's",
+                build_text(b)
+            ));
+        } else if !entry.builds.is_empty() {
+            score -= 2;
+            let want: Vec<String> = entry.builds.iter().map(|b| build_text(*b)).collect();
+            lines.push(format!(
+                "reports Windows build {}, not the template's {}",
+                build_text(b),
+                want.join(" or ")
+            ));
+        }
+    }
+    match facts.outcome {
+        Some(true) => {
+            score += 1;
+            lines.push("its logon succeeded".to_string());
+        }
+        Some(false) => {
+            score -= 1;
+            lines.push("its logon failed".to_string());
+        }
+        None => {}
+    }
+    if facts.self_signed {
+        score += 1;
+        lines.push("a self-signed certificate in its name".to_string());
+    }
+    // The machine named and its peer.
+    let (own, peer) = match role {
+        Role::Client => (Some(flow.src_ip), flow.dest_ip),
+        Role::Server => (Some(flow.dest_ip), flow.src_ip),
+        Role::Named => (None, flow.dest_ip),
+    };
+    if let Some(own) = own {
+        if !home.contains(own) && home.contains(peer) && !own.is_unspecified() {
+            score += 1;
+            lines.push(format!("from {own}, outside home-net, to {peer}"));
+        }
+    }
+    if entry.candidate {
+        score -= 1;
+        lines.push("the list entry is unconfirmed".to_string());
+    }
+    let confidence = match score {
+        s if s >= 2 => Confidence::High,
+        s if s >= 0 => Confidence::Medium,
+        _ => Confidence::Low,
+    };
+    (confidence, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_and_contain() -> Result<(), String> {
+        let home: HomeNet = "10.0.0.0/8, 2001:db8::/32,192.0.2.7".parse()?;
+        assert!(home.contains("10.200.1.1".parse().map_err(|_| "ip")?));
+        assert!(home.contains("2001:db8::1".parse().map_err(|_| "ip")?));
+        assert!(home.contains("192.0.2.7".parse().map_err(|_| "ip")?));
+        assert!(!home.contains("192.0.2.8".parse().map_err(|_| "ip")?));
+        assert!(!home.contains("11.0.0.1".parse().map_err(|_| "ip")?));
+        assert!("10.0.0.0/33".parse::<HomeNet>().is_err());
+        assert!("ten".parse::<HomeNet>().is_err());
+        let all: HomeNet = "0.0.0.0/0".parse()?;
+        assert!(all.contains("203.0.113.1".parse().map_err(|_| "ip")?));
+        assert!(HomeNet::default().contains("172.31.255.1".parse().map_err(|_| "ip")?));
+        assert!(!HomeNet::default().contains("172.32.0.1".parse().map_err(|_| "ip")?));
+        Ok(())
+    }
+}
