@@ -243,7 +243,7 @@ fn write_mix(path: &Path, size: u64, seed: u64, udp: bool) -> io::Result<Manifes
             } else {
                 i += 1;
             }
-            if udp && rng.below(3) == 0 {
+            if udp {
                 ts += 1 + rng.below(20) as i64;
                 let f = udp_noise(&mut rng, &mut m);
                 w.packet(ts, &f)?;
