@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use hostwatch::capture::{LiveOptions, DEFAULT_SNAPLEN};
+use hostwatch::detection::lists::Lists;
 use hostwatch::detection::watchlist;
 use hostwatch::detection::Matcher;
 use hostwatch::flow::{self, DatagramConfig, FlowConfig, StreamLimits};
@@ -167,9 +168,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load_matcher(args: &RunArgs) -> Result<Matcher, String> {
+fn load_matcher(files: &[PathBuf], default_names: bool) -> Result<Matcher, String> {
     let mut user = Vec::new();
-    for (i, path) in args.watchlist.iter().enumerate() {
+    for (i, path) in files.iter().enumerate() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
         let base = watchlist::user_list_base_id(i);
@@ -178,7 +179,7 @@ fn load_matcher(args: &RunArgs) -> Result<Matcher, String> {
                 .map_err(|e| e.to_string())?,
         );
     }
-    Matcher::with_builtins(!args.no_default_names, user).map_err(|e| e.to_string())
+    Matcher::with_builtins(default_names, user).map_err(|e| e.to_string())
 }
 
 fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
@@ -194,7 +195,10 @@ fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
     let c = control.clone();
     // SAFETY: as above.
     unsafe {
-        signal_hook::low_level::register(SIGHUP, move || c.reopen.store(true, Ordering::SeqCst))?
+        signal_hook::low_level::register(SIGHUP, move || {
+            c.reopen.store(true, Ordering::SeqCst);
+            c.reload.store(true, Ordering::SeqCst);
+        })?
     };
     let c = control.clone();
     // SAFETY: as above.
@@ -258,8 +262,17 @@ fn run(args: RunArgs) -> ExitCode {
             flow::defaults::MAX_DEPTH
         ));
     }
-    let matcher = match load_matcher(&args) {
-        Ok(m) => Arc::new(m),
+    let default_names = !args.no_default_names;
+    let lists = match load_matcher(&args.watchlist, default_names) {
+        // Read again on SIGHUP and when a file changes.
+        Ok(m) => Lists::reloadable(
+            m,
+            args.watchlist.clone(),
+            Box::new({
+                let files = args.watchlist.clone();
+                move || load_matcher(&files, default_names)
+            }),
+        ),
         Err(e) => return fail(e),
     };
     let live = !args.interface.is_empty();
@@ -333,7 +346,7 @@ fn run(args: RunArgs) -> ExitCode {
         checksums: args.checksums,
         home_net: args.home_net.clone().unwrap_or_default(),
     };
-    let outcome = pipeline::run_with_hook(&cfg, matcher, outputs, control, || match &args.user {
+    let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),
         None => Ok(()),
     });

@@ -6,6 +6,7 @@
 
 pub mod confidence;
 pub mod inventory;
+pub mod lists;
 pub mod watchlist;
 
 use std::collections::HashSet;
@@ -19,7 +20,10 @@ pub use watchlist::{Matcher, WatchlistError};
 
 /// Per-worker detection state.
 pub struct Detector {
+    lists: Arc<lists::Lists>,
+    /// The matcher in force, and the lists' generation it came from.
     matcher: Arc<Matcher>,
+    generation: u64,
     home: confidence::HomeNet,
     /// (flow, upper-cased name, evidence) already alerted; bounded.
     alerted: HashSet<(u64, String, &'static str)>,
@@ -30,13 +34,17 @@ const MAX_REMEMBERED: usize = 100_000;
 
 impl Detector {
     pub fn new(matcher: Arc<Matcher>) -> Self {
-        Self::with_home_net(matcher, confidence::HomeNet::default())
+        Self::with_lists(lists::Lists::fixed(matcher), confidence::HomeNet::default())
     }
 
-    /// A detector that weighs alerts against `home` (`--home-net`).
-    pub fn with_home_net(matcher: Arc<Matcher>, home: confidence::HomeNet) -> Self {
+    /// A detector on the lists in force (reloaded live), weighing alerts
+    /// against `home` (`--home-net`).
+    pub fn with_lists(lists: Arc<lists::Lists>, home: confidence::HomeNet) -> Self {
+        let (generation, matcher) = lists.current();
         Detector {
+            lists,
             matcher,
+            generation,
             home,
             alerted: HashSet::new(),
         }
@@ -44,6 +52,9 @@ impl Detector {
 
     /// Turns one record into its events, appended to `out`.
     pub fn process(&mut self, fr: FlowRecord, out: &mut Vec<Event>) {
+        if self.lists.generation() != self.generation {
+            (self.generation, self.matcher) = self.lists.current();
+        }
         let FlowRecord {
             ts_us,
             flow,

@@ -33,6 +33,7 @@ const OUTPUT_QUEUE: usize = 16;
 
 use crate::capture::{CaptureError, LiveOptions, Source};
 use crate::detection::inventory::Inventory;
+use crate::detection::lists::Lists;
 use crate::detection::Matcher;
 use crate::flow::{DatagramConfig, FlowConfig};
 use crate::output::Outputs;
@@ -98,6 +99,8 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Reopen the output file (SIGHUP).
     pub reopen: AtomicBool,
+    /// Read the watch lists again (SIGHUP).
+    pub reload: AtomicBool,
     /// Print the human summary to stderr (SIGUSR1).
     pub summary: AtomicBool,
 }
@@ -127,14 +130,14 @@ pub fn run(
     outputs: Outputs,
     control: Arc<Control>,
 ) -> Outcome {
-    run_with_hook(cfg, matcher, outputs, control, || Ok(()))
+    run_with_hook(cfg, Lists::fixed(matcher), outputs, control, || Ok(()))
 }
 
 /// As [`run`], calling `after_open` once the live interfaces are open and
 /// before any packet is read (to drop privileges).
 pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     cfg: &Config,
-    matcher: Arc<Matcher>,
+    lists: Arc<Lists>,
     outputs: Outputs,
     control: Arc<Control>,
     after_open: H,
@@ -163,9 +166,10 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         .spawn({
             let cpus = others_cpus.clone();
             let control = control.clone();
+            let lists = lists.clone();
             move || {
                 affinity::restrict_to(cpus.as_deref());
-                report::run(outputs, out_rx, opts, control)
+                report::run(outputs, out_rx, opts, control, lists)
             }
         });
 
@@ -189,7 +193,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         let setup = WorkerSetup {
             flow,
             datagram,
-            matcher: matcher.clone(),
+            lists: lists.clone(),
             home_net: cfg.home_net.clone(),
             rx,
             free: free_tx.clone(),

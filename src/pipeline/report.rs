@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::Control;
 use crate::detection::inventory::Inventory;
+use crate::detection::lists::Lists;
 use crate::events::{Body, Event};
 use crate::output::Outputs;
 
@@ -63,7 +64,11 @@ pub(super) fn run(
     rx: Receiver<OutMsg>,
     opts: OutputOptions,
     control: Arc<Control>,
+    lists: Arc<Lists>,
 ) -> OutputResult {
+    // List files are looked at for changes this often.
+    const LIST_POLL: Duration = Duration::from_secs(2);
+    let mut polled = Instant::now();
     let OutputOptions {
         alerts_only,
         sensor,
@@ -103,6 +108,20 @@ pub(super) fn run(
         }
     };
     loop {
+        // The lists are looked at whether or not events are flowing: a busy
+        // span port never leaves the queue empty for long.
+        let due = polled.elapsed() >= LIST_POLL;
+        if due {
+            polled = Instant::now();
+        }
+        if control.reload.swap(false, Ordering::SeqCst) || (due && lists.changed_on_disk()) {
+            match lists.reload() {
+                Ok(n) => eprintln!("hostwatch: watch lists reloaded: {n} entries"),
+                Err(e) => {
+                    eprintln!("hostwatch: watch lists not reloaded, the previous ones stay: {e}")
+                }
+            }
+        }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(OutMsg::Events(evs)) => {
                 for ev in evs {
@@ -146,6 +165,7 @@ pub(super) fn run(
                     obj.insert("alerts".into(), json!(inv.alerts()));
                     obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow }));
                     obj.insert("outputs".into(), outputs.stats());
+                    obj.insert("lists".into(), lists.to_json());
                 }
                 if !alerts_only {
                     let ev = Event {

@@ -10,7 +10,7 @@ use super::dispatch::{Batch, BypassHint, WorkMsg};
 use super::report::OutMsg;
 use crate::analyzers::{Analyzers, Counters};
 use crate::decode::Packet;
-use crate::detection::{Detector, Matcher};
+use crate::detection::Detector;
 use crate::flow::{DatagramConfig, DatagramStats, DatagramTable, FlowConfig, FlowStats, FlowTable};
 
 /// Counters a worker publishes for periodic stats.
@@ -47,7 +47,7 @@ impl WorkerSnapshot {
 pub(super) struct WorkerSetup {
     pub flow: FlowConfig,
     pub datagram: DatagramConfig,
-    pub matcher: Arc<Matcher>,
+    pub lists: Arc<crate::detection::lists::Lists>,
     pub home_net: crate::detection::confidence::HomeNet,
     pub rx: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
@@ -60,7 +60,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     let WorkerSetup {
         flow,
         datagram,
-        matcher,
+        lists,
         home_net,
         rx,
         free,
@@ -70,7 +70,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     } = setup;
     let mut table = FlowTable::new(flow, Analyzers);
     let mut udp = DatagramTable::new(datagram);
-    let mut detector = Detector::with_home_net(matcher, home_net);
+    let mut detector = Detector::with_lists(lists, home_net);
     let mut events = Vec::new();
     let publish = |table: &FlowTable<Analyzers>, udp: &DatagramTable| {
         if let Ok(mut s) = snapshot.lock() {
