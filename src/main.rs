@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use hostwatch::capture::{LiveOptions, DEFAULT_SNAPLEN};
 use hostwatch::detection::lists::Lists;
-use hostwatch::detection::watchlist;
 use hostwatch::detection::Matcher;
+use hostwatch::detection::{intel, watchlist};
 use hostwatch::flow::{self, DatagramConfig, FlowConfig, StreamLimits};
 use hostwatch::output::spec::{Kind, OutputSpec};
 use hostwatch::output::{self, system_hostname, Outputs};
@@ -168,16 +168,44 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A `--watchlist` argument: `FORMAT:FILE`, or a file whose format is
+/// recognised by its content.
+fn list_arg(arg: &std::path::Path) -> (Option<intel::Format>, PathBuf) {
+    let s = arg.to_string_lossy();
+    match s.split_once(':') {
+        Some((f, rest)) if !arg.exists() => match f.parse() {
+            Ok(format) => (Some(format), PathBuf::from(rest)),
+            Err(_) => (None, arg.to_path_buf()),
+        },
+        _ => (None, arg.to_path_buf()),
+    }
+}
+
 fn load_matcher(files: &[PathBuf], default_names: bool) -> Result<Matcher, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let mut user = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        let text = std::fs::read_to_string(path)
+    for (i, arg) in files.iter().enumerate() {
+        let (format, path) = list_arg(arg);
+        let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
         let base = watchlist::user_list_base_id(i);
-        user.extend(
-            watchlist::parse(&text, &path.display().to_string(), base)
-                .map_err(|e| e.to_string())?,
-        );
+        let format = format.unwrap_or_else(|| intel::detect(&text));
+        let shown = path.display().to_string();
+        let loaded = intel::load(&text, &shown, base, format, now).map_err(|e| e.to_string())?;
+        if !loaded.unsupported.is_empty() {
+            let kinds: Vec<String> = loaded
+                .unsupported
+                .iter()
+                .map(|(k, n)| format!("{k} ({n})"))
+                .collect();
+            eprintln!(
+                "hostwatch: {shown}: left out indicators hostwatch cannot match: {}",
+                kinds.join(", ")
+            );
+        }
+        user.extend(loaded.entries);
     }
     Matcher::with_builtins(default_names, user).map_err(|e| e.to_string())
 }
@@ -267,7 +295,7 @@ fn run(args: RunArgs) -> ExitCode {
         // Read again on SIGHUP and when a file changes.
         Ok(m) => Lists::reloadable(
             m,
-            args.watchlist.clone(),
+            args.watchlist.iter().map(|a| list_arg(a).1).collect(),
             Box::new({
                 let files = args.watchlist.clone();
                 move || load_matcher(&files, default_names)

@@ -19,19 +19,22 @@ fn ip(s: &str) -> IpAddr {
 
 /// One SMB2 logon from `client` as WIN-J9D866ESIJ2 on Windows `build`.
 fn logon(client: &str, build: u16, status: u32, name: &str) -> std::path::PathBuf {
+    logon_as(client, "WIN-J9D866ESIJ2", build, status, name)
+}
+
+/// One SMB2 logon from `client` as `workstation`.
+fn logon_as(
+    client: &str,
+    workstation: &str,
+    build: u16,
+    status: u32,
+    name: &str,
+) -> std::path::PathBuf {
     let mut t = Trace::starting_at(1_790_000_000_000_000);
     let mut c = Conn::new((ip(client), 49_700), (ip("10.20.0.5"), 445), 9);
     let open = c.open();
     t.add(&c, &open);
-    let trips = msg::smb2_logon_from(
-        0x77,
-        &FILESRV01,
-        "CORP",
-        "svc",
-        "WIN-J9D866ESIJ2",
-        status,
-        build,
-    );
+    let trips = msg::smb2_logon_from(0x77, &FILESRV01, "CORP", "svc", workstation, status, build);
     for (q, a) in &trips {
         let segs = c.send(true, q);
         t.add(&c, &segs);
@@ -109,6 +112,159 @@ fn the_templates_build_logging_on_from_outside_ranks_above_a_renamed_desktop() {
     assert_eq!(confidence, "low", "{lines:?}");
     assert_eq!(lines[0], "reports Windows build 9600 (Windows 8.1 / Server 2012 R2), not the template's 14393 (Windows Server 2016 / Windows 10 1607)");
     for p in [template, desktop, other] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The demo's events with these lists besides the built-in ones.
+fn demo_with(list: &str) -> Vec<Value> {
+    use hostwatch::detection::{watchlist, Matcher};
+    use hostwatch::output::{MemoryOutput, Outputs};
+    use hostwatch::pipeline::{self, Control};
+    use std::sync::Arc;
+    let entries = watchlist::parse(list, "test.list", 5000).expect("list");
+    let matcher = Arc::new(Matcher::with_builtins(true, entries).expect("matcher"));
+    let buf = MemoryOutput::default();
+    let cfg = Config {
+        inputs: vec![Input::File(
+            common::fixture("demo/demo.pcap").display().to_string(),
+        )],
+        ..Config::default()
+    };
+    let outcome = pipeline::run(
+        &cfg,
+        matcher,
+        Outputs::from_writer(Box::new(buf.clone())),
+        Arc::new(Control::default()),
+    );
+    assert!(outcome.error.is_none());
+    String::from_utf8(buf.contents())
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn alert_lines(events: &[Value]) -> Vec<String> {
+    of_type(events, "alert")
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} {}",
+                s(a, "alert.hostname").unwrap_or_default(),
+                s(a, "alert.evidence").unwrap_or_default(),
+                s(a, "alert.list").unwrap_or_default(),
+                s(a, "src_ip").unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn allow_lists_have_the_last_word_and_are_counted() {
+    // The lab's own VM is known and allowed: its three alerts go, the
+    // rogue server's stay.
+    let events = demo_with("@list lab-vms\n@allow yes\nWIN-J9D866ESIJ2\n");
+    let alerts = alert_lines(&events);
+    assert_eq!(alerts.len(), 3, "{alerts:?}");
+    assert!(
+        alerts.iter().all(|a| a.starts_with("WIN-LIVFRVQFMKO ")),
+        "{alerts:?}"
+    );
+    let stats = &events.last().expect("stats")["stats"];
+    assert_eq!(stats["lists"]["allowed"], 3, "{}", stats["lists"]);
+    // A whole network allowed: nothing in it alerts, whatever its names
+    // (the DHCP name counts at its leased address).
+    let events = demo_with("@allow yes\nnet:10.20.0.0/24\n");
+    assert_eq!(alert_lines(&events), Vec::<String>::new());
+    assert_eq!(
+        events.last().expect("stats")["stats"]["lists"]["allowed"],
+        6
+    );
+}
+
+#[test]
+fn a_listed_network_alerts_on_every_handshake_names_or_not() {
+    let events = demo_with("@list bad-nets\n@severity 1\nnet:10.20.0.77/32 note=rented range\n");
+    let mut alerts = alert_lines(&events);
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            // The DHCP lease: the built-in name; the request came from 0.0.0.0.
+            "WIN-J9D866ESIJ2 dhcp.hostname vmmanager-defaults 0.0.0.0",
+            "WIN-J9D866ESIJ2 ntlm.client.workstation vmmanager-defaults 10.20.0.77",
+            "WIN-J9D866ESIJ2 rdp.client.name vmmanager-defaults 10.20.0.77",
+            // The SMB logons and the RDP connection from the listed host,
+            // each with the name it showed.
+            "WIN-J9D866ESIJ2 src_ip bad-nets 10.20.0.77",
+            "WIN-J9D866ESIJ2 src_ip bad-nets 10.20.0.77",
+            "WIN-LIVFRVQFMKO ntlm.server.dns_computer_name vmmanager-defaults 10.20.0.15",
+            "WIN-LIVFRVQFMKO ntlm.server.nb_computer_name vmmanager-defaults 10.20.0.15",
+            "WIN-LIVFRVQFMKO ntlm.server.target_name vmmanager-defaults 10.20.0.15",
+        ]
+    );
+    // A network entry is not a name: a bad one is refused with its line.
+    let e = hostwatch::detection::watchlist::parse("net:10.0.0.0/40\n", "x.list", 1)
+        .map_err(|e| e.to_string());
+    assert!(e.is_err_and(|m| m.contains("x.list:1") && m.contains("prefix length")));
+}
+
+/// Threat intel written by the reference libraries (scripts/make-intel-fixtures.py)
+/// alerts through the binary's `--watchlist`: a MISP event's host name, with
+/// the event's info and tags as signature and category, and a STIX
+/// network; what cannot be matched is named once on stderr.
+#[test]
+fn misp_and_stix_indicators_alert() {
+    let misp_name = logon_as("10.20.0.60", "WIN-WTC0000VM01", 17763, 0, "misp");
+    let stix_net = logon_as("203.0.113.7", "DESKTOP-7Q2K9XZ", 19045, 0, "stix");
+    let run = |capture: &std::path::Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+            .args(["-q", "--alerts-only", "--watchlist"])
+            .arg(common::fixture("intel/misp-event.json"))
+            .arg("--watchlist")
+            .arg(common::fixture("intel/stix-bundle.json"))
+            .arg("-r")
+            .arg(capture)
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let alerts: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (alerts, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (alerts, err) = run(&misp_name);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["alert"];
+    assert_eq!(a["hostname"], "WIN-WTC0000VM01");
+    assert_eq!(a["list"], "misp-event");
+    assert_eq!(
+        a["signature"],
+        "WantToCry operators on rented VMmanager VMs (WIN-WTC0000VM01)"
+    );
+    assert_eq!(
+        a["category"],
+        "tlp:amber, misp-galaxy:ransomware=\"WantToCry\""
+    );
+    assert!(
+        err.contains("misp-event.json: left out indicators hostwatch cannot match: AS (1)"),
+        "{err}"
+    );
+    assert!(err.contains("stix-bundle.json: left out indicators hostwatch cannot match: autonomous-system (1), compound or unsupported pattern (1)"), "{err}");
+    let (alerts, _) = run(&stix_net);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["alert"];
+    assert_eq!(
+        (
+            a["hostname"].as_str(),
+            a["evidence"].as_str(),
+            a["list"].as_str()
+        ),
+        (Some("DESKTOP-7Q2K9XZ"), Some("src_ip"), Some("stix-bundle"))
+    );
+    for p in [misp_name, stix_net] {
         let _ = std::fs::remove_file(p);
     }
 }

@@ -89,6 +89,16 @@ fn skip_reason() -> Option<String> {
 
 /// The namespace, or `None` (with the reason printed) where the machine
 /// does not allow one. CI runs as root: there, a failure is a failure.
+/// Held by the tests that flood the machine and by those that must see no
+/// drop: they do not run at the same time.
+static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn setup() -> Option<Netns> {
     let must_run = std::env::var("CI").is_ok_and(|v| v == "true");
     let reason = match skip_reason() {
@@ -263,6 +273,7 @@ fn live_events_equal_replay_events() {
 
 #[test]
 fn top_speed_rate_with_kernel_drops_reported() {
+    let _alone = exclusive();
     let Some(ns) = setup() else { return };
     let cap = std::env::temp_dir().join(format!("hostwatch-live-mix-{}.pcap", std::process::id()));
     hostwatch::synth::bench::write(&cap, 60_000_000, 3).expect("generate");
@@ -479,6 +490,7 @@ fn demo_on(net: &str) -> std::path::PathBuf {
 /// force and says which line. Not one packet is lost on the way.
 #[test]
 fn watch_lists_reload_live_without_losing_packets() {
+    let _alone = exclusive();
     let Some(ns) = setup() else { return };
     let pid = std::process::id();
     let out = std::env::temp_dir().join(format!("hostwatch-live-reload-{pid}.json"));

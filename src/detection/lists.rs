@@ -32,6 +32,8 @@ pub struct Lists {
     stamps: Mutex<Vec<Stamp>>,
     reloads: AtomicU64,
     failures: AtomicU64,
+    /// Alerts an allow list suppressed.
+    allowed: AtomicU64,
 }
 
 impl Lists {
@@ -45,6 +47,7 @@ impl Lists {
             stamps: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            allowed: AtomicU64::new(0),
         })
     }
 
@@ -59,6 +62,7 @@ impl Lists {
             stamps: Mutex::new(stamps),
             reloads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            allowed: AtomicU64::new(0),
         })
     }
 
@@ -122,12 +126,18 @@ impl Lists {
         }
     }
 
+    /// An allow list kept a name or an address from alerting.
+    pub fn count_allowed(&self) {
+        self.allowed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// `stats.lists`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "entries": self.current().1.entries().len(),
             "reloads": self.reloads.load(Ordering::Relaxed),
             "reload_failures": self.failures.load(Ordering::Relaxed),
+            "allowed": self.allowed.load(Ordering::Relaxed),
         })
     }
 }
@@ -177,7 +187,7 @@ mod tests {
         assert!(m.lookup("WIN-CCCCCCCCCCC").is_none());
         assert_eq!(
             lists.to_json(),
-            serde_json::json!({"entries": 2, "reloads": 1, "reload_failures": 1})
+            serde_json::json!({"entries": 2, "reloads": 1, "reload_failures": 1, "allowed": 0})
         );
         // Fixed lists do not reload.
         assert!(Lists::fixed(m).reload().is_err());

@@ -5,6 +5,7 @@
 //! events). A `tls` record on a non-RDP flow is kept only when it matched.
 
 pub mod confidence;
+pub mod intel;
 pub mod inventory;
 pub mod lists;
 pub mod watchlist;
@@ -12,6 +13,7 @@ pub mod watchlist;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::analyzers::protocol::Facts;
 use crate::analyzers::Name;
 use crate::events::{Alert, Body, Event, HostSighting, Role};
 use crate::flow::FlowRecord;
@@ -51,18 +53,34 @@ impl Detector {
     }
 
     /// Turns one record into its events, appended to `out`.
+    /// Remembers an alert's (flow, name, evidence); false when it was
+    /// already written.
+    fn remember(&mut self, key: (u64, String, &'static str)) -> bool {
+        if self.alerted.contains(&key) {
+            return false;
+        }
+        if self.alerted.len() >= MAX_REMEMBERED {
+            self.alerted.clear();
+        }
+        self.alerted.insert(key);
+        true
+    }
+
     pub fn process(&mut self, fr: FlowRecord, out: &mut Vec<Event>) {
         if self.lists.generation() != self.generation {
             (self.generation, self.matcher) = self.lists.current();
         }
+        let matcher = self.matcher.clone();
         let FlowRecord {
             ts_us,
             flow,
             record,
         } = fr;
         let mut alerts: Vec<(watchlist::Entry, Name<'_>)> = Vec::new();
+        let mut network_alerts: Vec<(watchlist::Entry, Role, &'static str, String)> = Vec::new();
         let mut hosts = Vec::new();
-        for f in record.names() {
+        let names = record.names();
+        for f in names.iter().copied() {
             // The address of the endpoint that said the name. A name the
             // record ties to another address (a registration or an answer
             // naming someone else's) is only mentioned: the packet's sender
@@ -89,47 +107,79 @@ impl Detector {
                     evidence: f.path,
                 });
             }
-            let Some(entry) = self.matcher.lookup(f.value) else {
+            let Some(entry) = matcher.lookup(f.value) else {
                 continue;
             };
-            let key = (flow.flow_id, f.value.to_uppercase(), f.path);
-            if self.alerted.contains(&key) {
+            if !self.remember((flow.flow_id, f.value.to_uppercase(), f.path)) {
                 continue;
             }
-            if self.alerted.len() >= MAX_REMEMBERED {
-                self.alerted.clear();
+            // An allow list (a lab's own VMs, benign names) has the last
+            // word; each alert it keeps back is counted once.
+            if matcher.allows(f.value) || ip.is_some_and(|a| matcher.allows_ip(a)) {
+                self.lists.count_allowed();
+                continue;
             }
-            self.alerted.insert(key);
             alerts.push((entry.clone(), f));
         }
-        let keep_record = record.logged_alone() || !alerts.is_empty();
-        let alert_events: Vec<Event> = alerts
+        // A listed network alerts on any handshake from or to it, names or
+        // not (NLA hides the RDP client name): with the best name the
+        // record shows for that side, else the address.
+        for (ip, role, path) in [
+            (flow.src_ip, Role::Client, "src_ip"),
+            (flow.dest_ip, Role::Server, "dest_ip"),
+        ] {
+            let Some(entry) = matcher.lookup_ip(ip) else {
+                continue;
+            };
+            if !self.remember((flow.flow_id, ip.to_string(), path)) {
+                continue;
+            }
+            if matcher.allows_ip(ip) {
+                self.lists.count_allowed();
+                continue;
+            }
+            let shown = names
+                .iter()
+                .find(|n| n.role == role && n.machine)
+                .map_or_else(|| ip.to_string(), |n| n.value.to_string());
+            network_alerts.push((entry.clone(), role, path, shown));
+        }
+        let keep_record = record.logged_alone() || !alerts.is_empty() || !network_alerts.is_empty();
+        // Every alert: (entry, name shown, role, evidence, what the record
+        // says of that machine).
+        let mut found: Vec<(watchlist::Entry, String, Role, &'static str, Facts)> = alerts
             .into_iter()
-            .map(|(e, f)| {
+            .map(|(e, f)| (e, f.value.to_string(), f.role, f.path, record.facts(&f)))
+            .collect();
+        for (e, role, path, shown) in network_alerts {
+            let facts = record.facts(&Name::of(path, role, &shown, true));
+            found.push((e, shown, role, path, facts));
+        }
+        drop(names);
+        let alert_events: Vec<Event> = found
+            .into_iter()
+            .map(|(e, hostname, role, evidence, facts)| {
                 let (confidence, corroboration) =
-                    confidence::weigh(&e, f.role, record.facts(&f), &flow, &self.home);
-                (e, f, confidence, corroboration)
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|(e, f, confidence, corroboration)| Event {
-                ts_us,
-                flow: Some(flow.clone()),
-                body: Body::Alert(Box::new(Alert {
-                    confidence,
-                    corroboration,
-                    signature: e.signature_for(f.value),
-                    signature_id: e.id,
-                    category: e.category.clone(),
-                    severity: e.severity,
-                    list: e.list.clone(),
-                    hostname: f.value.to_string(),
-                    role: f.role,
-                    evidence: f.path,
-                    candidate: e.candidate,
-                    handshake_seen: flow.two_way,
-                    record: record.clone(),
-                })),
+                    confidence::weigh(&e, role, facts, &flow, &self.home);
+                Event {
+                    ts_us,
+                    flow: Some(flow.clone()),
+                    body: Body::Alert(Box::new(Alert {
+                        confidence,
+                        corroboration,
+                        signature: e.signature_for(&hostname),
+                        signature_id: e.id,
+                        category: e.category.clone(),
+                        severity: e.severity,
+                        list: e.list.clone(),
+                        hostname,
+                        role,
+                        evidence,
+                        candidate: e.candidate,
+                        handshake_seen: flow.two_way,
+                        record: record.clone(),
+                    })),
+                }
             })
             .collect();
         if keep_record {

@@ -7,9 +7,12 @@
 //! - `@list NAME`, `@severity 1..3`, `@category TEXT`, `@signature TEXT`,
 //!   `@id N` set the list's name, default severity, alert category,
 //!   signature text and first signature id;
+//! - `@allow yes` makes the list an allow list: its names and networks
+//!   never alert (a lab's own VMs, a warning list of benign names);
 //! - anything else is an entry: `PATTERN [severity=N] [candidate]
 //!   [build=N[,N...]] [note=TEXT...]`, where PATTERN is an exact host name,
-//!   a shell glob (`*`, `?`, `[...]`) or `re:REGEX`, and `build=` the
+//!   a shell glob (`*`, `?`, `[...]`), `re:REGEX` or `net:CIDR` (a network:
+//!   any handshake from or to it alerts, names or not), and `build=` the
 //!   Windows builds the listed machines run (an alert weighs the build the
 //!   traffic shows against them).
 //!
@@ -92,6 +95,8 @@ pub enum Pattern {
     Exact(String),
     Glob(String),
     Regex(String),
+    /// A network, not a name.
+    Net(super::confidence::Cidr),
 }
 
 /// One watched name or pattern.
@@ -103,6 +108,8 @@ pub struct Entry {
     pub pattern: Pattern,
     pub severity: u8,
     pub candidate: bool,
+    /// From an allow list: a match suppresses alerts.
+    pub allow: bool,
     /// The Windows builds the listed machines are known to run.
     pub builds: Vec<u32>,
     pub note: Option<String>,
@@ -148,6 +155,7 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
     let mut signature = format!("Watched host name on list {list}");
     let mut signature_set = false;
     let mut next_id = base_id;
+    let mut allow = false;
     let mut entries = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -184,6 +192,13 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
                     next_id = value
                         .parse()
                         .map_err(|_| err(n, format!("@id needs a number, not '{value}'")))?
+                }
+                "allow" => {
+                    allow = match value {
+                        "yes" => true,
+                        "no" => false,
+                        _ => return Err(err(n, format!("@allow takes yes or no, not '{value}'"))),
+                    }
                 }
                 _ => return Err(err(n, format!("unknown directive @{key}"))),
             }
@@ -223,7 +238,9 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
                 return Err(err(n, format!("unexpected '{w}' after the pattern (options: severity=N, candidate, build=N[,N], note=TEXT)")));
             }
         }
-        let pattern = if let Some(re) = pat.strip_prefix("re:") {
+        let pattern = if let Some(net) = pat.strip_prefix("net:") {
+            Pattern::Net(net.parse().map_err(|e: String| err(n, e))?)
+        } else if let Some(re) = pat.strip_prefix("re:") {
             regex::Regex::new(&format!("(?i){re}")).map_err(|e| {
                 err(
                     n,
@@ -248,6 +265,7 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
             pattern,
             severity: entry_severity,
             candidate,
+            allow,
             builds,
             note,
             id: next_id,
@@ -326,6 +344,8 @@ pub struct Matcher {
     /// [`SET_SIZE`] (one set of thousands exceeds the regex size limit), each
     /// with the entry index of its patterns.
     sets: Vec<(RegexSet, Vec<usize>)>,
+    /// Network entries.
+    nets: Vec<(super::confidence::Cidr, usize)>,
 }
 
 /// Patterns compiled into one `RegexSet`.
@@ -356,6 +376,7 @@ impl Matcher {
         let mut set_entries = Vec::new();
         let mut prefixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut suffixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut nets = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             match &e.pattern {
                 Pattern::Exact(name) => {
@@ -390,6 +411,7 @@ impl Matcher {
                     res.push(format!("(?i){r}"));
                     set_entries.push(i);
                 }
+                Pattern::Net(c) => nets.push((*c, i)),
             }
         }
         let mut sets = Vec::new();
@@ -403,7 +425,29 @@ impl Matcher {
             prefixes,
             suffixes,
             sets,
+            nets,
         })
+    }
+
+    /// Whether an allow list names `value`.
+    pub fn allows(&self, value: &str) -> bool {
+        self.matches(value).any(|i| self.entries[i].allow)
+    }
+
+    /// Whether an allow list holds `ip`.
+    pub fn allows_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.nets
+            .iter()
+            .any(|(c, i)| self.entries[*i].allow && c.contains(ip))
+    }
+
+    /// The most severe watch-list network holding `ip`, if any.
+    pub fn lookup_ip(&self, ip: std::net::IpAddr) -> Option<&Entry> {
+        self.nets
+            .iter()
+            .filter(|(c, i)| !self.entries[*i].allow && c.contains(ip))
+            .map(|(_, i)| &self.entries[*i])
+            .min_by_key(|e| e.severity)
     }
 
     /// The built-in lists (the informational one optional) plus user lists.
@@ -428,11 +472,30 @@ impl Matcher {
         &self.entries
     }
 
-    /// The most severe entry matching `value`, if any.
+    /// The most severe watch-list entry matching `value`, if any (allow
+    /// lists are asked with [`Matcher::allows`]).
     pub fn lookup(&self, value: &str) -> Option<&Entry> {
+        // The first found among the most severe (exact names are looked
+        // at first).
+        let mut best: Option<&Entry> = None;
+        for e in self
+            .matches(value)
+            .map(|i| &self.entries[i])
+            .filter(|e| !e.allow)
+        {
+            if best.is_none_or(|b| e.severity < b.severity) {
+                best = Some(e);
+            }
+        }
+        best
+    }
+
+    /// The indexes of every entry matching `value`.
+    fn matches(&self, value: &str) -> std::vec::IntoIter<usize> {
         let upper = normalise(value);
+        let mut found = Vec::new();
         if upper.is_empty() {
-            return None;
+            return found.into_iter();
         }
         let mut forms: Vec<&str> = vec![&upper];
         if let Some((label, _)) = upper.split_once('.') {
@@ -440,16 +503,7 @@ impl Matcher {
                 forms.push(label);
             }
         }
-        let mut best: Option<usize> = None;
-        let mut consider = |i: usize| {
-            let better = match best {
-                None => true,
-                Some(b) => self.entries[i].severity < self.entries[b].severity,
-            };
-            if better {
-                best = Some(i);
-            }
-        };
+        let mut consider = |i: usize| found.push(i);
         for form in &forms {
             for &i in self.exact.get(*form).into_iter().flatten() {
                 consider(i);
@@ -478,11 +532,13 @@ impl Matcher {
             }
             for (set, ids) in &self.sets {
                 for m in set.matches(bounded).iter() {
-                    consider(ids[m]);
+                    if let Some(&i) = ids.get(m) {
+                        consider(i);
+                    }
                 }
             }
         }
-        best.map(|i| &self.entries[i])
+        found.into_iter()
     }
 }
 

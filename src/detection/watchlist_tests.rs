@@ -217,3 +217,41 @@ fn entries_name_the_builds_their_machines_run() {
     assert_eq!(b("WIN-LIVFRVQFMKO"), Some(vec![17763]));
     assert_eq!(b("WIN-344VU98D3RU"), Some(vec![]));
 }
+
+#[test]
+fn allow_lists_and_networks() {
+    let entries =
+        parse("@allow yes\nLAB-VM-01\nnet:192.0.2.0/24\n", "allow.list", 1).unwrap_or_default();
+    assert!(entries.iter().all(|e| e.allow));
+    let mut all = entries;
+    all.extend(
+        parse(
+            "LAB-VM-01\nnet:198.51.100.0/24 severity=1\n",
+            "watch.list",
+            100,
+        )
+        .unwrap_or_default(),
+    );
+    let m = Matcher::new(all).unwrap_or_else(|_| unreachable!());
+    // The watch entry matches; the allow entry says it must not alert.
+    assert_eq!(
+        m.lookup("lab-vm-01").map(|e| e.list.as_str()),
+        Some("watch")
+    );
+    assert!(m.allows("LAB-VM-01"));
+    assert!(!m.allows("LAB-VM-02"));
+    let ip = |s: &str| {
+        s.parse::<std::net::IpAddr>()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+    };
+    assert!(m.allows_ip(ip("192.0.2.9")));
+    assert!(m.lookup_ip(ip("192.0.2.9")).is_none());
+    assert_eq!(m.lookup_ip(ip("198.51.100.7")).map(|e| e.severity), Some(1));
+    assert!(m.lookup_ip(ip("203.0.113.1")).is_none());
+    // A network is never matched as a name.
+    assert!(m.lookup("198.51.100.7").is_none());
+    let e = parse("@allow maybe\nX\n", "a.list", 1).map_err(|e| e.to_string());
+    assert!(e.is_err_and(|m| m.contains("a.list:1") && m.contains("@allow takes yes or no")));
+    let e = parse("net:not-a-net\n", "a.list", 1).map_err(|e| e.to_string());
+    assert!(e.is_err_and(|m| m.contains("a.list:1")));
+}

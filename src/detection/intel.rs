@@ -1,0 +1,427 @@
+//! Threat-intel files in the formats SOCs already keep, read into watch-list
+//! entries: MISP events (PyMISP's JSON, alone or wrapped in `Event`), STIX
+//! 2.1 bundles, Zeek Intel files, Spamhaus DROP (text or JSON lines) and
+//! ASN-DROP, and plain CSV; anything else is the list format of
+//! [`super::watchlist`]. The format is recognised by content, or named
+//! (`--watchlist FORMAT:FILE`).
+//!
+//! Host names and domains become exact names, addresses and networks
+//! `net:` entries. An indicator of a kind hostwatch cannot match (an
+//! autonomous system without an ASN database, an e-mail address, a
+//! compound STIX pattern) is left out and counted by kind, so that the
+//! caller names each kind once; a malformed file is an error naming its
+//! line (or, for JSON, what was wrong).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::watchlist::{self, Entry, Pattern, WatchlistError};
+
+/// The formats read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    List,
+    Misp,
+    Stix,
+    Zeek,
+    Drop,
+    Csv,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "list" => Format::List,
+            "misp" => Format::Misp,
+            "stix" => Format::Stix,
+            "zeek" => Format::Zeek,
+            "drop" => Format::Drop,
+            "csv" => Format::Csv,
+            _ => {
+                return Err(format!(
+                    "unknown list format '{s}' (list, misp, stix, zeek, drop, csv)"
+                ))
+            }
+        })
+    }
+}
+
+/// Recognises a file's format from its first meaningful line.
+pub fn detect(text: &str) -> Format {
+    let t = text.trim_start();
+    if t.starts_with('{') {
+        if t.contains("\"type\"") && t.contains("\"bundle\"") && t.contains("\"objects\"") {
+            return Format::Stix;
+        }
+        if t.contains("\"Attribute\"") || t.contains("\"Event\"") {
+            return Format::Misp;
+        }
+        // JSON lines: DROP (`cidr`) and ASN-DROP (`asn`).
+        return Format::Drop;
+    }
+    if t.lines().take(8).any(|l| l.starts_with("#fields")) {
+        return Format::Zeek;
+    }
+    let first = t.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let csv_like = first
+        .split_once(',')
+        .is_some_and(|(v, _)| !v.contains(char::is_whitespace) && !first.contains('='));
+    if first.starts_with(';') || first.contains(" ; SBL") {
+        Format::Drop
+    } else if csv_like && !first.starts_with(['@', '#']) {
+        Format::Csv
+    } else {
+        Format::List
+    }
+}
+
+/// The entries of one file, and what was left out by kind.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub entries: Vec<Entry>,
+    pub unsupported: BTreeMap<String, u64>,
+}
+
+/// How a file's entries read in alerts.
+struct Meta {
+    list: String,
+    category: String,
+    signature: String,
+    severity: u8,
+}
+
+struct Builder<'a> {
+    meta: Meta,
+    source: &'a str,
+    next_id: u32,
+    out: Loaded,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, pattern: Pattern, note: Option<String>, line: usize) {
+        self.out.entries.push(Entry {
+            list: self.meta.list.clone(),
+            category: self.meta.category.clone(),
+            signature: self.meta.signature.clone(),
+            pattern,
+            severity: self.meta.severity,
+            candidate: false,
+            allow: false,
+            builds: Vec::new(),
+            note,
+            id: self.next_id,
+            origin: format!("{}:{line}", self.source),
+        });
+        self.next_id = self.next_id.saturating_add(1);
+    }
+
+    /// A name or an address/network, by its look.
+    fn value(&mut self, v: &str, note: Option<String>, line: usize) -> Result<(), WatchlistError> {
+        let v = v.trim();
+        if v.is_empty() {
+            return Ok(());
+        }
+        if v.parse::<std::net::IpAddr>().is_ok() || v.contains('/') {
+            let net = v.parse().map_err(|e: String| self.error(line, e))?;
+            self.push(Pattern::Net(net), note, line);
+        } else {
+            self.push(Pattern::Exact(v.to_uppercase()), note, line);
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, kind: &str) {
+        *self.out.unsupported.entry(kind.to_string()).or_default() += 1;
+    }
+
+    fn error(&self, line: usize, message: impl Into<String>) -> WatchlistError {
+        WatchlistError {
+            source: self.source.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+fn list_name(source: &str) -> String {
+    std::path::Path::new(source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("intel")
+        .to_string()
+}
+
+/// Reads `text` (from `source`, a path for messages) in `format`; entries
+/// without their own ids are numbered from `base_id`. `now` (Unix seconds)
+/// decides which STIX indicators have expired.
+pub fn load(
+    text: &str,
+    source: &str,
+    base_id: u32,
+    format: Format,
+    now: i64,
+) -> Result<Loaded, WatchlistError> {
+    let name = list_name(source);
+    let meta = |category: &str, signature: String| Meta {
+        list: name.clone(),
+        category: category.to_string(),
+        signature,
+        severity: 2,
+    };
+    let mut b = Builder {
+        meta: meta(
+            "Threat intel indicator",
+            format!("Threat intel indicator on list {name}"),
+        ),
+        source,
+        next_id: base_id,
+        out: Loaded::default(),
+    };
+    match format {
+        Format::List => {
+            b.out.entries = watchlist::parse(text, source, base_id)?;
+        }
+        Format::Zeek => zeek(text, &mut b)?,
+        Format::Drop => {
+            b.meta = meta(
+                "Spamhaus DROP network",
+                format!("Network on Spamhaus DROP ({name})"),
+            );
+            drop_list(text, &mut b)?;
+        }
+        Format::Csv => csv(text, &mut b)?,
+        Format::Misp => misp(text, &mut b)?,
+        Format::Stix => stix(text, &mut b, now)?,
+    }
+    if b.out.entries.is_empty() {
+        return Err(b.error(0, "the file has no indicator hostwatch can match"));
+    }
+    Ok(b.out)
+}
+
+/// `#fields indicator indicator_type meta.source ...`, tab-separated.
+fn zeek(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
+    let mut cols: Vec<&str> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if let Some(f) = line.strip_prefix("#fields") {
+            cols = f.split('\t').filter(|c| !c.is_empty()).collect();
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let at = |name: &str| cols.iter().position(|c| *c == name);
+        let (Some(vi), Some(ti)) = (at("indicator"), at("indicator_type")) else {
+            return Err(b.error(
+                n,
+                "a Zeek Intel file needs #fields with indicator and indicator_type",
+            ));
+        };
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(value), Some(kind)) = (f.get(vi), f.get(ti)) else {
+            return Err(b.error(n, "fewer fields than #fields names"));
+        };
+        let note = ["meta.source", "meta.desc"]
+            .iter()
+            .filter_map(|c| at(c).and_then(|i| f.get(i)))
+            .filter(|v| !v.is_empty() && **v != "-")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(": ");
+        let note = Some(note).filter(|n| !n.is_empty());
+        match *kind {
+            "Intel::DOMAIN" | "Intel::ADDR" | "Intel::SUBNET" => b.value(value, note, n)?,
+            other => b.skip(other),
+        }
+    }
+    Ok(())
+}
+
+/// DROP as text (`CIDR ; SBLnnn`) or JSON lines (`{"cidr": ..., "sblid": ...}`),
+/// and ASN-DROP (`{"asn": ...}`).
+fn drop_list(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('{') {
+            let v: Value = serde_json::from_str(line).map_err(|e| b.error(n, e.to_string()))?;
+            if let Some(cidr) = v["cidr"].as_str() {
+                let note = v["sblid"].as_str().map(str::to_owned);
+                b.value(cidr, note, n)?;
+            } else if v.get("asn").is_some() {
+                b.skip("asn (needs an ASN database)");
+            }
+            // The closing metadata line has neither.
+            continue;
+        }
+        let (cidr, sbl) = line.split_once(';').unwrap_or((line, ""));
+        let note = Some(sbl.trim().to_string()).filter(|s| !s.is_empty());
+        b.value(cidr, note, n)?;
+    }
+    Ok(())
+}
+
+/// `value[,kind[,note]]`, `#` comments, an optional header naming `value`.
+fn csv(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut f = line.splitn(3, ',').map(|c| c.trim().trim_matches('"'));
+        let value = f.next().unwrap_or_default();
+        let kind = f.next().unwrap_or_default().to_ascii_lowercase();
+        let note = f.next().map(str::to_owned).filter(|s| !s.is_empty());
+        if n == 1 && value.eq_ignore_ascii_case("value") {
+            continue;
+        }
+        match kind.as_str() {
+            "" | "hostname" | "domain" | "ip" | "cidr" | "net" => b.value(value, note, n)?,
+            other => b.skip(other),
+        }
+    }
+    Ok(())
+}
+
+fn json(text: &str, b: &Builder<'_>) -> Result<Value, WatchlistError> {
+    serde_json::from_str(text).map_err(|e| b.error(e.line(), e.to_string()))
+}
+
+/// A MISP event: its attributes that are for detection (`to_ids`); its
+/// tags become the category, its info the signature text, its threat level
+/// the severity.
+fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
+    let v = json(text, b)?;
+    let events: Vec<&Value> = match (&v["Event"], &v["response"]) {
+        (Value::Object(_), _) => vec![&v["Event"]],
+        (_, Value::Array(r)) => r.iter().map(|e| &e["Event"]).collect(),
+        _ => vec![&v],
+    };
+    for e in events {
+        let Some(attrs) = e["Attribute"].as_array() else {
+            return Err(b.error(0, "a MISP event needs an Attribute list"));
+        };
+        let tags: Vec<&str> = e["Tag"]
+            .as_array()
+            .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+            .unwrap_or_default();
+        if let Some(info) = e["info"].as_str() {
+            b.meta.signature = info.to_string();
+        }
+        if !tags.is_empty() {
+            b.meta.category = tags.join(", ");
+        }
+        let level = match &e["threat_level_id"] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        b.meta.severity = match level.as_str() {
+            "1" => 1,
+            "3" => 3,
+            _ => 2,
+        };
+        for (i, a) in attrs.iter().enumerate() {
+            let n = i + 1;
+            if a["to_ids"] == Value::Bool(false) {
+                continue;
+            }
+            let (Some(kind), Some(value)) = (a["type"].as_str(), a["value"].as_str()) else {
+                continue;
+            };
+            let note = a["comment"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            match kind {
+                "hostname" | "domain" | "ip-src" | "ip-dst" => b.value(value, note, n)?,
+                other => b.skip(other),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 time as Unix seconds (the STIX timestamp form).
+fn unix_seconds(t: &str) -> Option<i64> {
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let hms: Vec<i64> = time
+        .trim_end_matches('Z')
+        .split(['.', ':'])
+        .take(3)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [hh, mm, ss] = <[i64; 3]>::try_from(hms).ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
+}
+
+/// A STIX 2.1 bundle: its indicators whose pattern is one comparison of a
+/// domain name, an address or a network; revoked and expired ones left out.
+fn stix(text: &str, b: &mut Builder<'_>, now: i64) -> Result<(), WatchlistError> {
+    let v = json(text, b)?;
+    let Some(objects) = v["objects"].as_array() else {
+        return Err(b.error(0, "a STIX bundle needs an objects list"));
+    };
+    for (i, o) in objects.iter().enumerate() {
+        let n = i + 1;
+        if o["type"] != "indicator" {
+            continue;
+        }
+        if o["revoked"] == Value::Bool(true) {
+            continue;
+        }
+        if o["valid_until"]
+            .as_str()
+            .and_then(unix_seconds)
+            .is_some_and(|t| t <= now)
+        {
+            continue;
+        }
+        let pattern = o["pattern"].as_str().unwrap_or_default();
+        let note = o["name"].as_str().map(str::to_owned);
+        match simple_pattern(pattern) {
+            Some(("domain-name" | "ipv4-addr" | "ipv6-addr", value)) => b.value(value, note, n)?,
+            Some((object, _)) => b.skip(object),
+            None => b.skip("compound or unsupported pattern"),
+        }
+    }
+    Ok(())
+}
+
+/// `[OBJECT:PROPERTY = 'VALUE']` (or a number): the object type and value.
+fn simple_pattern(p: &str) -> Option<(&str, &str)> {
+    let inner = p.trim().strip_prefix('[')?.strip_suffix(']')?;
+    if inner.contains(['[', ']']) {
+        return None;
+    }
+    let (lhs, rhs) = inner.split_once('=')?;
+    let (object, _property) = lhs.trim().split_once(':')?;
+    let value = rhs.trim();
+    let value = value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(value);
+    (!value.contains(['\'', ' '])).then_some((object, value))
+}
+
+#[cfg(test)]
+#[path = "intel_tests.rs"]
+mod tests;

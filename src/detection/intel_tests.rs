@@ -1,0 +1,186 @@
+use super::*;
+
+/// 2026-11-29T00:00:00Z.
+const NOW: i64 = 1_795_910_400;
+
+fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/intel")
+        .join(name);
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// (pattern as written, severity, note) of one entry.
+type Row = (String, u8, Option<String>);
+
+/// Each entry of a fixture, what was left out, and the format recognised.
+fn read(name: &str) -> (Vec<Row>, Vec<(String, u64)>, Format) {
+    let text = fixture(name);
+    let format = detect(&text);
+    let loaded = load(&text, name, 7000, format, NOW).unwrap_or_default();
+    let entries = loaded
+        .entries
+        .iter()
+        .map(|e| {
+            let p = match &e.pattern {
+                Pattern::Exact(n) => n.clone(),
+                Pattern::Net(c) => format!("net:{c}"),
+                other => format!("{other:?}"),
+            };
+            (p, e.severity, e.note.clone())
+        })
+        .collect();
+    (entries, loaded.unsupported.into_iter().collect(), format)
+}
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[test]
+fn a_stix_bundle_written_by_stix2() {
+    let (entries, left, format) = read("stix-bundle.json");
+    assert_eq!(format, Format::Stix);
+    assert_eq!(
+        entries,
+        [
+            ("WIN-QILIN0VM01".to_string(), 2, s("Qilin operator VM")),
+            ("net:203.0.113.0/24".to_string(), 2, s("Bulletproof range")),
+            ("net:2001:db8:66::/48".to_string(), 2, s("Operator host v6")),
+            ("net:198.51.100.77/32".to_string(), 2, s("Operator relay")),
+        ]
+    );
+    // The AS needs an ASN database; the OR of two names is a compound
+    // pattern; the revoked and expired indicators are not there at all.
+    assert_eq!(
+        left,
+        [
+            ("autonomous-system".to_string(), 1),
+            ("compound or unsupported pattern".to_string(), 1)
+        ]
+    );
+}
+
+#[test]
+fn a_misp_event_written_by_pymisp() {
+    let (entries, left, format) = read("misp-event.json");
+    assert_eq!(format, Format::Misp);
+    // to_ids attributes only: the ip-dst and the comment are not for detection.
+    assert_eq!(
+        entries,
+        [
+            ("WIN-WTC0000VM01".to_string(), 2, None),
+            ("VMRENT.BULLETPROOF.EXAMPLE".to_string(), 2, None),
+            ("net:198.51.100.23/32".to_string(), 2, None),
+        ]
+    );
+    assert_eq!(left, [("AS".to_string(), 1)]);
+    let text = fixture("misp-event.json");
+    let l = load(&text, "misp-event.json", 1, Format::Misp, NOW).unwrap_or_default();
+    assert_eq!(
+        l.entries[0].signature,
+        "WantToCry operators on rented VMmanager VMs"
+    );
+    assert_eq!(
+        l.entries[0].category,
+        "tlp:amber, misp-galaxy:ransomware=\"WantToCry\""
+    );
+    // The API's wrapping in "Event" reads the same.
+    let wrapped = format!("{{\"Event\": {text}}}");
+    assert_eq!(detect(&wrapped), Format::Misp);
+    assert_eq!(
+        load(&wrapped, "w.json", 1, Format::Misp, NOW)
+            .map(|l| l.entries.len())
+            .ok(),
+        Some(3)
+    );
+}
+
+#[test]
+fn zeek_intel_drop_asn_drop_and_csv() {
+    let (entries, left, format) = read("zeek.intel");
+    assert_eq!(format, Format::Zeek);
+    assert_eq!(
+        entries,
+        [
+            ("WIN-ZEEK000VM1".to_string(), 2, s("lab-feed: operator VM")),
+            ("VMRENT.BULLETPROOF.EXAMPLE".to_string(), 2, s("lab-feed")),
+            (
+                "net:198.51.100.0/25".to_string(),
+                2,
+                s("lab-feed: relay range")
+            ),
+            ("net:192.0.2.99/32".to_string(), 2, s("lab-feed: relay")),
+        ]
+    );
+    assert_eq!(left, [("Intel::EMAIL".to_string(), 1)]);
+
+    let (entries, left, format) = read("drop.txt");
+    assert_eq!(format, Format::Drop);
+    assert_eq!(
+        entries,
+        [
+            ("net:203.0.113.128/25".to_string(), 2, s("SBL000001")),
+            ("net:2001:db8:bad::/48".to_string(), 2, s("SBL000002")),
+        ]
+    );
+    assert!(left.is_empty());
+    let (entries, _, format) = read("drop_v4.json");
+    assert_eq!(format, Format::Drop);
+    assert_eq!(
+        entries,
+        [("net:203.0.113.128/25".to_string(), 2, s("SBL000001"))]
+    );
+    // ASN-DROP alone has nothing to match without an ASN database.
+    let text = fixture("asndrop.json");
+    let e = load(&text, "asndrop.json", 1, detect(&text), NOW).map(|l| l.entries.len());
+    assert!(e.is_err_and(|e| e.to_string().contains("no indicator hostwatch can match")));
+
+    let (entries, left, format) = read("intel.csv");
+    assert_eq!(format, Format::Csv);
+    assert_eq!(
+        entries,
+        [
+            ("WIN-CSV0000VM1".to_string(), 2, s("from a partner feed")),
+            ("net:203.0.113.9/32".to_string(), 2, None),
+        ]
+    );
+    assert_eq!(left, [("email".to_string(), 1)]);
+}
+
+#[test]
+fn formats_are_recognised_and_broken_files_name_their_place() {
+    assert_eq!(detect("@list x\nWIN-A note=a, b\n"), Format::List);
+    assert_eq!(detect("# comment\nWIN-A\n"), Format::List);
+    assert_eq!(detect("WIN-A,hostname\n"), Format::Csv);
+    assert_eq!("stix".parse::<Format>(), Ok(Format::Stix));
+    assert!("yaml".parse::<Format>().is_err());
+    let e = load("{\"objects\": [}", "b.json", 1, Format::Stix, NOW).map(|_| ());
+    assert!(e.is_err_and(|e| e.to_string().starts_with("b.json:1:")));
+    let e = load(
+        "#fields\tindicator\tindicator_type\nx\n",
+        "z.intel",
+        1,
+        Format::Zeek,
+        NOW,
+    )
+    .map(|_| ());
+    assert!(e.is_err_and(|e| e.to_string().starts_with("z.intel:2:")));
+    let e = load("10.0.0.0/99 ; SBL1\n", "d.txt", 1, Format::Drop, NOW).map(|_| ());
+    assert!(e.is_err_and(|e| e.to_string().starts_with("d.txt:1:")));
+    assert_eq!(
+        unix_seconds("2026-11-02T00:00:00.000Z"),
+        Some(1_793_577_600)
+    );
+    assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(unix_seconds("garbage"), None);
+    assert_eq!(
+        simple_pattern("[domain-name:value = 'a.example']"),
+        Some(("domain-name", "a.example"))
+    );
+    assert_eq!(
+        simple_pattern("[autonomous-system:number = 64500]"),
+        Some(("autonomous-system", "64500"))
+    );
+    assert_eq!(simple_pattern("[a:b = 'x'] AND [c:d = 'y']"), None);
+}
