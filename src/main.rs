@@ -116,6 +116,11 @@ struct RunArgs {
     /// Default: the private, shared, link-local and loopback ranges.
     #[arg(long, value_name = "CIDRS")]
     home_net: Option<hostwatch::detection::confidence::HomeNet>,
+    /// A MaxMind-format ASN database (GeoLite2-ASN or compatible): events
+    /// name the autonomous systems of endpoints outside home-net, and list
+    /// entries asn:N alert on them.
+    #[arg(long, value_name = "FILE")]
+    asn_db: Option<PathBuf>,
     /// Bytes reassembled per direction of a connection.
     #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES")]
     depth: u32,
@@ -290,6 +295,13 @@ fn run(args: RunArgs) -> ExitCode {
             flow::defaults::MAX_DEPTH
         ));
     }
+    let asn_db = match &args.asn_db {
+        Some(p) => match hostwatch::detection::asn::AsnDb::open(p) {
+            Ok(db) => Some(Arc::new(db)),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let default_names = !args.no_default_names;
     let lists = match load_matcher(&args.watchlist, default_names) {
         // Read again on SIGHUP and when a file changes.
@@ -373,6 +385,7 @@ fn run(args: RunArgs) -> ExitCode {
         drain_timeout: Duration::from_secs(args.drain_timeout),
         checksums: args.checksums,
         home_net: args.home_net.clone().unwrap_or_default(),
+        asn_db,
     };
     let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),

@@ -6,9 +6,9 @@
 //! (`--watchlist FORMAT:FILE`).
 //!
 //! Host names and domains become exact names, addresses and networks
-//! `net:` entries. An indicator of a kind hostwatch cannot match (an
-//! autonomous system without an ASN database, an e-mail address, a
-//! compound STIX pattern) is left out and counted by kind, so that the
+//! `net:` entries, autonomous systems `asn:` entries (matched with an ASN
+//! database). An indicator of a kind hostwatch cannot match (an e-mail
+//! address, a compound STIX pattern) is left out and counted by kind, so that the
 //! caller names each kind once; a malformed file is an error naming its
 //! line (or, for JSON, what was wrong).
 
@@ -130,6 +130,17 @@ impl Builder<'_> {
         } else {
             self.push(Pattern::Exact(v.to_uppercase()), note, line);
         }
+        Ok(())
+    }
+
+    /// An autonomous system (`64500` or `AS64500`).
+    fn asn(&mut self, v: &str, note: Option<String>, line: usize) -> Result<(), WatchlistError> {
+        let n = v
+            .trim()
+            .trim_start_matches(['A', 'S', 'a', 's'])
+            .parse::<u32>();
+        let n = n.map_err(|_| self.error(line, format!("'{v}' is not an AS number")))?;
+        self.push(Pattern::Asn(n), note, line);
         Ok(())
     }
 
@@ -255,8 +266,9 @@ fn drop_list(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
             if let Some(cidr) = v["cidr"].as_str() {
                 let note = v["sblid"].as_str().map(str::to_owned);
                 b.value(cidr, note, n)?;
-            } else if v.get("asn").is_some() {
-                b.skip("asn (needs an ASN database)");
+            } else if let Some(asn) = v["asn"].as_u64() {
+                let note = v["asname"].as_str().map(str::to_owned);
+                b.asn(&asn.to_string(), note, n)?;
             }
             // The closing metadata line has neither.
             continue;
@@ -343,6 +355,7 @@ fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
                 .map(str::to_owned);
             match kind {
                 "hostname" | "domain" | "ip-src" | "ip-dst" => b.value(value, note, n)?,
+                "AS" => b.asn(value, note, n)?,
                 other => b.skip(other),
             }
         }
@@ -399,6 +412,7 @@ fn stix(text: &str, b: &mut Builder<'_>, now: i64) -> Result<(), WatchlistError>
         let note = o["name"].as_str().map(str::to_owned);
         match simple_pattern(pattern) {
             Some(("domain-name" | "ipv4-addr" | "ipv6-addr", value)) => b.value(value, note, n)?,
+            Some(("autonomous-system", value)) => b.asn(value, note, n)?,
             Some((object, _)) => b.skip(object),
             None => b.skip("compound or unsupported pattern"),
         }

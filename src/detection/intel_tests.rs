@@ -25,6 +25,7 @@ fn read(name: &str) -> (Vec<Row>, Vec<(String, u64)>, Format) {
             let p = match &e.pattern {
                 Pattern::Exact(n) => n.clone(),
                 Pattern::Net(c) => format!("net:{c}"),
+                Pattern::Asn(a) => format!("asn:{a}"),
                 other => format!("{other:?}"),
             };
             (p, e.severity, e.note.clone())
@@ -48,17 +49,12 @@ fn a_stix_bundle_written_by_stix2() {
             ("net:203.0.113.0/24".to_string(), 2, s("Bulletproof range")),
             ("net:2001:db8:66::/48".to_string(), 2, s("Operator host v6")),
             ("net:198.51.100.77/32".to_string(), 2, s("Operator relay")),
+            ("asn:64500".to_string(), 2, s("Hoster AS")),
         ]
     );
-    // The AS needs an ASN database; the OR of two names is a compound
-    // pattern; the revoked and expired indicators are not there at all.
-    assert_eq!(
-        left,
-        [
-            ("autonomous-system".to_string(), 1),
-            ("compound or unsupported pattern".to_string(), 1)
-        ]
-    );
+    // The OR of two names is a compound pattern; the revoked and expired
+    // indicators are not there at all.
+    assert_eq!(left, [("compound or unsupported pattern".to_string(), 1)]);
 }
 
 #[test]
@@ -72,9 +68,10 @@ fn a_misp_event_written_by_pymisp() {
             ("WIN-WTC0000VM01".to_string(), 2, None),
             ("VMRENT.BULLETPROOF.EXAMPLE".to_string(), 2, None),
             ("net:198.51.100.23/32".to_string(), 2, None),
+            ("asn:64501".to_string(), 2, None),
         ]
     );
-    assert_eq!(left, [("AS".to_string(), 1)]);
+    assert!(left.is_empty(), "{left:?}");
     let text = fixture("misp-event.json");
     let l = load(&text, "misp-event.json", 1, Format::Misp, NOW).unwrap_or_default();
     assert_eq!(
@@ -92,7 +89,7 @@ fn a_misp_event_written_by_pymisp() {
         load(&wrapped, "w.json", 1, Format::Misp, NOW)
             .map(|l| l.entries.len())
             .ok(),
-        Some(3)
+        Some(4)
     );
 }
 
@@ -131,10 +128,9 @@ fn zeek_intel_drop_asn_drop_and_csv() {
         entries,
         [("net:203.0.113.128/25".to_string(), 2, s("SBL000001"))]
     );
-    // ASN-DROP alone has nothing to match without an ASN database.
-    let text = fixture("asndrop.json");
-    let e = load(&text, "asndrop.json", 1, detect(&text), NOW).map(|l| l.entries.len());
-    assert!(e.is_err_and(|e| e.to_string().contains("no indicator hostwatch can match")));
+    let (entries, _, format) = read("asndrop.json");
+    assert_eq!(format, Format::Drop);
+    assert_eq!(entries, [("asn:64500".to_string(), 2, s("BULLETPROOF-AS"))]);
 
     let (entries, left, format) = read("intel.csv");
     assert_eq!(format, Format::Csv);

@@ -4,6 +4,7 @@
 //! evidence). Computer names also feed the passive host inventory (`host`
 //! events). A `tls` record on a non-RDP flow is kept only when it matched.
 
+pub mod asn;
 pub mod confidence;
 pub mod intel;
 pub mod inventory;
@@ -27,6 +28,8 @@ pub struct Detector {
     matcher: Arc<Matcher>,
     generation: u64,
     home: confidence::HomeNet,
+    /// The ASN database, for `asn:` entries.
+    asn: Option<Arc<asn::AsnDb>>,
     /// (flow, upper-cased name, evidence) already alerted; bounded.
     alerted: HashSet<(u64, String, &'static str)>,
 }
@@ -47,12 +50,19 @@ impl Detector {
             lists,
             matcher,
             generation,
+            asn: None,
             home,
             alerted: HashSet::new(),
         }
     }
 
     /// Turns one record into its events, appended to `out`.
+    /// Looks endpoints up in `db` for the lists' `asn:` entries.
+    pub fn with_asn_db(mut self, db: Option<Arc<asn::AsnDb>>) -> Self {
+        self.asn = db;
+        self
+    }
+
     /// Remembers an alert's (flow, name, evidence); false when it was
     /// already written.
     fn remember(&mut self, key: (u64, String, &'static str)) -> bool {
@@ -124,10 +134,32 @@ impl Detector {
         // A listed network alerts on any handshake from or to it, names or
         // not (NLA hides the RDP client name): with the best name the
         // record shows for that side, else the address.
-        for (ip, role, path) in [
-            (flow.src_ip, Role::Client, "src_ip"),
-            (flow.dest_ip, Role::Server, "dest_ip"),
+        for (ip, role, path, as_path) in [
+            (flow.src_ip, Role::Client, "src_ip", "src_asn"),
+            (flow.dest_ip, Role::Server, "dest_ip", "dest_asn"),
         ] {
+            let shown = || {
+                names
+                    .iter()
+                    .find(|n| n.role == role && n.machine)
+                    .map_or_else(|| ip.to_string(), |n| n.value.to_string())
+            };
+            // Its autonomous system, outside home-net, with a database.
+            let system = match &self.asn {
+                Some(db) if matcher.has_asns() && !self.home.contains(ip) => db.lookup(ip),
+                _ => None,
+            };
+            if let Some((number, _)) = system {
+                if let Some(entry) = matcher.lookup_asn(number) {
+                    if self.remember((flow.flow_id, format!("AS{number}"), as_path)) {
+                        if matcher.allows_asn(number) {
+                            self.lists.count_allowed();
+                        } else {
+                            network_alerts.push((entry.clone(), role, as_path, shown()));
+                        }
+                    }
+                }
+            }
             let Some(entry) = matcher.lookup_ip(ip) else {
                 continue;
             };
@@ -138,11 +170,7 @@ impl Detector {
                 self.lists.count_allowed();
                 continue;
             }
-            let shown = names
-                .iter()
-                .find(|n| n.role == role && n.machine)
-                .map_or_else(|| ip.to_string(), |n| n.value.to_string());
-            network_alerts.push((entry.clone(), role, path, shown));
+            network_alerts.push((entry.clone(), role, path, shown()));
         }
         let keep_record = record.logged_alone() || !alerts.is_empty() || !network_alerts.is_empty();
         // Every alert: (entry, name shown, role, evidence, what the record

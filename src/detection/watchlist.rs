@@ -97,6 +97,8 @@ pub enum Pattern {
     Regex(String),
     /// A network, not a name.
     Net(super::confidence::Cidr),
+    /// An autonomous system (with `--asn-db`).
+    Asn(u32),
 }
 
 /// One watched name or pattern.
@@ -240,6 +242,11 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
         }
         let pattern = if let Some(net) = pat.strip_prefix("net:") {
             Pattern::Net(net.parse().map_err(|e: String| err(n, e))?)
+        } else if let Some(asn) = pat.strip_prefix("asn:") {
+            let number = asn.trim_start_matches(['A', 'S', 'a', 's']).parse::<u32>();
+            Pattern::Asn(
+                number.map_err(|_| err(n, format!("asn: needs an AS number, not '{asn}'")))?,
+            )
         } else if let Some(re) = pat.strip_prefix("re:") {
             regex::Regex::new(&format!("(?i){re}")).map_err(|e| {
                 err(
@@ -346,6 +353,8 @@ pub struct Matcher {
     sets: Vec<(RegexSet, Vec<usize>)>,
     /// Network entries.
     nets: Vec<(super::confidence::Cidr, usize)>,
+    /// Autonomous-system entries.
+    asns: HashMap<u32, Vec<usize>>,
 }
 
 /// Patterns compiled into one `RegexSet`.
@@ -377,6 +386,7 @@ impl Matcher {
         let mut prefixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut suffixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut nets = Vec::new();
+        let mut asns: HashMap<u32, Vec<usize>> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             match &e.pattern {
                 Pattern::Exact(name) => {
@@ -412,6 +422,7 @@ impl Matcher {
                     set_entries.push(i);
                 }
                 Pattern::Net(c) => nets.push((*c, i)),
+                Pattern::Asn(a) => asns.entry(*a).or_default().push(i),
             }
         }
         let mut sets = Vec::new();
@@ -426,7 +437,31 @@ impl Matcher {
             suffixes,
             sets,
             nets,
+            asns,
         })
+    }
+
+    /// Whether any entry names autonomous systems (so addresses are worth
+    /// looking up).
+    pub fn has_asns(&self) -> bool {
+        !self.asns.is_empty()
+    }
+
+    /// Whether an allow list holds autonomous system `asn`.
+    pub fn allows_asn(&self, asn: u32) -> bool {
+        self.asns
+            .get(&asn)
+            .is_some_and(|v| v.iter().any(|&i| self.entries[i].allow))
+    }
+
+    /// The most severe watch-list entry for autonomous system `asn`.
+    pub fn lookup_asn(&self, asn: u32) -> Option<&Entry> {
+        self.asns
+            .get(&asn)?
+            .iter()
+            .map(|&i| &self.entries[i])
+            .filter(|e| !e.allow)
+            .min_by_key(|e| e.severity)
     }
 
     /// Whether an allow list names `value`.

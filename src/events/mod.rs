@@ -122,9 +122,20 @@ pub struct HostSighting {
 impl Event {
     /// Appends the event as one JSON line (with its newline) to `out`.
     pub fn write_json(&self, sensor_name: Option<&str>, out: &mut Vec<u8>) {
+        self.write_json_enriched(sensor_name, None, out);
+    }
+
+    /// As [`Event::write_json`], with the autonomous systems of endpoints
+    /// outside home-net (`src_asn`, `src_as_org`, `dest_asn`, `dest_as_org`).
+    pub fn write_json_enriched(
+        &self,
+        sensor_name: Option<&str>,
+        enrich: Option<&crate::detection::asn::Enrichment>,
+        out: &mut Vec<u8>,
+    ) {
         let mut ser = serde_json::Serializer::new(&mut *out);
         // Serialising plain structs into a Vec cannot fail.
-        if self.serialize_json(sensor_name, &mut ser).is_ok() {
+        if self.serialize_json(sensor_name, enrich, &mut ser).is_ok() {
             out.push(b'\n');
         }
     }
@@ -133,6 +144,7 @@ impl Event {
     fn serialize_json<S: Serializer>(
         &self,
         sensor_name: Option<&str>,
+        enrich: Option<&crate::detection::asn::Enrichment>,
         ser: S,
     ) -> Result<S::Ok, S::Error> {
         let mut map = ser.serialize_map(None)?;
@@ -153,6 +165,17 @@ impl Event {
             map.serialize_entry("dest_ip", &f.dest_ip)?;
             map.serialize_entry("dest_port", &f.dest_port)?;
             map.serialize_entry("proto", f.transport.name())?;
+            for (ip, number, org) in [
+                (f.src_ip, "src_asn", "src_as_org"),
+                (f.dest_ip, "dest_asn", "dest_as_org"),
+            ] {
+                if let Some((n, o)) = enrich.and_then(|e| e.of(ip)) {
+                    map.serialize_entry(number, &n)?;
+                    if !o.is_empty() {
+                        map.serialize_entry(org, &o)?;
+                    }
+                }
+            }
             if !f.vlans.is_empty() {
                 map.serialize_entry("vlan", f.vlans.as_slice())?;
             }

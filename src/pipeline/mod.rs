@@ -69,6 +69,8 @@ pub struct Config {
     pub checksums: crate::decode::checksum::Mode,
     /// The home networks alerts are weighed against (`--home-net`).
     pub home_net: crate::detection::confidence::HomeNet,
+    /// An ASN database (`--asn-db`).
+    pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(crate::output::defaults::DRAIN_TIMEOUT_SECS),
             checksums: Default::default(),
             home_net: Default::default(),
+            asn_db: None,
         }
     }
 }
@@ -154,6 +157,13 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         sensor: cfg.sensor_name.clone(),
         live: any_live,
         drain: cfg.drain_timeout,
+        enrich: cfg
+            .asn_db
+            .clone()
+            .map(|db| crate::detection::asn::Enrichment {
+                db,
+                home: cfg.home_net.clone(),
+            }),
     };
     // Replaying files, the capture thread (reading and decoding) is the one
     // serial stage: when the threads outnumber the cores, the others keep
@@ -195,6 +205,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
             datagram,
             lists: lists.clone(),
             home_net: cfg.home_net.clone(),
+            asn_db: cfg.asn_db.clone(),
             rx,
             free: free_tx.clone(),
             out: out_tx.clone(),

@@ -32,6 +32,8 @@ pub(super) struct OutputOptions {
     pub sensor: Option<String>,
     pub live: bool,
     pub drain: Duration,
+    /// ASN enrichment of the envelope (`--asn-db`).
+    pub enrich: Option<crate::detection::asn::Enrichment>,
 }
 
 /// Host sightings held in a replay, at most (beyond, later pairs are
@@ -74,6 +76,7 @@ pub(super) fn run(
         sensor,
         live,
         drain,
+        enrich,
     } = opts;
     let mut inv = Inventory::default();
     // In a replay, host sightings wait for the end: the earliest sighting
@@ -93,7 +96,7 @@ pub(super) fn run(
             return;
         }
         line.clear();
-        ev.write_json(sensor.as_deref(), &mut line);
+        ev.write_json_enriched(sensor.as_deref(), enrich.as_ref(), &mut line);
         if let Err(e) = outputs.event(ty, &line) {
             *error = Some(e.to_string());
             control.stop.store(true, Ordering::SeqCst);

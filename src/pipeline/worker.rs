@@ -49,6 +49,7 @@ pub(super) struct WorkerSetup {
     pub datagram: DatagramConfig,
     pub lists: Arc<crate::detection::lists::Lists>,
     pub home_net: crate::detection::confidence::HomeNet,
+    pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
     pub rx: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
     pub out: Sender<OutMsg>,
@@ -62,6 +63,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
         datagram,
         lists,
         home_net,
+        asn_db,
         rx,
         free,
         out,
@@ -70,7 +72,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     } = setup;
     let mut table = FlowTable::new(flow, Analyzers);
     let mut udp = DatagramTable::new(datagram);
-    let mut detector = Detector::with_lists(lists, home_net);
+    let mut detector = Detector::with_lists(lists, home_net).with_asn_db(asn_db);
     let mut events = Vec::new();
     let publish = |table: &FlowTable<Analyzers>, udp: &DatagramTable| {
         if let Ok(mut s) = snapshot.lock() {
