@@ -4,13 +4,15 @@ those libraries really write, not on hand-typed JSON:
 
   stix-bundle.json   STIX 2.1 bundle (OASIS's stix2 library)
   misp-event.json    MISP event (CIRCL's PyMISP)
+  warninglist-rfc1918.json, warninglist-microsoft.json
+                     MISP warninglists as published (PyPI's pymispwarninglists)
 
 and, for the formats that have no library, files in their documented
 layouts: zeek.intel (Zeek's Intel framework input), drop.txt and
 drop_v4.json (Spamhaus DROP, text and JSON lines), asndrop.json (Spamhaus
 ASN-DROP), intel.csv.
 
-    pip install stix2 pymisp
+    pip install stix2 pymisp pymispwarninglists
     python3 scripts/make-intel-fixtures.py
 
 Identifiers and times are fixed, so the files are the same at every run.
@@ -106,4 +108,9 @@ text = event.to_json(indent=1, sort_keys=True)
     "203.0.113.9,ip,\n"
     "ops@bulletproof.example,email,not a host\n"
 )
+import pymispwarninglists  # noqa: E402  (only needed here)
+
+lists = pathlib.Path(pymispwarninglists.__file__).parent / "data" / "misp-warninglists" / "lists"
+for name in ["rfc1918", "microsoft"]:
+    (OUT / f"warninglist-{name}.json").write_text((lists / name / "list.json").read_text())
 print("wrote", OUT)

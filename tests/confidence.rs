@@ -204,6 +204,25 @@ fn a_listed_network_alerts_on_every_handshake_names_or_not() {
             "WIN-LIVFRVQFMKO ntlm.server.target_name vmmanager-defaults 10.20.0.15",
         ]
     );
+    // The name alerts from that host count the listed network as agreeing.
+    let why: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .filter(|a| s(a, "alert.evidence").as_deref() == Some("rdp.client.name"))
+        .flat_map(|a| {
+            a["alert"]["corroboration"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        why,
+        [
+            "reports Windows build 14393 (Windows Server 2016 / Windows 10 1607), the template's",
+            "its address is on list bad-nets"
+        ]
+    );
     // A network entry is not a name: a bad one is refused with its line.
     let e = hostwatch::detection::watchlist::parse("net:10.0.0.0/40\n", "x.list", 1)
         .map_err(|e| e.to_string());
@@ -267,4 +286,26 @@ fn misp_and_stix_indicators_alert() {
     for p in [misp_name, stix_net] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// A MISP warning list as published (here RFC 1918's) is an allow list:
+/// with it, nothing in the demo's private network alerts, and every alert
+/// kept back is counted.
+#[test]
+fn a_misp_warninglist_keeps_its_networks_from_alerting() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "--watchlist"])
+        .arg(common::fixture("intel/warninglist-rfc1918.json"))
+        .arg("-r")
+        .arg(common::fixture("demo/demo.pcap"))
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(of_type(&events, "alert").len(), 0);
+    let stats = &events.last().expect("stats")["stats"];
+    assert_eq!(stats["lists"]["allowed"], 6, "{}", stats["lists"]);
 }

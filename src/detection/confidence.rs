@@ -10,8 +10,9 @@
 //! Weights (the README lists them): the entry's build seen +2, another
 //! build seen -2; a successful logon, ticket or tree connect +1, a failed
 //! one -1; a self-signed certificate whose subject is the name +1; the
-//! machine outside home-net talking to a host inside +1; an unconfirmed
-//! (candidate) entry -1. A sum of 2 or more is `high`, 0 or 1 `medium`,
+//! machine outside home-net talking to a host inside +1; its address in a
+//! listed network or autonomous system +1; an unconfirmed (candidate)
+//! entry -1. A sum of 2 or more is `high`, 0 or 1 `medium`,
 //! below 0 `low`: the name alone is `medium`.
 
 use std::net::IpAddr;
@@ -157,13 +158,15 @@ fn build_text(build: u32) -> String {
 }
 
 /// Weighs an alert on `entry` for a name of `role` whose record says
-/// `facts`, seen on `flow`.
+/// `facts`, seen on `flow`; `listed` names the list holding the machine's
+/// address, if one does.
 pub fn weigh(
     entry: &Entry,
     role: Role,
     facts: Facts,
     flow: &FlowInfo,
     home: &HomeNet,
+    listed: Option<&str>,
 ) -> (Confidence, Vec<String>) {
     let mut score = 0i32;
     let mut lines = Vec::new();
@@ -210,6 +213,10 @@ pub fn weigh(
             score += 1;
             lines.push(format!("from {own}, outside home-net, to {peer}"));
         }
+    }
+    if let Some(list) = listed {
+        score += 1;
+        lines.push(format!("its address is on list {list}"));
     }
     if entry.candidate {
         score -= 1;

@@ -27,6 +27,9 @@ pub enum Format {
     Zeek,
     Drop,
     Csv,
+    /// A MISP warning list: names and networks known benign, read as an
+    /// allow list.
+    Warninglist,
 }
 
 impl std::str::FromStr for Format {
@@ -40,9 +43,10 @@ impl std::str::FromStr for Format {
             "zeek" => Format::Zeek,
             "drop" => Format::Drop,
             "csv" => Format::Csv,
+            "warninglist" => Format::Warninglist,
             _ => {
                 return Err(format!(
-                    "unknown list format '{s}' (list, misp, stix, zeek, drop, csv)"
+                    "unknown list format '{s}' (list, misp, stix, zeek, drop, csv, warninglist)"
                 ))
             }
         })
@@ -58,6 +62,9 @@ pub fn detect(text: &str) -> Format {
         }
         if t.contains("\"Attribute\"") || t.contains("\"Event\"") {
             return Format::Misp;
+        }
+        if t.contains("\"matching_attributes\"") && t.contains("\"list\"") {
+            return Format::Warninglist;
         }
         // JSON lines: DROP (`cidr`) and ASN-DROP (`asn`).
         return Format::Drop;
@@ -206,6 +213,7 @@ pub fn load(
         Format::Csv => csv(text, &mut b)?,
         Format::Misp => misp(text, &mut b)?,
         Format::Stix => stix(text, &mut b, now)?,
+        Format::Warninglist => warninglist(text, &mut b)?,
     }
     if b.out.entries.is_empty() {
         return Err(b.error(0, "the file has no indicator hostwatch can match"));
@@ -359,6 +367,42 @@ fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
                 other => b.skip(other),
             }
         }
+    }
+    Ok(())
+}
+
+/// A MISP warning list (`name`, `type`, `list`): every value allowed.
+fn warninglist(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
+    let v = json(text, b)?;
+    let Some(values) = v["list"].as_array() else {
+        return Err(b.error(0, "a MISP warning list needs a list"));
+    };
+    if let Some(name) = v["name"].as_str() {
+        b.meta.signature = name.to_string();
+        b.meta.category = "MISP warning list".to_string();
+    }
+    let kind = v["type"].as_str().unwrap_or("string").to_string();
+    let first = b.out.entries.len();
+    for (i, value) in values.iter().filter_map(Value::as_str).enumerate() {
+        let n = i + 1;
+        match kind.as_str() {
+            "cidr" | "string" | "hostname" => b.value(value, None, n)?,
+            "substring" => {
+                let glob = format!("*{}*", value.replace(['*', '?', '[', ']'], ""));
+                b.push(Pattern::Glob(glob), None, n);
+            }
+            "regex" => {
+                if regex::Regex::new(&format!("(?i){value}")).is_ok() {
+                    b.push(Pattern::Regex(value.to_string()), None, n);
+                } else {
+                    b.skip("invalid regular expression");
+                }
+            }
+            other => b.skip(other),
+        }
+    }
+    for e in b.out.entries.iter_mut().skip(first) {
+        e.allow = true;
     }
     Ok(())
 }

@@ -180,3 +180,19 @@ fn formats_are_recognised_and_broken_files_name_their_place() {
     );
     assert_eq!(simple_pattern("[a:b = 'x'] AND [c:d = 'y']"), None);
 }
+
+#[test]
+fn misp_warninglists_are_allow_lists() {
+    let (entries, left, format) = read("warninglist-rfc1918.json");
+    assert_eq!(format, Format::Warninglist);
+    assert_eq!(
+        entries.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["net:10.0.0.0/8", "net:172.16.0.0/12", "net:192.168.0.0/16"]
+    );
+    assert!(left.is_empty());
+    let text = fixture("warninglist-microsoft.json");
+    let l = load(&text, "warninglist-microsoft.json", 1, detect(&text), NOW).unwrap_or_default();
+    assert_eq!(l.entries.len(), 191);
+    assert!(l.entries.iter().all(|e| e.allow));
+    assert_eq!(l.entries[0].signature, "List of known microsoft domains");
+}

@@ -34,6 +34,17 @@ pub struct Detector {
     alerted: HashSet<(u64, String, &'static str)>,
 }
 
+/// An alert about to be written: entry, name shown, role, evidence, what
+/// the record says of that machine, the list holding its address.
+type Found = (
+    watchlist::Entry,
+    String,
+    Role,
+    &'static str,
+    Facts,
+    Option<String>,
+);
+
 /// Alerts remembered for de-duplication before the memory is reset.
 const MAX_REMEMBERED: usize = 100_000;
 
@@ -86,7 +97,8 @@ impl Detector {
             flow,
             record,
         } = fr;
-        let mut alerts: Vec<(watchlist::Entry, Name<'_>)> = Vec::new();
+        // (entry, name, the list holding the name's address if any).
+        let mut alerts: Vec<(watchlist::Entry, Name<'_>, Option<String>)> = Vec::new();
         let mut network_alerts: Vec<(watchlist::Entry, Role, &'static str, String)> = Vec::new();
         let mut hosts = Vec::new();
         let names = record.names();
@@ -129,7 +141,17 @@ impl Detector {
                 self.lists.count_allowed();
                 continue;
             }
-            alerts.push((entry.clone(), f));
+            // Its address on a network or system list corroborates it.
+            let listed = ip.and_then(|a| {
+                let by_net = matcher.lookup_ip(a).map(|e| e.list.clone());
+                let by_asn = || {
+                    let db = self.asn.as_ref().filter(|_| matcher.has_asns())?;
+                    let (n, _) = db.lookup(a).filter(|_| !self.home.contains(a))?;
+                    matcher.lookup_asn(n).map(|e| e.list.clone())
+                };
+                by_net.or_else(by_asn)
+            });
+            alerts.push((entry.clone(), f, listed));
         }
         // A listed network alerts on any handshake from or to it, names or
         // not (NLA hides the RDP client name): with the best name the
@@ -175,20 +197,29 @@ impl Detector {
         let keep_record = record.logged_alone() || !alerts.is_empty() || !network_alerts.is_empty();
         // Every alert: (entry, name shown, role, evidence, what the record
         // says of that machine).
-        let mut found: Vec<(watchlist::Entry, String, Role, &'static str, Facts)> = alerts
+        let mut found: Vec<Found> = alerts
             .into_iter()
-            .map(|(e, f)| (e, f.value.to_string(), f.role, f.path, record.facts(&f)))
+            .map(|(e, f, listed)| {
+                (
+                    e,
+                    f.value.to_string(),
+                    f.role,
+                    f.path,
+                    record.facts(&f),
+                    listed,
+                )
+            })
             .collect();
         for (e, role, path, shown) in network_alerts {
             let facts = record.facts(&Name::of(path, role, &shown, true));
-            found.push((e, shown, role, path, facts));
+            found.push((e, shown, role, path, facts, None));
         }
         drop(names);
         let alert_events: Vec<Event> = found
             .into_iter()
-            .map(|(e, hostname, role, evidence, facts)| {
+            .map(|(e, hostname, role, evidence, facts, listed)| {
                 let (confidence, corroboration) =
-                    confidence::weigh(&e, role, facts, &flow, &self.home);
+                    confidence::weigh(&e, role, facts, &flow, &self.home, listed.as_deref());
                 Event {
                     ts_us,
                     flow: Some(flow.clone()),
