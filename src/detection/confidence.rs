@@ -40,6 +40,35 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// `ip` with the host bits of a `/prefix` cleared, as a number (IPv4
+    /// and IPv6 kept apart by `is_v6`): the key of the network holding it.
+    pub fn key(ip: IpAddr, prefix: u8) -> (bool, u128) {
+        match ip {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(prefix.min(32)))
+                    .unwrap_or(0);
+                (false, u128::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(prefix.min(128)))
+                    .unwrap_or(0);
+                (true, u128::from(a) & mask)
+            }
+        }
+    }
+
+    /// This network's key (see [`Cidr::key`]).
+    pub fn own_key(&self) -> (bool, u128) {
+        Cidr::key(self.addr, self.prefix)
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {

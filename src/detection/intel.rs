@@ -13,6 +13,7 @@
 //! line (or, for JSON, what was wrong).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -94,15 +95,17 @@ pub struct Loaded {
 
 /// How a file's entries read in alerts.
 struct Meta {
-    list: String,
-    category: String,
-    signature: String,
+    list: Arc<str>,
+    category: Arc<str>,
+    signature: Arc<str>,
     severity: u8,
 }
 
 struct Builder<'a> {
     meta: Meta,
     source: &'a str,
+    /// `source`, shared by the entries.
+    shared_source: Arc<str>,
     next_id: u32,
     out: Loaded,
 }
@@ -120,7 +123,8 @@ impl Builder<'_> {
             builds: Vec::new(),
             note,
             id: self.next_id,
-            origin: format!("{}:{line}", self.source),
+            source: self.shared_source.clone(),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
         });
         self.next_id = self.next_id.saturating_add(1);
     }
@@ -184,9 +188,9 @@ pub fn load(
 ) -> Result<Loaded, WatchlistError> {
     let name = list_name(source);
     let meta = |category: &str, signature: String| Meta {
-        list: name.clone(),
-        category: category.to_string(),
-        signature,
+        list: Arc::from(name.as_str()),
+        category: Arc::from(category),
+        signature: Arc::from(signature),
         severity: 2,
     };
     let mut b = Builder {
@@ -195,6 +199,7 @@ pub fn load(
             format!("Threat intel indicator on list {name}"),
         ),
         source,
+        shared_source: Arc::from(source),
         next_id: base_id,
         out: Loaded::default(),
     };
@@ -334,10 +339,10 @@ fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
             .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
             .unwrap_or_default();
         if let Some(info) = e["info"].as_str() {
-            b.meta.signature = info.to_string();
+            b.meta.signature = Arc::from(info);
         }
         if !tags.is_empty() {
-            b.meta.category = tags.join(", ");
+            b.meta.category = Arc::from(tags.join(", "));
         }
         let level = match &e["threat_level_id"] {
             Value::String(s) => s.clone(),
@@ -378,8 +383,8 @@ fn warninglist(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
         return Err(b.error(0, "a MISP warning list needs a list"));
     };
     if let Some(name) = v["name"].as_str() {
-        b.meta.signature = name.to_string();
-        b.meta.category = "MISP warning list".to_string();
+        b.meta.signature = Arc::from(name);
+        b.meta.category = Arc::from("MISP warning list");
     }
     let kind = v["type"].as_str().unwrap_or("string").to_string();
     let first = b.out.entries.len();

@@ -75,11 +75,11 @@ fn a_misp_event_written_by_pymisp() {
     let text = fixture("misp-event.json");
     let l = load(&text, "misp-event.json", 1, Format::Misp, NOW).unwrap_or_default();
     assert_eq!(
-        l.entries[0].signature,
+        &*l.entries[0].signature,
         "WantToCry operators on rented VMmanager VMs"
     );
     assert_eq!(
-        l.entries[0].category,
+        &*l.entries[0].category,
         "tlp:amber, misp-galaxy:ransomware=\"WantToCry\""
     );
     // The API's wrapping in "Event" reads the same.
@@ -194,5 +194,5 @@ fn misp_warninglists_are_allow_lists() {
     let l = load(&text, "warninglist-microsoft.json", 1, detect(&text), NOW).unwrap_or_default();
     assert_eq!(l.entries.len(), 191);
     assert!(l.entries.iter().all(|e| e.allow));
-    assert_eq!(l.entries[0].signature, "List of known microsoft domains");
+    assert_eq!(&*l.entries[0].signature, "List of known microsoft domains");
 }

@@ -143,11 +143,11 @@ impl Detector {
             }
             // Its address on a network or system list corroborates it.
             let listed = ip.and_then(|a| {
-                let by_net = matcher.lookup_ip(a).map(|e| e.list.clone());
+                let by_net = matcher.lookup_ip(a).map(|e| e.list.to_string());
                 let by_asn = || {
                     let db = self.asn.as_ref().filter(|_| matcher.has_asns())?;
                     let (n, _) = db.lookup(a).filter(|_| !self.home.contains(a))?;
-                    matcher.lookup_asn(n).map(|e| e.list.clone())
+                    matcher.lookup_asn(n).map(|e| e.list.to_string())
                 };
                 by_net.or_else(by_asn)
             });
@@ -228,9 +228,9 @@ impl Detector {
                         corroboration,
                         signature: e.signature_for(&hostname),
                         signature_id: e.id,
-                        category: e.category.clone(),
+                        category: e.category.to_string(),
                         severity: e.severity,
-                        list: e.list.clone(),
+                        list: e.list.to_string(),
                         hostname,
                         role,
                         evidence,

@@ -27,6 +27,7 @@
 //! stays linear in a name however long the wire made it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::RegexSet;
 
@@ -104,9 +105,11 @@ pub enum Pattern {
 /// One watched name or pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub list: String,
-    pub category: String,
-    pub signature: String,
+    /// Shared by the entries of one list (a million-entry list holds each
+    /// once).
+    pub list: Arc<str>,
+    pub category: Arc<str>,
+    pub signature: Arc<str>,
     pub pattern: Pattern,
     pub severity: u8,
     pub candidate: bool,
@@ -117,10 +120,17 @@ pub struct Entry {
     pub note: Option<String>,
     pub id: u32,
     /// Where it was defined (`file:line`).
-    pub origin: String,
+    /// The file it came from, shared by its entries, and its line.
+    pub source: Arc<str>,
+    pub line: u32,
 }
 
 impl Entry {
+    /// Where it was defined (`file:line`).
+    pub fn origin(&self) -> String {
+        format!("{}:{}", self.source, self.line)
+    }
+
     /// The alert text for a matched value.
     pub fn signature_for(&self, value: &str) -> String {
         let shown = crate::render::escape_control(value);
@@ -159,6 +169,9 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
     let mut next_id = base_id;
     let mut allow = false;
     let mut entries = Vec::new();
+    let shared_source: Arc<str> = Arc::from(source);
+    // The list's texts, shared by its entries until a directive changes them.
+    let mut shared: Option<(Arc<str>, Arc<str>, Arc<str>)> = None;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -204,6 +217,7 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
                 }
                 _ => return Err(err(n, format!("unknown directive @{key}"))),
             }
+            shared = None;
             continue;
         }
         let (head, note) = match line.find("note=") {
@@ -265,10 +279,19 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
         } else {
             Pattern::Exact(pat.to_uppercase())
         };
+        let (l, c, sig) = shared
+            .get_or_insert_with(|| {
+                (
+                    Arc::from(list.as_str()),
+                    Arc::from(category.as_str()),
+                    Arc::from(signature.as_str()),
+                )
+            })
+            .clone();
         entries.push(Entry {
-            list: list.clone(),
-            category: category.clone(),
-            signature: signature.clone(),
+            list: l,
+            category: c,
+            signature: sig,
             pattern,
             severity: entry_severity,
             candidate,
@@ -276,7 +299,8 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
             builds,
             note,
             id: next_id,
-            origin: format!("{source}:{n}"),
+            source: shared_source.clone(),
+            line: u32::try_from(n).unwrap_or(u32::MAX),
         });
         next_id += 1;
     }
@@ -339,7 +363,10 @@ pub const WINDOWS_DEFAULT_NAMES: &str = include_str!("windows-default-names.list
 #[derive(Debug)]
 pub struct Matcher {
     entries: Vec<Entry>,
-    exact: HashMap<String, Vec<usize>>,
+    /// Exact names: the first entry of each; `exact_more` the others with
+    /// the same name (rare), by that first entry.
+    exact: HashMap<Box<str>, u32>,
+    exact_more: HashMap<u32, Vec<u32>>,
     /// First 15 characters of exact entries longer than that.
     truncated: HashMap<String, Vec<usize>>,
     /// Globs of the form `PREFIX*` and `*SUFFIX` (upper-cased), by the
@@ -352,7 +379,10 @@ pub struct Matcher {
     /// with the entry index of its patterns.
     sets: Vec<(RegexSet, Vec<usize>)>,
     /// Network entries.
-    nets: Vec<(super::confidence::Cidr, usize)>,
+    /// By prefix length (IPv6 flagged), the entries of each network: a
+    /// lookup probes once per distinct length, whatever the number of
+    /// networks.
+    nets: HashMap<(bool, u8), HashMap<u128, Vec<u32>>>,
     /// Autonomous-system entries.
     asns: HashMap<u32, Vec<usize>>,
 }
@@ -379,18 +409,25 @@ fn simple_glob(g: &str) -> Option<(String, bool)> {
 
 impl Matcher {
     pub fn new(entries: Vec<Entry>) -> Result<Matcher, regex::Error> {
-        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut exact: HashMap<Box<str>, u32> = HashMap::with_capacity(entries.len());
+        let mut exact_more: HashMap<u32, Vec<u32>> = HashMap::new();
         let mut truncated: HashMap<String, Vec<usize>> = HashMap::new();
         let mut res = Vec::new();
         let mut set_entries = Vec::new();
         let mut prefixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut suffixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
-        let mut nets = Vec::new();
+        let mut nets: HashMap<(bool, u8), HashMap<u128, Vec<u32>>> = HashMap::new();
         let mut asns: HashMap<u32, Vec<usize>> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             match &e.pattern {
                 Pattern::Exact(name) => {
-                    exact.entry(name.clone()).or_default().push(i);
+                    let i32_ = u32::try_from(i).unwrap_or(u32::MAX);
+                    match exact.get(name.as_str()) {
+                        Some(&first) => exact_more.entry(first).or_default().push(i32_),
+                        None => {
+                            exact.insert(name.as_str().into(), i32_);
+                        }
+                    }
                     if name.chars().count() > NETBIOS_LEN {
                         truncated
                             .entry(name.chars().take(NETBIOS_LEN).collect())
@@ -421,7 +458,14 @@ impl Matcher {
                     res.push(format!("(?i){r}"));
                     set_entries.push(i);
                 }
-                Pattern::Net(c) => nets.push((*c, i)),
+                Pattern::Net(c) => {
+                    let (v6, key) = c.own_key();
+                    nets.entry((v6, c.prefix()))
+                        .or_default()
+                        .entry(key)
+                        .or_default()
+                        .push(u32::try_from(i).unwrap_or(u32::MAX));
+                }
                 Pattern::Asn(a) => asns.entry(*a).or_default().push(i),
             }
         }
@@ -432,6 +476,7 @@ impl Matcher {
         Ok(Matcher {
             entries,
             exact,
+            exact_more,
             truncated,
             prefixes,
             suffixes,
@@ -469,19 +514,28 @@ impl Matcher {
         self.matches(value).any(|i| self.entries[i].allow)
     }
 
-    /// Whether an allow list holds `ip`.
-    pub fn allows_ip(&self, ip: std::net::IpAddr) -> bool {
+    /// Every network entry holding `ip`.
+    fn nets_holding(&self, ip: std::net::IpAddr) -> impl Iterator<Item = &Entry> {
+        let v6 = ip.is_ipv6();
         self.nets
             .iter()
-            .any(|(c, i)| self.entries[*i].allow && c.contains(ip))
+            .filter(move |((is_v6, _), _)| *is_v6 == v6)
+            .filter_map(move |((_, prefix), index)| {
+                index.get(&super::confidence::Cidr::key(ip, *prefix).1)
+            })
+            .flatten()
+            .filter_map(|&i| self.entries.get(i as usize))
+    }
+
+    /// Whether an allow list holds `ip`.
+    pub fn allows_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.nets_holding(ip).any(|e| e.allow)
     }
 
     /// The most severe watch-list network holding `ip`, if any.
     pub fn lookup_ip(&self, ip: std::net::IpAddr) -> Option<&Entry> {
-        self.nets
-            .iter()
-            .filter(|(c, i)| !self.entries[*i].allow && c.contains(ip))
-            .map(|(_, i)| &self.entries[*i])
+        self.nets_holding(ip)
+            .filter(|e| !e.allow)
             .min_by_key(|e| e.severity)
     }
 
@@ -540,8 +594,11 @@ impl Matcher {
         }
         let mut consider = |i: usize| found.push(i);
         for form in &forms {
-            for &i in self.exact.get(*form).into_iter().flatten() {
-                consider(i);
+            if let Some(&first) = self.exact.get(*form) {
+                consider(first as usize);
+                for &i in self.exact_more.get(&first).into_iter().flatten() {
+                    consider(i as usize);
+                }
             }
             if form.chars().count() == NETBIOS_LEN {
                 for &i in self.truncated.get(*form).into_iter().flatten() {

@@ -12,7 +12,7 @@ fn builtin_lists_parse_and_document_their_entries() {
     let names: Vec<(String, u8, bool, u32)> = m
         .entries()
         .iter()
-        .filter(|e| e.list == "vmmanager-defaults")
+        .filter(|e| &*e.list == "vmmanager-defaults")
         .map(|e| match &e.pattern {
             Pattern::Exact(n) => (n.clone(), e.severity, e.candidate, e.id),
             _ => (String::new(), 0, false, 0),
@@ -30,16 +30,13 @@ fn builtin_lists_parse_and_document_their_entries() {
     assert!(m
         .entries()
         .iter()
-        .filter(|e| e.list == "vmmanager-defaults")
+        .filter(|e| &*e.list == "vmmanager-defaults")
         .all(|e| e.note.is_some()));
     // The most severe list wins over the informational pattern.
-    let e = m
-        .lookup("win-j9d866esij2")
-        .map(|e| (e.list.as_str(), e.severity));
+    let e = m.lookup("win-j9d866esij2").map(|e| (&*e.list, e.severity));
     assert_eq!(e, Some(("vmmanager-defaults", 1)));
     assert_eq!(
-        m.lookup("WIN-ABCDEFGHIJK")
-            .map(|e| (e.list.as_str(), e.severity)),
+        m.lookup("WIN-ABCDEFGHIJK").map(|e| (&*e.list, e.severity)),
         Some(("windows-default-names", 3))
     );
     assert_eq!(m.lookup("WIN-ABCDEFGHIJ"), None);
@@ -110,7 +107,7 @@ fn options_and_notes() {
     .unwrap_or_default();
     assert_eq!(e.len(), 1);
     assert_eq!(
-        (e[0].list.as_str(), e[0].severity, e[0].candidate),
+        (&*e[0].list, e[0].severity, e[0].candidate),
         ("mine", 1, true)
     );
     assert_eq!(e[0].note.as_deref(), Some("from ticket #42"));
@@ -118,7 +115,7 @@ fn options_and_notes() {
         e[0].signature_for("bad-host\u{1b}"),
         "Mine (bad-host\\e, unconfirmed candidate)"
     );
-    assert_eq!(e[0].origin, "x:3");
+    assert_eq!(e[0].origin(), "x:3");
 }
 
 #[test]
@@ -234,10 +231,7 @@ fn allow_lists_and_networks() {
     );
     let m = Matcher::new(all).unwrap_or_else(|_| unreachable!());
     // The watch entry matches; the allow entry says it must not alert.
-    assert_eq!(
-        m.lookup("lab-vm-01").map(|e| e.list.as_str()),
-        Some("watch")
-    );
+    assert_eq!(m.lookup("lab-vm-01").map(|e| &*e.list), Some("watch"));
     assert!(m.allows("LAB-VM-01"));
     assert!(!m.allows("LAB-VM-02"));
     let ip = |s: &str| {
