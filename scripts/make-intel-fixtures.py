@@ -6,6 +6,8 @@ those libraries really write, not on hand-typed JSON:
   misp-event.json    MISP event (CIRCL's PyMISP)
   warninglist-rfc1918.json, warninglist-microsoft.json
                      MISP warninglists as published (PyPI's pymispwarninglists)
+  misp-feed/         a MISP feed: manifest.json and one file per event
+                     (PyMISP's feed output)
 
 and, for the formats that have no library, files in their documented
 layouts: zeek.intel (Zeek's Intel framework input), drop.txt and
@@ -108,6 +110,34 @@ text = event.to_json(indent=1, sort_keys=True)
     "203.0.113.9,ip,\n"
     "ops@bulletproof.example,email,not a host\n"
 )
+from pymisp import MISPOrganisation  # noqa: E402
+
+# A feed of two events, as MISP's feed generator writes one.
+feed = OUT / "misp-feed"
+feed.mkdir(exist_ok=True)
+org = MISPOrganisation()
+org.name = "Lab CERT"
+org.uuid = "5f0e1b2c-0000-4000-8000-0000000000aa"
+manifest = {}
+for n, (info, host) in enumerate([("Qilin affiliate VMs", "WIN-FEED00VM001"),
+                                  ("LockBit affiliate VMs", "WIN-FEED00VM002")]):
+    e = MISPEvent()
+    e.uuid = f"5f0e1b2c-0000-4000-8000-0000000001{n:02d}"
+    e.info = info
+    e.date = "2026-11-01"
+    e.Orgc = org
+    e.threat_level_id = 1
+    a = e.add_attribute("hostname", host, to_ids=True)
+    a.uuid = f"5f0e1b2c-0000-4000-8000-0000000002{n:02d}"
+    a.timestamp = 1793491200
+    e.timestamp = 1793491200
+    e.publish_timestamp = 1793491200
+    with_meta = e.to_feed(with_meta=True)
+    manifest.update(with_meta["Event"].pop("_manifest"))
+    with_meta["Event"].pop("_hashes", None)
+    (feed / f"{e.uuid}.json").write_text(json.dumps(with_meta, indent=1, sort_keys=True) + "\n")
+(feed / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
 import pymispwarninglists  # noqa: E402  (only needed here)
 
 lists = pathlib.Path(pymispwarninglists.__file__).parent / "data" / "misp-warninglists" / "lists"

@@ -1,5 +1,6 @@
 //! Threat-intel files in the formats SOCs already keep, read into watch-list
-//! entries: MISP events (PyMISP's JSON, alone or wrapped in `Event`), STIX
+//! entries: MISP events (PyMISP's JSON, alone or wrapped in `Event`) and
+//! feeds (a `manifest.json` and its event files beside it), STIX
 //! 2.1 bundles, Zeek Intel files, Spamhaus DROP (text or JSON lines) and
 //! ASN-DROP, and plain CSV; anything else is the list format of
 //! [`super::watchlist`]. The format is recognised by content, or named
@@ -61,7 +62,7 @@ pub fn detect(text: &str) -> Format {
         if t.contains("\"type\"") && t.contains("\"bundle\"") && t.contains("\"objects\"") {
             return Format::Stix;
         }
-        if t.contains("\"Attribute\"") || t.contains("\"Event\"") {
+        if t.contains("\"Attribute\"") || t.contains("\"Event\"") || t.contains("\"Orgc\"") {
             return Format::Misp;
         }
         if t.contains("\"matching_attributes\"") && t.contains("\"list\"") {
@@ -325,6 +326,9 @@ fn json(text: &str, b: &Builder<'_>) -> Result<Value, WatchlistError> {
 /// the severity.
 fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
     let v = json(text, b)?;
+    if is_manifest(&v) {
+        return misp_feed(&v, b);
+    }
     let events: Vec<&Value> = match (&v["Event"], &v["response"]) {
         (Value::Object(_), _) => vec![&v["Event"]],
         (_, Value::Array(r)) => r.iter().map(|e| &e["Event"]).collect(),
@@ -408,6 +412,46 @@ fn warninglist(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
     }
     for e in b.out.entries.iter_mut().skip(first) {
         e.allow = true;
+    }
+    Ok(())
+}
+
+/// A MISP feed's `manifest.json`: event UUIDs to their summaries.
+fn is_manifest(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| {
+        !m.is_empty() && m.iter().all(|(k, e)| is_uuid(k) && e.get("info").is_some())
+    })
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// Events a manifest lists, feed events can be many.
+const MAX_FEED_EVENTS: usize = 100_000;
+
+/// A MISP feed: the manifest lists the events, each in `UUID.json` beside
+/// it (as MISP's feed generator writes them). The manifest's keys are
+/// checked to be UUIDs before they become file names.
+fn misp_feed(manifest: &Value, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
+    let dir = std::path::Path::new(b.source)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let uuids: Vec<String> = manifest
+        .as_object()
+        .map(|m| m.keys().take(MAX_FEED_EVENTS).cloned().collect())
+        .unwrap_or_default();
+    for uuid in uuids {
+        let path = dir.join(format!("{uuid}.json"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| b.error(0, format!("feed event {}: {e}", path.display())))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| b.error(0, format!("feed event {}: {e}", path.display())))?;
+        if is_manifest(&v) {
+            return Err(b.error(0, format!("feed event {} is a manifest", path.display())));
+        }
+        misp(&text, b)?;
     }
     Ok(())
 }

@@ -196,3 +196,39 @@ fn misp_warninglists_are_allow_lists() {
     assert!(l.entries.iter().all(|e| e.allow));
     assert_eq!(&*l.entries[0].signature, "List of known microsoft domains");
 }
+
+#[test]
+fn a_misp_feed_is_read_through_its_manifest() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/intel/misp-feed/manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(detect(&text), Format::Misp);
+    let l = load(&text, &path.display().to_string(), 1, Format::Misp, NOW).unwrap_or_default();
+    let got: Vec<(String, u8, String)> = l
+        .entries
+        .iter()
+        .map(|e| match &e.pattern {
+            Pattern::Exact(n) => (n.clone(), e.severity, e.signature.to_string()),
+            other => (format!("{other:?}"), 0, String::new()),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "WIN-FEED00VM001".to_string(),
+                1,
+                "Qilin affiliate VMs".to_string()
+            ),
+            (
+                "WIN-FEED00VM002".to_string(),
+                1,
+                "LockBit affiliate VMs".to_string()
+            ),
+        ]
+    );
+    // A manifest naming something other than a UUID is not a manifest.
+    assert!(!is_manifest(
+        &serde_json::json!({"../../etc/passwd": {"info": "x"}})
+    ));
+}
