@@ -75,13 +75,13 @@ fn host_announcement(name: &str, comment: &str) -> Vec<u8> {
 }
 
 #[test]
-fn a_host_announcement_is_read_whole() {
+fn a_host_announcement_is_read_whole() -> Result<(), BrowserError> {
     let d = datagram(
         b"\\MAILSLOT\\BROWSE",
         &host_announcement("WIN-J9D866ESIJ2", "x"),
     );
     assert!(looks_like(&d));
-    let got = parse(&d).expect("parses");
+    let got = parse(&d)?;
     assert_eq!(got.source_ip, Ipv4Addr::new(10, 0, 0, 5));
     assert_eq!(got.source_name.name(), b"WIN-J9D866ESIJ2");
     assert_eq!(got.destination_name.name(), b"WORKGROUP");
@@ -98,6 +98,7 @@ fn a_host_announcement_is_read_whole() {
             comment: b"x",
         })
     );
+    Ok(())
 }
 
 #[test]
