@@ -7,7 +7,9 @@
 # binary's `host` events for a (name, address) pair the new one first saw
 # over UDP (the inventory writes a pair once, at its first sighting).
 # Fields added to existing events since the oldest build compared are
-# removed before comparing (ADDED_FIELDS, space-separated JSON keys).
+# removed before comparing (ADDED_FIELDS, space-separated JSON keys, with
+# scalar or flat-array values), and so are events of types the old build
+# did not have (NEW_TYPES, space-separated) and the alerts they carried.
 #
 #   scripts/compare-events.sh OLD_BINARY NEW_BINARY
 #
@@ -21,14 +23,18 @@ trap 'rm -rf "$work"' EXIT
 mapfile -t captures < <(find fixtures ../shared/captures -type f \
     \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.pcap.gz' -o -name '*.pcapng.gz' \) 2>/dev/null | sort)
 ADDED_FIELDS=${ADDED_FIELDS:-handshake_seen}
+NEW_TYPES=${NEW_TYPES:-}
 keep() {
     grep -v -e '"event_type":"stats"' -e '"proto":"UDP"' | python3 -c '
 import re, sys
 fields = sys.argv[1].split()
+new_types = sys.argv[2].split()
 for line in sys.stdin:
+    if any(("\"%s\":{" % t) in line for t in new_types):
+        continue
     for f in fields:
-        line = re.sub(r",\"%s\":(true|false|null|-?[0-9.]+|\"[^\"]*\")" % re.escape(f), "", line)
-    sys.stdout.write(line)' "$ADDED_FIELDS" || true
+        line = re.sub(r",\"%s\":(true|false|null|-?[0-9.]+|\"[^\"]*\"|\[[^\]]*\])" % re.escape(f), "", line)
+    sys.stdout.write(line)' "$ADDED_FIELDS" "$NEW_TYPES" || true
 }
 # Host pairs the new binary saw first over UDP, as NAME|IP lines.
 udp_pairs() {

@@ -197,3 +197,59 @@ fn smtp_with_its_ehlo_split_across_segments_gives_the_same_events() {
         assert_eq!(tcp_bodies(&run_file(&p), "smtp"), whole, "mss {mss}");
     }
 }
+
+/// Answers sent alone cannot pin a name on the host they are sent to: a
+/// forged DHCPACK naming WIN-J9D866ESIJ2 to 10.9.9.9, and the KDC's AS-REP
+/// for the machine account WIN-J9D866ESIJ2$ without its request, give no
+/// sighting; the Kerberos name still alerts, as a mention.
+#[test]
+fn a_lone_answer_names_nobody() {
+    use hostwatch::synth::{msg, udp_frame};
+    let ack = msg::dhcp_v4(&msg::Dhcp {
+        msg_type: 5,
+        xid: 77,
+        mac: [2, 0, 0, 0, 0, 9],
+        yiaddr: [10, 9, 9, 9],
+        server_id: Some([10, 9, 9, 1]),
+        hostname: "WIN-J9D866ESIJ2",
+        ..msg::Dhcp::default()
+    });
+    let frame = udp_frame(
+        ([2, 0, 0, 0, 0, 1], [10, 9, 9, 1], 67),
+        ([2, 0, 0, 0, 0, 9], [10, 9, 9, 9], 68),
+        &ack,
+    );
+    let events = run_file(&write(
+        "forged-ack.pcap",
+        vec![(1_790_000_000_000_000, frame)],
+    ));
+    let dhcp: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "dhcp")
+        .collect();
+    assert_eq!(dhcp.len(), 1);
+    assert_eq!(dhcp[0]["dhcp"]["assigned_ip"], "10.9.9.9");
+    assert!(dhcp[0]["dhcp"].get("hostname").is_none(), "{}", dhcp[0]);
+    assert!(events
+        .iter()
+        .all(|e| e["event_type"] != "host" && e["event_type"] != "alert"));
+
+    // The AS-REP of the machine account (the 12th frame of the capture).
+    let frames = frames_of(&fixture("krb5/mit-kdc.pcapng"));
+    let rep = frames.get(11).cloned().expect("the AS-REP frame");
+    let events = run_file(&write("lone-as-rep.pcap", vec![rep]));
+    let krb: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "krb5")
+        .collect();
+    assert_eq!(krb.len(), 1);
+    assert_eq!(krb[0]["krb5"]["msg_type"], "KRB_AS_REP");
+    assert_eq!(krb[0]["krb5"]["cname"], "WIN-J9D866ESIJ2$");
+    let roles: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .filter_map(|e| e["alert"]["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["named"]);
+    assert!(events.iter().all(|e| e["event_type"] != "host"));
+}

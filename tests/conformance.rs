@@ -1254,12 +1254,14 @@ fn dhcp_transactions_match_tshark() {
                     t.2.entry(k).or_insert(v);
                 }
             };
+            // Names count from the client's own messages only.
+            let own = |v: Option<String>| v.filter(|_| !from_server);
             if v4 {
                 set("client_mac", field(r, "mac"));
-                set("hostname", field(r, "hostname"));
+                set("hostname", own(field(r, "hostname")));
                 set(
                     "client_fqdn",
-                    field(r, "fqdn").map(|f| f.trim_end_matches('.').to_owned()),
+                    own(field(r, "fqdn").map(|f| f.trim_end_matches('.').to_owned())),
                 );
                 set("vendor_class_identifier", field(r, "vendor_class"));
                 if !from_server {
@@ -1278,7 +1280,7 @@ fn dhcp_transactions_match_tshark() {
                 );
                 set(
                     "client_fqdn",
-                    field(r, "v6_fqdn").map(|f| f.trim_end_matches('.').to_owned()),
+                    own(field(r, "v6_fqdn").map(|f| f.trim_end_matches('.').to_owned())),
                 );
                 set("vendor_class_identifier", field(r, "v6_vendor_class"));
                 match kind {

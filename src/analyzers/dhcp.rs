@@ -28,7 +28,7 @@ pub const V4: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[67, 68],
         probe: dhcp::looks_like_v4,
-        new: || Box::new(DhcpAnalyzer::default()),
+        new: || Box::new(DhcpAnalyzer::new(false)),
         scope: Scope::Link,
     },
 };
@@ -38,7 +38,7 @@ pub const V6: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[546, 547],
         probe: dhcp::looks_like_v6,
-        new: || Box::new(DhcpAnalyzer::default()),
+        new: || Box::new(DhcpAnalyzer::new(true)),
         scope: Scope::Link,
     },
 };
@@ -86,8 +86,9 @@ impl Txn {
     }
 }
 
-#[derive(Default)]
 pub struct DhcpAnalyzer {
+    /// DHCPv6 (UDP 546/547) rather than DHCPv4.
+    v6: bool,
     pending: VecDeque<Txn>,
 }
 
@@ -160,7 +161,9 @@ impl Message<'_> {
     }
 
     /// Adds what the message says to its transaction's record: the first
-    /// value of each field stays (a client's own words come first).
+    /// value of each field stays. Names come from the client's own
+    /// messages only: a server's answer (a lone one may be forged) cannot
+    /// name the host it addresses.
     fn fill(&self, r: &mut DhcpRecord) {
         let from_server = self.sent_by_server();
         match self {
@@ -170,11 +173,13 @@ impl Message<'_> {
                 if m.htype == 1 && m.chaddr.len() == 6 {
                     r.client_mac.get_or_insert_with(|| hex(m.chaddr, ":"));
                 }
-                if let Some(h) = m.hostname.and_then(name) {
-                    r.hostname.get_or_insert(h);
-                }
-                if let Some(f) = m.fqdn.and_then(|f| f.text()).filter(|f| !f.is_empty()) {
-                    r.client_fqdn.get_or_insert(f);
+                if !from_server {
+                    if let Some(h) = m.hostname.and_then(name) {
+                        r.hostname.get_or_insert(h);
+                    }
+                    if let Some(f) = m.fqdn.and_then(|f| f.text()).filter(|f| !f.is_empty()) {
+                        r.client_fqdn.get_or_insert(f);
+                    }
                 }
                 if let Some(v) = m.vendor_class.and_then(name) {
                     r.vendor_class_identifier.get_or_insert(v);
@@ -212,7 +217,8 @@ impl Message<'_> {
                         r.client_mac.get_or_insert_with(|| hex(a, ":"));
                     }
                 }
-                if let Some(f) = m.fqdn.and_then(|f| f.text()).filter(|f| !f.is_empty()) {
+                let fqdn = m.fqdn.filter(|_| !from_server).and_then(|f| f.text());
+                if let Some(f) = fqdn.filter(|f| !f.is_empty()) {
                     r.client_fqdn.get_or_insert(f);
                 }
                 if let Some(v) = m.vendor_class.and_then(name) {
@@ -252,6 +258,13 @@ fn name(b: &[u8]) -> Option<String> {
 }
 
 impl DhcpAnalyzer {
+    pub fn new(v6: bool) -> Self {
+        DhcpAnalyzer {
+            v6,
+            pending: VecDeque::new(),
+        }
+    }
+
     fn take(&mut self, msg: &Message<'_>, cx: &mut Ctx<'_>) {
         let now = cx.ts_us;
         let Some((src, dst)) = cx.datagram else {
@@ -313,13 +326,10 @@ impl DatagramAnalyzer for DhcpAnalyzer {
         // Direction comes from the message (BOOTREPLY, a server's type),
         // not from the conversation, which spans every host on the link.
         self.expire(cx.ts_us, cx);
-        let v4 = cx
-            .datagram
-            .is_some_and(|(s, d)| [s.1, d.1].iter().any(|p| *p == 67 || *p == 68));
-        let (msg, name) = if v4 {
-            (dhcp::parse_v4(payload).map(Message::V4), V4.name)
-        } else {
+        let (msg, name) = if self.v6 {
             (dhcp::parse_v6(payload).map(Message::V6), V6.name)
+        } else {
+            (dhcp::parse_v4(payload).map(Message::V4), V4.name)
         };
         let msg = match msg {
             Ok(m) => m,

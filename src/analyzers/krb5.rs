@@ -230,13 +230,12 @@ impl KrbRecord {
         }
     }
 
-    /// The host a machine account names: `NAME` of `NAME$`.
+    /// The host a machine account names: `NAME` of `NAME$`, also as an
+    /// enterprise principal (`NAME$@domain`).
     pub fn machine_account(&self) -> Option<&str> {
-        self.cname
-            .as_deref()
-            .filter(|c| !c.contains('/'))
-            .and_then(|c| c.strip_suffix('$'))
-            .filter(|c| !c.is_empty())
+        let c = self.cname.as_deref().filter(|c| !c.contains('/'))?;
+        let account = c.split_once('@').map_or(c, |(a, _)| a);
+        account.strip_suffix('$').filter(|a| !a.is_empty())
     }
 
     /// The host a host-based service name names: `NAME.domain` of
@@ -274,10 +273,15 @@ impl EventRecord for KrbRecord {
     }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
-        // Every message is about the requester: its account in a request,
-        // a reply or an error.
+        // The requester's own account, when the requester sent it; a reply
+        // or an error repeats it (a lone forged reply must not name the
+        // host it is sent to), so there it is only mentioned.
         if let Some(host) = self.machine_account() {
-            v.push(Name::of("krb5.cname", Role::Client, host, true));
+            let role = match self.sender {
+                Dir::ToServer => Role::Client,
+                Dir::ToClient => Role::Named,
+            };
+            v.push(Name::of("krb5.cname", role, host, true));
         }
         if let Some(host) = self.service_host() {
             v.push(Name::of("krb5.sname", Role::Named, host, true));
@@ -293,5 +297,53 @@ impl EventRecord for KrbRecord {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(msg_type: &'static str, cname: &str, sender: Dir) -> KrbRecord {
+        KrbRecord {
+            msg_type,
+            cname: Some(cname.to_string()),
+            realm: Some("CORP.EXAMPLE".into()),
+            sname: Some("krbtgt/CORP.EXAMPLE".into()),
+            error_code: None,
+            encryption: None,
+            weak_encryption: None,
+            addresses: Vec::new(),
+            sender,
+        }
+    }
+
+    fn names(r: &KrbRecord) -> Vec<(&'static str, Role, String)> {
+        let mut v = Vec::new();
+        r.names(&mut v);
+        v.into_iter()
+            .map(|n| (n.path, n.role, n.value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_machine_account_is_its_senders_own_name_only_in_a_request() {
+        let own = ("krb5.cname", Role::Client, "WIN-J9D866ESIJ2".to_string());
+        assert_eq!(
+            names(&record("KRB_AS_REQ", "WIN-J9D866ESIJ2$", Dir::ToServer)),
+            [own]
+        );
+        // An enterprise principal (name type 10) says the same.
+        let r = record("KRB_AS_REQ", "WIN-J9D866ESIJ2$@corp.example", Dir::ToServer);
+        assert_eq!(names(&r)[0].2, "WIN-J9D866ESIJ2");
+        // A reply repeats the account: a mention, whoever it is sent to.
+        let reply = record("KRB_AS_REP", "WIN-J9D866ESIJ2$", Dir::ToClient);
+        assert_eq!(
+            names(&reply),
+            [("krb5.cname", Role::Named, "WIN-J9D866ESIJ2".to_string())]
+        );
+        // A user is not a host; a service principal is not a machine account.
+        assert!(names(&record("KRB_AS_REQ", "alice", Dir::ToServer)).is_empty());
+        assert!(names(&record("KRB_AS_REQ", "host/WIN-X$", Dir::ToServer)).is_empty());
     }
 }
