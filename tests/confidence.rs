@@ -220,7 +220,8 @@ fn a_listed_network_alerts_on_every_handshake_names_or_not() {
         why,
         [
             "reports Windows build 14393 (Windows Server 2016 / Windows 10 1607), the template's",
-            "its address is on list bad-nets"
+            "its address is on list bad-nets",
+            "also named at 10.20.0.77 by dhcp, ntlm"
         ]
     );
     // A network entry is not a name: a bad one is refused with its line.
@@ -308,4 +309,103 @@ fn a_misp_warninglist_keeps_its_networks_from_alerting() {
     assert_eq!(of_type(&events, "alert").len(), 0);
     let stats = &events.last().expect("stats")["stats"];
     assert_eq!(stats["lists"]["allowed"], 6, "{}", stats["lists"]);
+}
+
+/// Each alert of the demo with its confidence and lines, run with `workers`.
+fn demo_weights(workers: usize) -> Vec<String> {
+    let cfg = Config {
+        inputs: vec![Input::File(
+            common::fixture("demo/demo.pcap").display().to_string(),
+        )],
+        workers,
+        ..Config::default()
+    };
+    let (events, outcome, _) = run_config(cfg);
+    assert!(outcome.error.is_none());
+    of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            let lines: Vec<&str> = a["alert"]["corroboration"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!(
+                "{} {} {}: {}",
+                s(a, "alert.hostname").unwrap_or_default(),
+                s(a, "alert.evidence").unwrap_or_default(),
+                s(a, "alert.confidence").unwrap_or_default(),
+                lines.join("; ")
+            )
+        })
+        .collect()
+}
+
+/// The rented VM leases its address over DHCP in its own name, then logs
+/// on over SMB and connects over RDP: each alert counts the other carriers
+/// that named it at 10.20.0.77 earlier in packet time, on other
+/// connections; the DHCP alert, first, has none. The alerts and their
+/// weights are the same whatever the number of workers.
+#[test]
+fn other_carriers_that_named_the_machine_earlier_agree() {
+    let built =
+        "reports Windows build 14393 (Windows Server 2016 / Windows 10 1607), the template's";
+    let server = "reports Windows build 17763 (Windows Server 2019 / Windows 10 1809), the template's; its logon succeeded";
+    let want = vec![
+        "WIN-J9D866ESIJ2 dhcp.hostname medium: ".to_string(),
+        format!("WIN-J9D866ESIJ2 ntlm.client.workstation high: {built}; its logon failed; also named at 10.20.0.77 by dhcp"),
+        format!("WIN-J9D866ESIJ2 rdp.client.name high: {built}; also named at 10.20.0.77 by dhcp, ntlm"),
+        format!("WIN-LIVFRVQFMKO ntlm.server.nb_computer_name high: {server}"),
+        format!("WIN-LIVFRVQFMKO ntlm.server.dns_computer_name high: {server}"),
+        format!("WIN-LIVFRVQFMKO ntlm.server.target_name high: {server}"),
+    ];
+    for workers in [1, 2, 3] {
+        assert_eq!(demo_weights(workers), want, "{workers} workers");
+    }
+}
+
+/// Samba's nmbd announces OS version 6.1 for a server it calls
+/// WIN-LIVFRVQFMKO: the template (build 17763) would say 10.0, so its host
+/// announcement weighs against it (a browser announcement gives no build).
+#[test]
+fn an_announced_windows_version_the_template_cannot_have_counts_against_it() {
+    let (events, outcome, _) =
+        common::run_files(&[common::fixture("browser/nmbd-announcements.pcap")], 1);
+    assert!(outcome.error.is_none());
+    let alerts = of_type(&events, "alert");
+    let weights: Vec<(String, String, Vec<String>)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                s(a, "alert.evidence").unwrap_or_default(),
+                s(a, "alert.confidence").unwrap_or_default(),
+                a["alert"]["corroboration"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let against = "announces Windows 6.1 (Windows 7 / Server 2008 R2, or Samba), not the template's 10.0 (Windows 10, 11, Server 2016 and later)".to_string();
+    // Its domain announcement names it master browser: the version fields
+    // of a domain announcement are the browser protocol's, not weighed.
+    assert_eq!(
+        weights,
+        vec![
+            (
+                "browser.server_name".to_string(),
+                "low".to_string(),
+                vec![against]
+            ),
+            (
+                "browser.master_browser".to_string(),
+                "medium".to_string(),
+                vec![]
+            ),
+        ]
+    );
 }

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::protocol::{Carrier, EventRecord, Name, Protocol, Role, Scope};
+use super::protocol::{Carrier, EventRecord, Facts, Name, Protocol, Role, Scope};
 use super::{Ctx, DatagramAnalyzer, Dir};
 use crate::parsers::browser::{self, Announcement};
 use crate::parsers::text;
@@ -72,6 +72,10 @@ pub struct BrowserRecord {
     pub periodicity_ms: u32,
     #[serde(skip)]
     sender: Dir,
+    /// The announced OS version, for weighing (a domain announcement's
+    /// version fields hold the browser protocol's version instead).
+    #[serde(skip)]
+    os: Option<(u8, u8)>,
 }
 
 fn non_empty(b: &[u8]) -> Option<String> {
@@ -109,12 +113,20 @@ impl BrowserRecord {
             source_ip: d.source_ip.into(),
             periodicity_ms: a.periodicity_ms,
             sender,
+            os: (!domain).then_some((a.os_major, a.os_minor)),
         }
     }
 }
 
 impl EventRecord for BrowserRecord {
     const EVENT_TYPE: &'static str = "browser";
+
+    fn facts(&self, _name: &Name<'_>) -> Facts {
+        Facts {
+            os_version: self.os,
+            ..Facts::default()
+        }
+    }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         // The sender announces itself; the address the datagram states

@@ -352,7 +352,7 @@ impl EventRecord for NtlmRecord {
                 "failure" => Some(false),
                 _ => None,
             },
-            self_signed: false,
+            ..Facts::default()
         }
     }
 

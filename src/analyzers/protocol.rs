@@ -108,6 +108,9 @@ pub struct Facts {
     pub outcome: Option<bool>,
     /// The name is the subject CN of a self-signed certificate.
     pub self_signed: bool,
+    /// The Windows NT version (major, minor) the machine announced without
+    /// a build (a browser host announcement).
+    pub os_version: Option<(u8, u8)>,
 }
 
 impl Facts {

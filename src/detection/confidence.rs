@@ -12,8 +12,13 @@
 //! one -1; a self-signed certificate whose subject is the name +1; the
 //! machine outside home-net talking to a host inside +1; its address in a
 //! listed network or autonomous system +1; an unconfirmed (candidate)
-//! entry -1. A sum of 2 or more is `high`, 0 or 1 `medium`,
-//! below 0 `low`: the name alone is `medium`.
+//! entry -1. A Windows version announced without a build (a browser
+//! announcement) that the entry's builds cannot have -2; the right one is
+//! shown, unweighted (every Windows since 10 says 10.0). Other carriers
+//! that named the same machine at the same address earlier (added by the
+//! output stage, [`corroborate`]) +1 for one, +2 for two or more.
+//! A sum of 2 or more is `high`, 0 or 1 `medium`, below 0 `low`: the
+//! name alone is `medium`.
 
 use std::net::IpAddr;
 
@@ -21,7 +26,7 @@ use serde::Serialize;
 
 use super::watchlist::Entry;
 use crate::analyzers::protocol::Facts;
-use crate::events::{FlowInfo, Role};
+use crate::events::{Alert, FlowInfo, Role};
 
 /// `alert.confidence`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -30,6 +35,17 @@ pub enum Confidence {
     Low,
     Medium,
     High,
+}
+
+impl Confidence {
+    /// The confidence of a weighed sum.
+    pub fn of(score: i32) -> Confidence {
+        match score {
+            s if s >= 2 => Confidence::High,
+            s if s >= 0 => Confidence::Medium,
+            _ => Confidence::Low,
+        }
+    }
 }
 
 /// A network in CIDR notation.
@@ -179,6 +195,34 @@ pub fn windows_release(build: u32) -> Option<&'static str> {
     })
 }
 
+/// The NT version (major, minor) of a Windows build.
+pub fn nt_version(build: u32) -> Option<(u8, u8)> {
+    Some(match build {
+        2600 => (5, 1),
+        3790 => (5, 2),
+        6000..=6003 => (6, 0),
+        7600 | 7601 => (6, 1),
+        9200 => (6, 2),
+        9600 => (6, 3),
+        10240.. => (10, 0),
+        _ => return None,
+    })
+}
+
+fn nt_text((major, minor): (u8, u8)) -> String {
+    let what = match (major, minor) {
+        (5, 1) => " (Windows XP)",
+        (5, 2) => " (Windows Server 2003)",
+        (6, 0) => " (Windows Vista / Server 2008)",
+        (6, 1) => " (Windows 7 / Server 2008 R2, or Samba)",
+        (6, 2) => " (Windows 8 / Server 2012)",
+        (6, 3) => " (Windows 8.1 / Server 2012 R2)",
+        (10, 0) => " (Windows 10, 11, Server 2016 and later)",
+        _ => "",
+    };
+    format!("{major}.{minor}{what}")
+}
+
 fn build_text(build: u32) -> String {
     match windows_release(build) {
         Some(r) => format!("{build} ({r})"),
@@ -186,7 +230,7 @@ fn build_text(build: u32) -> String {
     }
 }
 
-/// Weighs an alert on `entry` for a name of `role` whose record says
+/// Weighs (sum and readable lines) an alert on `entry` for a name of `role` whose record says
 /// `facts`, seen on `flow`; `listed` names the list holding the machine's
 /// address, if one does.
 pub fn weigh(
@@ -196,7 +240,7 @@ pub fn weigh(
     flow: &FlowInfo,
     home: &HomeNet,
     listed: Option<&str>,
-) -> (Confidence, Vec<String>) {
+) -> (i32, Vec<String>) {
     let mut score = 0i32;
     let mut lines = Vec::new();
     if let Some(b) = facts.build {
@@ -213,6 +257,22 @@ pub fn weigh(
                 "reports Windows build {}, not the template's {}",
                 build_text(b),
                 want.join(" or ")
+            ));
+        }
+    }
+    if let (None, Some(os)) = (facts.build, facts.os_version) {
+        let families: Vec<(u8, u8)> = entry.builds.iter().filter_map(|b| nt_version(*b)).collect();
+        if families.contains(&os) {
+            lines.push(format!(
+                "announces Windows {}, the template's family (no build given)",
+                nt_text(os)
+            ));
+        } else if let Some(want) = families.first() {
+            score -= 2;
+            lines.push(format!(
+                "announces Windows {}, not the template's {}",
+                nt_text(os),
+                nt_text(*want)
             ));
         }
     }
@@ -251,17 +311,81 @@ pub fn weigh(
         score -= 1;
         lines.push("the list entry is unconfirmed".to_string());
     }
-    let confidence = match score {
-        s if s >= 2 => Confidence::High,
-        s if s >= 0 => Confidence::Medium,
-        _ => Confidence::Low,
-    };
-    (confidence, lines)
+    (score, lines)
+}
+
+/// Adds to `alert` the other carriers (protocols) that named its machine
+/// at `ip` before it, on other connections.
+pub fn corroborate(alert: &mut Alert, ip: IpAddr, others: &[&str]) {
+    if others.is_empty() {
+        return;
+    }
+    alert.score += i32::try_from(others.len()).unwrap_or(2).min(2);
+    alert.confidence = Confidence::of(alert.score);
+    alert
+        .corroboration
+        .push(format!("also named at {ip} by {}", others.join(", ")));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Transport;
+    use crate::detection::Matcher;
+
+    #[test]
+    fn an_announced_version_is_shown_and_weighs_only_when_wrong() -> Result<(), String> {
+        let m = Matcher::with_builtins(true, Vec::new()).map_err(|e| e.to_string())?;
+        let entry = m.lookup("WIN-LIVFRVQFMKO").ok_or("built-in entry")?;
+        let flow = FlowInfo {
+            flow_id: 1,
+            transport: Transport::Udp,
+            src_ip: [10, 20, 0, 77].into(),
+            src_port: 138,
+            dest_ip: [10, 20, 0, 255].into(),
+            dest_port: 138,
+            vlans: Default::default(),
+            two_way: false,
+            overlap: None,
+        };
+        let home = HomeNet::default();
+        let announced = |os| Facts {
+            os_version: Some(os),
+            ..Facts::default()
+        };
+        assert_eq!(
+            weigh(entry, Role::Client, announced((10, 0)), &flow, &home, None),
+            (
+                0,
+                vec![
+                    "announces Windows 10.0 (Windows 10, 11, Server 2016 and later), the template's family (no build given)"
+                        .to_string()
+                ]
+            )
+        );
+        assert_eq!(
+            weigh(entry, Role::Client, announced((5, 1)), &flow, &home, None),
+            (
+                -2,
+                vec!["announces Windows 5.1 (Windows XP), not the template's 10.0 (Windows 10, 11, Server 2016 and later)".to_string()]
+            )
+        );
+        // A build says more than an announced version: the version is not
+        // weighed beside it.
+        let both = Facts {
+            build: Some(17763),
+            os_version: Some((6, 1)),
+            ..Facts::default()
+        };
+        let (score, lines) = weigh(entry, Role::Client, both, &flow, &home, None);
+        assert_eq!((score, lines.len()), (2, 1));
+        assert_eq!(Confidence::of(score), Confidence::High);
+        assert_eq!(Confidence::of(-1), Confidence::Low);
+        assert_eq!(nt_version(26100), Some((10, 0)));
+        assert_eq!(nt_version(7601), Some((6, 1)));
+        assert_eq!(nt_version(1), None);
+        Ok(())
+    }
 
     #[test]
     fn networks_parse_and_contain() -> Result<(), String> {

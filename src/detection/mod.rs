@@ -5,6 +5,7 @@
 //! events). A `tls` record on a non-RDP flow is kept only when it matched.
 
 pub mod asn;
+pub mod carriers;
 pub mod confidence;
 pub mod intel;
 pub mod inventory;
@@ -12,6 +13,7 @@ pub mod lists;
 pub mod watchlist;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::analyzers::protocol::Facts;
@@ -34,16 +36,20 @@ pub struct Detector {
     alerted: HashSet<(u64, String, &'static str)>,
 }
 
-/// An alert about to be written: entry, name shown, role, evidence, what
-/// the record says of that machine, the list holding its address.
-type Found = (
-    watchlist::Entry,
-    String,
-    Role,
-    &'static str,
-    Facts,
-    Option<String>,
-);
+/// An alert about to be written.
+struct Found {
+    entry: watchlist::Entry,
+    /// The name shown (an address when the flow showed none).
+    hostname: String,
+    role: Role,
+    evidence: &'static str,
+    /// What the record says of that machine.
+    facts: Facts,
+    /// The list holding its address, if one does.
+    listed: Option<String>,
+    /// The address the machine was seen at.
+    ip: Option<IpAddr>,
+}
 
 /// Alerts remembered for de-duplication before the memory is reset.
 const MAX_REMEMBERED: usize = 100_000;
@@ -98,8 +104,10 @@ impl Detector {
             record,
         } = fr;
         // (entry, name, the list holding the name's address if any).
-        let mut alerts: Vec<(watchlist::Entry, Name<'_>, Option<String>)> = Vec::new();
-        let mut network_alerts: Vec<(watchlist::Entry, Role, &'static str, String)> = Vec::new();
+        let mut alerts: Vec<(watchlist::Entry, Name<'_>, Option<String>, Option<IpAddr>)> =
+            Vec::new();
+        let mut network_alerts: Vec<(watchlist::Entry, Role, &'static str, String, IpAddr)> =
+            Vec::new();
         let mut hosts = Vec::new();
         let names = record.names();
         for f in names.iter().copied() {
@@ -151,7 +159,7 @@ impl Detector {
                 };
                 by_net.or_else(by_asn)
             });
-            alerts.push((entry.clone(), f, listed));
+            alerts.push((entry.clone(), f, listed, ip));
         }
         // A listed network alerts on any handshake from or to it, names or
         // not (NLA hides the RDP client name): with the best name the
@@ -177,7 +185,7 @@ impl Detector {
                         if matcher.allows_asn(number) {
                             self.lists.count_allowed();
                         } else {
-                            network_alerts.push((entry.clone(), role, as_path, shown()));
+                            network_alerts.push((entry.clone(), role, as_path, shown(), ip));
                         }
                     }
                 }
@@ -192,40 +200,58 @@ impl Detector {
                 self.lists.count_allowed();
                 continue;
             }
-            network_alerts.push((entry.clone(), role, path, shown()));
+            network_alerts.push((entry.clone(), role, path, shown(), ip));
         }
         let keep_record = record.logged_alone() || !alerts.is_empty() || !network_alerts.is_empty();
         // Every alert: (entry, name shown, role, evidence, what the record
         // says of that machine).
         let mut found: Vec<Found> = alerts
             .into_iter()
-            .map(|(e, f, listed)| {
-                (
-                    e,
-                    f.value.to_string(),
-                    f.role,
-                    f.path,
-                    record.facts(&f),
-                    listed,
-                )
+            .map(|(entry, f, listed, ip)| Found {
+                entry,
+                hostname: f.value.to_string(),
+                role: f.role,
+                evidence: f.path,
+                facts: record.facts(&f),
+                listed,
+                ip,
             })
             .collect();
-        for (e, role, path, shown) in network_alerts {
+        for (entry, role, path, shown, ip) in network_alerts {
             let facts = record.facts(&Name::of(path, role, &shown, true));
-            found.push((e, shown, role, path, facts, None));
+            found.push(Found {
+                entry,
+                hostname: shown,
+                role,
+                evidence: path,
+                facts,
+                listed: None,
+                ip: Some(ip),
+            });
         }
         drop(names);
         let alert_events: Vec<Event> = found
             .into_iter()
-            .map(|(e, hostname, role, evidence, facts, listed)| {
-                let (confidence, corroboration) =
+            .map(|found| {
+                let Found {
+                    entry: e,
+                    hostname,
+                    role,
+                    evidence,
+                    facts,
+                    listed,
+                    ip,
+                } = found;
+                let (score, corroboration) =
                     confidence::weigh(&e, role, facts, &flow, &self.home, listed.as_deref());
                 Event {
                     ts_us,
                     flow: Some(flow.clone()),
                     body: Body::Alert(Box::new(Alert {
-                        confidence,
+                        confidence: confidence::Confidence::of(score),
                         corroboration,
+                        score,
+                        ip,
                         signature: e.signature_for(&hostname),
                         signature_id: e.id,
                         category: e.category.to_string(),

@@ -107,6 +107,13 @@ pub struct Alert {
     /// One readable line per signal weighed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corroboration: Vec<String>,
+    /// The sum of the weights behind `confidence`.
+    #[serde(skip)]
+    pub score: i32,
+    /// The address the named machine was seen at, when the record ties the
+    /// name to one.
+    #[serde(skip)]
+    pub ip: Option<IpAddr>,
     #[serde(skip)]
     pub record: Record,
 }

@@ -1,9 +1,16 @@
-//! The output stage (one thread): the host inventory, filtering
-//! (`--alerts-only`), serialisation once per event, and the outputs. In a
-//! replay, host sightings wait for the end so that the earliest sighting of
-//! each pair is written whatever worker reported it first.
+//! The output stage (one thread): the host inventory, the carriers that
+//! named each machine (a signal weighed into alerts), filtering
+//! (`--alerts-only`), serialisation once per event, and the outputs.
+//!
+//! Workers report in their own time, so in a replay whatever depends on
+//! the order of reports waits for the end: host sightings (the earliest of
+//! each pair is written) and alerts (weighed with every other carrier seen
+//! earlier in packet time). The same capture then gives the same events
+//! whatever the number of workers. Live, a host sighting is written at
+//! once, an alert after [`LIVE_ALERT_DELAY`], time for the other workers'
+//! reports of the same moments to arrive.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +20,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::json;
 
 use super::Control;
+use crate::detection::carriers::Carriers;
 use crate::detection::inventory::Inventory;
 use crate::detection::lists::Lists;
 use crate::events::{Body, Event};
@@ -39,6 +47,17 @@ pub(super) struct OutputOptions {
 /// Host sightings held in a replay, at most (beyond, later pairs are
 /// written at once, as live).
 const MAX_HELD_HOSTS: usize = 200_000;
+/// Alerts held, at most (beyond, alerts are written at once, weighed with
+/// what has been seen so far).
+const MAX_HELD_ALERTS: usize = 50_000;
+/// How long a live alert waits before it is weighed and written.
+pub const LIVE_ALERT_DELAY: Duration = Duration::from_secs(1);
+
+/// Alerts in packet order; those of one flow (one worker made them) keep
+/// the order they were made in (the sort is stable).
+fn alert_order(e: &Event) -> (i64, u64) {
+    (e.ts_us, e.flow.as_ref().map_or(0, |f| f.flow_id))
+}
 
 fn host_order(e: &Event) -> (i64, u64, String) {
     let name = match &e.body {
@@ -60,6 +79,24 @@ fn hold_host(held: &mut HashMap<(String, IpAddr), Event>, ev: Event, name: Strin
     }
 }
 
+/// What a replay held, in packet order: the alerts weighed with every
+/// carrier seen before them, then the earliest sighting of each pair.
+fn release(
+    alerts: &mut VecDeque<(Instant, Event)>,
+    hosts: &mut HashMap<(String, IpAddr), Event>,
+    carriers: &Carriers,
+) -> Vec<Event> {
+    let mut out: Vec<Event> = alerts.drain(..).map(|(_, e)| e).collect();
+    out.sort_by_key(alert_order);
+    for ev in &mut out {
+        carriers.corroborate(ev);
+    }
+    let mut held: Vec<Event> = hosts.drain().map(|(_, e)| e).collect();
+    held.sort_by_key(host_order);
+    out.extend(held);
+    out
+}
+
 /// The output thread: inventory, filtering, serialisation, writing.
 pub(super) fn run(
     mut outputs: Outputs,
@@ -79,6 +116,10 @@ pub(super) fn run(
         enrich,
     } = opts;
     let mut inv = Inventory::default();
+    let mut carriers = Carriers::default();
+    // Alerts waiting to be weighed: until the end of a replay, until
+    // their time (live).
+    let mut held_alerts: VecDeque<(Instant, Event)> = VecDeque::new();
     // In a replay, host sightings wait for the end: the earliest sighting
     // of each pair is then known whatever worker reported it first.
     let mut held_hosts: HashMap<(String, IpAddr), Event> = HashMap::new();
@@ -125,15 +166,40 @@ pub(super) fn run(
                 }
             }
         }
+        if live {
+            let now = Instant::now();
+            while held_alerts.front().is_some_and(|(due, _)| *due <= now) {
+                let Some((_, mut ev)) = held_alerts.pop_front() else {
+                    break;
+                };
+                carriers.corroborate(&mut ev);
+                if inv.admit(&ev) {
+                    emit(&mut outputs, &mut counts, &ev, &mut error);
+                }
+            }
+        }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(OutMsg::Events(evs)) => {
-                for ev in evs {
-                    if !live {
-                        if let Body::Host(h) = &ev.body {
-                            hold_host(&mut held_hosts, ev.clone(), h.name.to_uppercase(), h.ip);
+                for ev in &evs {
+                    if let (Body::Host(h), Some(f)) = (&ev.body, &ev.flow) {
+                        carriers.saw(ev.ts_us, f.flow_id, h);
+                    }
+                }
+                for mut ev in evs {
+                    match &ev.body {
+                        Body::Host(h) if !live => {
+                            let key = h.name.to_uppercase();
+                            let ip = h.ip;
+                            hold_host(&mut held_hosts, ev, key, ip);
                             continue;
                         }
+                        Body::Alert(_) if held_alerts.len() < MAX_HELD_ALERTS => {
+                            held_alerts.push_back((Instant::now() + LIVE_ALERT_DELAY, ev));
+                            continue;
+                        }
+                        _ => {}
                     }
+                    carriers.corroborate(&mut ev);
                     if !inv.admit(&ev) {
                         continue;
                     }
@@ -152,10 +218,8 @@ pub(super) fn run(
                 last,
             }) => {
                 if last {
-                    let mut hosts: Vec<Event> = held_hosts.drain().map(|(_, e)| e).collect();
-                    hosts.sort_by_key(host_order);
-                    for ev in hosts {
-                        if inv.admit(&ev) && !alerts_only {
+                    for ev in release(&mut held_alerts, &mut held_hosts, &carriers) {
+                        if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
                             emit(&mut outputs, &mut counts, &ev, &mut error);
                         }
                     }
@@ -166,7 +230,7 @@ pub(super) fn run(
                 if let Some(obj) = stats.as_object_mut() {
                     obj.insert("events".into(), json!(counts));
                     obj.insert("alerts".into(), json!(inv.alerts()));
-                    obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow }));
+                    obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow, "carriers_full": carriers.overflow }));
                     obj.insert("outputs".into(), outputs.stats());
                     obj.insert("lists".into(), lists.to_json());
                 }
@@ -194,7 +258,16 @@ pub(super) fn run(
                 }
                 flush(&mut outputs, &mut error);
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                // The pipeline ended without its last report (a worker
+                // failed): what is held is still written.
+                for ev in release(&mut held_alerts, &mut held_hosts, &carriers) {
+                    if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
+                        emit(&mut outputs, &mut counts, &ev, &mut error);
+                    }
+                }
+                break;
+            }
         }
     }
     flush(&mut outputs, &mut error);
