@@ -88,6 +88,12 @@ struct RunArgs {
     /// capture thread needs a core of its own).
     #[arg(short = 'w', long)]
     workers: Option<usize>,
+    /// Capture sockets per interface when live (default: as many as
+    /// workers). Above one, the sockets form an AF_PACKET fanout group and
+    /// each does a worker's work itself (see README); 1: one socket read by
+    /// one capture thread that feeds the workers.
+    #[arg(long, value_name = "N")]
+    capture_threads: Option<usize>,
     /// Add a watch list file. Repeatable.
     #[arg(long = "watchlist", value_name = "FILE")]
     watchlist: Vec<PathBuf>,
@@ -359,6 +365,7 @@ fn run(args: RunArgs) -> ExitCode {
             ..LiveOptions::default()
         },
         workers,
+        capture_threads: args.capture_threads.map(|n| n.max(1)),
         flow: FlowConfig {
             limits: StreamLimits {
                 depth: args.depth,

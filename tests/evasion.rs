@@ -429,22 +429,7 @@ fn ipv6_fragments_out_of_order() {
 fn mirrored_through_erspan() {
     let t = standard(Delivery::Plain, |_| {});
     let mut out = Trace::starting_at(t.now_us);
-    for (seq, (ts, frame)) in t.frames.iter().enumerate() {
-        // Ethernet / IPv4 / GRE (sequence) / ERSPAN II / the mirrored frame.
-        let mut gre = vec![0x10, 0x00, 0x88, 0xbe];
-        gre.extend_from_slice(&(seq as u32).to_be_bytes());
-        gre.extend_from_slice(&[0x10, 0x05, 0x00, 0x01, 0, 0, 0, 0]);
-        gre.extend_from_slice(frame);
-        let mut outer = vec![2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 8, 0x08, 0x00];
-        let mut ipb = Vec::new();
-        let _ = etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).write(
-            &mut ipb,
-            etherparse::IpNumber::GRE,
-            &gre,
-        );
-        outer.extend(ipb);
-        out.frames.push((*ts, outer));
-    }
+    out.frames = common::erspan_frames(&t.frames);
     assert_eq!(run("erspan.pcap", &out), expected("10.1.0.77"));
 }
 

@@ -219,13 +219,57 @@ fn read_events(p: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// An SMB logon over IPv6 from 2001:db8::77 as WIN-J9D866ESIJ2.
+fn ipv6_logon() -> Vec<(i64, Vec<u8>)> {
+    use hostwatch::synth::msg::{self, FILESRV01};
+    use hostwatch::synth::{Conn, Trace};
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("address");
+    let mut t = Trace::starting_at(1_790_000_000_000_000);
+    let mut c = Conn::new((ip("2001:db8::77"), 49_700), (ip("2001:db8::5"), 445), 9);
+    let open = c.open();
+    t.add(&c, &open);
+    let trips = msg::smb2_logon_from(0x77, &FILESRV01, "CORP", "svc", "WIN-J9D866ESIJ2", 0, 14393);
+    for (q, a) in &trips {
+        let segs = c.send(true, q);
+        t.add(&c, &segs);
+        let segs = c.send(false, a);
+        t.add(&c, &segs);
+    }
+    let close = c.close();
+    t.add(&c, &close);
+    t.frames
+}
+
+fn write_frames(name: &str, frames: Vec<(i64, Vec<u8>)>) -> std::path::PathBuf {
+    let mut t = hostwatch::synth::Trace::starting_at(0);
+    t.frames = frames;
+    let p = std::env::temp_dir().join(format!("hostwatch-live-{}-{name}", std::process::id()));
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    p
+}
+
+fn last_stats(events: &[Value]) -> &Value {
+    &events
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "stats")
+        .expect("stats event")["stats"]
+}
+
+/// The same traffic seen three ways: by a sensor capturing with an
+/// AF_PACKET fanout group of two sockets (two lanes), by one capturing
+/// with one socket and two workers, both on the same interface at the same
+/// time, and by a replay of the files. Besides plain TCP (placed by the
+/// kernel) the traffic holds what the lanes must hand to each other: an
+/// RDP connection mirrored over ERSPAN, an SMB logon in reversed IPv4
+/// fragments (the kernel defragments before hashing), one over IPv6 in
+/// reversed fragments (it does not), and UDP (NetBIOS, DHCP).
 #[test]
 fn live_events_equal_replay_events() {
     let Some(ns) = setup() else { return };
-    let files: Vec<_> = [
+    let mut files: Vec<_> = [
         "lab/rdp-std-good.pcap",
         "lab/rdp-tls12-client-good.pcap",
-        "lab/smb3-ok-good.pcap",
         "lab/http-ntlm-curl-good.pcap",
         "demo/demo.pcap",
         // UDP: Samba's name service registrations, lookups and answers.
@@ -234,41 +278,113 @@ fn live_events_equal_replay_events() {
     .iter()
     .map(|f| fixture(f))
     .collect();
-    let out = std::env::temp_dir().join(format!("hostwatch-live-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&out);
+    files.push(write_frames(
+        "erspan.pcap",
+        common::erspan_frames(&common::frames_of(&fixture("lab/rdp-std-fips-good.pcap"))),
+    ));
+    files.push(write_frames(
+        "frag4.pcap",
+        common::fragment_frames(&common::frames_of(&fixture("lab/smb3-fail-good.pcap")), 64),
+    ));
+    files.push(write_frames(
+        "frag6.pcap",
+        common::fragment_frames(&ipv6_logon(), 64),
+    ));
+    let out = |name: &str| {
+        let p =
+            std::env::temp_dir().join(format!("hostwatch-live-{}-{name}.json", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    };
+    let (fanout_out, single_out) = (out("fanout"), out("single"));
     // A kernel buffer that holds the whole replay, as a sensor would have
     // (README: --buffer-size): the test shares two cores with tcpreplay
     // and the other live tests, and asserts that nothing is dropped.
-    let child = start_capture(&ns, &out, &["-w", "2", "--buffer-size", "16"]);
-    wait_ready(&out, &child, 1);
+    let fanout = start_capture(&ns, &fanout_out, &["-w", "2", "--buffer-size", "16"]);
+    wait_ready(&fanout_out, &fanout, 2);
+    let single = start_capture(
+        &ns,
+        &single_out,
+        &["-w", "2", "--capture-threads", "1", "--buffer-size", "16"],
+    );
+    wait_ready(&single_out, &single, 3);
     for f in &files {
         replay(&ns, f, &["--mbps", "200"]);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (code, err) = stop(child);
-    assert_eq!(code, 0, "hostwatch: {err}");
-    let live = read_events(&out);
+    for child in [fanout, single] {
+        let (code, err) = stop(child);
+        assert_eq!(code, 0, "hostwatch: {err}");
+    }
+    let (fanout, single) = (read_events(&fanout_out), read_events(&single_out));
     let (replayed, _, _) = run_files(&files, 1);
-    assert_eq!(content(&live), content(&replayed));
+    assert_eq!(content(&single), content(&replayed));
+    assert_eq!(content(&fanout), content(&replayed));
     let host = hostwatch::output::system_hostname();
     assert!(!host.is_empty());
-    assert!(live.iter().all(|e| e["sensor_name"] == host.as_str()));
+    assert!(fanout.iter().all(|e| e["sensor_name"] == host.as_str()));
     assert!(replayed.iter().all(|e| e.get("sensor_name").is_none()));
-    assert!(content(&live).len() >= 12, "{:?}", content(&live));
-    // The final stats carry the kernel's counters.
-    let stats = live
+    assert!(content(&fanout).len() >= 20, "{:?}", content(&fanout));
+    // The names the hand-offs carried were found: the IPv6 fragments'
+    // (an alert) and the ERSPAN-mirrored RDP client's (a host sighting).
+    let names: std::collections::BTreeSet<String> = fanout
         .iter()
-        .rev()
-        .find(|e| e["event_type"] == "stats")
-        .expect("stats event");
-    assert_eq!(stats["stats"]["capture"]["kernel_drops"], 0, "{stats}");
-    assert!(
-        stats["stats"]["capture"]["kernel_received"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
+        .filter_map(|e| {
+            let (name, evidence) = match e["event_type"].as_str() {
+                Some("alert") => (&e["alert"]["hostname"], &e["alert"]["evidence"]),
+                Some("host") => (&e["host"]["name"], &e["host"]["evidence"]),
+                _ => return None,
+            };
+            Some(format!(
+                "{} {} {}",
+                e["src_ip"].as_str()?,
+                name.as_str()?,
+                evidence.as_str()?
+            ))
+        })
+        .collect();
+    for want in [
+        "2001:db8::77 WIN-J9D866ESIJ2 ntlm.client.workstation",
+        "10.99.0.2 DESKTOP-4QK2M1L rdp.client.name",
+    ] {
+        assert!(names.contains(want), "{want}: {names:?}");
+    }
+    // The final stats carry the kernel's counters, per socket and summed.
+    let stats = last_stats(&single);
+    assert_eq!(stats["capture"]["mode"], "single");
+    assert_eq!(stats["capture"]["kernel_drops"], 0, "{stats}");
+    let stats = last_stats(&fanout);
+    let capture = &stats["capture"];
+    assert_eq!(capture["mode"], "fanout", "{capture}");
+    assert_eq!(capture["lanes"], 2);
+    assert_eq!(capture["kernel_drops"], 0, "{capture}");
+    let sockets = capture["sockets"].as_array().expect("sockets");
+    assert_eq!(sockets.len(), 2, "{capture}");
+    let per: Vec<u64> = sockets
+        .iter()
+        .map(|s| s["kernel_received"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        per.iter().sum::<u64>(),
+        capture["kernel_received"].as_u64().unwrap_or(0)
     );
-    let _ = std::fs::remove_file(&out);
+    assert!(
+        per.iter().all(|n| *n > 0),
+        "both sockets took flows: {capture}"
+    );
+    assert_eq!(
+        sockets
+            .iter()
+            .map(|s| s["lane"].as_u64().unwrap_or(9))
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(capture["resharded"].as_u64().unwrap_or(0) > 0, "{capture}");
+    for f in files.iter().filter(|f| f.starts_with(std::env::temp_dir())) {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_file(&fanout_out);
+    let _ = std::fs::remove_file(&single_out);
 }
 
 #[test]
@@ -564,5 +680,173 @@ fn watch_lists_reload_live_without_losing_packets() {
     );
     for f in [out, list] {
         let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Two AF_PACKET sockets on `ns`'s hwrx, joined in one fanout group in the
+/// mode lanes use (flow hash, IPv4 defragmented first).
+fn fanout_pair(ns: &Netns) -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let path = format!("/var/run/netns/{}", ns.name);
+    // Sockets belong to the namespace they are made in: a thread enters it.
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace file");
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on an open namespace file, for this thread only.
+        assert_eq!(
+            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let name = std::ffi::CString::new("hwrx").expect("name");
+        // SAFETY: a valid C string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(index > 0);
+        (0..2)
+            .map(|_| {
+                let proto = (libc::ETH_P_ALL as u16).to_be();
+                // SAFETY: plain socket/bind/setsockopt calls with valid
+                // arguments; the descriptor is owned from here on.
+                unsafe {
+                    let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
+                    assert!(fd >= 0);
+                    let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+                    sll.sll_family = libc::AF_PACKET as u16;
+                    sll.sll_protocol = proto;
+                    sll.sll_ifindex = index as i32;
+                    let rc = libc::bind(
+                        fd,
+                        (&sll as *const libc::sockaddr_ll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    );
+                    assert_eq!(rc, 0);
+                    let arg: u32 = 0x4d57
+                        | ((libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG) << 16);
+                    let rc = libc::setsockopt(
+                        fd,
+                        libc::SOL_PACKET,
+                        libc::PACKET_FANOUT,
+                        (&arg as *const u32).cast(),
+                        4,
+                    );
+                    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+                    // Room for the whole replay: the test reads afterwards.
+                    let size: i32 = 16 << 20;
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVBUFFORCE,
+                        (&size as *const i32).cast(),
+                        4,
+                    );
+                    OwnedFd::from_raw_fd(fd)
+                }
+            })
+            .collect()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// Fanout capture relies on the kernel sending both directions of a
+/// connection to one socket of the group. 48 connections over IPv4 and 48
+/// over IPv6 (with flow labels, which the kernel's hash may read) into a
+/// group of two sockets: each connection lands on one socket, both
+/// directions, and both sockets get connections of each family.
+#[test]
+fn the_kernels_fanout_hash_keeps_both_directions_together() {
+    use hostwatch::synth::{Conn, Trace};
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::os::fd::AsRawFd;
+    let Some(ns) = setup() else { return };
+    let mut t = Trace::starting_at(1_790_000_000_000_000);
+    for i in 0..48u16 {
+        for (a, b) in [("10.9.0.1", "10.9.0.2"), ("2001:db8::1", "2001:db8::2")] {
+            let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("address");
+            let mut c = Conn::new((ip(a), 40_000 + i), (ip(b), 445), u32::from(i));
+            for segs in [
+                c.open(),
+                c.send(true, b"hello"),
+                c.send(false, b"world"),
+                c.close(),
+            ] {
+                t.add(&c, &segs);
+            }
+        }
+    }
+    // Flow labels differ by direction, as Linux hosts set them.
+    for (_, f) in t.frames.iter_mut() {
+        if f.get(12..14) == Some(&[0x86, 0xdd][..]) {
+            let label = u32::from(f[14 + 23]) * 7919 + u32::from(f[14 + 39]);
+            f[15] = (f[15] & 0xf0) | ((label >> 16) as u8 & 0x0f);
+            f[16] = (label >> 8) as u8;
+            f[17] = label as u8;
+        }
+    }
+    let cap = write_frames("symmetry.pcap", t.frames);
+    let socks = fanout_pair(&ns);
+    replay(&ns, &cap, &["--mbps", "100"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // (family, lower endpoint, higher endpoint) -> sockets that saw it.
+    let mut seen: BTreeMap<(u8, String, String), BTreeSet<usize>> = BTreeMap::new();
+    let mut buf = vec![0u8; 65_536];
+    for (i, s) in socks.iter().enumerate() {
+        loop {
+            // SAFETY: recv into a buffer of the length given.
+            let n = unsafe {
+                libc::recv(
+                    s.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            let Ok(n) = usize::try_from(n) else { break };
+            let Ok(p) = etherparse::SlicedPacket::from_ethernet(&buf[..n]) else {
+                continue;
+            };
+            let (family, src, dst) = match &p.net {
+                Some(etherparse::NetSlice::Ipv4(v4)) => (
+                    4,
+                    v4.header().source_addr().to_string(),
+                    v4.header().destination_addr().to_string(),
+                ),
+                Some(etherparse::NetSlice::Ipv6(v6)) => (
+                    6,
+                    v6.header().source_addr().to_string(),
+                    v6.header().destination_addr().to_string(),
+                ),
+                _ => continue,
+            };
+            let Some(etherparse::TransportSlice::Tcp(tcp)) = &p.transport else {
+                continue;
+            };
+            let a = format!("{src}:{}", tcp.source_port());
+            let b = format!("{dst}:{}", tcp.destination_port());
+            let key = if a < b {
+                (family, a, b)
+            } else {
+                (family, b, a)
+            };
+            seen.entry(key).or_default().insert(i);
+        }
+    }
+    let _ = std::fs::remove_file(&cap);
+    for family in [4u8, 6] {
+        let flows: Vec<&BTreeSet<usize>> = seen
+            .iter()
+            .filter(|(k, _)| k.0 == family)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(flows.len(), 48, "IPv{family}");
+        assert!(
+            flows.iter().all(|s| s.len() == 1),
+            "IPv{family}: a connection split across sockets"
+        );
+        for socket in 0..2 {
+            assert!(
+                flows.iter().any(|s| s.contains(&socket)),
+                "IPv{family}: socket {socket} got no connection"
+            );
+        }
     }
 }

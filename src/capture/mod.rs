@@ -684,6 +684,39 @@ impl Source {
         }
     }
 
+    /// Joins this live socket to the AF_PACKET fanout group `group` of its
+    /// interface, in flow-hash mode with IPv4 defragmentation before the
+    /// hash (`PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG`): the kernel
+    /// then hands each flow, both directions, to one socket of the group.
+    pub fn join_fanout(&self, group: u16) -> io::Result<()> {
+        const PACKET_FANOUT: libc::c_int = 18;
+        const PACKET_FANOUT_HASH: u32 = 0;
+        const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+        let Some(fd) = self.raw_fd() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not a live capture",
+            ));
+        };
+        let arg: u32 = u32::from(group) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        // SAFETY: `fd` is the open socket of this handle; the option value
+        // is a u32 of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_PACKET,
+                PACKET_FANOUT,
+                (&arg as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     fn raw_fd(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
         match &self.handle {

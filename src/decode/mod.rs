@@ -331,12 +331,26 @@ impl Decoder {
     /// it carries, if any (a fragment completes a datagram at most once, so
     /// `out` runs at most once per frame).
     pub fn decode<F: FnMut(&Packet<'_>)>(&mut self, ts_us: i64, frame: &[u8], out: &mut F) {
+        self.decode_placed(ts_us, frame, &mut |p, _| out(p));
+    }
+
+    /// As [`Decoder::decode`], telling `out` also whether the packet is
+    /// *plain*: its own addresses and ports are the frame's outermost (no
+    /// tunnel, no MPLS, not reassembled from fragments), so a kernel's flow
+    /// hash over the frame (AF_PACKET fanout) saw its flow.
+    pub fn decode_placed<F: FnMut(&Packet<'_>, bool)>(
+        &mut self,
+        ts_us: i64,
+        frame: &[u8],
+        out: &mut F,
+    ) {
         self.stats.frames += 1;
         self.stats.bytes += frame.len() as u64;
         let mut ctx = Ctx {
             ts_us,
             vlans: Vlans::default(),
             depth: 0,
+            plain: true,
         };
         match self.linktype {
             linktype::ETHERNET => self.ethernet(&mut ctx, frame, out),
@@ -384,14 +398,14 @@ impl Decoder {
         }
     }
 
-    fn ethernet<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, frame: &[u8], out: &mut F) {
+    fn ethernet<F: FnMut(&Packet<'_>, bool)>(&mut self, ctx: &mut Ctx, frame: &[u8], out: &mut F) {
         match frame.get(12..14).zip(frame.get(14..)) {
             Some((t, rest)) => self.ethertype(ctx, u16::from_be_bytes([t[0], t[1]]), rest, out),
             None => self.stats.malformed += 1,
         }
     }
 
-    fn ethertype<F: FnMut(&Packet<'_>)>(
+    fn ethertype<F: FnMut(&Packet<'_>, bool)>(
         &mut self,
         ctx: &mut Ctx,
         mut ethertype: u16,
@@ -411,8 +425,15 @@ impl Decoder {
         }
         match ethertype {
             0x0800 | 0x86dd => self.ip(ctx, rest, out),
-            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => self.mpls(ctx, rest, out),
-            ETHERTYPE_PPPOE_SESSION => self.pppoe(ctx, rest, out),
+            // A kernel's flow hash may stop at a label or a PPPoE header.
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => {
+                ctx.plain = false;
+                self.mpls(ctx, rest, out)
+            }
+            ETHERTYPE_PPPOE_SESSION => {
+                ctx.plain = false;
+                self.pppoe(ctx, rest, out)
+            }
             _ => self.stats.non_ip += 1,
         }
     }
@@ -420,7 +441,7 @@ impl Decoder {
     /// An MPLS label stack (RFC 3032), then IPv4 or IPv6 (told by the first
     /// nibble), or an Ethernet pseudowire behind its control word
     /// (RFC 4385: first nibble 0).
-    fn mpls<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, mut rest: &[u8], out: &mut F) {
+    fn mpls<F: FnMut(&Packet<'_>, bool)>(&mut self, ctx: &mut Ctx, mut rest: &[u8], out: &mut F) {
         for _ in 0..MAX_MPLS_LABELS {
             let Some((entry, next)) = rest.split_at_checked(4) else {
                 self.stats.malformed += 1;
@@ -450,7 +471,7 @@ impl Decoder {
 
     /// A PPPoE session packet (RFC 2516): version/type, code, session id,
     /// length, then the PPP protocol (RFC 1661; one byte when compressed).
-    fn pppoe<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, rest: &[u8], out: &mut F) {
+    fn pppoe<F: FnMut(&Packet<'_>, bool)>(&mut self, ctx: &mut Ctx, rest: &[u8], out: &mut F) {
         let Some((head, body)) = rest.split_at_checked(6) else {
             self.stats.malformed += 1;
             return;
@@ -476,7 +497,7 @@ impl Decoder {
         }
     }
 
-    fn ip<F: FnMut(&Packet<'_>)>(&mut self, ctx: &mut Ctx, packet: &[u8], out: &mut F) {
+    fn ip<F: FnMut(&Packet<'_>, bool)>(&mut self, ctx: &mut Ctx, packet: &[u8], out: &mut F) {
         let ip = match IpSlice::from_slice(packet) {
             Ok(ip) => ip,
             Err(_) => {
@@ -544,11 +565,13 @@ impl Decoder {
             .defrag
             .add(key, ctx.ts_us, offset, more, payload.payload)
         {
+            // A fragment's hash saw no ports.
+            ctx.plain = false;
             self.transport(ctx, (src, dst, Header::Ok), proto, &whole, out);
         }
     }
 
-    fn transport<F: FnMut(&Packet<'_>)>(
+    fn transport<F: FnMut(&Packet<'_>, bool)>(
         &mut self,
         ctx: &mut Ctx,
         (src, dst, ip_header): (IpAddr, IpAddr, Header),
@@ -573,23 +596,26 @@ impl Decoder {
                     self.stats.tcp += 1;
                     let b = tcp.header_slice();
                     let flags = b.get(13).copied().unwrap_or(0);
-                    out(&Packet::Tcp(TcpSegment {
-                        ts_us: ctx.ts_us,
-                        src,
-                        dst,
-                        sport: tcp.source_port(),
-                        dport: tcp.destination_port(),
-                        seq: tcp.sequence_number(),
-                        ack: tcp.acknowledgment_number(),
-                        flags,
-                        window: tcp.window_size(),
-                        fast_open: flags & tcp_flags::SYN != 0
-                            && !tcp.payload().is_empty()
-                            && has_fast_open_cookie(tcp.options()),
-                        vlans: ctx.vlans,
-                        checksum: head_sum(b, tcp.checksum(), payload.len()),
-                        payload: tcp.payload(),
-                    }));
+                    out(
+                        &Packet::Tcp(TcpSegment {
+                            ts_us: ctx.ts_us,
+                            src,
+                            dst,
+                            sport: tcp.source_port(),
+                            dport: tcp.destination_port(),
+                            seq: tcp.sequence_number(),
+                            ack: tcp.acknowledgment_number(),
+                            flags,
+                            window: tcp.window_size(),
+                            fast_open: flags & tcp_flags::SYN != 0
+                                && !tcp.payload().is_empty()
+                                && has_fast_open_cookie(tcp.options()),
+                            vlans: ctx.vlans,
+                            checksum: head_sum(b, tcp.checksum(), payload.len()),
+                            payload: tcp.payload(),
+                        }),
+                        ctx.plain,
+                    );
                 }
                 Err(_) => self.stats.malformed += 1,
             },
@@ -610,16 +636,19 @@ impl Decoder {
                             (0, _) => Checksum::Unchecked.under(self.checksums),
                             (field, _) => head_sum(h, field, usize::from(udp.length())),
                         };
-                        out(&Packet::Udp(UdpDatagram {
-                            ts_us: ctx.ts_us,
-                            src,
-                            dst,
-                            sport: udp.source_port(),
-                            dport: udp.destination_port(),
-                            vlans: ctx.vlans,
-                            checksum,
-                            payload: udp.payload(),
-                        }));
+                        out(
+                            &Packet::Udp(UdpDatagram {
+                                ts_us: ctx.ts_us,
+                                src,
+                                dst,
+                                sport: udp.source_port(),
+                                dport: udp.destination_port(),
+                                vlans: ctx.vlans,
+                                checksum,
+                                payload: udp.payload(),
+                            }),
+                            ctx.plain,
+                        );
                     }
                     Err(_) => self.stats.malformed += 1,
                 }
@@ -628,7 +657,7 @@ impl Decoder {
         }
     }
 
-    fn tunnelled<F: FnMut(&Packet<'_>)>(
+    fn tunnelled<F: FnMut(&Packet<'_>, bool)>(
         &mut self,
         ctx: &mut Ctx,
         inner: Option<tunnel::Inner<'_>>,
@@ -648,6 +677,7 @@ impl Decoder {
             ts_us: ctx.ts_us,
             vlans: Vlans::default(),
             depth: ctx.depth + 1,
+            plain: false,
         };
         match inner {
             tunnel::Inner::Ethernet(f) => self.ethernet(&mut inner_ctx, f, out),
@@ -697,6 +727,9 @@ struct Ctx {
     ts_us: i64,
     vlans: Vlans,
     depth: u8,
+    /// The packet's addresses and ports are the frame's outermost ones
+    /// (see [`Decoder::decode_placed`]).
+    plain: bool,
 }
 
 #[cfg(test)]

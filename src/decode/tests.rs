@@ -472,3 +472,37 @@ fn a_fragment_with_a_bad_header_checksum_is_dropped_unless_checksums_are_ignored
     assert_eq!(run(checksum::Mode::Verify), (0, 1));
     assert_eq!(run(checksum::Mode::Ignore), (1, 0));
 }
+
+/// Whether each frame's packet was *plain* (see `Decoder::decode_placed`).
+fn placed(frames: &[Vec<u8>]) -> Vec<bool> {
+    let mut d = Decoder::new(linktype::ETHERNET);
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        d.decode_placed(i as i64, f, &mut |_, plain| out.push(plain));
+    }
+    out
+}
+
+#[test]
+fn a_packet_is_plain_only_where_a_kernels_flow_hash_saw_its_flow() {
+    // Plain, tagged or not, IPv4 and IPv6.
+    let plain = [
+        eth(0x0800, &[], &ipv4_tcp(b"a")),
+        eth(0x0800, &[(0x8100, 7)], &ipv4_tcp(b"b")),
+        eth(0x86dd, &[], &ipv6_tcp(b"")),
+    ];
+    assert_eq!(placed(&plain), [true, true, true]);
+    // Out of a GRE tunnel, behind an MPLS label, reassembled from fragments.
+    let mut gre = vec![0x00, 0x00, 0x08, 0x00];
+    gre.extend(ipv4_tcp(b"inner"));
+    let mut ip = Vec::new();
+    PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+        .write(&mut ip, IpNumber::GRE, &gre)
+        .unwrap_or_default();
+    let mut mpls = vec![0x00, 0x01, 0x01, 0x40];
+    mpls.extend(ipv4_tcp(b"mpls"));
+    let payload: Vec<u8> = (0..200u8).collect();
+    let mut carried = vec![eth(0x0800, &[], &ip), eth(0x8847, &[], &mpls)];
+    carried.extend(fragment_v4(&ipv4_tcp(&payload), 64));
+    assert_eq!(placed(&carried), [false, false, false]);
+}

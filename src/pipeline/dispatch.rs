@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::analyzers::registry;
 use crate::decode::{tcp_flags, Checksum, Datagram, Packet, Segment};
@@ -109,13 +109,19 @@ impl BypassHint {
     }
 }
 
-/// Per-worker batches being filled by the capture thread.
+/// Per-worker batches being filled by the capture thread (or, between
+/// capture lanes, by a lane for the others: see `lanes`).
 pub(super) struct Dispatch {
     batch_items: usize,
     pending: Vec<Batch>,
     txs: Vec<Sender<WorkMsg>>,
     free: Receiver<Batch>,
     hint: Arc<BypassHint>,
+    /// Lanes send to each other: a full queue must not block (two lanes
+    /// could wait on each other), so its batch waits here until
+    /// [`Dispatch::retry`].
+    nonblocking: bool,
+    stalled: Vec<(usize, Batch)>,
 }
 
 impl Dispatch {
@@ -131,14 +137,50 @@ impl Dispatch {
             txs,
             free,
             hint,
+            nonblocking: false,
+            stalled: Vec::new(),
         }
     }
 
+    /// A dispatch whose sends never block (see [`Dispatch::retry`]).
+    pub(super) fn nonblocking(mut self) -> Self {
+        self.nonblocking = true;
+        self.batch_items = BATCH_ITEMS;
+        self
+    }
+
+    /// The worker a packet belongs to, and its flow hash; `None` for a
+    /// datagram on no registered protocol's port (it stops here).
+    pub(super) fn owner(&self, p: &Packet<'_>) -> Option<(usize, u64)> {
+        let n = self.txs.len().max(1) as u64;
+        let h = match p {
+            Packet::Tcp(seg) => {
+                flow::shard_hash((seg.src, seg.sport), (seg.dst, seg.dport), &seg.vlans)
+            }
+            Packet::Udp(d) => {
+                if !registry::is_datagram_port(d.sport) && !registry::is_datagram_port(d.dport) {
+                    return None;
+                }
+                let (a, b) = flow::datagram::conversation_endpoints(d);
+                flow::shard_hash(a, b, &d.vlans)
+            }
+        };
+        Some(((h % n) as usize, h))
+    }
+
     pub(super) fn push(&mut self, p: &Packet<'_>) {
-        let n = self.txs.len() as u64;
+        if let Some((w, h)) = self.owner(p) {
+            self.push_to(w, h, p);
+        }
+    }
+
+    /// Adds a packet to worker `w`'s batch; `h` is its flow hash.
+    pub(super) fn push_to(&mut self, w: usize, h: u64, p: &Packet<'_>) {
+        if w >= self.pending.len() {
+            return;
+        }
         match p {
             Packet::Tcp(seg) => {
-                let h = flow::shard_hash((seg.src, seg.sport), (seg.dst, seg.dport), &seg.vlans);
                 // The payload of a bypassed connection is not copied.
                 let payload = if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
                     self.hint.clear(h);
@@ -154,25 +196,33 @@ impl Dispatch {
                     // connection's analysis is over anyway.
                     head.checksum = Checksum::Unchecked;
                 }
-                let w = (h % n) as usize;
                 let span = self.copy(w, payload);
                 self.pending[w]
                     .items
                     .push(Item::Tcp(head.with_payload(span)));
-                self.maybe_send(w);
             }
             Packet::Udp(d) => {
-                // Datagrams on no registered protocol's port stop here.
-                if !registry::is_datagram_port(d.sport) && !registry::is_datagram_port(d.dport) {
-                    return;
-                }
-                let (a, b) = flow::datagram::conversation_endpoints(d);
-                let h = flow::shard_hash(a, b, &d.vlans);
-                let w = (h % n) as usize;
                 let span = self.copy(w, d.payload);
                 self.pending[w].items.push(Item::Udp(d.with_payload(span)));
-                self.maybe_send(w);
             }
+        }
+        self.maybe_send(w);
+    }
+
+    /// Sends the batches a full queue held back; true when none is left.
+    pub(super) fn retry(&mut self) -> bool {
+        let stalled = std::mem::take(&mut self.stalled);
+        for (w, b) in stalled {
+            self.offer(w, b);
+        }
+        self.stalled.is_empty()
+    }
+
+    fn offer(&mut self, w: usize, b: Batch) {
+        // A lane that has gone takes nothing more.
+        if let Err(TrySendError::Full(WorkMsg::Batch(b))) = self.txs[w].try_send(WorkMsg::Batch(b))
+        {
+            self.stalled.push((w, b));
         }
     }
 
@@ -202,7 +252,11 @@ impl Dispatch {
             items: Vec::with_capacity(self.batch_items),
         });
         let full = std::mem::replace(&mut self.pending[w], fresh);
-        let _ = self.txs[w].send(WorkMsg::Batch(full));
+        if self.nonblocking {
+            self.offer(w, full);
+        } else {
+            let _ = self.txs[w].send(WorkMsg::Batch(full));
+        }
     }
 
     pub(super) fn send_all(&mut self) {

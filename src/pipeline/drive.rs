@@ -54,6 +54,8 @@ pub(super) struct Drive<'a> {
     pub progress: bool,
     /// How long a live capture waits for packets before it ticks.
     pub timeout_ms: i32,
+    /// The live sockets' final kernel counters.
+    pub sockets: Vec<stats::SocketStats>,
 }
 
 impl Drive<'_> {
@@ -172,10 +174,12 @@ impl Drive<'_> {
                     if last_stats.elapsed() >= p.interval {
                         last_stats = Instant::now();
                         let mut t = self.totals;
+                        let mut sockets = Vec::new();
                         for (s, d) in sources.iter_mut().zip(decoders.iter()) {
                             t.add_decoder(d);
                             if let Some(k) = s.kernel_stats() {
                                 t.kernel.add(&k);
+                                sockets.push(socket(s, k));
                             }
                         }
                         let snaps: Vec<WorkerSnapshot> = p
@@ -185,7 +189,11 @@ impl Drive<'_> {
                             .collect();
                         let _ = p.out.send(OutMsg::Stats {
                             ts_us: now_us(),
-                            stats: stats::to_json(&t, &snaps, true),
+                            stats: stats::to_json(
+                                &t,
+                                &snaps,
+                                Some(stats::capture_json(&t.kernel, &sockets, None)),
+                            ),
                             last: false,
                         });
                     }
@@ -199,12 +207,21 @@ impl Drive<'_> {
             self.totals.add_decoder(d);
             if let Some(k) = s.kernel_stats() {
                 self.totals.kernel.add(&k);
+                self.sockets.push(socket(s, k));
             }
         }
         if live {
             self.last_ts = self.last_ts.max(now_us());
         }
         result
+    }
+}
+
+fn socket(s: &Source, kernel: crate::capture::KernelStats) -> stats::SocketStats {
+    stats::SocketStats {
+        interface: s.name().to_string(),
+        lane: 0,
+        kernel,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod defaults {
 mod affinity;
 mod dispatch;
 mod drive;
+mod lanes;
 mod report;
 mod stats;
 mod worker;
@@ -55,6 +56,10 @@ pub struct Config {
     pub filter: Option<String>,
     pub live: LiveOptions,
     pub workers: usize,
+    /// Capture sockets per interface, live (`--capture-threads`): above
+    /// one, each is a lane of an AF_PACKET fanout group that does a
+    /// worker's work in place ([`lanes`]). `None`: as many as workers.
+    pub capture_threads: Option<usize>,
     pub flow: FlowConfig,
     pub datagram: DatagramConfig,
     pub alerts_only: bool,
@@ -80,6 +85,7 @@ impl Default for Config {
             filter: None,
             live: LiveOptions::default(),
             workers: 1,
+            capture_threads: None,
             flow: FlowConfig::default(),
             datagram: DatagramConfig::default(),
             alerts_only: false,
@@ -145,13 +151,15 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     control: Arc<Control>,
     after_open: H,
 ) -> Outcome {
-    let workers = cfg.workers.max(1);
+    let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
+    let all_live = cfg.inputs.iter().all(|i| matches!(i, Input::Interface(_)));
+    let lanes = cfg.capture_threads.unwrap_or(cfg.workers).max(1);
+    let fanout = all_live && !cfg.inputs.is_empty() && lanes > 1;
+    let workers = if fanout { lanes } else { cfg.workers.max(1) };
     // Each message carries the events of one batch (up to a few thousand):
     // a short queue bounds the events waiting for the writer (a flood of
     // records backs up to the capture instead of into memory).
     let (out_tx, out_rx) = bounded::<OutMsg>(OUTPUT_QUEUE);
-    let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
-    let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
     let opts = OutputOptions {
         alerts_only: cfg.alerts_only,
         sensor: cfg.sensor_name.clone(),
@@ -182,7 +190,78 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
                 report::run(outputs, out_rx, opts, control, lists)
             }
         });
+    let end = if fanout {
+        run_lanes(cfg, lanes, &lists, &control, &out_tx, after_open)
+    } else {
+        run_workers(
+            cfg,
+            workers,
+            others_cpus,
+            &lists,
+            &control,
+            &out_tx,
+            after_open,
+        )
+    };
+    let _ = out_tx.send(OutMsg::Stats {
+        ts_us: end.ts_us,
+        stats: end.stats,
+        last: true,
+    });
+    drop(out_tx);
+    let out = match output_thread.ok().map(|h| h.join()) {
+        Some(Ok(r)) => r,
+        _ => OutputResult {
+            inventory: Inventory::default(),
+            counts: BTreeMap::new(),
+            error: Some("output thread failed".into()),
+            losses: Vec::new(),
+        },
+    };
+    let inv = out.inventory;
+    Outcome {
+        alerts: inv.alerts(),
+        events: out.counts.values().sum(),
+        error: end.error,
+        output_error: out.error,
+        output_losses: out.losses,
+        interrupted: control.stop.load(Ordering::SeqCst),
+        summary: inv.summary(false),
+        summary_color: inv.summary(true),
+    }
+}
 
+/// How the capture side ended: the final stats body, its time, the error
+/// that ended it early.
+struct CaptureEnd {
+    ts_us: i64,
+    stats: serde_json::Value,
+    error: Option<CaptureError>,
+}
+
+/// A worker's share of the sensor-wide caps.
+fn shares(cfg: &Config, workers: usize) -> (FlowConfig, DatagramConfig) {
+    let mut flow = cfg.flow;
+    flow.max_flows = (cfg.flow.max_flows / workers).max(1);
+    flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
+    flow.memcap = (cfg.flow.memcap / workers).max(1);
+    let mut datagram = cfg.datagram;
+    datagram.max_conversations = (cfg.datagram.max_conversations / workers).max(1);
+    (flow, datagram)
+}
+
+/// One capture thread (this one) decoding for `workers` worker threads.
+fn run_workers<H: FnOnce() -> Result<(), String>>(
+    cfg: &Config,
+    workers: usize,
+    others_cpus: Option<Vec<usize>>,
+    lists: &Arc<Lists>,
+    control: &Arc<Control>,
+    out_tx: &crossbeam_channel::Sender<OutMsg>,
+    after_open: H,
+) -> CaptureEnd {
+    let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
+    let (free_tx, free_rx) = bounded::<Batch>(workers * (QUEUE_DEPTH + 2));
     let hint = Arc::new(BypassHint::new());
     let mut txs = Vec::new();
     let mut handles = Vec::new();
@@ -190,16 +269,11 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     for i in 0..workers {
         let (tx, rx) = bounded::<WorkMsg>(QUEUE_DEPTH);
         let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
-        let mut flow = cfg.flow;
         // The caps hold for the whole sensor: each worker gets its share.
-        flow.max_flows = (cfg.flow.max_flows / workers).max(1);
-        flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
-        flow.memcap = (cfg.flow.memcap / workers).max(1);
+        let (mut flow, datagram) = shares(cfg, workers);
         // Timeouts run on the capture thread's ticks, at the same packets
         // for every worker count.
         flow.self_expire = false;
-        let mut datagram = cfg.datagram;
-        datagram.max_conversations = (cfg.datagram.max_conversations / workers).max(1);
         let setup = WorkerSetup {
             flow,
             datagram,
@@ -227,7 +301,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     }
     let mut drive = Drive {
         dispatch: Dispatch::new(txs, free_rx, hint),
-        control: &control,
+        control,
         totals: stats::CaptureTotals {
             checksums: cfg.checksums,
             ..Default::default()
@@ -235,11 +309,12 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         last_ts: 0,
         periodic: cfg.stats_interval.map(|interval| Periodic {
             interval,
-            out: &out_tx,
+            out: out_tx,
             snapshots: &snapshots,
         }),
         progress: cfg.progress,
         timeout_ms: cfg.live.timeout_ms,
+        sockets: Vec::new(),
     };
     let error = read_inputs(cfg, &mut drive, after_open).err();
 
@@ -248,6 +323,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         dispatch,
         totals,
         last_ts,
+        sockets,
         ..
     } = drive;
     dispatch.close();
@@ -256,37 +332,188 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         .filter_map(|h| h.ok())
         .map(|h| h.join().unwrap_or_default())
         .collect();
-    // A run that read no packet (an input that could not be opened or was
-    // empty) has no packet time: its stats are stamped with the wall clock.
-    let _ = out_tx.send(OutMsg::Stats {
+    let capture = any_live.then(|| stats::capture_json(&totals.kernel, &sockets, None));
+    CaptureEnd {
+        // A run that read no packet (an input that could not be opened or
+        // was empty) has no packet time: its stats are stamped with the
+        // wall clock.
         ts_us: if totals.decode.frames == 0 {
             drive::now_us()
         } else {
             last_ts
         },
-        stats: stats::to_json(&totals, &finals, any_live),
-        last: true,
-    });
-    drop(out_tx);
-    let out = match output_thread.ok().map(|h| h.join()) {
-        Some(Ok(r)) => r,
-        _ => OutputResult {
-            inventory: Inventory::default(),
-            counts: BTreeMap::new(),
-            error: Some("output thread failed".into()),
-            losses: Vec::new(),
-        },
-    };
-    let inv = out.inventory;
-    Outcome {
-        alerts: inv.alerts(),
-        events: out.counts.values().sum(),
+        stats: stats::to_json(&totals, &finals, capture),
         error,
-        output_error: out.error,
-        output_losses: out.losses,
-        interrupted: control.stop.load(Ordering::SeqCst),
-        summary: inv.summary(false),
-        summary_color: inv.summary(true),
+    }
+}
+
+/// The fanout group of the `k`th interface: unique to this process, so two
+/// sensors on one interface each see all of it.
+fn fanout_group(k: usize) -> u16 {
+    (std::process::id() as u16).wrapping_add((k as u16).wrapping_mul(0x101))
+}
+
+/// Opens `lanes` sockets on each interface, each interface's joined in one
+/// fanout group; `lanes` vectors of sources, one of each interface.
+fn open_fanout(cfg: &Config, lanes: usize) -> Result<Vec<Vec<Source>>, CaptureError> {
+    let mut per_lane: Vec<Vec<Source>> = (0..lanes).map(|_| Vec::new()).collect();
+    let ifaces = cfg.inputs.iter().filter_map(|i| match i {
+        Input::Interface(name) => Some(name),
+        Input::File(_) => None,
+    });
+    for (k, iface) in ifaces.enumerate() {
+        let mut group = fanout_group(k);
+        for (lane, sources) in per_lane.iter_mut().enumerate() {
+            let src = Source::open_live(iface, &cfg.live, cfg.filter.as_deref())?;
+            let mut joined = src.join_fanout(group);
+            // Another process may hold the group id: the first socket looks
+            // for a free one.
+            let mut tries = 0;
+            while lane == 0 && joined.is_err() && tries < 16 {
+                group = group.wrapping_add(1);
+                joined = src.join_fanout(group);
+                tries += 1;
+            }
+            joined.map_err(|e| CaptureError::Setup {
+                detail: format!(
+                    "{}: cannot join AF_PACKET fanout group {group} ({e}); --capture-threads 1 captures with one socket",
+                    crate::render::escape_control(iface)
+                ),
+            })?;
+            sources.push(src);
+        }
+    }
+    Ok(per_lane)
+}
+
+/// Fanout capture: `lanes` threads, each reading its socket of every
+/// interface and analysing in place ([`lanes`]); this thread writes the
+/// periodic stats.
+fn run_lanes<H: FnOnce() -> Result<(), String>>(
+    cfg: &Config,
+    lanes: usize,
+    lists: &Arc<Lists>,
+    control: &Arc<Control>,
+    out_tx: &crossbeam_channel::Sender<OutMsg>,
+    after_open: H,
+) -> CaptureEnd {
+    let totals = stats::CaptureTotals {
+        checksums: cfg.checksums,
+        ..Default::default()
+    };
+    let failed = |error: CaptureError| CaptureEnd {
+        ts_us: drive::now_us(),
+        stats: stats::to_json(
+            &totals,
+            &[],
+            Some(stats::capture_json(
+                &totals.kernel,
+                &[],
+                Some((lanes, lanes::Handoff::default())),
+            )),
+        ),
+        error: Some(error),
+    };
+    let per_lane = match open_fanout(cfg, lanes) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    if let Err(detail) = after_open() {
+        return failed(CaptureError::Setup { detail });
+    }
+    let (free_tx, free_rx) = bounded::<Batch>(lanes * (QUEUE_DEPTH + 2));
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes)
+        .map(|_| bounded::<WorkMsg>(QUEUE_DEPTH * 4))
+        .unzip();
+    let hint = Arc::new(BypassHint::new());
+    let mut handles = Vec::new();
+    let mut reports = Vec::new();
+    let mut snapshots = Vec::new();
+    for (index, (sources, inbox)) in per_lane.into_iter().zip(rxs).enumerate() {
+        let (flow, datagram) = shares(cfg, lanes);
+        let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
+        let report = Arc::new(Mutex::new(lanes::LaneReport::default()));
+        let detector = crate::detection::Detector::with_lists(lists.clone(), cfg.home_net.clone())
+            .with_asn_db(cfg.asn_db.clone());
+        let setup = lanes::LaneSetup {
+            index,
+            sources,
+            analysis: worker::Analysis::new(
+                flow,
+                datagram,
+                detector,
+                out_tx.clone(),
+                snapshot.clone(),
+            ),
+            reshard: Dispatch::new(txs.clone(), free_rx.clone(), hint.clone()).nonblocking(),
+            inbox,
+            free: free_tx.clone(),
+            hint: hint.clone(),
+            control: control.clone(),
+            totals,
+            timeout_ms: cfg.live.timeout_ms,
+            report: report.clone(),
+        };
+        let h = thread::Builder::new()
+            .name(format!("hostwatch-lane-{index}"))
+            .spawn(move || lanes::run(setup));
+        handles.push(h);
+        reports.push(report);
+        snapshots.push(snapshot);
+    }
+    // The lanes' inboxes close when the last lane stops sending.
+    drop(txs);
+    let gather = |reports: &[Arc<Mutex<lanes::LaneReport>>]| {
+        let mut t = totals;
+        let mut sockets = Vec::new();
+        let mut handoff = lanes::Handoff::default();
+        for r in reports
+            .iter()
+            .filter_map(|r| r.lock().ok().map(|g| g.clone()))
+        {
+            t.add(&r.totals);
+            sockets.extend(r.sockets);
+            handoff.add(&r.handoff);
+        }
+        (t, sockets, handoff)
+    };
+    let mut last_stats = std::time::Instant::now();
+    while !handles
+        .iter()
+        .all(|h| h.as_ref().map_or(true, |h| h.is_finished()))
+    {
+        thread::sleep(Duration::from_millis(100));
+        if let Some(interval) = cfg.stats_interval {
+            if last_stats.elapsed() >= interval {
+                last_stats = std::time::Instant::now();
+                let (t, sockets, handoff) = gather(&reports);
+                let snaps: Vec<WorkerSnapshot> = snapshots
+                    .iter()
+                    .filter_map(|s| s.lock().ok().map(|g| g.clone()))
+                    .collect();
+                let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
+                let _ = out_tx.send(OutMsg::Stats {
+                    ts_us: drive::now_us(),
+                    stats: stats::to_json(&t, &snaps, Some(capture)),
+                    last: false,
+                });
+            }
+        }
+    }
+    let mut finals = Vec::new();
+    let mut error = None;
+    for h in handles.into_iter().filter_map(|h| h.ok()) {
+        if let Ok((_, snapshot, e)) = h.join() {
+            finals.push(snapshot);
+            error = error.or(e);
+        }
+    }
+    let (t, sockets, handoff) = gather(&reports);
+    let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
+    CaptureEnd {
+        ts_us: drive::now_us(),
+        stats: stats::to_json(&t, &finals, Some(capture)),
+        error,
     }
 }
 

@@ -21,6 +21,13 @@ pub(super) struct CaptureTotals {
 }
 
 impl CaptureTotals {
+    /// Adds another part's totals (a lane's).
+    pub fn add(&mut self, o: &CaptureTotals) {
+        self.decode.add(&o.decode);
+        self.defrag.add(&o.defrag);
+        self.kernel.add(&o.kernel);
+    }
+
     /// Adds what a decoder counted.
     pub fn add_decoder(&mut self, d: &Decoder) {
         self.decode.add(&d.stats);
@@ -28,8 +35,58 @@ impl CaptureTotals {
     }
 }
 
+/// One capture socket's kernel counters.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SocketStats {
+    pub interface: String,
+    /// The lane (fanout) or 0 (one socket per interface).
+    pub lane: usize,
+    pub kernel: KernelStats,
+}
+
+/// `stats.capture`: the kernel's counters summed, then per socket; with
+/// fanout, the lanes and the packets handed between them.
+pub(super) fn capture_json(
+    total: &KernelStats,
+    sockets: &[SocketStats],
+    fanout: Option<(usize, super::lanes::Handoff)>,
+) -> serde_json::Value {
+    let mut v = total.to_json();
+    if let Some(o) = v.as_object_mut() {
+        let per: Vec<serde_json::Value> = sockets
+            .iter()
+            .map(|s| {
+                let mut e = s.kernel.to_json();
+                if let Some(m) = e.as_object_mut() {
+                    m.insert("interface".into(), json!(s.interface));
+                    m.insert("lane".into(), json!(s.lane));
+                }
+                e
+            })
+            .collect();
+        o.insert("sockets".into(), json!(per));
+        match fanout {
+            Some((lanes, h)) => {
+                o.insert("mode".into(), json!("fanout"));
+                o.insert("lanes".into(), json!(lanes));
+                o.insert("resharded".into(), json!(h.resharded));
+                o.insert("reordered_late".into(), json!(h.reordered_late));
+                o.insert("released_early".into(), json!(h.released_early));
+            }
+            None => {
+                o.insert("mode".into(), json!("single"));
+            }
+        }
+    }
+    v
+}
+
 /// The body of a `stats` event (the output stage adds event counts).
-pub(super) fn to_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> serde_json::Value {
+pub(super) fn to_json(
+    c: &CaptureTotals,
+    w: &[WorkerSnapshot],
+    capture: Option<serde_json::Value>,
+) -> serde_json::Value {
     let mut flows = FlowStats::default();
     let mut udp = DatagramStats::default();
     let mut parse_errors = Counters::default();
@@ -64,10 +121,8 @@ pub(super) fn to_json(c: &CaptureTotals, w: &[WorkerSnapshot], live: bool) -> se
             "bad_fragment": c.decode.bad_fragment_checksum,
         },
     });
-    if live {
-        if let Some(o) = v.as_object_mut() {
-            o.insert("capture".into(), c.kernel.to_json());
-        }
+    if let (Some(capture), Some(o)) = (capture, v.as_object_mut()) {
+        o.insert("capture".into(), capture);
     }
     v
 }

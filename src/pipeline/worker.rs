@@ -57,6 +57,105 @@ pub(super) struct WorkerSetup {
     pub hint: Arc<BypassHint>,
 }
 
+/// A worker's analysis: the flow tables of its share of the traffic, its
+/// detector, and the events waiting for the output stage. Run by a worker
+/// thread fed by the capture thread, or inline by a capture lane
+/// (`lanes`).
+pub(super) struct Analysis {
+    table: FlowTable<Analyzers>,
+    udp: DatagramTable,
+    detector: Detector,
+    events: Vec<crate::events::Event>,
+    out: Sender<OutMsg>,
+    snapshot: Arc<Mutex<WorkerSnapshot>>,
+}
+
+impl Analysis {
+    pub(super) fn new(
+        flow: FlowConfig,
+        datagram: DatagramConfig,
+        detector: Detector,
+        out: Sender<OutMsg>,
+        snapshot: Arc<Mutex<WorkerSnapshot>>,
+    ) -> Self {
+        Analysis {
+            table: FlowTable::new(flow, Analyzers),
+            udp: DatagramTable::new(datagram),
+            detector,
+            events: Vec::new(),
+            out,
+            snapshot,
+        }
+    }
+
+    pub(super) fn packet(&mut self, p: &Packet<'_>) {
+        let detector = &mut self.detector;
+        let events = &mut self.events;
+        let mut found = |fr| detector.process(fr, events);
+        match p {
+            Packet::Tcp(seg) => self.table.packet(seg, &mut found),
+            Packet::Udp(d) => self.udp.datagram(d, &mut found),
+        }
+    }
+
+    /// The packets of a batch; connections whose payload no longer matters
+    /// are marked in `hint`.
+    pub(super) fn batch(&mut self, b: &Batch, hint: &BypassHint) {
+        for p in b.packets() {
+            self.packet(&p);
+        }
+        self.mark_bypassed(hint);
+    }
+
+    /// Marks in `hint` the connections whose payload no longer matters.
+    pub(super) fn mark_bypassed(&mut self, hint: &BypassHint) {
+        for key in self.table.take_bypassed() {
+            hint.mark(key.shard_hash());
+        }
+    }
+
+    /// Time passed: idle flows expire; the counters are published.
+    pub(super) fn tick(&mut self, now: i64) {
+        let detector = &mut self.detector;
+        let events = &mut self.events;
+        self.table
+            .expire(now, &mut |fr| detector.process(fr, events));
+        self.udp.expire(now, &mut |fr| detector.process(fr, events));
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = WorkerSnapshot::of(&self.table, &self.udp);
+        }
+    }
+
+    /// Hands the events made so far to the output stage; false once it is
+    /// gone.
+    pub(super) fn flush(&mut self) -> bool {
+        self.events.is_empty()
+            || self
+                .out
+                .send(OutMsg::Events(std::mem::take(&mut self.events)))
+                .is_ok()
+    }
+
+    /// Ends every flow and returns the final counters.
+    pub(super) fn finish(mut self) -> WorkerSnapshot {
+        let detector = &mut self.detector;
+        let events = &mut self.events;
+        self.table.finish(&mut |fr| detector.process(fr, events));
+        self.udp.finish(&mut |fr| detector.process(fr, events));
+        self.flush();
+        self.publish();
+        WorkerSnapshot {
+            active: 0,
+            conversations: 0,
+            ..WorkerSnapshot::of(&self.table, &self.udp)
+        }
+    }
+}
+
 pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     let WorkerSetup {
         flow,
@@ -70,54 +169,20 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
         snapshot,
         hint,
     } = setup;
-    let mut table = FlowTable::new(flow, Analyzers);
-    let mut udp = DatagramTable::new(datagram);
-    let mut detector = Detector::with_lists(lists, home_net).with_asn_db(asn_db);
-    let mut events = Vec::new();
-    let publish = |table: &FlowTable<Analyzers>, udp: &DatagramTable| {
-        if let Ok(mut s) = snapshot.lock() {
-            *s = WorkerSnapshot::of(table, udp);
-        }
-    };
+    let detector = Detector::with_lists(lists, home_net).with_asn_db(asn_db);
+    let mut a = Analysis::new(flow, datagram, detector, out, snapshot);
     for msg in rx {
         match msg {
             WorkMsg::Batch(mut b) => {
-                for p in b.packets() {
-                    let mut found = |fr| detector.process(fr, &mut events);
-                    match p {
-                        Packet::Tcp(seg) => table.packet(&seg, &mut found),
-                        Packet::Udp(d) => udp.datagram(&d, &mut found),
-                    }
-                }
+                a.batch(&b, &hint);
                 b.clear();
                 let _ = free.try_send(b);
-                for key in table.take_bypassed() {
-                    hint.mark(key.shard_hash());
-                }
             }
-            WorkMsg::Tick(now) => {
-                table.expire(now, &mut |fr| detector.process(fr, &mut events));
-                udp.expire(now, &mut |fr| detector.process(fr, &mut events));
-                publish(&table, &udp);
-            }
+            WorkMsg::Tick(now) => a.tick(now),
         }
-        if !events.is_empty()
-            && out
-                .send(OutMsg::Events(std::mem::take(&mut events)))
-                .is_err()
-        {
+        if !a.flush() {
             break;
         }
     }
-    table.finish(&mut |fr| detector.process(fr, &mut events));
-    udp.finish(&mut |fr| detector.process(fr, &mut events));
-    if !events.is_empty() {
-        let _ = out.send(OutMsg::Events(events));
-    }
-    publish(&table, &udp);
-    WorkerSnapshot {
-        active: 0,
-        conversations: 0,
-        ..WorkerSnapshot::of(&table, &udp)
-    }
+    a.finish()
 }

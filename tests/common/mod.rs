@@ -143,3 +143,26 @@ pub fn frames_of(path: &Path) -> Vec<(i64, Vec<u8>)> {
     }
     frames
 }
+
+/// Every frame of `frames` as a mirror port sends it over ERSPAN II:
+/// Ethernet / IPv4 192.0.2.1 -> 192.0.2.2 / GRE with a sequence number /
+/// ERSPAN / the mirrored frame.
+pub fn erspan_frames(frames: &[(i64, Vec<u8>)]) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (seq, (ts, frame)) in frames.iter().enumerate() {
+        let mut gre = vec![0x10, 0x00, 0x88, 0xbe];
+        gre.extend_from_slice(&(seq as u32).to_be_bytes());
+        gre.extend_from_slice(&[0x10, 0x05, 0x00, 0x01, 0, 0, 0, 0]);
+        gre.extend_from_slice(frame);
+        let mut outer = vec![2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 8, 0x08, 0x00];
+        let mut ipb = Vec::new();
+        let _ = etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).write(
+            &mut ipb,
+            etherparse::IpNumber::GRE,
+            &gre,
+        );
+        outer.extend(ipb);
+        out.push((*ts, outer));
+    }
+    out
+}

@@ -1,0 +1,358 @@
+//! Fanout capture, live with several workers: one *lane* per worker, a
+//! thread that reads its own AF_PACKET socket of every interface, decodes
+//! and analyses in place, as Suricata's `workers` runmode does. The
+//! sockets of an interface form one `PACKET_FANOUT` group in flow-hash
+//! mode, so the kernel hands both directions of a connection to one
+//! socket (symmetric: `tests/live.rs` checks it) and nothing serial is left
+//! between the kernel and the analysis.
+//!
+//! What the kernel's hash cannot place by the packet's own flow goes to the
+//! lane hostwatch's own hash names, as the single capture thread would
+//! send it (`dispatch`): packets taken out of a tunnel (GRE, ERSPAN, VXLAN,
+//! MPLS, PPPoE: the kernel hashed the outer header), reassembled fragments
+//! (the kernel defragments IPv4 before hashing, but not IPv6), and UDP
+//! datagrams of the analysed protocols (a conversation is keyed by its
+//! protocol's rules, e.g. DHCP by its link, not by the 5-tuple). Those
+//! hand-offs are counted (`stats.capture.resharded`).
+//!
+//! Such packets of one conversation reach several sockets, which the lanes
+//! read at their own pace: the owner puts them back in packet-time order
+//! ([`Reorder`]), each waiting [`REORDER_US`] before it is analysed. One
+//! that comes later than that (a lane far behind) is still analysed, out of
+//! order, and counted (`reordered_late`).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::dispatch::{Batch, BypassHint, Dispatch, WorkMsg};
+use super::drive::now_us;
+use super::stats::{CaptureTotals, SocketStats};
+use super::worker::Analysis;
+use super::Control;
+use crate::capture::{self, CaptureError, Next, Source};
+use crate::decode::{Datagram, Decoder, Packet, Segment};
+
+/// Packets read from one socket before the next is looked at.
+const BURST: usize = 256;
+/// Packets read from each socket after a stop signal (as `drive`).
+const DRAIN_ON_STOP: usize = 100_000;
+
+/// How long a packet off the kernel's placement waits for the packets of
+/// other sockets that came before it.
+pub(super) const REORDER_US: i64 = 200_000;
+/// Bytes of payload waiting in a lane's reorder buffer, at most (beyond,
+/// the oldest go on early, counted).
+const REORDER_BYTES: usize = 32 << 20;
+
+/// What a lane has counted, published every second and at its end.
+#[derive(Debug, Default, Clone)]
+pub(super) struct LaneReport {
+    /// Its decoders' counters and its sockets' kernel counters.
+    pub totals: CaptureTotals,
+    pub sockets: Vec<SocketStats>,
+    pub handoff: Handoff,
+}
+
+/// Packets handed between lanes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Handoff {
+    /// Sent to the lane that owns them.
+    pub resharded: u64,
+    /// Came to their owner after a later packet had been analysed.
+    pub reordered_late: u64,
+    /// Analysed before their time because the reorder buffer was full.
+    pub released_early: u64,
+}
+
+impl Handoff {
+    pub fn add(&mut self, o: &Handoff) {
+        self.resharded += o.resharded;
+        self.reordered_late += o.reordered_late;
+        self.released_early += o.released_early;
+    }
+}
+
+/// A packet's header without its payload.
+#[derive(Clone, Copy)]
+enum Head {
+    Tcp(Segment<()>),
+    Udp(Datagram<()>),
+}
+
+struct Held {
+    ts_us: i64,
+    seq: u64,
+    head: Head,
+    payload: Vec<u8>,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, o: &Held) -> bool {
+        (self.ts_us, self.seq) == (o.ts_us, o.seq)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, o: &Held) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, o: &Held) -> std::cmp::Ordering {
+        (self.ts_us, self.seq).cmp(&(o.ts_us, o.seq))
+    }
+}
+
+/// The packets a lane owns that came off the kernel's placement, in
+/// packet-time order (arrival order among equal times).
+#[derive(Default)]
+struct Reorder {
+    heap: BinaryHeap<Reverse<Held>>,
+    bytes: usize,
+    seq: u64,
+    /// Packet time of the last packet analysed.
+    released: i64,
+}
+
+impl Reorder {
+    fn push(&mut self, p: &Packet<'_>, counts: &mut Handoff) {
+        let (ts_us, head, payload) = match p {
+            Packet::Tcp(s) => (s.ts_us, Head::Tcp(s.with_payload(())), s.payload),
+            Packet::Udp(d) => (d.ts_us, Head::Udp(d.with_payload(())), d.payload),
+        };
+        if ts_us < self.released {
+            counts.reordered_late += 1;
+        }
+        self.seq += 1;
+        self.bytes += payload.len();
+        self.heap.push(Reverse(Held {
+            ts_us,
+            seq: self.seq,
+            head,
+            payload: payload.to_vec(),
+        }));
+    }
+
+    /// Analyses what has waited long enough by `now_us` (all: `i64::MAX`),
+    /// and the oldest beyond the buffer's size.
+    fn release(&mut self, now_us: i64, a: &mut Analysis, counts: &mut Handoff) {
+        let due = now_us.saturating_sub(REORDER_US);
+        while let Some(Reverse(top)) = self.heap.peek() {
+            let full = self.bytes > REORDER_BYTES;
+            if top.ts_us > due && !full {
+                break;
+            }
+            let Some(Reverse(h)) = self.heap.pop() else {
+                break;
+            };
+            if h.ts_us > due {
+                counts.released_early += 1;
+            }
+            self.bytes = self.bytes.saturating_sub(h.payload.len());
+            self.released = self.released.max(h.ts_us);
+            match h.head {
+                Head::Tcp(s) => a.packet(&Packet::Tcp(s.with_payload(&h.payload[..]))),
+                Head::Udp(d) => a.packet(&Packet::Udp(d.with_payload(&h.payload[..]))),
+            }
+        }
+    }
+}
+
+/// What a lane is given.
+pub(super) struct LaneSetup {
+    pub index: usize,
+    /// Its socket of each interface.
+    pub sources: Vec<Source>,
+    pub analysis: Analysis,
+    /// Batches for the other lanes (non-blocking).
+    pub reshard: Dispatch,
+    /// Batches from the other lanes.
+    pub inbox: Receiver<WorkMsg>,
+    pub free: Sender<Batch>,
+    pub hint: Arc<BypassHint>,
+    pub control: Arc<Control>,
+    pub totals: CaptureTotals,
+    pub timeout_ms: i32,
+    pub report: Arc<Mutex<LaneReport>>,
+}
+
+/// Takes what other lanes sent into the reorder buffer.
+fn take_inbox(
+    inbox: &Receiver<WorkMsg>,
+    reorder: &mut Reorder,
+    counts: &mut Handoff,
+    free: &Sender<Batch>,
+) {
+    while let Ok(msg) = inbox.try_recv() {
+        take(msg, reorder, counts, free);
+    }
+}
+
+fn take(msg: WorkMsg, reorder: &mut Reorder, counts: &mut Handoff, free: &Sender<Batch>) {
+    if let WorkMsg::Batch(mut b) = msg {
+        for p in b.packets() {
+            reorder.push(&p, counts);
+        }
+        b.clear();
+        let _ = free.try_send(b);
+    }
+}
+
+fn publish(
+    report: &Mutex<LaneReport>,
+    index: usize,
+    base: CaptureTotals,
+    sources: &mut [Source],
+    decoders: &[Decoder],
+    handoff: Handoff,
+) -> LaneReport {
+    let mut r = LaneReport {
+        totals: base,
+        sockets: Vec::with_capacity(sources.len()),
+        handoff,
+    };
+    for (s, d) in sources.iter_mut().zip(decoders) {
+        r.totals.add_decoder(d);
+        let k = s.kernel_stats().unwrap_or_default();
+        r.totals.kernel.add(&k);
+        r.sockets.push(SocketStats {
+            interface: s.name().to_string(),
+            lane: index,
+            kernel: k,
+        });
+    }
+    if let Ok(mut g) = report.lock() {
+        *g = r.clone();
+    }
+    r
+}
+
+/// A lane's loop, until a stop or a capture error; returns its last
+/// report, its worker's final counters and the error.
+pub(super) fn run(
+    setup: LaneSetup,
+) -> (
+    LaneReport,
+    super::worker::WorkerSnapshot,
+    Option<CaptureError>,
+) {
+    let LaneSetup {
+        index,
+        mut sources,
+        mut analysis,
+        mut reshard,
+        inbox,
+        free,
+        hint,
+        control,
+        totals,
+        timeout_ms,
+        report,
+    } = setup;
+    let mut decoders: Vec<Decoder> = sources
+        .iter()
+        .map(|s| {
+            let mut d = Decoder::new(s.linktype());
+            d.set_checksum_mode(totals.checksums);
+            d
+        })
+        .collect();
+    let mut counts = Handoff::default();
+    let mut reorder = Reorder::default();
+    let mut error = None;
+    let mut last_tick = Instant::now();
+    'read: loop {
+        let stopping = control.stop.load(Ordering::Relaxed);
+        if !stopping {
+            // Short waits while packets are held for reordering.
+            let wait = if reorder.heap.is_empty() {
+                timeout_ms
+            } else {
+                timeout_ms.min(20)
+            };
+            capture::wait_any(&sources, wait);
+        }
+        let mut idle = true;
+        for (src, decoder) in sources.iter_mut().zip(decoders.iter_mut()) {
+            let n = if stopping { DRAIN_ON_STOP } else { BURST };
+            for _ in 0..n {
+                match src.next() {
+                    Ok(Next::Packet {
+                        ts_us,
+                        data,
+                        wire_len,
+                        ..
+                    }) => {
+                        idle = false;
+                        if (data.len() as u64) < u64::from(wire_len) {
+                            decoder.stats.truncated += 1;
+                        }
+                        decoder.decode_placed(ts_us, data, &mut |p, plain| {
+                            // The kernel placed a plain TCP segment with its
+                            // connection; the rest goes where our hash says.
+                            if plain && matches!(p, Packet::Tcp(_)) {
+                                analysis.packet(p);
+                                return;
+                            }
+                            match reshard.owner(p) {
+                                Some((w, _)) if w == index => reorder.push(p, &mut counts),
+                                Some((w, h)) => {
+                                    counts.resharded += 1;
+                                    reshard.push_to(w, h, p);
+                                }
+                                None => {}
+                            }
+                        });
+                    }
+                    Ok(Next::Idle) | Ok(Next::End) => break,
+                    Err(e) => {
+                        error = Some(e);
+                        control.stop.store(true, Ordering::SeqCst);
+                        break 'read;
+                    }
+                }
+            }
+        }
+        // Handed-off packets go at once: their owner waits for them.
+        reshard.send_all();
+        take_inbox(&inbox, &mut reorder, &mut counts, &free);
+        // A full queue of another lane: take what others sent meanwhile,
+        // so that two lanes never wait on each other.
+        while !reshard.retry() {
+            take_inbox(&inbox, &mut reorder, &mut counts, &free);
+            std::thread::yield_now();
+        }
+        reorder.release(now_us(), &mut analysis, &mut counts);
+        analysis.mark_bypassed(&hint);
+        if stopping {
+            break;
+        }
+        if idle || last_tick.elapsed() >= Duration::from_secs(1) {
+            analysis.tick(now_us());
+            publish(&report, index, totals, &mut sources, &decoders, counts);
+            last_tick = Instant::now();
+        }
+        if !analysis.flush() {
+            break;
+        }
+    }
+    // What is pending goes out; then this lane sends nothing more, and
+    // takes what the others send until they have all stopped sending.
+    reshard.send_all();
+    while !reshard.retry() {
+        take_inbox(&inbox, &mut reorder, &mut counts, &free);
+        std::thread::yield_now();
+    }
+    drop(reshard);
+    for msg in inbox.iter() {
+        take(msg, &mut reorder, &mut counts, &free);
+    }
+    reorder.release(i64::MAX, &mut analysis, &mut counts);
+    let last = publish(&report, index, totals, &mut sources, &decoders, counts);
+    (last, analysis.finish(), error)
+}
