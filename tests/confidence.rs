@@ -5,17 +5,9 @@
 
 mod common;
 
-use std::net::IpAddr;
-
 use common::{of_type, run_config, s};
 use hostwatch::pipeline::{Config, Input};
-use hostwatch::synth::msg::{self, FILESRV01};
-use hostwatch::synth::{Conn, Trace};
 use serde_json::Value;
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
 
 /// One SMB2 logon from `client` as WIN-J9D866ESIJ2 on Windows `build`.
 fn logon(client: &str, build: u16, status: u32, name: &str) -> std::path::PathBuf {
@@ -30,19 +22,7 @@ fn logon_as(
     status: u32,
     name: &str,
 ) -> std::path::PathBuf {
-    let mut t = Trace::starting_at(1_790_000_000_000_000);
-    let mut c = Conn::new((ip(client), 49_700), (ip("10.20.0.5"), 445), 9);
-    let open = c.open();
-    t.add(&c, &open);
-    let trips = msg::smb2_logon_from(0x77, &FILESRV01, "CORP", "svc", workstation, status, build);
-    for (q, a) in &trips {
-        let segs = c.send(true, q);
-        t.add(&c, &segs);
-        let segs = c.send(false, a);
-        t.add(&c, &segs);
-    }
-    let close = c.close();
-    t.add(&c, &close);
+    let t = common::smb_logon(client, "10.20.0.5", workstation, build, status);
     let p = std::env::temp_dir().join(format!(
         "hostwatch-confidence-{}-{name}.pcap",
         std::process::id()
@@ -65,16 +45,10 @@ fn alert(path: &std::path::Path, home_net: Option<&str>) -> (String, Vec<String>
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = alerts[0];
     assert_eq!(s(a, "alert.hostname").as_deref(), Some("WIN-J9D866ESIJ2"));
-    let lines = a["alert"]["corroboration"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    (s(a, "alert.confidence").unwrap_or_default(), lines)
+    (
+        s(a, "alert.confidence").unwrap_or_default(),
+        common::corroboration(a),
+    )
 }
 
 #[test]
@@ -208,13 +182,7 @@ fn a_listed_network_alerts_on_every_handshake_names_or_not() {
     let why: Vec<String> = of_type(&events, "alert")
         .iter()
         .filter(|a| s(a, "alert.evidence").as_deref() == Some("rdp.client.name"))
-        .flat_map(|a| {
-            a["alert"]["corroboration"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|l| l.as_str().map(str::to_owned))
+        .flat_map(|a| common::corroboration(a))
         .collect();
     assert_eq!(
         why,
@@ -325,10 +293,7 @@ fn demo_weights(workers: usize) -> Vec<String> {
     of_type(&events, "alert")
         .iter()
         .map(|a| {
-            let lines: Vec<&str> = a["alert"]["corroboration"]
-                .as_array()
-                .map(|v| v.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            let lines = common::corroboration(a);
             format!(
                 "{} {} {}: {}",
                 s(a, "alert.hostname").unwrap_or_default(),
@@ -378,15 +343,7 @@ fn an_announced_windows_version_the_template_cannot_have_counts_against_it() {
             (
                 s(a, "alert.evidence").unwrap_or_default(),
                 s(a, "alert.confidence").unwrap_or_default(),
-                a["alert"]["corroboration"]
-                    .as_array()
-                    .map(|v| {
-                        v.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                common::corroboration(a),
             )
         })
         .collect();

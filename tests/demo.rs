@@ -140,6 +140,7 @@ fn demo_alerts_are_exactly_the_story() {
             t("DESKTOP-4QK2M1L", "alice", "success"),
         ]
     );
+    assert_eq!(ntlm.len() as u64, hostwatch::synth::demo::NTLM_EXCHANGES);
     let rdp: Vec<(Option<String>, Option<String>)> = of_type(&events, "rdp")
         .iter()
         .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.cookie")))
@@ -151,6 +152,7 @@ fn demo_alerts_are_exactly_the_story() {
             (Some("WIN-J9D866ESIJ2".into()), Some("svc_backu".into()))
         ]
     );
+    assert_eq!(rdp.len() as u64, hostwatch::synth::demo::RDP_HANDSHAKES);
     // Five names in the inventory, each once; the VM's first from its lease.
     let hosts: Vec<String> = of_type(&events, "host")
         .iter()

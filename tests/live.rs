@@ -219,27 +219,6 @@ fn read_events(p: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// An SMB logon over IPv6 from 2001:db8::77 as WIN-J9D866ESIJ2.
-fn ipv6_logon() -> Vec<(i64, Vec<u8>)> {
-    use hostwatch::synth::msg::{self, FILESRV01};
-    use hostwatch::synth::{Conn, Trace};
-    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("address");
-    let mut t = Trace::starting_at(1_790_000_000_000_000);
-    let mut c = Conn::new((ip("2001:db8::77"), 49_700), (ip("2001:db8::5"), 445), 9);
-    let open = c.open();
-    t.add(&c, &open);
-    let trips = msg::smb2_logon_from(0x77, &FILESRV01, "CORP", "svc", "WIN-J9D866ESIJ2", 0, 14393);
-    for (q, a) in &trips {
-        let segs = c.send(true, q);
-        t.add(&c, &segs);
-        let segs = c.send(false, a);
-        t.add(&c, &segs);
-    }
-    let close = c.close();
-    t.add(&c, &close);
-    t.frames
-}
-
 fn write_frames(name: &str, frames: Vec<(i64, Vec<u8>)>) -> std::path::PathBuf {
     let mut t = hostwatch::synth::Trace::starting_at(0);
     t.frames = frames;
@@ -266,6 +245,8 @@ fn last_stats(events: &[Value]) -> &Value {
 /// reversed fragments (it does not), and UDP (NetBIOS, DHCP).
 #[test]
 fn live_events_equal_replay_events() {
+    // Two sensors and tcpreplay on two cores: alone, so nothing is dropped.
+    let _alone = exclusive();
     let Some(ns) = setup() else { return };
     let mut files: Vec<_> = [
         "lab/rdp-std-good.pcap",
@@ -288,7 +269,10 @@ fn live_events_equal_replay_events() {
     ));
     files.push(write_frames(
         "frag6.pcap",
-        common::fragment_frames(&ipv6_logon(), 64),
+        common::fragment_frames(
+            &common::smb_logon("2001:db8::77", "2001:db8::5", "WIN-J9D866ESIJ2", 14393, 0).frames,
+            64,
+        ),
     ));
     let out = |name: &str| {
         let p =
@@ -631,11 +615,12 @@ fn watch_lists_reload_live_without_losing_packets() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGHUP);
     }
-    std::thread::sleep(Duration::from_millis(800));
+    // Time to reload, with room for a machine busy with other tests.
+    std::thread::sleep(Duration::from_millis(2_000));
     replay(&ns, &demo_on("10.21.0.0"), &["--mbps", "100"]);
     // 3. Changed without a signal: noticed within the 2 s poll.
     std::fs::write(&list, "@list lab-intel\nDESKTOP-4QK2M1L\nFILESRV01\n").expect("list");
-    std::thread::sleep(Duration::from_millis(3_000));
+    std::thread::sleep(Duration::from_millis(4_500));
     replay(&ns, &demo_on("10.22.0.0"), &["--mbps", "100"]);
     // 4. Broken: the lists in force stay.
     std::fs::write(&list, "@list lab-intel\nFILESRV01 severity=9\n").expect("list");
@@ -647,9 +632,26 @@ fn watch_lists_reload_live_without_losing_packets() {
     // The workstation logs on three times per replay (RDP, SMB, HTTP); the
     // file server names itself twice (NetBIOS and DNS computer names) to
     // each of the two SMB connections per replay.
+    let ev = read_events(&out);
+    let capture = &ev
+        .iter()
+        .rev()
+        .find(|e| e["event_type"] == "stats")
+        .expect("stats")["stats"]["capture"];
+    assert_eq!(capture["kernel_drops"], 0, "{capture}");
     let desktop = alerts_for("DESKTOP-4QK2M1L");
     let filesrv = alerts_for("FILESRV01");
-    assert_eq!((desktop, filesrv), (3 * 3, 2 * 2), "{err}");
+    let seen: Vec<String> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["timestamp"], e["src_ip"], e["alert"]["hostname"], e["alert"]["evidence"]
+            )
+        })
+        .collect();
+    assert_eq!((desktop, filesrv), (3 * 3, 2 * 2), "{err}\n{seen:#?}");
     // Two reloads (the built-in list's four entries and the file's two).
     assert_eq!(
         err.matches("watch lists reloaded: 6 entries").count(),

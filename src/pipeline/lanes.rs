@@ -140,7 +140,7 @@ impl Reorder {
 
     /// Analyses what has waited long enough by `now_us` (all: `i64::MAX`),
     /// and the oldest beyond the buffer's size.
-    fn release(&mut self, now_us: i64, a: &mut Analysis, counts: &mut Handoff) {
+    fn release(&mut self, now_us: i64, counts: &mut Handoff, mut out: impl FnMut(&Packet<'_>)) {
         let due = now_us.saturating_sub(REORDER_US);
         while let Some(Reverse(top)) = self.heap.peek() {
             let full = self.bytes > REORDER_BYTES;
@@ -156,8 +156,8 @@ impl Reorder {
             self.bytes = self.bytes.saturating_sub(h.payload.len());
             self.released = self.released.max(h.ts_us);
             match h.head {
-                Head::Tcp(s) => a.packet(&Packet::Tcp(s.with_payload(&h.payload[..]))),
-                Head::Udp(d) => a.packet(&Packet::Udp(d.with_payload(&h.payload[..]))),
+                Head::Tcp(s) => out(&Packet::Tcp(s.with_payload(&h.payload[..]))),
+                Head::Udp(d) => out(&Packet::Udp(d.with_payload(&h.payload[..]))),
             }
         }
     }
@@ -327,7 +327,7 @@ pub(super) fn run(
             take_inbox(&inbox, &mut reorder, &mut counts, &free);
             std::thread::yield_now();
         }
-        reorder.release(now_us(), &mut analysis, &mut counts);
+        reorder.release(now_us(), &mut counts, |p| analysis.packet(p));
         analysis.mark_bypassed(&hint);
         if stopping {
             break;
@@ -352,7 +352,81 @@ pub(super) fn run(
     for msg in inbox.iter() {
         take(msg, &mut reorder, &mut counts, &free);
     }
-    reorder.release(i64::MAX, &mut analysis, &mut counts);
+    reorder.release(i64::MAX, &mut counts, |p| analysis.packet(p));
     let last = publish(&report, index, totals, &mut sources, &decoders, counts);
     (last, analysis.finish(), error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Checksum, Vlans};
+
+    fn datagram(ts_us: i64, payload: &[u8]) -> Datagram<&[u8]> {
+        Datagram {
+            ts_us,
+            src: [10, 0, 0, 1].into(),
+            dst: [10, 0, 0, 2].into(),
+            sport: 137,
+            dport: 137,
+            vlans: Vlans::default(),
+            checksum: Checksum::Unchecked,
+            payload,
+        }
+    }
+
+    /// (time, payload) of what `release` hands on.
+    fn released(r: &mut Reorder, now: i64, counts: &mut Handoff) -> Vec<(i64, Vec<u8>)> {
+        let mut out = Vec::new();
+        r.release(now, counts, |p| {
+            if let Packet::Udp(d) = p {
+                out.push((d.ts_us, d.payload.to_vec()));
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn packets_from_several_sockets_go_on_in_packet_time_order() {
+        let mut r = Reorder::default();
+        let mut c = Handoff::default();
+        // Arrived out of order (two sockets read at their own pace).
+        for (ts, p) in [(3_000, b"c"), (1_000, b"a"), (2_000, b"b"), (1_000, b"d")] {
+            r.push(&Packet::Udp(datagram(ts, p)), &mut c);
+        }
+        // Nothing has waited long enough yet.
+        assert_eq!(released(&mut r, 1_000 + REORDER_US - 1, &mut c), vec![]);
+        // Equal times keep their arrival order.
+        assert_eq!(
+            released(&mut r, 2_000 + REORDER_US, &mut c),
+            vec![
+                (1_000, b"a".to_vec()),
+                (1_000, b"d".to_vec()),
+                (2_000, b"b".to_vec())
+            ]
+        );
+        // One older than what went on already: still analysed, counted.
+        r.push(&Packet::Udp(datagram(1_500, b"late")), &mut c);
+        assert_eq!(c.reordered_late, 1);
+        assert_eq!(
+            released(&mut r, i64::MAX, &mut c),
+            vec![(1_500, b"late".to_vec()), (3_000, b"c".to_vec())]
+        );
+        assert_eq!((c.released_early, r.bytes, r.heap.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_full_buffer_lets_the_oldest_go_early() {
+        let mut r = Reorder::default();
+        let mut c = Handoff::default();
+        let big = vec![0u8; REORDER_BYTES / 2 + 1];
+        for ts in [1, 2, 3] {
+            r.push(&Packet::Udp(datagram(ts, &big)), &mut c);
+        }
+        // Over the cap: the oldest go on until it holds again.
+        let out = released(&mut r, 0, &mut c);
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(c.released_early, 2);
+        assert_eq!(r.heap.len(), 1);
+    }
 }

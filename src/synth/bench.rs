@@ -389,6 +389,13 @@ fn flood_then_demo(
     }
     let packets = w.packets;
     w.into_inner().flush()?;
+    // What a sensor must still find after the flood: the demo's exchanges.
+    let manifest = serde_json::json!({
+        "packets": packets,
+        "rdp_handshakes": super::demo::RDP_HANDSHAKES,
+        "ntlm_exchanges": super::demo::NTLM_EXCHANGES,
+    });
+    std::fs::write(path.with_extension("manifest.json"), manifest.to_string())?;
     Ok(packets)
 }
 

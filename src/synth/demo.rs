@@ -23,6 +23,10 @@ pub const CAPTURE: &[u8] = include_bytes!("../../fixtures/demo/demo.pcap");
 
 /// 2026-02-10T09:00:00Z.
 const START_US: i64 = 1_770_714_000_000_000;
+/// The RDP handshakes and NTLM exchanges the story holds (`tests/demo.rs`
+/// checks them against its events).
+pub const RDP_HANDSHAKES: u64 = 2;
+pub const NTLM_EXCHANGES: u64 = 4;
 
 fn ip(s: [u8; 4]) -> IpAddr {
     IpAddr::from(s)

@@ -166,3 +166,44 @@ pub fn erspan_frames(frames: &[(i64, Vec<u8>)]) -> Vec<(i64, Vec<u8>)> {
     }
     out
 }
+
+/// One SMB2 logon from `client` (port 49700) to `server` as
+/// `workstation`, reporting Windows `build`, answered with `status`.
+pub fn smb_logon(
+    client: &str,
+    server: &str,
+    workstation: &str,
+    build: u16,
+    status: u32,
+) -> hostwatch::synth::Trace {
+    use hostwatch::synth::msg::{self, FILESRV01};
+    use hostwatch::synth::{Conn, Trace};
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("address");
+    let mut t = Trace::starting_at(1_790_000_000_000_000);
+    let mut c = Conn::new((ip(client), 49_700), (ip(server), 445), 9);
+    let open = c.open();
+    t.add(&c, &open);
+    let trips = msg::smb2_logon_from(0x77, &FILESRV01, "CORP", "svc", workstation, status, build);
+    for (q, a) in &trips {
+        let segs = c.send(true, q);
+        t.add(&c, &segs);
+        let segs = c.send(false, a);
+        t.add(&c, &segs);
+    }
+    let close = c.close();
+    t.add(&c, &close);
+    t
+}
+
+/// `alert.corroboration` of an alert event, as strings.
+pub fn corroboration(a: &Value) -> Vec<String> {
+    a["alert"]["corroboration"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
