@@ -1,5 +1,5 @@
 # The two commands of README.md: `make demo` and `make test`.
-.PHONY: deps demo test bench fuzz
+.PHONY: deps demo test bench bench-live fuzz
 
 deps:
 	@scripts/deps.sh
@@ -13,6 +13,9 @@ test: deps
 bench: deps
 	bench/run.sh
 	bench/sinks.sh
+
+bench-live: deps
+	bench/live.sh
 
 fuzz:
 	fuzz/run.sh

@@ -186,7 +186,7 @@ fn content(events: &[Value]) -> Vec<String> {
         .filter(|e| {
             matches!(
                 e["event_type"].as_str(),
-                Some("rdp" | "ntlm" | "nbns" | "alert")
+                Some("rdp" | "ntlm" | "nbns" | "alert" | "dhcp" | "smb" | "tls")
             )
         })
         .map(|e| {
@@ -284,7 +284,11 @@ fn live_events_equal_replay_events() {
     // A kernel buffer that holds the whole replay, as a sensor would have
     // (README: --buffer-size): the test shares two cores with tcpreplay
     // and the other live tests, and asserts that nothing is dropped.
-    let fanout = start_capture(&ns, &fanout_out, &["-w", "2", "--buffer-size", "16"]);
+    let fanout = start_capture(
+        &ns,
+        &fanout_out,
+        &["-w", "2", "--buffer-size", "16", "--stats-interval", "1"],
+    );
     wait_ready(&fanout_out, &fanout, 2);
     let single = start_capture(
         &ns,
@@ -364,6 +368,16 @@ fn live_events_equal_replay_events() {
         [0, 1]
     );
     assert!(capture["resharded"].as_u64().unwrap_or(0) > 0, "{capture}");
+    // The periodic stats break the counters down the same way.
+    let periodic: Vec<&Value> = fanout
+        .iter()
+        .filter(|e| e["event_type"] == "stats")
+        .collect();
+    assert!(periodic.len() >= 2, "{}", periodic.len());
+    assert!(periodic.iter().all(|e| {
+        let c = &e["stats"]["capture"];
+        c["mode"] == "fanout" && c["sockets"].as_array().map(Vec::len) == Some(2)
+    }));
     for f in files.iter().filter(|f| f.starts_with(std::env::temp_dir())) {
         let _ = std::fs::remove_file(f);
     }
