@@ -6,6 +6,9 @@
 //! It corroborates an alert when it is not the alert's own protocol, came
 //! from another connection (the NTLM inside an RDP connection is that
 //! connection again) and was seen no later in packet time than the alert.
+//! Only sightings in exchanges the other side answered weigh: a packet
+//! nobody answered may carry a forged source address, and must not make an
+//! innocent host's alerts look surer; those are named, unweighed.
 //! Per (machine, address, protocol) the earliest sighting is kept, and the
 //! earliest from another connection than that one: enough to answer for
 //! any alert. Bounded like the inventory: past [`MAX_PAIRS`] pairs, new
@@ -24,6 +27,9 @@ type Seen = (i64, u64);
 
 struct Protocol {
     name: &'static str,
+    /// Whether these sightings came in exchanges the other side answered
+    /// (a one-way packet may carry a forged source address).
+    answered: bool,
     /// The earliest sighting.
     first: Seen,
     /// The earliest on another flow than `first`'s.
@@ -66,8 +72,9 @@ pub struct Carriers {
 }
 
 impl Carriers {
-    /// Records a host sighting made at `ts_us` on flow `flow`.
-    pub fn saw(&mut self, ts_us: i64, flow: u64, h: &HostSighting) {
+    /// Records a host sighting made at `ts_us` on flow `flow`, in an
+    /// exchange the other side had `answered` or not.
+    pub fn saw(&mut self, ts_us: i64, flow: u64, answered: bool, h: &HostSighting) {
         let key = (machine(&h.name), h.ip);
         if key.0.is_empty() {
             return;
@@ -78,10 +85,14 @@ impl Carriers {
             return;
         }
         let protocols = self.seen.entry(key).or_default();
-        match protocols.iter_mut().find(|p| p.name == name) {
+        match protocols
+            .iter_mut()
+            .find(|p| p.name == name && p.answered == answered)
+        {
             Some(p) => p.add((ts_us, flow)),
             None => protocols.push(Protocol {
                 name,
+                answered,
                 first: (ts_us, flow),
                 other: None,
             }),
@@ -99,14 +110,25 @@ impl Carriers {
         let Some(protocols) = self.seen.get(&(machine(&a.hostname), ip)) else {
             return;
         };
-        let mut others: Vec<&str> = protocols
+        let before: Vec<&Protocol> = protocols
             .iter()
             .filter(|p| p.name != own)
             .filter(|p| p.apart_from(flow).is_some_and(|(t, _)| t <= ts))
+            .collect();
+        let mut answered: Vec<&str> = before
+            .iter()
+            .filter(|p| p.answered)
             .map(|p| p.name)
             .collect();
-        others.sort_unstable();
-        confidence::corroborate(a, ip, &others);
+        answered.sort_unstable();
+        let mut unanswered: Vec<&str> = before
+            .iter()
+            .filter(|p| !p.answered && !answered.contains(&p.name))
+            .map(|p| p.name)
+            .collect();
+        unanswered.sort_unstable();
+        unanswered.dedup();
+        confidence::corroborate(a, ip, &answered, &unanswered);
     }
 }
 
@@ -188,13 +210,18 @@ mod tests {
         let mut c = Carriers::default();
         // The alert's own protocol elsewhere, and another protocol on the
         // alert's own connection (flow 7): neither is independent.
-        c.saw(100, 3, &host("WIN-J9D866ESIJ2", "ntlm.client.workstation"));
-        c.saw(100, 7, &host("WIN-J9D866ESIJ2", "smb.tree.server"));
+        c.saw(
+            100,
+            3,
+            true,
+            &host("WIN-J9D866ESIJ2", "ntlm.client.workstation"),
+        );
+        c.saw(100, 7, true, &host("WIN-J9D866ESIJ2", "smb.tree.server"));
         // Another address, another name: not this machine.
         let mut elsewhere = host("WIN-J9D866ESIJ2", "nbns.query.name");
         elsewhere.ip = [10, 20, 0, 78].into();
-        c.saw(100, 4, &elsewhere);
-        c.saw(100, 5, &host("WIN-LIVFRVQFMKO", "nbns.query.name"));
+        c.saw(100, 4, true, &elsewhere);
+        c.saw(100, 5, true, &host("WIN-LIVFRVQFMKO", "nbns.query.name"));
         assert_eq!(
             weighed(&c, 500, 7),
             (
@@ -204,9 +231,19 @@ mod tests {
             )
         );
         // A DHCP lease in its name (another form of it) before the alert.
-        c.saw(200, 9, &host("win-j9d866esij2.local", "dhcp.hostname"));
+        c.saw(
+            200,
+            9,
+            true,
+            &host("win-j9d866esij2.local", "dhcp.hostname"),
+        );
         // A browser announcement after the alert does not count for it.
-        c.saw(900, 11, &host("WIN-J9D866ESIJ2", "browser.server_name"));
+        c.saw(
+            900,
+            11,
+            true,
+            &host("WIN-J9D866ESIJ2", "browser.server_name"),
+        );
         assert_eq!(
             weighed(&c, 500, 7),
             (
@@ -219,7 +256,7 @@ mod tests {
             )
         );
         // Later, both count; two carriers weigh 2, no more.
-        c.saw(950, 12, &host("WIN-J9D866ESIJ2$", "krb5.cname"));
+        c.saw(950, 12, true, &host("WIN-J9D866ESIJ2$", "krb5.cname"));
         let (confidence, score, lines) = weighed(&c, 1000, 7);
         assert_eq!((confidence, score), (Confidence::High, 3));
         assert_eq!(
@@ -238,6 +275,7 @@ mod tests {
     fn keeps_the_earliest_sighting_and_the_earliest_on_another_flow() {
         let mut p = Protocol {
             name: "nbns",
+            answered: true,
             first: (50, 1),
             other: None,
         };
@@ -251,6 +289,40 @@ mod tests {
         assert_eq!((p.first, p.other), ((40, 2), Some((45, 3))));
         assert_eq!(p.apart_from(2), Some((45, 3)));
         assert_eq!(p.apart_from(3), Some((40, 2)));
+    }
+
+    #[test]
+    fn a_packet_nobody_answered_is_named_not_weighed() {
+        let mut c = Carriers::default();
+        // A registration broadcast (or forged) from the alert's address,
+        // then the same name in a DHCP exchange its server answered.
+        c.saw(100, 3, false, &host("WIN-J9D866ESIJ2", "nbns.names.name"));
+        assert_eq!(
+            weighed(&c, 500, 7),
+            (
+                Confidence::Medium,
+                1,
+                vec![
+                    "its logon succeeded".to_string(),
+                    "also named at 10.20.0.77 by nbns in packets nobody answered (not weighed)"
+                        .to_string()
+                ]
+            )
+        );
+        c.saw(200, 9, true, &host("WIN-J9D866ESIJ2", "dhcp.hostname"));
+        c.saw(300, 11, true, &host("WIN-J9D866ESIJ2", "nbns.names.name"));
+        // Once NetBIOS also named it in an answered exchange, it weighs.
+        assert_eq!(
+            weighed(&c, 500, 7),
+            (
+                Confidence::High,
+                3,
+                vec![
+                    "its logon succeeded".to_string(),
+                    "also named at 10.20.0.77 by dhcp, nbns".to_string()
+                ]
+            )
+        );
     }
 
     #[test]

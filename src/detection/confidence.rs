@@ -15,8 +15,9 @@
 //! entry -1. A Windows version announced without a build (a browser
 //! announcement) that the entry's builds cannot have -2; the right one is
 //! shown, unweighted (every Windows since 10 says 10.0). Other carriers
-//! that named the same machine at the same address earlier (added by the
-//! output stage, [`corroborate`]) +1 for one, +2 for two or more.
+//! that named the same machine at the same address earlier, in exchanges
+//! the other side answered (added by the output stage, [`corroborate`]),
+//! +1 for one, +2 for two or more.
 //! A sum of 2 or more is `high`, 0 or 1 `medium`, below 0 `low`: the
 //! name alone is `medium`.
 
@@ -315,16 +316,23 @@ pub fn weigh(
 }
 
 /// Adds to `alert` the other carriers (protocols) that named its machine
-/// at `ip` before it, on other connections.
-pub fn corroborate(alert: &mut Alert, ip: IpAddr, others: &[&str]) {
-    if others.is_empty() {
-        return;
+/// at `ip` before it, on other connections: in exchanges the other side
+/// answered (weighed), and only in packets nobody answered (named, not
+/// weighed: their source address may be forged).
+pub fn corroborate(alert: &mut Alert, ip: IpAddr, answered: &[&str], unanswered: &[&str]) {
+    if !answered.is_empty() {
+        alert.score += i32::try_from(answered.len()).unwrap_or(2).min(2);
+        alert.confidence = Confidence::of(alert.score);
+        alert
+            .corroboration
+            .push(format!("also named at {ip} by {}", answered.join(", ")));
     }
-    alert.score += i32::try_from(others.len()).unwrap_or(2).min(2);
-    alert.confidence = Confidence::of(alert.score);
-    alert
-        .corroboration
-        .push(format!("also named at {ip} by {}", others.join(", ")));
+    if !unanswered.is_empty() {
+        alert.corroboration.push(format!(
+            "also named at {ip} by {} in packets nobody answered (not weighed)",
+            unanswered.join(", ")
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ pub(super) fn run(
             Ok(OutMsg::Events(evs)) => {
                 for ev in &evs {
                     if let (Body::Host(h), Some(f)) = (&ev.body, &ev.flow) {
-                        carriers.saw(ev.ts_us, f.flow_id, h);
+                        carriers.saw(ev.ts_us, f.flow_id, f.two_way, h);
                     }
                 }
                 for mut ev in evs {
