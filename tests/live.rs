@@ -259,21 +259,26 @@ fn live_events_equal_replay_events() {
     .iter()
     .map(|f| fixture(f))
     .collect();
-    files.push(write_frames(
-        "erspan.pcap",
-        common::erspan_frames(&common::frames_of(&fixture("lab/rdp-std-fips-good.pcap"))),
-    ));
-    files.push(write_frames(
-        "frag4.pcap",
-        common::fragment_frames(&common::frames_of(&fixture("lab/smb3-fail-good.pcap")), 64),
-    ));
-    files.push(write_frames(
-        "frag6.pcap",
-        common::fragment_frames(
-            &common::smb_logon("2001:db8::77", "2001:db8::5", "WIN-J9D866ESIJ2", 14393, 0).frames,
-            64,
+    // Made here, removed at the end (the fixtures stay).
+    let made = vec![
+        write_frames(
+            "erspan.pcap",
+            common::erspan_frames(&common::frames_of(&fixture("lab/rdp-std-fips-good.pcap"))),
         ),
-    ));
+        write_frames(
+            "frag4.pcap",
+            common::fragment_frames(&common::frames_of(&fixture("lab/smb3-fail-good.pcap")), 64),
+        ),
+        write_frames(
+            "frag6.pcap",
+            common::fragment_frames(
+                &common::smb_logon("2001:db8::77", "2001:db8::5", "WIN-J9D866ESIJ2", 14393, 0)
+                    .frames,
+                64,
+            ),
+        ),
+    ];
+    files.extend(made.iter().cloned());
     let out = |name: &str| {
         let p =
             std::env::temp_dir().join(format!("hostwatch-live-{}-{name}.json", std::process::id()));
@@ -378,7 +383,7 @@ fn live_events_equal_replay_events() {
         let c = &e["stats"]["capture"];
         c["mode"] == "fanout" && c["sockets"].as_array().map(Vec::len) == Some(2)
     }));
-    for f in files.iter().filter(|f| f.starts_with(std::env::temp_dir())) {
+    for f in &made {
         let _ = std::fs::remove_file(f);
     }
     let _ = std::fs::remove_file(&fanout_out);

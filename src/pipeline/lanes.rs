@@ -45,8 +45,8 @@ const DRAIN_ON_STOP: usize = 100_000;
 /// How long a packet off the kernel's placement waits for the packets of
 /// other sockets that came before it.
 pub(super) const REORDER_US: i64 = 200_000;
-/// Bytes of payload waiting in a lane's reorder buffer, at most (beyond,
-/// the oldest go on early, counted).
+/// Bytes waiting in a lane's reorder buffer (payloads and their headers),
+/// at most (beyond, the oldest go on early, counted).
 const REORDER_BYTES: usize = 32 << 20;
 
 /// What a lane has counted, published every second and at its end.
@@ -108,6 +108,11 @@ impl Ord for Held {
     }
 }
 
+/// What a held packet of `payload` bytes takes: empty packets count too.
+fn held_size(payload: usize) -> usize {
+    payload + std::mem::size_of::<Held>()
+}
+
 /// The packets a lane owns that came off the kernel's placement, in
 /// packet-time order (arrival order among equal times).
 #[derive(Default)]
@@ -129,7 +134,7 @@ impl Reorder {
             counts.reordered_late += 1;
         }
         self.seq += 1;
-        self.bytes += payload.len();
+        self.bytes += held_size(payload.len());
         self.heap.push(Reverse(Held {
             ts_us,
             seq: self.seq,
@@ -153,7 +158,7 @@ impl Reorder {
             if h.ts_us > due {
                 counts.released_early += 1;
             }
-            self.bytes = self.bytes.saturating_sub(h.payload.len());
+            self.bytes = self.bytes.saturating_sub(held_size(h.payload.len()));
             self.released = self.released.max(h.ts_us);
             match h.head {
                 Head::Tcp(s) => out(&Packet::Tcp(s.with_payload(&h.payload[..]))),
