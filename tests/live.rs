@@ -186,10 +186,15 @@ fn content(events: &[Value]) -> Vec<String> {
         .filter(|e| {
             matches!(
                 e["event_type"].as_str(),
-                Some("rdp" | "ntlm" | "nbns" | "alert" | "dhcp" | "smb" | "tls")
+                Some("rdp" | "ntlm" | "nbns" | "alert" | "dhcp" | "smb" | "tls" | "host")
             )
         })
         .map(|e| {
+            // Which sighting of a (name, address) pair comes first depends
+            // on the order the files' times give: the pair itself must match.
+            if e["event_type"] == "host" {
+                return format!("host {} {}", e["host"]["name"], e["host"]["ip"]);
+            }
             let mut e = e.clone();
             if let Some(o) = e.as_object_mut() {
                 // A live sensor names itself; a replay does not.

@@ -6,9 +6,10 @@
 //! the order of reports waits for the end: host sightings (the earliest of
 //! each pair is written) and alerts (weighed with every other carrier seen
 //! earlier in packet time). The same capture then gives the same events
-//! whatever the number of workers. Live, a host sighting is written at
-//! once, an alert after [`LIVE_ALERT_DELAY`], time for the other workers'
-//! reports of the same moments to arrive.
+//! whatever the number of workers. Live, alerts and host sightings wait
+//! [`LIVE_ALERT_DELAY`], time for the other workers' reports of the same
+//! moments to arrive, then go out in packet order: the earliest sighting of
+//! a pair is written, and alerts are weighed with what came before them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -47,10 +48,10 @@ pub(super) struct OutputOptions {
 /// Host sightings held in a replay, at most (beyond, later pairs are
 /// written at once, as live).
 const MAX_HELD_HOSTS: usize = 200_000;
-/// Alerts held, at most (beyond, alerts are written at once, weighed with
-/// what has been seen so far).
+/// Alerts (and, live, host sightings) held, at most (beyond, they are
+/// written at once, alerts weighed with what has been seen so far).
 const MAX_HELD_ALERTS: usize = 50_000;
-/// How long a live alert waits before it is weighed and written.
+/// How long a live alert or host sighting waits before it is written.
 pub const LIVE_ALERT_DELAY: Duration = Duration::from_secs(1);
 
 /// Alerts in packet order; those of one flow (one worker made them) keep
@@ -117,9 +118,9 @@ pub(super) fn run(
     } = opts;
     let mut inv = Inventory::default();
     let mut carriers = Carriers::default();
-    // Alerts waiting to be weighed: until the end of a replay, until
-    // their time (live).
-    let mut held_alerts: VecDeque<(Instant, Event)> = VecDeque::new();
+    // Alerts waiting to be weighed (and, live, host sightings): until the
+    // end of a replay, until their time (live).
+    let mut held: VecDeque<(Instant, Event)> = VecDeque::new();
     // In a replay, host sightings wait for the end: the earliest sighting
     // of each pair is then known whatever worker reported it first.
     let mut held_hosts: HashMap<(String, IpAddr), Event> = HashMap::new();
@@ -166,14 +167,18 @@ pub(super) fn run(
                 }
             }
         }
-        if live {
+        if live && held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
             let now = Instant::now();
-            while held_alerts.front().is_some_and(|(due, _)| *due <= now) {
-                let Some((_, mut ev)) = held_alerts.pop_front() else {
-                    break;
-                };
+            let mut due: Vec<Event> = Vec::new();
+            while held.front().is_some_and(|(t, _)| *t <= now) {
+                if let Some((_, ev)) = held.pop_front() {
+                    due.push(ev);
+                }
+            }
+            due.sort_by_key(alert_order);
+            for mut ev in due {
                 carriers.corroborate(&mut ev);
-                if inv.admit(&ev) {
+                if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
                     emit(&mut outputs, &mut counts, &ev, &mut error);
                 }
             }
@@ -193,8 +198,8 @@ pub(super) fn run(
                             hold_host(&mut held_hosts, ev, key, ip);
                             continue;
                         }
-                        Body::Alert(_) if held_alerts.len() < MAX_HELD_ALERTS => {
-                            held_alerts.push_back((Instant::now() + LIVE_ALERT_DELAY, ev));
+                        Body::Alert(_) | Body::Host(_) if held.len() < MAX_HELD_ALERTS => {
+                            held.push_back((Instant::now() + LIVE_ALERT_DELAY, ev));
                             continue;
                         }
                         _ => {}
@@ -218,7 +223,7 @@ pub(super) fn run(
                 last,
             }) => {
                 if last {
-                    for ev in release(&mut held_alerts, &mut held_hosts, &carriers) {
+                    for ev in release(&mut held, &mut held_hosts, &carriers) {
                         if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
                             emit(&mut outputs, &mut counts, &ev, &mut error);
                         }
@@ -261,7 +266,7 @@ pub(super) fn run(
             Err(RecvTimeoutError::Disconnected) => {
                 // The pipeline ended without its last report (a worker
                 // failed): what is held is still written.
-                for ev in release(&mut held_alerts, &mut held_hosts, &carriers) {
+                for ev in release(&mut held, &mut held_hosts, &carriers) {
                     if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
                         emit(&mut outputs, &mut counts, &ev, &mut error);
                     }
