@@ -566,28 +566,51 @@ fn several_interfaces_at_once() {
     for dev in ["hwtx2", "hwrx2"] {
         ns.ip(&["link", "set", dev, "up"], true).expect("link up");
     }
-    let out = std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
-    let _ = std::fs::remove_file(&out);
-    let child = start_capture(&ns, &out, &["-i", "hwrx2", "--buffer-size", "16"]);
-    wait_ready(&out, &child, 2);
-    replay(&ns, &fixture("lab/rdp-std-good.pcap"), &["--mbps", "100"]);
-    let second = ns
-        .exec("tcpreplay")
-        .args(["-q", "-i", "hwtx2", "--mbps", "100"])
-        .arg(fixture("lab/http-ntlm-curl-good.pcap"))
-        .output();
-    assert!(second.is_ok_and(|o| o.status.success()));
-    std::thread::sleep(Duration::from_millis(500));
-    let (code, err) = stop(child);
-    assert_eq!(code, 0, "{err}");
-    let ev = read_events(&out);
-    let rdp: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "rdp").collect();
-    let ntlm: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "ntlm").collect();
-    assert_eq!(rdp.len(), 1, "{ev:?}");
-    assert_eq!(rdp[0]["rdp"]["client"]["name"], "DESKTOP-4QK2M1L");
-    assert_eq!(ntlm.len(), 1, "{ev:?} {err}");
-    assert_eq!(ntlm[0]["ntlm"]["client"]["workstation"], "WORKSTATION");
-    let _ = std::fs::remove_file(&out);
+    // One socket per interface, then two lanes: a fanout group on each.
+    for (extra, sockets) in [(&[][..], 2), (&["-w", "2"][..], 4)] {
+        let out =
+            std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec!["-i", "hwrx2", "--buffer-size", "16"];
+        args.extend_from_slice(extra);
+        let child = start_capture(&ns, &out, &args);
+        wait_ready(&out, &child, sockets);
+        replay(&ns, &fixture("lab/rdp-std-good.pcap"), &["--mbps", "100"]);
+        let second = ns
+            .exec("tcpreplay")
+            .args(["-q", "-i", "hwtx2", "--mbps", "100"])
+            .arg(fixture("lab/http-ntlm-curl-good.pcap"))
+            .output();
+        assert!(second.is_ok_and(|o| o.status.success()));
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, err) = stop(child);
+        assert_eq!(code, 0, "{err}");
+        let ev = read_events(&out);
+        let rdp: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "rdp").collect();
+        let ntlm: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "ntlm").collect();
+        assert_eq!(rdp.len(), 1, "{ev:?}");
+        assert_eq!(rdp[0]["rdp"]["client"]["name"], "DESKTOP-4QK2M1L");
+        assert_eq!(ntlm.len(), 1, "{ev:?} {err}");
+        assert_eq!(ntlm[0]["ntlm"]["client"]["workstation"], "WORKSTATION");
+        // Each interface's sockets are listed with their counters.
+        let capture = &last_stats(&ev)["capture"];
+        let mut listed: Vec<String> = capture["sockets"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|s| format!("{} {}", s["interface"], s["lane"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        listed.sort();
+        let want: &[&str] = if sockets == 2 {
+            &["\"hwrx\" 0", "\"hwrx2\" 0"]
+        } else {
+            &["\"hwrx\" 0", "\"hwrx\" 1", "\"hwrx2\" 0", "\"hwrx2\" 1"]
+        };
+        assert_eq!(listed, want, "{capture}");
+        let _ = std::fs::remove_file(&out);
+    }
 }
 
 /// The demo with its 10.20/16 addresses moved to `net` (new connections
