@@ -6,6 +6,8 @@
 //! detector ([`worker`]). One output thread keeps the host inventory and
 //! writes the events ([`report`]); [`stats`] builds the counters, and
 //! [`affinity`] keeps threads off the capture thread's core when replaying.
+//! Live with several workers there is no capture thread: each worker is a
+//! lane reading its own socket of an AF_PACKET fanout group ([`lanes`]).
 
 /// Defaults of the pipeline (the CLI's defaults).
 pub mod defaults {
@@ -191,7 +193,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
             }
         });
     let end = if fanout {
-        run_lanes(cfg, lanes, &lists, &control, &out_tx, after_open)
+        lanes::run_all(cfg, lanes, &lists, &control, &out_tx, after_open)
     } else {
         run_workers(
             cfg,
@@ -233,14 +235,14 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
 
 /// How the capture side ended: the final stats body, its time, the error
 /// that ended it early.
-struct CaptureEnd {
-    ts_us: i64,
-    stats: serde_json::Value,
-    error: Option<CaptureError>,
+pub(super) struct CaptureEnd {
+    pub ts_us: i64,
+    pub stats: serde_json::Value,
+    pub error: Option<CaptureError>,
 }
 
 /// A worker's share of the sensor-wide caps.
-fn shares(cfg: &Config, workers: usize) -> (FlowConfig, DatagramConfig) {
+pub(super) fn shares(cfg: &Config, workers: usize) -> (FlowConfig, DatagramConfig) {
     let mut flow = cfg.flow;
     flow.max_flows = (cfg.flow.max_flows / workers).max(1);
     flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
@@ -343,176 +345,6 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
             last_ts
         },
         stats: stats::to_json(&totals, &finals, capture),
-        error,
-    }
-}
-
-/// The fanout group of the `k`th interface: unique to this process, so two
-/// sensors on one interface each see all of it.
-fn fanout_group(k: usize) -> u16 {
-    (std::process::id() as u16).wrapping_add((k as u16).wrapping_mul(0x101))
-}
-
-/// Opens `lanes` sockets on each interface, each interface's joined in one
-/// fanout group; `lanes` vectors of sources, one of each interface.
-fn open_fanout(cfg: &Config, lanes: usize) -> Result<Vec<Vec<Source>>, CaptureError> {
-    let mut per_lane: Vec<Vec<Source>> = (0..lanes).map(|_| Vec::new()).collect();
-    let ifaces = cfg.inputs.iter().filter_map(|i| match i {
-        Input::Interface(name) => Some(name),
-        Input::File(_) => None,
-    });
-    for (k, iface) in ifaces.enumerate() {
-        let mut group = fanout_group(k);
-        for (lane, sources) in per_lane.iter_mut().enumerate() {
-            let src = Source::open_live(iface, &cfg.live, cfg.filter.as_deref())?;
-            let mut joined = src.join_fanout(group);
-            // Another process may hold the group id: the first socket looks
-            // for a free one.
-            let mut tries = 0;
-            while lane == 0 && joined.is_err() && tries < 16 {
-                group = group.wrapping_add(1);
-                joined = src.join_fanout(group);
-                tries += 1;
-            }
-            joined.map_err(|e| CaptureError::Setup {
-                detail: format!(
-                    "{}: cannot join AF_PACKET fanout group {group} ({e}); --capture-threads 1 captures with one socket",
-                    crate::render::escape_control(iface)
-                ),
-            })?;
-            sources.push(src);
-        }
-    }
-    Ok(per_lane)
-}
-
-/// Fanout capture: `lanes` threads, each reading its socket of every
-/// interface and analysing in place ([`lanes`]); this thread writes the
-/// periodic stats.
-fn run_lanes<H: FnOnce() -> Result<(), String>>(
-    cfg: &Config,
-    lanes: usize,
-    lists: &Arc<Lists>,
-    control: &Arc<Control>,
-    out_tx: &crossbeam_channel::Sender<OutMsg>,
-    after_open: H,
-) -> CaptureEnd {
-    let totals = stats::CaptureTotals {
-        checksums: cfg.checksums,
-        ..Default::default()
-    };
-    let failed = |error: CaptureError| CaptureEnd {
-        ts_us: drive::now_us(),
-        stats: stats::to_json(
-            &totals,
-            &[],
-            Some(stats::capture_json(
-                &totals.kernel,
-                &[],
-                Some((lanes, lanes::Handoff::default())),
-            )),
-        ),
-        error: Some(error),
-    };
-    let per_lane = match open_fanout(cfg, lanes) {
-        Ok(p) => p,
-        Err(e) => return failed(e),
-    };
-    if let Err(detail) = after_open() {
-        return failed(CaptureError::Setup { detail });
-    }
-    let (free_tx, free_rx) = bounded::<Batch>(lanes * (QUEUE_DEPTH + 2));
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes)
-        .map(|_| bounded::<WorkMsg>(QUEUE_DEPTH * 4))
-        .unzip();
-    let hint = Arc::new(BypassHint::new());
-    let mut handles = Vec::new();
-    let mut reports = Vec::new();
-    let mut snapshots = Vec::new();
-    for (index, (sources, inbox)) in per_lane.into_iter().zip(rxs).enumerate() {
-        let (flow, datagram) = shares(cfg, lanes);
-        let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
-        let report = Arc::new(Mutex::new(lanes::LaneReport::default()));
-        let detector = crate::detection::Detector::with_lists(lists.clone(), cfg.home_net.clone())
-            .with_asn_db(cfg.asn_db.clone());
-        let setup = lanes::LaneSetup {
-            index,
-            sources,
-            analysis: worker::Analysis::new(
-                flow,
-                datagram,
-                detector,
-                out_tx.clone(),
-                snapshot.clone(),
-            ),
-            reshard: Dispatch::new(txs.clone(), free_rx.clone(), hint.clone()).nonblocking(),
-            inbox,
-            free: free_tx.clone(),
-            hint: hint.clone(),
-            control: control.clone(),
-            totals,
-            timeout_ms: cfg.live.timeout_ms,
-            report: report.clone(),
-        };
-        let h = thread::Builder::new()
-            .name(format!("hostwatch-lane-{index}"))
-            .spawn(move || lanes::run(setup));
-        handles.push(h);
-        reports.push(report);
-        snapshots.push(snapshot);
-    }
-    // The lanes' inboxes close when the last lane stops sending.
-    drop(txs);
-    let gather = |reports: &[Arc<Mutex<lanes::LaneReport>>]| {
-        let mut t = totals;
-        let mut sockets = Vec::new();
-        let mut handoff = lanes::Handoff::default();
-        for r in reports
-            .iter()
-            .filter_map(|r| r.lock().ok().map(|g| g.clone()))
-        {
-            t.add(&r.totals);
-            sockets.extend(r.sockets);
-            handoff.add(&r.handoff);
-        }
-        (t, sockets, handoff)
-    };
-    let mut last_stats = std::time::Instant::now();
-    while !handles
-        .iter()
-        .all(|h| h.as_ref().map_or(true, |h| h.is_finished()))
-    {
-        thread::sleep(Duration::from_millis(100));
-        if let Some(interval) = cfg.stats_interval {
-            if last_stats.elapsed() >= interval {
-                last_stats = std::time::Instant::now();
-                let (t, sockets, handoff) = gather(&reports);
-                let snaps: Vec<WorkerSnapshot> = snapshots
-                    .iter()
-                    .filter_map(|s| s.lock().ok().map(|g| g.clone()))
-                    .collect();
-                let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
-                let _ = out_tx.send(OutMsg::Stats {
-                    ts_us: drive::now_us(),
-                    stats: stats::to_json(&t, &snaps, Some(capture)),
-                    last: false,
-                });
-            }
-        }
-    }
-    let mut finals = Vec::new();
-    let mut error = None;
-    for h in handles.into_iter().filter_map(|h| h.ok()) {
-        if let Ok((_, snapshot, e)) = h.join() {
-            finals.push(snapshot);
-            error = error.or(e);
-        }
-    }
-    let (t, sockets, handoff) = gather(&reports);
-    let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
-    CaptureEnd {
-        ts_us: drive::now_us(),
-        stats: stats::to_json(&t, &finals, Some(capture)),
         error,
     }
 }
