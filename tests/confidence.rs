@@ -93,30 +93,17 @@ fn the_templates_build_logging_on_from_outside_ranks_above_a_renamed_desktop() {
 /// The demo's events with these lists besides the built-in ones.
 fn demo_with(list: &str) -> Vec<Value> {
     use hostwatch::detection::{watchlist, Matcher};
-    use hostwatch::output::{MemoryOutput, Outputs};
-    use hostwatch::pipeline::{self, Control};
-    use std::sync::Arc;
     let entries = watchlist::parse(list, "test.list", 5000).expect("list");
-    let matcher = Arc::new(Matcher::with_builtins(true, entries).expect("matcher"));
-    let buf = MemoryOutput::default();
+    let matcher = std::sync::Arc::new(Matcher::with_builtins(true, entries).expect("matcher"));
     let cfg = Config {
         inputs: vec![Input::File(
             common::fixture("demo/demo.pcap").display().to_string(),
         )],
         ..Config::default()
     };
-    let outcome = pipeline::run(
-        &cfg,
-        matcher,
-        Outputs::from_writer(Box::new(buf.clone())),
-        Arc::new(Control::default()),
-    );
+    let (events, outcome, _) = common::run_with(cfg, matcher);
     assert!(outcome.error.is_none());
-    String::from_utf8(buf.contents())
-        .expect("utf-8")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+    events
 }
 
 fn alert_lines(events: &[Value]) -> Vec<String> {

@@ -609,6 +609,10 @@ fn several_interfaces_at_once() {
             &["\"hwrx\" 0", "\"hwrx\" 1", "\"hwrx2\" 0", "\"hwrx2\" 1"]
         };
         assert_eq!(listed, want, "{capture}");
+        if sockets == 4 {
+            // Plain TCP stays in the lane the kernel gave it.
+            assert_eq!(capture["resharded"], 0, "{capture}");
+        }
         let _ = std::fs::remove_file(&out);
     }
 }
@@ -898,4 +902,60 @@ fn the_kernels_fanout_hash_keeps_both_directions_together() {
             );
         }
     }
+}
+
+/// A client controls how its own IPv6 segments are fragmented, and the
+/// kernel hashes IPv6 fragments by their addresses alone, not as it hashes
+/// the connection's whole segments: eight IPv6 SMB logons whose
+/// AUTHENTICATE alone is sent in fragments must each still be read by a
+/// fanout sensor, as by a replay.
+#[test]
+fn ipv6_fragments_of_one_segment_do_not_hide_the_name() {
+    let Some(ns) = setup() else { return };
+    let mut frames = Vec::new();
+    for i in 0..8 {
+        let client = format!("2001:db8::{:x}", 0x70 + i);
+        for f in common::smb_logon(&client, "2001:db8::5", "WIN-J9D866ESIJ2", 14393, 0).frames {
+            // The frame carrying the workstation name, in UTF-16.
+            let marker: Vec<u8> = "WIN-J9D"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            if f.1.windows(marker.len()).any(|w| w == marker.as_slice()) {
+                frames.extend(common::fragment_frames(&[f], 0));
+            } else {
+                frames.push(f);
+            }
+        }
+    }
+    frames.sort_by_key(|f| f.0);
+    let cap = write_frames("frag6-one.pcap", frames);
+    let out =
+        std::env::temp_dir().join(format!("hostwatch-live-frag6-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let child = start_capture(&ns, &out, &["-w", "2", "--buffer-size", "16"]);
+    wait_ready(&out, &child, 2);
+    replay(&ns, &cap, &["--mbps", "100"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, err) = stop(child);
+    assert_eq!(code, 0, "{err}");
+    let alerts = |ev: &[Value]| {
+        let mut v: Vec<String> = ev
+            .iter()
+            .filter(|e| e["event_type"] == "alert")
+            .map(|e| format!("{} {}", e["src_ip"], e["alert"]["evidence"]))
+            .collect();
+        v.sort();
+        v
+    };
+    let (replayed, _, _) = run_files(std::slice::from_ref(&cap), 1);
+    assert_eq!(alerts(&replayed).len(), 8, "{:?}", alerts(&replayed));
+    let live = read_events(&out);
+    assert_eq!(alerts(&live), alerts(&replayed));
+    assert_eq!(content(&live), content(&replayed));
+    // The case arose: reassembled segments were handed to another lane.
+    let capture = &last_stats(&live)["capture"];
+    assert!(capture["resharded"].as_u64().unwrap_or(0) > 0, "{capture}");
+    let _ = std::fs::remove_file(&cap);
+    let _ = std::fs::remove_file(&out);
 }

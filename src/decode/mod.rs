@@ -335,9 +335,10 @@ impl Decoder {
     }
 
     /// As [`Decoder::decode`], telling `out` also whether the packet is
-    /// *plain*: its own addresses and ports are the frame's outermost (no
-    /// tunnel, no MPLS, not reassembled from fragments), so a kernel's flow
-    /// hash over the frame (AF_PACKET fanout) saw its flow.
+    /// *plain*: IPv4 whose addresses and ports are the frame's outermost
+    /// (no tunnel, no MPLS, not reassembled from fragments), so that an
+    /// AF_PACKET fanout hash over the frame, taken after the kernel's IPv4
+    /// defragmentation, placed it with every other packet of its flow.
     pub fn decode_placed<F: FnMut(&Packet<'_>, bool)>(
         &mut self,
         ts_us: i64,
@@ -520,7 +521,15 @@ impl Decoder {
                     Header::Bad
                 }
             }
-            IpSlice::Ipv6(_) => Header::Ok,
+            IpSlice::Ipv6(_) => {
+                // The kernel defragments IPv4 before its fanout hash, not
+                // IPv6: any segment of an IPv6 connection may come as
+                // fragments, which it hashes by their addresses alone, so
+                // no IPv6 packet is surely where the rest of its
+                // connection went.
+                ctx.plain = false;
+                Header::Ok
+            }
         };
         if !payload.fragmented {
             self.transport(ctx, (src, dst, header), proto, payload.payload, out);

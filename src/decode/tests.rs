@@ -485,13 +485,15 @@ fn placed(frames: &[Vec<u8>]) -> Vec<bool> {
 
 #[test]
 fn a_packet_is_plain_only_where_a_kernels_flow_hash_saw_its_flow() {
-    // Plain, tagged or not, IPv4 and IPv6.
+    // Plain IPv4, tagged or not.
     let plain = [
         eth(0x0800, &[], &ipv4_tcp(b"a")),
         eth(0x0800, &[(0x8100, 7)], &ipv4_tcp(b"b")),
-        eth(0x86dd, &[], &ipv6_tcp(b"")),
     ];
-    assert_eq!(placed(&plain), [true, true, true]);
+    assert_eq!(placed(&plain), [true, true]);
+    // IPv6 never: another segment of its connection may come as fragments,
+    // which the kernel hashes without their ports.
+    assert_eq!(placed(&[eth(0x86dd, &[], &ipv6_tcp(b""))]), [false]);
     // Out of a GRE tunnel, behind an MPLS label, reassembled from fragments.
     let mut gre = vec![0x00, 0x00, 0x08, 0x00];
     gre.extend(ipv4_tcp(b"inner"));

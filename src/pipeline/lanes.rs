@@ -9,8 +9,10 @@
 //! What the kernel's hash cannot place by the packet's own flow goes to the
 //! lane hostwatch's own hash names, as the single capture thread would
 //! send it (`dispatch`): packets taken out of a tunnel (GRE, ERSPAN, VXLAN,
-//! MPLS, PPPoE: the kernel hashed the outer header), reassembled fragments
-//! (the kernel defragments IPv4 before hashing, but not IPv6), and UDP
+//! MPLS, PPPoE: the kernel hashed the outer header), all IPv6 (the kernel
+//! defragments IPv4 before hashing, but hashes IPv6 fragments by their
+//! addresses alone, and a sender chooses which of its segments to
+//! fragment: a connection must not be split between lanes), and UDP
 //! datagrams of the analysed protocols (a conversation is keyed by its
 //! protocol's rules, e.g. DHCP by its link, not by the 5-tuple). Those
 //! hand-offs are counted (`stats.capture.resharded`).

@@ -16,9 +16,15 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Runs the pipeline on `inputs` with `workers`; returns the events and the outcome.
+/// Runs the pipeline as `cfg` says with the built-in lists; returns the
+/// events, the outcome and the output's text.
 pub fn run_config(cfg: Config) -> (Vec<Value>, Outcome, String) {
     let matcher = Arc::new(Matcher::with_builtins(true, Vec::new()).expect("built-in lists"));
+    run_with(cfg, matcher)
+}
+
+/// As [`run_config`], with `matcher`'s lists.
+pub fn run_with(cfg: Config, matcher: Arc<Matcher>) -> (Vec<Value>, Outcome, String) {
     let buf = MemoryOutput::default();
     let outcome = pipeline::run(
         &cfg,
