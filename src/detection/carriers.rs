@@ -187,7 +187,6 @@ mod tests {
                 evidence: "ntlm.client.workstation",
                 candidate: false,
                 handshake_seen: true,
-                confidence: Confidence::Medium,
                 corroboration: vec!["its logon succeeded".into()],
                 score: 1,
                 ip: Some(AT.into()),
@@ -200,7 +199,7 @@ mod tests {
         let mut ev = alert(ts, flow_id);
         c.corroborate(&mut ev);
         match ev.body {
-            Body::Alert(a) => (a.confidence, a.score, a.corroboration),
+            Body::Alert(a) => (a.confidence(), a.score, a.corroboration),
             _ => (Confidence::Low, 0, Vec::new()),
         }
     }

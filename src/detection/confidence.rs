@@ -322,7 +322,6 @@ pub fn weigh(
 pub fn corroborate(alert: &mut Alert, ip: IpAddr, answered: &[&str], unanswered: &[&str]) {
     if !answered.is_empty() {
         alert.score += i32::try_from(answered.len()).unwrap_or(2).min(2);
-        alert.confidence = Confidence::of(alert.score);
         alert
             .corroboration
             .push(format!("also named at {ip} by {}", answered.join(", ")));

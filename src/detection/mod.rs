@@ -248,9 +248,8 @@ impl Detector {
                     ts_us,
                     flow: Some(flow.clone()),
                     body: Body::Alert(Box::new(Alert {
-                        confidence: confidence::Confidence::of(score),
-                        corroboration,
                         score,
+                        corroboration,
                         ip,
                         signature: e.signature_for(&hostname),
                         signature_id: e.id,

@@ -102,20 +102,30 @@ pub struct Alert {
     /// Whether the other side had answered (a handshake, a reply) when the
     /// name was seen: a lone packet may come from a spoofed address.
     pub handshake_seen: bool,
-    /// How much else agrees (see `detection::confidence`).
-    pub confidence: crate::detection::confidence::Confidence,
+    /// The sum of the weights of what else agrees, written as the
+    /// `confidence` it gives (see `detection::confidence`).
+    #[serde(rename = "confidence", serialize_with = "confidence_of")]
+    pub score: i32,
     /// One readable line per signal weighed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corroboration: Vec<String>,
-    /// The sum of the weights behind `confidence`.
-    #[serde(skip)]
-    pub score: i32,
     /// The address the named machine was seen at, when the record ties the
     /// name to one.
     #[serde(skip)]
     pub ip: Option<IpAddr>,
     #[serde(skip)]
     pub record: Record,
+}
+
+impl Alert {
+    /// `alert.confidence`.
+    pub fn confidence(&self) -> crate::detection::confidence::Confidence {
+        crate::detection::confidence::Confidence::of(self.score)
+    }
+}
+
+fn confidence_of<S: serde::Serializer>(score: &i32, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&crate::detection::confidence::Confidence::of(*score), s)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
