@@ -121,17 +121,13 @@ impl Drive<'_> {
                             }
                             idle = false;
                             count += 1;
-                            if (data.len() as u64) < u64::from(wire_len) {
-                                decoder.stats.truncated += 1;
-                                if !std::mem::replace(&mut warned[i], true) {
-                                    eprintln!(
-                                        "hostwatch: {}: packets are cut short by the capture's snapshot length (the first to {} of its {} bytes); what lies past the cut is not seen",
-                                        names[i],
-                                        data.len(),
-                                        wire_len
-                                    );
-                                }
-                            }
+                            note_truncated(
+                                decoder,
+                                &mut warned[i],
+                                &names[i],
+                                data.len(),
+                                wire_len,
+                            );
                             self.last_ts = ts_us;
                             if !live && ts_us >= next_tick {
                                 // Replaying, flow timeouts run on packet time,
@@ -214,6 +210,26 @@ impl Drive<'_> {
             self.last_ts = self.last_ts.max(now_us());
         }
         result
+    }
+}
+
+/// Counts a packet cut short by the snapshot length, and says so once per
+/// source (`warned`).
+pub(super) fn note_truncated(
+    decoder: &mut Decoder,
+    warned: &mut bool,
+    name: &str,
+    captured: usize,
+    wire_len: u32,
+) {
+    if (captured as u64) >= u64::from(wire_len) {
+        return;
+    }
+    decoder.stats.truncated += 1;
+    if !std::mem::replace(warned, true) {
+        eprintln!(
+            "hostwatch: {name}: packets are cut short by the capture's snapshot length (the first to {captured} of its {wire_len} bytes); what lies past the cut is not seen"
+        );
     }
 }
 

@@ -274,6 +274,11 @@ pub(super) fn run(
         .collect();
     let mut counts = Handoff::default();
     let mut reorder = Reorder::default();
+    let mut warned = vec![false; sources.len()];
+    let names: Vec<String> = sources
+        .iter()
+        .map(|s| crate::render::escape_control(s.name()))
+        .collect();
     let mut error = None;
     let mut last_tick = Instant::now();
     'read: loop {
@@ -288,7 +293,12 @@ pub(super) fn run(
             capture::wait_any(&sources, wait);
         }
         let mut idle = true;
-        for (src, decoder) in sources.iter_mut().zip(decoders.iter_mut()) {
+        for (((src, decoder), warned), name) in sources
+            .iter_mut()
+            .zip(decoders.iter_mut())
+            .zip(warned.iter_mut())
+            .zip(&names)
+        {
             let n = if stopping { DRAIN_ON_STOP } else { BURST };
             for _ in 0..n {
                 match src.next() {
@@ -299,9 +309,7 @@ pub(super) fn run(
                         ..
                     }) => {
                         idle = false;
-                        if (data.len() as u64) < u64::from(wire_len) {
-                            decoder.stats.truncated += 1;
-                        }
+                        drive::note_truncated(decoder, warned, name, data.len(), wire_len);
                         decoder.decode_placed(ts_us, data, &mut |p, plain| {
                             // The kernel placed a plain TCP segment with its
                             // connection; the rest goes where our hash says.
