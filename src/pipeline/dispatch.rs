@@ -272,6 +272,13 @@ impl Dispatch {
         }
     }
 
+    /// Drops the senders (after [`Dispatch::send_all`]): a receiver's
+    /// channel closes once every dispatch feeding it has let go.
+    pub(super) fn disconnect(&mut self) {
+        self.txs.clear();
+        self.pending.clear();
+    }
+
     /// Sends what is pending and lets the workers finish.
     pub(super) fn close(mut self) {
         self.send_all();

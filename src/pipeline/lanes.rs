@@ -28,24 +28,22 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::dispatch::{Batch, BypassHint, Dispatch, WorkMsg, QUEUE_DEPTH};
-use super::drive::{self, now_us};
+use super::reader::{self, now_us, Reader, Sink};
 use super::report::OutMsg;
-use super::stats::{self, CaptureTotals, SocketStats};
+use super::stats::{self, CaptureTotals, Handoff, SocketStats};
 use super::worker::{self, Analysis, WorkerSnapshot};
 use super::{shares, CaptureEnd, Config, Control, Input};
-use crate::capture::{self, CaptureError, Next, Source};
-use crate::decode::{Datagram, Decoder, Packet, Segment};
+use crate::capture::{CaptureError, Source};
+use crate::decode::{Datagram, Packet, Segment};
 use crate::detection::lists::Lists;
 
 /// Packets read from one socket before the next is looked at.
 const BURST: usize = 256;
-/// Packets read from each socket after a stop signal (as `drive`).
-const DRAIN_ON_STOP: usize = 100_000;
 
 /// How long a packet off the kernel's placement waits for the packets of
 /// other sockets that came before it.
@@ -61,25 +59,6 @@ pub(super) struct LaneReport {
     pub totals: CaptureTotals,
     pub sockets: Vec<SocketStats>,
     pub handoff: Handoff,
-}
-
-/// Packets handed between lanes.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Handoff {
-    /// Sent to the lane that owns them.
-    pub resharded: u64,
-    /// Came to their owner after a later packet had been analysed.
-    pub reordered_late: u64,
-    /// Analysed before their time because the reorder buffer was full.
-    pub released_early: u64,
-}
-
-impl Handoff {
-    pub fn add(&mut self, o: &Handoff) {
-        self.resharded += o.resharded;
-        self.reordered_late += o.reordered_late;
-        self.released_early += o.released_early;
-    }
 }
 
 /// A packet's header without its payload.
@@ -191,71 +170,132 @@ pub(super) struct LaneSetup {
     pub report: Arc<Mutex<LaneReport>>,
 }
 
-/// Takes what other lanes sent into the reorder buffer.
-fn take_inbox(
-    inbox: &Receiver<WorkMsg>,
-    reorder: &mut Reorder,
-    counts: &mut Handoff,
-    free: &Sender<Batch>,
-) {
-    while let Ok(msg) = inbox.try_recv() {
-        take(msg, reorder, counts, free);
-    }
-}
-
-fn take(msg: WorkMsg, reorder: &mut Reorder, counts: &mut Handoff, free: &Sender<Batch>) {
-    if let WorkMsg::Batch(mut b) = msg {
-        for p in b.packets() {
-            reorder.push(&p, counts);
-        }
-        b.clear();
-        let _ = free.try_send(b);
-    }
-}
-
-fn publish(
-    report: &Mutex<LaneReport>,
+/// A lane as the reader's [`Sink`]: plain TCP is analysed in place, the
+/// rest goes to the lane that owns it.
+struct Lane {
     index: usize,
+    analysis: Analysis,
+    reshard: Dispatch,
+    inbox: Receiver<WorkMsg>,
+    free: Sender<Batch>,
+    hint: Arc<BypassHint>,
+    reorder: Reorder,
+    counts: Handoff,
     base: CaptureTotals,
-    sources: &mut [Source],
-    decoders: &[Decoder],
-    handoff: Handoff,
-) -> LaneReport {
-    let mut r = LaneReport {
-        totals: base,
-        sockets: Vec::with_capacity(sources.len()),
-        handoff,
-    };
-    for (s, d) in sources.iter_mut().zip(decoders) {
-        r.totals.add_decoder(d);
-        let k = s.kernel_stats().unwrap_or_default();
-        r.totals.kernel.add(&k);
-        r.sockets.push(SocketStats {
-            interface: s.name().to_string(),
-            lane: index,
-            kernel: k,
-        });
+    report: Arc<Mutex<LaneReport>>,
+}
+
+impl Lane {
+    /// Takes what other lanes sent into the reorder buffer.
+    fn take_inbox(&mut self) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            self.take(msg);
+        }
     }
-    if let Ok(mut g) = report.lock() {
-        *g = r.clone();
+
+    fn take(&mut self, msg: WorkMsg) {
+        if let WorkMsg::Batch(mut b) = msg {
+            for p in b.packets() {
+                self.reorder.push(&p, &mut self.counts);
+            }
+            b.clear();
+            let _ = self.free.try_send(b);
+        }
     }
-    r
+
+    /// Sends what waits for the other lanes; while a lane's queue is full,
+    /// takes what the others send meanwhile, so that two lanes never wait
+    /// on each other.
+    fn send_all(&mut self) {
+        self.reshard.send_all();
+        self.take_inbox();
+        while !self.reshard.retry() {
+            self.take_inbox();
+            std::thread::yield_now();
+        }
+    }
+
+    fn publish(&mut self, reader: &mut Reader) -> LaneReport {
+        let (totals, sockets) = reader.counters(self.base);
+        let r = LaneReport {
+            totals,
+            sockets,
+            handoff: self.counts,
+        };
+        if let Ok(mut g) = self.report.lock() {
+            *g = r.clone();
+        }
+        r
+    }
+
+    /// The end: what is pending goes out; then this lane sends nothing
+    /// more, and takes what the others send until they have all stopped
+    /// sending. Returns its worker's final counters.
+    fn finish(mut self, reader: &mut Reader) -> (LaneReport, WorkerSnapshot) {
+        self.send_all();
+        self.reshard.disconnect();
+        while let Ok(msg) = self.inbox.recv() {
+            self.take(msg);
+        }
+        let analysis = &mut self.analysis;
+        self.reorder
+            .release(i64::MAX, &mut self.counts, |p| analysis.packet(p));
+        let last = self.publish(reader);
+        (last, self.analysis.finish())
+    }
+}
+
+impl Sink for Lane {
+    fn packet(&mut self, p: &Packet<'_>, plain: bool) {
+        // The kernel placed a plain TCP segment with its connection; the
+        // rest goes where our hash says.
+        if plain && matches!(p, Packet::Tcp(_)) {
+            self.analysis.packet(p);
+            return;
+        }
+        match self.reshard.owner(p) {
+            Some((w, _)) if w == self.index => self.reorder.push(p, &mut self.counts),
+            Some((w, h)) => {
+                self.counts.resharded += 1;
+                self.reshard.push_to(w, h, p);
+            }
+            None => {}
+        }
+    }
+
+    fn round(&mut self) -> bool {
+        // Handed-off packets go at once: their owner waits for them.
+        self.send_all();
+        let analysis = &mut self.analysis;
+        self.reorder
+            .release(reader::now_us(), &mut self.counts, |p| analysis.packet(p));
+        self.analysis.mark_bypassed(&self.hint);
+        self.analysis.flush()
+    }
+
+    fn tick(&mut self, now_us: i64, reader: &mut Reader) {
+        self.analysis.tick(now_us);
+        self.publish(reader);
+    }
+
+    fn wait_ms(&self, timeout_ms: i32) -> i32 {
+        // Short waits while packets are held for reordering.
+        if self.reorder.heap.is_empty() {
+            timeout_ms
+        } else {
+            timeout_ms.min(20)
+        }
+    }
 }
 
 /// A lane's loop, until a stop or a capture error; returns its last
 /// report, its worker's final counters and the error.
-pub(super) fn run(
-    setup: LaneSetup,
-) -> (
-    LaneReport,
-    super::worker::WorkerSnapshot,
-    Option<CaptureError>,
-) {
+pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<CaptureError>) {
     let LaneSetup {
         index,
-        mut sources,
-        mut analysis,
-        mut reshard,
+        sources,
+        analysis,
+        reshard,
         inbox,
         free,
         hint,
@@ -264,115 +304,26 @@ pub(super) fn run(
         timeout_ms,
         report,
     } = setup;
-    let mut decoders: Vec<Decoder> = sources
-        .iter()
-        .map(|s| {
-            let mut d = Decoder::new(s.linktype());
-            d.set_checksum_mode(totals.checksums);
-            d
-        })
-        .collect();
-    let mut counts = Handoff::default();
-    let mut reorder = Reorder::default();
-    let mut warned = vec![false; sources.len()];
-    let names: Vec<String> = sources
-        .iter()
-        .map(|s| crate::render::escape_control(s.name()))
-        .collect();
-    let mut error = None;
-    let mut last_tick = Instant::now();
-    'read: loop {
-        let stopping = control.stop.load(Ordering::Relaxed);
-        if !stopping {
-            // Short waits while packets are held for reordering.
-            let wait = if reorder.heap.is_empty() {
-                timeout_ms
-            } else {
-                timeout_ms.min(20)
-            };
-            capture::wait_any(&sources, wait);
-        }
-        let mut idle = true;
-        for (((src, decoder), warned), name) in sources
-            .iter_mut()
-            .zip(decoders.iter_mut())
-            .zip(warned.iter_mut())
-            .zip(&names)
-        {
-            let n = if stopping { DRAIN_ON_STOP } else { BURST };
-            for _ in 0..n {
-                match src.next() {
-                    Ok(Next::Packet {
-                        ts_us,
-                        data,
-                        wire_len,
-                        ..
-                    }) => {
-                        idle = false;
-                        drive::note_truncated(decoder, warned, name, data.len(), wire_len);
-                        decoder.decode_placed(ts_us, data, &mut |p, plain| {
-                            // The kernel placed a plain TCP segment with its
-                            // connection; the rest goes where our hash says.
-                            if plain && matches!(p, Packet::Tcp(_)) {
-                                analysis.packet(p);
-                                return;
-                            }
-                            match reshard.owner(p) {
-                                Some((w, _)) if w == index => reorder.push(p, &mut counts),
-                                Some((w, h)) => {
-                                    counts.resharded += 1;
-                                    reshard.push_to(w, h, p);
-                                }
-                                None => {}
-                            }
-                        });
-                    }
-                    Ok(Next::Idle) | Ok(Next::End) => break,
-                    Err(e) => {
-                        error = Some(e);
-                        control.stop.store(true, Ordering::SeqCst);
-                        break 'read;
-                    }
-                }
-            }
-        }
-        // Handed-off packets go at once: their owner waits for them.
-        reshard.send_all();
-        take_inbox(&inbox, &mut reorder, &mut counts, &free);
-        // A full queue of another lane: take what others sent meanwhile,
-        // so that two lanes never wait on each other.
-        while !reshard.retry() {
-            take_inbox(&inbox, &mut reorder, &mut counts, &free);
-            std::thread::yield_now();
-        }
-        reorder.release(now_us(), &mut counts, |p| analysis.packet(p));
-        analysis.mark_bypassed(&hint);
-        if stopping {
-            break;
-        }
-        if idle || last_tick.elapsed() >= Duration::from_secs(1) {
-            analysis.tick(now_us());
-            publish(&report, index, totals, &mut sources, &decoders, counts);
-            last_tick = Instant::now();
-        }
-        if !analysis.flush() {
-            break;
-        }
+    let mut reader = Reader::new(sources, totals.checksums, index, BURST);
+    let mut lane = Lane {
+        index,
+        analysis,
+        reshard,
+        inbox,
+        free,
+        hint,
+        reorder: Reorder::default(),
+        counts: Handoff::default(),
+        base: totals,
+        report,
+    };
+    let error = reader.run(&mut lane, &control, timeout_ms, false).err();
+    if error.is_some() {
+        // The other lanes stop too: one capture error ends the run.
+        control.stop.store(true, Ordering::SeqCst);
     }
-    // What is pending goes out; then this lane sends nothing more, and
-    // takes what the others send until they have all stopped sending.
-    reshard.send_all();
-    while !reshard.retry() {
-        take_inbox(&inbox, &mut reorder, &mut counts, &free);
-        std::thread::yield_now();
-    }
-    drop(reshard);
-    for msg in inbox.iter() {
-        take(msg, &mut reorder, &mut counts, &free);
-    }
-    reorder.release(i64::MAX, &mut counts, |p| analysis.packet(p));
-    let last = publish(&report, index, totals, &mut sources, &decoders, counts);
-    (last, analysis.finish(), error)
+    let (last, snapshot) = lane.finish(&mut reader);
+    (last, snapshot, error)
 }
 
 /// The fanout group of the `k`th interface: unique to this process, so two
@@ -430,7 +381,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         ..Default::default()
     };
     let failed = |error: CaptureError| CaptureEnd {
-        ts_us: drive::now_us(),
+        ts_us: now_us(),
         stats: stats::to_json(
             &totals,
             &[],
@@ -521,7 +472,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
                     .collect();
                 let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
                 let _ = out_tx.send(OutMsg::Stats {
-                    ts_us: drive::now_us(),
+                    ts_us: now_us(),
                     stats: stats::to_json(&t, &snaps, Some(capture)),
                     last: false,
                 });
@@ -539,7 +490,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
     let (t, sockets, handoff) = gather(&reports);
     let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
     CaptureEnd {
-        ts_us: drive::now_us(),
+        ts_us: now_us(),
         stats: stats::to_json(&t, &finals, Some(capture)),
         error,
     }

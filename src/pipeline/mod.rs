@@ -19,6 +19,7 @@ mod affinity;
 mod dispatch;
 mod drive;
 mod lanes;
+mod reader;
 mod report;
 mod stats;
 mod worker;
@@ -42,6 +43,7 @@ use crate::flow::{DatagramConfig, FlowConfig};
 use crate::output::Outputs;
 use dispatch::{Batch, BypassHint, Dispatch, WorkMsg, QUEUE_DEPTH};
 use drive::{Drive, Periodic};
+use reader::Reader;
 use report::{OutMsg, OutputOptions, OutputResult};
 use worker::{WorkerSetup, WorkerSnapshot};
 
@@ -301,30 +303,23 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
         handles.push(h);
         snapshots.push(snapshot);
     }
-    let mut drive = Drive {
-        dispatch: Dispatch::new(txs, free_rx, hint),
-        control,
-        totals: stats::CaptureTotals {
-            checksums: cfg.checksums,
-            ..Default::default()
-        },
-        last_ts: 0,
-        periodic: cfg.stats_interval.map(|interval| Periodic {
-            interval,
-            out: out_tx,
-            snapshots: &snapshots,
-        }),
-        progress: cfg.progress,
-        timeout_ms: cfg.live.timeout_ms,
-        sockets: Vec::new(),
+    let periodic = cfg.stats_interval.map(|interval| Periodic {
+        interval,
+        out: out_tx,
+        snapshots: &snapshots,
+        last: std::time::Instant::now(),
+    });
+    let totals = stats::CaptureTotals {
+        checksums: cfg.checksums,
+        ..Default::default()
     };
-    let error = read_inputs(cfg, &mut drive, after_open).err();
+    let mut drive = Drive::new(Dispatch::new(txs, free_rx, hint), totals, periodic);
+    let read = read_inputs(cfg, &mut drive, control, after_open);
 
     // Drain: partial batches out, workers finish their flows.
     let Drive {
         dispatch,
         totals,
-        last_ts,
         sockets,
         ..
     } = drive;
@@ -340,13 +335,20 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
         // was empty) has no packet time: its stats are stamped with the
         // wall clock.
         ts_us: if totals.decode.frames == 0 {
-            drive::now_us()
+            reader::now_us()
         } else {
-            last_ts
+            read.last_ts
         },
         stats: stats::to_json(&totals, &finals, capture),
-        error,
+        error: read.error,
     }
+}
+
+/// How the inputs were read: the time of the last packet, and the error
+/// that ended the reading early.
+struct Read {
+    last_ts: i64,
+    error: Option<CaptureError>,
 }
 
 /// Opens the live interfaces (then calls `after_open`), replays the files
@@ -354,26 +356,46 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
 fn read_inputs<H: FnOnce() -> Result<(), String>>(
     cfg: &Config,
     drive: &mut Drive<'_>,
+    control: &Control,
     after_open: H,
-) -> Result<(), CaptureError> {
-    let mut live = Vec::new();
-    for input in &cfg.inputs {
-        if let Input::Interface(i) = input {
-            live.push(Source::open_live(i, &cfg.live, cfg.filter.as_deref())?);
-        }
-    }
-    after_open().map_err(|detail| CaptureError::Setup { detail })?;
-    for input in &cfg.inputs {
-        if let Input::File(path) = input {
-            let src = Source::open_file(path, cfg.filter.as_deref())?;
-            drive.run(&mut [src])?;
-            if drive.control.stop.load(Ordering::Relaxed) {
-                return Ok(());
+) -> Read {
+    let mut read = Read {
+        last_ts: 0,
+        error: None,
+    };
+    let mut run = |sources: Vec<Source>, drive: &mut Drive<'_>| {
+        // Several interfaces take turns in short bursts, so that none waits
+        // long behind another.
+        let burst = if sources.len() > 1 { 64 } else { 1024 };
+        let mut reader = Reader::new(sources, cfg.checksums, 0, burst);
+        drive.start(&reader);
+        let r = reader.run(drive, control, cfg.live.timeout_ms, cfg.progress);
+        drive.fold(&mut reader);
+        read.last_ts = read.last_ts.max(reader.last_ts);
+        r
+    };
+    let result = (|| {
+        let mut live = Vec::new();
+        for input in &cfg.inputs {
+            if let Input::Interface(i) = input {
+                live.push(Source::open_live(i, &cfg.live, cfg.filter.as_deref())?);
             }
         }
-    }
-    if !live.is_empty() {
-        drive.run(&mut live)?;
-    }
-    Ok(())
+        after_open().map_err(|detail| CaptureError::Setup { detail })?;
+        for input in &cfg.inputs {
+            if let Input::File(path) = input {
+                let src = Source::open_file(path, cfg.filter.as_deref())?;
+                run(vec![src], drive)?;
+                if control.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            }
+        }
+        if !live.is_empty() {
+            run(live, drive)?;
+        }
+        Ok(())
+    })();
+    read.error = result.err();
+    read
 }

@@ -35,6 +35,25 @@ impl CaptureTotals {
     }
 }
 
+/// Packets handed between fanout lanes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Handoff {
+    /// Sent to the lane that owns them.
+    pub resharded: u64,
+    /// Came to their owner after a later packet had been analysed.
+    pub reordered_late: u64,
+    /// Analysed before their time because the reorder buffer was full.
+    pub released_early: u64,
+}
+
+impl Handoff {
+    pub fn add(&mut self, o: &Handoff) {
+        self.resharded += o.resharded;
+        self.reordered_late += o.reordered_late;
+        self.released_early += o.released_early;
+    }
+}
+
 /// One capture socket's kernel counters.
 #[derive(Debug, Clone, Default)]
 pub(super) struct SocketStats {
@@ -49,7 +68,7 @@ pub(super) struct SocketStats {
 pub(super) fn capture_json(
     total: &KernelStats,
     sockets: &[SocketStats],
-    fanout: Option<(usize, super::lanes::Handoff)>,
+    fanout: Option<(usize, Handoff)>,
 ) -> serde_json::Value {
     let mut v = total.to_json();
     if let Some(o) = v.as_object_mut() {

@@ -1,0 +1,262 @@
+//! The one packet reader: a set of sources read together (one capture
+//! file; the live interfaces; a fanout lane's sockets), each through its own
+//! decoder. The capture thread ([`super::drive`]) and the fanout lanes
+//! ([`super::lanes`]) share it and differ only in their [`Sink`]: what
+//! follows a decoded packet (dispatch to workers, or analysis in place)
+//! and what happens between rounds.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::stats::{CaptureTotals, SocketStats};
+use super::Control;
+use crate::capture::{self, CaptureError, Next, Source};
+use crate::decode::{checksum, Decoder, Packet};
+
+/// Packets read from each source after a stop signal: what the kernel
+/// already holds is not lost, and a busy link cannot delay the exit.
+const DRAIN_ON_STOP: usize = 100_000;
+
+/// How often, in wall-clock time, a live sink ticks while packets flow.
+const LIVE_TICK: Duration = Duration::from_secs(1);
+
+/// The wall clock, in microseconds since the epoch.
+pub(super) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// What the reader hands packets to.
+pub(super) trait Sink {
+    /// A frame read at `ts_us`, before it is decoded.
+    fn frame(&mut self, _ts_us: i64) {}
+    /// A decoded packet; `plain` as [`Decoder::decode_placed`] says.
+    fn packet(&mut self, p: &Packet<'_>, plain: bool);
+    /// After each round over the sources; false ends the run (the
+    /// output stage is gone).
+    fn round(&mut self) -> bool {
+        true
+    }
+    /// Live, at least once a second and whenever the network is idle:
+    /// flush, expire idle flows on the wall clock, publish counters.
+    fn tick(&mut self, now_us: i64, reader: &mut Reader);
+    /// How long a live wait may last (a sink holding packets waits less).
+    fn wait_ms(&self, timeout_ms: i32) -> i32 {
+        timeout_ms
+    }
+}
+
+/// Sources read together, each with its decoder.
+pub(super) struct Reader {
+    sources: Vec<Source>,
+    decoders: Vec<Decoder>,
+    /// Printable names of the sources, for messages.
+    names: Vec<String>,
+    /// The source has said that its packets are cut by the snapshot length.
+    warned: Vec<bool>,
+    ended: Vec<bool>,
+    /// The lane these sources belong to (0 without fanout).
+    lane: usize,
+    /// Packets read from one source before the next is looked at.
+    burst: usize,
+    /// Time of the last packet read.
+    pub last_ts: i64,
+}
+
+impl Reader {
+    pub fn new(sources: Vec<Source>, checksums: checksum::Mode, lane: usize, burst: usize) -> Self {
+        let decoders = sources
+            .iter()
+            .map(|s| {
+                let mut d = Decoder::new(s.linktype());
+                d.set_checksum_mode(checksums);
+                d
+            })
+            .collect();
+        let names = sources
+            .iter()
+            .map(|s| crate::render::escape_control(s.name()))
+            .collect();
+        let n = sources.len();
+        Reader {
+            sources,
+            decoders,
+            names,
+            warned: vec![false; n],
+            ended: vec![false; n],
+            lane,
+            burst,
+            last_ts: 0,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.sources.iter().any(Source::is_live)
+    }
+
+    /// Reads until every source ends, a stop (live: after draining what
+    /// the kernel holds), the sink gives up, or a capture error (the
+    /// packets before it went to the sink as usual).
+    pub fn run<S: Sink>(
+        &mut self,
+        sink: &mut S,
+        control: &Control,
+        timeout_ms: i32,
+        progress: bool,
+    ) -> Result<(), CaptureError> {
+        let live = self.is_live();
+        let pb = match self.sources.as_slice() {
+            [one] if progress && !live => progress_bar(one),
+            _ => None,
+        };
+        let started = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut count = 0u64;
+        let result = loop {
+            let stopping = control.stop.load(Ordering::Relaxed);
+            if stopping && !live {
+                break Ok(());
+            }
+            if live && !stopping {
+                capture::wait_any(&self.sources, sink.wait_ms(timeout_ms));
+            }
+            let n = if stopping { DRAIN_ON_STOP } else { self.burst };
+            let read = match self.round(n, sink) {
+                Ok(read) => read,
+                Err(e) => break Err(e),
+            };
+            count += read;
+            if let Some(pb) = &pb {
+                if let Some(p) = self.sources.first().and_then(Source::position) {
+                    pb.set_position(p);
+                }
+                let rate = count as f64 / started.elapsed().as_secs_f64().max(1e-6);
+                pb.set_message(format!("{count} packets, {rate:.0} packets/s"));
+            }
+            let more = sink.round();
+            if !more || stopping || self.ended.iter().all(|e| *e) {
+                break Ok(());
+            }
+            if live && (read == 0 || last_tick.elapsed() >= LIVE_TICK) {
+                sink.tick(now_us(), self);
+                last_tick = Instant::now();
+            }
+        };
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        if live {
+            self.last_ts = self.last_ts.max(now_us());
+        }
+        result
+    }
+
+    /// Up to `n` packets from each source that has not ended; how many
+    /// were read.
+    fn round<S: Sink>(&mut self, n: usize, sink: &mut S) -> Result<u64, CaptureError> {
+        let mut read = 0;
+        for i in 0..self.sources.len() {
+            if self.ended[i] {
+                continue;
+            }
+            let (src, decoder) = (&mut self.sources[i], &mut self.decoders[i]);
+            for _ in 0..n {
+                match src.next()? {
+                    Next::Packet {
+                        ts_us,
+                        data,
+                        wire_len,
+                        linktype,
+                    } => {
+                        if let Some(lt) = linktype.filter(|lt| *lt != decoder.linktype()) {
+                            decoder.set_linktype(lt);
+                        }
+                        read += 1;
+                        if (data.len() as u64) < u64::from(wire_len) {
+                            note_truncated(
+                                decoder,
+                                &mut self.warned[i],
+                                &self.names[i],
+                                data.len(),
+                                wire_len,
+                            );
+                        }
+                        self.last_ts = ts_us;
+                        sink.frame(ts_us);
+                        decoder.decode_placed(ts_us, data, &mut |p, plain| sink.packet(p, plain));
+                    }
+                    Next::Idle => break,
+                    Next::End => {
+                        self.ended[i] = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// `base` plus what the decoders counted, and each live socket's
+    /// kernel counters (added to the totals too).
+    pub fn counters(&mut self, base: CaptureTotals) -> (CaptureTotals, Vec<SocketStats>) {
+        let mut totals = base;
+        let mut sockets = Vec::new();
+        for (s, d) in self.sources.iter_mut().zip(&self.decoders) {
+            totals.add_decoder(d);
+            if let Some(k) = s.kernel_stats() {
+                totals.kernel.add(&k);
+                sockets.push(SocketStats {
+                    interface: s.name().to_string(),
+                    lane: self.lane,
+                    kernel: k,
+                });
+            }
+        }
+        (totals, sockets)
+    }
+}
+
+/// Counts a packet cut short by the snapshot length, and says so once per
+/// source (`warned`).
+fn note_truncated(
+    decoder: &mut Decoder,
+    warned: &mut bool,
+    name: &str,
+    captured: usize,
+    wire_len: u32,
+) {
+    decoder.stats.truncated += 1;
+    if !std::mem::replace(warned, true) {
+        eprintln!(
+            "hostwatch: {name}: packets are cut short by the capture's snapshot length (the first to {captured} of its {wire_len} bytes); what lies past the cut is not seen"
+        );
+    }
+}
+
+fn progress_bar(source: &Source) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = if source.size > 0 && source.position().is_some() {
+        let pb = indicatif::ProgressBar::new(source.size);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    } else {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} {spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        pb
+    };
+    pb.set_prefix(crate::render::escape_control(source.name()));
+    Some(pb)
+}
