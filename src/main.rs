@@ -121,7 +121,7 @@ struct RunArgs {
     /// a watched machine outside them talking to a host inside weighs more.
     /// Default: the private, shared, link-local and loopback ranges.
     #[arg(long, value_name = "CIDRS")]
-    home_net: Option<hostwatch::detection::confidence::HomeNet>,
+    home_net: Option<hostwatch::detection::network::HomeNet>,
     /// A MaxMind-format ASN database (GeoLite2-ASN or compatible): events
     /// name the autonomous systems of endpoints outside home-net, and list
     /// entries asn:N alert on them.

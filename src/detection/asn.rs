@@ -11,7 +11,7 @@ use std::path::Path;
 use maxminddb::Reader;
 use serde::Deserialize;
 
-use super::confidence::HomeNet;
+use super::network::HomeNet;
 
 pub struct AsnDb {
     reader: Reader<Vec<u8>>,
@@ -80,9 +80,9 @@ pub struct Enrichment {
     pub home: HomeNet,
 }
 
-impl Enrichment {
+impl crate::events::AsnLookup for Enrichment {
     /// The autonomous system of `ip` when it is outside home-net.
-    pub fn of(&self, ip: IpAddr) -> Option<(u32, String)> {
+    fn asn_of(&self, ip: IpAddr) -> Option<(u32, String)> {
         if self.home.contains(ip) {
             return None;
         }

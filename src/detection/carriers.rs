@@ -142,7 +142,7 @@ mod tests {
     use super::*;
     use crate::analyzers::Record;
     use crate::decode::Transport;
-    use crate::detection::confidence::Confidence;
+    use crate::events::Confidence;
     use crate::events::{Alert, FlowInfo, Role};
 
     const AT: [u8; 4] = [10, 20, 0, 77];

@@ -10,6 +10,7 @@ pub mod confidence;
 pub mod intel;
 pub mod inventory;
 pub mod lists;
+pub mod network;
 pub mod watchlist;
 
 use std::collections::HashSet;
@@ -29,7 +30,7 @@ pub struct Detector {
     /// The matcher in force, and the lists' generation it came from.
     matcher: Arc<Matcher>,
     generation: u64,
-    home: confidence::HomeNet,
+    home: network::HomeNet,
     /// The ASN database, for `asn:` entries.
     asn: Option<Arc<asn::AsnDb>>,
     /// (flow, upper-cased name, evidence) already alerted; bounded.
@@ -56,12 +57,12 @@ const MAX_REMEMBERED: usize = 100_000;
 
 impl Detector {
     pub fn new(matcher: Arc<Matcher>) -> Self {
-        Self::with_lists(lists::Lists::fixed(matcher), confidence::HomeNet::default())
+        Self::with_lists(lists::Lists::fixed(matcher), network::HomeNet::default())
     }
 
     /// A detector on the lists in force (reloaded live), weighing alerts
     /// against `home` (`--home-net`).
-    pub fn with_lists(lists: Arc<lists::Lists>, home: confidence::HomeNet) -> Self {
+    pub fn with_lists(lists: Arc<lists::Lists>, home: network::HomeNet) -> Self {
         let (generation, matcher) = lists.current();
         Detector {
             lists,

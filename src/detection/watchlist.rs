@@ -97,7 +97,7 @@ pub enum Pattern {
     Glob(String),
     Regex(String),
     /// A network, not a name.
-    Net(super::confidence::Cidr),
+    Net(super::network::Cidr),
     /// An autonomous system (with `--asn-db`).
     Asn(u32),
 }
@@ -521,7 +521,7 @@ impl Matcher {
             .iter()
             .filter(move |((is_v6, _), _)| *is_v6 == v6)
             .filter_map(move |((_, prefix), index)| {
-                index.get(&super::confidence::Cidr::key(ip, *prefix).1)
+                index.get(&super::network::Cidr::key(ip, *prefix).1)
             })
             .flatten()
             .filter_map(|&i| self.entries.get(i as usize))

@@ -119,13 +119,40 @@ pub struct Alert {
 
 impl Alert {
     /// `alert.confidence`.
-    pub fn confidence(&self) -> crate::detection::confidence::Confidence {
-        crate::detection::confidence::Confidence::of(self.score)
+    pub fn confidence(&self) -> Confidence {
+        Confidence::of(self.score)
+    }
+}
+
+/// `alert.confidence`: how much else agrees with an alert (the weights
+/// are `detection::confidence`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Low,
+    Medium,
+    High,
+}
+
+impl Confidence {
+    /// The confidence of a weighed sum.
+    pub fn of(score: i32) -> Confidence {
+        match score {
+            s if s >= 2 => Confidence::High,
+            s if s >= 0 => Confidence::Medium,
+            _ => Confidence::Low,
+        }
     }
 }
 
 fn confidence_of<S: serde::Serializer>(score: &i32, s: S) -> Result<S::Ok, S::Error> {
-    serde::Serialize::serialize(&crate::detection::confidence::Confidence::of(*score), s)
+    serde::Serialize::serialize(&Confidence::of(*score), s)
+}
+
+/// What serialisation asks of an ASN database: the autonomous system
+/// (number, organisation) of an address, when one is to be named.
+pub trait AsnLookup {
+    fn asn_of(&self, ip: IpAddr) -> Option<(u32, String)>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -147,7 +174,7 @@ impl Event {
     pub fn write_json_enriched(
         &self,
         sensor_name: Option<&str>,
-        enrich: Option<&crate::detection::asn::Enrichment>,
+        enrich: Option<&dyn AsnLookup>,
         out: &mut Vec<u8>,
     ) {
         let mut ser = serde_json::Serializer::new(&mut *out);
@@ -161,7 +188,7 @@ impl Event {
     fn serialize_json<S: Serializer>(
         &self,
         sensor_name: Option<&str>,
-        enrich: Option<&crate::detection::asn::Enrichment>,
+        enrich: Option<&dyn AsnLookup>,
         ser: S,
     ) -> Result<S::Ok, S::Error> {
         let mut map = ser.serialize_map(None)?;
@@ -186,7 +213,7 @@ impl Event {
                 (f.src_ip, "src_asn", "src_as_org"),
                 (f.dest_ip, "dest_asn", "dest_as_org"),
             ] {
-                if let Some((n, o)) = enrich.and_then(|e| e.of(ip)) {
+                if let Some((n, o)) = enrich.and_then(|e| e.asn_of(ip)) {
                     map.serialize_entry(number, &n)?;
                     if !o.is_empty() {
                         map.serialize_entry(org, &o)?;

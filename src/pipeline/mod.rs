@@ -77,7 +77,7 @@ pub struct Config {
     /// Which TCP, UDP and IPv4 header checksums are checked.
     pub checksums: crate::decode::checksum::Mode,
     /// The home networks alerts are weighed against (`--home-net`).
-    pub home_net: crate::detection::confidence::HomeNet,
+    pub home_net: crate::detection::network::HomeNet,
     /// An ASN database (`--asn-db`).
     pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
 }

@@ -138,7 +138,11 @@ pub(super) fn run(
             return;
         }
         line.clear();
-        ev.write_json_enriched(sensor.as_deref(), enrich.as_ref(), &mut line);
+        ev.write_json_enriched(
+            sensor.as_deref(),
+            enrich.as_ref().map(|e| e as &dyn crate::events::AsnLookup),
+            &mut line,
+        );
         if let Err(e) = outputs.event(ty, &line) {
             *error = Some(e.to_string());
             control.stop.store(true, Ordering::SeqCst);

@@ -48,7 +48,7 @@ pub(super) struct WorkerSetup {
     pub flow: FlowConfig,
     pub datagram: DatagramConfig,
     pub lists: Arc<crate::detection::lists::Lists>,
-    pub home_net: crate::detection::confidence::HomeNet,
+    pub home_net: crate::detection::network::HomeNet,
     pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
     pub rx: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
