@@ -81,7 +81,7 @@ def hostwatch_result(d):
     stats = [e for e in ev if e["event_type"] == "stats"][-1]["stats"]
     count = lambda t: sum(1 for e in ev if e["event_type"] == t)
     cap = stats["capture"]
-    return cap["kernel_received"], cap["kernel_drops"], count("rdp"), count("ntlm")
+    return cap["kernel_packets"], cap["kernel_drops"], count("rdp"), count("ntlm")
 
 
 def suricata_result(d):

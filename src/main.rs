@@ -78,7 +78,7 @@ struct RunArgs {
     /// to a file (SIGHUP reopens it); URLs: file:PATH, syslog:[PATH],
     /// syslog+udp://HOST[:PORT], syslog+tcp://HOST[:PORT], unix:PATH,
     /// unix+dgram:PATH, redis://[[USER]:PASS@]HOST[:PORT][/DB]?mode=list|rpush|channel|stream&key=K,
-    /// each with ?types=alert,host,... (see README).
+    /// each with ?types=alert,inventory,... (see README).
     #[arg(short = 'o', long = "output", value_name = "URL")]
     output: Vec<String>,
     /// Seconds the end of a run waits for network outputs to send what they hold.
@@ -162,8 +162,8 @@ struct RunArgs {
     /// Seconds between `stats` events while capturing live (0: only at the end).
     #[arg(long, default_value_t = pipeline::defaults::STATS_INTERVAL_SECS)]
     stats_interval: u64,
-    /// This sensor's name, added to every event as `sensor_name` (live
-    /// capture default: the machine's host name; `--sensor-name ''` omits it).
+    /// This sensor's name, EVE's top-level `host` in every event (default:
+    /// the machine's host name; `--sensor-name ''` omits it).
     #[arg(long)]
     sensor_name: Option<String>,
     /// Drop root privileges to this user once the capture is open.
@@ -325,8 +325,7 @@ fn run(args: RunArgs) -> ExitCode {
     let sensor_name = match &args.sensor_name {
         Some(n) if n.is_empty() => None,
         Some(n) => Some(n.clone()),
-        None if live => Some(system_hostname()).filter(|h| !h.is_empty()),
-        None => None,
+        None => Some(system_hostname()).filter(|h| !h.is_empty()),
     };
     let mut specs = Vec::new();
     for o in &args.output {

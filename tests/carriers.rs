@@ -232,7 +232,7 @@ fn a_lone_answer_names_nobody() {
     assert!(dhcp[0]["dhcp"].get("hostname").is_none(), "{}", dhcp[0]);
     assert!(events
         .iter()
-        .all(|e| e["event_type"] != "host" && e["event_type"] != "alert"));
+        .all(|e| e["event_type"] != "inventory" && e["event_type"] != "alert"));
 
     // The AS-REP of the machine account (the 12th frame of the capture).
     let frames = frames_of(&fixture("krb5/mit-kdc.pcapng"));
@@ -251,5 +251,5 @@ fn a_lone_answer_names_nobody() {
         .filter_map(|e| e["alert"]["role"].as_str())
         .collect();
     assert_eq!(roles, ["named"]);
-    assert!(events.iter().all(|e| e["event_type"] != "host"));
+    assert!(events.iter().all(|e| e["event_type"] != "inventory"));
 }

@@ -155,7 +155,7 @@ fn a_listed_network_alerts_on_every_handshake_names_or_not() {
             // The DHCP lease: the built-in name; the request came from 0.0.0.0.
             "WIN-J9D866ESIJ2 dhcp.hostname vmmanager-defaults 0.0.0.0",
             "WIN-J9D866ESIJ2 ntlm.client.workstation vmmanager-defaults 10.20.0.77",
-            "WIN-J9D866ESIJ2 rdp.client.name vmmanager-defaults 10.20.0.77",
+            "WIN-J9D866ESIJ2 rdp.client.client_name vmmanager-defaults 10.20.0.77",
             // The SMB logons and the RDP connection from the listed host,
             // each with the name it showed.
             "WIN-J9D866ESIJ2 src_ip bad-nets 10.20.0.77",
@@ -168,7 +168,7 @@ fn a_listed_network_alerts_on_every_handshake_names_or_not() {
     // The name alerts from that host count the listed network as agreeing.
     let why: Vec<String> = of_type(&events, "alert")
         .iter()
-        .filter(|a| s(a, "alert.evidence").as_deref() == Some("rdp.client.name"))
+        .filter(|a| s(a, "alert.evidence").as_deref() == Some("rdp.client.client_name"))
         .flat_map(|a| common::corroboration(a))
         .collect();
     assert_eq!(
@@ -305,7 +305,7 @@ fn other_carriers_that_named_the_machine_earlier_agree() {
     let want = vec![
         "WIN-J9D866ESIJ2 dhcp.hostname medium: ".to_string(),
         format!("WIN-J9D866ESIJ2 ntlm.client.workstation high: {built}; its logon failed; also named at 10.20.0.77 by dhcp"),
-        format!("WIN-J9D866ESIJ2 rdp.client.name high: {built}; also named at 10.20.0.77 by dhcp, ntlm"),
+        format!("WIN-J9D866ESIJ2 rdp.client.client_name high: {built}; also named at 10.20.0.77 by dhcp, ntlm"),
         format!("WIN-LIVFRVQFMKO ntlm.server.nb_computer_name high: {server}"),
         format!("WIN-LIVFRVQFMKO ntlm.server.dns_computer_name high: {server}"),
         format!("WIN-LIVFRVQFMKO ntlm.server.target_name high: {server}"),

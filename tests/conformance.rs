@@ -306,21 +306,21 @@ fn check_rdp(r: &mut Report, cap: &str, x: &Value, e: &Value) {
         w,
         "client.name",
         exp(x, "client_name"),
-        s(e, "rdp.client.name"),
+        s(e, "rdp.client.client_name"),
     );
     r.eq(
         cap,
         w,
         "client.build",
         exp(x, "client_build"),
-        num(e, "rdp.client.build"),
+        num(e, "rdp.client.build_number"),
     );
     r.eq(
         cap,
         w,
         "client.keyboard_layout",
         exp(x, "keyboard_layout"),
-        num(e, "rdp.client.keyboard_layout"),
+        num(e, "rdp.client.keyboard_layout_id"),
     );
     r.eq(
         cap,
@@ -341,14 +341,17 @@ fn check_rdp(r: &mut Report, cap: &str, x: &Value, e: &Value) {
         w,
         "client.dig_product_id",
         exp(x, "client_dig_product_id"),
-        s(e, "rdp.client.dig_product_id"),
+        s(e, "rdp.client.id"),
     );
     r.eq(
         cap,
         w,
         "client.version",
         exp(x, "client_rdp_version"),
-        s(e, "rdp.client.version"),
+        // tshark writes the version field as low.high words (`4.8`).
+        s(e, "rdp.client.version_code")
+            .and_then(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok())
+            .map(|v| format!("{}.{}", v & 0xffff, v >> 16)),
     );
     r.eq(
         cap,
@@ -408,7 +411,7 @@ fn check_cert(r: &mut Report, cap: &str, x: &Value, e: &Value) {
         w,
         "san_dns",
         str_list(x.get("san_dns")).filter(|v| !v.is_empty()),
-        str_list(get(e, "rdp.server.certificate.san_dns")),
+        str_list(get(e, "rdp.server.certificate.subjectaltname")),
     );
     r.eq(
         cap,
@@ -467,7 +470,7 @@ fn edited_segment_is_dropped_as_the_receiver_would() {
     let rdp = of_type(&events, "rdp");
     assert_eq!(rdp.len(), 1);
     assert_eq!(s(rdp[0], "rdp.cookie").as_deref(), Some("JOHN-PC  "));
-    assert_eq!(s(rdp[0], "rdp.client.name"), None);
+    assert_eq!(s(rdp[0], "rdp.client.client_name"), None);
     let stats = &events.last().expect("stats")["stats"];
     assert_eq!(stats["flows"]["bad_checksum"], 1);
     assert_eq!(stats["checksums"]["bad_tcp"], 1);
@@ -696,14 +699,14 @@ fn lab_captures_match_expected() {
                 "rdp",
                 "client.name",
                 first("rdp.client.name"),
-                s(e, "rdp.client.name"),
+                s(e, "rdp.client.client_name"),
             );
             r.eq(
                 cap,
                 "rdp",
                 "client.build",
                 first("rdp.client.build"),
-                num(e, "rdp.client.build"),
+                num(e, "rdp.client.build_number"),
             );
             r.eq(
                 cap,
@@ -762,9 +765,9 @@ fn lab_captures_match_expected() {
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_uppercase))
             .collect();
-        let got: BTreeSet<String> = of_type(&events, "host")
+        let got: BTreeSet<String> = of_type(&events, "inventory")
             .iter()
-            .filter_map(|h| s(h, "host.name").map(|n| n.to_uppercase()))
+            .filter_map(|h| s(h, "inventory.name").map(|n| n.to_uppercase()))
             .collect();
         for w in &want {
             if !got.contains(w) {
@@ -886,7 +889,13 @@ fn smb_tree_connects_match_tshark() {
                 e["timestamp"].as_str().map(str::to_owned),
             )
         });
-        let mut got: Vec<String> = trees.iter().filter_map(|e| s(e, "smb.tree.path")).collect();
+        // EVE's place for the path: `share`, or `named_pipe` once the
+        // server said it opened a pipe.
+        let mut got: Vec<String> = trees
+            .iter()
+            .filter(|e| s(e, "smb.command").is_some_and(|c| c.contains("TREE_CONNECT")))
+            .filter_map(|e| s(e, "smb.share").or_else(|| s(e, "smb.named_pipe")))
+            .collect();
         let mut want_sorted = want.clone();
         got.sort();
         want_sorted.sort();
@@ -900,7 +909,9 @@ fn smb_tree_connects_match_tshark() {
 }
 
 /// The fields of one tree connect from a real client (Suricata's
-/// dcerpc-ctxids capture, a Windows client naming its DC by DNS name).
+/// dcerpc-ctxids capture, a Windows client naming its DC by DNS name), as
+/// tshark decodes them: dialect 0x0311 from the NEGOTIATE answer, session
+/// 0x0000680000000019, tree 1, share type 0x02 (a pipe).
 #[test]
 fn smb_tree_connect_fields() {
     let events = run_file(&fixture("real/pcaps/suricata-verify__dcerpc-ctxids.pcap"));
@@ -909,9 +920,12 @@ fn smb_tree_connect_fields() {
     assert_eq!(
         t[0]["smb"],
         serde_json::json!({
-            "command": "tree_connect", "dialect": "smb2",
-            "tree": {"path": "\\\\DC1.purp.le\\IPC$", "server": "DC1.purp.le", "share": "IPC$"},
-            "status": "0x00000000", "result": "success"
+            "command": "SMB2_COMMAND_TREE_CONNECT", "dialect": "3.11",
+            "status": "STATUS_SUCCESS", "status_code": "0x0",
+            "session_id": 114_349_209_288_729u64, "tree_id": 1,
+            "named_pipe": "\\\\DC1.purp.le\\IPC$", "share_type": "PIPE",
+            "tree": {"server": "DC1.purp.le", "share": "IPC$"},
+            "result": "success"
         })
     );
 }
@@ -947,13 +961,13 @@ fn smtp_names_match_tshark() {
             assert_eq!(x["ehlo_reply"], x["greeting"]);
         }
     }
-    let mut hosts: Vec<(String, String, String)> = of_type(&events, "host")
+    let mut hosts: Vec<(String, String, String)> = of_type(&events, "inventory")
         .iter()
         .map(|h| {
             (
-                s(h, "host.name").unwrap_or_default(),
-                s(h, "host.ip").unwrap_or_default(),
-                s(h, "host.role").unwrap_or_default(),
+                s(h, "inventory.name").unwrap_or_default(),
+                s(h, "inventory.ip").unwrap_or_default(),
+                s(h, "inventory.role").unwrap_or_default(),
             )
         })
         .collect();
@@ -1049,10 +1063,17 @@ fn browser_announcements_match_tshark() {
     assert_eq!(total, 17);
     // nmbd's own name, at the address it stated, is its sighting.
     let events = run_file(&fixture("browser/nmbd-announcements.pcap"));
-    let hosts: Vec<(Option<String>, Option<String>, Option<String>)> = of_type(&events, "host")
-        .iter()
-        .map(|h| (s(h, "host.name"), s(h, "host.ip"), s(h, "host.role")))
-        .collect();
+    let hosts: Vec<(Option<String>, Option<String>, Option<String>)> =
+        of_type(&events, "inventory")
+            .iter()
+            .map(|h| {
+                (
+                    s(h, "inventory.name"),
+                    s(h, "inventory.ip"),
+                    s(h, "inventory.role"),
+                )
+            })
+            .collect();
     assert_eq!(
         hosts,
         [(
@@ -1114,11 +1135,24 @@ fn mdns_and_llmnr_match_tshark() {
             .filter_map(|e| {
                 let t = e["event_type"].as_str()?;
                 let m = e.get(t).filter(|_| t == "mdns" || t == "llmnr")?;
-                Some((
-                    m["response"].as_bool().unwrap_or_default(),
-                    pairs(&m["queries"], "name", "type"),
-                    pairs(&m["answers"], "name", "address"),
-                ))
+                // tshark lists the address records of every section in
+                // order; EVE keeps them per section, with the address
+                // under its record type.
+                let mut records = Vec::new();
+                for section in ["answers", "authorities", "additionals"] {
+                    for r in m[section].as_array().into_iter().flatten() {
+                        let address = r["a"].as_str().or(r["aaaa"].as_str());
+                        records.push((
+                            r["rrname"].as_str().unwrap_or_default().to_string(),
+                            address.unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+                let queries = pairs(&m["queries"], "rrname", "rrtype")
+                    .into_iter()
+                    .map(|(n, t)| (n, t.to_uppercase()))
+                    .collect();
+                Some((m["type"] == "response", queries, records))
             })
             .collect();
         let want: Vec<LinkMessage> = rows
@@ -1138,9 +1172,15 @@ fn mdns_and_llmnr_match_tshark() {
     }
     assert_eq!(total, 200);
     let sightings = |pcap: &str| -> Vec<(Option<String>, Option<String>, Option<String>)> {
-        of_type(&run_file(&fixture(pcap)), "host")
+        of_type(&run_file(&fixture(pcap)), "inventory")
             .iter()
-            .map(|h| (s(h, "host.name"), s(h, "host.ip"), s(h, "host.role")))
+            .map(|h| {
+                (
+                    s(h, "inventory.name"),
+                    s(h, "inventory.ip"),
+                    s(h, "inventory.role"),
+                )
+            })
             .collect()
     };
     let one = |n: &str, ip: &str, r: &str| {
@@ -1297,8 +1337,12 @@ fn dhcp_transactions_match_tshark() {
         want.extend(open.into_iter().map(close));
         let events = run_file(&fixture(file));
         // A client asking from 0.0.0.0 is not at 0.0.0.0.
-        for h in of_type(&events, "host") {
-            assert_ne!(s(h, "host.ip").as_deref(), Some("0.0.0.0"), "{file}: {h}");
+        for h in of_type(&events, "inventory") {
+            assert_ne!(
+                s(h, "inventory.ip").as_deref(),
+                Some("0.0.0.0"),
+                "{file}: {h}"
+            );
         }
         let mut got: Vec<String> = of_type(&events, "dhcp")
             .iter()
@@ -1343,16 +1387,16 @@ fn dhcp_transactions_match_tshark() {
     // where the clients asked from; the DHCPv6 client also at its
     // link-local address, which it sent from.
     let events = run_file(&fixture("dhcp/dnsmasq-dhclient.pcapng"));
-    let mut hosts: Vec<String> = of_type(&events, "host")
+    let mut hosts: Vec<String> = of_type(&events, "inventory")
         .iter()
         .map(|h| {
             let g = |k: &str| s(h, k).unwrap_or_default();
             format!(
                 "{} {} {} {}",
-                g("host.name"),
-                g("host.ip"),
-                g("host.role"),
-                g("host.evidence")
+                g("inventory.name"),
+                g("inventory.ip"),
+                g("inventory.role"),
+                g("inventory.evidence")
             )
         })
         .collect();
@@ -1434,11 +1478,18 @@ fn krb5_messages_match_tshark() {
                             .collect()
                     })
                     .unwrap_or_default();
+                // tshark's kerberos.realm of a KRB-ERROR is its own realm
+                // (EVE's realm is the error's crealm).
+                let realm = if k["msg_type"] == "KRB_ERROR" {
+                    k["error_realm"].as_str()
+                } else {
+                    k["realm"].as_str()
+                };
                 format!(
                     "{} cname={:?} realm={:?} sname={:?} error={:?} addresses={addrs:?}",
                     k["msg_type"].as_str().unwrap_or(""),
                     k["cname"].as_str(),
-                    k["realm"].as_str(),
+                    realm,
                     k["sname"].as_str(),
                     k["error_code"].as_str(),
                 )
@@ -1515,9 +1566,9 @@ fn krb5_messages_match_tshark() {
             "WIN-LIVFRVQFMKO.corp.example named krb5.sname UDP",
         ]
     );
-    let hosts: Vec<(Option<String>, Option<String>)> = of_type(&events, "host")
+    let hosts: Vec<(Option<String>, Option<String>)> = of_type(&events, "inventory")
         .iter()
-        .map(|h| (s(h, "host.name"), s(h, "host.ip")))
+        .map(|h| (s(h, "inventory.name"), s(h, "inventory.ip")))
         .collect();
     assert_eq!(
         hosts,
@@ -1606,11 +1657,16 @@ fn cldap_pings_match_tshark() {
             "WIN-J9D866ESIJ2 named cldap.response.user_name",
         ]
     );
-    let mut hosts: Vec<String> = of_type(&events, "host")
+    let mut hosts: Vec<String> = of_type(&events, "inventory")
         .iter()
         .map(|h| {
             let g = |k: &str| s(h, k).unwrap_or_default();
-            format!("{} {} {}", g("host.name"), g("host.ip"), g("host.role"))
+            format!(
+                "{} {} {}",
+                g("inventory.name"),
+                g("inventory.ip"),
+                g("inventory.role")
+            )
         })
         .collect();
     hosts.sort();

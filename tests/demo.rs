@@ -57,7 +57,7 @@ fn demo_alerts_are_exactly_the_story() {
             want(
                 "WIN-J9D866ESIJ2",
                 "client",
-                "rdp.client.name",
+                "rdp.client.client_name",
                 "10.20.0.77",
                 3389
             ),
@@ -143,7 +143,7 @@ fn demo_alerts_are_exactly_the_story() {
     assert_eq!(ntlm.len() as u64, hostwatch::synth::demo::NTLM_EXCHANGES);
     let rdp: Vec<(Option<String>, Option<String>)> = of_type(&events, "rdp")
         .iter()
-        .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.cookie")))
+        .map(|r| (s(r, "rdp.client.client_name"), s(r, "rdp.cookie")))
         .collect();
     assert_eq!(
         rdp,
@@ -154,15 +154,15 @@ fn demo_alerts_are_exactly_the_story() {
     );
     assert_eq!(rdp.len() as u64, hostwatch::synth::demo::RDP_HANDSHAKES);
     // Five names in the inventory, each once; the VM's first from its lease.
-    let hosts: Vec<String> = of_type(&events, "host")
+    let hosts: Vec<String> = of_type(&events, "inventory")
         .iter()
-        .filter_map(|h| s(h, "host.name"))
+        .filter_map(|h| s(h, "inventory.name"))
         .collect();
     assert_eq!(hosts.len(), 5, "{hosts:?}");
-    let vm = of_type(&events, "host")
+    let vm = of_type(&events, "inventory")
         .into_iter()
-        .find(|h| s(h, "host.name").as_deref() == Some("WIN-J9D866ESIJ2"))
-        .map(|h| (s(h, "host.ip"), s(h, "host.evidence")));
+        .find(|h| s(h, "inventory.name").as_deref() == Some("WIN-J9D866ESIJ2"))
+        .map(|h| (s(h, "inventory.ip"), s(h, "inventory.evidence")));
     assert_eq!(
         vm,
         Some((Some("10.20.0.77".into()), Some("dhcp.hostname".into())))
@@ -184,7 +184,7 @@ fn demo_command_prints_the_alerts() {
         "{text}"
     );
     assert!(
-        text.contains("WIN-J9D866ESIJ2 (client) in rdp.client.name"),
+        text.contains("WIN-J9D866ESIJ2 (client) in rdp.client.client_name"),
         "{text}"
     );
     assert!(

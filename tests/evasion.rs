@@ -130,7 +130,7 @@ fn seen(events: &[serde_json::Value]) -> Seen {
     ntlm.sort();
     let mut rdp: Vec<_> = of_type(events, "rdp")
         .iter()
-        .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.cookie")))
+        .map(|r| (s(r, "rdp.client.client_name"), s(r, "rdp.cookie")))
         .collect();
     rdp.sort();
     let mut alerts: Vec<_> = of_type(events, "alert")
@@ -159,7 +159,7 @@ fn expected(client: &str) -> Seen {
         rdp: vec![(c("WIN-J9D866ESIJ2".into()), c("svc_backu".into()))],
         alerts: vec![
             ("ntlm.client.workstation".into(), client.into()),
-            ("rdp.client.name".into(), client.into()),
+            ("rdp.client.client_name".into(), client.into()),
         ],
     }
 }
@@ -472,7 +472,7 @@ fn behind_socks5_and_http_connect_proxies() {
     let (events, _, _) = run_files(&[p], 1);
     let rdp: Vec<(Option<String>, Option<String>)> = of_type(&events, "rdp")
         .iter()
-        .map(|r| (s(r, "rdp.client.name"), s(r, "rdp.proxy")))
+        .map(|r| (s(r, "rdp.client.client_name"), s(r, "rdp.proxy")))
         .collect();
     assert_eq!(
         rdp,
@@ -642,9 +642,9 @@ fn a_server_cannot_pin_a_name_on_its_client() {
     let (events, _, _) = run_files(&[p], 1);
     let alerts = of_type(&events, "alert");
     assert!(alerts.is_empty(), "{alerts:?}");
-    let pinned: Vec<_> = of_type(&events, "host")
+    let pinned: Vec<_> = of_type(&events, "inventory")
         .into_iter()
-        .filter(|h| s(h, "host.name").as_deref() == Some("WIN-J9D866ESIJ2"))
+        .filter(|h| s(h, "inventory.name").as_deref() == Some("WIN-J9D866ESIJ2"))
         .collect();
     assert!(pinned.is_empty(), "{pinned:?}");
     // The SMB exchange is still reported, with the client's NEGOTIATE only.
@@ -1092,11 +1092,7 @@ fn watched_names_in_the_chain_and_the_client_certificate() {
             "server",
             "tls.certificate_chain.subject_cn",
         ),
-        (
-            "WIN-LIVFRVQFMKO",
-            "client",
-            "tls.client_certificate.subject_cn",
-        ),
+        ("WIN-LIVFRVQFMKO", "client", "tls.client.subject_cn"),
     ]
     .iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
@@ -1105,10 +1101,29 @@ fn watched_names_in_the_chain_and_the_client_certificate() {
     let tls = of_type(&events, "tls");
     assert_eq!(tls.len(), 1);
     assert_eq!(
-        s(tls[0], "tls.certificate.subject_cn").as_deref(),
+        s(tls[0], "tls.subject_cn").as_deref(),
         Some("mail.example.org")
     );
-    assert_eq!(tls[0]["tls"]["certificate"]["chain_length"], 2);
+    assert_eq!(tls[0]["tls"]["chain_length"], 2);
+    // EVE's forms: the subject and issuer DNs, upper-case serial, SHA-1
+    // fingerprint in lower-case pairs, the DER in base64, the chain too.
+    assert_eq!(
+        s(tls[0], "tls.subject").as_deref(),
+        Some("CN=mail.example.org")
+    );
+    let fingerprint = s(tls[0], "tls.fingerprint").unwrap_or_default();
+    assert_eq!(
+        (fingerprint.len(), fingerprint.matches(':').count()),
+        (59, 19)
+    );
+    assert_eq!(fingerprint, fingerprint.to_lowercase());
+    let der = s(tls[0], "tls.certificate").unwrap_or_default();
+    assert!(der.starts_with("MII"), "{der}");
+    assert_eq!(tls[0]["tls"]["chain"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        s(tls[0], "tls.client.subject_cn").as_deref(),
+        Some("WIN-LIVFRVQFMKO")
+    );
 }
 
 /// RSTs an endpoint would ignore (in the window but off the next sequence

@@ -186,19 +186,20 @@ fn content(events: &[Value]) -> Vec<String> {
         .filter(|e| {
             matches!(
                 e["event_type"].as_str(),
-                Some("rdp" | "ntlm" | "nbns" | "alert" | "dhcp" | "smb" | "tls" | "host")
+                Some("rdp" | "ntlm" | "nbns" | "alert" | "dhcp" | "smb" | "tls" | "inventory")
             )
         })
         .map(|e| {
             // Which sighting of a (name, address) pair comes first depends
             // on the order the files' times give: the pair itself must match.
-            if e["event_type"] == "host" {
-                return format!("host {} {}", e["host"]["name"], e["host"]["ip"]);
+            if e["event_type"] == "inventory" {
+                return format!("host {} {}", e["inventory"]["name"], e["inventory"]["ip"]);
             }
             let mut e = e.clone();
             if let Some(o) = e.as_object_mut() {
-                // A live sensor names itself; a replay does not.
-                for k in ["timestamp", "flow_id", "sensor_name"] {
+                // A live event names the interface it came in on and the
+                // sensor (the command line defaults it to the host name).
+                for k in ["timestamp", "flow_id", "in_iface", "host"] {
                     o.remove(k);
                 }
                 if let Some(t) = o
@@ -320,8 +321,8 @@ fn live_events_equal_replay_events() {
     assert_eq!(content(&fanout), content(&replayed));
     let host = hostwatch::output::system_hostname();
     assert!(!host.is_empty());
-    assert!(fanout.iter().all(|e| e["sensor_name"] == host.as_str()));
-    assert!(replayed.iter().all(|e| e.get("sensor_name").is_none()));
+    assert!(fanout.iter().all(|e| e["host"] == host.as_str()));
+    assert!(replayed.iter().all(|e| e.get("host").is_none()));
     assert!(content(&fanout).len() >= 20, "{:?}", content(&fanout));
     // The names the hand-offs carried were found: the IPv6 fragments'
     // (an alert) and the ERSPAN-mirrored RDP client's (a host sighting).
@@ -330,7 +331,7 @@ fn live_events_equal_replay_events() {
         .filter_map(|e| {
             let (name, evidence) = match e["event_type"].as_str() {
                 Some("alert") => (&e["alert"]["hostname"], &e["alert"]["evidence"]),
-                Some("host") => (&e["host"]["name"], &e["host"]["evidence"]),
+                Some("inventory") => (&e["inventory"]["name"], &e["inventory"]["evidence"]),
                 _ => return None,
             };
             Some(format!(
@@ -343,7 +344,7 @@ fn live_events_equal_replay_events() {
         .collect();
     for want in [
         "2001:db8::77 WIN-J9D866ESIJ2 ntlm.client.workstation",
-        "10.99.0.2 DESKTOP-4QK2M1L rdp.client.name",
+        "10.99.0.2 DESKTOP-4QK2M1L rdp.client.client_name",
     ] {
         assert!(names.contains(want), "{want}: {names:?}");
     }
@@ -360,11 +361,11 @@ fn live_events_equal_replay_events() {
     assert_eq!(sockets.len(), 2, "{capture}");
     let per: Vec<u64> = sockets
         .iter()
-        .map(|s| s["kernel_received"].as_u64().unwrap_or(0))
+        .map(|s| s["kernel_packets"].as_u64().unwrap_or(0))
         .collect();
     assert_eq!(
         per.iter().sum::<u64>(),
-        capture["kernel_received"].as_u64().unwrap_or(0)
+        capture["kernel_packets"].as_u64().unwrap_or(0)
     );
     assert!(
         per.iter().all(|n| *n > 0),
@@ -430,7 +431,7 @@ fn top_speed_rate_with_kernel_drops_reported() {
         .to_string();
     eprintln!(
         "top speed: tcpreplay {rate}; hostwatch saw {} packets, kernel drops {drops}",
-        stats["packets"]
+        stats["decoder"]["pkts"]
     );
     if drops == 0 {
         // With nothing dropped every planted handshake must be found.
@@ -589,9 +590,14 @@ fn several_interfaces_at_once() {
         let rdp: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "rdp").collect();
         let ntlm: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "ntlm").collect();
         assert_eq!(rdp.len(), 1, "{ev:?}");
-        assert_eq!(rdp[0]["rdp"]["client"]["name"], "DESKTOP-4QK2M1L");
+        assert_eq!(rdp[0]["rdp"]["client"]["client_name"], "DESKTOP-4QK2M1L");
         assert_eq!(ntlm.len(), 1, "{ev:?} {err}");
         assert_eq!(ntlm[0]["ntlm"]["client"]["workstation"], "WORKSTATION");
+        // Each event names the interface its connection came in on.
+        assert_eq!(
+            (&rdp[0]["in_iface"], &ntlm[0]["in_iface"]),
+            (&Value::from("hwrx"), &Value::from("hwrx2"))
+        );
         // Each interface's sockets are listed with their counters.
         let capture = &last_stats(&ev)["capture"];
         let mut listed: Vec<String> = capture["sockets"]

@@ -306,13 +306,13 @@ fn samba_nmbd_and_nmblookup_match_tshark() {
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
     assert_eq!(alerts, want);
-    let hosts: Vec<(String, String, String)> = of_type(&events, "host")
+    let hosts: Vec<(String, String, String)> = of_type(&events, "inventory")
         .iter()
         .map(|h| {
             (
-                h["host"]["name"].as_str().unwrap_or("").to_string(),
-                h["host"]["ip"].as_str().unwrap_or("").to_string(),
-                h["host"]["role"].as_str().unwrap_or("").to_string(),
+                h["inventory"]["name"].as_str().unwrap_or("").to_string(),
+                h["inventory"]["ip"].as_str().unwrap_or("").to_string(),
+                h["inventory"]["role"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect();

@@ -99,7 +99,7 @@ fn run_demo(out: &Path, extra: &[&str]) -> (std::process::Output, Vec<String>) {
         .expect("run hostwatch");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let l = lines(out);
-    assert_eq!(l.len(), 19, "the demo writes 19 events");
+    assert_eq!(l.len(), 22, "the demo writes 22 events");
     (o, l)
 }
 
@@ -809,13 +809,16 @@ fn syslog_to_a_local_socket_and_types_filter() {
     let out = dir.join("eve.json");
     let (_, all) = run_demo(
         &out,
-        &["-o", &format!("syslog:{}?types=alert,host", path.display())],
+        &[
+            "-o",
+            &format!("syslog:{}?types=alert,inventory", path.display()),
+        ],
     );
     let want: Vec<String> = all
         .iter()
         .filter(|l| {
             let v: Value = serde_json::from_str(l).expect("JSON");
-            v["event_type"] == "alert" || v["event_type"] == "host"
+            v["event_type"] == "alert" || v["event_type"] == "inventory"
         })
         .cloned()
         .collect();
@@ -872,7 +875,7 @@ fn bad_output_urls_are_one_clear_line() {
         ),
         (
             "file:x.json?types=dns",
-            "hostwatch: --output file:x.json?types=dns: unknown event type \"dns\" (known: rdp, tls, smb, smtp, ntlm, nbns, browser, mdns, llmnr, dhcp, krb5, cldap, alert, host, stats)\n",
+            "hostwatch: --output file:x.json?types=dns: unknown event type \"dns\" (known: rdp, tls, smb, smtp, ntlm, nbns, browser, mdns, llmnr, dhcp, krb5, cldap, alert, inventory, stats)\n",
         ),
     ] {
         let o = hostwatch()

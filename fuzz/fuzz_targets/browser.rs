@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 sport: 138,
                 dport: 138,
                 vlans: Vlans::default(),
+                iface: None,
                 checksum: Default::default(),
                 payload: d,
             },

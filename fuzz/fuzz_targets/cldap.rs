@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
                 sport: if i % 2 == 0 { 50000 } else { 389 },
                 dport: if i % 2 == 0 { 389 } else { 50000 },
                 vlans: Vlans::default(),
+                iface: None,
                 checksum: Default::default(),
                 payload: d,
             },

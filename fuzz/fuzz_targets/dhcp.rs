@@ -53,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
                 sport,
                 dport,
                 vlans: Vlans::default(),
+                iface: None,
                 checksum: Default::default(),
                 payload: d,
             },

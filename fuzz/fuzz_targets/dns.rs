@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
                 sport: if i % 2 == 0 { 5353 } else { 5355 },
                 dport: if i % 2 == 0 { 5353 } else { 5355 },
                 vlans: Vlans::default(),
+                iface: None,
                 checksum: Default::default(),
                 payload: d,
             },

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 sport: src.1,
                 dport: dst.1,
                 vlans: Vlans::default(),
+                iface: None,
                 checksum: Default::default(),
                 payload: d,
             },

@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
             window: 1000,
             fast_open: head & 0x20 != 0,
             vlans: Vlans::default(),
+            iface: None,
             checksum: Default::default(),
             payload,
         };
@@ -55,6 +56,6 @@ fuzz_target!(|data: &[u8]| {
     table.finish(&mut |r| det.process(r, &mut events));
     for e in &events {
         let mut out = Vec::new();
-        e.write_json(None, &mut out);
+        e.write_json(&Default::default(), &mut out);
     }
 });

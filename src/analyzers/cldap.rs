@@ -146,6 +146,11 @@ fn machine_account(user: &str) -> Option<&str> {
 impl EventRecord for CldapRecord {
     const EVENT_TYPE: &'static str = "cldap";
 
+    /// EVE calls LDAP over UDP `ldap` too.
+    fn app_proto(&self) -> Option<&'static str> {
+        Some("ldap")
+    }
+
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         let own = match self.sender {
             Dir::ToServer => Role::Client,

@@ -311,6 +311,9 @@ impl DhcpAnalyzer {
         if t.record.msg_types.len() < MAX_MSG_TYPES {
             t.record.msg_types.push(msg.kind());
         }
+        // EVE's per-message keys describe the message that came last.
+        t.record.dhcp_type = msg.kind();
+        t.record.kind = if from_server { "reply" } else { "request" };
         msg.fill(&mut t.record);
         if msg.last() {
             if let Some(t) = self.pending.remove(i) {
@@ -370,6 +373,12 @@ pub struct DhcpRecord {
     pub version: u8,
     /// The transaction id.
     pub id: u32,
+    /// EVE's `type`: whether the last message came from the client
+    /// (`request`) or the server (`reply`).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// EVE's `dhcp_type`: the last message's type (`ack`, `reply`, ...).
+    pub dhcp_type: &'static str,
     /// The message types seen, in order (`discover`, `offer`, ...).
     pub msg_types: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]

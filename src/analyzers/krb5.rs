@@ -6,6 +6,7 @@
 //! request are the client's own name.
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role, Scope};
@@ -138,28 +139,30 @@ pub struct Address {
     pub address: String,
 }
 
-/// One Kerberos message.
+/// One Kerberos message, in EVE's `krb5` layout and vocabulary
+/// (`KRB_AS_REQ`, `KDC_ERR_PREAUTH_REQUIRED`, `AES256_CTS_HMAC_SHA1_96`).
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KrbRecord {
     /// `KRB_AS_REQ`, `KRB_AS_REP`, `KRB_TGS_REQ`, `KRB_TGS_REP`, `KRB_ERROR`.
     pub msg_type: &'static str,
     /// The client principal, components joined by `/`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cname: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A request's realm, a reply's or an error's client realm.
     pub realm: Option<String>,
     /// The service principal (a reply's: its ticket's).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sname: Option<String>,
     /// A KRB-ERROR's code, by name where RFC 4120 names it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// A reply's ticket encryption type.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A KRB-ERROR's own realm (the server's).
+    pub error_realm: Option<String>,
+    /// A reply's enc-part encryption type.
     pub encryption: Option<String>,
-    /// The ticket is encrypted with DES or RC4.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The enc-part is encrypted with DES or RC4.
     pub weak_encryption: Option<bool>,
+    /// A reply's ticket encryption type.
+    pub ticket_encryption: Option<String>,
+    pub ticket_weak_encryption: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<Address>,
     #[serde(skip)]
@@ -171,18 +174,29 @@ fn join(p: &Principal<'_>) -> String {
     parts.join("/")
 }
 
+/// An encryption type (RFC 3961 8, RFC 8009) as EVE names it.
 fn etype_name(e: i64) -> String {
     match e {
-        1 => "des-cbc-crc".into(),
-        3 => "des-cbc-md5".into(),
-        17 => "aes128-cts-hmac-sha1-96".into(),
-        18 => "aes256-cts-hmac-sha1-96".into(),
-        19 => "aes128-cts-hmac-sha256-128".into(),
-        20 => "aes256-cts-hmac-sha384-192".into(),
-        23 => "rc4-hmac".into(),
-        24 => "rc4-hmac-exp".into(),
+        1 => "DES_CBC_CRC".into(),
+        2 => "DES_CBC_MD4".into(),
+        3 => "DES_CBC_MD5".into(),
+        5 => "DES3_CBC_MD5".into(),
+        16 => "DES3_CBC_SHA1".into(),
+        17 => "AES128_CTS_HMAC_SHA1_96".into(),
+        18 => "AES256_CTS_HMAC_SHA1_96".into(),
+        19 => "AES128_CTS_HMAC_SHA256_128".into(),
+        20 => "AES256_CTS_HMAC_SHA384_192".into(),
+        23 => "RC4_HMAC".into(),
+        24 => "RC4_HMAC_EXP".into(),
+        25 => "CAMELLIA128_CTS_CMAC".into(),
+        26 => "CAMELLIA256_CTS_CMAC".into(),
         n => n.to_string(),
     }
+}
+
+/// DES and RC4, as EVE judges them.
+fn weak(e: i64) -> bool {
+    matches!(e, 1..=3 | 23 | 24)
 }
 
 fn address(a: &krb5::HostAddress<'_>) -> Address {
@@ -223,8 +237,11 @@ impl KrbRecord {
             error_code: m
                 .error_code
                 .map(|c| krb5::error_name(c).map_or_else(|| c.to_string(), str::to_owned)),
-            encryption: m.ticket_etype.map(etype_name),
-            weak_encryption: m.ticket_etype.map(|e| matches!(e, 1 | 3 | 23 | 24)),
+            error_realm: m.error_realm.map(text::oem),
+            encryption: m.enc_etype.map(etype_name),
+            weak_encryption: m.enc_etype.map(weak),
+            ticket_encryption: m.ticket_etype.map(etype_name),
+            ticket_weak_encryption: m.ticket_etype.map(weak),
             addresses: m.addresses.iter().map(address).collect(),
             sender,
         }
@@ -311,8 +328,11 @@ mod tests {
             realm: Some("CORP.EXAMPLE".into()),
             sname: Some("krbtgt/CORP.EXAMPLE".into()),
             error_code: None,
+            error_realm: None,
             encryption: None,
             weak_encryption: None,
+            ticket_encryption: None,
+            ticket_weak_encryption: None,
             addresses: Vec::new(),
             sender,
         }

@@ -59,6 +59,25 @@ pub struct Tracker {
     challenge_unicode: bool,
     /// The direction the NTLM client sends in, once known.
     client_sends: Option<Dir>,
+    /// The last exchange emitted with an AUTHENTICATE, for a carrier that
+    /// logs the logon in its own event too ([`Tracker::take_logon`]).
+    logon: Option<Logon>,
+}
+
+/// What an exchange's AUTHENTICATE said, as EVE's `smb.ntlmssp` has it,
+/// with the exchange's outcome.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Logon {
+    pub domain: Option<String>,
+    pub user: Option<String>,
+    pub host: Option<String>,
+    /// `10.0 build 14393 rev 15`.
+    pub version: Option<String>,
+    #[serde(skip)]
+    pub result: &'static str,
+    #[serde(skip)]
+    pub session_id: Option<u64>,
 }
 
 impl Tracker {
@@ -74,7 +93,13 @@ impl Tracker {
             },
             challenge_unicode: true,
             client_sends: None,
+            logon: None,
         }
+    }
+
+    /// The logon of the last exchange emitted with an AUTHENTICATE, once.
+    pub fn take_logon(&mut self) -> Option<Logon> {
+        self.logon.take()
     }
 
     pub fn carrier(&self) -> &'static str {
@@ -181,6 +206,7 @@ impl Tracker {
                     user: name(a.user, unicode),
                     domain: name(a.domain, unicode),
                     version: a.version.map(|v| v.to_string()),
+                    version_revision: a.version.map(|v| v.revision),
                     response: ntlm::response_kind(&a),
                     mic: a.mic.is_some(),
                     flags: a.flags.names(),
@@ -249,6 +275,20 @@ impl Tracker {
             },
         );
         self.stage = Stage::Empty;
+        if let Some(c) = &rec.client {
+            self.logon = Some(Logon {
+                domain: c.domain.clone(),
+                user: c.user.clone(),
+                host: c.workstation.clone(),
+                version: c.version.as_ref().map(|v| {
+                    let (major_minor, build) = v.rsplit_once('.').unwrap_or((v, ""));
+                    let rev = c.version_revision.unwrap_or(0);
+                    format!("{major_minor} build {build} rev {rev}")
+                }),
+                result: rec.result,
+                session_id: rec.session_id,
+            });
+        }
         cx.emit(rec);
     }
 }
@@ -329,10 +369,24 @@ pub struct NtlmClient {
     pub echoed_dns_computer_name: Option<String>,
     pub mic: bool,
     pub flags: String,
+    /// The NTLM revision of the client's VERSION (EVE's `rev`).
+    #[serde(skip)]
+    pub version_revision: Option<u8>,
 }
 
 impl EventRecord for NtlmRecord {
     const EVENT_TYPE: &'static str = "ntlm";
+
+    /// The carrier's application protocol, by EVE's names; none for NTLM
+    /// found by its signature alone.
+    fn app_proto(&self) -> Option<&'static str> {
+        match self.carrier {
+            "smb1" | "smb2" => Some("smb"),
+            "http" | "rdp_gateway" => Some("http"),
+            "raw" => None,
+            other => Some(other),
+        }
+    }
 
     fn facts(&self, name: &Name<'_>) -> Facts {
         // The VERSION of the side whose name it is; the verdict is the

@@ -128,6 +128,11 @@ pub trait EventRecord: Serialize {
     /// The host-name fields the record carries, in a fixed order.
     fn names<'a>(&'a self, out: &mut Vec<Name<'a>>);
 
+    /// EVE's `app_proto` of its events: by default the event type.
+    fn app_proto(&self) -> Option<&'static str> {
+        Some(Self::EVENT_TYPE)
+    }
+
     /// Whether the record is written when none of its names is watched
     /// (a certificate on an ordinary TLS flow is not: it would flood the log).
     fn logged_alone(&self) -> bool {

@@ -7,14 +7,14 @@
 use super::framing::{Frame, Framer};
 use super::tls::Handshake;
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use super::protocol::{Carrier, Facts, Fallback, Protocol};
 use super::tls::{certificate_names, Certificate};
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::rdp::gcc::{self, ServerCertificate};
-use crate::parsers::rdp::{mcs, x224};
+use crate::parsers::rdp::{codes, mcs, x224};
 use crate::parsers::text::{oem, utf16le_lossy};
-use crate::parsers::tls::describe_certificate;
 use crate::render::hex;
 
 /// Largest TPKT packet buffered (a Connect-Initial is well under this).
@@ -81,10 +81,16 @@ impl RdpAnalyzer {
             self.rec.tls_version = self.tls.version_name();
         }
         if let Some(cert) = self.tls.certificate.take() {
+            // The rdp event describes certificates without their DER: one is
+            // written for every connection.
+            let described = |c: Certificate| Certificate { der: None, ..c };
             let server = self.rec.server.get_or_insert_with(RdpServer::default);
-            server.certificate = Some(cert);
-            server.certificate_chain = std::mem::take(&mut self.tls.chain);
-            self.rec.client_certificate = self.tls.client_certificate.take();
+            server.certificate = Some(described(cert));
+            server.certificate_chain = std::mem::take(&mut self.tls.chain)
+                .into_iter()
+                .map(described)
+                .collect();
+            self.rec.client_certificate = self.tls.client_certificate.take().map(described);
             self.rec.certificate_visible = Some(true);
         } else if self.tls.hidden {
             self.rec.certificate_visible = Some(false);
@@ -151,30 +157,41 @@ impl RdpAnalyzer {
         let mut c = RdpClient::default();
         if let Some(core) = cd.core {
             let (name, lossy) = utf16le_lossy(core.client_name);
-            c.name = (!name.is_empty()).then_some(name);
+            c.client_name = (!name.is_empty()).then_some(name);
             if lossy {
-                c.name_hex = Some(hex(core.client_name));
+                c.client_name_hex = Some(hex(core.client_name));
             }
-            c.version = Some(format!("{}.{}", core.version & 0xffff, core.version >> 16));
-            c.build = Some(core.client_build);
+            c.version = Some(codes::version_name(core.version).unwrap_or("unknown"));
+            c.version_code = Some(format!("0x{:08x}", core.version));
+            c.build = Some(codes::os_name(core.client_build).unwrap_or("unknown"));
+            c.build_number = Some(core.client_build);
             c.desktop_width = Some(core.desktop_width);
             c.desktop_height = Some(core.desktop_height);
-            c.keyboard_layout = Some(core.keyboard_layout);
-            c.keyboard_type = Some(core.keyboard_type);
+            c.keyboard_layout =
+                Some(codes::keyboard_layout_name(core.keyboard_layout).unwrap_or("unknown"));
+            c.keyboard_layout_id = Some(core.keyboard_layout);
+            c.keyboard_type = Some(
+                codes::keyboard_type_name(core.keyboard_type)
+                    .map_or_else(|| core.keyboard_type.to_string(), str::to_owned),
+            );
             c.keyboard_subtype = Some(core.keyboard_subtype);
             c.product_id = core.client_product_id;
-            c.dig_product_id = core
+            c.id = core
                 .dig_product_id
                 .map(|d| utf16le_lossy(d).0)
                 .filter(|s| !s.is_empty());
             c.color_depth = core.high_color_depth;
+            c.capabilities = core
+                .early_capability_flags
+                .map(codes::capabilities)
+                .unwrap_or_default();
             c.early_capability_flags = core.early_capability_flags;
             c.connection_type = core.connection_type;
             c.server_selected_protocol = core.server_selected_protocol;
         }
         c.encryption_methods = cd.encryption_methods;
         if !cd.channels.is_empty() {
-            c.channels = Some(cd.channels.iter().map(|n| oem(n)).collect());
+            self.rec.channels = Some(cd.channels.iter().map(|n| oem(n)).collect());
         }
         c.cluster_flags = cd.cluster_flags;
         c.monitor_count = cd.monitor_count;
@@ -189,7 +206,10 @@ impl RdpAnalyzer {
         };
         let sd = gcc::server_data(blocks);
         let s = self.rec.server.get_or_insert_with(RdpServer::default);
-        s.version = sd.version.map(|v| format!("{}.{}", v & 0xffff, v >> 16));
+        s.version = sd
+            .version
+            .map(|v| codes::version_name(v).unwrap_or("unknown"));
+        s.version_code = sd.version.map(|v| format!("0x{v:08x}"));
         s.client_requested_protocols = sd.client_requested_protocols;
         s.encryption_method = sd.encryption_method;
         s.encryption_level = sd.encryption_level;
@@ -200,7 +220,7 @@ impl RdpAnalyzer {
                 // The server's own certificate is the last of the chain.
                 s.certificate = chain.last().map(|der| Certificate {
                     chain_length: Some(chain.len()),
-                    ..describe_certificate(der).into()
+                    ..Certificate::of(der, false)
                 });
             }
             Some(ServerCertificate::Unknown { .. }) | None => {}
@@ -286,100 +306,80 @@ impl Analyzer for RdpAnalyzer {
 
 // ---- The event ----
 
+/// One RDP connection, in EVE's `rdp` layout where EVE has the field
+/// (`cookie`, `channels`, `client.client_name`, `client.build` as the OS
+/// name, ...), hostwatch's additions beside.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RdpRecord {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie: Option<String>,
     /// The cookie's bytes in hex, when they were not clean ASCII.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie_hex: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_protocols: Option<Vec<&'static str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_flags: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub selected_protocol: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub negotiation_failure: Option<String>,
     /// How the connection reached the server when it went through a proxy
     /// handshake first (`socks4`, `socks5`, `http_connect`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<RdpClient>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The static virtual channels the client asked for.
+    pub channels: Option<Vec<String>>,
     pub server: Option<RdpServer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_version: Option<String>,
     /// False when TLS 1.3 hid the server certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_visible: Option<bool>,
     /// The client's TLS certificate, when the server asked for one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_certificate: Option<Certificate>,
 }
 
+/// The client core data, with EVE's names and value vocabulary: `version`
+/// (`v10.7`), `build` (the OS: `Windows 10`), `keyboard_layout` (`en-US`),
+/// `keyboard_type` (`enhanced`), `id`; the numbers behind them are
+/// hostwatch's (`build_number`, `keyboard_layout_id`, ...).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RdpClient {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub client_name: Option<String>,
     /// The name's raw UTF-16LE bytes in hex, when decoding was lossy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name_hex: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub build: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name_hex: Option<String>,
+    pub version: Option<&'static str>,
+    /// The version field as sent, e.g. `0x0008000c`.
+    pub version_code: Option<String>,
+    pub build: Option<&'static str>,
+    pub build_number: Option<u32>,
     pub desktop_width: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub desktop_height: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keyboard_layout: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keyboard_type: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyboard_layout: Option<&'static str>,
+    pub keyboard_layout_id: Option<u32>,
+    pub keyboard_type: Option<String>,
     pub keyboard_subtype: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub product_id: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dig_product_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// clientDigProductId.
+    pub id: Option<String>,
     pub color_depth: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<&'static str>,
     pub early_capability_flags: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_type: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_selected_protocol: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_methods: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_flags: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub monitor_count: Option<u32>,
 }
 
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RdpServer {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'static str>,
+    pub version_code: Option<String>,
     pub client_requested_protocols: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_method: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_level: Option<u32>,
     /// `proprietary` or `x509` (standard RDP security).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<Certificate>,
     /// The certificates after the server's own in the chain it sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -392,7 +392,7 @@ impl EventRecord for RdpRecord {
     fn facts(&self, name: &Name<'_>) -> Facts {
         match name.role {
             Role::Client => Facts {
-                build: self.client.as_ref().and_then(|c| c.build),
+                build: self.client.as_ref().and_then(|c| c.build_number),
                 ..Facts::default()
             },
             _ => Facts {
@@ -408,20 +408,26 @@ impl EventRecord for RdpRecord {
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         if let Some(c) = &self.client {
-            Name::push(v, "rdp.client.name", Role::Client, c.name.as_ref(), true);
+            Name::push(
+                v,
+                "rdp.client.client_name",
+                Role::Client,
+                c.client_name.as_ref(),
+                true,
+            );
         }
         Name::push(v, "rdp.cookie", Role::Client, self.cookie.as_ref(), false);
         if let Some(server) = &self.server {
             if let Some(cert) = &server.certificate {
                 let leaf = (
                     "rdp.server.certificate.subject_cn",
-                    "rdp.server.certificate.san_dns",
+                    "rdp.server.certificate.subjectaltname",
                 );
                 certificate_names(v, cert, leaf, Role::Server, true);
             }
             let chain = (
                 "rdp.server.certificate_chain.subject_cn",
-                "rdp.server.certificate_chain.san_dns",
+                "rdp.server.certificate_chain.subjectaltname",
             );
             for c in &server.certificate_chain {
                 certificate_names(v, c, chain, Role::Server, false);
@@ -430,7 +436,7 @@ impl EventRecord for RdpRecord {
         if let Some(c) = &self.client_certificate {
             let client = (
                 "rdp.client_certificate.subject_cn",
-                "rdp.client_certificate.san_dns",
+                "rdp.client_certificate.subjectaltname",
             );
             certificate_names(v, c, client, Role::Client, false);
         }

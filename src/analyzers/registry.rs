@@ -66,6 +66,13 @@ macro_rules! registry {
                 }
             }
 
+            /// EVE's `app_proto` of the record.
+            pub fn app_proto(&self) -> Option<&'static str> {
+                match self {
+                    $($(Record::$variant(r) => EventRecord::app_proto(r.as_ref()),)?)*
+                }
+            }
+
             pub fn logged_alone(&self) -> bool {
                 match self {
                     $($(Record::$variant(r) => EventRecord::logged_alone(r.as_ref()),)?)*

@@ -8,12 +8,15 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
+use serde_with::skip_serializing_none;
 
 use super::framing::{self, Frame, Framed, Framer};
-use super::ntlm::Tracker;
+use super::ntlm::{Logon, Tracker};
 use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role};
 use super::{Analyzer, Ctx, Dir, Status};
-use crate::parsers::smb::{self, Dialect, TreeConnect};
+use crate::parsers::smb::{
+    self, Command, Dialect, Negotiate, SessionSetup, ShareType, TreeConnect,
+};
 use crate::parsers::{spnego, text};
 
 /// Tree connects awaiting their answer (the oldest is written unanswered
@@ -37,6 +40,10 @@ pub struct SmbAnalyzer {
     tracker: Option<Tracker>,
     /// Tree connect requests by message id, awaiting their answer.
     trees: VecDeque<(u64, SmbRecord)>,
+    /// The dialect the server chose, as EVE names it (`3.11`, `NT LM 0.12`).
+    dialect: Option<String>,
+    /// The dialects an SMB1 client offered, by index.
+    offered: Vec<String>,
 }
 
 impl Default for SmbAnalyzer {
@@ -48,58 +55,102 @@ impl Default for SmbAnalyzer {
             ],
             tracker: None,
             trees: VecDeque::new(),
+            dialect: None,
+            offered: Vec::new(),
         }
     }
 }
 
 impl SmbAnalyzer {
     fn message(&mut self, dir: Dir, msg: &[u8], cx: &mut Ctx<'_>) {
-        let Ok(setups) = smb::session_setups(msg) else {
+        let Ok(commands) = smb::commands(msg) else {
             cx.parse_error(PROTOCOL.name);
             return;
         };
-        match smb::tree_connects(msg) {
-            Ok(trees) => {
-                for t in trees {
-                    self.tree_connect(dir, t, cx);
-                }
+        for c in commands {
+            match c {
+                Command::Negotiate(n) => self.negotiate(dir, n),
+                Command::SessionSetup(s) => self.session_setup(dir, s, cx),
+                Command::TreeConnect(t) => self.tree_connect(dir, t, cx),
             }
-            Err(_) => cx.parse_error(PROTOCOL.name),
         }
-        for s in setups {
-            let tracker = self.tracker.get_or_insert_with(|| {
-                Tracker::new(
-                    if s.dialect == Dialect::Smb1 {
-                        "smb1"
-                    } else {
-                        "smb2"
-                    },
-                    true,
-                )
-            });
-            let token = spnego::ntlm_token(s.security_blob);
-            if let Some(ntlm) = token.ntlm {
-                tracker.message(dir, ntlm, cx);
+    }
+
+    /// The dialect: offered by an SMB1 client, chosen by the server.
+    fn negotiate(&mut self, dir: Dir, n: Negotiate<'_>) {
+        match (n.response, dir, n.dialect) {
+            (false, Dir::ToServer, Dialect::Smb1) => {
+                self.offered = n.offered.iter().map(|d| text::oem(d)).collect();
             }
-            if !s.response {
-                continue;
+            (true, Dir::ToClient, Dialect::Smb1) => {
+                let chosen = n.selected.and_then(|i| self.offered.get(usize::from(i)));
+                self.dialect = chosen.cloned();
             }
+            (true, Dir::ToClient, Dialect::Smb2) => {
+                self.dialect = n.selected.map(smb::dialect_name);
+            }
+            _ => {}
+        }
+    }
+
+    /// The security blobs go to the NTLM tracker; the final response is its
+    /// verdict. Each exchange that reached its AUTHENTICATE is an `smb`
+    /// event too, with EVE's `ntlmssp`.
+    fn session_setup(&mut self, dir: Dir, s: SessionSetup<'_>, cx: &mut Ctx<'_>) {
+        let tracker = self.tracker.get_or_insert_with(|| {
+            Tracker::new(
+                if s.dialect == Dialect::Smb1 {
+                    "smb1"
+                } else {
+                    "smb2"
+                },
+                true,
+            )
+        });
+        let token = spnego::ntlm_token(s.security_blob);
+        if let Some(ntlm) = token.ntlm {
+            tracker.message(dir, ntlm, cx);
+        }
+        let mut answer = None;
+        if s.response {
             tracker.session_id(s.session_id);
             let status = format!("0x{:08x}", s.status);
             match s.status {
                 smb::STATUS_MORE_PROCESSING_REQUIRED => {}
                 smb::STATUS_SUCCESS if tracker.awaiting_verdict() => {
+                    answer = Some(s.status);
                     tracker.verdict(true, status, cx)
                 }
-                _ if tracker.awaiting_verdict() => tracker.verdict(false, status, cx),
+                _ if tracker.awaiting_verdict() => {
+                    answer = Some(s.status);
+                    tracker.verdict(false, status, cx)
+                }
                 smb::STATUS_SUCCESS => {}
                 _ => tracker.abort(status, cx),
             }
         }
+        self.logged_on(s.dialect, answer, cx);
     }
-}
 
-impl SmbAnalyzer {
+    /// Writes the `smb` event of an exchange the tracker has just emitted.
+    fn logged_on(&mut self, dialect: Dialect, status: Option<u32>, cx: &mut Ctx<'_>) {
+        let Some(logon) = self.tracker.as_mut().and_then(Tracker::take_logon) else {
+            return;
+        };
+        let mut r = SmbRecord::new(self.dialect.as_deref());
+        r.command = match dialect {
+            Dialect::Smb1 => "SMB1_COMMAND_SESSION_SETUP_ANDX",
+            Dialect::Smb2 => "SMB2_COMMAND_SESSION_SETUP",
+        };
+        if let Some(st) = status {
+            r.set_status(st);
+        }
+        r.session_id = logon.session_id;
+        r.result = logon.result;
+        r.ntlmssp = Some(logon);
+        cx.emit(r);
+    }
+
     /// A request (only from the client: the server does not ask) waits for
     /// its answer; the answer completes it.
     fn tree_connect(&mut self, dir: Dir, t: TreeConnect<'_>, cx: &mut Ctx<'_>) {
@@ -112,10 +163,11 @@ impl SmbAnalyzer {
                 };
                 if self.trees.len() >= MAX_PENDING_TREES {
                     if let Some((_, r)) = self.trees.pop_front() {
-                        cx.emit(r);
+                        cx.emit(r.unanswered());
                     }
                 }
-                let rec = SmbRecord::tree_connect(t.dialect, path);
+                let mut rec = SmbRecord::new(self.dialect.as_deref());
+                rec.tree_connect(t.dialect, t.session_id, path);
                 self.trees.push_back((t.message_id, rec));
             }
             (true, Dir::ToClient) => {
@@ -123,13 +175,22 @@ impl SmbAnalyzer {
                     return;
                 };
                 if let Some((_, mut r)) = self.trees.remove(i) {
-                    r.status = Some(format!("0x{:08x}", t.status));
+                    r.set_status(t.status);
                     r.result = if t.status == smb::STATUS_SUCCESS {
                         "success"
                     } else {
                         "failure"
                     };
-                    cx.emit(r);
+                    if t.status == smb::STATUS_SUCCESS {
+                        r.tree_id = Some(t.tree_id);
+                    }
+                    r.share_type = t.share_type.map(|k| match k {
+                        ShareType::File => "FILE",
+                        ShareType::Pipe => "PIPE",
+                        ShareType::Print => "PRINT",
+                        ShareType::Other(_) => "UNKNOWN",
+                    });
+                    cx.emit(r.answered(t.share_type));
                 }
             }
             _ => {}
@@ -139,7 +200,7 @@ impl SmbAnalyzer {
     /// Writes the tree connects never answered.
     fn flush_trees(&mut self, cx: &mut Ctx<'_>) {
         for (_, r) in self.trees.drain(..) {
-            cx.emit(r);
+            cx.emit(r.unanswered());
         }
     }
 }
@@ -205,31 +266,52 @@ impl Analyzer for SmbAnalyzer {
 
 // ---- The event ----
 
-/// One SMB tree connect.
+/// One SMB tree connect or logon (a session setup that carried NTLM), in
+/// EVE's `smb` layout: `command` and `status` by their names (with
+/// `status_code` in hex), the negotiated `dialect`, the path as sent in
+/// `share` (or `named_pipe`), the logon's `ntlmssp`. hostwatch adds the
+/// path's parts (`tree.server`, `tree.share`) and the `result`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SmbRecord {
     pub command: &'static str,
-    pub dialect: &'static str,
-    pub tree: SmbTree,
-    /// The answer's NTSTATUS.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: String,
     pub status: Option<String>,
+    pub status_code: Option<String>,
+    pub session_id: Option<u64>,
+    pub tree_id: Option<u32>,
+    pub share: Option<String>,
+    pub named_pipe: Option<String>,
+    pub share_type: Option<&'static str>,
+    pub ntlmssp: Option<Logon>,
+    pub tree: Option<SmbTree>,
     /// `success`, `failure`, or `unknown` (no answer seen).
     pub result: &'static str,
+    /// The path, until the answer says whether it is a pipe.
+    #[serde(skip)]
+    path: Option<String>,
 }
 
+/// The parts of a tree connect's path, `\\server\share`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SmbTree {
-    /// The path as sent, `\\server\share`.
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
 }
 
 impl SmbRecord {
-    fn tree_connect(dialect: Dialect, path: String) -> SmbRecord {
+    /// A record on a connection whose negotiated dialect is `negotiated`,
+    /// when the negotiation was seen.
+    fn new(negotiated: Option<&str>) -> SmbRecord {
+        SmbRecord {
+            dialect: negotiated.unwrap_or("unknown").to_owned(),
+            result: "unknown",
+            ..SmbRecord::default()
+        }
+    }
+
+    fn tree_connect(&mut self, dialect: Dialect, session_id: u64, path: String) {
         // `\\server\share`: the server is what the client addressed.
         let (server, share) = match path.strip_prefix("\\\\") {
             Some(rest) => match rest.split_once('\\') {
@@ -238,20 +320,45 @@ impl SmbRecord {
             },
             None => (None, None),
         };
-        SmbRecord {
-            command: "tree_connect",
-            dialect: match dialect {
-                Dialect::Smb1 => "smb1",
-                Dialect::Smb2 => "smb2",
-            },
-            tree: SmbTree {
-                path,
-                server: server.filter(|s| !s.is_empty()),
-                share: share.filter(|s| !s.is_empty()),
-            },
-            status: None,
-            result: "unknown",
+        self.command = match dialect {
+            Dialect::Smb1 => "SMB1_COMMAND_TREE_CONNECT_ANDX",
+            Dialect::Smb2 => "SMB2_COMMAND_TREE_CONNECT",
+        };
+        self.session_id = (session_id != 0).then_some(session_id);
+        self.tree = Some(SmbTree {
+            server: server.filter(|s| !s.is_empty()),
+            share: share.filter(|s| !s.is_empty()),
+        });
+        self.path = Some(path);
+    }
+
+    fn set_status(&mut self, status: u32) {
+        self.status =
+            Some(smb::status_name(status).map_or_else(|| status.to_string(), str::to_owned));
+        self.status_code = Some(format!("0x{status:x}"));
+    }
+
+    /// The path goes to `named_pipe` when the server opened a pipe, else
+    /// to `share`.
+    fn answered(mut self, kind: Option<ShareType>) -> SmbRecord {
+        let pipe = kind == Some(ShareType::Pipe);
+        let path = self.path.take();
+        if pipe {
+            self.named_pipe = path;
+        } else {
+            self.share = path;
         }
+        self
+    }
+
+    /// Without an answer, IPC$ is taken for the pipe share it always is.
+    fn unanswered(self) -> SmbRecord {
+        let ipc = self
+            .tree
+            .as_ref()
+            .and_then(|t| t.share.as_deref())
+            .is_some_and(|s| s.eq_ignore_ascii_case("IPC$"));
+        self.answered(ipc.then_some(ShareType::Pipe))
     }
 }
 
@@ -270,7 +377,7 @@ impl EventRecord for SmbRecord {
     }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
-        let Some(server) = self.tree.server.as_deref() else {
+        let Some(server) = self.tree.as_ref().and_then(|t| t.server.as_deref()) else {
             return;
         };
         // An address is not a name.

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::protocol::{Carrier, Facts, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, EventRecord, Name, Role, Status};
 use crate::parsers::tls::{self, CertSummary};
-use crate::render::{hex, rfc3339_seconds};
+use crate::render::{hex, x509_time};
+use serde_with::skip_serializing_none;
 
 /// TLS on any port but RDP's (which the RDP analyzer follows itself).
 pub const PROTOCOL: Protocol = Protocol {
@@ -136,9 +137,8 @@ impl Handshake {
                             }
                             (_, tls::HS_CERTIFICATE) => match tls::certificate_chain(msg) {
                                 Ok(ders) => {
-                                    let mut certs = ders.iter().map(|der| {
-                                        Certificate::from(tls::describe_certificate(der))
-                                    });
+                                    let mut certs =
+                                        ders.iter().map(|der| Certificate::of(der, true));
                                     if let Some(mut leaf) = certs.next() {
                                         leaf.chain_length = Some(ders.len());
                                         if dir == Dir::ToClient {
@@ -215,11 +215,17 @@ impl TlsAnalyzer {
         }
         self.emitted = true;
         if let Some(certificate) = self.hs.certificate.take() {
+            let mut certificate_chain = std::mem::take(&mut self.hs.chain);
+            let chain = certificate_chain
+                .iter_mut()
+                .filter_map(|c| c.der.take())
+                .collect();
             cx.emit(TlsRecord {
                 sni: self.hs.sni.take(),
                 version: self.hs.version_name(),
                 certificate,
-                certificate_chain: std::mem::take(&mut self.hs.chain),
+                chain,
+                certificate_chain,
                 client_certificate: self.hs.client_certificate.take(),
             });
         }
@@ -253,45 +259,69 @@ impl Analyzer for TlsAnalyzer {
 
 // ---- The event ----
 
-/// A server certificate, as far as a clear-text handshake shows it.
+/// A certificate as a clear-text handshake shows it, with EVE's names:
+/// `subject`, `issuerdn`, `serial` (upper-case hex pairs), `fingerprint`
+/// (SHA-1, lower-case hex pairs), `notbefore`, `notafter`,
+/// `subjectaltname`, and `certificate` (the DER, base64) where it is kept;
+/// `subject_cn`, `issuer_cn` and `chain_length` are hostwatch's.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Certificate {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject_cn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer_cn: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub san_dns: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuerdn: Option<String>,
     pub serial: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_after: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha1: Option<String>,
-    /// Certificates in the chain the server sent.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    pub notbefore: Option<String>,
+    pub notafter: Option<String>,
+    /// The DNS names of its subject alternative names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subjectaltname: Vec<String>,
+    pub subject_cn: Option<String>,
+    pub issuer_cn: Option<String>,
+    /// Certificates in the chain the sender sent, this one included.
     pub chain_length: Option<usize>,
+    /// The certificate itself (DER), written as base64.
+    #[serde(rename = "certificate", serialize_with = "base64_der")]
+    pub der: Option<Vec<u8>>,
 }
 
+fn base64_der<S: serde::Serializer>(der: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    use base64::Engine;
+    match der {
+        Some(d) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A certificate on a TLS connection that is not RDP: EVE's `tls` with the
+/// server's certificate flattened into it (`tls.subject`, ...,
+/// `tls.certificate`), EVE's `tls.chain` (base64) and `tls.client`, and
+/// hostwatch's `tls.certificate_chain`, the chain's certificates described.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TlsRecord {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    #[serde(flatten)]
     pub certificate: Certificate,
+    /// The chain after the server's own certificate, as DER in base64.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "base64_chain")]
+    pub chain: Vec<Vec<u8>>,
     /// The certificates after the server's own in the chain it sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificate_chain: Vec<Certificate>,
     /// The client's certificate, when the server asked for one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "client")]
     pub client_certificate: Option<Certificate>,
+}
+
+fn base64_chain<S: serde::Serializer>(chain: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    use base64::Engine;
+    s.collect_seq(
+        chain
+            .iter()
+            .map(|d| base64::engine::general_purpose::STANDARD.encode(d)),
+    )
 }
 
 impl Certificate {
@@ -302,7 +332,7 @@ impl Certificate {
         self.subject_cn
             .as_deref()
             .is_some_and(|cn| cn.eq_ignore_ascii_case(name))
-            && (same(&self.subject, &self.issuer) || same(&self.subject_cn, &self.issuer_cn))
+            && (same(&self.subject, &self.issuerdn) || same(&self.subject_cn, &self.issuer_cn))
     }
 }
 
@@ -316,7 +346,7 @@ pub fn certificate_names<'a>(
     machine: bool,
 ) {
     Name::push(v, cn_path, role, c.subject_cn.as_ref(), machine);
-    for san in &c.san_dns {
+    for san in &c.subjectaltname {
         v.push(Name::of(san_path, role, san, false));
     }
 }
@@ -336,20 +366,17 @@ impl EventRecord for TlsRecord {
     }
 
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
-        let leaf = ("tls.certificate.subject_cn", "tls.certificate.san_dns");
+        let leaf = ("tls.subject_cn", "tls.subjectaltname");
         certificate_names(v, &self.certificate, leaf, Role::Server, false);
         let chain = (
             "tls.certificate_chain.subject_cn",
-            "tls.certificate_chain.san_dns",
+            "tls.certificate_chain.subjectaltname",
         );
         for c in &self.certificate_chain {
             certificate_names(v, c, chain, Role::Server, false);
         }
         if let Some(c) = &self.client_certificate {
-            let client = (
-                "tls.client_certificate.subject_cn",
-                "tls.client_certificate.san_dns",
-            );
+            let client = ("tls.client.subject_cn", "tls.client.subjectaltname");
             certificate_names(v, c, client, Role::Client, false);
         }
     }
@@ -360,19 +387,33 @@ impl EventRecord for TlsRecord {
     }
 }
 
-impl From<CertSummary> for Certificate {
-    fn from(c: CertSummary) -> Self {
+impl Certificate {
+    /// Describes one DER certificate, keeping the DER itself when `keep`.
+    pub fn of(der: &[u8], keep: bool) -> Self {
+        let c: CertSummary = tls::describe_certificate(der);
         Certificate {
+            subject: c.subject,
+            issuerdn: c.issuer,
+            serial: c.serial.map(|s| s.to_ascii_uppercase()),
+            fingerprint: Some(hex_pairs(&c.sha1)),
+            notbefore: c.not_before.map(x509_time),
+            notafter: c.not_after.map(x509_time),
+            subjectaltname: c.san_dns,
             subject_cn: c.subject_cn,
             issuer_cn: c.issuer_cn,
-            san_dns: c.san_dns,
-            subject: c.subject,
-            issuer: c.issuer,
-            serial: c.serial,
-            not_before: c.not_before.map(rfc3339_seconds),
-            not_after: c.not_after.map(rfc3339_seconds),
-            sha1: Some(hex(&c.sha1)),
             chain_length: None,
+            der: keep.then(|| der.to_vec()),
         }
     }
+}
+
+/// Lower-case hex pairs joined by colons, as EVE writes fingerprints.
+fn hex_pairs(bytes: &[u8]) -> String {
+    let h = hex(bytes);
+    let pairs: Vec<&str> = h
+        .as_bytes()
+        .chunks(2)
+        .filter_map(|p| std::str::from_utf8(p).ok())
+        .collect();
+    pairs.join(":")
 }

@@ -170,8 +170,8 @@ impl KernelStats {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "kernel_received": self.received, "kernel_drops": self.dropped,
-            "interface_drops": self.if_dropped,
+            "kernel_packets": self.received, "kernel_drops": self.dropped,
+            "kernel_ifdrops": self.if_dropped,
         })
     }
 }

@@ -138,6 +138,9 @@ pub struct Segment<P> {
     /// its payload be delivered.
     pub fast_open: bool,
     pub vlans: Vlans,
+    /// The live interface it came in on (its place among the interfaces
+    /// captured), when live.
+    pub iface: Option<u8>,
     /// What the receiver would make of the checksums.
     pub checksum: Checksum,
     pub payload: P,
@@ -155,6 +158,7 @@ pub struct Datagram<P> {
     pub sport: u16,
     pub dport: u16,
     pub vlans: Vlans,
+    pub iface: Option<u8>,
     pub checksum: Checksum,
     pub payload: P,
 }
@@ -177,6 +181,7 @@ impl<P> Segment<P> {
             window,
             fast_open,
             vlans,
+            iface,
             checksum,
             payload: _,
         } = self;
@@ -192,6 +197,7 @@ impl<P> Segment<P> {
             window,
             fast_open,
             vlans,
+            iface,
             checksum,
             payload,
         }
@@ -208,6 +214,7 @@ impl<P> Datagram<P> {
             sport,
             dport,
             vlans,
+            iface,
             checksum,
             payload: _,
         } = self;
@@ -218,6 +225,7 @@ impl<P> Datagram<P> {
             sport,
             dport,
             vlans,
+            iface,
             checksum,
             payload,
         }
@@ -275,6 +283,7 @@ impl DecodeStats {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "pkts": self.frames, "bytes": self.bytes,
             "tcp": self.tcp, "udp": self.udp, "non_ip": self.non_ip, "truncated": self.truncated,
             "other_transport": self.other_transport, "malformed": self.malformed,
             "bad_fragment_checksum": self.bad_fragment_checksum,
@@ -290,6 +299,8 @@ pub struct Decoder {
     /// How checksums are checked: fragments are judged here, before
     /// defragmentation.
     checksums: checksum::Mode,
+    /// The live interface its frames come from (see [`Segment::iface`]).
+    iface: Option<u8>,
     pub stats: DecodeStats,
 }
 
@@ -303,8 +314,14 @@ impl Decoder {
             linktype,
             defrag: Defragmenter::new(cfg),
             checksums: checksum::Mode::Auto,
+            iface: None,
             stats: DecodeStats::default(),
         }
+    }
+
+    /// Marks what it decodes as come in on live interface `iface`.
+    pub fn set_iface(&mut self, iface: Option<u8>) {
+        self.iface = iface;
     }
 
     /// Takes checksums as `mode` says: a fragment whose IPv4 header
@@ -620,6 +637,7 @@ impl Decoder {
                                 && !tcp.payload().is_empty()
                                 && has_fast_open_cookie(tcp.options()),
                             vlans: ctx.vlans,
+                            iface: self.iface,
                             checksum: head_sum(b, tcp.checksum(), payload.len()),
                             payload: tcp.payload(),
                         }),
@@ -653,6 +671,7 @@ impl Decoder {
                                 sport: udp.source_port(),
                                 dport: udp.destination_port(),
                                 vlans: ctx.vlans,
+                                iface: self.iface,
                                 checksum,
                                 payload: udp.payload(),
                             }),

@@ -156,6 +156,7 @@ mod tests {
             dest_ip: [10, 20, 0, 5].into(),
             dest_port: 445,
             vlans: Default::default(),
+            iface: None,
             two_way: true,
             overlap: None,
         }
@@ -177,6 +178,9 @@ mod tests {
             ts_us: ts,
             flow: Some(flow(flow_id)),
             body: Body::Alert(Box::new(Alert {
+                action: "allowed",
+                gid: 1,
+                rev: 1,
                 signature: String::new(),
                 signature_id: 1,
                 category: String::new(),

@@ -203,6 +203,7 @@ mod tests {
             dest_ip: [10, 20, 0, 255].into(),
             dest_port: 138,
             vlans: Default::default(),
+            iface: None,
             two_way: false,
             overlap: None,
         };

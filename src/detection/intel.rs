@@ -456,29 +456,6 @@ fn misp_feed(manifest: &Value, b: &mut Builder<'_>) -> Result<(), WatchlistError
     Ok(())
 }
 
-/// An RFC 3339 time as Unix seconds (the STIX timestamp form).
-fn unix_seconds(t: &str) -> Option<i64> {
-    let (date, time) = t.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let hms: Vec<i64> = time
-        .trim_end_matches('Z')
-        .split(['.', ':'])
-        .take(3)
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let [hh, mm, ss] = <[i64; 3]>::try_from(hms).ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
-}
-
 /// A STIX 2.1 bundle: its indicators whose pattern is one comparison of a
 /// domain name, an address or a network; revoked and expired ones left out.
 fn stix(text: &str, b: &mut Builder<'_>, now: i64) -> Result<(), WatchlistError> {
@@ -496,7 +473,7 @@ fn stix(text: &str, b: &mut Builder<'_>, now: i64) -> Result<(), WatchlistError>
         }
         if o["valid_until"]
             .as_str()
-            .and_then(unix_seconds)
+            .and_then(crate::render::parse_rfc3339)
             .is_some_and(|t| t <= now)
         {
             continue;

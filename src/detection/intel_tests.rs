@@ -165,11 +165,14 @@ fn formats_are_recognised_and_broken_files_name_their_place() {
     let e = load("10.0.0.0/99 ; SBL1\n", "d.txt", 1, Format::Drop, NOW).map(|_| ());
     assert!(e.is_err_and(|e| e.to_string().starts_with("d.txt:1:")));
     assert_eq!(
-        unix_seconds("2026-11-02T00:00:00.000Z"),
+        crate::render::parse_rfc3339("2026-11-02T00:00:00.000Z"),
         Some(1_793_577_600)
     );
-    assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
-    assert_eq!(unix_seconds("garbage"), None);
+    assert_eq!(
+        crate::render::parse_rfc3339("1970-01-01T00:00:00Z"),
+        Some(0)
+    );
+    assert_eq!(crate::render::parse_rfc3339("garbage"), None);
     assert_eq!(
         simple_pattern("[domain-name:value = 'a.example']"),
         Some(("domain-name", "a.example"))

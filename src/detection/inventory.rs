@@ -41,7 +41,7 @@ impl Inventory {
     /// sighting only the first time).
     pub fn admit(&mut self, ev: &Event) -> bool {
         match &ev.body {
-            Body::Host(h) => {
+            Body::Inventory(h) => {
                 let key = (h.name.to_uppercase(), h.ip);
                 if self.seen.contains(&key) {
                     return false;

@@ -249,6 +249,9 @@ impl Detector {
                     ts_us,
                     flow: Some(flow.clone()),
                     body: Body::Alert(Box::new(Alert {
+                        action: "allowed",
+                        gid: 1,
+                        rev: 1,
                         score,
                         corroboration,
                         ip,
@@ -278,7 +281,7 @@ impl Detector {
         out.extend(hosts.into_iter().map(|h| Event {
             ts_us,
             flow: Some(flow.clone()),
-            body: Body::Host(h),
+            body: Body::Inventory(h),
         }));
     }
 }
@@ -302,6 +305,7 @@ mod tests {
             dest_ip: [10, 0, 0, 2].into(),
             dest_port: 445,
             vlans: Default::default(),
+            iface: None,
             two_way: true,
             overlap: None,
         }
@@ -342,7 +346,7 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(kinds(&out), vec!["ntlm", "alert", "host"]);
+        assert_eq!(kinds(&out), vec!["ntlm", "alert", "inventory"]);
         let Body::Alert(a) = &out[1].body else {
             panic!()
         };
@@ -364,7 +368,7 @@ mod tests {
             "VMmanager default Windows host name (win-livfrvqfmko)"
         );
         assert!(matches!(&a.record, Record::Ntlm(n) if n.carrier == "smb2"));
-        let Body::Host(h) = &out[2].body else {
+        let Body::Inventory(h) = &out[2].body else {
             panic!()
         };
         assert_eq!(h.ip.to_string(), "10.0.0.1");
@@ -378,7 +382,7 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(kinds(&out), vec!["ntlm", "host"]);
+        assert_eq!(kinds(&out), vec!["ntlm", "inventory"]);
         // Another flow alerts again.
         out.clear();
         d.process(
@@ -389,7 +393,7 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(kinds(&out), vec!["ntlm", "alert", "host"]);
+        assert_eq!(kinds(&out), vec!["ntlm", "alert", "inventory"]);
     }
 
     /// A name the record ties to an address is its sender's only at the
@@ -453,7 +457,7 @@ mod tests {
                 _ => None,
             });
             let sighting = out.iter().find_map(|e| match &e.body {
-                Body::Host(h) => Some(h.ip.to_string()),
+                Body::Inventory(h) => Some(h.ip.to_string()),
                 _ => None,
             });
             assert_eq!(
@@ -471,7 +475,7 @@ mod tests {
         let rdp = RdpRecord {
             cookie: Some("WIN-J9D866ESIJ2".into()),
             client: Some(RdpClient {
-                name: Some("DESKTOP-1".into()),
+                client_name: Some("DESKTOP-1".into()),
                 ..RdpClient::default()
             }),
             ..RdpRecord::default()
@@ -484,7 +488,7 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(kinds(&out), vec!["rdp", "alert", "host"]);
+        assert_eq!(kinds(&out), vec!["rdp", "alert", "inventory"]);
         out.clear();
         let tls = TlsRecord {
             certificate: crate::analyzers::tls::Certificate {
@@ -503,7 +507,7 @@ mod tests {
         );
         assert!(out.is_empty());
         let mut hit = tls;
-        hit.certificate.san_dns = vec!["WIN-344VU98D3RU.example.net".into()];
+        hit.certificate.subjectaltname = vec!["WIN-344VU98D3RU.example.net".into()];
         d.process(
             FlowRecord {
                 ts_us: 1,

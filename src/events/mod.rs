@@ -16,7 +16,7 @@ pub use community_id::community_id;
 
 pub use crate::analyzers::{Record, Role};
 use crate::decode::{Transport, Vlans};
-use crate::render::rfc3339_micros;
+use crate::render::eve_timestamp;
 
 /// The flow part of an event's envelope: the client is `src`, whatever the
 /// direction of the packet that completed the event.
@@ -29,6 +29,9 @@ pub struct FlowInfo {
     pub dest_ip: IpAddr,
     pub dest_port: u16,
     pub vlans: Vlans,
+    /// The live interface of the flow's first packet (its place among the
+    /// interfaces captured), written as EVE's `in_iface`.
+    pub iface: Option<u8>,
     /// Both sides had sent packets when the event was made (a TCP
     /// handshake, a request and its answer); false for what one side sent
     /// alone, which may be spoofed.
@@ -63,12 +66,13 @@ pub enum Body {
     /// What an analyzer found (`rdp`, `ntlm`, ...).
     Record(Record),
     Alert(Box<Alert>),
-    Host(HostSighting),
+    /// A (name, address) pair of the passive host inventory.
+    Inventory(HostSighting),
     Stats(serde_json::Value),
 }
 
 /// The event types that are not records.
-const OTHER_EVENT_TYPES: [&str; 3] = ["alert", "host", "stats"];
+const OTHER_EVENT_TYPES: [&str; 3] = ["alert", "inventory", "stats"];
 
 /// Every `event_type` hostwatch writes.
 pub fn event_types() -> impl Iterator<Item = &'static str> {
@@ -80,14 +84,31 @@ impl Body {
         match self {
             Body::Record(r) => r.event_type(),
             Body::Alert(_) => "alert",
-            Body::Host(_) => "host",
+            Body::Inventory(_) => "inventory",
             Body::Stats(_) => "stats",
+        }
+    }
+
+    /// EVE's `app_proto`: the application protocol of the record, or of
+    /// the record an alert is about.
+    pub fn app_proto(&self) -> Option<&'static str> {
+        match self {
+            Body::Record(r) => r.app_proto(),
+            Body::Alert(a) => a.record.app_proto(),
+            Body::Inventory(_) | Body::Stats(_) => None,
         }
     }
 }
 
+/// An alert, with EVE's keys (`action`, `gid`, `signature_id`, `rev`,
+/// `signature`, `category`, `severity`) and hostwatch's after them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
+    /// EVE's `alert.action`: `allowed` (a passive sensor blocks nothing).
+    pub action: &'static str,
+    /// EVE's generator id: 1, as for rules.
+    pub gid: u32,
+    pub rev: u32,
     pub signature: String,
     pub signature_id: u32,
     pub category: String,
@@ -163,23 +184,22 @@ pub struct HostSighting {
     pub evidence: &'static str,
 }
 
+/// What the sensor adds to every event it writes: its name (EVE's
+/// top-level `host`), the names of the interfaces it captures on (for
+/// `in_iface`), and the autonomous systems of endpoints outside home-net.
+#[derive(Default, Clone, Copy)]
+pub struct Sensor<'a> {
+    pub name: Option<&'a str>,
+    pub interfaces: &'a [String],
+    pub asn: Option<&'a dyn AsnLookup>,
+}
+
 impl Event {
     /// Appends the event as one JSON line (with its newline) to `out`.
-    pub fn write_json(&self, sensor_name: Option<&str>, out: &mut Vec<u8>) {
-        self.write_json_enriched(sensor_name, None, out);
-    }
-
-    /// As [`Event::write_json`], with the autonomous systems of endpoints
-    /// outside home-net (`src_asn`, `src_as_org`, `dest_asn`, `dest_as_org`).
-    pub fn write_json_enriched(
-        &self,
-        sensor_name: Option<&str>,
-        enrich: Option<&dyn AsnLookup>,
-        out: &mut Vec<u8>,
-    ) {
+    pub fn write_json(&self, sensor: &Sensor<'_>, out: &mut Vec<u8>) {
         let mut ser = serde_json::Serializer::new(&mut *out);
         // Serialising plain structs into a Vec cannot fail.
-        if self.serialize_json(sensor_name, enrich, &mut ser).is_ok() {
+        if self.serialize_json(sensor, &mut ser).is_ok() {
             out.push(b'\n');
         }
     }
@@ -187,12 +207,11 @@ impl Event {
     /// The envelope's fields in the contract's order, then the body.
     fn serialize_json<S: Serializer>(
         &self,
-        sensor_name: Option<&str>,
-        enrich: Option<&dyn AsnLookup>,
+        sensor: &Sensor<'_>,
         ser: S,
     ) -> Result<S::Ok, S::Error> {
         let mut map = ser.serialize_map(None)?;
-        map.serialize_entry("timestamp", &rfc3339_micros(self.ts_us))?;
+        map.serialize_entry("timestamp", &eve_timestamp(self.ts_us))?;
         map.serialize_entry("event_type", self.body.event_type())?;
         if let Some(f) = &self.flow {
             map.serialize_entry("flow_id", &f.flow_id)?;
@@ -213,7 +232,7 @@ impl Event {
                 (f.src_ip, "src_asn", "src_as_org"),
                 (f.dest_ip, "dest_asn", "dest_as_org"),
             ] {
-                if let Some((n, o)) = enrich.and_then(|e| e.asn_of(ip)) {
+                if let Some((n, o)) = sensor.asn.and_then(|e| e.asn_of(ip)) {
                     map.serialize_entry(number, &n)?;
                     if !o.is_empty() {
                         map.serialize_entry(org, &o)?;
@@ -222,6 +241,10 @@ impl Event {
             }
             if !f.vlans.is_empty() {
                 map.serialize_entry("vlan", f.vlans.as_slice())?;
+            }
+            let iface = f.iface.and_then(|i| sensor.interfaces.get(usize::from(i)));
+            if let Some(name) = iface {
+                map.serialize_entry("in_iface", name)?;
             }
             if let Some(o) = &f.overlap {
                 let direction = if o.to_server {
@@ -235,8 +258,11 @@ impl Event {
                 )?;
             }
         }
-        if let Some(name) = sensor_name {
-            map.serialize_entry("sensor_name", name)?;
+        if let Some(app) = self.body.app_proto() {
+            map.serialize_entry("app_proto", app)?;
+        }
+        if let Some(name) = sensor.name {
+            map.serialize_entry("host", name)?;
         }
         match &self.body {
             Body::Record(r) => r.serialize_entry(&mut map)?,
@@ -244,7 +270,7 @@ impl Event {
                 map.serialize_entry("alert", a.as_ref())?;
                 a.record.serialize_entry(&mut map)?;
             }
-            Body::Host(h) => map.serialize_entry("host", h)?,
+            Body::Inventory(h) => map.serialize_entry("inventory", h)?,
             Body::Stats(s) => map.serialize_entry("stats", s)?,
         }
         map.end()

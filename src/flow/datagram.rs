@@ -102,6 +102,8 @@ struct Conversation {
     client: (IpAddr, u16),
     server: (IpAddr, u16),
     vlans: Vlans,
+    /// The live interface of its first datagram.
+    iface: Option<u8>,
     last_us: i64,
     /// No datagram has been analysed yet.
     fresh: bool,
@@ -121,6 +123,7 @@ impl Conversation {
             dest_ip: self.server.0,
             dest_port: self.server.1,
             vlans: self.vlans,
+            iface: self.iface,
             two_way: self.dirs_seen == 3,
         }
     }
@@ -218,6 +221,7 @@ impl DatagramTable {
                     client,
                     server,
                     vlans: d.vlans,
+                    iface: d.iface,
                     last_us: d.ts_us,
                     fresh: true,
                     dirs_seen: 0,

@@ -16,6 +16,7 @@ fn dg<'a>(
         sport,
         dport,
         vlans: Vlans::default(),
+        iface: None,
         checksum: Default::default(),
         payload,
     }

@@ -203,6 +203,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         client,
         server,
         vlans: seg.vlans,
+        iface: seg.iface,
         last_us: seg.ts_us,
         midstream,
         reversed: false,
@@ -267,6 +268,8 @@ struct Flow {
     client: (IpAddr, u16),
     server: (IpAddr, u16),
     vlans: Vlans,
+    /// The live interface of its first packet.
+    iface: Option<u8>,
     last_us: i64,
     midstream: bool,
     /// Roles swapped by an analyzer after the fact (midstream flows).
@@ -314,6 +317,7 @@ impl Flow {
             dest_ip: s.0,
             dest_port: s.1,
             vlans: self.vlans,
+            iface: self.iface,
             two_way: self.dirs_seen == 3,
             overlap: None,
         }

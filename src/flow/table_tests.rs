@@ -96,6 +96,7 @@ fn seg(
         window: 100,
         fast_open: false,
         vlans: Vlans::default(),
+        iface: None,
         checksum: Default::default(),
         payload,
     }
@@ -316,6 +317,7 @@ fn shard_hash_is_symmetric_matches_the_key_and_spreads_flows() {
             window: 0,
             fast_open: false,
             vlans: Vlans::default(),
+            iface: None,
             checksum: Default::default(),
             payload: &[],
         };

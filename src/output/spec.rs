@@ -3,7 +3,7 @@
 //! ```text
 //! eve.json                      file (appended; SIGHUP reopens it)
 //! -  |  file:-                  standard output
-//! file:/var/log/hostwatch/eve.json?types=alert,host
+//! file:/var/log/hostwatch/eve.json?types=alert,inventory
 //! syslog:                       RFC 5424 to the local socket /dev/log
 //! syslog:/run/systemd/journal/dev-log
 //! syslog+udp://collector:514?facility=local5
@@ -530,9 +530,9 @@ mod tests {
             Kind::File("/var/log/a?b".into())
         );
         assert_eq!(parse("file:-").kind, Kind::Stdout);
-        let f = parse("file:/var/log/hostwatch/alerts.json?types=alert,host");
+        let f = parse("file:/var/log/hostwatch/alerts.json?types=alert,inventory");
         assert_eq!(f.kind, Kind::File("/var/log/hostwatch/alerts.json".into()));
-        assert_eq!(f.types, Some(vec!["alert", "host"]));
+        assert_eq!(f.types, Some(vec!["alert", "inventory"]));
         assert!(f.takes("alert") && !f.takes("ntlm"));
         assert!(parse("eve.json").takes("ntlm"));
         assert_eq!(

@@ -53,11 +53,22 @@ pub struct Address {
     pub name: String,
     pub address: IpAddr,
     pub ttl: u32,
+    pub section: Section,
+}
+
+/// The section a record stands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Answer,
+    Authority,
+    Additional,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: u16,
+    /// The header's flags word (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode).
+    pub flags: u16,
     pub response: bool,
     pub rcode: u8,
     pub questions: Vec<Question>,
@@ -93,7 +104,14 @@ pub fn parse(msg: &[u8]) -> Result<Message, DnsError> {
     }
     let mut addresses = Vec::new();
     let records = usize::from(an) + usize::from(ns) + usize::from(ar);
-    for _ in 0..records.min(3 * MAX_ENTRIES) {
+    for i in 0..records.min(3 * MAX_ENTRIES) {
+        let section = if i < usize::from(an) {
+            Section::Answer
+        } else if i < usize::from(an) + usize::from(ns) {
+            Section::Authority
+        } else {
+            Section::Additional
+        };
         let (r, name) = name(msg, rest)?;
         let fixed: R<_> = (be_u16, be_u16, be_u32, be_u16).parse(r);
         let (r, (rtype, _class, ttl, len)) = fixed.map_err(trunc("record"))?;
@@ -109,12 +127,18 @@ pub fn parse(msg: &[u8]) -> Result<Message, DnsError> {
             _ => None,
         };
         if let Some(address) = address {
-            addresses.push(Address { name, address, ttl });
+            addresses.push(Address {
+                name,
+                address,
+                ttl,
+                section,
+            });
         }
         rest = r;
     }
     Ok(Message {
         id,
+        flags,
         response: flags & 0x8000 != 0,
         rcode: (flags & 0x000f) as u8,
         questions,
@@ -177,7 +201,8 @@ mod tests {
             [Address {
                 name: "WIN-J9D866ESIJ2.local".into(),
                 address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
-                ttl: 120
+                ttl: 120,
+                section: Section::Answer,
             }]
         );
         assert!(looks_like(&answer()));

@@ -67,8 +67,10 @@ pub struct Message<'a> {
     /// The APPLICATION tag: [`AS_REQ`], [`AS_REP`], ...
     pub msg_type: u8,
     pub cname: Option<Principal<'a>>,
-    /// The request's realm, the reply's crealm, the error's realm.
+    /// The request's realm, the reply's crealm, the error's crealm.
     pub realm: Option<&'a [u8]>,
+    /// The error's realm (the server's).
+    pub error_realm: Option<&'a [u8]>,
     /// The request's sname, the reply's ticket's sname, the error's sname.
     pub sname: Option<Principal<'a>>,
     /// The encryption types a request offers, in its order (at most 16).
@@ -76,6 +78,8 @@ pub struct Message<'a> {
     pub addresses: Vec<HostAddress<'a>>,
     /// A reply's ticket's encryption type.
     pub ticket_etype: Option<i64>,
+    /// A reply's enc-part's encryption type.
+    pub enc_etype: Option<i64>,
     pub error_code: Option<u64>,
 }
 
@@ -285,6 +289,12 @@ fn reply<'a>(seq: &'a [u8], m: &mut Message<'a>) -> Result<(), KrbError> {
                     }
                 }
             }
+            6 => {
+                // EncryptedData ::= SEQUENCE { etype [0] Int32, ... }
+                m.enc_etype = fields(v.value)
+                    .find(|(e, _)| *e == 0)
+                    .and_then(|(_, e)| integer(e, "etype").ok());
+            }
             _ => {}
         }
     }
@@ -301,8 +311,9 @@ fn error<'a>(seq: &'a [u8], m: &mut Message<'a>) -> Result<(), KrbError> {
     for (n, v) in fields(seq) {
         match n {
             6 => m.error_code = Some(uint(v.value).ok_or(malformed("error-code"))?),
+            7 => m.realm = Some(string(v, "crealm")?),
             8 => m.cname = Some(principal(v, "cname")?),
-            9 => m.realm = Some(string(v, "realm")?),
+            9 => m.error_realm = Some(string(v, "realm")?),
             10 => m.sname = Some(principal(v, "sname")?),
             _ => {}
         }

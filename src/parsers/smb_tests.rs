@@ -182,6 +182,9 @@ fn smb1_tree_connect_andx_path_with_and_without_padding() {
                 message_id: 0,
                 path: &utf16("\\\\FS01\\DATA")[..],
                 unicode: true,
+                session_id: 100,
+                tree_id: 0,
+                share_type: None,
             }]),
             "padding {pad}"
         );
@@ -225,4 +228,100 @@ fn smb2_tree_connect_in_a_compound_and_a_lying_offset() {
         })
     );
     assert_eq!(tree_connects(b"junk"), Err(SmbError::NotSmb));
+}
+
+/// MS-CIFS 2.2.3.4: a null session's SESSION_SETUP_ANDX request carries a
+/// TREE_CONNECT_ANDX behind it (AndXCommand 0x75, AndXOffset from the SMB
+/// header); both are read. A chain that points backwards ends.
+#[test]
+fn smb1_andx_chain_carries_a_tree_connect() -> Result<(), SmbError> {
+    let blob = b"NTLMSSP\0\x01\0\0\0";
+    // SESSION_SETUP_ANDX (WordCount 12) whose AndX points past its bytes.
+    let setup_words_len = 24;
+    let setup_bytes = blob.to_vec();
+    // Header 32 + WordCount 1 + words + ByteCount 2 + bytes.
+    let tree_at = 32 + 1 + setup_words_len + 2 + setup_bytes.len();
+    let mut words = vec![0x75, 0];
+    words.extend_from_slice(&(tree_at as u16).to_le_bytes());
+    words.extend_from_slice(&[0x04, 0x11, 0x32, 0, 0, 0, 0, 0, 0, 0]);
+    words.extend_from_slice(&(blob.len() as u16).to_le_bytes());
+    words.extend_from_slice(&[0; 8]);
+    let mut msg = smb1(0x73, 0x18, 0, 0, &words, &setup_bytes);
+    assert_eq!(msg.len(), tree_at);
+    // TREE_CONNECT_ANDX: no further command; empty password; the Unicode
+    // path starts at offset 82 from the header, even: no pad byte.
+    msg.push(4);
+    msg.extend_from_slice(&[0xff, 0, 0, 0, 0, 0, 0, 0]);
+    let mut bytes = Vec::new();
+    bytes.extend(utf16("\\\\WIN-J9D866ESIJ2\\IPC$"));
+    bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(b"?????\0");
+    msg.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    msg.extend_from_slice(&bytes);
+    let got = commands(&msg)?;
+    let [Command::SessionSetup(s), Command::TreeConnect(t)] = &got[..] else {
+        panic!("{got:?}");
+    };
+    assert_eq!(s.security_blob, &blob[..]);
+    assert_eq!(t.path, &utf16("\\\\WIN-J9D866ESIJ2\\IPC$")[..]);
+    // An AndXOffset that points back at the setup itself ends the walk.
+    let mut looped = msg.clone();
+    looped[32 + 3..32 + 5].copy_from_slice(&32u16.to_le_bytes());
+    assert_eq!(commands(&looped)?.len(), 1);
+    Ok(())
+}
+
+/// MS-CIFS 2.2.4.52: the request lists dialect strings, the response
+/// picks one by index; MS-SMB2 2.2.4: the response's DialectRevision.
+#[test]
+fn negotiate_offers_and_choices() -> Result<(), SmbError> {
+    let req = smb1(
+        0x72,
+        0x18,
+        0,
+        0,
+        &[],
+        b"\x02NT LANMAN 1.0\0\x02NT LM 0.12\0",
+    );
+    let [Command::Negotiate(n)] = &commands(&req)?[..] else {
+        panic!();
+    };
+    assert_eq!(n.offered, [&b"NT LANMAN 1.0"[..], &b"NT LM 0.12"[..]]);
+    let resp = smb1(0x72, 0x98, 0, 0, &[1, 0], &[]);
+    let [Command::Negotiate(n)] = &commands(&resp)?[..] else {
+        panic!();
+    };
+    assert_eq!((n.response, n.selected), (true, Some(1)));
+    let mut resp2 = smb2_header(0, 1, 0, 0, 0);
+    resp2.extend_from_slice(&[65, 0, 1, 0, 0x11, 0x03]);
+    let [Command::Negotiate(n)] = &commands(&resp2)?[..] else {
+        panic!();
+    };
+    assert_eq!((n.dialect, n.selected), (Dialect::Smb2, Some(0x0311)));
+    assert_eq!(dialect_name(0x0311), "3.11");
+    assert_eq!(dialect_name(0x02ff), "2.??");
+    assert_eq!(dialect_name(0x0999), "2457");
+    Ok(())
+}
+
+/// A tree connect's answer says what was opened: MS-SMB2 2.2.10 ShareType,
+/// MS-CIFS 2.2.4.55.2 Service.
+#[test]
+fn tree_connect_answers_tell_the_share_type() -> Result<(), SmbError> {
+    let mut r2 = smb2_header(3, 1, 0, 0, 5);
+    r2[36..40].copy_from_slice(&9u32.to_le_bytes());
+    r2.extend_from_slice(&[16, 0, 2, 0]);
+    r2.extend_from_slice(&[0; 12]);
+    let t = tree_connects(&r2)?;
+    assert_eq!(
+        (t[0].share_type, t[0].tree_id, t[0].session_id),
+        (Some(ShareType::Pipe), 9, 5)
+    );
+    let r1 = smb1(0x75, 0x98, 0, 100, &[0xff, 0, 0, 0, 1, 0], b"IPC\0\0\0");
+    assert_eq!(tree_connects(&r1)?[0].share_type, Some(ShareType::Pipe));
+    let r1 = smb1(0x75, 0x98, 0, 100, &[0xff, 0, 0, 0, 1, 0], b"A:\0NTFS\0");
+    assert_eq!(tree_connects(&r1)?[0].share_type, Some(ShareType::File));
+    assert_eq!(status_name(0xc000_00cc), Some("STATUS_BAD_NETWORK_NAME"));
+    assert_eq!(status_name(0xc000_9999), None);
+    Ok(())
 }

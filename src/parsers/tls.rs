@@ -143,11 +143,13 @@ pub fn server_hello_version(body: &[u8]) -> Option<u16> {
 
 pub fn version_name(v: u16) -> String {
     match v {
+        0x0002 => "SSLv2".into(),
         0x0300 => "SSLv3".into(),
-        0x0301 => "TLSv1.0".into(),
-        0x0302 => "TLSv1.1".into(),
-        0x0303 => "TLSv1.2".into(),
-        0x0304 => "TLSv1.3".into(),
+        0x0301 => "TLSv1".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v if v >> 8 == 0x7f => format!("TLS 1.3 draft-{}", v & 0xff),
         v => format!("0x{v:04x}"),
     }
 }

@@ -83,7 +83,7 @@ fn hello_messages() {
     sh.extend_from_slice(&[0, 6, 0, 43, 0, 2, 3, 4]);
     assert_eq!(server_hello_version(&sh), Some(0x0304));
     assert_eq!(server_hello_version(&sh[..36]), Some(0x0303));
-    assert_eq!(version_name(0x0304), "TLSv1.3");
+    assert_eq!(version_name(0x0304), "TLS 1.3");
     assert_eq!(server_hello_version(&[3]), None);
 }
 

@@ -509,6 +509,7 @@ mod tests {
             sport: 137,
             dport: 137,
             vlans: Vlans::default(),
+            iface: None,
             checksum: Checksum::Unchecked,
             payload,
         }

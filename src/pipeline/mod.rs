@@ -167,6 +167,14 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     let opts = OutputOptions {
         alerts_only: cfg.alerts_only,
         sensor: cfg.sensor_name.clone(),
+        interfaces: cfg
+            .inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Interface(name) => Some(name.clone()),
+                Input::File(_) => None,
+            })
+            .collect(),
         live: any_live,
         drain: cfg.drain_timeout,
         enrich: cfg

@@ -68,11 +68,18 @@ pub(super) struct Reader {
 
 impl Reader {
     pub fn new(sources: Vec<Source>, checksums: checksum::Mode, lane: usize, burst: usize) -> Self {
+        // Live sources are the interfaces in the order given, which is how
+        // events name them (`in_iface`).
+        let mut live = 0u8;
         let decoders = sources
             .iter()
             .map(|s| {
                 let mut d = Decoder::new(s.linktype());
                 d.set_checksum_mode(checksums);
+                if s.is_live() {
+                    d.set_iface(Some(live));
+                    live = live.saturating_add(1);
+                }
                 d
             })
             .collect();

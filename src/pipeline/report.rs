@@ -39,6 +39,8 @@ pub(super) enum OutMsg {
 pub(super) struct OutputOptions {
     pub alerts_only: bool,
     pub sensor: Option<String>,
+    /// The live interfaces, in the order `Segment::iface` counts them.
+    pub interfaces: Vec<String>,
     pub live: bool,
     pub drain: Duration,
     /// ASN enrichment of the envelope (`--asn-db`).
@@ -62,7 +64,7 @@ fn alert_order(e: &Event) -> (i64, u64) {
 
 fn host_order(e: &Event) -> (i64, u64, String) {
     let name = match &e.body {
-        Body::Host(h) => format!("{}|{}|{}", h.name, h.ip, h.evidence),
+        Body::Inventory(h) => format!("{}|{}|{}", h.name, h.ip, h.evidence),
         _ => String::new(),
     };
     (e.ts_us, e.flow.as_ref().map_or(0, |f| f.flow_id), name)
@@ -112,10 +114,12 @@ pub(super) fn run(
     let OutputOptions {
         alerts_only,
         sensor,
+        interfaces,
         live,
         drain,
         enrich,
     } = opts;
+    let started = Instant::now();
     let mut inv = Inventory::default();
     let mut carriers = Carriers::default();
     // Alerts waiting to be weighed (and, live, host sightings): until the
@@ -138,11 +142,12 @@ pub(super) fn run(
             return;
         }
         line.clear();
-        ev.write_json_enriched(
-            sensor.as_deref(),
-            enrich.as_ref().map(|e| e as &dyn crate::events::AsnLookup),
-            &mut line,
-        );
+        let sensor = crate::events::Sensor {
+            name: sensor.as_deref(),
+            interfaces: &interfaces,
+            asn: enrich.as_ref().map(|e| e as &dyn crate::events::AsnLookup),
+        };
+        ev.write_json(&sensor, &mut line);
         if let Err(e) = outputs.event(ty, &line) {
             *error = Some(e.to_string());
             control.stop.store(true, Ordering::SeqCst);
@@ -190,19 +195,19 @@ pub(super) fn run(
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(OutMsg::Events(evs)) => {
                 for ev in &evs {
-                    if let (Body::Host(h), Some(f)) = (&ev.body, &ev.flow) {
+                    if let (Body::Inventory(h), Some(f)) = (&ev.body, &ev.flow) {
                         carriers.saw(ev.ts_us, f.flow_id, f.two_way, h);
                     }
                 }
                 for mut ev in evs {
                     match &ev.body {
-                        Body::Host(h) if !live => {
+                        Body::Inventory(h) if !live => {
                             let key = h.name.to_uppercase();
                             let ip = h.ip;
                             hold_host(&mut held_hosts, ev, key, ip);
                             continue;
                         }
-                        Body::Alert(_) | Body::Host(_) if held.len() < MAX_HELD_ALERTS => {
+                        Body::Alert(_) | Body::Inventory(_) if held.len() < MAX_HELD_ALERTS => {
                             held.push_back((Instant::now() + LIVE_ALERT_DELAY, ev));
                             continue;
                         }
@@ -237,6 +242,7 @@ pub(super) fn run(
                     outputs.drain(Instant::now() + drain);
                 }
                 if let Some(obj) = stats.as_object_mut() {
+                    obj.insert("uptime".into(), json!(started.elapsed().as_secs()));
                     obj.insert("events".into(), json!(counts));
                     obj.insert("alerts".into(), json!(inv.alerts()));
                     obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow, "carriers_full": carriers.overflow }));

@@ -122,8 +122,6 @@ pub(super) fn to_json(
     }
     let streams: &StreamStats = &flows.streams;
     let mut v = json!({
-        "packets": c.decode.frames,
-        "bytes": c.decode.bytes,
         "decoder": c.decode.to_json(),
         "defrag": c.defrag.to_json(),
         "flows": flows.to_json(active),
@@ -131,6 +129,7 @@ pub(super) fn to_json(
         "datagrams": udp.to_json(conversations),
         "parse_errors": parse_errors.to_json(),
         "transactions": transactions.to_json(),
+        "tcp": { "invalid_checksum": flows.bad_checksum },
         "checksums": {
             "mode": c.checksums.name(),
             "bad_tcp": flows.bad_checksum,

@@ -1,9 +1,9 @@
-//! How values are written for logs and people: RFC 3339 times, hex, and
+//! How values are written for logs and people: timestamps, hex, and
 //! control characters escaped for a terminal (names are attacker-controlled).
 
 mod time;
 
-pub use time::{rfc3339_micros, rfc3339_seconds};
+pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time};
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

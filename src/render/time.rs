@@ -1,42 +1,52 @@
-//! RFC 3339 timestamps (UTC, microseconds) from packet time.
+//! Timestamps from packet time (UTC), in the forms logs use, and RFC 3339
+//! parsing, all through the `time` crate.
 
-/// Formats microseconds since the Unix epoch as `2024-01-31T12:34:56.123456Z`.
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// The instant of `ts_us` microseconds since the Unix epoch, clamped to the
+/// years `time` can write (a capture's clock is attacker-controlled).
+fn utc(ts_us: i64) -> OffsetDateTime {
+    let nanos = i128::from(ts_us) * 1000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if ts_us < 0 {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
+}
+
+/// EVE's form, `2024-01-31T12:34:56.123456+0000` (Suricata's schema:
+/// `\.\d+[+-]\d+$`).
+pub fn eve_timestamp(ts_us: i64) -> String {
+    let format = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+0000"
+    );
+    utc(ts_us).format(&format).unwrap_or_default()
+}
+
+/// RFC 3339 with microseconds, `2024-01-31T12:34:56.123456Z`.
 pub fn rfc3339_micros(ts_us: i64) -> String {
-    let secs = ts_us.div_euclid(1_000_000);
-    let micros = ts_us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    utc(ts_us).format(&format).unwrap_or_default()
 }
 
-/// Formats seconds since the Unix epoch as `2024-01-31T12:34:56Z`.
-pub fn rfc3339_seconds(secs: i64) -> String {
-    let s = rfc3339_micros(secs.saturating_mul(1_000_000));
-    match s.split_once('.') {
-        Some((whole, _)) => format!("{whole}Z"),
-        None => s,
-    }
+/// A certificate's validity time as EVE writes it, `2024-01-31T12:34:56`
+/// (seconds since the epoch, no zone).
+pub fn x509_time(secs: i64) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    utc(secs.saturating_mul(1_000_000))
+        .format(&format)
+        .unwrap_or_default()
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// An RFC 3339 time (`2026-01-31T12:00:00Z`, `...+02:00`, fractions) as
+/// Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    OffsetDateTime::parse(s.trim(), &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
 }
 
 #[cfg(test)]
@@ -51,9 +61,24 @@ mod tests {
             "2000-02-29T00:00:00.000001Z"
         );
         assert_eq!(
-            rfc3339_micros(1_795_727_534_229_440),
-            "2026-11-26T21:12:14.229440Z"
+            eve_timestamp(1_795_727_534_229_440),
+            "2026-11-26T21:12:14.229440+0000"
         );
         assert_eq!(rfc3339_micros(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(x509_time(1_483_526_923), "2017-01-04T10:48:43");
+        // Out of range: clamped, never a panic.
+        assert_eq!(eve_timestamp(i64::MAX), "9999-12-31T23:59:59.999999+0000");
+        assert!(eve_timestamp(i64::MIN).starts_with("-9999-01-01T00:00:00"));
+    }
+
+    #[test]
+    fn rfc3339_is_parsed_with_zones_and_fractions() {
+        assert_eq!(parse_rfc3339("2017-01-04T10:48:43Z"), Some(1_483_526_923));
+        assert_eq!(
+            parse_rfc3339("2017-01-04T12:48:43.250+02:00"),
+            Some(1_483_526_923)
+        );
+        assert_eq!(parse_rfc3339("2017-01-04"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -1,8 +1,10 @@
 //! RDP connection sequence (MS-RDPBCGR 1.3.1.1), one module per layer:
 //! [`x224`] (TPKT, X.224 and the RDP_NEG structures), [`mcs`] (T.125 MCS
 //! Connect-Initial/Response, BER, with the T.124 GCC wrapper, PER) and
-//! [`gcc`] (the client and server data blocks inside).
+//! [`gcc`] (the client and server data blocks inside); [`codes`] names
+//! their codes as EVE writes them.
 
+pub mod codes;
 pub mod gcc;
 pub mod mcs;
 pub mod x224;
