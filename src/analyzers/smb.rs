@@ -12,7 +12,7 @@ use serde_with::skip_serializing_none;
 
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::{Logon, Tracker};
-use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role};
+use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
 use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::smb::{
     self, Command, Dialect, Negotiate, SessionSetup, ShareType, TreeConnect,
@@ -365,17 +365,6 @@ impl SmbRecord {
 impl EventRecord for SmbRecord {
     const EVENT_TYPE: &'static str = "smb";
 
-    fn facts(&self, _name: &Name<'_>) -> Facts {
-        Facts {
-            outcome: match self.result {
-                "success" => Some(true),
-                "failure" => Some(false),
-                _ => None,
-            },
-            ..Facts::default()
-        }
-    }
-
     fn names<'a>(&'a self, v: &mut Vec<Name<'a>>) {
         let Some(server) = self.tree.as_ref().and_then(|t| t.server.as_deref()) else {
             return;
@@ -384,14 +373,11 @@ impl EventRecord for SmbRecord {
         if server.parse::<std::net::IpAddr>().is_ok() || server.ends_with(".ipv6-literal.net") {
             return;
         }
-        // The client may address the server by any name; a server that
-        // accepts the tree connect has answered to it.
-        let role = if self.result == "success" {
-            Role::Server
-        } else {
-            Role::Named
-        };
-        v.push(Name::of("smb.tree.server", role, server, true));
+        // The client may address the server by any name, and a server
+        // accepts a tree connect under any name (Windows and Samba do): the
+        // name in a path is what the client typed, a mention; the server's
+        // own CHALLENGE says who it is.
+        v.push(Name::of("smb.tree.server", Role::Named, server, true));
     }
 }
 
@@ -476,14 +462,14 @@ mod tests {
             .collect()
     }
 
-    /// A name the server accepted a tree connect to is its own; a refused
-    /// or unanswered one is only mentioned; an address is no name; a
-    /// "request" from the server's side names nobody.
+    /// The server name in a path is a mention whatever the answer (a
+    /// server accepts any name); an address is no name; a "request" from
+    /// the server's side names nobody.
     #[test]
     fn tree_connect_names_and_roles() {
         let named = |r| vec![("WIN-J9D866ESIJ2".to_string(), r)];
         let p = "\\\\WIN-J9D866ESIJ2\\IPC$";
-        assert_eq!(names_of(p, Some(0), Dir::ToServer), named(Role::Server));
+        assert_eq!(names_of(p, Some(0), Dir::ToServer), named(Role::Named));
         assert_eq!(
             names_of(p, Some(0xc000_00cc), Dir::ToServer),
             named(Role::Named)
