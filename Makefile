@@ -1,20 +1,23 @@
 # The two commands of README.md: `make demo` and `make test`.
-.PHONY: deps demo test bench bench-live fuzz
+.PHONY: deps test-deps demo test bench bench-live fuzz
 
 deps:
 	@scripts/deps.sh
 
+test-deps:
+	@scripts/deps.sh test
+
 demo: deps
 	cargo run --release --quiet -- demo
 
-test: deps
+test: test-deps
 	cargo test --release
 
-bench: deps
+bench: test-deps
 	bench/run.sh
 	bench/sinks.sh
 
-bench-live: deps
+bench-live: test-deps
 	bench/live.sh
 
 fuzz:
