@@ -24,13 +24,7 @@ fn main() {
     let entries = watchlist::parse(&text, "scale.list", 2_000_000).unwrap_or_default();
     let parsed = t.elapsed();
     let t = Instant::now();
-    let m = match Matcher::new(entries) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("cannot build the matcher: {e}");
-            std::process::exit(1);
-        }
-    };
+    let m = Matcher::new(entries);
     let built = t.elapsed();
     println!(
         "{} entries: parsed in {:.2?}, matcher built in {:.2?}",

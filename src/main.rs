@@ -11,8 +11,6 @@ use clap::{Args, Parser, Subcommand};
 
 use hostwatch::capture::{LiveOptions, DEFAULT_SNAPLEN};
 use hostwatch::detection::lists::Lists;
-use hostwatch::detection::Matcher;
-use hostwatch::detection::{intel, watchlist};
 use hostwatch::flow::{self, DatagramConfig, FlowConfig, StreamLimits};
 use hostwatch::output::spec::{Kind, OutputSpec};
 use hostwatch::output::{self, system_hostname, Outputs};
@@ -100,6 +98,11 @@ struct RunArgs {
     /// Do not flag Windows setup default names (WIN- + 11 characters, informational).
     #[arg(long)]
     no_default_names: bool,
+    /// What a watched name that is only mentioned (looked up, asked for,
+    /// tied to another address) does: alert (at severity 3), event (kept
+    /// in its record's event, no alert) or off.
+    #[arg(long, default_value = "alert", value_name = "WHAT")]
+    mentions: hostwatch::detection::Mentions,
     /// Write only alert events.
     #[arg(long)]
     alerts_only: bool,
@@ -177,48 +180,6 @@ struct RunArgs {
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("hostwatch: {msg}");
     ExitCode::from(2)
-}
-
-/// A `--watchlist` argument: `FORMAT:FILE`, or a file whose format is
-/// recognised by its content.
-fn list_arg(arg: &std::path::Path) -> (Option<intel::Format>, PathBuf) {
-    let s = arg.to_string_lossy();
-    match s.split_once(':') {
-        Some((f, rest)) if !arg.exists() => match f.parse() {
-            Ok(format) => (Some(format), PathBuf::from(rest)),
-            Err(_) => (None, arg.to_path_buf()),
-        },
-        _ => (None, arg.to_path_buf()),
-    }
-}
-
-fn load_matcher(files: &[PathBuf], default_names: bool) -> Result<Matcher, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut user = Vec::new();
-    for (i, arg) in files.iter().enumerate() {
-        let (format, path) = list_arg(arg);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
-        let base = watchlist::user_list_base_id(i);
-        let format = format.unwrap_or_else(|| intel::detect(&text));
-        let shown = path.display().to_string();
-        let loaded = intel::load(&text, &shown, base, format, now).map_err(|e| e.to_string())?;
-        if !loaded.unsupported.is_empty() {
-            let kinds: Vec<String> = loaded
-                .unsupported
-                .iter()
-                .map(|(k, n)| format!("{k} ({n})"))
-                .collect();
-            eprintln!(
-                "hostwatch: {shown}: left out indicators hostwatch cannot match: {}",
-                kinds.join(", ")
-            );
-        }
-        user.extend(loaded.entries);
-    }
-    Matcher::with_builtins(default_names, user).map_err(|e| e.to_string())
 }
 
 fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
@@ -309,16 +270,9 @@ fn run(args: RunArgs) -> ExitCode {
         None => None,
     };
     let default_names = !args.no_default_names;
-    let lists = match load_matcher(&args.watchlist, default_names) {
-        // Read again on SIGHUP and when a file changes.
-        Ok(m) => Lists::reloadable(
-            m,
-            args.watchlist.iter().map(|a| list_arg(a).1).collect(),
-            Box::new({
-                let files = args.watchlist.clone();
-                move || load_matcher(&files, default_names)
-            }),
-        ),
+    // Read again on SIGHUP and when a file changes.
+    let lists = match Lists::from_files(&args.watchlist, default_names) {
+        Ok(l) => l,
         Err(e) => return fail(e),
     };
     let live = !args.interface.is_empty();
@@ -392,6 +346,7 @@ fn run(args: RunArgs) -> ExitCode {
         checksums: args.checksums,
         home_net: args.home_net.clone().unwrap_or_default(),
         asn_db,
+        mentions: args.mentions,
     };
     let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),

@@ -506,7 +506,7 @@ fn drops_privileges_after_opening_the_interface() {
         ev.iter()
             .filter(|e| e["event_type"] == "alert" && e["alert"]["severity"] == 1)
             .count(),
-        6
+        4
     );
     let _ = std::fs::remove_file(&out);
 }

@@ -79,6 +79,13 @@ macro_rules! registry {
                 }
             }
 
+            /// Writes the record's object alone.
+            pub fn serialize_body<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $($(Record::$variant(r) => serde::Serialize::serialize(r.as_ref(), s),)?)*
+                }
+            }
+
             /// Writes the record as one entry (`"rdp": {...}`) of an event.
             pub fn serialize_entry<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
                 match self {

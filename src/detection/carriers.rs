@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use super::confidence;
 use super::inventory::MAX_PAIRS;
-use super::watchlist::normalise;
+use super::watchlist::machine_key as machine;
 use crate::events::{Body, Event, HostSighting};
 
 /// Packet time and flow of a sighting.
@@ -53,15 +53,6 @@ impl Protocol {
             self.other
         }
     }
-}
-
-/// The key of a machine's name: its host label, upper-cased, as NetBIOS
-/// keeps it (15 characters), so that `WIN-X`, `win-x.local` and the
-/// machine account `WIN-X$` meet.
-fn machine(name: &str) -> String {
-    let n = normalise(name);
-    let label = n.split('.').next().unwrap_or_default();
-    label.chars().take(15).collect()
 }
 
 #[derive(Default)]
@@ -189,12 +180,27 @@ mod tests {
                 hostname: "WIN-J9D866ESIJ2".into(),
                 role: Role::Client,
                 evidence: "ntlm.client.workstation",
+                fields: vec!["ntlm.client.workstation"],
                 candidate: false,
                 handshake_seen: true,
                 corroboration: vec!["its logon succeeded".into()],
                 score: 1,
+                indicator: crate::events::Indicator {
+                    value: "WIN-J9D866ESIJ2".into(),
+                    kind: "name",
+                    address: None,
+                    end: None,
+                },
+                provenance: crate::events::Provenance {
+                    file: "test".into(),
+                    line: 1,
+                    note: None,
+                    refs: Vec::new(),
+                },
+                suppressed: None,
+                record_omitted: None,
                 ip: Some(AT.into()),
-                record: Record::Ntlm(Box::default()),
+                record: std::sync::Arc::new(Record::Ntlm(Box::default())),
             })),
         }
     }

@@ -83,7 +83,9 @@ fn build_text(build: u32) -> String {
 
 /// Weighs (sum and readable lines) an alert on `entry` for a name of `role` whose record says
 /// `facts`, seen on `flow`; `listed` names the list holding the machine's
-/// address, if one does.
+/// address, if one does. What packets nobody answered say of a machine
+/// (the build a lone NEGOTIATE declares, an address anyone can forge) is
+/// shown, not weighed.
 pub fn weigh(
     entry: &Entry,
     role: Role,
@@ -92,77 +94,114 @@ pub fn weigh(
     home: &HomeNet,
     listed: Option<&str>,
 ) -> (i32, Vec<String>) {
-    let mut score = 0i32;
-    let mut lines = Vec::new();
+    let mut w = Weights {
+        score: 0,
+        lines: Vec::new(),
+        answered: flow.two_way,
+    };
     if let Some(b) = facts.build {
         if entry.builds.contains(&b) {
-            score += 2;
-            lines.push(format!(
-                "reports Windows build {}, the template's",
-                build_text(b)
-            ));
+            w.add(
+                2,
+                format!("reports Windows build {}, the template's", build_text(b)),
+            );
         } else if !entry.builds.is_empty() {
-            score -= 2;
             let want: Vec<String> = entry.builds.iter().map(|b| build_text(*b)).collect();
-            lines.push(format!(
-                "reports Windows build {}, not the template's {}",
-                build_text(b),
-                want.join(" or ")
-            ));
+            w.add(
+                -2,
+                format!(
+                    "reports Windows build {}, not the template's {}",
+                    build_text(b),
+                    want.join(" or ")
+                ),
+            );
         }
     }
     if let (None, Some(os)) = (facts.build, facts.os_version) {
         let families: Vec<(u8, u8)> = entry.builds.iter().filter_map(|b| nt_version(*b)).collect();
         if families.contains(&os) {
-            lines.push(format!(
+            w.lines.push(format!(
                 "announces Windows {}, the template's family (no build given)",
                 nt_text(os)
             ));
         } else if let Some(want) = families.first() {
-            score -= 2;
-            lines.push(format!(
-                "announces Windows {}, not the template's {}",
-                nt_text(os),
-                nt_text(*want)
-            ));
+            w.add(
+                -2,
+                format!(
+                    "announces Windows {}, not the template's {}",
+                    nt_text(os),
+                    nt_text(*want)
+                ),
+            );
         }
     }
     match facts.outcome {
-        Some(true) => {
-            score += 1;
-            lines.push("its logon succeeded".to_string());
-        }
-        Some(false) => {
-            score -= 1;
-            lines.push("its logon failed".to_string());
-        }
+        Some(true) => w.add(1, "its logon succeeded".to_string()),
+        Some(false) => w.add(-1, "its logon failed".to_string()),
         None => {}
     }
     if facts.self_signed {
-        score += 1;
-        lines.push("a self-signed certificate in its name".to_string());
+        w.add(1, "a self-signed certificate in its name".to_string());
     }
-    // The machine named and its peer.
-    let (own, peer) = match role {
-        Role::Client => (Some(flow.src_ip), flow.dest_ip),
-        Role::Server => (Some(flow.dest_ip), flow.src_ip),
-        Role::Named => (None, flow.dest_ip),
-    };
-    if let Some(own) = own {
-        if !home.contains(own) && home.contains(peer) && !own.is_unspecified() {
-            score += 1;
-            lines.push(format!("from {own}, outside home-net, to {peer}"));
+    // The machine named, outside home-net, and its peer inside.
+    match role {
+        Role::Client
+            if !home.contains(flow.src_ip)
+                && home.contains(flow.dest_ip)
+                && !flow.src_ip.is_unspecified() =>
+        {
+            w.add(
+                1,
+                format!(
+                    "from {}, outside home-net, to {}",
+                    flow.src_ip, flow.dest_ip
+                ),
+            )
         }
+        Role::Server
+            if !home.contains(flow.dest_ip)
+                && home.contains(flow.src_ip)
+                && !flow.dest_ip.is_unspecified() =>
+        {
+            w.add(
+                1,
+                format!(
+                    "at {}, outside home-net, reached from {}",
+                    flow.dest_ip, flow.src_ip
+                ),
+            )
+        }
+        _ => {}
     }
     if let Some(list) = listed {
-        score += 1;
-        lines.push(format!("its address is on list {list}"));
+        w.add(1, format!("its address is on list {list}"));
     }
     if entry.candidate {
-        score -= 1;
-        lines.push("the list entry is unconfirmed".to_string());
+        // The list's own doubt, whatever the packets.
+        w.score -= 1;
+        w.lines.push("the list entry is unconfirmed".to_string());
     }
-    (score, lines)
+    (w.score, w.lines)
+}
+
+/// The sum and lines of an alert's signals.
+struct Weights {
+    score: i32,
+    lines: Vec<String>,
+    /// The other side answered: what the packets say weighs.
+    answered: bool,
+}
+
+impl Weights {
+    fn add(&mut self, weight: i32, line: String) {
+        if self.answered {
+            self.score += weight;
+            self.lines.push(line);
+        } else {
+            self.lines
+                .push(format!("{line} (not weighed: nobody answered)"));
+        }
+    }
 }
 
 /// Adds to `alert` the other carriers (protocols) that named its machine
@@ -204,7 +243,7 @@ mod tests {
             dest_port: 138,
             vlans: Default::default(),
             iface: None,
-            two_way: false,
+            two_way: true,
             overlap: None,
         };
         let home = HomeNet::default();
@@ -227,6 +266,19 @@ mod tests {
             (
                 -2,
                 vec!["announces Windows 5.1 (Windows XP), not the template's 10.0 (Windows 10, 11, Server 2016 and later)".to_string()]
+            )
+        );
+        // In a packet nobody answered (a broadcast announcement, or a
+        // forged one) it is shown, not weighed.
+        let lone = FlowInfo {
+            two_way: false,
+            ..flow.clone()
+        };
+        assert_eq!(
+            weigh(entry, Role::Client, announced((5, 1)), &lone, &home, None),
+            (
+                0,
+                vec!["announces Windows 5.1 (Windows XP), not the template's 10.0 (Windows 10, 11, Server 2016 and later) (not weighed: nobody answered)".to_string()]
             )
         );
         // A build says more than an announced version: the version is not

@@ -8,10 +8,13 @@
 //!
 //! Host names and domains become exact names, addresses and networks
 //! `net:` entries, autonomous systems `asn:` entries (matched with an ASN
-//! database). An indicator of a kind hostwatch cannot match (an e-mail
-//! address, a compound STIX pattern) is left out and counted by kind, so that the
-//! caller names each kind once; a malformed file is an error naming its
-//! line (or, for JSON, what was wrong).
+//! database). Each keeps the identifiers its source gave it (a MISP event
+//! and attribute uuid, a STIX id and name, a Zeek source, an SBL id) for
+//! the alert's provenance. An indicator of a kind hostwatch cannot match
+//! (an e-mail address, a STIX `AND`) is left out and counted by kind; a
+//! value that cannot be read (`198.51.100.0/33`) is left out with its
+//! place and reason; the rest of the file loads. Only a file that cannot be
+//! read at all (not JSON, no indicator) is an error.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,11 +90,40 @@ pub fn detect(text: &str) -> Format {
     }
 }
 
-/// The entries of one file, and what was left out by kind.
+/// The entries of one file, what was left out by kind, and the values
+/// that could not be read (their place and why).
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub entries: Vec<Entry>,
     pub unsupported: BTreeMap<String, u64>,
+    pub skipped: Vec<String>,
+}
+
+/// Values skipped and named, at most (the rest are counted).
+const MAX_NAMED_SKIPS: usize = 20;
+
+/// What an indicator carries besides its value.
+#[derive(Default)]
+struct About {
+    note: Option<String>,
+    refs: Vec<(&'static str, Box<str>)>,
+}
+
+impl About {
+    fn note(note: Option<String>) -> About {
+        About {
+            note,
+            refs: Vec::new(),
+        }
+    }
+
+    /// Adds the source's identifier `key` when it is there.
+    fn with(mut self, key: &'static str, value: Option<&str>) -> About {
+        if let Some(v) = value.map(str::trim).filter(|v| !v.is_empty() && *v != "-") {
+            self.refs.push((key, v.into()));
+        }
+        self
+    }
 }
 
 /// How a file's entries read in alerts.
@@ -107,12 +139,15 @@ struct Builder<'a> {
     source: &'a str,
     /// `source`, shared by the entries.
     shared_source: Arc<str>,
+    /// What an indicator's number counts (`line`, `attribute`, `object`).
+    place: &'static str,
     next_id: u32,
     out: Loaded,
 }
 
 impl Builder<'_> {
-    fn push(&mut self, pattern: Pattern, note: Option<String>, line: usize) {
+    fn push(&mut self, pattern: Pattern, about: About, line: usize) {
+        let refs = (!about.refs.is_empty()).then(|| about.refs.into_boxed_slice());
         self.out.entries.push(Entry {
             list: self.meta.list.clone(),
             category: self.meta.category.clone(),
@@ -122,7 +157,8 @@ impl Builder<'_> {
             candidate: false,
             allow: false,
             builds: Vec::new(),
-            note,
+            note: about.note,
+            refs,
             id: self.next_id,
             source: self.shared_source.clone(),
             line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -130,34 +166,53 @@ impl Builder<'_> {
         self.next_id = self.next_id.saturating_add(1);
     }
 
-    /// A name or an address/network, by its look.
-    fn value(&mut self, v: &str, note: Option<String>, line: usize) -> Result<(), WatchlistError> {
+    /// A name or an address/network, by its look; a value that cannot be
+    /// read is left out and named.
+    fn value(&mut self, v: &str, about: About, line: usize) {
         let v = v.trim();
         if v.is_empty() {
-            return Ok(());
+            return;
         }
         if v.parse::<std::net::IpAddr>().is_ok() || v.contains('/') {
-            let net = v.parse().map_err(|e: String| self.error(line, e))?;
-            self.push(Pattern::Net(net), note, line);
+            match v.parse() {
+                Ok(net) => self.push(Pattern::Net(net), about, line),
+                Err(e) => self.skip_value(line, e),
+            }
         } else {
-            self.push(Pattern::Exact(v.to_uppercase()), note, line);
+            self.push(Pattern::Exact(v.to_uppercase()), about, line);
         }
-        Ok(())
     }
 
     /// An autonomous system (`64500` or `AS64500`).
-    fn asn(&mut self, v: &str, note: Option<String>, line: usize) -> Result<(), WatchlistError> {
+    fn asn(&mut self, v: &str, about: About, line: usize) {
         let n = v
             .trim()
             .trim_start_matches(['A', 'S', 'a', 's'])
             .parse::<u32>();
-        let n = n.map_err(|_| self.error(line, format!("'{v}' is not an AS number")))?;
-        self.push(Pattern::Asn(n), note, line);
-        Ok(())
+        match n {
+            Ok(n) => self.push(Pattern::Asn(n), about, line),
+            Err(_) => self.skip_value(line, format!("'{v}' is not an AS number")),
+        }
     }
 
+    /// An indicator of a kind hostwatch cannot match.
     fn skip(&mut self, kind: &str) {
         *self.out.unsupported.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// A value that cannot be read: named (the first few), counted.
+    fn skip_value(&mut self, line: usize, why: impl std::fmt::Display) {
+        if self.out.skipped.len() < MAX_NAMED_SKIPS {
+            self.out
+                .skipped
+                .push(format!("{} {line}: {why}", self.place));
+        } else {
+            *self
+                .out
+                .unsupported
+                .entry("unreadable value".into())
+                .or_default() += 1;
+        }
     }
 
     fn error(&self, line: usize, message: impl Into<String>) -> WatchlistError {
@@ -201,6 +256,7 @@ pub fn load(
         ),
         source,
         shared_source: Arc::from(source),
+        place: "line",
         next_id: base_id,
         out: Loaded::default(),
     };
@@ -250,16 +306,19 @@ fn zeek(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
         let (Some(value), Some(kind)) = (f.get(vi), f.get(ti)) else {
             return Err(b.error(n, "fewer fields than #fields names"));
         };
-        let note = ["meta.source", "meta.desc"]
-            .iter()
-            .filter_map(|c| at(c).and_then(|i| f.get(i)))
-            .filter(|v| !v.is_empty() && **v != "-")
-            .copied()
+        let field = |c: &str| at(c).and_then(|i| f.get(i)).copied();
+        let note = [field("meta.source"), field("meta.desc")]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_empty() && *v != "-")
             .collect::<Vec<_>>()
             .join(": ");
-        let note = Some(note).filter(|n| !n.is_empty());
+        let about = About::note(Some(note).filter(|n| !n.is_empty()))
+            .with("zeek_source", field("meta.source"))
+            .with("zeek_desc", field("meta.desc"))
+            .with("zeek_url", field("meta.url"));
         match *kind {
-            "Intel::DOMAIN" | "Intel::ADDR" | "Intel::SUBNET" => b.value(value, note, n)?,
+            "Intel::DOMAIN" | "Intel::ADDR" | "Intel::SUBNET" => b.value(value, about, n),
             other => b.skip(other),
         }
     }
@@ -278,39 +337,57 @@ fn drop_list(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
         if line.starts_with('{') {
             let v: Value = serde_json::from_str(line).map_err(|e| b.error(n, e.to_string()))?;
             if let Some(cidr) = v["cidr"].as_str() {
-                let note = v["sblid"].as_str().map(str::to_owned);
-                b.value(cidr, note, n)?;
+                let sbl = v["sblid"].as_str();
+                let about = About::note(sbl.map(str::to_owned)).with("sbl", sbl);
+                b.value(cidr, about, n);
             } else if let Some(asn) = v["asn"].as_u64() {
-                let note = v["asname"].as_str().map(str::to_owned);
-                b.asn(&asn.to_string(), note, n)?;
+                let about = About::note(v["asname"].as_str().map(str::to_owned))
+                    .with("as_name", v["asname"].as_str());
+                b.asn(&asn.to_string(), about, n);
             }
             // The closing metadata line has neither.
             continue;
         }
         let (cidr, sbl) = line.split_once(';').unwrap_or((line, ""));
-        let note = Some(sbl.trim().to_string()).filter(|s| !s.is_empty());
-        b.value(cidr, note, n)?;
+        let sbl = Some(sbl.trim()).filter(|s| !s.is_empty());
+        b.value(
+            cidr,
+            About::note(sbl.map(str::to_owned)).with("sbl", sbl),
+            n,
+        );
     }
     Ok(())
 }
 
-/// `value[,kind[,note]]`, `#` comments, an optional header naming `value`.
+/// `value[,kind[,note]]` as RFC 4180 has it (quoted fields may hold
+/// commas), `#` comments, an optional header naming `value`.
 fn csv(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut f = line.splitn(3, ',').map(|c| c.trim().trim_matches('"'));
-        let value = f.next().unwrap_or_default();
-        let kind = f.next().unwrap_or_default().to_ascii_lowercase();
-        let note = f.next().map(str::to_owned).filter(|s| !s.is_empty());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                b.skip_value(line, e);
+                continue;
+            }
+        };
+        let n = record.position().map_or(0, |p| p.line() as usize);
+        let value = record.get(0).unwrap_or_default();
+        let kind = record.get(1).unwrap_or_default().to_ascii_lowercase();
+        let note = record.get(2).map(str::to_owned).filter(|s| !s.is_empty());
         if n == 1 && value.eq_ignore_ascii_case("value") {
             continue;
         }
         match kind.as_str() {
-            "" | "hostname" | "domain" | "ip" | "cidr" | "net" => b.value(value, note, n)?,
+            "" | "hostname" | "domain" | "ip" | "cidr" | "net" => {
+                b.value(value, About::note(note), n)
+            }
             other => b.skip(other),
         }
     }
@@ -321,9 +398,10 @@ fn json(text: &str, b: &Builder<'_>) -> Result<Value, WatchlistError> {
     serde_json::from_str(text).map_err(|e| b.error(e.line(), e.to_string()))
 }
 
-/// A MISP event: its attributes that are for detection (`to_ids`); its
-/// tags become the category, its info the signature text, its threat level
-/// the severity.
+/// A MISP event: its attributes that are for detection (`to_ids`), those
+/// of its objects too (a `domain-ip` or `hostname` object holds most of a
+/// feed's indicators); its tags become the category, its info the
+/// signature text, its threat level the severity.
 fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
     let v = json(text, b)?;
     if is_manifest(&v) {
@@ -334,10 +412,11 @@ fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
         (_, Value::Array(r)) => r.iter().map(|e| &e["Event"]).collect(),
         _ => vec![&v],
     };
+    b.place = "attribute";
     for e in events {
-        let Some(attrs) = e["Attribute"].as_array() else {
-            return Err(b.error(0, "a MISP event needs an Attribute list"));
-        };
+        if !e["Attribute"].is_array() && !e["Object"].is_array() {
+            return Err(b.error(0, "a MISP event needs an Attribute or Object list"));
+        }
         let tags: Vec<&str> = e["Tag"]
             .as_array()
             .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
@@ -358,7 +437,23 @@ fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
             "3" => 3,
             _ => 2,
         };
-        for (i, a) in attrs.iter().enumerate() {
+        let event = e["uuid"].as_str();
+        // Attributes are numbered in the order they stand, the event's own
+        // first, then each object's.
+        let objects = e["Object"].as_array().into_iter().flatten();
+        let attrs = e["Attribute"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| (a, None))
+            .chain(objects.flat_map(|o| {
+                o["Attribute"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |a| (a, Some(o)))
+            }));
+        for (i, (a, object)) in attrs.enumerate() {
             let n = i + 1;
             if a["to_ids"] == Value::Bool(false) {
                 continue;
@@ -370,9 +465,17 @@ fn misp(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
                 .as_str()
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned);
+            let about = About::note(note)
+                .with("misp_event_uuid", event)
+                .with("misp_attribute_uuid", a["uuid"].as_str())
+                .with("misp_object", object.and_then(|o| o["name"].as_str()));
             match kind {
-                "hostname" | "domain" | "ip-src" | "ip-dst" => b.value(value, note, n)?,
-                "AS" => b.asn(value, note, n)?,
+                "hostname" | "domain" | "ip-src" | "ip-dst" => b.value(value, about, n),
+                // A composite value: its first part is the name or address.
+                "domain|ip" | "hostname|port" | "ip-src|port" | "ip-dst|port" => {
+                    b.value(value.split('|').next().unwrap_or_default(), about, n)
+                }
+                "AS" => b.asn(value, about, n),
                 other => b.skip(other),
             }
         }
@@ -392,21 +495,19 @@ fn warninglist(text: &str, b: &mut Builder<'_>) -> Result<(), WatchlistError> {
     }
     let kind = v["type"].as_str().unwrap_or("string").to_string();
     let first = b.out.entries.len();
+    b.place = "value";
     for (i, value) in values.iter().filter_map(Value::as_str).enumerate() {
         let n = i + 1;
         match kind.as_str() {
-            "cidr" | "string" | "hostname" => b.value(value, None, n)?,
+            "cidr" | "string" | "hostname" => b.value(value, About::default(), n),
             "substring" => {
                 let glob = format!("*{}*", value.replace(['*', '?', '[', ']'], ""));
-                b.push(Pattern::Glob(glob), None, n);
+                b.push(Pattern::Glob(glob), About::default(), n);
             }
-            "regex" => {
-                if regex::Regex::new(&format!("(?i){value}")).is_ok() {
-                    b.push(Pattern::Regex(value.to_string()), None, n);
-                } else {
-                    b.skip("invalid regular expression");
-                }
-            }
+            "regex" => match regex::Regex::new(&format!("(?i){value}")) {
+                Ok(_) => b.push(Pattern::Regex(value.to_string()), About::default(), n),
+                Err(e) => b.skip_value(n, format!("invalid regular expression: {e}")),
+            },
             other => b.skip(other),
         }
     }
@@ -444,7 +545,7 @@ fn misp_feed(manifest: &Value, b: &mut Builder<'_>) -> Result<(), WatchlistError
         .unwrap_or_default();
     for uuid in uuids {
         let path = dir.join(format!("{uuid}.json"));
-        let text = std::fs::read_to_string(&path)
+        let text = super::lists::read_text(&path)
             .map_err(|e| b.error(0, format!("feed event {}: {e}", path.display())))?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| b.error(0, format!("feed event {}: {e}", path.display())))?;
@@ -456,13 +557,15 @@ fn misp_feed(manifest: &Value, b: &mut Builder<'_>) -> Result<(), WatchlistError
     Ok(())
 }
 
-/// A STIX 2.1 bundle: its indicators whose pattern is one comparison of a
-/// domain name, an address or a network; revoked and expired ones left out.
+/// A STIX 2.1 bundle: its indicators whose pattern compares domain names,
+/// addresses or autonomous systems ([`stix_pattern`]); revoked and expired
+/// ones left out.
 fn stix(text: &str, b: &mut Builder<'_>, now: i64) -> Result<(), WatchlistError> {
     let v = json(text, b)?;
     let Some(objects) = v["objects"].as_array() else {
         return Err(b.error(0, "a STIX bundle needs an objects list"));
     };
+    b.place = "object";
     for (i, o) in objects.iter().enumerate() {
         let n = i + 1;
         if o["type"] != "indicator" {
@@ -479,31 +582,231 @@ fn stix(text: &str, b: &mut Builder<'_>, now: i64) -> Result<(), WatchlistError>
             continue;
         }
         let pattern = o["pattern"].as_str().unwrap_or_default();
-        let note = o["name"].as_str().map(str::to_owned);
-        match simple_pattern(pattern) {
-            Some(("domain-name" | "ipv4-addr" | "ipv6-addr", value)) => b.value(value, note, n)?,
-            Some(("autonomous-system", value)) => b.asn(value, note, n)?,
-            Some((object, _)) => b.skip(object),
-            None => b.skip("compound or unsupported pattern"),
+        let about = || {
+            About::note(o["name"].as_str().map(str::to_owned))
+                .with("stix_id", o["id"].as_str())
+                .with("stix_name", o["name"].as_str())
+        };
+        match stix_pattern(pattern) {
+            Ok(terms) => {
+                for t in terms {
+                    match t {
+                        Term::Value(v) => b.value(&v, about(), n),
+                        Term::Asn(v) => b.asn(&v, about(), n),
+                        Term::Pattern(p) => b.push(p, about(), n),
+                    }
+                }
+            }
+            Err(Unsupported(what)) => b.skip(&what),
         }
     }
     Ok(())
 }
 
-/// `[OBJECT:PROPERTY = 'VALUE']` (or a number): the object type and value.
-fn simple_pattern(p: &str) -> Option<(&str, &str)> {
-    let inner = p.trim().strip_prefix('[')?.strip_suffix(']')?;
-    if inner.contains(['[', ']']) {
-        return None;
+/// What one comparison of a STIX pattern watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Term {
+    /// A name, address or network, by its look.
+    Value(String),
+    Asn(String),
+    /// A glob (`LIKE`), a regular expression (`MATCHES`), a negation (`!=`).
+    Pattern(Pattern),
+}
+
+/// Why a STIX pattern is not read, as counted.
+#[derive(Debug, PartialEq, Eq)]
+struct Unsupported(String);
+
+/// A STIX pattern (STIX 2.1 9): one observation or several joined by `OR`,
+/// each one comparison or several joined by `OR`, of `domain-name:value`,
+/// `ipv4-addr:value`, `ipv6-addr:value` or `autonomous-system:number`,
+/// with `=`, `!=` (`NOT =`), `IN (...)`, `LIKE`, `MATCHES` or `ISSUBSET`.
+/// `AND`, the other operators and other objects are refused by name.
+fn stix_pattern(p: &str) -> Result<Vec<Term>, Unsupported> {
+    let tokens = stix_tokens(p).ok_or_else(|| Unsupported("malformed pattern".into()))?;
+    let mut terms = Vec::new();
+    let mut rest: &[Tok] = &tokens;
+    loop {
+        let [Tok::Open, tail @ ..] = rest else {
+            return Err(Unsupported("malformed pattern".into()));
+        };
+        rest = tail;
+        loop {
+            let (t, tail) = stix_comparison(rest)?;
+            terms.extend(t);
+            rest = tail;
+            match rest {
+                [Tok::Word(w), tail @ ..] if w.eq_ignore_ascii_case("OR") => rest = tail,
+                [Tok::Word(w), ..] if w.eq_ignore_ascii_case("AND") => {
+                    return Err(Unsupported("compound pattern (AND)".into()))
+                }
+                _ => break,
+            }
+        }
+        let [Tok::Close, tail @ ..] = rest else {
+            return Err(Unsupported("malformed pattern".into()));
+        };
+        rest = tail;
+        match rest {
+            [] => return Ok(terms),
+            [Tok::Word(w), tail @ ..] if w.eq_ignore_ascii_case("OR") => rest = tail,
+            [Tok::Word(w), ..] => {
+                return Err(Unsupported(format!(
+                    "compound pattern ({})",
+                    w.to_uppercase()
+                )))
+            }
+            _ => return Err(Unsupported("malformed pattern".into())),
+        }
     }
-    let (lhs, rhs) = inner.split_once('=')?;
-    let (object, _property) = lhs.trim().split_once(':')?;
-    let value = rhs.trim();
-    let value = value
-        .strip_prefix('\'')
-        .and_then(|v| v.strip_suffix('\''))
-        .unwrap_or(value);
-    (!value.contains(['\'', ' '])).then_some((object, value))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Open,
+    Close,
+    LParen,
+    RParen,
+    Comma,
+    Str(String),
+    Word(String),
+}
+
+/// Brackets, parentheses, commas, quoted strings (`\'` and `\\` escaped)
+/// and words (everything else between blanks).
+fn stix_tokens(p: &str) -> Option<Vec<Tok>> {
+    let mut out = Vec::new();
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '[' => out.push(Tok::Open),
+            ']' => out.push(Tok::Close),
+            '(' => out.push(Tok::LParen),
+            ')' => out.push(Tok::RParen),
+            ',' => out.push(Tok::Comma),
+            '\'' => {
+                let mut v = String::new();
+                loop {
+                    match chars.next()? {
+                        '\\' => v.push(chars.next()?),
+                        '\'' => break,
+                        c => v.push(c),
+                    }
+                }
+                out.push(Tok::Str(v));
+            }
+            c => {
+                let mut w = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || "[]()',".contains(n) {
+                        break;
+                    }
+                    w.push(n);
+                    chars.next();
+                }
+                out.push(Tok::Word(w));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// One comparison: `OBJECT:PROPERTY [NOT] OP VALUE`.
+fn stix_comparison(t: &[Tok]) -> Result<(Vec<Term>, &[Tok]), Unsupported> {
+    let malformed = || Unsupported("malformed pattern".into());
+    let [Tok::Word(path), rest @ ..] = t else {
+        return Err(malformed());
+    };
+    let (object, property) = path.split_once(':').ok_or_else(malformed)?;
+    let (negated, rest) = match rest {
+        [Tok::Word(w), tail @ ..] if w.eq_ignore_ascii_case("NOT") => (true, tail),
+        _ => (false, rest),
+    };
+    let [Tok::Word(op), rest @ ..] = rest else {
+        return Err(malformed());
+    };
+    let op = op.to_uppercase();
+    let kind = match (object, property) {
+        ("domain-name", "value") => "name",
+        ("ipv4-addr" | "ipv6-addr", "value") => "address",
+        ("autonomous-system", "number") => "asn",
+        _ => return Err(Unsupported(object.to_string())),
+    };
+    let one = |rest: &[Tok]| -> Result<(String, usize), Unsupported> {
+        match rest {
+            [Tok::Str(v), ..] => Ok((v.clone(), 1)),
+            [Tok::Word(v), ..] if kind == "asn" => Ok((v.clone(), 1)),
+            _ => Err(malformed()),
+        }
+    };
+    let term = |v: String| {
+        if kind == "asn" {
+            Term::Asn(v)
+        } else {
+            Term::Value(v)
+        }
+    };
+    let (terms, used) = match (op.as_str(), negated) {
+        ("=", false) => {
+            let (v, n) = one(rest)?;
+            (vec![term(v)], n)
+        }
+        ("!=", false) | ("=", true) if kind == "name" => {
+            let (v, n) = one(rest)?;
+            (vec![Term::Pattern(Pattern::NotExact(v.to_uppercase()))], n)
+        }
+        ("IN", false) => {
+            let [Tok::LParen, list @ ..] = rest else {
+                return Err(malformed());
+            };
+            let end = list
+                .iter()
+                .position(|t| *t == Tok::RParen)
+                .ok_or_else(malformed)?;
+            let mut values = Vec::new();
+            for item in &list[..end] {
+                match item {
+                    Tok::Str(v) | Tok::Word(v) => values.push(term(v.clone())),
+                    Tok::Comma => {}
+                    _ => return Err(malformed()),
+                }
+            }
+            (values, end + 2)
+        }
+        ("LIKE", false) if kind == "name" => {
+            let (v, n) = one(rest)?;
+            let glob: String = v
+                .chars()
+                .map(|c| match c {
+                    '%' => '*',
+                    '_' => '?',
+                    c => c,
+                })
+                .collect();
+            (vec![Term::Pattern(Pattern::Glob(glob))], n)
+        }
+        ("MATCHES", false) if kind == "name" => {
+            let (v, n) = one(rest)?;
+            if regex::Regex::new(&format!("(?i){v}")).is_err() {
+                return Err(Unsupported("invalid MATCHES expression".into()));
+            }
+            (vec![Term::Pattern(Pattern::Regex(v))], n)
+        }
+        ("ISSUBSET", false) if kind == "address" => {
+            let (v, n) = one(rest)?;
+            (vec![Term::Value(v)], n)
+        }
+        (op, not) => {
+            let op = if not {
+                format!("NOT {op}")
+            } else {
+                op.to_string()
+            };
+            return Err(Unsupported(format!("STIX operator {op} on {object}")));
+        }
+    };
+    Ok((terms, rest.get(used..).unwrap_or_default()))
 }
 
 #[cfg(test)]

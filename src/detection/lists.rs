@@ -11,10 +11,96 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use super::Matcher;
+use super::{intel, watchlist, Matcher};
+
+/// The lists read and compiled, and how many values they left out (a
+/// value that could not be read, a pattern that would not compile).
+pub struct Loaded {
+    pub matcher: Matcher,
+    pub skipped: u64,
+}
 
 /// Reads and compiles every list again.
-pub type Loader = Box<dyn Fn() -> Result<Matcher, String> + Send + Sync>;
+pub type Loader = Box<dyn Fn() -> Result<Loaded, String> + Send + Sync>;
+
+/// A `--watchlist` argument: `FORMAT:FILE`, or a file whose format is
+/// recognised by its content.
+pub fn list_arg(arg: &std::path::Path) -> (Option<intel::Format>, PathBuf) {
+    let s = arg.to_string_lossy();
+    match s.split_once(':') {
+        Some((f, rest)) if !arg.exists() => match f.parse() {
+            Ok(format) => (Some(format), PathBuf::from(rest)),
+            Err(_) => (None, arg.to_path_buf()),
+        },
+        _ => (None, arg.to_path_buf()),
+    }
+}
+
+/// A list file's text; bytes that are not UTF-8 (a Latin-1 description in
+/// a Zeek Intel file) are replaced, the indicators read all the same.
+pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    Ok(String::from_utf8_lossy(&std::fs::read(path)?).into_owned())
+}
+
+/// Reads and compiles the built-in lists and the `--watchlist` files
+/// `args`. What a file leaves out is said on stderr, one line per file (and
+/// per kind of indicator that cannot be matched); a file that cannot be
+/// read at all is an error naming it.
+pub fn load(args: &[PathBuf], default_names: bool) -> Result<Loaded, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut user = Vec::new();
+    let mut skipped = 0u64;
+    for (i, arg) in args.iter().enumerate() {
+        let (format, path) = list_arg(arg);
+        let text = read_text(&path)
+            .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
+        let base = watchlist::user_list_base_id(i);
+        let format = format.unwrap_or_else(|| intel::detect(&text));
+        let shown = crate::render::escape_control(&path.display().to_string());
+        let loaded = intel::load(&text, &shown, base, format, now).map_err(|e| e.to_string())?;
+        if !loaded.unsupported.is_empty() {
+            let kinds: Vec<String> = loaded
+                .unsupported
+                .iter()
+                .map(|(k, n)| format!("{} ({n})", crate::render::escape_control(k)))
+                .collect();
+            eprintln!(
+                "hostwatch: {shown}: left out indicators hostwatch cannot match: {}",
+                kinds.join(", ")
+            );
+        }
+        if !loaded.skipped.is_empty() {
+            let why: Vec<String> = loaded
+                .skipped
+                .iter()
+                .map(|s| crate::render::escape_control(s))
+                .collect();
+            eprintln!(
+                "hostwatch: {shown}: left out values that cannot be read: {}",
+                why.join("; ")
+            );
+        }
+        skipped += loaded.skipped.len() as u64
+            + loaded
+                .unsupported
+                .get("unreadable value")
+                .copied()
+                .unwrap_or(0);
+        user.extend(loaded.entries);
+    }
+    let matcher = Matcher::with_builtins(default_names, user).map_err(|e| e.to_string())?;
+    for e in matcher.left_out() {
+        skipped += 1;
+        eprintln!(
+            "hostwatch: {}: left out a pattern too large to compile: {}",
+            crate::render::escape_control(&e.origin()),
+            crate::render::escape_control(&e.pattern.to_string())
+        );
+    }
+    Ok(Loaded { matcher, skipped })
+}
 
 /// What identifies a file's version: modification time and length.
 type Stamp = Option<(SystemTime, u64)>;
@@ -34,6 +120,8 @@ pub struct Lists {
     failures: AtomicU64,
     /// Alerts an allow list suppressed.
     allowed: AtomicU64,
+    /// Values the lists in force left out.
+    skipped: AtomicU64,
 }
 
 impl Lists {
@@ -48,14 +136,28 @@ impl Lists {
             reloads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             allowed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
         })
     }
 
+    /// The built-in lists and the `--watchlist` files `args`, read again on
+    /// SIGHUP and when a file changes.
+    pub fn from_files(args: &[PathBuf], default_names: bool) -> Result<Arc<Lists>, String> {
+        let first = load(args, default_names)?;
+        let files = args.iter().map(|a| list_arg(a).1).collect();
+        let args = args.to_vec();
+        Ok(Lists::reloadable(
+            first,
+            files,
+            Box::new(move || load(&args, default_names)),
+        ))
+    }
+
     /// Lists read from `files` by `loader`, which reloads them.
-    pub fn reloadable(m: Matcher, files: Vec<PathBuf>, loader: Loader) -> Arc<Lists> {
+    pub fn reloadable(first: Loaded, files: Vec<PathBuf>, loader: Loader) -> Arc<Lists> {
         let stamps = files.iter().map(stamp).collect();
         Arc::new(Lists {
-            current: RwLock::new(Arc::new(m)),
+            current: RwLock::new(Arc::new(first.matcher)),
             generation: AtomicU64::new(0),
             loader: Some(loader),
             files,
@@ -63,6 +165,7 @@ impl Lists {
             reloads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             allowed: AtomicU64::new(0),
+            skipped: AtomicU64::new(first.skipped),
         })
     }
 
@@ -109,12 +212,16 @@ impl Lists {
         // by a signal is not repeated when the poll notices the same change.
         self.changed_on_disk();
         match loader() {
-            Ok(m) => {
+            Ok(Loaded {
+                matcher: m,
+                skipped,
+            }) => {
                 let n = m.entries().len();
                 match self.current.write() {
                     Ok(mut c) => *c = Arc::new(m),
                     Err(poisoned) => *poisoned.into_inner() = Arc::new(m),
                 }
+                self.skipped.store(skipped, Ordering::Relaxed);
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 self.reloads.fetch_add(1, Ordering::Relaxed);
                 Ok(n)
@@ -138,6 +245,7 @@ impl Lists {
             "reloads": self.reloads.load(Ordering::Relaxed),
             "reload_failures": self.failures.load(Ordering::Relaxed),
             "allowed": self.allowed.load(Ordering::Relaxed),
+            "skipped": self.skipped.load(Ordering::Relaxed),
         })
     }
 }
@@ -152,7 +260,10 @@ mod tests {
             let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
             let entries = watchlist::parse(&text, &path.display().to_string(), 5000)
                 .map_err(|e| e.to_string())?;
-            Matcher::new(entries).map_err(|e| e.to_string())
+            Ok(Loaded {
+                matcher: Matcher::new(entries),
+                skipped: 0,
+            })
         })
     }
 
@@ -187,7 +298,7 @@ mod tests {
         assert!(m.lookup("WIN-CCCCCCCCCCC").is_none());
         assert_eq!(
             lists.to_json(),
-            serde_json::json!({"entries": 2, "reloads": 1, "reload_failures": 1, "allowed": 0})
+            serde_json::json!({"entries": 2, "reloads": 1, "reload_failures": 1, "allowed": 0, "skipped": 0})
         );
         // Fixed lists do not reload.
         assert!(Lists::fixed(m).reload().is_err());

@@ -1,8 +1,14 @@
 //! Detection stage: analyzer records in, events out. Every host name field
-//! of a record is checked against the watch lists; a match becomes an
-//! `alert` carrying the whole record, at most once per (flow, name,
-//! evidence). Computer names also feed the passive host inventory (`host`
-//! events). A `tls` record on a non-RDP flow is kept only when it matched.
+//! of a record is checked against the watch lists. The fields that name one
+//! machine (its NetBIOS name, its DNS name, the target name of one NTLM
+//! CHALLENGE) make one alert, with the strongest claim among them; a
+//! listed network or autonomous system alerts on either end of any
+//! connection. One alert per machine per connection: an alert waits
+//! [`ALERT_HOLD_US`] of packet time for the connection's later records
+//! naming the same machine (a logon retried: the last outcome counts),
+//! and after that only a stronger claim alerts again. Computer names also
+//! feed the passive host inventory (`inventory` events). A `tls` record on
+//! a non-RDP flow is kept only when it matched.
 
 pub mod asn;
 pub mod carriers;
@@ -13,16 +19,58 @@ pub mod lists;
 pub mod network;
 pub mod watchlist;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::analyzers::protocol::Facts;
-use crate::analyzers::Name;
-use crate::events::{Alert, Body, Event, HostSighting, Role};
+use crate::analyzers::{Name, Record};
+use crate::events::{Alert, Body, Event, FlowInfo, HostSighting, Indicator, Provenance, Role};
 use crate::flow::FlowRecord;
 
 pub use watchlist::{Matcher, WatchlistError};
+
+/// What a name that is only mentioned does (`--mentions`): it alerts at
+/// the lowest severity (the default: a machine looked up by a ransomware
+/// VM's name is worth a look), it stays in its record's event only, or it
+/// is not matched at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mentions {
+    #[default]
+    Alert,
+    Event,
+    Off,
+}
+
+impl std::str::FromStr for Mentions {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mentions, String> {
+        match s {
+            "alert" => Ok(Mentions::Alert),
+            "event" => Ok(Mentions::Event),
+            "off" => Ok(Mentions::Off),
+            _ => Err(format!("--mentions takes alert, event or off, not '{s}'")),
+        }
+    }
+}
+
+/// How long, in packet time, an alert waits for later records of its
+/// connection that name the same machine.
+pub const ALERT_HOLD_US: i64 = 5_000_000;
+
+/// (connection, machine) pairs remembered as alerted, at most; past it the
+/// memory starts again.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// How much a claim says: a machine's own name at its address outranks a
+/// mention.
+fn strength(role: Role) -> u8 {
+    match role {
+        Role::Named => 1,
+        Role::Client | Role::Server => 2,
+    }
+}
 
 /// Per-worker detection state.
 pub struct Detector {
@@ -33,27 +81,111 @@ pub struct Detector {
     home: network::HomeNet,
     /// The ASN database, for `asn:` entries.
     asn: Option<Arc<asn::AsnDb>>,
-    /// (flow, upper-cased name, evidence) already alerted; bounded.
-    alerted: HashSet<(u64, String, &'static str)>,
+    mentions: Mentions,
+    /// (connection, machine) alerted, with the strength of that claim.
+    alerted: HashMap<(u64, String), u8>,
+    /// Alerts waiting out their hold, in the order they were made.
+    pending: Vec<Pending>,
 }
 
-/// An alert about to be written.
+/// What one record says of one watched machine (or listed address).
 struct Found {
+    /// The machine's key (its NetBIOS-length host label), or the address.
+    key: String,
     entry: watchlist::Entry,
-    /// The name shown (an address when the flow showed none).
+    /// The name shown (an address when the record showed none).
     hostname: String,
     role: Role,
     evidence: &'static str,
+    fields: Vec<&'static str>,
     /// What the record says of that machine.
     facts: Facts,
     /// The list holding its address, if one does.
     listed: Option<String>,
     /// The address the machine was seen at.
     ip: Option<IpAddr>,
+    indicator: Indicator,
 }
 
-/// Alerts remembered for de-duplication before the memory is reset.
-const MAX_REMEMBERED: usize = 100_000;
+impl Found {
+    /// Adds another field naming the same machine: its entry if more
+    /// severe, its claim if stronger.
+    fn merge(&mut self, other: Found) {
+        for f in other.fields {
+            if !self.fields.contains(&f) {
+                self.fields.push(f);
+            }
+        }
+        if other.entry.severity < self.entry.severity {
+            self.entry = other.entry;
+            self.indicator = other.indicator;
+        }
+        if strength(other.role) > strength(self.role) {
+            self.role = other.role;
+            self.hostname = other.hostname;
+            self.evidence = other.evidence;
+            self.facts = other.facts;
+            self.listed = other.listed;
+            self.ip = other.ip;
+        }
+    }
+}
+
+impl Found {
+    /// Takes in what a later record says of the same machine: its claim
+    /// when at least as strong (true then), the more severe entry, every
+    /// field.
+    fn absorb(&mut self, later: Found) -> bool {
+        let mut fields = std::mem::take(&mut self.fields);
+        for f in &later.fields {
+            if !fields.contains(f) {
+                fields.push(f);
+            }
+        }
+        let takes_over = strength(later.role) >= strength(self.role);
+        let keep_entry = self.entry.severity < later.entry.severity;
+        // A listed address's alert keeps the name a record showed for it
+        // over a later record that showed none.
+        let is_address = |h: &str| h.parse::<IpAddr>().is_ok();
+        let name = (is_address(&later.hostname) && !is_address(&self.hostname))
+            .then(|| self.hostname.clone());
+        let (entry, indicator) = if keep_entry {
+            (self.entry.clone(), self.indicator.clone())
+        } else {
+            (later.entry.clone(), later.indicator.clone())
+        };
+        if takes_over {
+            // What the earlier record said and the later does not still
+            // counts (a build reported in one exchange, the outcome in
+            // the next).
+            let earlier = self.facts;
+            *self = later;
+            let f = &mut self.facts;
+            f.build = f.build.or(earlier.build);
+            f.outcome = f.outcome.or(earlier.outcome);
+            f.os_version = f.os_version.or(earlier.os_version);
+            f.self_signed |= earlier.self_signed;
+        }
+        if let Some(n) = name {
+            self.hostname = n;
+        }
+        self.fields = fields;
+        self.entry = entry;
+        self.indicator = indicator;
+        takes_over
+    }
+}
+
+/// An alert waiting for its connection's later records.
+struct Pending {
+    key: (u64, String),
+    /// Packet time it was first found.
+    since: i64,
+    found: Found,
+    ts_us: i64,
+    flow: FlowInfo,
+    record: Arc<Record>,
+}
 
 impl Detector {
     pub fn new(matcher: Arc<Matcher>) -> Self {
@@ -70,220 +202,348 @@ impl Detector {
             generation,
             asn: None,
             home,
-            alerted: HashSet::new(),
+            mentions: Mentions::default(),
+            alerted: HashMap::new(),
+            pending: Vec::new(),
         }
     }
 
-    /// Turns one record into its events, appended to `out`.
     /// Looks endpoints up in `db` for the lists' `asn:` entries.
     pub fn with_asn_db(mut self, db: Option<Arc<asn::AsnDb>>) -> Self {
         self.asn = db;
         self
     }
 
-    /// Remembers an alert's (flow, name, evidence); false when it was
-    /// already written.
-    fn remember(&mut self, key: (u64, String, &'static str)) -> bool {
-        if self.alerted.contains(&key) {
-            return false;
-        }
-        if self.alerted.len() >= MAX_REMEMBERED {
-            self.alerted.clear();
-        }
-        self.alerted.insert(key);
-        true
+    /// What mentions do (`--mentions`).
+    pub fn with_mentions(mut self, mentions: Mentions) -> Self {
+        self.mentions = mentions;
+        self
     }
 
+    /// Turns one record into its events, appended to `out`; its alerts
+    /// wait for [`Detector::tick`].
     pub fn process(&mut self, fr: FlowRecord, out: &mut Vec<Event>) {
         if self.lists.generation() != self.generation {
             (self.generation, self.matcher) = self.lists.current();
         }
-        let matcher = self.matcher.clone();
         let FlowRecord {
             ts_us,
             flow,
             record,
         } = fr;
-        // (entry, name, the list holding the name's address if any).
-        let mut alerts: Vec<(watchlist::Entry, Name<'_>, Option<String>, Option<IpAddr>)> =
-            Vec::new();
-        let mut network_alerts: Vec<(watchlist::Entry, Role, &'static str, String, IpAddr)> =
-            Vec::new();
-        let mut hosts = Vec::new();
-        let names = record.names();
-        for f in names.iter().copied() {
-            // The address of the endpoint that said the name. A name the
-            // record ties to another address (a registration or an answer
-            // naming someone else's) is only mentioned: the packet's sender
-            // cannot pin a name on a host that never said it. A lease its
-            // server acknowledged (DHCP) puts the name at the leased address.
-            let sender = match f.role {
-                Role::Client => Some(flow.src_ip),
-                Role::Server => Some(flow.dest_ip),
-                Role::Named => None,
-            };
-            let ip = match (f.leased, f.ip) {
-                (true, Some(lease)) if f.role != Role::Named => Some(lease),
-                _ => sender.filter(|s| f.ip.is_none_or(|claimed| claimed == *s)),
-            };
-            // Nobody lives at 0.0.0.0 or ::, whatever a datagram says.
-            let ip = ip.filter(|a| !a.is_unspecified());
-            let role = if ip.is_none() { Role::Named } else { f.role };
-            let f = Name { role, ..f };
-            if let (true, Some(ip)) = (f.machine, ip) {
-                hosts.push(HostSighting {
-                    name: f.value.to_string(),
-                    ip,
-                    role: f.role,
-                    evidence: f.path,
-                });
+        let names: Vec<Name<'_>> = record
+            .names()
+            .into_iter()
+            .map(|n| resolve(n, &flow))
+            .collect();
+        let sightings = sightings(&names);
+        let mut found = self.watched_names(&names, &record);
+        found.extend(self.watched_networks(&names, &flow, &record));
+        if self.mentions == Mentions::Off {
+            found.retain(|f| f.role != Role::Named);
+        }
+        let keep_record = record.logged_alone() || !found.is_empty();
+        if self.mentions == Mentions::Event {
+            found.retain(|f| f.role != Role::Named);
+        }
+        drop(names);
+        let record = Arc::new(record);
+        if keep_record {
+            out.push(Event {
+                ts_us,
+                flow: Some(flow.clone()),
+                body: Body::Record(record.clone()),
+            });
+        }
+        out.extend(sightings.into_iter().map(|h| Event {
+            ts_us,
+            flow: Some(flow.clone()),
+            body: Body::Inventory(h),
+        }));
+        for f in found {
+            self.hold(f, ts_us, &flow, &record);
+        }
+    }
+
+    /// Packet time passed: the alerts whose hold is over are written.
+    pub fn tick(&mut self, now_us: i64, out: &mut Vec<Event>) {
+        let due = now_us.saturating_sub(ALERT_HOLD_US);
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.since <= due);
+        self.pending = waiting;
+        for p in ready {
+            out.push(self.alert(p));
+        }
+    }
+
+    /// The end: every alert still waiting is written.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.tick(i64::MAX, out);
+    }
+
+    /// A found machine joins the alert waiting for its connection, or
+    /// starts one unless an alert as strong was written already.
+    fn hold(&mut self, f: Found, ts_us: i64, flow: &FlowInfo, record: &Arc<Record>) {
+        let key = (flow.flow_id, f.key.clone());
+        if let Some(p) = self.pending.iter_mut().find(|p| p.key == key) {
+            // A later record as strong takes over (a logon's last outcome
+            // counts); every field either named stays listed.
+            if p.found.absorb(f) {
+                p.ts_us = ts_us;
+                p.record = record.clone();
             }
+            p.flow = flow.clone();
+            return;
+        }
+        let s = strength(f.role);
+        if self.alerted.get(&key).is_some_and(|&done| done >= s) {
+            return;
+        }
+        if self.alerted.len() >= MAX_REMEMBERED {
+            self.alerted.clear();
+        }
+        self.alerted.insert(key.clone(), s);
+        self.pending.push(Pending {
+            key,
+            since: ts_us,
+            found: f,
+            ts_us,
+            flow: flow.clone(),
+            record: record.clone(),
+        });
+    }
+
+    /// The watched names of a record, one [`Found`] per machine.
+    fn watched_names(&self, names: &[Name<'_>], record: &Record) -> Vec<Found> {
+        let matcher = &self.matcher;
+        let mut found: Vec<Found> = Vec::new();
+        let mut allowed: Vec<String> = Vec::new();
+        for f in names {
             let Some(entry) = matcher.lookup(f.value) else {
                 continue;
             };
-            if !self.remember((flow.flow_id, f.value.to_uppercase(), f.path)) {
+            let key = watchlist::machine_key(f.value);
+            if key.is_empty() {
                 continue;
             }
             // An allow list (a lab's own VMs, benign names) has the last
-            // word; each alert it keeps back is counted once.
-            if matcher.allows(f.value) || ip.is_some_and(|a| matcher.allows_ip(a)) {
-                self.lists.count_allowed();
+            // word; each machine it keeps back is counted once.
+            if matcher.allows(f.value) || f.ip.is_some_and(|a| matcher.allows_ip(a)) {
+                if !allowed.contains(&key) {
+                    self.lists.count_allowed();
+                    allowed.push(key);
+                }
                 continue;
             }
             // Its address on a network or system list corroborates it.
-            let listed = ip.and_then(|a| {
-                let by_net = matcher.lookup_ip(a).map(|e| e.list.to_string());
-                let by_asn = || {
-                    let db = self.asn.as_ref().filter(|_| matcher.has_asns())?;
-                    let (n, _) = db.lookup(a).filter(|_| !self.home.contains(a))?;
-                    matcher.lookup_asn(n).map(|e| e.list.to_string())
-                };
-                by_net.or_else(by_asn)
-            });
-            alerts.push((entry.clone(), f, listed, ip));
-        }
-        // A listed network alerts on any handshake from or to it, names or
-        // not (NLA hides the RDP client name): with the best name the
-        // record shows for that side, else the address.
-        for (ip, role, path, as_path) in [
-            (flow.src_ip, Role::Client, "src_ip", "src_asn"),
-            (flow.dest_ip, Role::Server, "dest_ip", "dest_asn"),
-        ] {
-            let shown = || {
-                names
-                    .iter()
-                    .find(|n| n.role == role && n.machine)
-                    .map_or_else(|| ip.to_string(), |n| n.value.to_string())
+            let listed = f.ip.and_then(|a| self.listing(a));
+            let new = Found {
+                key,
+                indicator: Indicator {
+                    value: entry.pattern.to_string(),
+                    kind: entry.pattern.kind(),
+                    address: None,
+                    end: None,
+                },
+                entry: entry.clone(),
+                hostname: f.value.to_string(),
+                role: f.role,
+                evidence: f.path,
+                fields: vec![f.path],
+                facts: record.facts(f),
+                listed,
+                ip: f.ip,
             };
+            match found.iter_mut().find(|g| g.key == new.key) {
+                Some(g) => g.merge(new),
+                None => found.push(new),
+            }
+        }
+        found
+    }
+
+    /// The list holding `ip` (a network, or its autonomous system outside
+    /// home-net), if one does.
+    fn listing(&self, ip: IpAddr) -> Option<String> {
+        let matcher = &self.matcher;
+        let by_net = matcher.lookup_ip(ip).map(|e| e.list.to_string());
+        let by_asn = || {
+            let db = self.asn.as_ref().filter(|_| matcher.has_asns())?;
+            let (n, _) = db.lookup(ip).filter(|_| !self.home.contains(ip))?;
+            matcher.lookup_asn(n).map(|e| e.list.to_string())
+        };
+        by_net.or_else(by_asn)
+    }
+
+    /// A listed network or autonomous system alerts on any handshake from
+    /// or to it, names or not (NLA hides the RDP client name): with the best
+    /// name the record shows for that side, else the address.
+    fn watched_networks(&self, names: &[Name<'_>], flow: &FlowInfo, record: &Record) -> Vec<Found> {
+        let matcher = &self.matcher;
+        let mut found = Vec::new();
+        for (ip, role, end, path, as_path) in [
+            (flow.src_ip, Role::Client, "src", "src_ip", "src_asn"),
+            (flow.dest_ip, Role::Server, "dest", "dest_ip", "dest_asn"),
+        ] {
+            let shown = names
+                .iter()
+                .find(|n| n.role == role && n.machine)
+                .map_or_else(|| ip.to_string(), |n| n.value.to_string());
             // Its autonomous system, outside home-net, with a database.
             let system = match &self.asn {
                 Some(db) if matcher.has_asns() && !self.home.contains(ip) => db.lookup(ip),
                 _ => None,
             };
+            let mut hits = Vec::new();
             if let Some((number, _)) = system {
-                if let Some(entry) = matcher.lookup_asn(number) {
-                    if self.remember((flow.flow_id, format!("AS{number}"), as_path)) {
-                        if matcher.allows_asn(number) {
-                            self.lists.count_allowed();
-                        } else {
-                            network_alerts.push((entry.clone(), role, as_path, shown(), ip));
-                        }
-                    }
+                match matcher.lookup_asn(number) {
+                    Some(_) if matcher.allows_asn(number) => self.lists.count_allowed(),
+                    Some(e) => hits.push((e.clone(), format!("AS{number}"), as_path)),
+                    None => {}
                 }
             }
-            let Some(entry) = matcher.lookup_ip(ip) else {
-                continue;
-            };
-            if !self.remember((flow.flow_id, ip.to_string(), path)) {
-                continue;
+            match matcher.lookup_ip(ip) {
+                Some(_) if matcher.allows_ip(ip) => self.lists.count_allowed(),
+                Some(e) => hits.push((e.clone(), ip.to_string(), path)),
+                None => {}
             }
-            if matcher.allows_ip(ip) {
-                self.lists.count_allowed();
-                continue;
-            }
-            network_alerts.push((entry.clone(), role, path, shown(), ip));
-        }
-        let keep_record = record.logged_alone() || !alerts.is_empty() || !network_alerts.is_empty();
-        // Every alert: (entry, name shown, role, evidence, what the record
-        // says of that machine).
-        let mut found: Vec<Found> = alerts
-            .into_iter()
-            .map(|(entry, f, listed, ip)| Found {
-                entry,
-                hostname: f.value.to_string(),
-                role: f.role,
-                evidence: f.path,
-                facts: record.facts(&f),
-                listed,
-                ip,
-            })
-            .collect();
-        for (entry, role, path, shown, ip) in network_alerts {
-            let facts = record.facts(&Name::of(path, role, &shown, true));
-            found.push(Found {
-                entry,
-                hostname: shown,
-                role,
-                evidence: path,
-                facts,
-                listed: None,
-                ip: Some(ip),
-            });
-        }
-        drop(names);
-        let alert_events: Vec<Event> = found
-            .into_iter()
-            .map(|found| {
-                let Found {
-                    entry: e,
-                    hostname,
+            for (entry, key, evidence) in hits {
+                let facts = record.facts(&Name::of(evidence, role, &shown, true));
+                found.push(Found {
+                    key,
+                    indicator: Indicator {
+                        value: entry.pattern.to_string(),
+                        kind: entry.pattern.kind(),
+                        address: Some(ip),
+                        end: Some(end),
+                    },
+                    entry,
+                    hostname: shown.clone(),
                     role,
                     evidence,
+                    fields: vec![evidence],
                     facts,
-                    listed,
-                    ip,
-                } = found;
-                let (score, corroboration) =
-                    confidence::weigh(&e, role, facts, &flow, &self.home, listed.as_deref());
-                Event {
-                    ts_us,
-                    flow: Some(flow.clone()),
-                    body: Body::Alert(Box::new(Alert {
-                        action: "allowed",
-                        gid: 1,
-                        rev: 1,
-                        score,
-                        corroboration,
-                        ip,
-                        signature: e.signature_for(&hostname),
-                        signature_id: e.id,
-                        category: e.category.to_string(),
-                        severity: e.severity,
-                        list: e.list.to_string(),
-                        hostname,
-                        role,
-                        evidence,
-                        candidate: e.candidate,
-                        handshake_seen: flow.two_way,
-                        record: record.clone(),
-                    })),
-                }
-            })
-            .collect();
-        if keep_record {
-            out.push(Event {
-                ts_us,
-                flow: Some(flow.clone()),
-                body: Body::Record(record),
-            });
+                    listed: None,
+                    ip: Some(ip),
+                });
+            }
         }
-        out.extend(alert_events);
-        out.extend(hosts.into_iter().map(|h| Event {
+        found
+    }
+
+    /// The alert event of a pending alert whose hold is over.
+    fn alert(&self, p: Pending) -> Event {
+        let Pending {
+            found,
+            ts_us,
+            flow,
+            record,
+            ..
+        } = p;
+        let Found {
+            entry: e,
+            hostname,
+            role,
+            evidence,
+            fields,
+            facts,
+            listed,
+            ip,
+            indicator,
+            ..
+        } = found;
+        let (score, corroboration) =
+            confidence::weigh(&e, role, facts, &flow, &self.home, listed.as_deref());
+        // A network's or a system's alert names the indicator that
+        // matched; a name's, the name.
+        let shown = match indicator.kind {
+            "network" | "asn" if evidence.ends_with("_asn") => indicator.value.clone(),
+            "network" => indicator
+                .address
+                .map_or_else(|| indicator.value.clone(), |a| a.to_string()),
+            _ => hostname.clone(),
+        };
+        // A mention alerts at the lowest severity.
+        let severity = if role == Role::Named { 3 } else { e.severity };
+        let record_omitted = (crate::events::record_len(&record) > crate::events::MAX_ALERT_RECORD)
+            .then(|| record.event_type());
+        Event {
             ts_us,
             flow: Some(flow.clone()),
-            body: Body::Inventory(h),
-        }));
+            body: Body::Alert(Box::new(Alert {
+                action: "allowed",
+                gid: 1,
+                rev: 1,
+                signature: e.signature_for(&shown),
+                signature_id: e.id,
+                category: e.category.to_string(),
+                severity,
+                list: e.list.to_string(),
+                hostname,
+                role,
+                evidence,
+                fields,
+                candidate: e.candidate,
+                handshake_seen: flow.two_way,
+                score,
+                corroboration,
+                indicator,
+                provenance: Provenance {
+                    file: e.source.to_string(),
+                    line: e.line,
+                    note: e.note.clone(),
+                    refs: e
+                        .refs
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| (*k, v.to_string()))
+                        .collect(),
+                },
+                suppressed: None,
+                record_omitted,
+                ip,
+                record,
+            })),
+        }
     }
+}
+
+/// A name's role and address as the record's endpoints make them. The
+/// address is that of the endpoint that said the name; a name the record
+/// ties to another address (a registration or an answer naming someone
+/// else's) is only mentioned: the packet's sender cannot pin a name on a
+/// host that never said it. A lease its server acknowledged (DHCP) puts the
+/// name at the leased address. Nobody lives at 0.0.0.0 or ::.
+fn resolve<'a>(f: Name<'a>, flow: &FlowInfo) -> Name<'a> {
+    let sender = match f.role {
+        Role::Client => Some(flow.src_ip),
+        Role::Server => Some(flow.dest_ip),
+        Role::Named => None,
+    };
+    let ip = match (f.leased, f.ip) {
+        (true, Some(lease)) if f.role != Role::Named => Some(lease),
+        _ => sender.filter(|s| f.ip.is_none_or(|claimed| claimed == *s)),
+    };
+    let ip = ip.filter(|a| !a.is_unspecified());
+    let role = if ip.is_none() { Role::Named } else { f.role };
+    Name { role, ip, ..f }
+}
+
+/// The machines' names tied to their addresses: the inventory's sightings.
+fn sightings(names: &[Name<'_>]) -> Vec<HostSighting> {
+    names
+        .iter()
+        .filter(|f| f.machine)
+        .filter_map(|f| {
+            Some(HostSighting {
+                name: f.value.to_string(),
+                ip: f.ip?,
+                role: f.role,
+                evidence: f.path,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -334,8 +594,33 @@ mod tests {
         events.iter().map(|e| e.body.event_type()).collect()
     }
 
+    fn alerts(events: &[Event]) -> Vec<&Alert> {
+        events
+            .iter()
+            .filter_map(|e| match &e.body {
+                Body::Alert(a) => Some(a.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `record` on `flow` at `ts`, then the hold's end: every event.
+    fn run(d: &mut Detector, ts: i64, flow_id: u64, record: Record) -> Vec<Event> {
+        let mut out = Vec::new();
+        d.process(
+            FlowRecord {
+                ts_us: ts,
+                flow: flow(flow_id),
+                record,
+            },
+            &mut out,
+        );
+        d.tick(ts + ALERT_HOLD_US, &mut out);
+        out
+    }
+
     #[test]
-    fn alert_carries_record_and_is_deduplicated_per_flow() {
+    fn alert_carries_record_and_provenance_once_per_machine_and_connection() {
         let mut d = detector();
         let mut out = Vec::new();
         d.process(
@@ -346,10 +631,13 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(kinds(&out), vec!["ntlm", "alert", "inventory"]);
-        let Body::Alert(a) = &out[1].body else {
-            panic!()
-        };
+        // The alert waits out its hold; the record and the sighting do not.
+        assert_eq!(kinds(&out), vec!["ntlm", "inventory"]);
+        d.tick(5 + ALERT_HOLD_US - 1, &mut out);
+        assert_eq!(kinds(&out), vec!["ntlm", "inventory"]);
+        d.tick(5 + ALERT_HOLD_US, &mut out);
+        assert_eq!(kinds(&out), vec!["ntlm", "inventory", "alert"]);
+        let a = alerts(&out)[0];
         assert_eq!(
             (a.hostname.as_str(), a.role, a.evidence, a.severity),
             (
@@ -359,6 +647,7 @@ mod tests {
                 1
             )
         );
+        assert_eq!(a.fields, ["ntlm.client.workstation"]);
         assert_eq!(
             (a.list.as_str(), a.signature_id),
             ("vmmanager-defaults", 9_100_002)
@@ -367,35 +656,145 @@ mod tests {
             a.signature,
             "VMmanager default Windows host name (win-livfrvqfmko)"
         );
-        assert!(matches!(&a.record, Record::Ntlm(n) if n.carrier == "smb2"));
-        let Body::Inventory(h) = &out[2].body else {
+        assert_eq!(
+            (a.indicator.value.as_str(), a.indicator.kind),
+            ("WIN-LIVFRVQFMKO", "name")
+        );
+        assert_eq!(a.provenance.file, "builtin:vmmanager-defaults");
+        assert!(a.provenance.note.is_some());
+        assert!(matches!(a.record.as_ref(), Record::Ntlm(n) if n.carrier == "smb2"));
+        let Body::Inventory(h) = &out[1].body else {
             panic!()
         };
         assert_eq!(h.ip.to_string(), "10.0.0.1");
-        // Same flow, same name, same field: no second alert.
-        out.clear();
-        d.process(
-            FlowRecord {
-                ts_us: 6,
-                flow: flow(1),
-                record: ntlm("WIN-LIVFRVQFMKO"),
-            },
-            &mut out,
+        // The same machine again on the same connection, later: no second
+        // alert.
+        assert_eq!(
+            kinds(&run(&mut d, 10_000_000, 1, ntlm("WIN-LIVFRVQFMKO"))),
+            vec!["ntlm", "inventory"]
         );
-        assert_eq!(kinds(&out), vec!["ntlm", "inventory"]);
-        // Another flow alerts again.
-        out.clear();
-        d.process(
-            FlowRecord {
-                ts_us: 7,
-                flow: flow(2),
-                record: ntlm("WIN-LIVFRVQFMKO"),
-            },
-            &mut out,
+        // Another connection alerts again.
+        assert_eq!(
+            kinds(&run(&mut d, 20_000_000, 2, ntlm("WIN-LIVFRVQFMKO"))),
+            vec!["ntlm", "inventory", "alert"]
         );
-        assert_eq!(kinds(&out), vec!["ntlm", "alert", "inventory"]);
     }
 
+    /// One NTLM CHALLENGE names its server three times (target, NetBIOS and
+    /// DNS names): one alert with the three fields.
+    #[test]
+    fn the_fields_naming_one_machine_make_one_alert() {
+        let mut d = detector();
+        let rec = Record::Ntlm(Box::new(NtlmRecord {
+            carrier: "http",
+            result: "success",
+            server: Some(crate::analyzers::ntlm::NtlmServer {
+                target_name: Some("WIN-LIVFRVQFMKO".into()),
+                nb_computer_name: Some("WIN-LIVFRVQFMKO".into()),
+                dns_computer_name: Some("win-livfrvqfmko.corp.example".into()),
+                ..Default::default()
+            }),
+            ..NtlmRecord::default()
+        }));
+        let out = run(&mut d, 1, 7, rec);
+        let a = alerts(&out);
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            a[0].fields,
+            [
+                "ntlm.server.nb_computer_name",
+                "ntlm.server.dns_computer_name",
+                "ntlm.server.target_name"
+            ]
+        );
+        // The first field of the strongest claim is the alert's evidence.
+        assert_eq!(
+            (a[0].role, a[0].evidence),
+            (Role::Server, "ntlm.server.nb_computer_name")
+        );
+    }
+
+    /// A logon that fails and then succeeds on one connection is one alert,
+    /// weighed with the last outcome.
+    #[test]
+    fn the_last_outcome_of_a_connection_counts() {
+        let mut d = detector();
+        let logon = |result: &'static str| {
+            Record::Ntlm(Box::new(NtlmRecord {
+                carrier: "smb2",
+                result,
+                client: Some(NtlmClient {
+                    workstation: Some("WIN-J9D866ESIJ2".into()),
+                    response: "ntlmv2",
+                    ..NtlmClient::default()
+                }),
+                ..NtlmRecord::default()
+            }))
+        };
+        let mut out = Vec::new();
+        for (ts, r) in [(1, "failure"), (2_000_000, "success")] {
+            d.process(
+                FlowRecord {
+                    ts_us: ts,
+                    flow: flow(9),
+                    record: logon(r),
+                },
+                &mut out,
+            );
+        }
+        d.finish(&mut out);
+        let a = alerts(&out);
+        assert_eq!(a.len(), 1);
+        assert!(
+            a[0].corroboration
+                .iter()
+                .any(|c| c == "its logon succeeded"),
+            "{:?}",
+            a[0].corroboration
+        );
+        assert!(matches!(a[0].record.as_ref(), Record::Ntlm(n) if n.result == "success"));
+    }
+
+    /// A mention first, the machine's own claim later on the same
+    /// connection: the stronger claim is not lost behind the weaker one,
+    /// even once the mention's alert is out.
+    #[test]
+    fn a_stronger_claim_alerts_after_a_mention() {
+        let mut d = detector();
+        let rec = |ws: &str, src: [u8; 4]| {
+            Record::from(crate::analyzers::nbns::NbnsRecord {
+                opcode: "registration",
+                names: vec![crate::analyzers::nbns::NbnsName {
+                    name: ws.into(),
+                    suffix: "<00>".into(),
+                    suffix_type: "workstation",
+                    group: false,
+                    address: Some(src.into()),
+                    ttl: None,
+                    source: "request",
+                    sender: crate::analyzers::Dir::ToServer,
+                }],
+                ..Default::default()
+            })
+        };
+        // Tied to another address: a mention, at the lowest severity.
+        let out = run(&mut d, 1, 11, rec("WIN-J9D866ESIJ2", [10, 0, 0, 9]));
+        let a = alerts(&out);
+        assert_eq!((a[0].role, a[0].severity), (Role::Named, 3));
+        // Its own address now: the client's claim alerts.
+        let out = run(
+            &mut d,
+            20_000_000,
+            11,
+            rec("WIN-J9D866ESIJ2", [10, 0, 0, 1]),
+        );
+        let a = alerts(&out);
+        assert_eq!((a.len(), a[0].role, a[0].severity), (1, Role::Client, 1));
+        // Mentions can be kept out of alerts.
+        let mut quiet = detector().with_mentions(Mentions::Event);
+        let out = run(&mut quiet, 1, 12, rec("WIN-J9D866ESIJ2", [10, 0, 0, 9]));
+        assert_eq!(kinds(&out), vec!["nbns"]);
+    }
     /// A name the record ties to an address is its sender's only at the
     /// sender's own address: a forged registration or an answer naming the
     /// asker's address pins nothing on another host.
@@ -443,15 +842,7 @@ mod tests {
             (Dir::ToClient, "answer", [10, 0, 0, 1], Role::Named, None),
         ];
         for (i, (sender, source, addr, role, host)) in cases.into_iter().enumerate() {
-            let mut out = Vec::new();
-            d.process(
-                FlowRecord {
-                    ts_us: 1,
-                    flow: flow(100 + i as u64),
-                    record: record(sender, source, addr),
-                },
-                &mut out,
-            );
+            let out = run(&mut d, 1, 100 + i as u64, record(sender, source, addr));
             let alert_role = out.iter().find_map(|e| match &e.body {
                 Body::Alert(a) => Some(a.role),
                 _ => None,
@@ -471,7 +862,6 @@ mod tests {
     #[test]
     fn cookie_alerts_but_is_not_a_machine_and_tls_needs_a_match() {
         let mut d = detector();
-        let mut out = Vec::new();
         let rdp = RdpRecord {
             cookie: Some("WIN-J9D866ESIJ2".into()),
             client: Some(RdpClient {
@@ -480,16 +870,8 @@ mod tests {
             }),
             ..RdpRecord::default()
         };
-        d.process(
-            FlowRecord {
-                ts_us: 1,
-                flow: flow(3),
-                record: Record::Rdp(Box::new(rdp)),
-            },
-            &mut out,
-        );
-        assert_eq!(kinds(&out), vec!["rdp", "alert", "inventory"]);
-        out.clear();
+        let out = run(&mut d, 1, 3, Record::Rdp(Box::new(rdp)));
+        assert_eq!(kinds(&out), vec!["rdp", "inventory", "alert"]);
         let tls = TlsRecord {
             certificate: crate::analyzers::tls::Certificate {
                 subject_cn: Some("www.example.com".into()),
@@ -497,25 +879,10 @@ mod tests {
             },
             ..Default::default()
         };
-        d.process(
-            FlowRecord {
-                ts_us: 1,
-                flow: flow(4),
-                record: Record::Tls(Box::new(tls.clone())),
-            },
-            &mut out,
-        );
-        assert!(out.is_empty());
+        assert!(run(&mut d, 1, 4, Record::Tls(Box::new(tls.clone()))).is_empty());
         let mut hit = tls;
         hit.certificate.subjectaltname = vec!["WIN-344VU98D3RU.example.net".into()];
-        d.process(
-            FlowRecord {
-                ts_us: 1,
-                flow: flow(4),
-                record: Record::Tls(Box::new(hit)),
-            },
-            &mut out,
-        );
+        let out = run(&mut d, 1, 4, Record::Tls(Box::new(hit)));
         assert_eq!(kinds(&out), vec!["tls", "alert"]);
     }
 }

@@ -63,6 +63,15 @@ pub fn normalise(value: &str) -> String {
     trimmed.trim_matches(noise).to_uppercase()
 }
 
+/// The key of a machine's name: its host label, upper-cased, as NetBIOS
+/// keeps it (15 characters), so that `WIN-X`, `win-x.local` and the
+/// machine account `WIN-X$` meet.
+pub fn machine_key(name: &str) -> String {
+    let n = normalise(name);
+    let label = n.split('.').next().unwrap_or_default();
+    label.chars().take(NETBIOS_LEN).collect()
+}
+
 /// The longest prefix of `s` of at most `max` bytes, on a character boundary.
 fn prefix(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -94,6 +103,8 @@ impl std::error::Error for WatchlistError {}
 pub enum Pattern {
     /// Upper-cased.
     Exact(String),
+    /// Every name but this one, upper-cased (a STIX `!=`).
+    NotExact(String),
     Glob(String),
     Regex(String),
     /// A network, not a name.
@@ -101,6 +112,37 @@ pub enum Pattern {
     /// An autonomous system (with `--asn-db`).
     Asn(u32),
 }
+
+impl Pattern {
+    /// What kind of indicator it is, for an alert's `indicator.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Pattern::Exact(_) => "name",
+            Pattern::NotExact(_) => "not_name",
+            Pattern::Glob(_) => "glob",
+            Pattern::Regex(_) => "regex",
+            Pattern::Net(_) => "network",
+            Pattern::Asn(_) => "asn",
+        }
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Exact(v) | Pattern::NotExact(v) | Pattern::Glob(v) | Pattern::Regex(v) => {
+                f.write_str(v)
+            }
+            Pattern::Net(c) => write!(f, "{c}"),
+            Pattern::Asn(a) => write!(f, "AS{a}"),
+        }
+    }
+}
+
+/// The identifiers a threat-intel source gives an indicator (a MISP event
+/// and attribute uuid, a STIX id and name, a Zeek source, a Spamhaus SBL
+/// id), as (key, value) pairs written into an alert's provenance.
+pub type Refs = Option<Box<[(&'static str, Box<str>)]>>;
 
 /// One watched name or pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,9 +160,11 @@ pub struct Entry {
     /// The Windows builds the listed machines are known to run.
     pub builds: Vec<u32>,
     pub note: Option<String>,
+    /// The source's own identifiers for it.
+    pub refs: Refs,
     pub id: u32,
-    /// Where it was defined (`file:line`).
-    /// The file it came from, shared by its entries, and its line.
+    /// The file it came from, shared by its entries, and its line (or the
+    /// indicator's place in a JSON file).
     pub source: Arc<str>,
     pub line: u32,
 }
@@ -170,6 +214,8 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
     let mut allow = false;
     let mut entries = Vec::new();
     let shared_source: Arc<str> = Arc::from(source);
+    // A file saved with a byte-order mark keeps its first entry.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // The list's texts, shared by its entries until a directive changes them.
     let mut shared: Option<(Arc<str>, Arc<str>, Arc<str>)> = None;
     for (i, raw) in text.lines().enumerate() {
@@ -298,6 +344,7 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
             allow,
             builds,
             note,
+            refs: None,
             id: next_id,
             source: shared_source.clone(),
             line: u32::try_from(n).unwrap_or(u32::MAX),
@@ -385,10 +432,44 @@ pub struct Matcher {
     nets: HashMap<(bool, u8), HashMap<u128, Vec<u32>>>,
     /// Autonomous-system entries.
     asns: HashMap<u32, Vec<usize>>,
+    /// Entries matching every name but one (rare: a STIX `!=`).
+    negated: Vec<usize>,
+    /// Entries left out: their pattern would not compile.
+    left_out: Vec<usize>,
 }
 
 /// Patterns compiled into one `RegexSet`.
 const SET_SIZE: usize = 256;
+/// The compiled size one set may take; a chunk of patterns that needs more
+/// is split in halves, down to one pattern, which compiles alone (each was
+/// checked alone when read).
+const SET_SIZE_LIMIT: usize = 32 << 20;
+
+/// `patterns` (with their entry indexes) compiled into sets, each chunk
+/// split until it fits the size limit; a pattern that does not compile
+/// even alone is left out and returned.
+fn compile_sets(
+    patterns: &[String],
+    ids: &[usize],
+    out: &mut Vec<(RegexSet, Vec<usize>)>,
+) -> Vec<usize> {
+    let built = regex::RegexSetBuilder::new(patterns)
+        .size_limit(SET_SIZE_LIMIT)
+        .build();
+    match built {
+        Ok(set) => {
+            out.push((set, ids.to_vec()));
+            Vec::new()
+        }
+        Err(_) if patterns.len() > 1 => {
+            let mid = patterns.len() / 2;
+            let mut left = compile_sets(&patterns[..mid], &ids[..mid], out);
+            left.extend(compile_sets(&patterns[mid..], &ids[mid..], out));
+            left
+        }
+        Err(_) => ids.to_vec(),
+    }
+}
 
 /// The fixed part of a glob of the form `PREFIX*` (`true`) or `*SUFFIX`
 /// (`false`), upper-cased, when it is of one of those forms.
@@ -408,7 +489,10 @@ fn simple_glob(g: &str) -> Option<(String, bool)> {
 }
 
 impl Matcher {
-    pub fn new(entries: Vec<Entry>) -> Result<Matcher, regex::Error> {
+    /// Compiles `entries`. A pattern that cannot be compiled (a regular
+    /// expression too large even alone) is left out and named in
+    /// [`Matcher::left_out`]; the others are in force.
+    pub fn new(entries: Vec<Entry>) -> Matcher {
         let mut exact: HashMap<Box<str>, u32> = HashMap::with_capacity(entries.len());
         let mut exact_more: HashMap<u32, Vec<u32>> = HashMap::new();
         let mut truncated: HashMap<String, Vec<usize>> = HashMap::new();
@@ -418,8 +502,10 @@ impl Matcher {
         let mut suffixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
         let mut nets: HashMap<(bool, u8), HashMap<u128, Vec<u32>>> = HashMap::new();
         let mut asns: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut negated = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             match &e.pattern {
+                Pattern::NotExact(_) => negated.push(i),
                 Pattern::Exact(name) => {
                     let i32_ = u32::try_from(i).unwrap_or(u32::MAX);
                     match exact.get(name.as_str()) {
@@ -470,10 +556,11 @@ impl Matcher {
             }
         }
         let mut sets = Vec::new();
+        let mut left_out = Vec::new();
         for (patterns, ids) in res.chunks(SET_SIZE).zip(set_entries.chunks(SET_SIZE)) {
-            sets.push((RegexSet::new(patterns)?, ids.to_vec()));
+            left_out.extend(compile_sets(patterns, ids, &mut sets));
         }
-        Ok(Matcher {
+        Matcher {
             entries,
             exact,
             exact_more,
@@ -483,7 +570,14 @@ impl Matcher {
             sets,
             nets,
             asns,
-        })
+            negated,
+            left_out,
+        }
+    }
+
+    /// The entries whose pattern could not be compiled, left out.
+    pub fn left_out(&self) -> impl Iterator<Item = &Entry> {
+        self.left_out.iter().filter_map(|&i| self.entries.get(i))
     }
 
     /// Whether any entry names autonomous systems (so addresses are worth
@@ -550,11 +644,7 @@ impl Matcher {
             )?);
         }
         all.extend(user);
-        Matcher::new(all).map_err(|e| WatchlistError {
-            source: "watch lists".into(),
-            line: 0,
-            message: e.to_string(),
-        })
+        Ok(Matcher::new(all))
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -627,6 +717,13 @@ impl Matcher {
                     if let Some(&i) = ids.get(m) {
                         consider(i);
                     }
+                }
+            }
+        }
+        for &i in &self.negated {
+            if let Some(Pattern::NotExact(not)) = self.entries.get(i).map(|e| &e.pattern) {
+                if !forms.contains(&not.as_str()) {
+                    found.push(i);
                 }
             }
         }

@@ -1,11 +1,7 @@
 use super::*;
 
 fn matcher(text: &str) -> Matcher {
-    let entries = parse(text, "test.list", 5000).unwrap_or_default();
-    // An empty matcher compiles no pattern, so it cannot fail: the
-    // fallback is never reached by a list that compiles.
-    Matcher::new(entries)
-        .unwrap_or_else(|_| Matcher::new(Vec::new()).unwrap_or_else(|_| unreachable!()))
+    Matcher::new(parse(text, "test.list", 5000).unwrap_or_default())
 }
 
 #[test]
@@ -231,7 +227,7 @@ fn allow_lists_and_networks() -> Result<(), regex::Error> {
         )
         .unwrap_or_default(),
     );
-    let m = Matcher::new(all)?;
+    let m = Matcher::new(all);
     // The watch entry matches; the allow entry says it must not alert.
     assert_eq!(m.lookup("lab-vm-01").map(|e| &*e.list), Some("watch"));
     assert!(m.allows("LAB-VM-01"));
@@ -251,4 +247,31 @@ fn allow_lists_and_networks() -> Result<(), regex::Error> {
     let e = parse("net:not-a-net\n", "a.list", 1).map_err(|e| e.to_string());
     assert!(e.is_err_and(|m| m.contains("a.list:1")));
     Ok(())
+}
+
+/// Four regular expressions, each valid alone, too large together for one
+/// compiled set (as four published MISP warning-list regexes were): every
+/// one is in force, none takes the others or the built-ins down.
+#[test]
+fn regexes_too_large_together_are_compiled_apart() {
+    let text: String = (0..4).map(|i| format!("re:\\w{{100}}{i}\n")).collect();
+    let patterns: Vec<String> = (0..4).map(|i| format!("(?i)\\w{{100}}{i}")).collect();
+    assert!(regex::RegexSet::new(&patterns).is_err());
+    let user = parse(&text, "big.list", 100).unwrap_or_default();
+    assert_eq!(user.len(), 4);
+    let m = Matcher::with_builtins(true, user).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.left_out().count(), 0);
+    for i in 0..4 {
+        let name = format!("{}{i}", "A".repeat(100));
+        assert_eq!(m.lookup(&name).map(|e| e.line), Some(i + 1), "{i}");
+    }
+    assert!(m.lookup("WIN-J9D866ESIJ2").is_some());
+}
+
+/// A list saved with a byte-order mark keeps its first entry.
+#[test]
+fn a_byte_order_mark_does_not_hide_the_first_entry() {
+    let m = matcher("\u{feff}WIN-BOM00000001\nWIN-BOM00000002\n");
+    assert!(m.lookup("WIN-BOM00000001").is_some());
+    assert!(m.lookup("WIN-BOM00000002").is_some());
 }

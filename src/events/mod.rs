@@ -8,6 +8,7 @@
 mod community_id;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -63,12 +64,42 @@ pub struct Event {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    /// What an analyzer found (`rdp`, `ntlm`, ...).
-    Record(Record),
+    /// What an analyzer found (`rdp`, `ntlm`, ...), shared with the alerts
+    /// it gave rise to.
+    Record(Arc<Record>),
     Alert(Box<Alert>),
     /// A (name, address) pair of the passive host inventory.
     Inventory(HostSighting),
     Stats(serde_json::Value),
+}
+
+/// The largest record an alert carries, serialised: a larger one (a
+/// multicast answer listing hundreds of names) is named by the alert and
+/// written once, in its own event (same flow_id and timestamp), so that
+/// what is written stays proportional to what was read.
+pub const MAX_ALERT_RECORD: usize = 8 << 10;
+
+/// The length of a record's JSON object.
+pub fn record_len(r: &Record) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    struct Body<'a>(&'a Record);
+    impl Serialize for Body<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.0.serialize_body(s)
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, &Body(r));
+    c.0
 }
 
 /// The event types that are not records.
@@ -101,7 +132,8 @@ impl Body {
 }
 
 /// An alert, with EVE's keys (`action`, `gid`, `signature_id`, `rev`,
-/// `signature`, `category`, `severity`) and hostwatch's after them.
+/// `signature`, `category`, `severity`) and hostwatch's after them: one per
+/// machine per connection, with every field of the record that named it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     /// EVE's `alert.action`: `allowed` (a passive sensor blocks nothing).
@@ -115,8 +147,12 @@ pub struct Alert {
     pub severity: u8,
     pub list: String,
     pub hostname: String,
+    /// The strongest claim of the fields that named it.
     pub role: Role,
+    /// The field of that claim.
     pub evidence: &'static str,
+    /// Every field of the record that named the machine.
+    pub fields: Vec<&'static str>,
     /// Set for list entries whose source is not confirmed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub candidate: bool,
@@ -130,12 +166,63 @@ pub struct Alert {
     /// One readable line per signal weighed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub corroboration: Vec<String>,
+    /// What matched.
+    pub indicator: Indicator,
+    /// Where the matching entry came from.
+    pub provenance: Provenance,
+    /// Alerts of the same machine, address and list held back by
+    /// `--suppress` since the last one written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
+    /// The event type of the record, when it is too large to come with the
+    /// alert ([`MAX_ALERT_RECORD`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_omitted: Option<&'static str>,
     /// The address the named machine was seen at, when the record ties the
     /// name to one.
     #[serde(skip)]
     pub ip: Option<IpAddr>,
     #[serde(skip)]
-    pub record: Record,
+    pub record: Arc<Record>,
+}
+
+/// The indicator an alert matched: its value as the list has it, its kind
+/// (`name`, `glob`, `regex`, `network`, `asn`), and for a network or an
+/// autonomous system the address that matched and which end it was.
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Indicator {
+    pub value: String,
+    pub kind: &'static str,
+    pub address: Option<IpAddr>,
+    /// `src` or `dest`.
+    pub end: Option<&'static str>,
+}
+
+/// Where a list entry came from: its file and line, its note, and the
+/// identifiers its threat-intel source gave it (`misp_event_uuid`,
+/// `misp_attribute_uuid`, `stix_id`, `stix_name`, `zeek_source`, `sbl`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub file: String,
+    pub line: u32,
+    pub note: Option<String>,
+    pub refs: Vec<(&'static str, String)>,
+}
+
+impl Serialize for Provenance {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("file", &self.file)?;
+        map.serialize_entry("line", &self.line)?;
+        if let Some(n) = &self.note {
+            map.serialize_entry("note", n)?;
+        }
+        for (k, v) in &self.refs {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 impl Alert {
@@ -268,7 +355,9 @@ impl Event {
             Body::Record(r) => r.serialize_entry(&mut map)?,
             Body::Alert(a) => {
                 map.serialize_entry("alert", a.as_ref())?;
-                a.record.serialize_entry(&mut map)?;
+                if a.record_omitted.is_none() {
+                    a.record.serialize_entry(&mut map)?;
+                }
             }
             Body::Inventory(h) => map.serialize_entry("inventory", h)?,
             Body::Stats(s) => map.serialize_entry("stats", s)?,

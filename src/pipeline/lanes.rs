@@ -413,7 +413,8 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
         let report = Arc::new(Mutex::new(LaneReport::default()));
         let detector = crate::detection::Detector::with_lists(lists.clone(), cfg.home_net.clone())
-            .with_asn_db(cfg.asn_db.clone());
+            .with_asn_db(cfg.asn_db.clone())
+            .with_mentions(cfg.mentions);
         let setup = LaneSetup {
             index,
             sources,

@@ -80,6 +80,8 @@ pub struct Config {
     pub home_net: crate::detection::network::HomeNet,
     /// An ASN database (`--asn-db`).
     pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
+    /// What mentioned names do (`--mentions`).
+    pub mentions: crate::detection::Mentions,
 }
 
 impl Default for Config {
@@ -100,6 +102,7 @@ impl Default for Config {
             checksums: Default::default(),
             home_net: Default::default(),
             asn_db: None,
+            mentions: Default::default(),
         }
     }
 }
@@ -292,6 +295,7 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
             lists: lists.clone(),
             home_net: cfg.home_net.clone(),
             asn_db: cfg.asn_db.clone(),
+            mentions: cfg.mentions,
             rx,
             free: free_tx.clone(),
             out: out_tx.clone(),

@@ -50,6 +50,7 @@ pub(super) struct WorkerSetup {
     pub lists: Arc<crate::detection::lists::Lists>,
     pub home_net: crate::detection::network::HomeNet,
     pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
+    pub mentions: crate::detection::Mentions,
     pub rx: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
     pub out: Sender<OutMsg>,
@@ -114,13 +115,15 @@ impl Analysis {
         }
     }
 
-    /// Time passed: idle flows expire; the counters are published.
+    /// Time passed: idle flows expire, alerts whose hold is over are
+    /// written; the counters are published.
     pub(super) fn tick(&mut self, now: i64) {
         let detector = &mut self.detector;
         let events = &mut self.events;
         self.table
             .expire(now, &mut |fr| detector.process(fr, events));
         self.udp.expire(now, &mut |fr| detector.process(fr, events));
+        detector.tick(now, events);
         self.publish();
     }
 
@@ -146,6 +149,7 @@ impl Analysis {
         let events = &mut self.events;
         self.table.finish(&mut |fr| detector.process(fr, events));
         self.udp.finish(&mut |fr| detector.process(fr, events));
+        detector.finish(events);
         self.flush();
         self.publish();
         WorkerSnapshot {
@@ -163,13 +167,16 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
         lists,
         home_net,
         asn_db,
+        mentions,
         rx,
         free,
         out,
         snapshot,
         hint,
     } = setup;
-    let detector = Detector::with_lists(lists, home_net).with_asn_db(asn_db);
+    let detector = Detector::with_lists(lists, home_net)
+        .with_asn_db(asn_db)
+        .with_mentions(mentions);
     let mut a = Analysis::new(flow, datagram, detector, out, snapshot);
     for msg in rx {
         match msg {
