@@ -103,6 +103,14 @@ struct RunArgs {
     /// in its record's event, no alert) or off.
     #[arg(long, default_value = "alert", value_name = "WHAT")]
     mentions: hostwatch::detection::Mentions,
+    /// Hold back an alert of the same machine, address and list within
+    /// this much (packet) time of the last one written (e.g. 10m, 1h); the
+    /// next alert written says how many were held back.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    suppress: Option<Duration>,
+    /// Write only alerts of at least this confidence: low, medium or high.
+    #[arg(long, default_value = "low", value_name = "LEVEL")]
+    min_confidence: hostwatch::events::Confidence,
     /// Write only alert events.
     #[arg(long)]
     alerts_only: bool,
@@ -347,6 +355,8 @@ fn run(args: RunArgs) -> ExitCode {
         home_net: args.home_net.clone().unwrap_or_default(),
         asn_db,
         mentions: args.mentions,
+        suppress: args.suppress,
+        min_confidence: args.min_confidence,
     };
     let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || match &args.user {
         Some(u) => drop_privileges(u),

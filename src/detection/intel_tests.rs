@@ -374,7 +374,10 @@ fn misp_objects_and_a_bad_value() {
         refs,
         [
             ("misp_event_uuid", "5f0c0d2e-1111-4c4c-9999-0123456789ab"),
-            ("misp_attribute_uuid", "5f0c0d2e-2222-4c4c-9999-0123456789ab"),
+            (
+                "misp_attribute_uuid",
+                "5f0c0d2e-2222-4c4c-9999-0123456789ab"
+            ),
             ("misp_object", "domain-ip"),
         ]
     );
@@ -397,6 +400,9 @@ fn a_latin1_description_is_read() {
     let text = super::super::lists::read_text(&path).unwrap_or_default();
     let l = load(&text, "latin1.intel", 1, detect(&text), NOW).unwrap_or_default();
     assert_eq!(l.entries.len(), 1);
-    assert_eq!(l.entries[0].note.as_deref(), Some("partner: caf\u{fffd} VM"));
+    assert_eq!(
+        l.entries[0].note.as_deref(),
+        Some("partner: caf\u{fffd} VM")
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -20,6 +20,8 @@ struct AlertGroup {
     severity: u8,
     candidate: bool,
     count: u64,
+    /// Alerts held back by `--suppress`.
+    suppressed: u64,
     first_us: i64,
     last_us: i64,
     evidence: BTreeSet<&'static str>,
@@ -86,6 +88,15 @@ impl Inventory {
         }
     }
 
+    /// An alert `--suppress` held back, counted under its host name.
+    pub fn suppressed(&mut self, ev: &Event) {
+        if let Body::Alert(a) = &ev.body {
+            if let Some(g) = self.alerts.get_mut(&a.hostname.to_uppercase()) {
+                g.suppressed += 1;
+            }
+        }
+    }
+
     pub fn alerts(&self) -> u64 {
         self.alert_count
     }
@@ -117,6 +128,12 @@ impl Inventory {
                     rfc3339_micros(g.first_us),
                     rfc3339_micros(g.last_us),
                 ));
+                if g.suppressed > 0 {
+                    s.push_str(&format!(
+                        "      {dim}{} more held back by --suppress{off}\n",
+                        g.suppressed
+                    ));
+                }
                 s.push_str(&format!(
                     "      {dim}seen in: {}{off}\n",
                     g.evidence.iter().copied().collect::<Vec<_>>().join(", ")

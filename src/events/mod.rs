@@ -242,6 +242,19 @@ pub enum Confidence {
     High,
 }
 
+impl std::str::FromStr for Confidence {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Confidence, String> {
+        match s {
+            "low" => Ok(Confidence::Low),
+            "medium" => Ok(Confidence::Medium),
+            "high" => Ok(Confidence::High),
+            _ => Err(format!("takes low, medium or high, not '{s}'")),
+        }
+    }
+}
+
 impl Confidence {
     /// The confidence of a weighed sum.
     pub fn of(score: i32) -> Confidence {

@@ -57,8 +57,11 @@ impl Batch {
 pub(super) enum WorkMsg {
     Batch(Batch),
     /// Time passed (packet time, or the wall clock while a live capture is
-    /// idle): expire flows.
-    Tick(i64),
+    /// idle): expire flows. `seq` counts a replay's ticks (0 live).
+    Tick {
+        now: i64,
+        seq: u64,
+    },
 }
 
 /// Segments per batch with one worker.
@@ -122,6 +125,8 @@ pub(super) struct Dispatch {
     /// [`Dispatch::retry`].
     nonblocking: bool,
     stalled: Vec<(usize, Batch)>,
+    /// Replay ticks sent so far.
+    ticks: u64,
 }
 
 impl Dispatch {
@@ -139,6 +144,7 @@ impl Dispatch {
             hint,
             nonblocking: false,
             stalled: Vec::new(),
+            ticks: 0,
         }
     }
 
@@ -265,10 +271,19 @@ impl Dispatch {
         }
     }
 
-    pub(super) fn tick(&mut self, now: i64) {
+    /// Time passed: every worker is told, after the packets before it.
+    /// A replay's ticks are numbered (`counted`): the output stage follows
+    /// the workers' progress through them.
+    pub(super) fn tick(&mut self, now: i64, counted: bool) {
         self.send_all();
+        let seq = if counted {
+            self.ticks += 1;
+            self.ticks
+        } else {
+            0
+        };
         for tx in &self.txs {
-            let _ = tx.send(WorkMsg::Tick(now));
+            let _ = tx.send(WorkMsg::Tick { now, seq });
         }
     }
 

@@ -73,7 +73,7 @@ impl Sink for Drive<'_> {
         // for every worker count (live, on the wall clock: `tick`).
         if self.replaying && ts_us >= self.next_tick {
             if self.next_tick != i64::MIN {
-                self.dispatch.tick(ts_us);
+                self.dispatch.tick(ts_us, true);
             }
             self.next_tick = ts_us.saturating_add(EXPIRE_EVERY_US);
         }
@@ -86,7 +86,7 @@ impl Sink for Drive<'_> {
     fn tick(&mut self, now_us: i64, reader: &mut Reader) {
         // Partial batches go out so a quiet network still sees events, and
         // idle flows time out on the wall clock.
-        self.dispatch.tick(now_us);
+        self.dispatch.tick(now_us, false);
         let Some(p) = &mut self.periodic else {
             return;
         };

@@ -419,6 +419,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
             index,
             sources,
             analysis: worker::Analysis::new(
+                index,
                 flow,
                 datagram,
                 detector,

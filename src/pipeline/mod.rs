@@ -82,6 +82,11 @@ pub struct Config {
     pub asn_db: Option<Arc<crate::detection::asn::AsnDb>>,
     /// What mentioned names do (`--mentions`).
     pub mentions: crate::detection::Mentions,
+    /// `--suppress`: alerts of one machine, address and list within this
+    /// much packet time of the last one written are held back.
+    pub suppress: Option<Duration>,
+    /// `--min-confidence`: alerts below are not written.
+    pub min_confidence: crate::events::Confidence,
 }
 
 impl Default for Config {
@@ -103,6 +108,8 @@ impl Default for Config {
             home_net: Default::default(),
             asn_db: None,
             mentions: Default::default(),
+            suppress: None,
+            min_confidence: crate::events::Confidence::Low,
         }
     }
 }
@@ -187,6 +194,11 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
                 db,
                 home: cfg.home_net.clone(),
             }),
+        workers,
+        suppress_us: cfg
+            .suppress
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        min_confidence: cfg.min_confidence,
     };
     // Replaying files, the capture thread (reading and decoding) is the one
     // serial stage: when the threads outnumber the cores, the others keep
@@ -290,6 +302,7 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
         // for every worker count.
         flow.self_expire = false;
         let setup = WorkerSetup {
+            index: i,
             flow,
             datagram,
             lists: lists.clone(),

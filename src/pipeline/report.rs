@@ -1,15 +1,18 @@
 //! The output stage (one thread): the host inventory, the carriers that
-//! named each machine (a signal weighed into alerts), filtering
-//! (`--alerts-only`), serialisation once per event, and the outputs.
+//! named each machine (a signal weighed into alerts), the filters
+//! (`--alerts-only`, `--min-confidence`, `--suppress`), serialisation once
+//! per event, and the outputs.
 //!
-//! Workers report in their own time, so in a replay whatever depends on
-//! the order of reports waits for the end: host sightings (the earliest of
-//! each pair is written) and alerts (weighed with every other carrier seen
-//! earlier in packet time). The same capture then gives the same events
-//! whatever the number of workers. Live, alerts and host sightings wait
-//! [`LIVE_ALERT_DELAY`], time for the other workers' reports of the same
-//! moments to arrive, then go out in packet order: the earliest sighting of
-//! a pair is written, and alerts are weighed with what came before them.
+//! Records go out as they come. Alerts and host sightings depend on what
+//! every worker reported, so they wait. In a replay, each worker reports
+//! its progress through the capture's ticks (the same packets for any
+//! number of workers): a sighting is applied once every worker has passed
+//! the tick it was made after, and an alert is written [`HORIZON_TICKS`]
+//! ticks later, weighed with every carrier seen before it, so the same
+//! capture gives the same alerts whatever the number of workers, in time
+//! order, without waiting for the end. Live, sightings count as they come
+//! and alerts wait [`LIVE_ALERT_DELAY`] for the other workers' reports of
+//! the same moments.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -24,11 +27,15 @@ use super::Control;
 use crate::detection::carriers::Carriers;
 use crate::detection::inventory::Inventory;
 use crate::detection::lists::Lists;
-use crate::events::{Body, Event};
+use crate::detection::watchlist::machine_key;
+use crate::events::{AsnLookup, Body, Confidence, Event, Sensor};
 use crate::output::Outputs;
 
 pub(super) enum OutMsg {
-    Events(Vec<Event>),
+    /// Events a worker (or lane) made.
+    Events { worker: usize, events: Vec<Event> },
+    /// A worker has handled every packet before the replay's tick `seq`.
+    Progress { worker: usize, seq: u64 },
     Stats {
         ts_us: i64,
         stats: serde_json::Value,
@@ -45,252 +52,393 @@ pub(super) struct OutputOptions {
     pub drain: Duration,
     /// ASN enrichment of the envelope (`--asn-db`).
     pub enrich: Option<crate::detection::asn::Enrichment>,
+    /// Workers reporting progress (replay).
+    pub workers: usize,
+    /// `--suppress`: an alert of the same machine, address and list within
+    /// this much packet time of the last one written is held back.
+    pub suppress_us: Option<i64>,
+    /// `--min-confidence`.
+    pub min_confidence: Confidence,
 }
 
-/// Host sightings held in a replay, at most (beyond, later pairs are
-/// written at once, as live).
-const MAX_HELD_HOSTS: usize = 200_000;
-/// Alerts (and, live, host sightings) held, at most (beyond, they are
-/// written at once, alerts weighed with what has been seen so far).
-const MAX_HELD_ALERTS: usize = 50_000;
-/// How long a live alert or host sighting waits before it is written.
+/// Ticks (of about a second of packet time each) an alert waits after the
+/// one it was made after: time for the sightings of other carriers made
+/// before it (some records are written seconds after their packets) to be
+/// counted.
+pub const HORIZON_TICKS: u64 = 10;
+/// Alerts and sightings held, at most (beyond, the oldest go on at once).
+const MAX_HELD: usize = 50_000;
+/// How long a live alert waits before it is written.
 pub const LIVE_ALERT_DELAY: Duration = Duration::from_secs(1);
+/// Machines `--suppress` remembers, at most (beyond, it starts again).
+const MAX_SUPPRESSED_KEYS: usize = 1_000_000;
+/// List files are looked at for changes this often.
+const LIST_POLL: Duration = Duration::from_secs(2);
 
-/// Alerts in packet order; those of one flow (one worker made them) keep
-/// the order they were made in (the sort is stable).
-fn alert_order(e: &Event) -> (i64, u64) {
-    (e.ts_us, e.flow.as_ref().map_or(0, |f| f.flow_id))
+/// An alert or a sighting waiting, with the tick its worker had passed
+/// when it was made and the order it came in.
+struct Held {
+    after_tick: u64,
+    seq: u64,
+    ev: Event,
 }
 
-fn host_order(e: &Event) -> (i64, u64, String) {
-    let name = match &e.body {
-        Body::Inventory(h) => format!("{}|{}|{}", h.name, h.ip, h.evidence),
-        _ => String::new(),
-    };
-    (e.ts_us, e.flow.as_ref().map_or(0, |f| f.flow_id), name)
+/// The canonical order of held events: packet time, connection, arrival
+/// (one worker makes all the events of a connection, in order).
+fn order(h: &Held) -> (i64, u64, u64) {
+    (
+        h.ev.ts_us,
+        h.ev.flow.as_ref().map_or(0, |f| f.flow_id),
+        h.seq,
+    )
 }
 
-/// Keeps the earliest sighting of a pair.
-fn hold_host(held: &mut HashMap<(String, IpAddr), Event>, ev: Event, name: String, ip: IpAddr) {
-    let key = (name, ip);
-    match held.get(&key) {
-        Some(old) if host_order(old) <= host_order(&ev) => {}
-        _ if held.len() >= MAX_HELD_HOSTS && !held.contains_key(&key) => {}
-        _ => {
-            held.insert(key, ev);
+/// `--suppress`: per (machine, address, list), the packet time of the last
+/// alert written and the ones held back since.
+#[derive(Default)]
+struct Suppression {
+    last: HashMap<(String, Option<IpAddr>, String), (i64, u64)>,
+    held: u64,
+}
+
+impl Suppression {
+    /// Whether `ev` is written; a written alert carries the count held back
+    /// since the last one of its key.
+    fn pass(&mut self, window: i64, ev: &mut Event) -> bool {
+        let Body::Alert(a) = &mut ev.body else {
+            return true;
+        };
+        let key = (machine_key(&a.hostname), a.ip, a.list.clone());
+        match self.last.get_mut(&key) {
+            Some((at, held)) if ev.ts_us.saturating_sub(*at) < window => {
+                *held += 1;
+                self.held += 1;
+                false
+            }
+            Some((at, held)) => {
+                a.suppressed = (*held > 0).then_some(*held);
+                *at = ev.ts_us;
+                *held = 0;
+                true
+            }
+            None => {
+                if self.last.len() >= MAX_SUPPRESSED_KEYS {
+                    self.last.clear();
+                }
+                self.last.insert(key, (ev.ts_us, 0));
+                true
+            }
         }
     }
 }
 
-/// What a replay held, in packet order: the alerts weighed with every
-/// carrier seen before them, then the earliest sighting of each pair.
-fn release(
-    alerts: &mut VecDeque<(Instant, Event)>,
-    hosts: &mut HashMap<(String, IpAddr), Event>,
-    carriers: &Carriers,
-) -> Vec<Event> {
-    let mut out: Vec<Event> = alerts.drain(..).map(|(_, e)| e).collect();
-    out.sort_by_key(alert_order);
-    for ev in &mut out {
-        carriers.corroborate(ev);
-    }
-    let mut held: Vec<Event> = hosts.drain().map(|(_, e)| e).collect();
-    held.sort_by_key(host_order);
-    out.extend(held);
-    out
-}
-
-/// The output thread: inventory, filtering, serialisation, writing.
-pub(super) fn run(
-    mut outputs: Outputs,
-    rx: Receiver<OutMsg>,
+/// The output thread's state.
+struct Stage {
+    outputs: Outputs,
     opts: OutputOptions,
     control: Arc<Control>,
     lists: Arc<Lists>,
-) -> OutputResult {
-    // List files are looked at for changes this often.
-    const LIST_POLL: Duration = Duration::from_secs(2);
-    let mut polled = Instant::now();
-    let OutputOptions {
-        alerts_only,
-        sensor,
-        interfaces,
-        live,
-        drain,
-        enrich,
-    } = opts;
-    let started = Instant::now();
-    let mut inv = Inventory::default();
-    let mut carriers = Carriers::default();
-    // Alerts waiting to be weighed (and, live, host sightings): until the
-    // end of a replay, until their time (live).
-    let mut held: VecDeque<(Instant, Event)> = VecDeque::new();
-    // In a replay, host sightings wait for the end: the earliest sighting
-    // of each pair is then known whatever worker reported it first.
-    let mut held_hosts: HashMap<(String, IpAddr), Event> = HashMap::new();
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut line = Vec::with_capacity(4 << 10);
-    let mut error: Option<String> = None;
-    // Serialises once, hands the line to every sink that takes its type.
-    let mut emit = |outputs: &mut Outputs,
-                    counts: &mut BTreeMap<&'static str, u64>,
-                    ev: &Event,
-                    error: &mut Option<String>| {
+    inv: Inventory,
+    carriers: Carriers,
+    counts: BTreeMap<&'static str, u64>,
+    line: Vec<u8>,
+    error: Option<String>,
+    started: Instant,
+    polled: Instant,
+    /// Replay: the last tick each worker reported, and what waits for the
+    /// ticks.
+    ticks: Vec<u64>,
+    sightings: Vec<Held>,
+    alerts: Vec<Held>,
+    seq: u64,
+    /// Live: alerts waiting for their time.
+    live_alerts: VecDeque<(Instant, Event)>,
+    suppression: Suppression,
+    below_confidence: u64,
+}
+
+impl Stage {
+    /// Serialises once, hands the line to every sink that takes its type.
+    fn emit(&mut self, ev: &Event) {
         let ty = ev.body.event_type();
-        *counts.entry(ty).or_default() += 1;
-        if error.is_some() {
+        *self.counts.entry(ty).or_default() += 1;
+        if self.error.is_some() {
             return;
         }
-        line.clear();
-        let sensor = crate::events::Sensor {
-            name: sensor.as_deref(),
-            interfaces: &interfaces,
-            asn: enrich.as_ref().map(|e| e as &dyn crate::events::AsnLookup),
+        self.line.clear();
+        let sensor = Sensor {
+            name: self.opts.sensor.as_deref(),
+            interfaces: &self.opts.interfaces,
+            asn: self.opts.enrich.as_ref().map(|e| e as &dyn AsnLookup),
         };
-        ev.write_json(&sensor, &mut line);
-        if let Err(e) = outputs.event(ty, &line) {
-            *error = Some(e.to_string());
-            control.stop.store(true, Ordering::SeqCst);
+        ev.write_json(&sensor, &mut self.line);
+        if let Err(e) = self.outputs.event(ty, &self.line) {
+            self.error = Some(e.to_string());
+            self.control.stop.store(true, Ordering::SeqCst);
         }
-    };
-    let flush = |outputs: &mut Outputs, error: &mut Option<String>| {
-        if error.is_none() {
-            if let Err(e) = outputs.flush() {
-                *error = Some(e.to_string());
-                control.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.outputs.flush() {
+                self.error = Some(e.to_string());
+                self.control.stop.store(true, Ordering::SeqCst);
             }
         }
-    };
-    loop {
-        // The lists are looked at whether or not events are flowing: a busy
-        // span port never leaves the queue empty for long.
-        let due = polled.elapsed() >= LIST_POLL;
-        if due {
-            polled = Instant::now();
+    }
+
+    /// A worker's events: records out at once; sightings and alerts wait.
+    fn events(&mut self, worker: usize, evs: Vec<Event>) {
+        let after_tick = self.ticks.get(worker).copied().unwrap_or(0);
+        for ev in evs {
+            match &ev.body {
+                Body::Inventory(_) | Body::Alert(_) if !self.opts.live => {
+                    self.seq += 1;
+                    let held = Held {
+                        after_tick,
+                        seq: self.seq,
+                        ev,
+                    };
+                    if matches!(held.ev.body, Body::Alert(_)) {
+                        self.alerts.push(held);
+                    } else {
+                        self.sightings.push(held);
+                    }
+                }
+                Body::Inventory(_) => self.sighting(ev),
+                Body::Alert(_) => {
+                    if self.live_alerts.len() >= MAX_HELD {
+                        if let Some((_, old)) = self.live_alerts.pop_front() {
+                            self.alert(old);
+                        }
+                    }
+                    self.live_alerts
+                        .push_back((Instant::now() + LIVE_ALERT_DELAY, ev));
+                }
+                _ if self.opts.alerts_only => {}
+                _ => self.emit(&ev),
+            }
         }
-        if control.reload.swap(false, Ordering::SeqCst) || (due && lists.changed_on_disk()) {
-            match lists.reload() {
+        // Bounded: past the cap, the oldest go on (weighed with what is
+        // known so far).
+        if self.sightings.len() + self.alerts.len() > MAX_HELD {
+            self.release(u64::MAX, true);
+        }
+    }
+
+    /// A host sighting: counted as a carrier, written when its pair is new.
+    fn sighting(&mut self, ev: Event) {
+        if let (Body::Inventory(h), Some(f)) = (&ev.body, &ev.flow) {
+            self.carriers.saw(ev.ts_us, f.flow_id, f.two_way, h);
+        }
+        if self.inv.admit(&ev) && !self.opts.alerts_only {
+            self.emit(&ev);
+        }
+    }
+
+    /// An alert whose time has come: weighed with the carriers seen before
+    /// it, filtered, written.
+    fn alert(&mut self, mut ev: Event) {
+        self.carriers.corroborate(&mut ev);
+        if let Body::Alert(a) = &ev.body {
+            if a.confidence() < self.opts.min_confidence {
+                self.below_confidence += 1;
+                return;
+            }
+        }
+        if let Some(window) = self.opts.suppress_us {
+            if !self.suppression.pass(window, &mut ev) {
+                self.inv.suppressed(&ev);
+                return;
+            }
+        }
+        self.inv.admit(&ev);
+        self.emit(&ev);
+    }
+
+    /// A worker reached tick `seq`: what every worker has passed goes on.
+    fn progress(&mut self, worker: usize, seq: u64) {
+        if let Some(t) = self.ticks.get_mut(worker) {
+            *t = (*t).max(seq);
+        }
+        let passed = self.ticks.iter().copied().min().unwrap_or(0);
+        self.release(passed, false);
+    }
+
+    /// Applies the sightings made before tick `passed` and writes the
+    /// alerts [`HORIZON_TICKS`] older, each in canonical order; `all`
+    /// takes everything held (the end, or the cap).
+    fn release(&mut self, passed: u64, all: bool) {
+        let due = |h: &Held, wait: u64| all || h.after_tick.saturating_add(wait) < passed;
+        let (mut ready, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.sightings)
+            .into_iter()
+            .partition(|h| due(h, 0));
+        self.sightings = rest;
+        ready.sort_by_key(order);
+        for h in ready {
+            self.sighting(h.ev);
+        }
+        let (mut ready, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.alerts)
+            .into_iter()
+            .partition(|h| due(h, HORIZON_TICKS));
+        self.alerts = rest;
+        ready.sort_by_key(order);
+        for h in ready {
+            self.alert(h.ev);
+        }
+    }
+
+    /// Live alerts whose delay is over, in packet order.
+    fn live_due(&mut self, now: Instant) {
+        let mut due: Vec<Event> = Vec::new();
+        while self.live_alerts.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, ev)) = self.live_alerts.pop_front() {
+                due.push(ev);
+            }
+        }
+        due.sort_by_key(|e| (e.ts_us, e.flow.as_ref().map_or(0, |f| f.flow_id)));
+        for ev in due {
+            self.alert(ev);
+        }
+    }
+
+    /// SIGHUP or a changed file: the lists are read again.
+    fn reload_lists(&mut self) {
+        let due = self.polled.elapsed() >= LIST_POLL;
+        if due {
+            self.polled = Instant::now();
+        }
+        if self.control.reload.swap(false, Ordering::SeqCst)
+            || (due && self.lists.changed_on_disk())
+        {
+            match self.lists.reload() {
                 Ok(n) => eprintln!("hostwatch: watch lists reloaded: {n} entries"),
                 Err(e) => {
                     eprintln!("hostwatch: watch lists not reloaded, the previous ones stay: {e}")
                 }
             }
         }
-        if live && held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
-            let now = Instant::now();
-            let mut due: Vec<Event> = Vec::new();
-            while held.front().is_some_and(|(t, _)| *t <= now) {
-                if let Some((_, ev)) = held.pop_front() {
-                    due.push(ev);
-                }
+    }
+
+    /// The `stats` event (the last one after everything held is out).
+    fn stats(&mut self, ts_us: i64, mut stats: serde_json::Value, last: bool) {
+        if last {
+            self.release(u64::MAX, true);
+            let rest: Vec<Event> = self.live_alerts.drain(..).map(|(_, e)| e).collect();
+            for ev in rest {
+                self.alert(ev);
             }
-            due.sort_by_key(alert_order);
-            for mut ev in due {
-                carriers.corroborate(&mut ev);
-                if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
-                    emit(&mut outputs, &mut counts, &ev, &mut error);
-                }
+            // The final counters should show what reached the network
+            // sinks.
+            self.outputs.drain(Instant::now() + self.opts.drain);
+        }
+        if let Some(obj) = stats.as_object_mut() {
+            obj.insert("uptime".into(), json!(self.started.elapsed().as_secs()));
+            obj.insert("events".into(), json!(self.counts));
+            obj.insert("alerts".into(), json!(self.inv.alerts()));
+            obj.insert("alerts_suppressed".into(), json!(self.suppression.held));
+            obj.insert(
+                "alerts_below_confidence".into(),
+                json!(self.below_confidence),
+            );
+            obj.insert(
+                "hosts".into(),
+                json!({ "inventory_full": self.inv.overflow, "carriers_full": self.carriers.overflow }),
+            );
+            obj.insert("outputs".into(), self.outputs.stats());
+            obj.insert("lists".into(), self.lists.to_json());
+        }
+        if !self.opts.alerts_only {
+            let ev = Event {
+                ts_us,
+                flow: None,
+                body: Body::Stats(stats),
+            };
+            self.emit(&ev);
+        }
+        self.flush();
+    }
+
+    /// Nothing came for a while: reopen the file if asked, print the
+    /// summary if asked, flush.
+    fn idle(&mut self) {
+        if self.control.reopen.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.outputs.reopen() {
+                eprintln!("hostwatch: cannot reopen the output file {e}");
             }
         }
+        if self.control.summary.swap(false, Ordering::SeqCst) {
+            eprint!("{}", self.inv.summary(false));
+        }
+        self.flush();
+    }
+}
+
+/// The output thread: inventory, weighing, filtering, serialisation,
+/// writing.
+pub(super) fn run(
+    outputs: Outputs,
+    rx: Receiver<OutMsg>,
+    opts: OutputOptions,
+    control: Arc<Control>,
+    lists: Arc<Lists>,
+) -> OutputResult {
+    let workers = opts.workers.max(1);
+    let mut st = Stage {
+        outputs,
+        opts,
+        control,
+        lists,
+        inv: Inventory::default(),
+        carriers: Carriers::default(),
+        counts: BTreeMap::new(),
+        line: Vec::with_capacity(4 << 10),
+        error: None,
+        started: Instant::now(),
+        polled: Instant::now(),
+        ticks: vec![0; workers],
+        sightings: Vec::new(),
+        alerts: Vec::new(),
+        seq: 0,
+        live_alerts: VecDeque::new(),
+        suppression: Suppression::default(),
+        below_confidence: 0,
+    };
+    loop {
+        // The lists are looked at whether or not events are flowing: a busy
+        // span port never leaves the queue empty for long.
+        st.reload_lists();
+        st.live_due(Instant::now());
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(OutMsg::Events(evs)) => {
-                for ev in &evs {
-                    if let (Body::Inventory(h), Some(f)) = (&ev.body, &ev.flow) {
-                        carriers.saw(ev.ts_us, f.flow_id, f.two_way, h);
-                    }
-                }
-                for mut ev in evs {
-                    match &ev.body {
-                        Body::Inventory(h) if !live => {
-                            let key = h.name.to_uppercase();
-                            let ip = h.ip;
-                            hold_host(&mut held_hosts, ev, key, ip);
-                            continue;
-                        }
-                        Body::Alert(_) | Body::Inventory(_) if held.len() < MAX_HELD_ALERTS => {
-                            held.push_back((Instant::now() + LIVE_ALERT_DELAY, ev));
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    carriers.corroborate(&mut ev);
-                    if !inv.admit(&ev) {
-                        continue;
-                    }
-                    if alerts_only && !matches!(ev.body, Body::Alert(_)) {
-                        continue;
-                    }
-                    emit(&mut outputs, &mut counts, &ev, &mut error);
-                }
+            Ok(OutMsg::Events { worker, events }) => {
+                st.events(worker, events);
                 if rx.is_empty() {
-                    flush(&mut outputs, &mut error);
+                    st.flush();
                 }
             }
-            Ok(OutMsg::Stats {
-                ts_us,
-                mut stats,
-                last,
-            }) => {
-                if last {
-                    for ev in release(&mut held, &mut held_hosts, &carriers) {
-                        if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
-                            emit(&mut outputs, &mut counts, &ev, &mut error);
-                        }
-                    }
-                    // The final counters should show what reached the
-                    // network sinks.
-                    outputs.drain(Instant::now() + drain);
-                }
-                if let Some(obj) = stats.as_object_mut() {
-                    obj.insert("uptime".into(), json!(started.elapsed().as_secs()));
-                    obj.insert("events".into(), json!(counts));
-                    obj.insert("alerts".into(), json!(inv.alerts()));
-                    obj.insert("hosts".into(), json!({ "inventory_full": inv.overflow, "carriers_full": carriers.overflow }));
-                    obj.insert("outputs".into(), outputs.stats());
-                    obj.insert("lists".into(), lists.to_json());
-                }
-                if !alerts_only {
-                    let ev = Event {
-                        ts_us,
-                        flow: None,
-                        body: Body::Stats(stats),
-                    };
-                    emit(&mut outputs, &mut counts, &ev, &mut error);
-                }
-                flush(&mut outputs, &mut error);
+            Ok(OutMsg::Progress { worker, seq }) => st.progress(worker, seq),
+            Ok(OutMsg::Stats { ts_us, stats, last }) => {
+                st.stats(ts_us, stats, last);
                 if last {
                     break;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if control.reopen.swap(false, Ordering::SeqCst) {
-                    if let Err(e) = outputs.reopen() {
-                        eprintln!("hostwatch: cannot reopen the output file {e}");
-                    }
-                }
-                if control.summary.swap(false, Ordering::SeqCst) {
-                    eprint!("{}", inv.summary(false));
-                }
-                flush(&mut outputs, &mut error);
-            }
+            Err(RecvTimeoutError::Timeout) => st.idle(),
             Err(RecvTimeoutError::Disconnected) => {
                 // The pipeline ended without its last report (a worker
                 // failed): what is held is still written.
-                for ev in release(&mut held, &mut held_hosts, &carriers) {
-                    if inv.admit(&ev) && (!alerts_only || matches!(ev.body, Body::Alert(_))) {
-                        emit(&mut outputs, &mut counts, &ev, &mut error);
-                    }
-                }
+                st.release(u64::MAX, true);
+                st.live_due(Instant::now() + LIVE_ALERT_DELAY);
                 break;
             }
         }
     }
-    flush(&mut outputs, &mut error);
-    let losses = outputs.close(Instant::now() + drain);
+    st.flush();
+    let losses = st.outputs.close(Instant::now() + st.opts.drain);
     OutputResult {
-        inventory: inv,
-        counts,
-        error,
+        inventory: st.inv,
+        counts: st.counts,
+        error: st.error,
         losses,
     }
 }

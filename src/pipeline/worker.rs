@@ -45,6 +45,7 @@ impl WorkerSnapshot {
 
 /// What a worker is given.
 pub(super) struct WorkerSetup {
+    pub index: usize,
     pub flow: FlowConfig,
     pub datagram: DatagramConfig,
     pub lists: Arc<crate::detection::lists::Lists>,
@@ -63,6 +64,8 @@ pub(super) struct WorkerSetup {
 /// thread fed by the capture thread, or inline by a capture lane
 /// (`lanes`).
 pub(super) struct Analysis {
+    /// Its place among the workers (or lanes), for the output stage.
+    index: usize,
     table: FlowTable<Analyzers>,
     udp: DatagramTable,
     detector: Detector,
@@ -73,6 +76,7 @@ pub(super) struct Analysis {
 
 impl Analysis {
     pub(super) fn new(
+        index: usize,
         flow: FlowConfig,
         datagram: DatagramConfig,
         detector: Detector,
@@ -80,6 +84,7 @@ impl Analysis {
         snapshot: Arc<Mutex<WorkerSnapshot>>,
     ) -> Self {
         Analysis {
+            index,
             table: FlowTable::new(flow, Analyzers),
             udp: DatagramTable::new(datagram),
             detector,
@@ -139,8 +144,22 @@ impl Analysis {
         self.events.is_empty()
             || self
                 .out
-                .send(OutMsg::Events(std::mem::take(&mut self.events)))
+                .send(OutMsg::Events {
+                    worker: self.index,
+                    events: std::mem::take(&mut self.events),
+                })
                 .is_ok()
+    }
+
+    /// Tells the output stage every event of the packets before tick `seq`
+    /// is out; false once it is gone.
+    pub(super) fn progress(&self, seq: u64) -> bool {
+        self.out
+            .send(OutMsg::Progress {
+                worker: self.index,
+                seq,
+            })
+            .is_ok()
     }
 
     /// Ends every flow and returns the final counters.
@@ -162,6 +181,7 @@ impl Analysis {
 
 pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     let WorkerSetup {
+        index,
         flow,
         datagram,
         lists,
@@ -177,7 +197,7 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
     let detector = Detector::with_lists(lists, home_net)
         .with_asn_db(asn_db)
         .with_mentions(mentions);
-    let mut a = Analysis::new(flow, datagram, detector, out, snapshot);
+    let mut a = Analysis::new(index, flow, datagram, detector, out, snapshot);
     for msg in rx {
         match msg {
             WorkMsg::Batch(mut b) => {
@@ -185,7 +205,14 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
                 b.clear();
                 let _ = free.try_send(b);
             }
-            WorkMsg::Tick(now) => a.tick(now),
+            WorkMsg::Tick { now, seq } => {
+                a.tick(now);
+                // A replay's tick: every event of the packets before it
+                // goes first, then the news that they are all out.
+                if seq > 0 && !(a.flush() && a.progress(seq)) {
+                    break;
+                }
+            }
         }
         if !a.flush() {
             break;
