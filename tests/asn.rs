@@ -144,13 +144,23 @@ fn endpoints_outside_home_net_are_named_and_listed_systems_alert() {
         .display()
         .to_string();
     let events = run(&["--asn-db", &db_arg, "--watchlist", &stix], &outside);
-    let evidence: Vec<&str> = events
+    let alerts: Vec<&Value> = events
         .iter()
         .filter(|e| e["event_type"] == "alert")
-        .filter_map(|e| e["alert"]["evidence"].as_str())
         .collect();
-    // The network indicator 203.0.113.0/24 and the system both hold it.
-    assert_eq!(evidence, ["src_asn", "src_ip"]);
+    // The network indicator 203.0.113.0/24 and the system both hold the
+    // same client: one alert, naming both fields, with the indicator seen
+    // first and its STIX provenance.
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["alert"];
+    assert_eq!(a["fields"], serde_json::json!(["src_asn", "src_ip"]));
+    assert_eq!(a["hostname"], "DESKTOP-7Q2K9XZ");
+    assert_eq!(a["indicator"]["value"], "AS64500");
+    assert_eq!(
+        a["provenance"]["stix_id"],
+        "indicator--00000000-0000-4000-8000-000000000005"
+    );
+    assert_eq!(a["provenance"]["stix_name"], "Hoster AS");
 
     // Another system, or the same address counted as home, does not alert.
     let quiet = logon("198.51.100.9", "DESKTOP-7Q2K9XZ", "quiet.pcap");

@@ -149,40 +149,58 @@ fn allow_lists_have_the_last_word_and_are_counted() {
 
 #[test]
 fn a_listed_network_alerts_on_every_handshake_names_or_not() {
-    let events = demo_with("@list bad-nets\n@severity 1\nnet:10.20.0.77/32 note=rented range\n");
+    let events = demo_with(
+        "@list bad-nets\n@severity 1\nnet:10.20.0.77/32\nnet:10.20.0.5/32 note=rented range\n",
+    );
     let mut alerts = alert_lines(&events);
     alerts.sort();
     assert_eq!(
         alerts,
         [
+            // The file server's listed address, in both SMB connections to
+            // it, with the name it showed.
+            "FILESRV01 dest_ip bad-nets 10.20.0.15",
+            "FILESRV01 dest_ip bad-nets 10.20.0.77",
             // The DHCP lease: the built-in name; the request came from 0.0.0.0.
             "WIN-J9D866ESIJ2 dhcp.hostname vmmanager-defaults 0.0.0.0",
+            // The listed host's SMB and RDP connections: its watched name
+            // and its listed address are one machine, one alert each.
             "WIN-J9D866ESIJ2 ntlm.client.workstation vmmanager-defaults 10.20.0.77",
             "WIN-J9D866ESIJ2 rdp.client.client_name vmmanager-defaults 10.20.0.77",
-            // The SMB and RDP connections from the listed host, each with
-            // the name it showed.
-            "WIN-J9D866ESIJ2 src_ip bad-nets 10.20.0.77",
-            "WIN-J9D866ESIJ2 src_ip bad-nets 10.20.0.77",
             "WIN-LIVFRVQFMKO ntlm.server.nb_computer_name vmmanager-defaults 10.20.0.15",
+        ]
+    );
+    let fields: Vec<Value> = of_type(&events, "alert")
+        .iter()
+        .filter(|a| s(a, "src_ip").as_deref() == Some("10.20.0.77"))
+        .map(|a| a["alert"]["fields"].clone())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            serde_json::json!(["ntlm.client.workstation", "src_ip"]),
+            serde_json::json!(["dest_ip"]),
+            serde_json::json!(["rdp.client.client_name", "src_ip"]),
         ]
     );
     // A network's alert names the address that matched and which end, and
     // the entry's note.
     let net = of_type(&events, "alert")
         .into_iter()
-        .find(|a| s(a, "alert.evidence").as_deref() == Some("src_ip"))
+        .find(|a| s(a, "alert.evidence").as_deref() == Some("dest_ip"))
         .map(|a| a["alert"].clone())
         .unwrap_or_default();
     assert_eq!(
         net["indicator"],
-        serde_json::json!({"value": "10.20.0.77/32", "kind": "network", "address": "10.20.0.77", "end": "src"})
+        serde_json::json!({"value": "10.20.0.5/32", "kind": "network", "address": "10.20.0.5", "end": "dest"})
     );
     assert_eq!(
         net["signature"],
-        "Watched host name on list bad-nets (10.20.0.77)"
+        "Watched host name on list bad-nets (10.20.0.5)"
     );
+    assert_eq!(net["role"], "server");
     assert_eq!(net["provenance"]["note"], "rented range");
-    assert_eq!(net["provenance"]["line"], 3);
+    assert_eq!(net["provenance"]["line"], 4);
     // The name alerts from that host count the listed network as agreeing.
     let why: Vec<String> = of_type(&events, "alert")
         .iter()

@@ -118,6 +118,15 @@ impl Facts {
     pub fn build_of(version: Option<&String>) -> Option<u32> {
         version?.rsplit('.').next()?.parse().ok()
     }
+
+    /// Keeps what an earlier record said and this one does not (a build
+    /// reported in one exchange, the outcome in the next).
+    pub fn keep(&mut self, earlier: Facts) {
+        self.build = self.build.or(earlier.build);
+        self.outcome = self.outcome.or(earlier.outcome);
+        self.os_version = self.os_version.or(earlier.os_version);
+        self.self_signed |= earlier.self_signed;
+    }
 }
 
 /// What every record type brings: its event type and its host names.

@@ -108,14 +108,19 @@ struct Found {
 }
 
 impl Found {
-    /// Adds another field naming the same machine: its entry if more
-    /// severe, its claim if stronger.
+    /// Matched by its address or system rather than by its name.
+    fn by_address(&self) -> bool {
+        self.indicator.address.is_some()
+    }
+
+    /// Adds another field of the same record naming the same machine: its
+    /// entry if more severe, its claim if stronger.
     fn merge(&mut self, other: Found) {
-        for f in other.fields {
-            if !self.fields.contains(&f) {
-                self.fields.push(f);
-            }
+        if self.by_address() != other.by_address() {
+            self.pair(other);
+            return;
         }
+        add_fields(&mut self.fields, &other.fields);
         if other.entry.severity < self.entry.severity {
             self.entry = other.entry;
             self.indicator = other.indicator;
@@ -129,26 +134,23 @@ impl Found {
             self.ip = other.ip;
         }
     }
-}
 
-impl Found {
     /// Takes in what a later record says of the same machine: its claim
     /// when at least as strong (true then), the more severe entry, every
     /// field.
     fn absorb(&mut self, later: Found) -> bool {
-        let mut fields = std::mem::take(&mut self.fields);
-        for f in &later.fields {
-            if !fields.contains(f) {
-                fields.push(f);
-            }
+        if self.by_address() != later.by_address() {
+            return self.pair(later);
         }
+        let mut fields = std::mem::take(&mut self.fields);
+        add_fields(&mut fields, &later.fields);
         let takes_over = strength(later.role) >= strength(self.role);
         let keep_entry = self.entry.severity < later.entry.severity;
         // A listed address's alert keeps the name a record showed for it
         // over a later record that showed none.
         let is_address = |h: &str| h.parse::<IpAddr>().is_ok();
         let name = (is_address(&later.hostname) && !is_address(&self.hostname))
-            .then(|| self.hostname.clone());
+            .then(|| (self.hostname.clone(), self.key.clone()));
         let (entry, indicator) = if keep_entry {
             (self.entry.clone(), self.indicator.clone())
         } else {
@@ -160,19 +162,47 @@ impl Found {
             // the next).
             let earlier = self.facts;
             *self = later;
-            let f = &mut self.facts;
-            f.build = f.build.or(earlier.build);
-            f.outcome = f.outcome.or(earlier.outcome);
-            f.os_version = f.os_version.or(earlier.os_version);
-            f.self_signed |= earlier.self_signed;
+            self.facts.keep(earlier);
         }
-        if let Some(n) = name {
-            self.hostname = n;
+        if let Some((hostname, key)) = name {
+            self.hostname = hostname;
+            self.key = key;
         }
         self.fields = fields;
         self.entry = entry;
         self.indicator = indicator;
         takes_over
+    }
+
+    /// A machine matched by its name and by its address: the name's entry
+    /// is the alert's (its builds weigh the claim), as severe as the more
+    /// severe of the two; the address's list corroborates. True when
+    /// `other` (the name) became the base.
+    fn pair(&mut self, other: Found) -> bool {
+        let severity = self.entry.severity.min(other.entry.severity);
+        let took = self.by_address();
+        let mut fields = std::mem::take(&mut self.fields);
+        add_fields(&mut fields, &other.fields);
+        let address_list = if took {
+            let earlier = std::mem::replace(self, other);
+            self.facts.keep(earlier.facts);
+            earlier.entry.list.to_string()
+        } else {
+            other.entry.list.to_string()
+        };
+        self.listed.get_or_insert(address_list);
+        self.entry.severity = severity;
+        self.fields = fields;
+        took
+    }
+}
+
+/// Appends the fields of `more` not yet in `fields`.
+fn add_fields(fields: &mut Vec<&'static str>, more: &[&'static str]) {
+    for f in more {
+        if !fields.contains(f) {
+            fields.push(f);
+        }
     }
 }
 
@@ -237,8 +267,15 @@ impl Detector {
             .map(|n| resolve(n, &flow))
             .collect();
         let sightings = sightings(&names);
+        // A machine whose name is watched and whose address is listed is
+        // one machine: one alert, with every field that named it.
         let mut found = self.watched_names(&names, &record);
-        found.extend(self.watched_networks(&names, &flow, &record));
+        for net in self.watched_networks(&names, &flow, &record) {
+            match found.iter_mut().find(|g| g.key == net.key) {
+                Some(g) => g.merge(net),
+                None => found.push(net),
+            }
+        }
         if self.mentions == Mentions::Off {
             found.retain(|f| f.role != Role::Named);
         }
@@ -286,12 +323,27 @@ impl Detector {
     /// starts one unless an alert as strong was written already.
     fn hold(&mut self, f: Found, ts_us: i64, flow: &FlowInfo, record: &Arc<Record>) {
         let key = (flow.flow_id, f.key.clone());
-        if let Some(p) = self.pending.iter_mut().find(|p| p.key == key) {
+        // The same machine: by its key, or the end whose address is listed,
+        // whether or not a record showed its name.
+        let same = |p: &Pending| {
+            p.key.0 == key.0
+                && (p.key.1 == key.1
+                    || ((p.found.by_address() || f.by_address())
+                        && p.found.role == f.role
+                        && f.ip.is_some()
+                        && p.found.ip == f.ip))
+        };
+        if let Some(p) = self.pending.iter_mut().find(|p| same(p)) {
             // A later record as strong takes over (a logon's last outcome
             // counts); every field either named stays listed.
             if p.found.absorb(f) {
                 p.ts_us = ts_us;
                 p.record = record.clone();
+            }
+            if p.key.1 != p.found.key {
+                p.key.1 = p.found.key.clone();
+                let s = strength(p.found.role);
+                self.alerted.insert(p.key.clone(), s);
             }
             p.flow = flow.clone();
             return;
@@ -390,6 +442,12 @@ impl Detector {
                 .iter()
                 .find(|n| n.role == role && n.machine)
                 .map_or_else(|| ip.to_string(), |n| n.value.to_string());
+            // The machine is its name's key when it showed one, else its
+            // address: its network and its system are one endpoint.
+            let key = match watchlist::machine_key(&shown) {
+                k if k.is_empty() || shown.parse::<IpAddr>().is_ok() => ip.to_string(),
+                k => k,
+            };
             // Its autonomous system, outside home-net, with a database.
             let system = match &self.asn {
                 Some(db) if matcher.has_asns() && !self.home.contains(ip) => db.lookup(ip),
@@ -399,19 +457,19 @@ impl Detector {
             if let Some((number, _)) = system {
                 match matcher.lookup_asn(number) {
                     Some(_) if matcher.allows_asn(number) => self.lists.count_allowed(),
-                    Some(e) => hits.push((e.clone(), format!("AS{number}"), as_path)),
+                    Some(e) => hits.push((e.clone(), as_path)),
                     None => {}
                 }
             }
             match matcher.lookup_ip(ip) {
                 Some(_) if matcher.allows_ip(ip) => self.lists.count_allowed(),
-                Some(e) => hits.push((e.clone(), ip.to_string(), path)),
+                Some(e) => hits.push((e.clone(), path)),
                 None => {}
             }
-            for (entry, key, evidence) in hits {
+            for (entry, evidence) in hits {
                 let facts = record.facts(&Name::of(evidence, role, &shown, true));
-                found.push(Found {
-                    key,
+                let new = Found {
+                    key: key.clone(),
                     indicator: Indicator {
                         value: entry.pattern.to_string(),
                         kind: entry.pattern.kind(),
@@ -426,7 +484,11 @@ impl Detector {
                     facts,
                     listed: None,
                     ip: Some(ip),
-                });
+                };
+                match found.iter_mut().find(|g: &&mut Found| g.key == new.key) {
+                    Some(g) => g.merge(new),
+                    None => found.push(new),
+                }
             }
         }
         found
