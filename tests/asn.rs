@@ -162,6 +162,24 @@ fn endpoints_outside_home_net_are_named_and_listed_systems_alert() {
     );
     assert_eq!(a["provenance"]["stix_name"], "Hoster AS");
 
+    // Spamhaus ASN-DROP as published: the AS name is the entry's note.
+    let asndrop = common::fixture("intel/asndrop.json").display().to_string();
+    let events = run(&["--asn-db", &db_arg, "--watchlist", &asndrop], &outside);
+    let alerts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0]["alert"];
+    assert_eq!(a["list"], "asndrop");
+    assert_eq!(
+        a["indicator"],
+        serde_json::json!({"value": "AS64500", "kind": "asn", "address": "203.0.113.7", "end": "src"})
+    );
+    assert_eq!(a["provenance"]["line"], 1);
+    assert_eq!(a["provenance"]["note"], "BULLETPROOF-AS");
+    assert_eq!(a["provenance"]["as_name"], "BULLETPROOF-AS");
+
     // Another system, or the same address counted as home, does not alert.
     let quiet = logon("198.51.100.9", "DESKTOP-7Q2K9XZ", "quiet.pcap");
     let events = run(&["--asn-db", &db_arg, "--watchlist", &list_arg], &quiet);

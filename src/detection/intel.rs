@@ -224,9 +224,15 @@ impl Builder<'_> {
     }
 }
 
+/// A list's name: its file's, or for a MISP feed's `manifest.json` its
+/// folder's (the feed's name).
 fn list_name(source: &str) -> String {
-    std::path::Path::new(source)
-        .file_stem()
+    let path = std::path::Path::new(source);
+    let named = match path.file_name().and_then(|s| s.to_str()) {
+        Some("manifest.json") => path.parent().and_then(|d| d.file_name()),
+        _ => path.file_stem(),
+    };
+    named
         .and_then(|s| s.to_str())
         .unwrap_or("intel")
         .to_string()
@@ -552,7 +558,14 @@ fn misp_feed(manifest: &Value, b: &mut Builder<'_>) -> Result<(), WatchlistError
         if is_manifest(&v) {
             return Err(b.error(0, format!("feed event {} is a manifest", path.display())));
         }
-        misp(&text, b)?;
+        // Each entry names the event file it came from, not the manifest.
+        let manifest_source = std::mem::replace(
+            &mut b.shared_source,
+            crate::render::escape_control(&path.display().to_string()).into(),
+        );
+        let read = misp(&text, b);
+        b.shared_source = manifest_source;
+        read?;
     }
     Ok(())
 }

@@ -24,16 +24,21 @@ pub struct Loaded {
 pub type Loader = Box<dyn Fn() -> Result<Loaded, String> + Send + Sync>;
 
 /// A `--watchlist` argument: `FORMAT:FILE`, or a file whose format is
-/// recognised by its content.
+/// recognised by its content. A directory is a MISP feed as MISP publishes
+/// it: its `manifest.json` (with the event files beside it) is the list.
 pub fn list_arg(arg: &std::path::Path) -> (Option<intel::Format>, PathBuf) {
     let s = arg.to_string_lossy();
-    match s.split_once(':') {
+    let (format, path) = match s.split_once(':') {
         Some((f, rest)) if !arg.exists() => match f.parse() {
             Ok(format) => (Some(format), PathBuf::from(rest)),
             Err(_) => (None, arg.to_path_buf()),
         },
         _ => (None, arg.to_path_buf()),
+    };
+    if path.is_dir() {
+        return (format, path.join("manifest.json"));
     }
+    (format, path)
 }
 
 /// A list file's text; bytes that are not UTF-8 (a Latin-1 description in
@@ -54,6 +59,12 @@ pub fn load(args: &[PathBuf], default_names: bool) -> Result<Loaded, String> {
     let mut skipped = 0u64;
     for (i, arg) in args.iter().enumerate() {
         let (format, path) = list_arg(arg);
+        if arg.is_dir() && !path.exists() {
+            return Err(format!(
+                "{}: a directory is read as a MISP feed, and this one has no manifest.json",
+                crate::render::escape_control(&arg.display().to_string())
+            ));
+        }
         let text = read_text(&path)
             .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
         let base = watchlist::user_list_base_id(i);
