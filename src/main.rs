@@ -61,6 +61,13 @@ enum Command {
     },
 }
 
+/// `--format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Pretty,
+}
+
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Read packets from a pcap or pcapng file (gzip allowed; `-` for stdin). Repeatable.
@@ -111,6 +118,11 @@ struct RunArgs {
     /// Write only alerts of at least this confidence: low, medium or high.
     #[arg(long, default_value = "low", value_name = "LEVEL")]
     min_confidence: hostwatch::events::Confidence,
+    /// How files and standard output are written: json (EVE JSON Lines) or
+    /// pretty (alerts only, readable). Default: pretty on a terminal when no
+    /// -o is given, else json. Network outputs always get JSON.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<Format>,
     /// Write only alert events.
     #[arg(long)]
     alerts_only: bool,
@@ -242,6 +254,38 @@ fn drop_privileges(user: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a live sensor says once its interfaces are open, as tcpdump does:
+/// the interfaces, the filter, the lists and where events go.
+fn listening_line(cfg: &Config, lists: &Lists, specs: &[OutputSpec]) -> String {
+    let ifaces: Vec<&str> = cfg
+        .inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Interface(n) => Some(n.as_str()),
+            Input::File(_) => None,
+        })
+        .collect();
+    let filter = cfg
+        .filter
+        .as_deref()
+        .map_or_else(String::new, |f| format!(", filter '{f}'"));
+    let (_, matcher) = lists.current();
+    let mut names: Vec<&str> = Vec::new();
+    for e in matcher.entries() {
+        if !names.contains(&&*e.list) {
+            names.push(&e.list);
+        }
+    }
+    let outputs: Vec<String> = specs.iter().map(OutputSpec::label).collect();
+    hostwatch::render::escape_control(&format!(
+        "hostwatch: listening on {}{filter}; {} list entries ({}); events to {}",
+        ifaces.join(", "),
+        matcher.entries().len(),
+        names.join(", "),
+        outputs.join(", ")
+    ))
+}
+
 fn run(args: RunArgs) -> ExitCode {
     let mut inputs: Vec<Input> = args.read.iter().map(|f| Input::File(f.clone())).collect();
     inputs.extend(args.interface.iter().map(|i| Input::Interface(i.clone())));
@@ -296,8 +340,17 @@ fn run(args: RunArgs) -> ExitCode {
             Err(e) => return fail(format!("--output {o}: {e}")),
         }
     }
+    let pretty = match args.format {
+        Some(f) => f == Format::Pretty,
+        None => specs.is_empty() && std::io::stdout().is_terminal(),
+    };
+    let pretty_on_terminal =
+        pretty && specs.iter().all(|s| s.kind == Kind::Stdout) && std::io::stdout().is_terminal();
     if specs.is_empty() {
         specs.push(OutputSpec::new(Kind::Stdout));
+    }
+    for s in &mut specs {
+        s.pretty = pretty && matches!(s.kind, Kind::Stdout | Kind::File(_));
     }
     let syslog_host = sensor_name.clone().unwrap_or_else(system_hostname);
     let outputs = match Outputs::open(&specs, &syslog_host) {
@@ -349,7 +402,9 @@ fn run(args: RunArgs) -> ExitCode {
         sensor_name,
         stats_interval: (live && args.stats_interval > 0)
             .then(|| Duration::from_secs(args.stats_interval)),
-        progress: !args.quiet && !live,
+        // A bar redrawn on the terminal the alerts are printed to would
+        // tear them.
+        progress: !(args.quiet || live || pretty_on_terminal),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         checksums: args.checksums,
         home_net: args.home_net.clone().unwrap_or_default(),
@@ -358,9 +413,15 @@ fn run(args: RunArgs) -> ExitCode {
         suppress: args.suppress,
         min_confidence: args.min_confidence,
     };
-    let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || match &args.user {
-        Some(u) => drop_privileges(u),
-        None => Ok(()),
+    let listening = (live && !args.quiet).then(|| listening_line(&cfg, &lists, &specs));
+    let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || {
+        if let Some(l) = &listening {
+            eprintln!("{l}");
+        }
+        match &args.user {
+            Some(u) => drop_privileges(u),
+            None => Ok(()),
+        }
     });
     let tty = std::io::stderr().is_terminal();
     if (!args.quiet && tty && !live) || args.summary {

@@ -976,3 +976,85 @@ fn pcapng_mixing_link_types_is_decoded_per_interface() {
         "hostwatch: <stdin>: read error: its interfaces have different link types, which a pipe cannot be read again for; read it from a file (0 packets were read)"
     );
 }
+
+/// `--format pretty`: the alerts readable, nothing else, to standard output
+/// or a file; JSON stays the default off a terminal, and the pretty view is
+/// the default on one (under `script`, a terminal).
+#[test]
+fn pretty_format_for_people_json_for_pipes() {
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    let heads = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_once("  ALERT ").map(|(t, h)| format!("{t} {h}")))
+            .collect()
+    };
+    let want = [
+        "2026-02-10 09:03:12 sev 1  WIN-J9D866ESIJ2 (client) in dhcp.hostname",
+        "2026-02-10 09:03:14 sev 1  WIN-J9D866ESIJ2 (client) in ntlm.client.workstation",
+        "2026-02-10 09:03:42 sev 1  WIN-J9D866ESIJ2 (client) in rdp.client.client_name",
+        "2026-02-10 09:05:04 sev 1  WIN-LIVFRVQFMKO (server) in ntlm.server.nb_computer_name, ntlm.server.dns_computer_name, ntlm.server.target_name",
+    ];
+    let o = hostwatch(&["-q", "--format", "pretty", "-r", &demo]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(heads(&text), want);
+    assert!(!text.contains('{'), "{text}");
+    assert!(text.contains(
+        "    10.20.0.15:50230 -> 10.20.0.99:8080  http success user alice (domain CORP)\n"
+    ));
+    assert!(text.contains(
+        "    list vmmanager-defaults: WIN-LIVFRVQFMKO (builtin:vmmanager-defaults line 22): Sophos CTU 2026"
+    ));
+    // To a file, counted as written.
+    let out = tmp("pretty.txt");
+    let _ = std::fs::remove_file(&out);
+    let o = hostwatch(&[
+        "-q",
+        "--format",
+        "pretty",
+        "-o",
+        &out.display().to_string(),
+        "-r",
+        &demo,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        heads(&std::fs::read_to_string(&out).unwrap_or_default()),
+        want
+    );
+    // Piped: JSON Lines by default.
+    let o = hostwatch(&["-q", "-r", &demo]);
+    assert_eq!(of_type(&lines(&o), "alert").len(), 4);
+    // On a terminal: the pretty view by default.
+    let cmd = format!("{} -q -r {demo}", env!("CARGO_BIN_EXE_hostwatch"));
+    let tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output();
+    match tty {
+        Ok(t) if t.status.success() => {
+            let text = String::from_utf8_lossy(&t.stdout).replace('\r', "");
+            // Colour on a terminal: strip it to compare.
+            let plain = strip_ansi(&text);
+            assert_eq!(heads(&plain), want, "{plain}");
+        }
+        other => panic!("script(1) from util-linux is needed: {other:?}"),
+    }
+    let _ = std::fs::remove_file(&out);
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

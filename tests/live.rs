@@ -511,6 +511,53 @@ fn drops_privileges_after_opening_the_interface() {
     let _ = std::fs::remove_file(&out);
 }
 
+/// A trainer's view: live, readable alerts, and a first line saying what
+/// the sensor listens on, with which filter and lists, and where events go.
+#[test]
+fn live_pretty_view_says_where_it_listens() {
+    let Some(ns) = setup() else { return };
+    let out =
+        std::env::temp_dir().join(format!("hostwatch-live-pretty-{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let child = ns
+        .exec(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-i", "hwrx", "--immediate", "--format", "pretty", "-o"])
+        .arg(&out)
+        .args(["tcp", "or", "udp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hostwatch");
+    wait_ready(&out, &child, 1);
+    replay(&ns, &fixture("demo/demo.pcap"), &["--mbps", "100"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, err) = stop(child);
+    assert_eq!(code, 0, "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!(
+            "hostwatch: listening on hwrx, filter 'tcp or udp'; 5 list entries (vmmanager-defaults, windows-default-names); events to file:{}",
+            out.display()
+        )
+    );
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let heads: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once("  ALERT ").map(|(_, h)| h))
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "sev 1  WIN-J9D866ESIJ2 (client) in dhcp.hostname",
+            "sev 1  WIN-J9D866ESIJ2 (client) in ntlm.client.workstation",
+            "sev 1  WIN-J9D866ESIJ2 (client) in rdp.client.client_name",
+            "sev 1  WIN-LIVFRVQFMKO (server) in ntlm.server.nb_computer_name, ntlm.server.dns_computer_name, ntlm.server.target_name",
+        ]
+    );
+    let _ = std::fs::remove_file(&out);
+}
+
 #[test]
 fn idle_flows_end_on_the_wall_clock_when_traffic_stops() {
     let Some(ns) = setup() else { return };

@@ -22,7 +22,7 @@ pub mod resp;
 pub mod spec;
 pub mod syslog;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -36,6 +36,11 @@ use syslog::SyslogFormat;
 
 enum Sink {
     File(FileSink),
+    /// The readable view of alerts; other events are not written.
+    Pretty {
+        file: FileSink,
+        color: bool,
+    },
     Net {
         queue: Queued,
         /// Syslog sinks wrap each event in a header.
@@ -95,10 +100,22 @@ impl Outputs {
                 Queued::start(label.clone(), t, spec.queue, QUEUE_BYTES, spec.batch)
             };
             let sink = match &spec.kind {
-                Kind::Stdout => Sink::File(FileSink::stdout()?),
-                Kind::File(p) => Sink::File(FileSink::open(p).map_err(|e| {
-                    io::Error::new(e.kind(), format!("{}: cannot write: {e}", p.display()))
-                })?),
+                Kind::Stdout | Kind::File(_) => {
+                    let file = match &spec.kind {
+                        Kind::File(p) => FileSink::open(p).map_err(|e| {
+                            io::Error::new(e.kind(), format!("{}: cannot write: {e}", p.display()))
+                        })?,
+                        _ => FileSink::stdout()?,
+                    };
+                    if spec.pretty {
+                        let color = matches!(spec.kind, Kind::Stdout)
+                            && io::stdout().is_terminal()
+                            && std::env::var_os("NO_COLOR").is_none();
+                        Sink::Pretty { file, color }
+                    } else {
+                        Sink::File(file)
+                    }
+                }
                 Kind::Unix { path, datagram } => {
                     let t: Box<dyn Transport> = if *datagram {
                         Box::new(DatagramTransport::new(DgramEndpoint::Unix(path.clone())))
@@ -176,19 +193,37 @@ impl Outputs {
             if o.types.as_ref().is_some_and(|t| !t.contains(&event_type)) {
                 continue;
             }
-            o.events += 1;
             match &mut o.sink {
-                Sink::File(f) => f.write_all(line).map_err(|e| named(&o.label, e))?,
+                Sink::Pretty { file, color } => {
+                    // Alerts only, rendered from the line every sink gets.
+                    if event_type != "alert" {
+                        continue;
+                    }
+                    let text = serde_json::from_slice(json)
+                        .ok()
+                        .and_then(|e| crate::render::alert::alert(&e, *color));
+                    if let Some(t) = text {
+                        o.events += 1;
+                        file.write_all(format!("{t}\n\n").as_bytes())
+                            .map_err(|e| named(&o.label, e))?;
+                    }
+                }
+                Sink::File(f) => {
+                    o.events += 1;
+                    f.write_all(line).map_err(|e| named(&o.label, e))?;
+                }
                 Sink::Net {
                     queue,
                     syslog: None,
                 } => {
+                    o.events += 1;
                     queue.offer(json);
                 }
                 Sink::Net {
                     queue,
                     syslog: Some(fmt),
                 } => {
+                    o.events += 1;
                     self.scratch.clear();
                     let t = *now.get_or_insert_with(now_us);
                     fmt.message(event_type, json, t, &mut self.scratch);
@@ -201,7 +236,7 @@ impl Outputs {
 
     pub fn flush(&mut self) -> io::Result<()> {
         for o in &mut self.outputs {
-            if let Sink::File(f) = &mut o.sink {
+            if let Sink::File(f) | Sink::Pretty { file: f, .. } = &mut o.sink {
                 f.flush().map_err(|e| named(&o.label, e))?;
             }
         }
@@ -213,7 +248,7 @@ impl Outputs {
     pub fn reopen(&mut self) -> io::Result<()> {
         let mut first = Ok(());
         for o in &mut self.outputs {
-            if let Sink::File(f) = &mut o.sink {
+            if let Sink::File(f) | Sink::Pretty { file: f, .. } = &mut o.sink {
                 if let Err(e) = f.reopen() {
                     if first.is_ok() {
                         first = Err(io::Error::new(e.kind(), format!("{}: {e}", o.label)));
@@ -239,7 +274,9 @@ impl Outputs {
             self.outputs
                 .iter()
                 .map(|o| match &o.sink {
-                    Sink::File(_) => json!({ "output": o.label, "events": o.events }),
+                    Sink::File(_) | Sink::Pretty { .. } => {
+                        json!({ "output": o.label, "events": o.events })
+                    }
                     Sink::Net { queue, .. } => counters_json(&o.label, o.events, &queue.counters()),
                 })
                 .collect(),

@@ -37,6 +37,9 @@ pub struct OutputSpec {
     pub types: Option<Vec<&'static str>>,
     pub queue: usize,
     pub batch: usize,
+    /// Files and standard output: the readable view of alerts
+    /// (`--format pretty`) instead of JSON Lines.
+    pub pretty: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +198,7 @@ impl OutputSpec {
             types: None,
             queue: DEFAULT_QUEUE,
             batch: DEFAULT_BATCH,
+            pretty: false,
         }
     }
 

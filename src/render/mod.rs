@@ -1,6 +1,7 @@
 //! How values are written for logs and people: timestamps, hex, and
 //! control characters escaped for a terminal (names are attacker-controlled).
 
+pub mod alert;
 mod time;
 
 pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time};

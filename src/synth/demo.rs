@@ -15,7 +15,6 @@ use super::{Conn, Trace};
 use crate::detection::Matcher;
 use crate::output::{MemoryOutput, Outputs};
 use crate::pipeline::{self, Config, Control, Input};
-use crate::render::escape_control;
 
 /// The demo capture, as committed in fixtures/demo/ (and rebuilt by
 /// `hostwatch generate --kind demo`; a test checks they are equal).
@@ -210,60 +209,6 @@ pub fn trace() -> Trace {
     t
 }
 
-/// The alert lines the demo prints (without colour), one alert per entry.
-pub fn render_alerts(events: &[serde_json::Value], color: bool) -> Vec<String> {
-    let (red, yellow, bold, dim, off) = if color {
-        ("\x1b[31;1m", "\x1b[33m", "\x1b[1m", "\x1b[2m", "\x1b[0m")
-    } else {
-        ("", "", "", "", "")
-    };
-    let s = |v: &serde_json::Value| v.as_str().map(escape_control).unwrap_or_default();
-    events
-        .iter()
-        .filter(|e| e["event_type"] == "alert")
-        .map(|e| {
-            let a = &e["alert"];
-            let sev = a["severity"].as_u64().unwrap_or(3);
-            let c = if sev == 1 { red } else { yellow };
-            let time = s(&e["timestamp"]).get(11..19).unwrap_or_default().to_string();
-            let mut detail = String::new();
-            if let Some(n) = e.get("ntlm") {
-                let user = match (n["client"]["user"].as_str(), n["client"]["domain"].as_str()) {
-                    (Some(u), Some(d)) => format!(" user {} (domain {})", escape_control(u), escape_control(d)),
-                    (Some(u), None) => format!(" user {}", escape_control(u)),
-                    _ => String::new(),
-                };
-                detail = format!("{} {}{user}", s(&n["carrier"]), s(&n["result"]));
-            } else if let Some(r) = e.get("rdp") {
-                detail = format!("rdp cookie {}", s(&r["cookie"]));
-            } else if let Some(d) = e.get("dhcp") {
-                detail = format!("dhcp lease {}", s(&d["assigned_ip"]));
-            } else if let Some(k) = e.get("krb5") {
-                detail = format!("{} {}", s(&k["msg_type"]), s(&k["cname"]));
-            }
-            let why: Vec<String> = a["corroboration"]
-                .as_array()
-                .map(|v| v.iter().map(s).collect())
-                .unwrap_or_default();
-            let confidence = match why.is_empty() {
-                true => format!("confidence {}", s(&a["confidence"])),
-                false => format!("confidence {}: {}", s(&a["confidence"]), why.join("; ")),
-            };
-            format!(
-                "{time}  {c}ALERT sev {sev}{off}  {bold}{}{off} ({}) in {}\n          {}\n          {confidence}\n          {dim}{}:{} -> {}:{}  {detail}{off}",
-                s(&a["hostname"]),
-                s(&a["role"]),
-                s(&a["evidence"]),
-                s(&a["signature"]),
-                s(&e["src_ip"]),
-                e["src_port"],
-                s(&e["dest_ip"]),
-                e["dest_port"],
-            )
-        })
-        .collect()
-}
-
 /// `hostwatch demo`.
 pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     let path = std::env::temp_dir().join(format!("hostwatch-demo-{}.pcap", std::process::id()));
@@ -316,7 +261,10 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
         count("ntlm"),
         count("dhcp")
     );
-    for line in render_alerts(&events, color) {
+    for line in events
+        .iter()
+        .filter_map(|e| crate::render::alert::alert(e, color))
+    {
         text.push_str(&line);
         text.push_str("\n\n");
     }
