@@ -279,13 +279,128 @@ fn missing_unreadable_and_garbage_files() {
         1,
         "not a pcap or pcapng capture",
     );
-    let dir = tmp("");
+    let dir = tmp("empty-dir");
+    std::fs::create_dir_all(&dir).expect("dir");
     one_clear_line(
         &hostwatch(&["-r", &dir.display().to_string()]),
         1,
-        "is a directory",
+        "empty-dir: cannot open: an empty directory",
     );
     one_clear_line(&hostwatch(&[]), 2, "nothing to read");
+}
+
+/// What is not a capture (random bytes, a tarball, /dev/zero, compressed
+/// or not, from a file or a pipe) is one line and exit 1 at once: never a
+/// wait on a pipe nobody reads, and no `stats` event for a run that never
+/// started.
+#[test]
+fn input_that_is_not_a_capture_fails_at_once() {
+    use std::io::Write;
+    let noise: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let gz = tmp("evidence.bin.gz");
+    {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&noise).expect("gzip");
+        std::fs::write(&gz, e.finish().expect("gzip")).expect("write");
+    }
+    let out = tmp("never-started.json");
+    let _ = std::fs::remove_file(&out);
+    let out_arg = out.display().to_string();
+    for (input, needle) in [
+        (
+            gz.display().to_string(),
+            "not a pcap or pcapng capture (gzip-compressed, starts with ",
+        ),
+        (
+            "/dev/zero".to_string(),
+            "/dev/zero: not a pcap or pcapng capture (starts with 00 00 00 00)",
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        let o = hostwatch(&["-q", "-o", &out_arg, "-r", &input]);
+        one_clear_line(&o, 1, needle);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{input}: {:?}",
+            t.elapsed()
+        );
+    }
+    // Random bytes on standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(["-q", "-o", &out_arg, "-r", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    if let Some(mut stdin) = child.stdin.take() {
+        // The sensor stops reading after the first bytes: the rest may not go.
+        let _ = stdin.write_all(&noise);
+    }
+    let o = child.wait_with_output().expect("wait");
+    one_clear_line(&o, 1, "<stdin>: not a pcap or pcapng capture (starts with ");
+    // Nothing was written: the output holds no all-zero stats event.
+    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "");
+}
+
+/// An evidence folder is read whole: every capture under it, in name
+/// order, what is not a capture named and skipped, a damaged capture named,
+/// its events before the damage kept, and exit 1 saying how many.
+#[test]
+fn a_directory_of_evidence_is_read_whole() {
+    let dir = tmp("evidence");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("day2")).expect("dir");
+    let demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    std::fs::write(dir.join("day2/demo.pcap"), &demo).expect("write");
+    std::fs::copy(
+        fixture("lab/http-ntlm-curl-good.pcap"),
+        dir.join("a-http.pcap"),
+    )
+    .expect("copy");
+    std::fs::write(dir.join("notes.txt"), "seized 2026-11-30\n").expect("write");
+    // Cut inside the DHCP lease's last message: the lease alert is lost,
+    // the file is damaged, the rest goes on.
+    std::fs::write(dir.join("b-cut.pcap"), &demo[..demo.len() / 2]).expect("write");
+    let d = dir.display().to_string();
+    let o = hostwatch(&["-q", "-r", &d]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    let lines_err: Vec<&str> = e.lines().collect();
+    assert_eq!(lines_err.len(), 3, "{e}");
+    assert!(
+        lines_err[0].starts_with(&format!(
+            "hostwatch: {d}/b-cut.pcap: capture is truncated at byte offset "
+        )),
+        "{e}"
+    );
+    assert!(lines_err[0].ends_with("; going on with the next"), "{e}");
+    assert!(
+        lines_err[1].starts_with(&format!(
+            "hostwatch: skipped {d}/notes.txt: not a pcap or pcapng capture"
+        )),
+        "{e}"
+    );
+    assert_eq!(lines_err[2], "hostwatch: 1 of 4 files could not be read whole (named above); the events of everything readable were written");
+    let ev = lines(&o);
+    // The HTTP logon of curl's capture, the whole demo after the cut one.
+    let ntlm: Vec<String> = of_type(&ev, "ntlm")
+        .iter()
+        .filter_map(|n| s(n, "ntlm.client.user"))
+        .collect();
+    assert_eq!(ntlm[0], "labuser");
+    assert_eq!(of_type(&ev, "alert").len(), 4 + alerts_of_half_demo(&demo));
+    assert_eq!(of_type(&ev, "stats").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The alerts of the first half of the demo alone.
+fn alerts_of_half_demo(demo: &[u8]) -> usize {
+    let p = tmp("half.pcap");
+    std::fs::write(&p, &demo[..demo.len() / 2]).expect("write");
+    let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
+    lines(&o).len()
 }
 
 /// A pcap header for `linktype` followed by `records`.
@@ -766,7 +881,7 @@ fn parse_failures_are_counted_per_protocol() {
 }
 
 /// A run that read no packet stamps its stats with the wall clock, not
-/// 1970; a failing output is named; a capture cut by a small snapshot
+/// 1970, and one that never started writes none; a failing output is named; a capture cut by a small snapshot
 /// length is said once and counted.
 #[test]
 fn no_1970_stats_named_output_errors_and_snaplen_warning() {
@@ -777,12 +892,22 @@ fn no_1970_stats_named_output_errors_and_snaplen_warning() {
             .and_then(|e| e["timestamp"].as_str().map(|t| t[..4].to_string()))
             .unwrap_or_default()
     };
-    let empty = tmp("empty.pcap");
-    std::fs::write(&empty, b"").expect("write");
-    for input in [tmp(""), empty] {
+    // A capture with no packet: stats stamped now.
+    let empty = tmp("no-packets.pcap");
+    std::fs::write(&empty, pcap_with(1, &[])).expect("write");
+    let o = hostwatch(&["-q", "-r", &empty.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(year(&o).as_str() >= "2026", "{}", year(&o));
+    // A run that never started (an empty file, an empty folder): no
+    // stats at all.
+    let nothing = tmp("zero-bytes.pcap");
+    std::fs::write(&nothing, b"").expect("write");
+    let folder = tmp("empty-folder");
+    std::fs::create_dir_all(&folder).expect("dir");
+    for input in [folder, nothing] {
         let o = hostwatch(&["-q", "-r", &input.display().to_string()]);
         assert_eq!(o.status.code(), Some(1));
-        assert!(year(&o).as_str() >= "2026", "{}", year(&o));
+        assert_eq!(lines(&o).len(), 0, "{}", stderr(&o));
     }
 
     let demo = fixture("demo/demo.pcap").display().to_string();

@@ -87,6 +87,12 @@ pub enum CaptureError {
     Setup {
         detail: String,
     },
+    /// Several captures were read and some could not be read whole (each
+    /// named when it happened).
+    Batch {
+        damaged: usize,
+        total: usize,
+    },
 }
 
 impl std::fmt::Display for CaptureError {
@@ -96,6 +102,10 @@ impl std::fmt::Display for CaptureError {
             CaptureError::NotACapture { source, detail } => {
                 write!(f, "{source}: not a pcap or pcapng capture ({detail})")
             }
+            CaptureError::Batch { damaged, total } => write!(
+                f,
+                "{damaged} of {total} files could not be read whole (named above); the events of everything readable were written"
+            ),
             CaptureError::UnsupportedLinktype { source, linktype, name } => write!(
                 f,
                 "{source}: unsupported link type {linktype} ({name}); hostwatch reads Ethernet, Linux cooked (SLL, SLL2), raw IP and BSD loopback"
@@ -266,6 +276,16 @@ pub fn open_offline(path: &Path) -> Result<OfflineFile, String> {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The first four bytes of a capture file: pcap in either byte order, in
+/// microseconds or nanoseconds, and a pcapng section header block.
+const CAPTURE_MAGICS: [[u8; 4]; 5] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x0a, 0x0d, 0x0d, 0x0a],
+];
+
 /// Copies `input` (gunzipped when it starts with the gzip magic) into a new
 /// pipe on a thread; returns the pipe's read end.
 fn feed_through_pipe(
@@ -292,9 +312,35 @@ fn feed_through_pipe(
             }
             let head = io::Cursor::new(magic[..got].to_vec());
             let mut chained: Box<dyn Read> = Box::new(head.chain(input));
-            if got == 2 && magic == GZIP_MAGIC {
+            let gzip = got == 2 && magic == GZIP_MAGIC;
+            if gzip {
                 chained = Box::new(flate2::read::MultiGzDecoder::new(chained));
             }
+            // What is not a capture is said now, before libpcap waits on a
+            // pipe that /dev/zero or a tarball would fill forever.
+            let mut start = [0u8; 4];
+            let mut have = 0;
+            while have < start.len() {
+                match chained.read(&mut start[have..]) {
+                    Ok(0) => break,
+                    Ok(n) => have += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let start = &start[..have];
+            if have == 4 && !CAPTURE_MAGICS.iter().any(|m| m[..] == *start) {
+                let hex: Vec<String> = start.iter().map(|b| format!("{b:02x}")).collect();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}starts with {}",
+                        if gzip { "gzip-compressed, " } else { "" },
+                        hex.join(" ")
+                    ),
+                ));
+            }
+            writer.write_all(start)?;
             let n = match io::copy(&mut chained, &mut writer) {
                 Ok(n) => n,
                 // The reader stopped (e.g. an unsupported link type): not an error.
@@ -333,7 +379,7 @@ impl Source {
                 unsafe { Capture::from_raw_fd(fd) }
                     .map(piped)
                     .map_err(|e| e.to_string()),
-                Some(feeder),
+                Some((fd, feeder)),
             )
         } else {
             let mut f = File::open(Path::new(path)).map_err(|e| CaptureError::Open {
@@ -375,7 +421,7 @@ impl Source {
                     unsafe { Capture::from_raw_fd(fd) }
                         .map(piped)
                         .map_err(|e| e.to_string()),
-                    Some(feeder),
+                    Some((fd, feeder)),
                 )
             } else {
                 drop(f);
@@ -385,8 +431,21 @@ impl Source {
         let cap = match cap {
             Ok(c) => c,
             Err(detail) => {
-                if let Some(fd) = feeder {
-                    let _ = fd.join();
+                if let Some((fd, handle)) = feeder {
+                    // libpcap leaves a stream it refused open: close the
+                    // pipe's read end, so that the feeder cannot block on a
+                    // full pipe, then let the feeder say what it saw.
+                    // SAFETY: `fd` is the pipe's read end, which the failed
+                    // open did not close and nothing else uses.
+                    unsafe { libc::close(fd) };
+                    if let Ok(Err(e)) = handle.join() {
+                        if e.kind() == io::ErrorKind::InvalidData {
+                            return Err(CaptureError::NotACapture {
+                                source,
+                                detail: e.to_string(),
+                            });
+                        }
+                    }
                 }
                 return Err(
                     if detail.contains("unknown file format")
@@ -415,7 +474,7 @@ impl Source {
             linktype: lt,
             offset,
             packets: 0,
-            feeder,
+            feeder: feeder.map(|(_, handle)| handle),
             size,
             path: reopenable.then(|| path.into()),
             filter: filter.map(str::to_owned),

@@ -392,6 +392,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
             )),
         ),
         error: Some(error),
+        opened: false,
     };
     let per_lane = match open_fanout(cfg, lanes) {
         Ok(p) => p,
@@ -495,6 +496,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         ts_us: now_us(),
         stats: stats::to_json(&t, &finals, Some(capture)),
         error,
+        opened: true,
     }
 }
 

@@ -230,11 +230,13 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
             after_open,
         )
     };
-    let _ = out_tx.send(OutMsg::Stats {
-        ts_us: end.ts_us,
-        stats: end.stats,
-        last: true,
-    });
+    if end.opened {
+        let _ = out_tx.send(OutMsg::Stats {
+            ts_us: end.ts_us,
+            stats: end.stats,
+            last: true,
+        });
+    }
     drop(out_tx);
     let out = match output_thread.ok().map(|h| h.join()) {
         Some(Ok(r)) => r,
@@ -264,6 +266,10 @@ pub(super) struct CaptureEnd {
     pub ts_us: i64,
     pub stats: serde_json::Value,
     pub error: Option<CaptureError>,
+    /// Whether any input opened: a run that never started writes no
+    /// `stats` event (under `Restart=on-failure` it would repeat an
+    /// all-zero one every few seconds).
+    pub opened: bool,
 }
 
 /// A worker's share of the sensor-wide caps.
@@ -366,18 +372,93 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
         },
         stats: stats::to_json(&totals, &finals, capture),
         error: read.error,
+        opened: read.opened,
     }
 }
 
-/// How the inputs were read: the time of the last packet, and the error
-/// that ended the reading early.
+/// How the inputs were read: the time of the last packet, the error that
+/// ended the reading early (or said that some captures were damaged), and
+/// whether any input opened at all.
 struct Read {
     last_ts: i64,
     error: Option<CaptureError>,
+    opened: bool,
+}
+
+/// Most files a directory given to `-r` is searched for.
+const MAX_DIR_FILES: usize = 100_000;
+
+/// The regular files under `dir`, recursively, in name order (symbolic
+/// links to directories are not followed, so a loop cannot hold the walk).
+fn files_under(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, CaptureError> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| CaptureError::Open {
+            source: d.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Regular files only (a link to one too): a FIFO or a device
+            // in the folder would block the walk.
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t)
+                    if (t.is_file() || (t.is_symlink() && path.is_file()))
+                        && out.len() < MAX_DIR_FILES =>
+                {
+                    out.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A capture to replay: a path given to `-r`, or a file found in a
+/// directory given to it (where what is not a capture is skipped, not
+/// damaged).
+struct Replay {
+    path: String,
+    found: bool,
+}
+
+fn replays(cfg: &Config) -> Result<Vec<Replay>, CaptureError> {
+    let mut out = Vec::new();
+    for input in &cfg.inputs {
+        let Input::File(path) = input else { continue };
+        let p = std::path::Path::new(path);
+        if path != "-" && p.is_dir() {
+            let files = files_under(p)?;
+            if files.is_empty() {
+                return Err(CaptureError::Open {
+                    source: path.clone(),
+                    reason: "an empty directory".into(),
+                });
+            }
+            for f in files {
+                out.push(Replay {
+                    path: f.display().to_string(),
+                    found: true,
+                });
+            }
+        } else {
+            out.push(Replay {
+                path: path.clone(),
+                found: false,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Opens the live interfaces (then calls `after_open`), replays the files
-/// one after the other, then reads the interfaces together.
+/// one after the other, then reads the interfaces together. A capture that
+/// cannot be read whole is named and the next one is read: an evidence
+/// folder is read whole, and the run's error says how many were damaged.
 fn read_inputs<H: FnOnce() -> Result<(), String>>(
     cfg: &Config,
     drive: &mut Drive<'_>,
@@ -387,8 +468,10 @@ fn read_inputs<H: FnOnce() -> Result<(), String>>(
     let mut read = Read {
         last_ts: 0,
         error: None,
+        opened: false,
     };
-    let mut run = |sources: Vec<Source>, drive: &mut Drive<'_>| {
+    let run = |sources: Vec<Source>, drive: &mut Drive<'_>, read: &mut Read| {
+        read.opened = true;
         // Several interfaces take turns in short bursts, so that none waits
         // long behind another.
         let burst = if sources.len() > 1 { 64 } else { 1024 };
@@ -406,18 +489,60 @@ fn read_inputs<H: FnOnce() -> Result<(), String>>(
                 live.push(Source::open_live(i, &cfg.live, cfg.filter.as_deref())?);
             }
         }
+        let files = replays(cfg)?;
         after_open().map_err(|detail| CaptureError::Setup { detail })?;
-        for input in &cfg.inputs {
-            if let Input::File(path) = input {
-                let src = Source::open_file(path, cfg.filter.as_deref())?;
-                run(vec![src], drive)?;
-                if control.stop.load(Ordering::Relaxed) {
-                    return Ok(());
+        let (mut damaged, mut skipped) = (0, 0);
+        let many = files.len() > 1;
+        for (i, file) in files.iter().enumerate() {
+            let outcome = Source::open_file(&file.path, cfg.filter.as_deref())
+                .and_then(|src| run(vec![src], drive, &mut read));
+            match outcome {
+                Ok(()) => {}
+                // A bad filter or the like is the same for every file.
+                Err(e @ (CaptureError::Filter { .. } | CaptureError::Setup { .. })) => {
+                    return Err(e)
                 }
+                Err(e @ CaptureError::NotACapture { .. }) if file.found => {
+                    eprintln!("hostwatch: skipped {e}");
+                    skipped += 1;
+                }
+                Err(e) if many => {
+                    damaged += 1;
+                    let next = if i + 1 < files.len() {
+                        "; going on with the next"
+                    } else {
+                        ""
+                    };
+                    eprintln!("hostwatch: {e}{next}");
+                }
+                Err(e) => return Err(e),
+            }
+            if control.stop.load(Ordering::Relaxed) {
+                return Ok(());
             }
         }
+        if skipped > 0 && skipped == files.len() {
+            return Err(CaptureError::Open {
+                source: cfg
+                    .inputs
+                    .iter()
+                    .filter_map(|i| match i {
+                        Input::File(f) => Some(f.as_str()),
+                        Input::Interface(_) => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: "no pcap or pcapng capture found".into(),
+            });
+        }
+        if damaged > 0 {
+            return Err(CaptureError::Batch {
+                damaged,
+                total: files.len(),
+            });
+        }
         if !live.is_empty() {
-            run(live, drive)?;
+            run(live, drive, &mut read)?;
         }
         Ok(())
     })();
