@@ -17,8 +17,32 @@ use hostwatch::output::{self, system_hostname, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input};
 use hostwatch::synth;
 
-/// Exit status when `--exit-code` is given and an alert fired.
-const EXIT_ALERT: u8 = 3;
+/// Exit statuses, one per outcome a script tells apart (README's table).
+mod exit {
+    /// An input could not be read whole (missing, not a capture, damaged,
+    /// no such interface, no permission).
+    pub const DAMAGED: u8 = 1;
+    /// Bad arguments, watch list or filter: nothing was read.
+    pub const USAGE: u8 = 2;
+    /// Alerts fired, with `--exit-code`.
+    pub const ALERTS: u8 = 3;
+    /// Events were lost to an output (a file that cannot be written, a
+    /// network output that refused, dropped or could not deliver them).
+    pub const LOST: u8 = 4;
+    /// More than one of damaged, alerts, lost: 8 plus 1, 2 and 4 for each.
+    pub const SEVERAL: u8 = 8;
+
+    /// The status of a run that read what it could.
+    pub fn of(damaged: bool, alerts: bool, lost: bool) -> u8 {
+        match (damaged, alerts, lost) {
+            (false, false, false) => 0,
+            (true, false, false) => DAMAGED,
+            (false, true, false) => ALERTS,
+            (false, false, true) => LOST,
+            _ => SEVERAL + u8::from(damaged) + 2 * u8::from(alerts) + 4 * u8::from(lost),
+        }
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -199,7 +223,7 @@ struct RunArgs {
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("hostwatch: {msg}");
-    ExitCode::from(2)
+    ExitCode::from(exit::USAGE)
 }
 
 fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
@@ -225,6 +249,18 @@ fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
     unsafe {
         signal_hook::low_level::register(SIGUSR1, move || c.summary.store(true, Ordering::SeqCst))?
     };
+    Ok(())
+}
+
+/// Checks that `user` exists, before anything is opened.
+fn user_exists(user: &str) -> Result<(), String> {
+    let name = std::ffi::CString::new(user).map_err(|_| format!("invalid user name '{user}'"))?;
+    // SAFETY: getpwnam reads a NUL-terminated name and returns a pointer to
+    // static storage (or NULL), only compared with NULL here.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("--user: no such user '{user}'"));
+    }
     Ok(())
 }
 
@@ -305,7 +341,7 @@ fn run(args: RunArgs) -> ExitCode {
     for f in &args.read {
         if f != "-" && !std::path::Path::new(f).exists() {
             eprintln!("hostwatch: {f}: cannot open: no such file");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::DAMAGED);
         }
     }
     if !(1..=flow::defaults::MAX_DEPTH).contains(&args.depth) {
@@ -313,6 +349,11 @@ fn run(args: RunArgs) -> ExitCode {
             "--depth must be between 1 and {}",
             flow::defaults::MAX_DEPTH
         ));
+    }
+    if let Some(u) = &args.user {
+        if let Err(e) = user_exists(u) {
+            return fail(e);
+        }
     }
     let asn_db = match &args.asn_db {
         Some(p) => match hostwatch::detection::asn::AsnDb::open(p) {
@@ -438,20 +479,22 @@ fn run(args: RunArgs) -> ExitCode {
     for l in &outcome.output_losses {
         eprintln!("hostwatch: {l}");
     }
+    let mut lost = !outcome.output_losses.is_empty();
     if let Some(e) = &outcome.output_error {
+        // A reader that went away (`| head`) asked for no more.
         if !e.contains("Broken pipe") {
             eprintln!("hostwatch: cannot write events: {e}");
-            return ExitCode::from(1);
+            lost = true;
         }
     }
     if let Some(e) = &outcome.error {
         eprintln!("hostwatch: {e}");
-        return ExitCode::from(1);
+        if matches!(e, hostwatch::capture::CaptureError::Filter { .. }) {
+            return ExitCode::from(exit::USAGE);
+        }
     }
-    if args.exit_code && outcome.alerts > 0 {
-        return ExitCode::from(EXIT_ALERT);
-    }
-    ExitCode::SUCCESS
+    let alerts = args.exit_code && outcome.alerts > 0;
+    ExitCode::from(exit::of(outcome.error.is_some(), alerts, lost))
 }
 
 fn main() -> ExitCode {

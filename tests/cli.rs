@@ -245,7 +245,7 @@ fn gzip_stdin_and_bpf_filter() {
     let o = hostwatch(&["-q", "--alerts-only", "-r", &demo, "tcp", "port", "3389"]);
     assert_eq!(lines(&o).len(), 1);
     let o = hostwatch(&["-q", "-r", &demo, "-f", "tcp port ((("]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("invalid capture filter 'tcp port ((('"),
         "{}",
@@ -913,7 +913,7 @@ fn no_1970_stats_named_output_errors_and_snaplen_warning() {
     let demo = fixture("demo/demo.pcap").display().to_string();
     one_clear_line(
         &hostwatch(&["-q", "-r", &demo, "-o", "/dev/full"]),
-        1,
+        4,
         "cannot write events: file:/dev/full: No space left on device",
     );
 
@@ -1182,4 +1182,46 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// The exit statuses a script reads (README's table): what happened, and
+/// every combination of damaged input, alerts and lost events.
+#[test]
+fn exit_status_says_what_happened() {
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    let bytes = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
+    let cut = tmp("exit-cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 20]).expect("write");
+    let cut = cut.display().to_string();
+    let code = |args: &[&str]| hostwatch(args).status.code();
+    assert_eq!(code(&["-q", "-r", &demo]), Some(0));
+    assert_eq!(code(&["-q", "-r", &cut]), Some(1));
+    assert_eq!(code(&["-q", "--exit-code", "-r", &demo]), Some(3));
+    assert_eq!(code(&["-q", "-r", &demo, "-o", "/dev/full"]), Some(4));
+    // Damaged and alerts: 8 + 1 + 2; alerts and lost: 8 + 2 + 4; all: 15.
+    assert_eq!(code(&["-q", "--exit-code", "-r", &cut]), Some(11));
+    assert_eq!(
+        code(&["-q", "--exit-code", "-r", &demo, "-o", "/dev/full"]),
+        Some(14)
+    );
+    assert_eq!(
+        code(&["-q", "--exit-code", "-r", &cut, "-o", "/dev/full"]),
+        Some(15)
+    );
+    assert_eq!(code(&["-q", "-r", &cut, "-o", "/dev/full"]), Some(13));
+    // Usage: checked before anything is read or written.
+    let out = tmp("exit-usage.json");
+    let _ = std::fs::remove_file(&out);
+    let o = &out.display().to_string();
+    one_clear_line(
+        &hostwatch(&["-q", "-r", &demo, "-o", o, "--user", "no-such-user-hw"]),
+        2,
+        "--user: no such user 'no-such-user-hw'",
+    );
+    one_clear_line(
+        &hostwatch(&["-q", "-r", &demo, "-o", o, "-f", "tcp port ((("]),
+        2,
+        "invalid capture filter",
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "");
 }
