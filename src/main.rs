@@ -216,8 +216,10 @@ struct RunArgs {
     /// Drop root privileges to this user once the capture is open.
     #[arg(long, value_name = "USER")]
     user: Option<String>,
-    /// Trailing words: a BPF filter, as tcpdump takes it.
-    #[arg(trailing_var_arg = true, value_name = "FILTER")]
+    /// Trailing words: a BPF filter, as tcpdump takes it (options may
+    /// still follow). Captures named right after -r's (a shell glob,
+    /// `-r *.pcap`) are read too.
+    #[arg(value_name = "FILTER")]
     filter_words: Vec<String>,
 }
 
@@ -323,6 +325,18 @@ fn listening_line(cfg: &Config, lists: &Lists, specs: &[OutputSpec]) -> String {
 }
 
 fn run(args: RunArgs) -> ExitCode {
+    let mut args = args;
+    // `-r *.pcap` hands the shell's second and later files to the filter:
+    // leading words that are existing files are captures to read.
+    if !args.read.is_empty() {
+        let files = args
+            .filter_words
+            .iter()
+            .take_while(|w| std::path::Path::new(w.as_str()).is_file())
+            .count();
+        let more: Vec<String> = args.filter_words.drain(..files).collect();
+        args.read.extend(more);
+    }
     let mut inputs: Vec<Input> = args.read.iter().map(|f| Input::File(f.clone())).collect();
     inputs.extend(args.interface.iter().map(|i| Input::Interface(i.clone())));
     if inputs.is_empty() {
@@ -387,6 +401,14 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let pretty_on_terminal =
         pretty && specs.iter().all(|s| s.kind == Kind::Stdout) && std::io::stdout().is_terminal();
+    for (i, a) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|b| b.kind == a.kind) {
+            return fail(format!(
+                "--output {} is given twice: every event would be written twice",
+                a.label()
+            ));
+        }
+    }
     if specs.is_empty() {
         specs.push(OutputSpec::new(Kind::Stdout));
     }

@@ -1225,3 +1225,52 @@ fn exit_status_says_what_happened() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "");
 }
+
+/// Shell habits: `-r *.pcap` reads every file the glob named, options may
+/// follow the filter words, a query on a bare path and an unknown scheme
+/// are refused with a hint, and one file named twice is refused.
+#[test]
+fn shell_habits_do_what_was_meant() {
+    let dir = tmp("glob");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let a = dir.join("a.pcap");
+    let b = dir.join("b.pcap");
+    std::fs::copy(fixture("demo/demo.pcap"), &a).expect("copy");
+    std::fs::copy(fixture("lab/rdp-std-good.pcap"), &b).expect("copy");
+    let out = dir.join("out.json");
+    let _ = std::fs::remove_file(&out);
+    let (a, b, o) = (
+        a.display().to_string(),
+        b.display().to_string(),
+        out.display().to_string(),
+    );
+    // As the shell expands `-r dir/*.pcap tcp port 3389 -o out.json`.
+    let run = hostwatch(&["-q", "-r", &a, &b, "tcp", "port", "3389", "-o", &o]);
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let ev: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // Both files' RDP handshakes (the demo's two, the lab's one), nothing
+    // off port 3389.
+    assert_eq!(of_type(&ev, "rdp").len(), 3);
+    assert_eq!(of_type(&ev, "ntlm").len(), 0);
+    assert_eq!(of_type(&ev, "dhcp").len(), 0);
+    one_clear_line(
+        &hostwatch(&["-q", "-r", &a, "-o", "eve.json?types=alert"]),
+        2,
+        "a plain path takes no options; for a file with options write file:eve.json?types=alert",
+    );
+    one_clear_line(
+        &hostwatch(&["-q", "-r", &a, "-o", "kafka://broker:9092/eve"]),
+        2,
+        "unknown output scheme 'kafka' (known: file, syslog, syslog+udp, syslog+tcp, unix, unix+dgram, redis)",
+    );
+    one_clear_line(
+        &hostwatch(&["-q", "-r", &a, "-o", &o, "-o", &format!("file:{o}")]),
+        2,
+        "is given twice: every event would be written twice",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -144,6 +144,23 @@ impl OutputSpec {
             if value.is_empty() {
                 return err("an empty output");
             }
+            if let Some((name, _)) = value.split_once("://") {
+                let plain = name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+                if plain && !name.is_empty() {
+                    return err(format!(
+                        "unknown output scheme '{name}' (known: file, syslog, syslog+udp, syslog+tcp, unix, unix+dgram, redis)"
+                    ));
+                }
+            }
+            if let Some((path, query)) = value.split_once('?') {
+                if query.contains('=') {
+                    return err(format!(
+                        "a plain path takes no options; for a file with options write file:{path}?{query}"
+                    ));
+                }
+            }
             return Ok(OutputSpec::new(if value == "-" {
                 Kind::Stdout
             } else {
