@@ -66,6 +66,13 @@ enum Command {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+    /// Writes the manual page (roff) to standard output: `hostwatch man > hostwatch.1`.
+    Man,
+    /// Writes shell completions to standard output (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Writes a generated capture (the demo's, or a large benchmark mix).
     Generate {
         /// Where to write the pcap.
@@ -519,10 +526,71 @@ fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(exit::of(outcome.error.is_some(), alerts, lost))
 }
 
+/// Writes generated text to standard output; a reader that went away is
+/// not an error.
+fn write_stdout(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hostwatch: cannot write: {e}");
+            ExitCode::from(exit::LOST)
+        }
+    }
+}
+
+/// The libpcap the binary runs with, as it names itself.
+fn libpcap_version() -> String {
+    extern "C" {
+        fn pcap_lib_version() -> *const std::ffi::c_char;
+    }
+    // SAFETY: pcap_lib_version takes nothing and returns a pointer to a
+    // static NUL-terminated string (or NULL, checked).
+    let p = unsafe { pcap_lib_version() };
+    if p.is_null() {
+        return "libpcap (unknown version)".into();
+    }
+    // SAFETY: non-null, NUL-terminated, static.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    // `--version`: the release, the commit and the libpcap it runs with.
+    let long: &'static str = Box::leak(
+        format!(
+            "{} (commit {})\n{}",
+            env!("CARGO_PKG_VERSION"),
+            env!("HOSTWATCH_COMMIT"),
+            libpcap_version()
+        )
+        .into_boxed_str(),
+    );
+    let matches = Cli::command().version(long).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Some(Command::Demo { output }) => synth::demo::run(output),
+        Some(Command::Man) => {
+            let mut page = Vec::new();
+            let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
+            match clap_mangen::Man::new(cmd).render(&mut page) {
+                Ok(()) => write_stdout(&page),
+                Err(e) => fail(e),
+            }
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "hostwatch", &mut script);
+            write_stdout(&script)
+        }
         Some(Command::Generate {
             output,
             kind,

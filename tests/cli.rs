@@ -1274,3 +1274,51 @@ fn shell_habits_do_what_was_meant() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a packager and an operator ask of the binary: the version with its
+/// commit and libpcap, a manual page, shell completions.
+#[test]
+fn version_manual_page_and_completions() {
+    let o = hostwatch(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut l = v.lines();
+    let first = l.next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("hostwatch {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    assert!(
+        l.next().unwrap_or_default().starts_with("libpcap version "),
+        "{v}"
+    );
+    let o = hostwatch(&["man"]);
+    assert_eq!(o.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        page.contains(&format!(
+            ".TH hostwatch 1  \"hostwatch {}\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{page}"
+    );
+    for option in [
+        "\\-\\-watchlist",
+        "\\-\\-format",
+        "\\-\\-exit\\-code",
+        "\\-\\-min\\-confidence",
+    ] {
+        assert!(page.contains(option), "{option} not in the manual page");
+    }
+    for (shell, marker) in [
+        ("bash", "complete -F _hostwatch"),
+        ("zsh", "#compdef hostwatch"),
+        ("fish", "complete -c hostwatch"),
+    ] {
+        let o = hostwatch(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0));
+        let script = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(script.contains(marker), "{shell}: {marker} missing");
+        assert!(script.contains("watchlist"), "{shell}");
+    }
+}
