@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::FromRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use pcap::{Active, Capture, Offline};
@@ -207,6 +209,23 @@ pub struct Source {
     reopen_mixed: bool,
     /// Packets the mixed reader passes over (libpcap delivered them).
     skip: u64,
+    /// A compressed file: its bytes the feeder has read, which is what the
+    /// progress bar compares with the file's size.
+    compressed_read: Option<Arc<AtomicU64>>,
+}
+
+/// A reader that counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 extern "C" {
@@ -368,6 +387,7 @@ impl Source {
             path.to_string()
         };
         let mut size = 0;
+        let mut compressed_read = None;
         let (cap, feeder) = if path == "-" {
             let (fd, feeder) =
                 feed_through_pipe(Box::new(io::stdin())).map_err(|e| CaptureError::Open {
@@ -410,12 +430,19 @@ impl Source {
                         reason: io_reason(&e),
                     })?;
                 }
-                let (fd, feeder) = feed_through_pipe(Box::new(BufReader::new(f))).map_err(|e| {
-                    CaptureError::Open {
+                let count = Arc::new(AtomicU64::new(0));
+                if gz {
+                    compressed_read = Some(count.clone());
+                }
+                let counted = Counting {
+                    inner: BufReader::new(f),
+                    count,
+                };
+                let (fd, feeder) =
+                    feed_through_pipe(Box::new(counted)).map_err(|e| CaptureError::Open {
                         source: source.clone(),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 // SAFETY: `fd` is the read end of a pipe owned by no one else.
                 (
                     unsafe { Capture::from_raw_fd(fd) }
@@ -476,6 +503,7 @@ impl Source {
             packets: 0,
             feeder: feeder.map(|(_, handle)| handle),
             size,
+            compressed_read,
             path: reopenable.then(|| path.into()),
             filter: filter.map(str::to_owned),
             reopen_mixed: false,
@@ -539,6 +567,7 @@ impl Source {
             filter: filter.map(str::to_owned),
             reopen_mixed: false,
             skip: 0,
+            compressed_read: None,
         };
         s.check_linktype()?;
         if let Some(expr) = filter {
@@ -585,6 +614,9 @@ impl Source {
 
     /// Bytes of the file read so far (for progress), when known.
     pub fn position(&self) -> Option<u64> {
+        if let Some(c) = &self.compressed_read {
+            return Some(c.load(Ordering::Relaxed));
+        }
         match &self.handle {
             Handle::Mixed(m) => Some(m.position()),
             _ => self.offset,
@@ -901,5 +933,40 @@ fn live_error(iface: &str, detail: &str, devices: &[pcap::Device]) -> CaptureErr
             source: iface.into(),
             reason: d,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip-compressed capture's progress counts compressed bytes, so
+    /// that it ends at the file's size, not past it.
+    #[test]
+    fn compressed_progress_ends_at_the_file_size() {
+        let demo = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/demo/demo.pcap"
+        ))
+        .unwrap_or_default();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let _ = gz.write_all(&demo);
+        let bytes = gz.finish().unwrap_or_default();
+        let path =
+            std::env::temp_dir().join(format!("hostwatch-progress-{}.pcap.gz", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap_or_default();
+        let mut src = match Source::open_file(&path.display().to_string(), None) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(src.size, bytes.len() as u64);
+        let mut packets = 0;
+        while let Ok(Next::Packet { .. }) = src.next() {
+            packets += 1;
+        }
+        assert_eq!(packets, 72);
+        assert_eq!(src.position(), Some(bytes.len() as u64));
+        assert!(bytes.len() < demo.len());
+        let _ = std::fs::remove_file(&path);
     }
 }
