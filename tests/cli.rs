@@ -353,16 +353,17 @@ fn a_directory_of_evidence_is_read_whole() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("day2")).expect("dir");
     let demo = std::fs::read(fixture("demo/demo.pcap")).expect("demo");
-    std::fs::write(dir.join("day2/demo.pcap"), &demo).expect("write");
+    let logon = common::smb_logon("10.20.0.61", "10.20.0.5", "WIN-LIVFRVQFMKO", 17763, 0);
+    std::fs::write(dir.join("day2/logon.pcap"), logon.to_bytes()).expect("write");
     std::fs::copy(
         fixture("lab/http-ntlm-curl-good.pcap"),
         dir.join("a-http.pcap"),
     )
     .expect("copy");
     std::fs::write(dir.join("notes.txt"), "seized 2026-11-30\n").expect("write");
-    // Cut inside the DHCP lease's last message: the lease alert is lost,
-    // the file is damaged, the rest goes on.
-    std::fs::write(dir.join("b-cut.pcap"), &demo[..demo.len() / 2]).expect("write");
+    // Cut after the DHCP lease, inside the first SMB logon: the lease's
+    // alert is kept, the file is damaged, the rest goes on.
+    std::fs::write(dir.join("b-cut.pcap"), &demo[..demo.len() * 3 / 4]).expect("write");
     let d = dir.display().to_string();
     let o = hostwatch(&["-q", "-r", &d]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -384,23 +385,27 @@ fn a_directory_of_evidence_is_read_whole() {
     );
     assert_eq!(lines_err[2], "hostwatch: 1 of 4 files could not be read whole (named above); the events of everything readable were written");
     let ev = lines(&o);
-    // The HTTP logon of curl's capture, the whole demo after the cut one.
+    // The HTTP logon of curl's capture, first in name order.
     let ntlm: Vec<String> = of_type(&ev, "ntlm")
         .iter()
         .filter_map(|n| s(n, "ntlm.client.user"))
         .collect();
     assert_eq!(ntlm[0], "labuser");
-    assert_eq!(of_type(&ev, "alert").len(), 4 + alerts_of_half_demo(&demo));
+    let alerts: Vec<String> = of_type(&ev, "alert")
+        .iter()
+        .filter_map(|a| s(a, "alert.evidence"))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            // b-cut.pcap, before the cut.
+            "dhcp.hostname",
+            // day2/logon.pcap, read after it.
+            "ntlm.client.workstation",
+        ]
+    );
     assert_eq!(of_type(&ev, "stats").len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The alerts of the first half of the demo alone.
-fn alerts_of_half_demo(demo: &[u8]) -> usize {
-    let p = tmp("half.pcap");
-    std::fs::write(&p, &demo[..demo.len() / 2]).expect("write");
-    let o = hostwatch(&["-q", "--alerts-only", "-r", &p.display().to_string()]);
-    lines(&o).len()
 }
 
 /// A pcap header for `linktype` followed by `records`.

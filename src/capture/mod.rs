@@ -295,13 +295,16 @@ pub fn open_offline(path: &Path) -> Result<OfflineFile, String> {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// The first four bytes of a capture file: pcap in either byte order, in
-/// microseconds or nanoseconds, and a pcapng section header block.
-const CAPTURE_MAGICS: [[u8; 4]; 5] = [
+/// The first four bytes of a capture file libpcap reads: pcap in either
+/// byte order, in microseconds or nanoseconds, Kuznetzov's modified pcap,
+/// and a pcapng section header block.
+const CAPTURE_MAGICS: [[u8; 4]; 7] = [
     [0xd4, 0xc3, 0xb2, 0xa1],
     [0xa1, 0xb2, 0xc3, 0xd4],
     [0x4d, 0x3c, 0xb2, 0xa1],
     [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x34, 0xcd, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xcd, 0x34],
     [0x0a, 0x0d, 0x0d, 0x0a],
 ];
 

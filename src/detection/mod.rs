@@ -183,6 +183,13 @@ impl Found {
         let took = self.by_address();
         let mut fields = std::mem::take(&mut self.fields);
         add_fields(&mut fields, &other.fields);
+        // The stronger claim stays the alert's role: a mention of the name
+        // does not demote the listed endpoint's own alert.
+        let stronger = if strength(other.role) > strength(self.role) {
+            (other.role, other.evidence, other.ip)
+        } else {
+            (self.role, self.evidence, self.ip)
+        };
         let address_list = if took {
             let earlier = std::mem::replace(self, other);
             self.facts.keep(earlier.facts);
@@ -190,6 +197,7 @@ impl Found {
         } else {
             other.entry.list.to_string()
         };
+        (self.role, self.evidence, self.ip) = stronger;
         self.listed.get_or_insert(address_list);
         self.entry.severity = severity;
         self.fields = fields;
