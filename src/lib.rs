@@ -7,10 +7,12 @@
 //! [`analyzers`] (protocol detection and per-flow state machines, which
 //! call the pure [`parsers`]) → [`events`] → [`detection`] (watch lists,
 //! alerts, host inventory) → [`output`]. [`pipeline`] runs those stages on
-//! threads.
+//! threads; [`config`] reads the configuration file into the command
+//! line's options.
 
 pub mod analyzers;
 pub mod capture;
+pub mod config;
 pub mod decode;
 pub mod detection;
 pub mod events;

@@ -101,132 +101,172 @@ enum Format {
 
 #[derive(Args, Debug)]
 struct RunArgs {
+    /// Read options from this TOML file: each key a long option
+    /// (`interface = ["eth1"]`, `buffer-size = 128`); options given here
+    /// replace the file's.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Read packets from a pcap or pcapng file (gzip allowed; `-` for stdin). Repeatable.
-    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        help_heading = "Input"
+    )]
     read: Vec<String>,
     /// Capture live on an interface. Repeatable.
-    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        help_heading = "Input"
+    )]
     interface: Vec<String>,
     /// BPF capture filter (tcpdump syntax); trailing words are joined into one.
-    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "EXPR",
+        help_heading = "Input"
+    )]
     filter: Option<String>,
     /// Where events go (default: standard output). Repeatable. A path appends
     /// to a file (SIGHUP reopens it); URLs: file:PATH, syslog:[PATH],
     /// syslog+udp://HOST[:PORT], syslog+tcp://HOST[:PORT], unix:PATH,
     /// unix+dgram:PATH, redis://[[USER]:PASS@]HOST[:PORT][/DB]?mode=list|rpush|channel|stream&key=K,
     /// each with ?types=alert,inventory,... (see README).
-    #[arg(short = 'o', long = "output", value_name = "URL")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "URL",
+        help_heading = "Output"
+    )]
     output: Vec<String>,
     /// Seconds the end of a run waits for network outputs to send what they hold.
-    #[arg(long, default_value_t = output::defaults::DRAIN_TIMEOUT_SECS, value_name = "SECS")]
+    #[arg(long, default_value_t = output::defaults::DRAIN_TIMEOUT_SECS, value_name = "SECS", help_heading = "Output")]
     drain_timeout: u64,
     /// Worker threads (default: one less than the cores, at least one: the
     /// capture thread needs a core of its own).
-    #[arg(short = 'w', long)]
+    #[arg(short = 'w', long, help_heading = "Limits")]
     workers: Option<usize>,
     /// Capture sockets per interface when live (default: as many as
     /// workers). Above one, the sockets form an AF_PACKET fanout group and
     /// each does a worker's work itself (see README); 1: one socket read by
     /// one capture thread that feeds the workers.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Live capture")]
     capture_threads: Option<usize>,
     /// Add a watch list file. Repeatable.
-    #[arg(long = "watchlist", value_name = "FILE")]
+    #[arg(long = "watchlist", value_name = "FILE", help_heading = "Detection")]
     watchlist: Vec<PathBuf>,
     /// Do not flag Windows setup default names (WIN- + 11 characters, informational).
-    #[arg(long)]
+    #[arg(long, help_heading = "Detection")]
     no_default_names: bool,
     /// What a watched name that is only mentioned (looked up, asked for,
     /// tied to another address) does: alert (at severity 3), event (kept
     /// in its record's event, no alert) or off.
-    #[arg(long, default_value = "alert", value_name = "WHAT")]
+    #[arg(
+        long,
+        default_value = "alert",
+        value_name = "WHAT",
+        help_heading = "Detection"
+    )]
     mentions: hostwatch::detection::Mentions,
     /// Hold back an alert of the same machine, address and list within
     /// this much (packet) time of the last one written (e.g. 10m, 1h); the
     /// next alert written says how many were held back.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, help_heading = "Detection")]
     suppress: Option<Duration>,
     /// Write only alerts of at least this confidence: low, medium or high.
-    #[arg(long, default_value = "low", value_name = "LEVEL")]
+    #[arg(
+        long,
+        default_value = "low",
+        value_name = "LEVEL",
+        help_heading = "Detection"
+    )]
     min_confidence: hostwatch::events::Confidence,
     /// How files and standard output are written: json (EVE JSON Lines) or
     /// pretty (alerts only, readable). Default: pretty on a terminal when no
     /// -o is given, else json. Network outputs always get JSON.
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, value_name = "FORMAT", help_heading = "Output")]
     format: Option<Format>,
     /// Write only alert events.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     alerts_only: bool,
     /// Exit with status 3 when any alert fired.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     exit_code: bool,
     /// No progress bar and no summary on stderr.
-    #[arg(short = 'q', long)]
+    #[arg(short = 'q', long, help_heading = "Output")]
     quiet: bool,
     /// Print the human summary on stderr at the end even when it is not a terminal.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     summary: bool,
     /// Which checksums are checked: auto (all, except those of a sender whose
     /// every checksum is wrong: the capturing host offloading them), verify,
     /// or ignore.
-    #[arg(long, default_value = "auto", value_name = "MODE")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "MODE",
+        help_heading = "Input"
+    )]
     checksums: hostwatch::decode::checksum::Mode,
     /// The home networks, CIDRs separated by commas (Suricata's HOME_NET):
     /// a watched machine outside them talking to a host inside weighs more.
     /// Default: the private, shared, link-local and loopback ranges.
-    #[arg(long, value_name = "CIDRS")]
+    #[arg(long, value_name = "CIDRS", help_heading = "Detection")]
     home_net: Option<hostwatch::detection::network::HomeNet>,
     /// A MaxMind-format ASN database (GeoLite2-ASN or compatible): events
     /// name the autonomous systems of endpoints outside home-net, and list
     /// entries asn:N alert on them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Detection")]
     asn_db: Option<PathBuf>,
     /// Bytes reassembled per direction of a connection.
-    #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES")]
+    #[arg(long, default_value_t = flow::defaults::DEPTH, value_name = "BYTES", help_heading = "Limits")]
     depth: u32,
     /// Memory all connections may hold in buffers, in MiB (out-of-order and
     /// unacknowledged bytes, analyzer buffers); past it the connections
     /// holding the most stop being analysed.
-    #[arg(long, default_value_t = flow::defaults::MEMCAP_MIB, value_name = "MIB")]
+    #[arg(long, default_value_t = flow::defaults::MEMCAP_MIB, value_name = "MIB", help_heading = "Limits")]
     memcap: usize,
     /// Most connections tracked at once (the idle-most are evicted beyond).
-    #[arg(long, default_value_t = flow::defaults::MAX_FLOWS)]
+    #[arg(long, default_value_t = flow::defaults::MAX_FLOWS, help_heading = "Limits")]
     max_flows: usize,
     /// Seconds without packets after which a connection ends.
-    #[arg(long, default_value_t = flow::defaults::IDLE_TIMEOUT_SECS)]
+    #[arg(long, default_value_t = flow::defaults::IDLE_TIMEOUT_SECS, help_heading = "Limits")]
     idle_timeout: u64,
     /// Most UDP conversations of analysed protocols held at once.
-    #[arg(long, default_value_t = flow::datagram::defaults::MAX_CONVERSATIONS)]
+    #[arg(long, default_value_t = flow::datagram::defaults::MAX_CONVERSATIONS, help_heading = "Limits")]
     max_conversations: usize,
     /// Seconds without datagrams after which a UDP conversation ends.
-    #[arg(long, default_value_t = flow::datagram::defaults::IDLE_TIMEOUT_SECS, value_name = "SECS")]
+    #[arg(long, default_value_t = flow::datagram::defaults::IDLE_TIMEOUT_SECS, value_name = "SECS", help_heading = "Limits")]
     udp_timeout: u64,
     /// Snapshot length of a live capture.
-    #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
+    #[arg(long, default_value_t = DEFAULT_SNAPLEN, help_heading = "Live capture")]
     snaplen: i32,
     /// Do not put interfaces into promiscuous mode.
-    #[arg(long)]
+    #[arg(long, help_heading = "Live capture")]
     no_promisc: bool,
     /// Kernel capture buffer in MiB.
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", help_heading = "Live capture")]
     buffer_size: Option<i32>,
     /// Deliver packets as they arrive (lower latency, more wake-ups).
-    #[arg(long)]
+    #[arg(long, help_heading = "Live capture")]
     immediate: bool,
     /// Seconds between `stats` events while capturing live (0: only at the end).
-    #[arg(long, default_value_t = pipeline::defaults::STATS_INTERVAL_SECS)]
+    #[arg(long, default_value_t = pipeline::defaults::STATS_INTERVAL_SECS, help_heading = "Live capture")]
     stats_interval: u64,
     /// This sensor's name, EVE's top-level `host` in every event (default:
     /// the machine's host name; `--sensor-name ''` omits it).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     sensor_name: Option<String>,
     /// Drop root privileges to this user once the capture is open.
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", help_heading = "Live capture")]
     user: Option<String>,
     /// Trailing words: a BPF filter, as tcpdump takes it (options may
     /// still follow). Captures named right after -r's (a shell glob,
     /// `-r *.pcap`) are read too.
-    #[arg(value_name = "FILTER")]
+    #[arg(value_name = "FILTER", help_heading = "Input")]
     filter_words: Vec<String>,
 }
 
@@ -347,9 +387,16 @@ fn run(args: RunArgs) -> ExitCode {
     let mut inputs: Vec<Input> = args.read.iter().map(|f| Input::File(f.clone())).collect();
     inputs.extend(args.interface.iter().map(|i| Input::Interface(i.clone())));
     if inputs.is_empty() {
-        return fail(
-            "nothing to read: give -r FILE or -i IFACE (see --help), or run `hostwatch demo`",
-        );
+        return fail(match &args.config {
+            Some(c) => format!(
+                "nothing to read: set `interface` (or `read`) in {}, or give -i IFACE or -r FILE",
+                c.display()
+            ),
+            None => {
+                "nothing to read: give -r FILE or -i IFACE (see --help), or run `hostwatch demo`"
+                    .into()
+            }
+        });
     }
     let filter = match (&args.filter, args.filter_words.is_empty()) {
         (Some(_), false) => {
@@ -541,6 +588,38 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
     }
 }
 
+/// The command line, with the options of `--config FILE` that it does not
+/// replace put before it.
+fn matches_with_config(cmd: clap::Command) -> Result<clap::ArgMatches, ExitCode> {
+    use clap::parser::ValueSource;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = cmd.clone().get_matches_from(&argv);
+    let Some(path) = matches.get_one::<PathBuf>("config") else {
+        return Ok(matches);
+    };
+    let settings = hostwatch::config::load(path, &cmd).map_err(fail)?;
+    let program = argv.first().cloned().unwrap_or_else(|| "hostwatch".into());
+    // The file's values alone first, so that an error names the file.
+    let alone =
+        std::iter::once(program.clone()).chain(settings.iter().flat_map(|s| s.words.clone()));
+    if let Err(e) = cmd.clone().try_get_matches_from(alone) {
+        let e = e.to_string();
+        let first = e.lines().next().unwrap_or_default();
+        return Err(fail(format!(
+            "{}: {}",
+            path.display(),
+            first.strip_prefix("error: ").unwrap_or(first)
+        )));
+    }
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let mut words = vec![program];
+    for s in settings.iter().filter(|s| !s.overridden(given)) {
+        words.extend(s.words.iter().cloned());
+    }
+    words.extend(argv.into_iter().skip(1));
+    Ok(cmd.get_matches_from(words))
+}
+
 /// The libpcap the binary runs with, as it names itself.
 fn libpcap_version() -> String {
     extern "C" {
@@ -570,7 +649,10 @@ fn main() -> ExitCode {
         )
         .into_boxed_str(),
     );
-    let matches = Cli::command().version(long).get_matches();
+    let matches = match matches_with_config(Cli::command().version(long)) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),

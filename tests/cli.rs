@@ -1327,3 +1327,106 @@ fn version_manual_page_and_completions() {
         assert!(script.contains("watchlist"), "{shell}");
     }
 }
+
+#[test]
+fn a_config_file_sets_options_and_the_command_line_replaces_them() {
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    let cfg = tmp("sensor.toml");
+    std::fs::write(
+        &cfg,
+        "# a sensor\ninterface = [\"hwnosuch0\"]\nalerts-only = true\nexit_code = true\nquiet = true\nfilter = \"udp\"\nformat = \"json\"\n",
+    )
+    .expect("write config");
+    let cfg = cfg.display().to_string();
+    let fields = |o: &Output| -> Vec<String> {
+        lines(o)
+            .iter()
+            .flat_map(|a| a["alert"]["fields"].as_array().cloned().unwrap_or_default())
+            .map(|f| f.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    // The file's filter (udp) and flags; -r replaces the file's interface.
+    let o = hostwatch(&["-c", &cfg, "-r", &demo]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(fields(&o), ["dhcp.hostname"]);
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    // Trailing filter words replace the file's filter.
+    let o = hostwatch(&["-c", &cfg, "-r", &demo, "tcp"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(
+        fields(&o),
+        [
+            "ntlm.client.workstation",
+            "rdp.client.client_name",
+            "ntlm.server.nb_computer_name",
+            "ntlm.server.dns_computer_name",
+            "ntlm.server.target_name"
+        ]
+    );
+    // The file alone captures on the interface it names.
+    one_clear_line(&hostwatch(&["-c", &cfg]), 1, "hwnosuch0");
+}
+
+#[test]
+fn config_file_errors_name_the_file() {
+    let cfg = tmp("bad.toml");
+    let name = cfg.display().to_string();
+    let cases = [
+        ("interfce = [\"eth0\"]\n", "unknown key 'interfce'"),
+        (
+            "depth = \"deep\"\n",
+            "invalid value 'deep' for '--depth <BYTES>'",
+        ),
+        ("quiet = 1\n", "quiet: a flag: true or false"),
+        (
+            "interface = eth0\n",
+            "TOML parse error at line 1, column 13",
+        ),
+        (
+            "quiet = true\n",
+            "nothing to read: set `interface` (or `read`) in",
+        ),
+    ];
+    for (text, needle) in cases {
+        std::fs::write(&cfg, text).expect("write config");
+        let o = hostwatch(&["--config", &name]);
+        one_clear_line(&o, 2, needle);
+        assert!(stderr(&o).contains(&name), "{}", stderr(&o));
+    }
+    one_clear_line(
+        &hostwatch(&["--config", "/nonexistent/hostwatch.toml"]),
+        2,
+        "/nonexistent/hostwatch.toml: No such file or directory",
+    );
+}
+
+#[test]
+fn shipped_config_file_is_valid_and_asks_for_an_interface() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/hostwatch.toml");
+    let shipped = shipped.display().to_string();
+    one_clear_line(
+        &hostwatch(&["-c", &shipped]),
+        2,
+        &format!("nothing to read: set `interface` (or `read`) in {shipped}"),
+    );
+    // With a capture and an output of its own, the rest of it applies.
+    let out = tmp("shipped.json");
+    let _ = std::fs::remove_file(&out);
+    let demo = fixture("demo/demo.pcap").display().to_string();
+    let o = hostwatch(&[
+        "-c",
+        &shipped,
+        "-r",
+        &demo,
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).expect("output file");
+    let alerts = text
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"alert\""))
+        .count();
+    assert_eq!(alerts, 4);
+}
