@@ -187,11 +187,17 @@ impl Fed {
     }
 
     fn with_outputs(outputs: &[String]) -> Fed {
+        let args: Vec<String> = outputs
+            .iter()
+            .flat_map(|o| ["-o".into(), o.clone()])
+            .collect();
+        Fed::with_args(&args)
+    }
+
+    /// hostwatch reading stdin, with more arguments.
+    fn with_args(args: &[String]) -> Fed {
         let mut cmd = hostwatch();
-        cmd.args(["-w", "1", "-r", "-"]);
-        for o in outputs {
-            cmd.args(["-o", o]);
-        }
+        cmd.args(["-w", "1", "-r", "-"]).args(args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -705,6 +711,132 @@ fn sighup_reopens_every_file_output() {
     assert!(of_type(&lines(&dir.join("a.json.1")), "stats").is_empty());
     assert_eq!(of_type(&lines(&a), "stats").len(), 1);
     assert_eq!(lines(&b).len(), 10, "b takes ntlm events only");
+}
+
+/// The uid of `user`, if the machine has one.
+fn uid_of(user: &str) -> Option<u32> {
+    let o = Command::new("id").args(["-u", user]).output().ok()?;
+    String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+}
+
+/// The NTLM users of an EVE file, gzip-compressed or not.
+fn ntlm_users(p: &Path) -> Vec<String> {
+    // A file not there yet holds no users (the final checks compare lists).
+    let raw = std::fs::read(p).unwrap_or_default();
+    let text = if p.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_string(&mut s)
+            .expect("gzip");
+        s
+    } else {
+        String::from_utf8(raw).expect("UTF-8")
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event_type"] == "ntlm")
+        .map(|v| {
+            v["ntlm"]["client"]["user"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// `dist/hostwatch.logrotate`, run twice by the real logrotate against a
+/// sensor that dropped root for `nobody`: the shipped config with only
+/// the directory and the HUP's target changed. Every event is in one of
+/// the three files, in order, and the files the sensor made after the
+/// drop are its own.
+#[test]
+fn shipped_logrotate_config_rotates_a_sensor_under_a_dropped_user() {
+    let root = unsafe { libc::geteuid() } == 0;
+    let nobody = uid_of("nobody");
+    let logrotate = Command::new("logrotate").arg("--version").output().is_ok();
+    if !(root && logrotate && nobody.is_some()) {
+        let reason = "needs root, logrotate and a user nobody";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "rotation test cannot run under CI: {reason}"
+        );
+        eprintln!("SKIPPED rotation test: {reason}");
+        return;
+    }
+    let nobody = nobody.unwrap_or_default();
+    let conf_dir = tmpdir("logrotate-conf");
+    let logs = tmpdir("logrotate-logs");
+    let st = Command::new("chown")
+        .args(["nobody", &logs.display().to_string()])
+        .status()
+        .expect("chown");
+    assert!(st.success());
+    let eve = logs.join("eve.json");
+    let mut hw = Fed::with_args(&[
+        "--user".into(),
+        "nobody".into(),
+        "-o".into(),
+        eve.display().to_string(),
+    ]);
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/hostwatch.logrotate"),
+    )
+    .expect("dist/");
+    assert!(shipped.contains("/var/log/hostwatch/*.json {"));
+    assert!(shipped.contains("systemctl kill -s HUP hostwatch.service"));
+    let conf = conf_dir.join("hostwatch");
+    std::fs::write(
+        &conf,
+        shipped
+            .replace("/var/log/hostwatch/", &format!("{}/", logs.display()))
+            .replace(
+                "systemctl kill -s HUP hostwatch.service",
+                &format!("kill -HUP {}", hw.child.id()),
+            ),
+    )
+    .expect("write config");
+    let rotate = || {
+        let o = Command::new("logrotate")
+            .args(["-f", "-s"])
+            .arg(conf_dir.join("state"))
+            .arg(&conf)
+            .output()
+            .expect("run logrotate");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        wait_for("the sensor's new file", Duration::from_secs(10), || {
+            eve.exists()
+        });
+    };
+    let users =
+        |r: std::ops::Range<u32>| -> Vec<String> { r.map(|i| format!("user{i}")).collect() };
+    // Batches 3 s of packet time apart: each one's closing SYN releases it.
+    hw.feed(&logons(0..10, true));
+    wait_for("10 events", Duration::from_secs(20), || {
+        ntlm_users(&eve).len() == 10
+    });
+    rotate();
+    hw.feed(&logons(300..310, false));
+    wait_for("10 more", Duration::from_secs(20), || {
+        ntlm_users(&eve).len() == 10
+    });
+    rotate();
+    hw.feed(&logons(600..610, false));
+    let err = hw.finish();
+    assert!(!err.contains("Permission denied"), "{err}");
+    assert_eq!(ntlm_users(&logs.join("eve.json.2.gz")), users(0..10));
+    assert_eq!(ntlm_users(&logs.join("eve.json.1")), users(300..310));
+    assert_eq!(ntlm_users(&eve), users(600..610));
+    use std::os::unix::fs::MetadataExt;
+    for f in [logs.join("eve.json.1"), eve.clone()] {
+        assert_eq!(
+            std::fs::metadata(&f).expect("file").uid(),
+            nobody,
+            "{}",
+            f.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&logs);
+    let _ = std::fs::remove_dir_all(&conf_dir);
 }
 
 // ---------------------------------------------------------------------------
