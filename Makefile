@@ -1,5 +1,5 @@
 # The two commands of README.md: `make demo` and `make test`.
-.PHONY: deps test-deps demo test bench bench-live fuzz
+.PHONY: deps test-deps demo test deb bench bench-live fuzz
 
 deps:
 	@scripts/deps.sh
@@ -12,6 +12,10 @@ demo: deps
 
 test: test-deps
 	cargo test --release
+
+# The Debian package, in target/debian/ (cargo-deb: installed when missing).
+deb: deps
+	scripts/deb.sh
 
 bench: test-deps
 	bench/run.sh

@@ -5,9 +5,11 @@
 #   scripts/deps.sh test     and what the tests use: tcpreplay and iproute2
 #                            (live-capture tests), redis-server (the Redis
 #                            output's tests start their own on loopback),
-#                            logrotate (the rotation test), PyPI's
+#                            logrotate (the rotation test), adduser and
+#                            systemd (the package test), PyPI's
 #                            mmdb-writer (the ASN test writes its MaxMind
-#                            database with it)
+#                            database with it), crates.io's cargo-deb (the
+#                            package test builds the .deb with it)
 set -euo pipefail
 need=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need+=(libpcap-dev)
@@ -16,6 +18,9 @@ if [ "${1:-}" = test ]; then
     command -v ip >/dev/null 2>&1 || need+=(iproute2)
     command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
     command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
+    # The package test: dpkg -i needs adduser, and verifies the unit.
+    command -v adduser >/dev/null 2>&1 || need+=(adduser)
+    command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
     python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 fi
 sudo=""
@@ -31,4 +36,8 @@ if [ "${1:-}" = test ] && ! python3 -c 'import mmdb_writer, netaddr' >/dev/null 
     python3 -m pip install -q --user mmdb-writer 2>/dev/null \
         || python3 -m pip install -q --user --break-system-packages mmdb-writer \
         || echo "could not install mmdb-writer: the ASN test will say so" >&2
+fi
+if [ "${1:-}" = test ] && ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "installing: cargo-deb (crates.io)" >&2
+    cargo install --locked --quiet cargo-deb
 fi
