@@ -31,6 +31,10 @@ use crate::detection::watchlist::machine_key;
 use crate::events::{AsnLookup, Body, Confidence, Event, Sensor};
 use crate::output::Outputs;
 
+/// How long the final stats event, queued once the end's wait for network
+/// outputs is over, is still given (at most --drain-timeout).
+const FINAL_GRACE: Duration = Duration::from_millis(500);
+
 pub(super) enum OutMsg {
     /// Events a worker (or lane) made.
     Events { worker: usize, events: Vec<Event> },
@@ -145,6 +149,9 @@ struct Stage {
     error: Option<String>,
     started: Instant,
     polled: Instant,
+    /// When the end of the run stops waiting for network outputs (set by
+    /// the last stats).
+    drain_deadline: Option<Instant>,
     /// Replay: the last tick each worker reported, and what waits for the
     /// ticks.
     ticks: Vec<u64>,
@@ -329,8 +336,11 @@ impl Stage {
                 self.alert(ev);
             }
             // The final counters should show what reached the network
-            // sinks.
-            self.outputs.drain(Instant::now() + self.opts.drain);
+            // sinks. One wait for the whole end of the run: closing the
+            // sinks later keeps the same deadline.
+            let deadline = Instant::now() + self.opts.drain;
+            self.drain_deadline = Some(deadline);
+            self.outputs.drain(deadline);
         }
         if let Some(obj) = stats.as_object_mut() {
             obj.insert("uptime".into(), json!(self.started.elapsed().as_secs()));
@@ -396,6 +406,7 @@ pub(super) fn run(
         error: None,
         started: Instant::now(),
         polled: Instant::now(),
+        drain_deadline: None,
         ticks: vec![0; workers],
         sightings: Vec::new(),
         alerts: Vec::new(),
@@ -434,7 +445,12 @@ pub(super) fn run(
         }
     }
     st.flush();
-    let losses = st.outputs.close(Instant::now() + st.opts.drain);
+    // The final stats event, queued after the wait, still gets a moment.
+    let deadline = match st.drain_deadline {
+        Some(d) => d.max(Instant::now() + FINAL_GRACE.min(st.opts.drain)),
+        None => Instant::now() + st.opts.drain,
+    };
+    let losses = st.outputs.close(deadline);
     OutputResult {
         inventory: st.inv,
         counts: st.counts,
