@@ -456,7 +456,7 @@ fn run(args: RunArgs) -> ExitCode {
     let pretty_on_terminal =
         pretty && specs.iter().all(|s| s.kind == Kind::Stdout) && std::io::stdout().is_terminal();
     for (i, a) in specs.iter().enumerate() {
-        if specs[..i].iter().any(|b| b.kind == a.kind) {
+        if specs[..i].iter().any(|b| b.kind.same_place(&a.kind)) {
             return fail(format!(
                 "--output {} is given twice: every event would be written twice",
                 a.label()

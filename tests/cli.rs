@@ -1277,6 +1277,29 @@ fn shell_habits_do_what_was_meant() {
         2,
         "is given twice: every event would be written twice",
     );
+    // The same file by another spelling, or through a link.
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string()
+    };
+    let dotted = format!(
+        "{}/../{}/{}",
+        dir.display(),
+        name(&dir),
+        name(std::path::Path::new(&o))
+    );
+    let link = dir.join("link.json");
+    std::fs::write(&o, "").expect("make the file");
+    std::os::unix::fs::symlink(&o, &link).expect("symlink");
+    for other in [dotted, link.display().to_string()] {
+        one_clear_line(
+            &hostwatch(&["-q", "-r", &a, "-o", &o, "-o", &other]),
+            2,
+            "is given twice: every event would be written twice",
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -19,7 +19,7 @@
 //! Redis pipeline).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::events::event_types;
 
@@ -135,6 +135,37 @@ const SCHEMES: &[(&str, Scheme)] = &[
     ("unix+dgram:", Scheme::Unix),
     ("redis:", Scheme::Redis),
 ];
+
+impl Kind {
+    /// Whether two outputs write to the same place: `eve.json`,
+    /// `./eve.json` and a symbolic link to it are one file.
+    pub fn same_place(&self, other: &Kind) -> bool {
+        match (self, other) {
+            (Kind::File(a), Kind::File(b))
+            | (Kind::Unix { path: a, .. }, Kind::Unix { path: b, .. }) => {
+                resolved(a) == resolved(b)
+            }
+            _ => self == other,
+        }
+    }
+}
+
+/// `path` made absolute with its links resolved, as far as it exists (a
+/// file not made yet: its directory resolved, its name kept).
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match dir.canonicalize() {
+        Ok(d) => d.join(name),
+        Err(_) => path.to_path_buf(),
+    }
+}
 
 impl OutputSpec {
     pub fn parse(value: &str) -> Result<OutputSpec, SpecError> {
