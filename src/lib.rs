@@ -15,6 +15,7 @@ pub mod capture;
 pub mod config;
 pub mod decode;
 pub mod detection;
+pub mod diag;
 pub mod events;
 pub mod flow;
 pub mod output;

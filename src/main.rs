@@ -271,7 +271,7 @@ struct RunArgs {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("hostwatch: {msg}");
+    hostwatch::diag::error(format_args!("{msg}"));
     ExitCode::from(exit::USAGE)
 }
 
@@ -363,7 +363,7 @@ fn listening_line(cfg: &Config, lists: &Lists, specs: &[OutputSpec]) -> String {
     }
     let outputs: Vec<String> = specs.iter().map(OutputSpec::label).collect();
     hostwatch::render::escape_control(&format!(
-        "hostwatch: listening on {}{filter}; {} list entries ({}); events to {}",
+        "listening on {}{filter}; {} list entries ({}); events to {}",
         ifaces.join(", "),
         matcher.entries().len(),
         names.join(", "),
@@ -408,7 +408,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     for f in &args.read {
         if f != "-" && !std::path::Path::new(f).exists() {
-            eprintln!("hostwatch: {f}: cannot open: no such file");
+            hostwatch::diag::error(format_args!("{f}: cannot open: no such file"));
             return ExitCode::from(exit::DAMAGED);
         }
     }
@@ -533,7 +533,7 @@ fn run(args: RunArgs) -> ExitCode {
     let listening = (live && !args.quiet).then(|| listening_line(&cfg, &lists, &specs));
     let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || {
         if let Some(l) = &listening {
-            eprintln!("{l}");
+            hostwatch::diag::info(l);
         }
         match &args.user {
             Some(u) => drop_privileges(u),
@@ -553,18 +553,18 @@ fn run(args: RunArgs) -> ExitCode {
         );
     }
     for l in &outcome.output_losses {
-        eprintln!("hostwatch: {l}");
+        hostwatch::diag::error(format_args!("{l}"));
     }
     let mut lost = !outcome.output_losses.is_empty();
     if let Some(e) = &outcome.output_error {
         // A reader that went away (`| head`) asked for no more.
         if !e.contains("Broken pipe") {
-            eprintln!("hostwatch: cannot write events: {e}");
+            hostwatch::diag::error(format_args!("cannot write events: {e}"));
             lost = true;
         }
     }
     if let Some(e) = &outcome.error {
-        eprintln!("hostwatch: {e}");
+        hostwatch::diag::error(format_args!("{e}"));
         if matches!(e, hostwatch::capture::CaptureError::Filter { .. }) {
             return ExitCode::from(exit::USAGE);
         }
@@ -582,7 +582,7 @@ fn write_stdout(bytes: &[u8]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hostwatch: cannot write: {e}");
+            hostwatch::diag::error(format_args!("cannot write: {e}"));
             ExitCode::from(exit::LOST)
         }
     }
@@ -680,7 +680,7 @@ fn main() -> ExitCode {
             seed,
         }) => match synth::write_capture(&output, &kind, size_mb, seed) {
             Ok(n) => {
-                eprintln!("hostwatch: wrote {} ({n} packets)", output.display());
+                hostwatch::diag::info(format_args!("wrote {} ({n} packets)", output.display()));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(format!("{}: {e}", output.display())),

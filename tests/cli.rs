@@ -1453,3 +1453,40 @@ fn shipped_config_file_is_valid_and_asks_for_an_interface() {
         .count();
     assert_eq!(alerts, 4);
 }
+
+/// Under systemd, stderr is the journal's stream: each line carries its
+/// priority for journald (`<3>` error, `<6>` info); anywhere else the
+/// same lines are plain.
+#[test]
+fn messages_carry_their_priority_to_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let run = |args: &[&str], journal: bool| -> String {
+        let err = tmp(&format!("stderr-{journal}-{}", args.len()));
+        let f = std::fs::File::create(&err).expect("stderr file");
+        let m = f.metadata().expect("metadata");
+        let stream = format!("{}:{}", m.dev(), m.ino() + u64::from(!journal));
+        let st = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+            .args(args)
+            .env("JOURNAL_STREAM", stream)
+            .stderr(f)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run hostwatch");
+        assert!(st.code().is_some());
+        std::fs::read_to_string(&err).expect("stderr")
+    };
+    let missing = ["-r", "/nonexistent/x.pcap"];
+    assert_eq!(
+        run(&missing, true),
+        "<3>hostwatch: /nonexistent/x.pcap: cannot open: no such file\n"
+    );
+    assert_eq!(
+        run(&missing, false),
+        "hostwatch: /nonexistent/x.pcap: cannot open: no such file\n"
+    );
+    let out = tmp("journal-demo.pcap").display().to_string();
+    let generate = ["generate", "--kind", "demo", "-o", &out];
+    let said = run(&generate, true);
+    assert!(said.starts_with("<6>hostwatch: wrote "), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+}

@@ -77,10 +77,10 @@ pub fn load(args: &[PathBuf], default_names: bool) -> Result<Loaded, String> {
                 .iter()
                 .map(|(k, n)| format!("{} ({n})", crate::render::escape_control(k)))
                 .collect();
-            eprintln!(
-                "hostwatch: {shown}: left out indicators hostwatch cannot match: {}",
+            crate::diag::warn(format_args!(
+                "{shown}: left out indicators hostwatch cannot match: {}",
                 kinds.join(", ")
-            );
+            ));
         }
         if !loaded.skipped.is_empty() {
             let why: Vec<String> = loaded
@@ -88,10 +88,10 @@ pub fn load(args: &[PathBuf], default_names: bool) -> Result<Loaded, String> {
                 .iter()
                 .map(|s| crate::render::escape_control(s))
                 .collect();
-            eprintln!(
-                "hostwatch: {shown}: left out values that cannot be read: {}",
+            crate::diag::warn(format_args!(
+                "{shown}: left out values that cannot be read: {}",
                 why.join("; ")
-            );
+            ));
         }
         skipped += loaded.skipped.len() as u64
             + loaded
@@ -104,11 +104,11 @@ pub fn load(args: &[PathBuf], default_names: bool) -> Result<Loaded, String> {
     let matcher = Matcher::with_builtins(default_names, user).map_err(|e| e.to_string())?;
     for e in matcher.left_out() {
         skipped += 1;
-        eprintln!(
-            "hostwatch: {}: left out a pattern too large to compile: {}",
+        crate::diag::warn(format_args!(
+            "{}: left out a pattern too large to compile: {}",
             crate::render::escape_control(&e.origin()),
             crate::render::escape_control(&e.pattern.to_string())
-        );
+        ));
     }
     Ok(Loaded { matcher, skipped })
 }

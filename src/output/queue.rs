@@ -249,7 +249,7 @@ fn send_loop(shared: &Shared, mut transport: Box<dyn Transport>, label: &str, ba
                     connected = true;
                     backoff = BACKOFF_MIN;
                     if outage {
-                        eprintln!("hostwatch: output {label}: connected again");
+                        crate::diag::info(format_args!("output {label}: connected again"));
                         outage = false;
                     }
                 }
@@ -257,10 +257,10 @@ fn send_loop(shared: &Shared, mut transport: Box<dyn Transport>, label: &str, ba
                     let mut st = shared.lock();
                     st.counters.connect_failures += 1;
                     if !outage {
-                        eprintln!(
-                            "hostwatch: output {label}: {e}; retrying, holding up to {} events",
+                        crate::diag::warn(format_args!(
+                            "output {label}: {e}; retrying, holding up to {} events",
                             shared.cap_events
-                        );
+                        ));
                         outage = true;
                     }
                     if st.abandon {
@@ -309,7 +309,7 @@ fn send_loop(shared: &Shared, mut transport: Box<dyn Transport>, label: &str, ba
             let mut st = shared.lock();
             st.counters.connect_failures += 1;
             if !outage {
-                eprintln!("hostwatch: output {label}: {e}; reconnecting");
+                crate::diag::warn(format_args!("output {label}: {e}; reconnecting"));
                 outage = true;
             }
             if st.abandon {

@@ -205,10 +205,10 @@ impl Transport for RedisTransport {
                     d.rejected += 1;
                     if !self.reported_refusal {
                         self.reported_refusal = true;
-                        eprintln!(
-                            "hostwatch: output redis://{}: Redis refused an event: {e}",
+                        crate::diag::error(format_args!(
+                            "output redis://{}: Redis refused an event: {e}",
                             self.spec.addr
-                        );
+                        ));
                     }
                 }
                 Err(e) => {

@@ -503,7 +503,7 @@ fn read_inputs<H: FnOnce() -> Result<(), String>>(
                     return Err(e)
                 }
                 Err(e @ CaptureError::NotACapture { .. }) if file.found => {
-                    eprintln!("hostwatch: skipped {e}");
+                    crate::diag::warn(format_args!("skipped {e}"));
                     skipped += 1;
                 }
                 Err(e) if many => {
@@ -513,7 +513,7 @@ fn read_inputs<H: FnOnce() -> Result<(), String>>(
                     } else {
                         ""
                     };
-                    eprintln!("hostwatch: {e}{next}");
+                    crate::diag::error(format_args!("{e}{next}"));
                 }
                 Err(e) => return Err(e),
             }

@@ -237,9 +237,9 @@ fn note_truncated(
 ) {
     decoder.stats.truncated += 1;
     if !std::mem::replace(warned, true) {
-        eprintln!(
-            "hostwatch: {name}: packets are cut short by the capture's snapshot length (the first to {captured} of its {wire_len} bytes); what lies past the cut is not seen"
-        );
+        crate::diag::warn(format_args!(
+            "{name}: packets are cut short by the capture's snapshot length (the first to {captured} of its {wire_len} bytes); what lies past the cut is not seen"
+        ));
     }
 }
 

@@ -319,10 +319,10 @@ impl Stage {
             || (due && self.lists.changed_on_disk())
         {
             match self.lists.reload() {
-                Ok(n) => eprintln!("hostwatch: watch lists reloaded: {n} entries"),
-                Err(e) => {
-                    eprintln!("hostwatch: watch lists not reloaded, the previous ones stay: {e}")
-                }
+                Ok(n) => crate::diag::info(format_args!("watch lists reloaded: {n} entries")),
+                Err(e) => crate::diag::warn(format_args!(
+                    "watch lists not reloaded, the previous ones stay: {e}"
+                )),
             }
         }
     }
@@ -374,7 +374,7 @@ impl Stage {
     fn idle(&mut self) {
         if self.control.reopen.swap(false, Ordering::SeqCst) {
             if let Err(e) = self.outputs.reopen() {
-                eprintln!("hostwatch: cannot reopen the output file {e}");
+                crate::diag::error(format_args!("cannot reopen the output file {e}"));
             }
         }
         if self.control.summary.swap(false, Ordering::SeqCst) {

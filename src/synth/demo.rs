@@ -213,16 +213,16 @@ pub fn trace() -> Trace {
 pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     let path = std::env::temp_dir().join(format!("hostwatch-demo-{}.pcap", std::process::id()));
     if let Err(e) = std::fs::write(&path, CAPTURE) {
-        eprintln!(
-            "hostwatch: cannot write the demo capture to {}: {e}",
+        crate::diag::error(format_args!(
+            "cannot write the demo capture to {}: {e}",
             path.display()
-        );
+        ));
         return ExitCode::from(1);
     }
     let matcher = match Matcher::with_builtins(true, Vec::new()) {
         Ok(m) => Arc::new(m),
         Err(e) => {
-            eprintln!("hostwatch: {e}");
+            crate::diag::error(format_args!("{e}"));
             return ExitCode::from(2);
         }
     };
@@ -242,7 +242,7 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     let text = String::from_utf8_lossy(&buf.contents()).into_owned();
     if let Some(p) = json_out {
         if let Err(e) = std::fs::write(&p, &text) {
-            eprintln!("hostwatch: {}: {e}", p.display());
+            crate::diag::error(format_args!("{}: {e}", p.display()));
             return ExitCode::from(1);
         }
     }
@@ -281,7 +281,7 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     }
     match outcome.error {
         Some(e) => {
-            eprintln!("hostwatch: {e}");
+            crate::diag::error(format_args!("{e}"));
             ExitCode::from(1)
         }
         None => ExitCode::SUCCESS,
