@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use hostwatch::capture::{LiveOptions, DEFAULT_SNAPLEN};
+use hostwatch::capture::{LiveOptions, DEFAULT_BUFFER_MIB, DEFAULT_SNAPLEN};
 use hostwatch::detection::lists::Lists;
 use hostwatch::flow::{self, DatagramConfig, FlowConfig, StreamLimits};
 use hostwatch::output::spec::{Kind, OutputSpec};
@@ -247,9 +247,9 @@ struct RunArgs {
     /// Do not put interfaces into promiscuous mode.
     #[arg(long, help_heading = "Live capture")]
     no_promisc: bool,
-    /// Kernel capture buffer in MiB.
-    #[arg(long, value_name = "MIB", help_heading = "Live capture")]
-    buffer_size: Option<i32>,
+    /// Kernel capture buffer in MiB, per socket (each lane has its own).
+    #[arg(long, default_value_t = DEFAULT_BUFFER_MIB, value_name = "MIB", help_heading = "Live capture")]
+    buffer_size: i32,
     /// Deliver packets as they arrive (lower latency, more wake-ups).
     #[arg(long, help_heading = "Live capture")]
     immediate: bool,
@@ -488,10 +488,7 @@ fn run(args: RunArgs) -> ExitCode {
         live: LiveOptions {
             snaplen: args.snaplen,
             promisc: !args.no_promisc,
-            buffer_size: args
-                .buffer_size
-                .map(|m| m.saturating_mul(1 << 20))
-                .unwrap_or(0),
+            buffer_size: args.buffer_size.max(1).saturating_mul(1 << 20),
             immediate: args.immediate,
             ..LiveOptions::default()
         },

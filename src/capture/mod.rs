@@ -19,15 +19,21 @@ use crate::decode::linktype;
 
 pub mod pcapng;
 
-/// Options of a live capture.
 /// Snapshot length of a live capture by default (tcpdump's).
 pub const DEFAULT_SNAPLEN: i32 = 262_144;
 
+/// Kernel ring of a capture socket by default, in MiB. libpcap's own
+/// default (2 MiB) holds about 32 packets on an interface with segmentation
+/// offload (each slot sized for a 64 KiB packet): a burst that arrives
+/// while the reader waits for a core overflows it.
+pub const DEFAULT_BUFFER_MIB: i32 = 32;
+
+/// Options of a live capture.
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub snaplen: i32,
     pub promisc: bool,
-    /// Kernel buffer size in bytes (0: libpcap's default).
+    /// Kernel buffer size in bytes, per socket (0: libpcap's default).
     pub buffer_size: i32,
     pub immediate: bool,
     /// How long [`wait_any`] waits for packets (and libpcap's buffer
@@ -40,7 +46,7 @@ impl Default for LiveOptions {
         LiveOptions {
             snaplen: DEFAULT_SNAPLEN,
             promisc: true,
-            buffer_size: 0,
+            buffer_size: DEFAULT_BUFFER_MIB << 20,
             immediate: false,
             timeout_ms: 250,
         }
