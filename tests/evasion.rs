@@ -1386,3 +1386,72 @@ fn checksums_left_to_the_card_are_taken_but_not_from_a_stack_that_filled_them() 
         1
     );
 }
+
+/// A blind sender spoofs an innocent host: a SYN "from" it, the server's
+/// SYN-ACK goes to the real host (the attacker never sees its sequence
+/// number), then the SMB logon's requests with a guessed acknowledgment,
+/// each answered by the server's RST at that number. The server drops
+/// every one of them (RFC 5961 5.2), and so does hostwatch: no alert, no
+/// sighting, no NTLM record; `flows.bad_ack` counts them. The same
+/// requests with the right acknowledgment (the host's real logon) alert.
+#[test]
+fn a_blind_spoofer_cannot_pin_a_name_on_an_innocent_host() {
+    let build = |guessed: bool| -> Trace {
+        let mut t = Trace::starting_at(1_700_000_000_000_000);
+        let mut c = Conn::new((ip("10.1.0.50"), 50000), (ip("10.1.0.5"), 445), 61);
+        let open = c.open();
+        t.add(&c, &open[..2]);
+        for (req, _) in smb_trips() {
+            let mut segs = c.send(true, &req);
+            for s in &mut segs {
+                if guessed {
+                    s.ack = s.ack.wrapping_add(0x4000_0000);
+                }
+            }
+            t.add(&c, &segs);
+            if guessed {
+                let rst = Segment {
+                    from_client: false,
+                    seq: segs[0].ack,
+                    ack: 0,
+                    flags: hostwatch::decode::tcp_flags::RST,
+                    payload: Vec::new(),
+                };
+                t.add(&c, &[rst]);
+            }
+        }
+        t
+    };
+    let p = tmp("blind-spoof.pcap");
+    std::fs::write(&p, build(true).to_bytes()).expect("write");
+    let (events, _, _) = run_files(std::slice::from_ref(&p), 1);
+    assert!(of_type(&events, "alert").is_empty(), "{events:?}");
+    assert!(of_type(&events, "ntlm").is_empty());
+    assert!(of_type(&events, "inventory").is_empty());
+    let stats = of_type(&events, "stats");
+    let flows = &stats[0]["stats"]["flows"];
+    let requests: usize = smb_trips()
+        .iter()
+        .map(|(req, _)| req.len().div_ceil(1460))
+        .sum();
+    assert_eq!(flows["bad_ack"].as_u64(), Some(requests as u64));
+    assert_eq!(flows["rst_ignored"].as_u64(), Some(3));
+
+    // The acknowledgment the real host would send: its logon is seen
+    // (the server's answers are left out; the requests alone name it).
+    std::fs::write(&p, build(false).to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let alerts: Vec<String> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                s(a, "src_ip").unwrap_or_default(),
+                s(a, "alert.hostname").unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(alerts, ["10.1.0.50 WIN-J9D866ESIJ2"]);
+    let stats = of_type(&events, "stats");
+    assert_eq!(stats[0]["stats"]["flows"]["bad_ack"].as_u64(), Some(0));
+}

@@ -100,6 +100,9 @@ pub struct FlowStats {
     /// RSTs an endpoint would ignore (not at the exact next sequence
     /// number, RFC 5961), so they did not end the analysis.
     pub rst_ignored: u64,
+    /// Segments dropped for an acknowledgment of bytes the peer never
+    /// sent (RFC 5961 5.2: the receiver drops them): a blind sender's.
+    pub bad_ack: u64,
     /// Segments dropped for a checksum their receiver would reject.
     pub bad_checksum: u64,
     /// Segments taken with a checksum left for the sender's card to fill.
@@ -125,6 +128,7 @@ impl FlowStats {
         self.evicted += o.evicted;
         self.closed += o.closed;
         self.rst_ignored += o.rst_ignored;
+        self.bad_ack += o.bad_ack;
         self.bad_checksum += o.bad_checksum;
         self.unfilled_checksum += o.unfilled_checksum;
         self.not_accepted += o.not_accepted;
@@ -139,7 +143,7 @@ impl FlowStats {
         serde_json::json!({
             "total": self.flows, "active": active, "midstream": self.midstream,
             "bypassed": self.bypassed, "timed_out": self.timed_out,
-            "evicted": self.evicted, "closed": self.closed, "rst_ignored": self.rst_ignored,
+            "evicted": self.evicted, "closed": self.closed, "rst_ignored": self.rst_ignored, "bad_ack": self.bad_ack,
             "bad_checksum": self.bad_checksum, "unfilled_checksum": self.unfilled_checksum,
             "not_accepted": self.not_accepted,
             "overlap_copies_analysed": self.overlap_copies_analysed,
@@ -215,6 +219,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         shadows: 0,
         footprint: 0,
         streams: [Stream::default(), Stream::default()],
+        sent: [Sent::default(); 2],
         app: App::NotYet,
     }
 }
@@ -290,7 +295,59 @@ struct Flow {
     /// last packet (counted in [`Budget::flows`]).
     footprint: usize,
     streams: [Stream; 2],
+    /// What each side sent (client, server), to judge the other's ACKs.
+    sent: [Sent; 2],
     app: App,
+}
+
+/// How far past the highest sequence number seen from a side its peer may
+/// acknowledge: bytes the capture missed (RFC 5961 5.2 bounds it by the
+/// sender's window; the capture does not always see that).
+const ACK_SLACK: u32 = 1 << 20;
+/// How far back an acknowledgment may lag (a window's worth of old ACKs).
+const ACK_HISTORY: u32 = 1 << 30;
+
+/// What one side of a connection has sent, in sequence space, once its SYN
+/// was seen: the receiver's SND.NXT, as the capture knows it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    isn: Option<u32>,
+    /// One past the highest sequence number sent (its SYN and FIN count).
+    nxt: u32,
+}
+
+impl Sent {
+    /// A segment this side sent and its receiver took: `len` counts its
+    /// payload, SYN and FIN.
+    fn record(&mut self, seq: u32, len: u32, syn: bool) {
+        if syn && self.isn.is_none() {
+            self.isn = Some(seq);
+            self.nxt = seq;
+        }
+        if self.isn.is_some() {
+            let end = seq.wrapping_add(len);
+            if (end.wrapping_sub(self.nxt) as i32) > 0 {
+                self.nxt = end;
+            }
+        }
+    }
+
+    /// Whether an ACK of `ack` acknowledges only what this side sent
+    /// (RFC 5961 5.2: between SND.UNA - MAX.SND.WND and SND.NXT). Without
+    /// its SYN nothing is known, and every ACK passes (midstream rules).
+    fn acknowledged(&self, ack: u32) -> bool {
+        let Some(isn) = self.isn else {
+            return true;
+        };
+        let first = isn.wrapping_add(1);
+        let lo = if self.nxt.wrapping_sub(first) < ACK_HISTORY {
+            first
+        } else {
+            self.nxt.wrapping_sub(ACK_HISTORY)
+        };
+        let hi = self.nxt.wrapping_add(ACK_SLACK);
+        ack.wrapping_sub(lo) <= hi.wrapping_sub(lo)
+    }
 }
 
 /// A flow's analyzer: created when the first payload arrives (a half-open
@@ -478,6 +535,24 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
             None => stats.unfilled_checksum += 1,
             _ => {}
+        }
+        // The receiver drops a segment that acknowledges bytes its peer
+        // (the receiver itself) never sent: a blind sender cannot put data
+        // or a FIN into a connection it cannot see.
+        let me = usize::from(side) - 1;
+        let carries = syn || fin || !payload.is_empty();
+        if ack
+            && carries
+            && !rst
+            && !matches!(flow.app, App::Done)
+            && !flow.sent[1 - me].acknowledged(seg.ack)
+        {
+            stats.bad_ack += 1;
+            return;
+        }
+        if !rst {
+            let len = payload.len() as u32 + u32::from(syn) + u32::from(fin);
+            flow.sent[me].record(seg.seq, len, syn);
         }
         flow.last_us = seg.ts_us;
         flow.dirs_seen |= side;

@@ -368,3 +368,35 @@ fn only_an_rst_at_the_exact_next_sequence_number_ends_the_analysis() {
     assert_eq!(cookie(&out[0]).0, "onetwo");
     assert_eq!((t.stats.rst_ignored, t.stats.closed), (3, 1));
 }
+
+#[test]
+fn an_ack_is_judged_by_what_its_peer_sent() {
+    let mut s = Sent::default();
+    // Nothing known before the SYN: every ACK passes (midstream).
+    assert!(s.acknowledged(12345));
+    s.record(1000, 1, true);
+    assert!(s.acknowledged(1001), "the SYN's own ACK");
+    assert!(!s.acknowledged(1000), "before the first byte");
+    assert!(!s.acknowledged(1000 + 0x4000_0000), "a guess");
+    assert!(s.acknowledged(1001 + ACK_SLACK), "what the capture missed");
+    assert!(!s.acknowledged(1002 + ACK_SLACK));
+    s.record(1001, 500, false);
+    assert!(s.acknowledged(1501));
+    // A retransmission does not move it back; a later SYN does not reset it.
+    s.record(1001, 100, false);
+    s.record(7, 1, true);
+    assert_eq!((s.isn, s.nxt), (Some(1000), 1501));
+    // Across the wrap of sequence space.
+    let mut w = Sent::default();
+    w.record(u32::MAX - 10, 1, true);
+    w.record(u32::MAX - 9, 100, false);
+    assert_eq!(w.nxt, 90);
+    assert!(w.acknowledged(90) && w.acknowledged(u32::MAX - 9) && w.acknowledged(3));
+    assert!(!w.acknowledged(u32::MAX - 10));
+    // Long connections: an ACK may lag by up to ACK_HISTORY.
+    let mut l = Sent::default();
+    l.record(0, 1, true);
+    l.record(1, 0x7000_0000, false);
+    assert!(l.acknowledged(0x7000_0001 - ACK_HISTORY));
+    assert!(!l.acknowledged(0x7000_0000 - ACK_HISTORY));
+}
