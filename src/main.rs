@@ -549,6 +549,9 @@ fn run(args: RunArgs) -> ExitCode {
             }
         );
     }
+    if let Some(l) = &outcome.checksum_drops {
+        hostwatch::diag::warn(l);
+    }
     for l in &outcome.output_losses {
         hostwatch::diag::error(format_args!("{l}"));
     }

@@ -1490,3 +1490,26 @@ fn messages_carry_their_priority_to_the_journal() {
     assert!(said.starts_with("<6>hostwatch: wrote "), "{said}");
     assert_eq!(said.lines().count(), 1, "{said}");
 }
+
+/// A capture whose checksums were broken after the fact loses segments in
+/// the default mode: the run says so, and how to read them anyway.
+#[test]
+fn segments_dropped_for_checksums_are_said() {
+    let f = fixture("real/pcaps/zeek__rdp-unknown-keyboard.pcap")
+        .display()
+        .to_string();
+    let o = hostwatch(&["-q", "--format", "json", "-r", &f]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stderr(&o),
+        "hostwatch: 1 TCP segment dropped for a wrong checksum, as their receivers would drop them; a capture edited or re-addressed after the fact breaks checksums: --checksums ignore reads them anyway\n"
+    );
+    let o = hostwatch(&["-q", "--format", "json", "--checksums", "ignore", "-r", &f]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let names: Vec<String> = lines(&o)
+        .iter()
+        .filter_map(|e| s(e, "rdp.client.client_name"))
+        .collect();
+    assert_eq!(names, ["JOHN-PC-LAPTOP"]);
+}

@@ -144,6 +144,32 @@ pub struct Outcome {
     /// The end-of-run summary (plain text, names escaped).
     pub summary: String,
     pub summary_color: String,
+    /// What was dropped for wrong checksums, if anything: a capture edited
+    /// after the fact loses data that way, and must not lose it silently.
+    pub checksum_drops: Option<String>,
+}
+
+/// The line saying what the run dropped for wrong checksums, from the
+/// final stats.
+fn checksum_drops(stats: &serde_json::Value) -> Option<String> {
+    let c = &stats["checksums"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    let parts: Vec<String> = [
+        (n("bad_tcp"), "TCP segment"),
+        (n("bad_udp"), "UDP datagram"),
+        (n("bad_fragment"), "IP fragment"),
+    ]
+    .iter()
+    .filter(|(k, _)| *k > 0)
+    .map(|(k, what)| format!("{k} {what}{}", if *k == 1 { "" } else { "s" }))
+    .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} dropped for a wrong checksum, as their receivers would drop them; a capture edited or re-addressed after the fact breaks checksums: --checksums ignore reads them anyway",
+        parts.join(", ")
+    ))
 }
 
 /// Runs the whole pipeline over the configured inputs.
@@ -230,6 +256,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
             after_open,
         )
     };
+    let checksum_drops = checksum_drops(&end.stats);
     if end.opened {
         let _ = out_tx.send(OutMsg::Stats {
             ts_us: end.ts_us,
@@ -257,6 +284,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
         interrupted: control.stop.load(Ordering::SeqCst),
         summary: inv.summary(false),
         summary_color: inv.summary(true),
+        checksum_drops,
     }
 }
 
