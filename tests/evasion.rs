@@ -1455,3 +1455,51 @@ fn a_blind_spoofer_cannot_pin_a_name_on_an_innocent_host() {
     let stats = of_type(&events, "stats");
     assert_eq!(stats[0]["stats"]["flows"]["bad_ack"].as_u64(), Some(0));
 }
+
+/// A capture whose AUTHENTICATE segment had its checksum broken after the
+/// fact (edited, re-addressed): the server's answer acknowledges it, so
+/// the server took it, and so does hostwatch (`checksums.vouched_tcp`).
+/// Cut the capture before that answer and nothing vouches for it: dropped,
+/// as before. A decoy with a broken checksum followed by the real segment
+/// is never delivered (`decoys_an_endpoint_drops_...`).
+#[test]
+fn a_broken_checksum_the_receiver_acknowledged_is_taken() {
+    let build = |answered: bool| -> Trace {
+        let mut t = Trace::starting_at(1_700_000_000_000_000);
+        let mut c = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+        c.mss = 4000;
+        let fl = flights(&mut c, &smb_trips(), Delivery::Plain);
+        let auth_at = 1 + 2 * 2;
+        for (i, f) in fl.iter().enumerate() {
+            if i > auth_at && !answered {
+                break;
+            }
+            let first = t.frames.len();
+            t.add(&c, f);
+            if i == auth_at {
+                assert_eq!(t.frames.len(), first + 1, "one AUTHENTICATE segment");
+                t.frames[first].1[TCP_CHECKSUM] ^= 0x5a;
+            }
+        }
+        t
+    };
+    let p = tmp("vouched.pcap");
+    std::fs::write(&p, build(true).to_bytes()).expect("write");
+    let (events, _, _) = run_files(std::slice::from_ref(&p), 1);
+    assert_eq!(smb_seen(&events), smb_expected());
+    let stats = &events.last().expect("stats")["stats"];
+    assert_eq!(stats["checksums"]["bad_tcp"], 1);
+    assert_eq!(stats["checksums"]["vouched_tcp"], 1);
+
+    std::fs::write(&p, build(false).to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let users: Vec<String> = of_type(&events, "ntlm")
+        .iter()
+        .filter_map(|e| s(e, "ntlm.client.user"))
+        .collect();
+    assert!(users.is_empty(), "{users:?}");
+    assert!(of_type(&events, "alert").is_empty());
+    let stats = &events.last().expect("stats")["stats"];
+    assert_eq!(stats["checksums"]["bad_tcp"], 1);
+    assert_eq!(stats["checksums"]["vouched_tcp"], 0);
+}

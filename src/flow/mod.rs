@@ -72,6 +72,9 @@ pub struct FlowConfig {
     /// at the same packet times for every worker, so that the output does
     /// not depend on how flows are spread over workers.
     pub self_expire: bool,
+    /// Whether a data segment with a wrong checksum is taken once its
+    /// receiver acknowledges it (`--checksums auto`).
+    pub vouch_checksums: bool,
 }
 
 impl Default for FlowConfig {
@@ -84,6 +87,7 @@ impl Default for FlowConfig {
             idle_timeout_us: defaults::IDLE_TIMEOUT_SECS as i64 * 1_000_000,
             half_open_timeout_us: defaults::HALF_OPEN_TIMEOUT_SECS as i64 * 1_000_000,
             closed_timeout_us: defaults::CLOSED_TIMEOUT_SECS as i64 * 1_000_000,
+            vouch_checksums: true,
             self_expire: true,
         }
     }
@@ -105,6 +109,10 @@ pub struct FlowStats {
     pub bad_ack: u64,
     /// Segments dropped for a checksum their receiver would reject.
     pub bad_checksum: u64,
+    /// Of those, segments taken after all: the receiver acknowledged their
+    /// bytes and no segment with a correct checksum had brought them (the
+    /// checksum broke after the receiver took it, in the capture).
+    pub vouched_checksum: u64,
     /// Segments taken with a checksum left for the sender's card to fill.
     pub unfilled_checksum: u64,
     /// Segments without ACK after the SYN (an endpoint drops them), and SYN
@@ -130,6 +138,7 @@ impl FlowStats {
         self.rst_ignored += o.rst_ignored;
         self.bad_ack += o.bad_ack;
         self.bad_checksum += o.bad_checksum;
+        self.vouched_checksum += o.vouched_checksum;
         self.unfilled_checksum += o.unfilled_checksum;
         self.not_accepted += o.not_accepted;
         self.overlap_copies_analysed += o.overlap_copies_analysed;
@@ -220,6 +229,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         footprint: 0,
         streams: [Stream::default(), Stream::default()],
         sent: [Sent::default(); 2],
+        unverified: Vec::new(),
         app: App::NotYet,
     }
 }
@@ -297,8 +307,22 @@ struct Flow {
     streams: [Stream; 2],
     /// What each side sent (client, server), to judge the other's ACKs.
     sent: [Sent; 2],
+    /// Segments with a wrong checksum, held until the receiver's ACK says
+    /// whether it took them (at most [`MAX_UNVERIFIED`]).
+    unverified: Vec<Unverified>,
     app: App,
 }
+
+/// A data segment with a wrong checksum, from `side` (client 0, server 1).
+struct Unverified {
+    side: usize,
+    seq: u32,
+    payload: Vec<u8>,
+}
+
+/// Segments with wrong checksums held per connection, and their bytes.
+const MAX_UNVERIFIED: usize = 4;
+const MAX_UNVERIFIED_BYTES: usize = 16 << 10;
 
 /// How far past the highest sequence number seen from a side its peer may
 /// acknowledge: bytes the capture missed (RFC 5961 5.2 bounds it by the
@@ -460,14 +484,17 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             Checksum::Unfilled(_) => None,
             c => Some(c.accepts(seg.payload)),
         };
-        if checked == Some(false)
-            && !self
-                .flows
-                .get(&key)
-                .is_some_and(|f| matches!(f.app, App::Done))
-        {
-            self.stats.bad_checksum += 1;
-            return;
+        if checked == Some(false) {
+            match self.flows.get_mut(&key) {
+                Some(f) if matches!(f.app, App::Done) => {}
+                found => {
+                    self.stats.bad_checksum += 1;
+                    if let (Some(f), true) = (found, self.cfg.vouch_checksums) {
+                        hold_unverified(f, seg, &mut self.budget);
+                    }
+                    return;
+                }
+            }
         }
         let syn = seg.flags & tcp_flags::SYN != 0;
         let ack = seg.flags & tcp_flags::ACK != 0;
@@ -614,8 +641,23 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(parse_errors);
         let mut status = Status::Continue;
         let mut conflicts: Vec<(Dir, u32, Vec<u8>)> = Vec::new();
+        let vouched = if ack && !flow.unverified.is_empty() {
+            take_vouched(&mut flow.unverified, 1 - me, seg.ack, theirs.expected_seq())
+        } else {
+            Vec::new()
+        };
         {
             let app = &mut flow.app;
+            for (seq, bytes) in &vouched {
+                stats.vouched_checksum += 1;
+                flow.sent[1 - me].record(*seq, bytes.len() as u32, false);
+                theirs.segment(*seq, bytes, &limits, budget, &mut stats.streams, &mut |c| {
+                    if let (App::Running(a), false) = (&mut *app, matches!(c, Chunk::Conflict(..)))
+                    {
+                        feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
+                    }
+                });
+            }
             if ack {
                 theirs.peer_ack(seg.ack, &limits, budget, &mut stats.streams, &mut |c| {
                     if let App::Running(a) = app {
@@ -663,6 +705,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                         .iter()
                         .map(Stream::retained_capacity)
                         .sum::<usize>()
+                    + unverified_bytes(&flow.unverified)
             }
             _ => 0,
         };
@@ -860,8 +903,68 @@ fn finish_analysis(
     for s in flow.streams.iter_mut() {
         s.discard(budget);
     }
+    flow.unverified = Vec::new();
     budget.flows -= flow.footprint;
     flow.footprint = 0;
+}
+
+fn unverified_bytes(held: &[Unverified]) -> usize {
+    held.iter().map(|u| u.payload.len()).sum()
+}
+
+/// Keeps a data segment with a wrong checksum aside: if its receiver
+/// acknowledges its bytes and no correct segment brought them, the
+/// receiver took it (the checksum broke in the capture, after the fact).
+/// Only plain data whose own ACK is acceptable; within the per-connection
+/// caps and counted in its memory.
+fn hold_unverified(flow: &mut Flow, seg: &TcpSegment<'_>, budget: &mut Budget) {
+    let plain =
+        seg.flags & (tcp_flags::SYN | tcp_flags::RST) == 0 && seg.flags & tcp_flags::ACK != 0;
+    let held = unverified_bytes(&flow.unverified);
+    if !plain
+        || seg.payload.is_empty()
+        || !matches!(flow.app, App::Running(_) | App::NotYet)
+        || flow.unverified.len() >= MAX_UNVERIFIED
+        || held + seg.payload.len() > MAX_UNVERIFIED_BYTES
+    {
+        return;
+    }
+    let side = usize::from((seg.src, seg.sport) != flow.client);
+    if !flow.sent[1 - side].acknowledged(seg.ack) {
+        return;
+    }
+    flow.unverified.push(Unverified {
+        side,
+        seq: seg.seq,
+        payload: seg.payload.to_vec(),
+    });
+    budget.flows += seg.payload.len();
+    flow.footprint += seg.payload.len();
+}
+
+/// The held segments from `side` that `ack` acknowledges whole, as the
+/// bytes still to deliver (those before `expected`, which a correct
+/// segment already brought, are cut; a segment wholly before it goes).
+fn take_vouched(
+    held: &mut Vec<Unverified>,
+    side: usize,
+    ack: u32,
+    expected: Option<u32>,
+) -> Vec<(u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    held.retain_mut(|u| {
+        let end = u.seq.wrapping_add(u.payload.len() as u32);
+        if u.side != side || (ack.wrapping_sub(end) as i32) < 0 {
+            return true;
+        }
+        let skip = expected.map_or(0, |x| (x.wrapping_sub(u.seq) as i32).max(0) as usize);
+        if skip < u.payload.len() {
+            let bytes = u.payload.split_off(skip);
+            out.push((u.seq.wrapping_add(skip as u32), bytes));
+        }
+        false
+    });
+    out
 }
 
 /// Looks at the other copy of a conflicting overlap as the receiver may have

@@ -155,7 +155,7 @@ fn checksum_drops(stats: &serde_json::Value) -> Option<String> {
     let c = &stats["checksums"];
     let n = |k: &str| c[k].as_u64().unwrap_or(0);
     let parts: Vec<String> = [
-        (n("bad_tcp"), "TCP segment"),
+        (n("bad_tcp").saturating_sub(n("vouched_tcp")), "TCP segment"),
         (n("bad_udp"), "UDP datagram"),
         (n("bad_fragment"), "IP fragment"),
     ]
@@ -306,6 +306,8 @@ pub(super) fn shares(cfg: &Config, workers: usize) -> (FlowConfig, DatagramConfi
     flow.max_flows = (cfg.flow.max_flows / workers).max(1);
     flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
     flow.memcap = (cfg.flow.memcap / workers).max(1);
+    // Verifying every checksum (a tap), a wrong one is never vouched for.
+    flow.vouch_checksums = cfg.checksums == crate::decode::checksum::Mode::Auto;
     let mut datagram = cfg.datagram;
     datagram.max_conversations = (cfg.datagram.max_conversations / workers).max(1);
     (flow, datagram)

@@ -133,6 +133,7 @@ pub(super) fn to_json(
         "checksums": {
             "mode": c.checksums.name(),
             "bad_tcp": flows.bad_checksum,
+            "vouched_tcp": flows.vouched_checksum,
             "unfilled_tcp_taken": flows.unfilled_checksum,
             "bad_udp": udp.bad_checksum,
             "unfilled_udp_taken": udp.unfilled_checksum,
