@@ -301,42 +301,29 @@ fn install_signals(control: &Arc<Control>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Checks that `user` exists, before anything is opened.
-fn user_exists(user: &str) -> Result<(), String> {
-    let name = std::ffi::CString::new(user).map_err(|_| format!("invalid user name '{user}'"))?;
-    // SAFETY: getpwnam reads a NUL-terminated name and returns a pointer to
-    // static storage (or NULL), only compared with NULL here.
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("--user: no such user '{user}'"));
+/// The passwd record of `user`.
+fn lookup_user(user: &str) -> Result<nix::unistd::User, String> {
+    match nix::unistd::User::from_name(user) {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(format!("--user: no such user '{user}'")),
+        Err(e) => Err(format!("--user {user}: cannot look it up: {e}")),
     }
-    Ok(())
 }
 
-/// Switches to `user` (like `tcpdump -Z`).
+/// Checks that `user` exists, before anything is opened.
+fn user_exists(user: &str) -> Result<(), String> {
+    lookup_user(user).map(|_| ())
+}
+
+/// Switches to `user` (like `tcpdump -Z`): no supplementary groups, its
+/// group, then its uid.
 fn drop_privileges(user: &str) -> Result<(), String> {
-    let name = std::ffi::CString::new(user).map_err(|_| format!("invalid user name '{user}'"))?;
-    // SAFETY: getpwnam reads a NUL-terminated name and returns a pointer to
-    // static storage (or NULL), read at once below.
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("--user: no such user '{user}'"));
-    }
-    // SAFETY: `pw` is non-null and points to a valid passwd record.
-    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-    // SAFETY: plain system calls with values from the passwd record.
-    let ok = unsafe {
-        libc::setgroups(0, std::ptr::null()) == 0
-            && libc::setgid(gid) == 0
-            && libc::setuid(uid) == 0
-    };
-    if !ok {
-        return Err(format!(
-            "--user {user}: cannot drop privileges: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    use nix::unistd::{setgid, setgroups, setuid};
+    let u = lookup_user(user)?;
+    setgroups(&[])
+        .and_then(|()| setgid(u.gid))
+        .and_then(|()| setuid(u.uid))
+        .map_err(|e| format!("--user {user}: cannot drop privileges: {e}"))
 }
 
 /// What a live sensor says once its interfaces are open, as tcpdump does:

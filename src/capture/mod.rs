@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::IntoRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -319,13 +319,8 @@ const CAPTURE_MAGICS: [[u8; 4]; 7] = [
 fn feed_through_pipe(
     mut input: Box<dyn Read + Send>,
 ) -> io::Result<(i32, JoinHandle<io::Result<u64>>)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid two-element array for pipe(2) to fill.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the write end was just created by pipe(2) and is owned here alone.
-    let mut writer = unsafe { File::from_raw_fd(fds[1]) };
+    let (read, write) = nix::unistd::pipe().map_err(io::Error::from)?;
+    let mut writer = File::from(write);
     let handle = std::thread::Builder::new()
         .name("hostwatch-feeder".into())
         .spawn(move || {
@@ -378,7 +373,7 @@ fn feed_through_pipe(
             writer.flush()?;
             Ok(n)
         })?;
-    Ok((fds[0], handle))
+    Ok((read.into_raw_fd(), handle))
 }
 
 fn linktype_name(lt: i32) -> String {

@@ -4,17 +4,13 @@
 
 /// The CPUs this process may run on.
 pub(super) fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the
-    // calling thread and CPU_ISSET only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
+    use nix::sched::{sched_getaffinity, CpuSet};
+    let Ok(set) = sched_getaffinity(nix::unistd::Pid::from_raw(0)) else {
+        return Vec::new();
+    };
+    (0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .collect()
 }
 
 /// The CPUs for the workers and the output thread when the capture thread
@@ -34,15 +30,15 @@ fn leave_one_to_capture(mut cpus: Vec<usize>, workers: usize) -> Option<Vec<usiz
 
 /// Restricts the calling thread to `cpus`; a failure leaves it as it was.
 pub(super) fn restrict_to(cpus: Option<&[usize]>) {
+    use nix::sched::{sched_setaffinity, CpuSet};
     let Some(cpus) = cpus else { return };
-    // SAFETY: as in allowed_cpus; sched_setaffinity(0) acts on this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        if set.set(c).is_err() {
+            return;
         }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+    let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
 }
 
 #[cfg(test)]
