@@ -174,7 +174,7 @@ impl Message<'_> {
                     r.client_mac.get_or_insert_with(|| hex(m.chaddr, ":"));
                 }
                 if !from_server {
-                    if let Some(h) = m.hostname.and_then(name) {
+                    if let Some(h) = m.hostname.as_deref().and_then(hostname) {
                         r.hostname.get_or_insert(h);
                     }
                     if let Some(f) = m.fqdn.and_then(|f| f.text()).filter(|f| !f.is_empty()) {
@@ -249,6 +249,13 @@ fn hex(b: &[u8], sep: &str) -> String {
         s.push_str(&format!("{x:02x}"));
     }
     s
+}
+
+/// Option 12 as a DHCP server records it: up to the first NUL (dnsmasq
+/// and ISC dhcpd stop there, so the lease carries what comes before).
+fn hostname(b: &[u8]) -> Option<String> {
+    let end = memchr::memchr(0, b).unwrap_or(b.len());
+    name(b.get(..end).unwrap_or(b))
 }
 
 fn name(b: &[u8]) -> Option<String> {
@@ -341,6 +348,10 @@ impl DatagramAnalyzer for DhcpAnalyzer {
             Err(dhcp::DhcpError::NotDhcp) => return,
             Err(_) => return cx.parse_error(name),
         };
+        if matches!(&msg, Message::V4(m) if m.bad_options > 0) {
+            // Read all the same, as a server would; counted.
+            cx.parse_error(name);
+        }
         self.take(&msg, cx);
     }
 
@@ -446,5 +457,24 @@ impl EventRecord for DhcpRecord {
                 v.push(Name::of(path, Role::Client, n, true));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dnsmasq leases `WIN-J9D866ESIJ2\0x86` as WIN-J9D866ESIJ2: the name
+    /// is what comes before the NUL, as the server records it.
+    #[test]
+    fn a_host_name_ends_at_its_first_nul() {
+        assert_eq!(
+            hostname(b"WIN-J9D866ESIJ2\0x86").as_deref(),
+            Some("WIN-J9D866ESIJ2")
+        );
+        assert_eq!(hostname(b"WS01\0").as_deref(), Some("WS01"));
+        assert_eq!(hostname(b" WS01 ").as_deref(), Some("WS01"));
+        assert_eq!(hostname(b"\0WIN-J9D866ESIJ2"), None);
+        assert_eq!(hostname(b""), None);
     }
 }

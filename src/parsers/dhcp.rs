@@ -5,6 +5,7 @@
 //! length running past the message ends the run with an error, never a
 //! read beyond it.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nom::bytes::complete::take;
@@ -126,7 +127,7 @@ impl Fqdn<'_> {
 }
 
 /// A DHCPv4 message: the header fields and the options hostwatch reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct V4<'a> {
     pub op: u8,
     pub xid: u32,
@@ -137,8 +138,9 @@ pub struct V4<'a> {
     /// The client hardware address, `hlen` bytes (at most 16).
     pub chaddr: &'a [u8],
     pub msg_type: Option<u8>,
-    /// Option 12.
-    pub hostname: Option<&'a [u8]>,
+    /// Option 12, its instances concatenated (RFC 3396: a value longer
+    /// than 255 bytes, or split on purpose, comes in several).
+    pub hostname: Option<Cow<'a, [u8]>>,
     /// Option 81.
     pub fqdn: Option<Fqdn<'a>>,
     /// Option 60.
@@ -151,6 +153,9 @@ pub struct V4<'a> {
     pub lease_time: Option<u32>,
     /// Option 61.
     pub client_id: Option<&'a [u8]>,
+    /// Options of a known code whose value had the wrong size: skipped, as
+    /// a server skips them (one bad option does not void the message).
+    pub bad_options: u32,
 }
 
 fn nonzero(a: u32) -> Option<Ipv4Addr> {
@@ -217,7 +222,9 @@ fn addr4(code: u8, v: &[u8]) -> Result<Ipv4Addr, DhcpError> {
 }
 
 /// Reads one run of options into `m`; returns the overload option's value.
-/// The first instance of an option is kept.
+/// The first instance of an option is kept, but for the host name, whose
+/// instances are concatenated (RFC 3396). An option whose value has the
+/// wrong size is skipped and counted; a length past the end is an error.
 fn options_v4<'a>(mut b: &'a [u8], m: &mut V4<'a>) -> Result<u8, DhcpError> {
     let mut overload = 0;
     while let Some((&code, rest)) = b.split_first() {
@@ -232,47 +239,62 @@ fn options_v4<'a>(mut b: &'a [u8], m: &mut V4<'a>) -> Result<u8, DhcpError> {
         let opt: R<_> = nom::multi::length_data(be_u8).parse(rest);
         let (rest, v) = opt.map_err(truncated("options"))?;
         b = rest;
-        match code {
-            53 => {
-                let t = *v.first().ok_or(DhcpError::BadOption { code: 53 })?;
-                m.msg_type.get_or_insert(t);
-            }
-            12 if !v.is_empty() => {
-                m.hostname.get_or_insert(v);
-            }
-            60 if !v.is_empty() => {
-                m.vendor_class.get_or_insert(v);
-            }
-            61 if !v.is_empty() => {
-                m.client_id.get_or_insert(v);
-            }
-            50 => {
-                let a = addr4(code, v)?;
-                m.requested_ip.get_or_insert(a);
-            }
-            54 => {
-                let a = addr4(code, v)?;
-                m.server_id.get_or_insert(a);
-            }
-            51 => {
-                let t = <[u8; 4]>::try_from(v).map_err(|_| DhcpError::BadOption { code: 51 })?;
-                m.lease_time.get_or_insert(u32::from_be_bytes(t));
-            }
-            81 => {
-                // Flags, two obsolete RCODE bytes, then the name.
-                let (&flags, rest) = v.split_first().ok_or(DhcpError::BadOption { code: 81 })?;
-                let name = rest.get(2..).ok_or(DhcpError::BadOption { code: 81 })?;
-                m.fqdn.get_or_insert(Fqdn {
-                    flags,
-                    wire: flags & FQDN_E != 0,
-                    name,
-                });
-            }
-            52 => overload = v.first().copied().unwrap_or(0),
-            _ => {}
+        if option_v4(code, v, m).is_err() {
+            m.bad_options += 1;
+        }
+        if code == 52 {
+            overload = v.first().copied().unwrap_or(0);
         }
     }
     Ok(overload)
+}
+
+/// The longest host name assembled from option 12's instances.
+const MAX_HOSTNAME: usize = 1024;
+
+/// Takes one option's value into `m`.
+fn option_v4<'a>(code: u8, v: &'a [u8], m: &mut V4<'a>) -> Result<(), DhcpError> {
+    match code {
+        53 => {
+            let t = *v.first().ok_or(DhcpError::BadOption { code: 53 })?;
+            m.msg_type.get_or_insert(t);
+        }
+        12 if !v.is_empty() => match &mut m.hostname {
+            None => m.hostname = Some(Cow::Borrowed(v)),
+            Some(h) if h.len() < MAX_HOSTNAME => h.to_mut().extend_from_slice(v),
+            Some(_) => {}
+        },
+        60 if !v.is_empty() => {
+            m.vendor_class.get_or_insert(v);
+        }
+        61 if !v.is_empty() => {
+            m.client_id.get_or_insert(v);
+        }
+        50 => {
+            let a = addr4(code, v)?;
+            m.requested_ip.get_or_insert(a);
+        }
+        54 => {
+            let a = addr4(code, v)?;
+            m.server_id.get_or_insert(a);
+        }
+        51 => {
+            let t = <[u8; 4]>::try_from(v).map_err(|_| DhcpError::BadOption { code: 51 })?;
+            m.lease_time.get_or_insert(u32::from_be_bytes(t));
+        }
+        81 => {
+            // Flags, two obsolete RCODE bytes, then the name.
+            let (&flags, rest) = v.split_first().ok_or(DhcpError::BadOption { code: 81 })?;
+            let name = rest.get(2..).ok_or(DhcpError::BadOption { code: 81 })?;
+            m.fqdn.get_or_insert(Fqdn {
+                flags,
+                wire: flags & FQDN_E != 0,
+                name,
+            });
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A DHCPv6 message, relay envelopes opened.

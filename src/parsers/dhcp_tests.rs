@@ -40,7 +40,7 @@ fn a_request_names_its_host_with_option_12_and_an_encoded_option_81(
     assert_eq!(m.chaddr, [0xfa, 0x12, 0x85, 0x1a, 0x10, 0xd3]);
     assert_eq!(m.ciaddr, None);
     assert_eq!(m.requested_ip, Some(Ipv4Addr::new(10, 77, 0, 94)));
-    assert_eq!(m.hostname, Some(&b"WIN-J9D866ESIJ2"[..]));
+    assert_eq!(m.hostname.as_deref(), Some(&b"WIN-J9D866ESIJ2"[..]));
     assert_eq!(m.vendor_class, Some(&b"MSFT 5.0"[..]));
     let fqdn = m.fqdn.ok_or("no FQDN")?;
     assert!(fqdn.wire);
@@ -85,7 +85,7 @@ fn overloaded_file_and_sname_fields_hold_options_too() -> Result<(), Box<dyn std
     b[file..file + 7].copy_from_slice(&[12, 4, b'W', b'S', b'0', b'1', 255]);
     let m = parse_v4(&b)?;
     assert_eq!(m.ciaddr, Some(Ipv4Addr::new(10, 0, 0, 7)));
-    assert_eq!(m.hostname, Some(&b"WS01"[..]));
+    assert_eq!(m.hostname.as_deref(), Some(&b"WS01"[..]));
     Ok(())
 }
 
@@ -101,9 +101,18 @@ fn malformed_v4_messages_are_errors() {
         parse_v4(&b),
         Err(DhcpError::Truncated { section: "options" })
     );
-    // A requested address of three bytes.
-    let b = v4(BOOTREQUEST, 1, [0; 4], [0; 4], &[50, 3, 1, 2, 3, 255]);
-    assert_eq!(parse_v4(&b), Err(DhcpError::BadOption { code: 50 }));
+    // A requested address of three bytes, a lease time of two: skipped and
+    // counted, the rest read (a server leases in the name all the same).
+    let mut opts = vec![53, 1, DISCOVER, 50, 3, 1, 2, 3, 51, 2, 0, 1, 12, 4];
+    opts.extend_from_slice(b"WS01");
+    opts.push(255);
+    let b = v4(BOOTREQUEST, 1, [0; 4], [0; 4], &opts);
+    let m = parse_v4(&b).expect("read");
+    assert_eq!(m.bad_options, 2);
+    assert_eq!(m.requested_ip, None);
+    assert_eq!(m.lease_time, None);
+    assert_eq!(m.msg_type, Some(DISCOVER));
+    assert_eq!(m.hostname.as_deref(), Some(&b"WS01"[..]));
     let mut b = good.clone();
     b[236] = 0;
     assert_eq!(parse_v4(&b), Err(DhcpError::NotDhcp));
@@ -217,4 +226,29 @@ fn malformed_v6_messages_are_errors() {
             section: "relay message"
         })
     );
+}
+
+/// RFC 3396: an option given in several instances is one value, their
+/// concatenation, in order (the file and sname fields after the options).
+#[test]
+fn a_host_name_split_over_instances_is_joined() -> Result<(), Box<dyn std::error::Error>> {
+    let mut opts = vec![53, 1, DISCOVER, 12, 8];
+    opts.extend_from_slice(b"WIN-J9D8");
+    opts.extend_from_slice(&[60, 8]);
+    opts.extend_from_slice(b"MSFT 5.0");
+    opts.extend_from_slice(&[12, 7]);
+    opts.extend_from_slice(b"66ESIJ2");
+    opts.push(255);
+    let b = v4(BOOTREQUEST, 1, [0; 4], [0; 4], &opts);
+    let m = parse_v4(&b)?;
+    assert_eq!(m.hostname.as_deref(), Some(&b"WIN-J9D866ESIJ2"[..]));
+    assert_eq!(m.bad_options, 0);
+    // One instance stays borrowed from the datagram.
+    let b = v4(BOOTREQUEST, 1, [0; 4], [0; 4], &[12, 2, b'P', b'C', 255]);
+    let m = parse_v4(&b)?;
+    assert!(matches!(
+        m.hostname,
+        Some(std::borrow::Cow::Borrowed(b"PC"))
+    ));
+    Ok(())
 }
