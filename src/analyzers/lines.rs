@@ -167,7 +167,9 @@ impl LineAnalyzer {
         let mut words = text.split(|&c| c == b' ').filter(|w| !w.is_empty());
         if dir == Dir::ToServer {
             if self.in_data {
-                self.in_data = text != b".";
+                // Only a line of a lone dot ends the body (RFC 5321
+                // 4.1.1.4): " ." and ". " are mail, whatever follows them.
+                self.in_data = line.strip_suffix(b"\r").unwrap_or(line) != b".";
                 return 0;
             }
             if self.auth {
@@ -436,6 +438,31 @@ mod tests {
                 Some("mx.corp.example")
             )]
         );
+    }
+
+    /// A body line " ." is mail, not the end of DATA: a HELO after it,
+    /// still in the body, names nobody (#24.8).
+    #[test]
+    fn only_a_lone_dot_ends_the_body() {
+        let got = session(&[
+            (Dir::ToClient, "220 mx.corp.example ESMTP\r\n"),
+            (Dir::ToServer, "DATA\r\n"),
+            (
+                Dir::ToServer,
+                "Subject: x\r\n .\r\n. \r\nHELO FORGED-IN-BODY\r\n",
+            ),
+            (Dir::ToClient, "250 queued\r\n"),
+        ]);
+        let helos: Vec<Option<String>> = smtp(&got).into_iter().map(|r| r.helo).collect();
+        assert!(helos.iter().all(Option::is_none), "{helos:?}");
+        // The lone dot ends it: the next HELO is a command.
+        let got = session(&[
+            (Dir::ToServer, "DATA\r\n"),
+            (Dir::ToServer, "body\r\n.\r\nHELO WS01\r\n"),
+            (Dir::ToClient, "250 ok\r\n"),
+        ]);
+        let helos: Vec<Option<String>> = smtp(&got).into_iter().map(|r| r.helo).collect();
+        assert_eq!(helos, [Some("WS01".to_string())]);
     }
 
     /// Picked up after the greeting: the EHLO reply names the server; a
