@@ -94,14 +94,14 @@ mod tests {
     }
 
     #[test]
-    fn the_journal_is_known_by_device_and_inode() {
+    fn the_journal_is_known_by_device_and_inode() -> std::io::Result<()> {
         let path = std::env::temp_dir().join(format!("hostwatch-diag-{}", std::process::id()));
-        let f = std::fs::File::create(&path).expect("temp file");
-        let m = f.metadata().expect("metadata");
+        let f = std::fs::File::create(&path)?;
+        let m = f.metadata()?;
         assert!(is_stream(&format!("{}:{}", m.dev(), m.ino()), &f));
         assert!(!is_stream(&format!("{}:{}", m.dev(), m.ino() + 1), &f));
         assert!(!is_stream("", &f));
         assert!(!is_stream("1:x", &f));
-        let _ = std::fs::remove_file(&path);
+        std::fs::remove_file(&path)
     }
 }

@@ -329,14 +329,7 @@ fn drop_privileges(user: &str) -> Result<(), String> {
 /// What a live sensor says once its interfaces are open, as tcpdump does:
 /// the interfaces, the filter, the lists and where events go.
 fn listening_line(cfg: &Config, lists: &Lists, specs: &[OutputSpec]) -> String {
-    let ifaces: Vec<&str> = cfg
-        .inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::Interface(n) => Some(n.as_str()),
-            Input::File(_) => None,
-        })
-        .collect();
+    let ifaces: Vec<&str> = cfg.interfaces().collect();
     let filter = cfg
         .filter
         .as_deref()

@@ -693,18 +693,7 @@ fn sighup_reopens_every_file_output() {
     });
     hw.feed(&logons(10..20, false));
     hw.finish();
-    let users = |p: &Path| -> Vec<String> {
-        of_type(&lines(p), "ntlm")
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| {
-                v["ntlm"]["client"]["user"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
-    };
+    let users = ntlm_users;
     let first: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
     let second: Vec<String> = (10..20).map(|i| format!("user{i}")).collect();
     assert_eq!(users(&dir.join("a.json.1")), first);

@@ -89,6 +89,16 @@ pub struct Config {
     pub min_confidence: crate::events::Confidence,
 }
 
+impl Config {
+    /// The live interfaces among the inputs, in order.
+    pub fn interfaces(&self) -> impl Iterator<Item = &str> {
+        self.inputs.iter().filter_map(|i| match i {
+            Input::Interface(name) => Some(name.as_str()),
+            Input::File(_) => None,
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -203,14 +213,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     let opts = OutputOptions {
         alerts_only: cfg.alerts_only,
         sensor: cfg.sensor_name.clone(),
-        interfaces: cfg
-            .inputs
-            .iter()
-            .filter_map(|i| match i {
-                Input::Interface(name) => Some(name.clone()),
-                Input::File(_) => None,
-            })
-            .collect(),
+        interfaces: cfg.interfaces().map(str::to_owned).collect(),
         live: any_live,
         drain: cfg.drain_timeout,
         enrich: cfg
