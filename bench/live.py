@@ -46,7 +46,7 @@ def sensors():
     s = []
     for lanes in (1, 2):
         s.append((f"hostwatch-{lanes}", lanes, lambda d, n=lanes: [
-            HW, "-q", "-i", "hbrx", "-w", str(n), "--buffer-size", str(RING_MIB),
+            HW, "-q", "-i", "hbrx", "--workers", str(n), "--buffer-size", str(RING_MIB),
             "--stats-interval", "0", "-o", f"{d}/eve.json"]))
     if shutil.which("suricata"):
         for threads in (1, 2):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # hostwatch's live benchmark: the benchmark mix sent by tcpreplay into a
 # veth pair in a network namespace of its own, captured on the other end by
-# hostwatch with one capture socket (-w 1) and with a fanout group of two
-# (-w 2), and by Suricata's af-packet `workers` runmode with one and two
+# hostwatch with one capture socket (--workers 1) and with a fanout group of two
+# (--workers 2), and by Suricata's af-packet `workers` runmode with one and two
 # threads (bench/suricata-live.yaml; skipped when suricata is not
 # installed: on Debian 12 it is in bookworm-backports), each with a 64 MiB
 # ring per socket. Needs root (namespaces, raw sockets).

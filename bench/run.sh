@@ -61,13 +61,13 @@ timed() {
 declare -A CMD
 CMD[ceiling]="$CEIL $CAP"
 CMD[libpcap-default]="$CEIL --default $CAP"
-CMD[hostwatch-w1]="$HW -q -w 1 -r $CAP -o $OUT/events-w1.json"
+CMD[hostwatch-w1]="$HW -q --workers 1 -r $CAP -o $OUT/events-w1.json"
 CMD[hostwatch-w2]="$HW -q -r $CAP -o $OUT/events-w2.json"
 CMD[tshark]="tshark -n -r $CAP -Y ntlmssp||rdp -T fields -e frame.number -e ntlmssp.auth.hostname -e ntlmssp.auth.username -e ntlmssp.auth.domain -e ntlmssp.challenge.target_name -e rdp.client.name -e rdp.rt_cookie"
 CMD[suricata]="suricata -c bench/suricata.yaml --runmode single -k none -S /dev/null -r $CAP -l $OUT/suricata"
 ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2)
 if [ -n "${BASELINE:-}" ]; then
-  CMD[baseline-w1]="$BASELINE -q -w 1 -r $CAP -o $OUT/baseline-w1.json"
+  CMD[baseline-w1]="$BASELINE -q --workers 1 -r $CAP -o $OUT/baseline-w1.json"
   CMD[baseline-w2]="$BASELINE -q -r $CAP -o $OUT/baseline-w2.json"
   ORDER+=(baseline-w1 baseline-w2)
 fi

@@ -150,7 +150,7 @@ def evidence(v):
 
 
 def events(binary, capture):
-    out = subprocess.run([binary, "-q", "-w", "1", "--sensor-name", "", "-r", capture],
+    out = subprocess.run([binary, "-q", "--workers", "1", "--sensor-name", "", "-r", capture],
                          capture_output=True, text=True).stdout
     return [json.loads(l) for l in out.splitlines()]
 

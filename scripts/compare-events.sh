@@ -62,10 +62,10 @@ for line in sys.stdin:
 same=0
 differ=0
 for c in "${captures[@]}"; do
-    "$new" -q -w 1 -r "$c" 2>/dev/null >"$work/new.all"
+    "$new" -q --workers 1 -r "$c" 2>/dev/null >"$work/new.all"
     udp_pairs <"$work/new.all" >"$work/pairs"
     keep <"$work/new.all" | sort >"$work/new"
-    "$old" -q -w 1 -r "$c" 2>/dev/null | keep | drop_pairs "$work/pairs" | sort >"$work/old"
+    "$old" -q --workers 1 -r "$c" 2>/dev/null | keep | drop_pairs "$work/pairs" | sort >"$work/old"
     if cmp -s "$work/old" "$work/new"; then
         same=$((same + 1))
     else

@@ -5,7 +5,8 @@
 #   scripts/deps.sh test     and what the tests use: tcpreplay and iproute2
 #                            (live-capture tests), redis-server (the Redis
 #                            output's tests start their own on loopback),
-#                            logrotate (the rotation test), adduser and
+#                            logrotate (the rotation test), tshark (reads
+#                            what -w writes), adduser and
 #                            systemd (the package test), PyPI's
 #                            mmdb-writer (the ASN test writes its MaxMind
 #                            database with it), crates.io's cargo-deb (the
@@ -18,6 +19,7 @@ if [ "${1:-}" = test ]; then
     command -v ip >/dev/null 2>&1 || need+=(iproute2)
     command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
     command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
+    command -v tshark >/dev/null 2>&1 || need+=(tshark)
     # The package test: dpkg -i needs adduser, and verifies the unit.
     command -v adduser >/dev/null 2>&1 || need+=(adduser)
     command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use hostwatch::capture::{LiveOptions, DEFAULT_BUFFER_MIB, DEFAULT_SNAPLEN};
 use hostwatch::detection::lists::Lists;
 use hostwatch::flow::{self, DatagramConfig, FlowConfig, StreamLimits};
+use hostwatch::output::packets::{LogOptions, PacketLog};
 use hostwatch::output::spec::{Kind, OutputSpec};
 use hostwatch::output::{self, system_hostname, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input};
@@ -147,7 +148,7 @@ struct RunArgs {
     drain_timeout: u64,
     /// Worker threads (default: one less than the cores, at least one: the
     /// capture thread needs a core of its own).
-    #[arg(short = 'w', long, help_heading = "Limits")]
+    #[arg(short = 'j', long, help_heading = "Limits")]
     workers: Option<usize>,
     /// Capture sockets per interface when live (default: as many as
     /// workers). Above one, the sockets form an AF_PACKET fanout group and
@@ -189,6 +190,22 @@ struct RunArgs {
     /// -o is given, else json. Network outputs always get JSON.
     #[arg(long, value_name = "FORMAT", help_heading = "Output")]
     format: Option<Format>,
+    /// Write the packets of every connection and datagram exchange that
+    /// alerted, from its first packet, to this pcap file (for Wireshark).
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    write: Option<PathBuf>,
+    /// With -w: start a new file (FILE.1, FILE.2, ...) once one holds this
+    /// many megabytes, as tcpdump's -C.
+    #[arg(short = 'C', long = "write-size", value_name = "MB", requires = "write", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Output")]
+    write_size: Option<u64>,
+    /// With -w and -C: keep only the newest N files, as tcpdump's -W.
+    #[arg(short = 'W', long = "write-files", value_name = "N", requires = "write_size", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Output")]
+    write_files: Option<u32>,
     /// Write only alert events.
     #[arg(long, help_heading = "Output")]
     alerts_only: bool,
@@ -351,6 +368,43 @@ fn listening_line(cfg: &Config, lists: &Lists, specs: &[OutputSpec]) -> String {
     ))
 }
 
+/// The pcap file of `-w`, created (emptied) now, as tcpdump does.
+fn open_packet_log(
+    path: &std::path::Path,
+    specs: &[OutputSpec],
+    args: &RunArgs,
+) -> Result<PacketLog, String> {
+    if path.as_os_str() == "-" {
+        return Err("-w takes a file name (events go to standard output with -o -)".into());
+    }
+    if specs
+        .iter()
+        .any(|s| s.kind.same_place(&Kind::File(path.to_path_buf())))
+    {
+        return Err(format!(
+            "-w {}: that file is also an --output",
+            path.display()
+        ));
+    }
+    let target = Kind::File(path.to_path_buf());
+    if args
+        .read
+        .iter()
+        .any(|r| target.same_place(&Kind::File(PathBuf::from(r))))
+    {
+        return Err(format!(
+            "-w {}: that file is a capture being read",
+            path.display()
+        ));
+    }
+    PacketLog::create(LogOptions {
+        path: path.to_path_buf(),
+        rotate_bytes: args.write_size.map(|mb| mb.saturating_mul(1_000_000)),
+        files: args.write_files,
+    })
+    .map_err(|e| format!("-w {}: cannot create it: {e}", path.display()))
+}
+
 fn run(args: RunArgs) -> ExitCode {
     let mut args = args;
     // `-r *.pcap` hands the shell's second and later files to the filter:
@@ -454,6 +508,13 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
+    let packet_log = match &args.write {
+        Some(path) => match open_packet_log(path, &specs, &args) {
+            Ok(log) => Some(Arc::new(log)),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
     let control = Arc::new(Control::default());
     if let Err(e) = install_signals(&control) {
         return fail(format!("cannot install signal handlers: {e}"));
@@ -506,6 +567,7 @@ fn run(args: RunArgs) -> ExitCode {
         mentions: args.mentions,
         suppress: args.suppress,
         min_confidence: args.min_confidence,
+        packet_log: packet_log.clone(),
     };
     let listening = (live && !args.quiet).then(|| listening_line(&cfg, &lists, &specs));
     let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || {
@@ -535,7 +597,7 @@ fn run(args: RunArgs) -> ExitCode {
     for l in &outcome.output_losses {
         hostwatch::diag::error(format_args!("{l}"));
     }
-    let mut lost = !outcome.output_losses.is_empty();
+    let mut lost = !outcome.output_losses.is_empty() || packet_log.is_some_and(|l| l.failed());
     if let Some(e) = &outcome.output_error {
         // A reader that went away (`| head`) asked for no more.
         if !e.contains("Broken pipe") {

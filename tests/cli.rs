@@ -729,7 +729,7 @@ fn replaying_with_more_threads_than_cores_leaves_the_capture_thread_a_core() {
     let allowed = mine.first().map(|(_, c)| c.clone()).unwrap_or_default();
     // hostwatch reading a capture from stdin that has not ended yet.
     let mut child = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
-        .args(["-q", "-w", &cores.to_string(), "-r", "-", "-o", "/dev/null"])
+        .args(["-q", "-j", &cores.to_string(), "-r", "-", "-o", "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("start hostwatch");

@@ -292,19 +292,39 @@ fn live_events_equal_replay_events() {
         p
     };
     let (fanout_out, single_out) = (out("fanout"), out("single"));
+    let (fanout_pcap, single_pcap, replay_pcap) =
+        (out("fanout.pcap"), out("single.pcap"), out("replay.pcap"));
     // A kernel buffer that holds the whole replay, as a sensor would have
     // (README: --buffer-size): the test shares two cores with tcpreplay
     // and the other live tests, and asserts that nothing is dropped.
     let fanout = start_capture(
         &ns,
         &fanout_out,
-        &["-w", "2", "--buffer-size", "16", "--stats-interval", "1"],
+        &[
+            "-j",
+            "2",
+            "--buffer-size",
+            "16",
+            "--stats-interval",
+            "1",
+            "-w",
+            fanout_pcap.to_str().unwrap_or_default(),
+        ],
     );
     wait_ready(&fanout_out, &fanout, 2);
     let single = start_capture(
         &ns,
         &single_out,
-        &["-w", "2", "--capture-threads", "1", "--buffer-size", "16"],
+        &[
+            "-j",
+            "2",
+            "--capture-threads",
+            "1",
+            "--buffer-size",
+            "16",
+            "-w",
+            single_pcap.to_str().unwrap_or_default(),
+        ],
     );
     wait_ready(&single_out, &single, 3);
     for f in &files {
@@ -319,6 +339,34 @@ fn live_events_equal_replay_events() {
     let (replayed, _, _) = run_files(&files, 1);
     assert_eq!(content(&single), content(&replayed));
     assert_eq!(content(&fanout), content(&replayed));
+    // -w: the packets of what alerted, the same live (either way) as
+    // replayed, but for their times.
+    let mut args: Vec<String> = vec!["-q".into(), "-j".into(), "1".into()];
+    for f in &files {
+        args.extend(["-r".into(), f.display().to_string()]);
+    }
+    args.extend(["-w".into(), replay_pcap.display().to_string()]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hostwatch"))
+        .args(&args)
+        .output()
+        .expect("replay with -w");
+    assert_eq!(o.status.code(), Some(0));
+    let timeless = |p: &Path| {
+        let bytes = std::fs::read(p).expect("pcap");
+        let mut rest = bytes.get(24..).unwrap_or_default();
+        let mut out = Vec::new();
+        while rest.len() >= 16 {
+            let len = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes")) as usize;
+            out.push(rest[8..16 + len].to_vec());
+            rest = &rest[16 + len..];
+        }
+        out.sort();
+        out
+    };
+    let written = timeless(&replay_pcap);
+    assert_eq!(written.len(), 80);
+    assert_eq!(timeless(&single_pcap), written);
+    assert_eq!(timeless(&fanout_pcap), written);
     let host = hostwatch::output::system_hostname();
     assert!(!host.is_empty());
     assert!(fanout.iter().all(|e| e["host"] == host.as_str()));
@@ -392,8 +440,15 @@ fn live_events_equal_replay_events() {
     for f in &made {
         let _ = std::fs::remove_file(f);
     }
-    let _ = std::fs::remove_file(&fanout_out);
-    let _ = std::fs::remove_file(&single_out);
+    for p in [
+        fanout_out,
+        single_out,
+        fanout_pcap,
+        single_pcap,
+        replay_pcap,
+    ] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 #[test]
@@ -615,7 +670,7 @@ fn several_interfaces_at_once() {
         ns.ip(&["link", "set", dev, "up"], true).expect("link up");
     }
     // One socket per interface, then two lanes: a fanout group on each.
-    for (extra, sockets) in [(&[][..], 2), (&["-w", "2"][..], 4)] {
+    for (extra, sockets) in [(&[][..], 2), (&["-j", "2"][..], 4)] {
         let out =
             std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
         let _ = std::fs::remove_file(&out);
@@ -986,7 +1041,7 @@ fn ipv6_fragments_of_one_segment_do_not_hide_the_name() {
     let out =
         std::env::temp_dir().join(format!("hostwatch-live-frag6-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let child = start_capture(&ns, &out, &["-w", "2", "--buffer-size", "16"]);
+    let child = start_capture(&ns, &out, &["-j", "2", "--buffer-size", "16"]);
     wait_ready(&out, &child, 2);
     replay(&ns, &cap, &["--mbps", "100"]);
     std::thread::sleep(Duration::from_millis(500));

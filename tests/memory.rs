@@ -66,7 +66,7 @@ fn alerts(out: &str) -> usize {
 fn a_million_half_open_flows_stay_within_bounds() {
     let p = generate("synflood");
     let path = p.display().to_string();
-    let (out, rss) = run_measured(&["-q", "-w", "2", "-r", &path]);
+    let (out, rss) = run_measured(&["-q", "-j", "2", "-r", &path]);
     let s = stats(&out);
     eprintln!(
         "SYN flood, 1,000,000 flows, default limits: peak RSS {rss:.0} MiB, evicted {}",
@@ -80,10 +80,28 @@ fn a_million_half_open_flows_stay_within_bounds() {
     );
     assert_eq!(alerts(&out), 4);
     // A smaller table, a smaller footprint.
-    let (out, small) = run_measured(&["-q", "-w", "2", "--max-flows", "50000", "-r", &path]);
+    let (out, small) = run_measured(&["-q", "-j", "2", "--max-flows", "50000", "-r", &path]);
     eprintln!("SYN flood with --max-flows 50000: peak RSS {small:.0} MiB");
     assert!(small < 60.0, "peak RSS {small:.0} MiB");
     assert_eq!(alerts(&out), 4);
+    // Writing the packets of alerted connections (-w) holds every
+    // connection's first packets until its verdict: still bounded, and
+    // the demo's connections are written whole after the flood.
+    let w = std::env::temp_dir().join(format!("hostwatch-mem-w-{}.pcap", std::process::id()));
+    let (out, rss) = run_measured(&["-q", "-j", "2", "-r", &path, "-w", &w.display().to_string()]);
+    let s = stats(&out);
+    eprintln!(
+        "SYN flood with -w: peak RSS {rss:.0} MiB, connections forgotten before a verdict {}",
+        s["pcap"]["evicted"]
+    );
+    assert!(rss < 240.0, "peak RSS {rss:.0} MiB");
+    assert_eq!(alerts(&out), 4);
+    assert_eq!(
+        (s["pcap"]["flows"].as_u64(), s["pcap"]["packets"].as_u64()),
+        (Some(4), Some(37))
+    );
+    assert!(s["pcap"]["evicted"].as_u64().unwrap_or(0) >= 900_000, "{s}");
+    let _ = std::fs::remove_file(w);
     let _ = std::fs::remove_file(p);
 }
 
@@ -91,7 +109,7 @@ fn a_million_half_open_flows_stay_within_bounds() {
 fn holes_everywhere_stay_within_bounds() {
     let p = generate("gaps");
     let path = p.display().to_string();
-    let (out, rss) = run_measured(&["-q", "-w", "2", "-r", &path]);
+    let (out, rss) = run_measured(&["-q", "-j", "2", "-r", &path]);
     let s = stats(&out);
     eprintln!(
         "2,000 connections of 64 KiB held out of order: peak RSS {rss:.0} MiB, overflows {}",
@@ -115,7 +133,7 @@ fn analyzer_buffers_stay_under_the_memory_cap() {
     // Certificate message, all open at once.
     let p = generate("buffers");
     let path = p.display().to_string();
-    let (out, uncapped) = run_measured(&["-q", "-w", "2", "--memcap", "4096", "-r", &path]);
+    let (out, uncapped) = run_measured(&["-q", "-j", "2", "--memcap", "4096", "-r", &path]);
     let s = stats(&out);
     eprintln!(
         "600 connections filling handshake buffers, --memcap 4096: peak RSS {uncapped:.0} MiB"
@@ -124,7 +142,7 @@ fn analyzer_buffers_stay_under_the_memory_cap() {
     assert!(uncapped > 150.0, "peak RSS {uncapped:.0} MiB");
     let want = alerts(&out);
     assert_eq!(want, 4);
-    let (out, capped) = run_measured(&["-q", "-w", "2", "--memcap", "32", "-r", &path]);
+    let (out, capped) = run_measured(&["-q", "-j", "2", "--memcap", "32", "-r", &path]);
     let s = stats(&out);
     eprintln!(
         "the same with --memcap 32: peak RSS {capped:.0} MiB, analyses ended {}",
@@ -151,7 +169,7 @@ fn a_million_unanswered_questions_keep_memory_bounded() {
     let p = generate("queries");
     let path = p.display().to_string();
     let out_spec = "file:-?types=alert,stats";
-    let (out, rss) = run_measured(&["-q", "-w", "2", "-o", out_spec, "-r", &path]);
+    let (out, rss) = run_measured(&["-q", "-j", "2", "-o", out_spec, "-r", &path]);
     let s = stats(&out);
     eprintln!(
         "1M unanswered queries: peak RSS {rss:.0} MiB, {}",
@@ -172,7 +190,7 @@ fn a_million_unanswered_questions_keep_memory_bounded() {
     // An eighth of the conversations, a fraction of the memory.
     let (out, small) = run_measured(&[
         "-q",
-        "-w",
+        "-j",
         "2",
         "--max-conversations",
         "8192",

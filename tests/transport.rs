@@ -100,7 +100,7 @@ fn exit_for(stderr: &[u8]) -> i32 {
 /// Runs hostwatch over the demo capture with a file output beside `extra`.
 fn run_demo(out: &Path, extra: &[&str]) -> (std::process::Output, Vec<String>) {
     let o = hostwatch()
-        .args(["-w", "1", "--sensor-name", "span-01", "-r"])
+        .args(["-j", "1", "--sensor-name", "span-01", "-r"])
         .arg(fixture("demo/demo.pcap"))
         .arg("-o")
         .arg(format!("file:{}", out.display()))
@@ -197,7 +197,7 @@ impl Fed {
     /// hostwatch reading stdin, with more arguments.
     fn with_args(args: &[String]) -> Fed {
         let mut cmd = hostwatch();
-        cmd.args(["-w", "1", "-r", "-"]).args(args);
+        cmd.args(["-j", "1", "-r", "-"]).args(args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

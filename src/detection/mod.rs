@@ -86,6 +86,9 @@ pub struct Detector {
     alerted: HashMap<(u64, String), u8>,
     /// Alerts waiting out their hold, in the order they were made.
     pending: Vec<Pending>,
+    /// The connections found to alert since last taken, when asked for
+    /// (`-w`: their packets are written).
+    verdicts: Option<Vec<FlowInfo>>,
 }
 
 /// What one record says of one watched machine (or listed address).
@@ -243,6 +246,7 @@ impl Detector {
             mentions: Mentions::default(),
             alerted: HashMap::new(),
             pending: Vec::new(),
+            verdicts: None,
         }
     }
 
@@ -256,6 +260,26 @@ impl Detector {
     pub fn with_mentions(mut self, mentions: Mentions) -> Self {
         self.mentions = mentions;
         self
+    }
+
+    /// Keeps the connections found to alert for [`Detector::take_verdicts`].
+    pub fn keep_verdicts(&mut self) {
+        self.verdicts.get_or_insert_with(Vec::new);
+    }
+
+    /// The connections found to alert since the last call (when made
+    /// [`Detector::keep_verdicts`]): their alert may still be waiting out
+    /// its hold, but it will be made.
+    pub fn take_verdicts(&mut self) -> Vec<FlowInfo> {
+        self.verdicts
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Whether anything is waiting in [`Detector::take_verdicts`].
+    pub fn has_verdicts(&self) -> bool {
+        self.verdicts.as_ref().is_some_and(|v| !v.is_empty())
     }
 
     /// Turns one record into its events, appended to `out`; its alerts
@@ -330,6 +354,9 @@ impl Detector {
     /// A found machine joins the alert waiting for its connection, or
     /// starts one unless an alert as strong was written already.
     fn hold(&mut self, f: Found, ts_us: i64, flow: &FlowInfo, record: &Arc<Record>) {
+        if let Some(v) = self.verdicts.as_mut() {
+            v.push(flow.clone());
+        }
         let key = (flow.flow_id, f.key.clone());
         // The same machine: by its key, or the end whose address is listed,
         // whether or not a record showed its name.

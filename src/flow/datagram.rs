@@ -85,15 +85,21 @@ impl DatagramStats {
 /// that every exchange of the protocol on the link (client to server,
 /// server to client, relay to server) meets one analyzer.
 pub fn conversation_endpoints<P>(d: &Datagram<P>) -> (Endpoint, Endpoint) {
-    match registry::link_scope(d.sport).or(registry::link_scope(d.dport)) {
+    endpoints_between((d.src, d.sport), (d.dst, d.dport))
+}
+
+/// [`conversation_endpoints`] of a datagram from `src` to `dst` (or of an
+/// event's flow).
+pub fn endpoints_between(src: Endpoint, dst: Endpoint) -> (Endpoint, Endpoint) {
+    match registry::link_scope(src.1).or(registry::link_scope(dst.1)) {
         Some(port) => {
-            let any = match d.src {
+            let any = match src.0 {
                 IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
             };
             ((any, port), (any, port))
         }
-        None => ((d.src, d.sport), (d.dst, d.dport)),
+        None => (src, dst),
     }
 }
 

@@ -777,6 +777,12 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         }
     }
 
+    /// The connections [`FlowTable::take_bypassed`] will hand out, in the
+    /// order their analysis ended.
+    pub fn bypassed(&self) -> &[FlowKey] {
+        &self.bypassed
+    }
+
     /// Open connections whose analysis ended since the last call: their
     /// payload no longer matters (the pipeline stops copying it).
     pub fn take_bypassed(&mut self) -> std::vec::Drain<'_, FlowKey> {

@@ -16,6 +16,7 @@ pub mod defaults {
 
 pub mod file;
 pub mod net;
+pub mod packets;
 pub mod queue;
 pub mod redis;
 pub mod resp;

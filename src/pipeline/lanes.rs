@@ -426,7 +426,8 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
                 detector,
                 out_tx.clone(),
                 snapshot.clone(),
-            ),
+            )
+            .with_recorder(super::recorder(cfg, lanes)),
             reshard: Dispatch::new(txs.clone(), free_rx.clone(), hint.clone()).nonblocking(),
             inbox,
             free: free_tx.clone(),

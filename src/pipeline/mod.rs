@@ -40,6 +40,7 @@ use crate::detection::inventory::Inventory;
 use crate::detection::lists::Lists;
 use crate::detection::Matcher;
 use crate::flow::{DatagramConfig, FlowConfig};
+use crate::output::packets::{PacketLog, Recorder};
 use crate::output::Outputs;
 use dispatch::{Batch, BypassHint, Dispatch, WorkMsg, QUEUE_DEPTH};
 use drive::{Drive, Periodic};
@@ -87,6 +88,8 @@ pub struct Config {
     pub suppress: Option<Duration>,
     /// `--min-confidence`: alerts below are not written.
     pub min_confidence: crate::events::Confidence,
+    /// `-w`: where the packets of alerted connections are written.
+    pub packet_log: Option<Arc<PacketLog>>,
 }
 
 impl Config {
@@ -120,6 +123,7 @@ impl Default for Config {
             mentions: Default::default(),
             suppress: None,
             min_confidence: crate::events::Confidence::Low,
+            packet_log: None,
         }
     }
 }
@@ -309,11 +313,28 @@ pub(super) fn shares(cfg: &Config, workers: usize) -> (FlowConfig, DatagramConfi
     flow.max_flows = (cfg.flow.max_flows / workers).max(1);
     flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
     flow.memcap = (cfg.flow.memcap / workers).max(1);
+    if cfg.packet_log.is_some() {
+        // The packets held for `-w` take a quarter of the memory cap.
+        flow.memcap -= flow.memcap / RECORDER_SHARE;
+    }
     // Verifying every checksum (a tap), a wrong one is never vouched for.
     flow.vouch_checksums = cfg.checksums == crate::decode::checksum::Mode::Auto;
     let mut datagram = cfg.datagram;
     datagram.max_conversations = (cfg.datagram.max_conversations / workers).max(1);
     (flow, datagram)
+}
+
+/// `-w` holds packets in one `RECORDER_SHARE`th of `--memcap`.
+const RECORDER_SHARE: usize = 4;
+
+/// A worker's recorder for `-w`, with its share of the caps.
+pub(super) fn recorder(cfg: &Config, workers: usize) -> Option<Recorder> {
+    let log = cfg.packet_log.clone()?;
+    let budget = (cfg.flow.memcap / workers / RECORDER_SHARE).max(1);
+    // The newest quarter of the connections tracked: a verdict comes in
+    // a connection's first seconds.
+    let rings = cfg.flow.max_flows / workers / RECORDER_SHARE;
+    Some(Recorder::new(log, budget, rings))
 }
 
 /// One capture thread (this one) decoding for `workers` worker threads.
@@ -353,6 +374,7 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
             out: out_tx.clone(),
             snapshot: snapshot.clone(),
             hint: hint.clone(),
+            recorder: recorder(cfg, workers),
         };
         let h = thread::Builder::new()
             .name(format!("hostwatch-worker-{i}"))

@@ -9,6 +9,7 @@ use crate::capture::KernelStats;
 use crate::decode::defrag::DefragStats;
 use crate::decode::{checksum, DecodeStats, Decoder};
 use crate::flow::{DatagramStats, FlowStats, StreamStats};
+use crate::output::packets::PacketStats;
 
 /// Totals of the capture side.
 #[derive(Debug, Default, Clone, Copy)]
@@ -111,7 +112,11 @@ pub(super) fn to_json(
     let mut parse_errors = Counters::default();
     let mut transactions = Counters::default();
     let (mut active, mut held, mut conversations) = (0, 0, 0);
+    let mut packets: Option<PacketStats> = None;
     for s in w {
+        if let Some(p) = &s.packets {
+            packets.get_or_insert_with(PacketStats::default).add(p);
+        }
         flows.add(&s.flows);
         udp.add(&s.datagrams);
         active += s.active;
@@ -142,6 +147,9 @@ pub(super) fn to_json(
     });
     if let (Some(capture), Some(o)) = (capture, v.as_object_mut()) {
         o.insert("capture".into(), capture);
+    }
+    if let (Some(p), Some(o)) = (packets, v.as_object_mut()) {
+        o.insert("pcap".into(), p.to_json());
     }
     v
 }

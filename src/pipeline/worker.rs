@@ -10,8 +10,10 @@ use super::dispatch::{Batch, BypassHint, WorkMsg};
 use super::report::OutMsg;
 use crate::analyzers::{Analyzers, Counters};
 use crate::decode::Packet;
+use crate::decode::Transport;
 use crate::detection::Detector;
 use crate::flow::{DatagramConfig, DatagramStats, DatagramTable, FlowConfig, FlowStats, FlowTable};
+use crate::output::packets::{PacketStats, Recorder};
 
 /// Counters a worker publishes for periodic stats.
 #[derive(Debug, Default, Clone)]
@@ -23,10 +25,12 @@ pub(super) struct WorkerSnapshot {
     pub conversations: usize,
     pub parse_errors: Counters,
     pub transactions: Counters,
+    /// `-w`: what the recorder wrote.
+    pub packets: Option<PacketStats>,
 }
 
 impl WorkerSnapshot {
-    fn of(table: &FlowTable<Analyzers>, udp: &DatagramTable) -> Self {
+    fn of(table: &FlowTable<Analyzers>, udp: &DatagramTable, recorder: Option<&Recorder>) -> Self {
         WorkerSnapshot {
             flows: table.stats,
             active: table.len(),
@@ -39,6 +43,7 @@ impl WorkerSnapshot {
                 e
             },
             transactions: udp.transactions.clone(),
+            packets: recorder.map(Recorder::stats),
         }
     }
 }
@@ -57,6 +62,8 @@ pub(super) struct WorkerSetup {
     pub out: Sender<OutMsg>,
     pub snapshot: Arc<Mutex<WorkerSnapshot>>,
     pub hint: Arc<BypassHint>,
+    /// `-w`: the packets of alerted connections.
+    pub recorder: Option<Recorder>,
 }
 
 /// A worker's analysis: the flow tables of its share of the traffic, its
@@ -72,6 +79,10 @@ pub(super) struct Analysis {
     events: Vec<crate::events::Event>,
     out: Sender<OutMsg>,
     snapshot: Arc<Mutex<WorkerSnapshot>>,
+    /// `-w`: keeps each connection's first packets until its verdict.
+    recorder: Option<Recorder>,
+    /// How many of the table's bypassed connections the recorder was told of.
+    bypass_seen: usize,
 }
 
 impl Analysis {
@@ -91,10 +102,24 @@ impl Analysis {
             events: Vec::new(),
             out,
             snapshot,
+            recorder: None,
+            bypass_seen: 0,
         }
     }
 
+    /// Writes the packets of the connections that alert (`-w`).
+    pub(super) fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
+        if recorder.is_some() {
+            self.detector.keep_verdicts();
+        }
+        self.recorder = recorder;
+        self
+    }
+
     pub(super) fn packet(&mut self, p: &Packet<'_>) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.packet(p);
+        }
         let detector = &mut self.detector;
         let events = &mut self.events;
         let mut found = |fr| detector.process(fr, events);
@@ -102,6 +127,28 @@ impl Analysis {
             Packet::Tcp(seg) => self.table.packet(seg, &mut found),
             Packet::Udp(d) => self.udp.datagram(d, &mut found),
         }
+        self.record_verdicts();
+    }
+
+    /// Hands the recorder the connections found to alert, and those whose
+    /// analysis ended (at the packet that ended it, so that what is
+    /// written does not depend on where batches end).
+    fn record_verdicts(&mut self) {
+        let Some(r) = self.recorder.as_mut() else {
+            return;
+        };
+        if self.detector.has_verdicts() {
+            for flow in self.detector.take_verdicts() {
+                r.alerted(&flow);
+            }
+        }
+        let ended = self.table.bypassed();
+        if let Some(new) = ended.get(self.bypass_seen..) {
+            for key in new {
+                r.ended(Transport::Tcp, *key);
+            }
+        }
+        self.bypass_seen = ended.len();
     }
 
     /// The packets of a batch; connections whose payload no longer matters
@@ -118,6 +165,7 @@ impl Analysis {
         for key in self.table.take_bypassed() {
             hint.mark(key.shard_hash());
         }
+        self.bypass_seen = 0;
     }
 
     /// Time passed: idle flows expire, alerts whose hold is over are
@@ -129,12 +177,16 @@ impl Analysis {
             .expire(now, &mut |fr| detector.process(fr, events));
         self.udp.expire(now, &mut |fr| detector.process(fr, events));
         detector.tick(now, events);
+        self.record_verdicts();
+        if let Some(r) = self.recorder.as_mut() {
+            r.tick();
+        }
         self.publish();
     }
 
     fn publish(&self) {
         if let Ok(mut s) = self.snapshot.lock() {
-            *s = WorkerSnapshot::of(&self.table, &self.udp);
+            *s = WorkerSnapshot::of(&self.table, &self.udp, self.recorder.as_ref());
         }
     }
 
@@ -169,12 +221,18 @@ impl Analysis {
         self.table.finish(&mut |fr| detector.process(fr, events));
         self.udp.finish(&mut |fr| detector.process(fr, events));
         detector.finish(events);
+        self.record_verdicts();
+        if let Some(r) = self.recorder.as_ref() {
+            if let Err(e) = r.flush() {
+                crate::diag::warn(format_args!("-w: {e}"));
+            }
+        }
         self.flush();
         self.publish();
         WorkerSnapshot {
             active: 0,
             conversations: 0,
-            ..WorkerSnapshot::of(&self.table, &self.udp)
+            ..WorkerSnapshot::of(&self.table, &self.udp, self.recorder.as_ref())
         }
     }
 }
@@ -193,11 +251,13 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
         out,
         snapshot,
         hint,
+        recorder,
     } = setup;
     let detector = Detector::with_lists(lists, home_net)
         .with_asn_db(asn_db)
         .with_mentions(mentions);
-    let mut a = Analysis::new(index, flow, datagram, detector, out, snapshot);
+    let mut a =
+        Analysis::new(index, flow, datagram, detector, out, snapshot).with_recorder(recorder);
     for msg in rx {
         match msg {
             WorkMsg::Batch(mut b) => {
