@@ -505,27 +505,13 @@ fn parse_severity(s: &str) -> Result<u8, SpecError> {
     syslog_code(s, SEVERITIES, "severity")
 }
 
-/// `%XX` escapes, for passwords, keys and paths with reserved characters.
+/// `%XX` escapes, for passwords, keys and paths with reserved characters
+/// (a `%` not followed by two hex digits stands for itself, as in URLs).
 fn percent_decode(s: &str) -> Result<String, SpecError> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(v) => out.push(v),
-                None => return err(format!("bad %-escape in {s:?}")),
-            }
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| SpecError(format!("{s:?} does not decode to UTF-8")))
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|d| d.into_owned())
+        .map_err(|_| SpecError(format!("{s:?} does not decode to UTF-8")))
 }
 
 /// `key=value&...` with each option given at most once.
@@ -693,6 +679,13 @@ mod tests {
             (r.db, r.mode, r.key.as_str(), r.maxlen, r.exact_trim),
             (3, RedisMode::Xadd, "eve", 5000, true)
         );
+        // A % that escapes nothing stands for itself; an escape that is
+        // not UTF-8 is refused.
+        let Kind::Redis(r) = parse("redis://:100%25%zz@h").kind else {
+            panic!("not redis")
+        };
+        assert_eq!(r.password.as_deref(), Some("100%%zz"));
+        assert_eq!(error("redis://:%ff@h"), "\"%ff\" does not decode to UTF-8");
         let Kind::Redis(r) = parse("redis://:secret@h/?mode=channel").kind else {
             panic!("not redis")
         };
