@@ -253,3 +253,44 @@ fn a_lone_answer_names_nobody() {
     assert_eq!(roles, ["named"]);
     assert!(events.iter().all(|e| e["event_type"] != "inventory"));
 }
+
+/// A DHCPv6 client nobody answers backs off (RFC 8415 §15: 1, 2, 4, ...
+/// 64 s between Solicits): its retries are one transaction, however long
+/// the back-off grows, and the Advertise that finally comes joins it.
+/// Thirty seconds of silence do not split it (Zeek's fixed watch time
+/// would), nor does the conversation's idle timeout (60 s).
+#[test]
+fn a_dhcpv6_client_backing_off_is_one_transaction() {
+    let frames = frames_of(&fixture("dhcp/dnsmasq-dhclient.pcapng"));
+    // Frame 6 is dhclient's first Solicit (xid 0x599a60), frame 10 the
+    // Advertise that answers it.
+    let solicit = frames.get(5).cloned().expect("solicit").1;
+    let advertise = frames.get(9).cloned().expect("advertise").1;
+    let t0 = 1_790_000_000_000_000i64;
+    let mut trace = Vec::new();
+    let mut t = t0;
+    for gap_s in [0, 1, 2, 4, 8, 16, 32, 64] {
+        t += gap_s * 1_000_000;
+        trace.push((t, solicit.clone()));
+    }
+    trace.push((t + 500_000, advertise));
+    let events = run_file(&write("dhcpv6-backoff.pcap", trace));
+    let dhcp: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "dhcp")
+        .collect();
+    assert_eq!(dhcp.len(), 1, "{dhcp:?}");
+    let d = &dhcp[0]["dhcp"];
+    assert_eq!(d["id"], 0x599a60);
+    let mut types = vec!["solicit"; 8];
+    types.push("advertise");
+    assert_eq!(d["msg_types"], serde_json::json!(types));
+    assert_eq!(d["client_fqdn"], "WIN-J9D866ESIJ2.corp.example");
+    // Answered: the client, at its link-local address, is the machine.
+    let alerts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["src_ip"], "fe80::a0d2:49ff:fedc:72ab");
+}

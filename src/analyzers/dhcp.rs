@@ -5,8 +5,10 @@
 //! transaction (transaction id and client hardware address or DUID) are
 //! gathered into one `dhcp` record, Zeek's dhcp.log way, with Suricata's
 //! field names: written when the server acknowledges (ACK, NAK, Reply), at
-//! once for a release or decline, else [`ANSWER_TIMEOUT_US`] after the
-//! last message.
+//! once for a release or decline, else when no retransmission of the
+//! client's can come any more ([`Txn::deadline`]): [`ANSWER_TIMEOUT_US`]
+//! after the last message, or longer for a client whose back-off has grown
+//! past it.
 //!
 //! The conversation spans the link ([`Scope::Link`]): a client asks from
 //! 0.0.0.0 to the broadcast address and is answered at the address it is
@@ -46,6 +48,25 @@ pub const V6: Protocol = Protocol {
 /// How long a transaction waits for its server's answer after its last
 /// message (Zeek's `DHCP::max_txid_watch_time` is 30 s).
 pub const ANSWER_TIMEOUT_US: i64 = 30_000_000;
+/// The longest a client waits between two retransmissions of a message,
+/// from its type: RFC 2131 §4.1 (64 s) and RFC 8415 §7.6 (SOL_MAX_RT and
+/// INF_MAX_RT 3600 s, REN_MAX_RT and REB_MAX_RT 600 s, REQ_MAX_RT 30 s,
+/// CNF_MAX_RT 4 s; Release and Decline are retried every 1 s doubling, 4
+/// or 5 times).
+fn max_retransmission_us(msg: &Message<'_>) -> i64 {
+    const S: i64 = 1_000_000;
+    match msg {
+        Message::V4(_) => 64 * S,
+        Message::V6(m) => match m.msg_type {
+            v6::SOLICIT | v6::INFORMATION_REQUEST => 3600 * S,
+            v6::RENEW | v6::REBIND => 600 * S,
+            v6::REQUEST => 30 * S,
+            v6::CONFIRM => 4 * S,
+            _ => 16 * S,
+        },
+    }
+}
+
 /// Transactions held per link; the oldest is written beyond.
 pub const MAX_PENDING: usize = 1024;
 /// Message types listed per transaction (a client retrying keeps adding).
@@ -64,6 +85,12 @@ struct Txn {
     server: Endpoint,
     /// Sides heard from: client 1, server 2.
     sides: u8,
+    /// The client's latest message, and the time between it and the one
+    /// before (0 until it has sent twice).
+    client_last_us: i64,
+    client_gap_us: i64,
+    /// The longest back-off of the client's latest message type.
+    max_rt_us: i64,
     record: DhcpRecord,
 }
 
@@ -75,6 +102,23 @@ impl Txn {
             two_way: self.sides == 3,
             first_us: self.first_us,
         }
+    }
+
+    /// When the transaction is over without an answer: 30 s after its
+    /// last message, or, while only the client has spoken, after the
+    /// longest its next retransmission may take: its back-off doubles the
+    /// time between tries (RFC 8415 §15: RT = 2 RTprev, randomised by
+    /// ±10%; RFC 2131 §4.1 alike) up to its message type's maximum. A
+    /// client backing off past 30 s stays one transaction.
+    fn deadline(&self) -> i64 {
+        let wait = if self.sides & 2 == 0 && self.client_gap_us > 0 {
+            let next = self.client_gap_us.saturating_mul(22) / 10;
+            let most = self.max_rt_us.saturating_mul(11) / 10;
+            next.min(most).max(ANSWER_TIMEOUT_US)
+        } else {
+            ANSWER_TIMEOUT_US
+        };
+        self.last_us.saturating_add(wait)
     }
 
     fn outcome(&self) -> &'static str {
@@ -296,6 +340,9 @@ impl DhcpAnalyzer {
                     client,
                     server,
                     sides: 0,
+                    client_last_us: now,
+                    client_gap_us: 0,
+                    max_rt_us: max_retransmission_us(msg),
                     record: DhcpRecord::default(),
                 });
                 self.pending.len() - 1
@@ -305,6 +352,13 @@ impl DhcpAnalyzer {
             return;
         };
         t.last_us = now;
+        if !from_server {
+            if t.sides & 1 != 0 {
+                t.client_gap_us = now.saturating_sub(t.client_last_us);
+            }
+            t.client_last_us = now;
+            t.max_rt_us = max_retransmission_us(msg);
+        }
         let side = if from_server { 2 } else { 1 };
         if t.sides & side == 0 {
             // The first message of each side states its endpoint.
@@ -356,16 +410,23 @@ impl DatagramAnalyzer for DhcpAnalyzer {
     }
 
     fn expire(&mut self, now_us: i64, cx: &mut Ctx<'_>) {
-        while self
-            .pending
-            .front()
-            .is_some_and(|t| now_us.saturating_sub(t.last_us) > ANSWER_TIMEOUT_US)
-        {
-            if let Some(t) = self.pending.pop_front() {
-                cx.tally(t.outcome());
-                cx.emit_between(t.last_us, t.between(), t.record);
-            }
+        // Deadlines differ per transaction: every one is looked at, in
+        // the order they began.
+        if !self.pending.iter().any(|t| now_us > t.deadline()) {
+            return;
         }
+        let (over, waiting): (VecDeque<Txn>, VecDeque<Txn>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|t| now_us > t.deadline());
+        self.pending = waiting;
+        for t in over {
+            cx.tally(t.outcome());
+            cx.emit_between(t.last_us, t.between(), t.record);
+        }
+    }
+
+    fn held_until(&self) -> Option<i64> {
+        self.pending.iter().map(Txn::deadline).max()
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

@@ -233,6 +233,12 @@ pub trait DatagramAnalyzer: Send {
     fn datagram(&mut self, dir: Dir, payload: &[u8], cx: &mut Ctx<'_>);
     /// Packet time passed `now` (µs): emit what waited too long for an answer.
     fn expire(&mut self, _now_us: i64, _cx: &mut Ctx<'_>) {}
+    /// Until when (µs) something held may still be answered or retried:
+    /// the conversation is not ended as idle before (it may still be
+    /// evicted when the table is full).
+    fn held_until(&self) -> Option<i64> {
+        None
+    }
     /// The conversation ended: emit whatever is still held.
     fn end(&mut self, cx: &mut Ctx<'_>);
 }

@@ -337,7 +337,9 @@ impl DatagramTable {
         let idle = self
             .conversations
             .iter()
-            .filter(|(_, c)| now_us - c.last_us > timeout)
+            .filter(|(_, c)| {
+                now_us - c.last_us > timeout && c.analyzer.held_until().is_none_or(|t| now_us > t)
+            })
             .map(|(k, c)| (c.last_us, c.id, *k));
         for (_, _, k) in oldest(idle, None) {
             if let Some(c) = self.conversations.remove(&k) {
