@@ -1456,6 +1456,78 @@ fn a_blind_spoofer_cannot_pin_a_name_on_an_innocent_host() {
     assert_eq!(stats[0]["stats"]["flows"]["bad_ack"].as_u64(), Some(0));
 }
 
+/// The same spoofer without the SYN: segments "from" an innocent host
+/// with any ACK, picked up midstream, are read (a capture started late
+/// looks the same), but the server's RSTs are no answer: the alert says
+/// no handshake was seen, weighs nothing the packets say (the name alone:
+/// medium), and no host sighting puts the name on the innocent address.
+/// The real client's logon, after a three-way handshake whose numbers
+/// agree, says so, and its build (not the template's) weighs: low.
+#[test]
+fn a_midstream_spoofer_answered_by_rsts_gets_no_handshake_nor_sighting() {
+    let mut t = Trace::starting_at(1_700_000_000_000_000);
+    let mut c = Conn::new((ip("10.1.0.50"), 50000), (ip("10.1.0.5"), 445), 61);
+    let _ = c.open();
+    // The requests in one burst, each answered by a RST (a host without
+    // such a connection resets with the segment's ACK as its sequence
+    // number, RFC 9293 3.10.7.1) that arrives after the burst.
+    let mut rsts = Vec::new();
+    for (req, _) in smb_trips() {
+        let segs = c.send(true, &req);
+        t.add(&c, &segs);
+        rsts.push(Segment {
+            from_client: false,
+            seq: segs[0].ack,
+            ack: 0,
+            flags: hostwatch::decode::tcp_flags::RST,
+            payload: Vec::new(),
+        });
+    }
+    t.add(&c, &rsts);
+    let mut real = Conn::new((ip("10.1.0.77"), 49812), (ip("10.1.0.5"), 445), 11);
+    for f in flights(&mut real, &smb_trips(), Delivery::Plain) {
+        t.add(&real, &f);
+    }
+    let p = tmp("midstream-spoof.pcap");
+    std::fs::write(&p, t.to_bytes()).expect("write");
+    let (events, _, _) = run_files(&[p], 1);
+    let mut alerts: Vec<(String, bool, String)> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            (
+                s(a, "src_ip").unwrap_or_default(),
+                a["alert"]["handshake_seen"].as_bool().unwrap_or(true),
+                s(a, "alert.confidence").unwrap_or_default(),
+            )
+        })
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            ("10.1.0.50".to_string(), false, "medium".to_string()),
+            ("10.1.0.77".to_string(), true, "low".to_string()),
+        ]
+    );
+    let sightings: Vec<String> = of_type(&events, "inventory")
+        .iter()
+        .map(|h| s(h, "inventory.ip").unwrap_or_default())
+        .collect();
+    assert_eq!(sightings, ["10.1.0.77", "10.1.0.5", "10.1.0.5"]);
+    let spoofed = of_type(&events, "alert")
+        .into_iter()
+        .find(|a| a["src_ip"] == "10.1.0.50")
+        .expect("the spoofed alert");
+    assert!(spoofed["alert"]["corroboration"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .all(|l| l
+            .as_str()
+            .unwrap_or("")
+            .ends_with("(not weighed: nobody answered)")));
+}
+
 /// A capture whose AUTHENTICATE segment had its checksum broken after the
 /// fact (edited, re-addressed): the server's answer acknowledges it, so
 /// the server took it, and so does hostwatch (`checksums.vouched_tcp`).

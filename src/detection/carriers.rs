@@ -149,6 +149,7 @@ mod tests {
             vlans: Default::default(),
             iface: None,
             two_way: true,
+            handshake: true,
             overlap: None,
         }
     }

@@ -244,6 +244,7 @@ mod tests {
             vlans: Default::default(),
             iface: None,
             two_way: true,
+            handshake: true,
             overlap: None,
         };
         let home = HomeNet::default();

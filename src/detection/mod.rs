@@ -298,7 +298,15 @@ impl Detector {
             .into_iter()
             .map(|n| resolve(n, &flow))
             .collect();
-        let sightings = sightings(&names);
+        // A TCP connection nobody answered (a RST is no answer) may come
+        // from a forged address: its names tie to no address. A datagram
+        // needs no answer (a broadcast registration is the machine's own
+        // claim), and the inventory's corroboration tells the two apart.
+        let sightings = if flow.transport == crate::decode::Transport::Tcp && !flow.two_way {
+            Vec::new()
+        } else {
+            sightings(&names)
+        };
         // A machine whose name is watched and whose address is listed is
         // one machine: one alert, with every field that named it.
         let mut found = self.watched_names(&names, &record);
@@ -582,7 +590,7 @@ impl Detector {
                 evidence,
                 fields,
                 candidate: e.candidate,
-                handshake_seen: flow.two_way,
+                handshake_seen: flow.handshake,
                 score,
                 corroboration,
                 indicator,
@@ -664,6 +672,7 @@ mod tests {
             vlans: Default::default(),
             iface: None,
             two_way: true,
+            handshake: true,
             overlap: None,
         }
     }

@@ -37,6 +37,10 @@ pub struct FlowInfo {
     /// handshake, a request and its answer); false for what one side sent
     /// alone, which may be spoofed.
     pub two_way: bool,
+    /// TCP: a three-way handshake whose numbers agree was seen (the
+    /// client's SYN, the server's SYN-ACK acknowledging it, the client's
+    /// ACK of that); a datagram exchange: as `two_way`.
+    pub handshake: bool,
     /// The event was found in the other copy of bytes a retransmission
     /// carried differently (the first copy went to the analysis).
     pub overlap: Option<Overlap>,

@@ -131,6 +131,7 @@ impl Conversation {
             vlans: self.vlans,
             iface: self.iface,
             two_way: self.dirs_seen == 3,
+            handshake: self.dirs_seen == 3,
         }
     }
 
@@ -143,6 +144,7 @@ impl Conversation {
             dest_ip: b.server.0,
             dest_port: b.server.1,
             two_way: b.two_way,
+            handshake: b.two_way,
             ..self.info()
         }
     }

@@ -193,6 +193,22 @@ impl FlowKey {
     }
 }
 
+/// Follows the three-way handshake: the server's SYN-ACK must acknowledge
+/// exactly the client's SYN, and the client's next ACK exactly the
+/// server's (RFC 9293 3.5): numbers a blind spoofer cannot produce.
+fn note_handshake(flow: &mut Flow, side: u8, syn: bool, ack: u32) {
+    let next = |s: &Sent| s.isn.map(|isn| isn.wrapping_add(1));
+    match (side, syn) {
+        (2, true) if next(&flow.sent[0]) == Some(ack) => flow.handshake |= HANDSHAKE_SYN_ACK,
+        (1, false)
+            if flow.handshake & HANDSHAKE_SYN_ACK != 0 && next(&flow.sent[1]) == Some(ack) =>
+        {
+            flow.handshake |= HANDSHAKE_ACK
+        }
+        _ => {}
+    }
+}
+
 /// A flow for a segment of a connection not in the table.
 fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -> Flow {
     let src = (seg.src, seg.sport);
@@ -224,6 +240,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         state: State::Open,
         fins: 0,
         dirs_seen: 0,
+        handshake: 0,
         checked_sides: 0,
         shadows: 0,
         footprint: 0,
@@ -297,6 +314,10 @@ struct Flow {
     fins: u8,
     /// Directions that sent packets, one bit each (client 1, server 2).
     dirs_seen: u8,
+    /// The three-way handshake so far: [`HANDSHAKE_SYN_ACK`] once the
+    /// server's SYN-ACK acknowledged the client's SYN, and
+    /// [`HANDSHAKE_ACK`] once the client acknowledged the server's.
+    handshake: u8,
     /// Directions that sent a segment with a correct checksum.
     checked_sides: u8,
     /// Other copies of conflicting overlaps analysed so far.
@@ -330,6 +351,12 @@ const MAX_UNVERIFIED_BYTES: usize = 16 << 10;
 const ACK_SLACK: u32 = 1 << 20;
 /// How far back an acknowledgment may lag (a window's worth of old ACKs).
 const ACK_HISTORY: u32 = 1 << 30;
+
+/// [`Flow::handshake`]: the server's SYN-ACK acknowledged the client's SYN.
+const HANDSHAKE_SYN_ACK: u8 = 1;
+/// [`Flow::handshake`]: then the client acknowledged the server's SYN.
+const HANDSHAKE_ACK: u8 = 2;
+const HANDSHAKE_DONE: u8 = HANDSHAKE_SYN_ACK | HANDSHAKE_ACK;
 
 /// What one side of a connection has sent, in sequence space, once its SYN
 /// was seen: the receiver's SND.NXT, as the capture knows it.
@@ -400,6 +427,7 @@ impl Flow {
             vlans: self.vlans,
             iface: self.iface,
             two_way: self.dirs_seen == 3,
+            handshake: self.handshake == HANDSHAKE_DONE,
             overlap: None,
         }
     }
@@ -580,9 +608,14 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         if !rst {
             let len = payload.len() as u32 + u32::from(syn) + u32::from(fin);
             flow.sent[me].record(seg.seq, len, syn);
+            // A RST answers anything, a segment for no connection too: it
+            // is no sign that its sender took what came before.
+            flow.dirs_seen |= side;
+            if ack {
+                note_handshake(flow, side, syn, seg.ack);
+            }
         }
         flow.last_us = seg.ts_us;
-        flow.dirs_seen |= side;
         if flow.state == State::Closed {
             return;
         }

@@ -186,6 +186,7 @@ fn flow_of(s: &Segment<&[u8]>) -> FlowInfo {
         vlans: s.vlans,
         iface: None,
         two_way: true,
+        handshake: true,
         overlap: None,
     }
 }
