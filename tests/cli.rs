@@ -1503,7 +1503,30 @@ fn segments_dropped_for_checksums_are_said() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         stderr(&o),
-        "hostwatch: 1 TCP segment dropped for a wrong checksum, as their receivers would drop them; a capture edited or re-addressed after the fact breaks checksums: --checksums ignore reads them anyway\n"
+        "hostwatch: 1 TCP segment of 1 connection dropped for a wrong checksum, as their receivers would drop them; a capture edited or re-addressed after the fact breaks checksums: --checksums ignore reads them anyway\n"
+    );
+    // Segments, the connections they belong to, datagrams.
+    let mixed = fixture("real/pcaps/arkime__arkime_synthetic.pcap")
+        .display()
+        .to_string();
+    let o = hostwatch(&["-q", "--format", "json", "-r", &mixed]);
+    assert!(
+        stderr(&o).starts_with("hostwatch: 1 TCP segment of 1 connection, 2 UDP datagrams dropped for a wrong checksum"),
+        "{}",
+        stderr(&o)
+    );
+    let stats = lines(&o).pop().expect("stats");
+    assert_eq!(
+        (
+            &stats["stats"]["checksums"]["bad_tcp"],
+            &stats["stats"]["checksums"]["bad_tcp_connections"],
+            &stats["stats"]["checksums"]["bad_udp"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(2)
+        )
     );
     let o = hostwatch(&["-q", "--format", "json", "--checksums", "ignore", "-r", &f]);
     assert_eq!(o.status.code(), Some(0));

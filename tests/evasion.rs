@@ -1562,6 +1562,8 @@ fn a_broken_checksum_the_receiver_acknowledged_is_taken() {
     let stats = &events.last().expect("stats")["stats"];
     assert_eq!(stats["checksums"]["bad_tcp"], 1);
     assert_eq!(stats["checksums"]["vouched_tcp"], 1);
+    // Vouched for: the connection lost nothing.
+    assert_eq!(stats["checksums"]["bad_tcp_connections"], 0);
 
     std::fs::write(&p, build(false).to_bytes()).expect("write");
     let (events, _, _) = run_files(&[p], 1);
@@ -1574,4 +1576,5 @@ fn a_broken_checksum_the_receiver_acknowledged_is_taken() {
     let stats = &events.last().expect("stats")["stats"];
     assert_eq!(stats["checksums"]["bad_tcp"], 1);
     assert_eq!(stats["checksums"]["vouched_tcp"], 0);
+    assert_eq!(stats["checksums"]["bad_tcp_connections"], 1);
 }

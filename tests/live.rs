@@ -613,6 +613,36 @@ fn live_pretty_view_says_where_it_listens() {
     let _ = std::fs::remove_file(&out);
 }
 
+/// Live, what wrong checksums cost is said as it happens, at the next
+/// periodic stats (once per increase), and in total at the end.
+#[test]
+fn checksum_drops_are_said_while_live() {
+    let Some(ns) = setup() else { return };
+    let out = std::env::temp_dir().join(format!("hostwatch-live-csum-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let child = start_capture(&ns, &out, &["--stats-interval", "1"]);
+    wait_ready(&out, &child, 1);
+    // Zeek's trace whose Connect-Initial carries a stale checksum.
+    replay(
+        &ns,
+        &fixture("real/pcaps/zeek__rdp-unknown-keyboard.pcap"),
+        &["--topspeed"],
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, err) = stop(child);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let tail = "dropped for a wrong checksum, as their receivers would drop them; a capture edited or re-addressed after the fact breaks checksums: --checksums ignore reads them anyway";
+    assert_eq!(
+        lines,
+        [
+            format!("hostwatch: so far, 1 TCP segment {tail}"),
+            format!("hostwatch: 1 TCP segment of 1 connection {tail}"),
+        ]
+    );
+    let _ = std::fs::remove_file(&out);
+}
+
 #[test]
 fn idle_flows_end_on_the_wall_clock_when_traffic_stops() {
     let Some(ns) = setup() else { return };

@@ -109,6 +109,10 @@ pub struct FlowStats {
     pub bad_ack: u64,
     /// Segments dropped for a checksum their receiver would reject.
     pub bad_checksum: u64,
+    /// Connections that lost segments so, counted as they end (one whose
+    /// every such segment was vouched for lost none); a segment for no
+    /// connection in the table counts as one.
+    pub bad_checksum_flows: u64,
     /// Of those, segments taken after all: the receiver acknowledged their
     /// bytes and no segment with a correct checksum had brought them (the
     /// checksum broke after the receiver took it, in the capture).
@@ -138,6 +142,7 @@ impl FlowStats {
         self.rst_ignored += o.rst_ignored;
         self.bad_ack += o.bad_ack;
         self.bad_checksum += o.bad_checksum;
+        self.bad_checksum_flows += o.bad_checksum_flows;
         self.vouched_checksum += o.vouched_checksum;
         self.unfilled_checksum += o.unfilled_checksum;
         self.not_accepted += o.not_accepted;
@@ -242,6 +247,7 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
         dirs_seen: 0,
         handshake: 0,
         checked_sides: 0,
+        checksum_drops: 0,
         shadows: 0,
         footprint: 0,
         streams: [Stream::default(), Stream::default()],
@@ -320,6 +326,8 @@ struct Flow {
     handshake: u8,
     /// Directions that sent a segment with a correct checksum.
     checked_sides: u8,
+    /// Its segments dropped for a wrong checksum, less those vouched for.
+    checksum_drops: u32,
     /// Other copies of conflicting overlaps analysed so far.
     shadows: u8,
     /// Memory its analyzer buffers and its kept bytes occupied after its
@@ -517,8 +525,14 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 Some(f) if matches!(f.app, App::Done) => {}
                 found => {
                     self.stats.bad_checksum += 1;
-                    if let (Some(f), true) = (found, self.cfg.vouch_checksums) {
-                        hold_unverified(f, seg, &mut self.budget);
+                    match found {
+                        Some(f) => {
+                            f.checksum_drops = f.checksum_drops.saturating_add(1);
+                            if self.cfg.vouch_checksums {
+                                hold_unverified(f, seg, &mut self.budget);
+                            }
+                        }
+                        None => self.stats.bad_checksum_flows += 1,
                     }
                     return;
                 }
@@ -586,6 +600,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             // not stop doing so: an unfilled one now is a decoy.
             None if flow.checked_sides & side != 0 && !seg.checksum.accepts(seg.payload) => {
                 stats.bad_checksum += 1;
+                flow.checksum_drops = flow.checksum_drops.saturating_add(1);
                 return;
             }
             None => stats.unfilled_checksum += 1,
@@ -683,6 +698,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             let app = &mut flow.app;
             for (seq, bytes) in &vouched {
                 stats.vouched_checksum += 1;
+                flow.checksum_drops = flow.checksum_drops.saturating_sub(1);
                 flow.sent[1 - me].record(*seq, bytes.len() as u32, false);
                 theirs.segment(*seq, bytes, &limits, budget, &mut stats.streams, &mut |c| {
                     if let (App::Running(a), false) = (&mut *app, matches!(c, Chunk::Conflict(..)))
@@ -833,6 +849,9 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             ..
         } = self;
         let last = flow.last_us;
+        if flow.checksum_drops > 0 {
+            stats.bad_checksum_flows += 1;
+        }
         let sinks = (&mut *records, &mut *parse_errors);
         let limits = self.cfg.limits;
         finish_analysis(&mut flow, (last, &limits), false, budget, stats, sinks);

@@ -165,18 +165,41 @@ pub struct Outcome {
 
 /// The line saying what the run dropped for wrong checksums, from the
 /// final stats.
+/// Segments, datagrams and fragments dropped for a wrong checksum.
+fn checksum_drop_count(stats: &serde_json::Value) -> u64 {
+    let c = &stats["checksums"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    n("bad_tcp").saturating_sub(n("vouched_tcp")) + n("bad_udp") + n("bad_fragment")
+}
+
+/// The line that says what was dropped for wrong checksums, if anything was.
 fn checksum_drops(stats: &serde_json::Value) -> Option<String> {
     let c = &stats["checksums"];
     let n = |k: &str| c[k].as_u64().unwrap_or(0);
-    let parts: Vec<String> = [
-        (n("bad_tcp").saturating_sub(n("vouched_tcp")), "TCP segment"),
-        (n("bad_udp"), "UDP datagram"),
-        (n("bad_fragment"), "IP fragment"),
-    ]
-    .iter()
-    .filter(|(k, _)| *k > 0)
-    .map(|(k, what)| format!("{k} {what}{}", if *k == 1 { "" } else { "s" }))
-    .collect();
+    let plural = |k: u64, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+    let tcp = n("bad_tcp").saturating_sub(n("vouched_tcp"));
+    let mut parts: Vec<String> = Vec::new();
+    if tcp > 0 {
+        let conns = n("bad_tcp_connections");
+        parts.push(if conns > 0 {
+            format!(
+                "{} of {}",
+                plural(tcp, "TCP segment"),
+                plural(conns, "connection")
+            )
+        } else {
+            plural(tcp, "TCP segment")
+        });
+    }
+    parts.extend(
+        [
+            (n("bad_udp"), "UDP datagram"),
+            (n("bad_fragment"), "IP fragment"),
+        ]
+        .iter()
+        .filter(|(k, _)| *k > 0)
+        .map(|(k, what)| plural(*k, what)),
+    );
     if parts.is_empty() {
         return None;
     }

@@ -162,6 +162,8 @@ struct Stage {
     live_alerts: VecDeque<(Instant, Event)>,
     suppression: Suppression,
     below_confidence: u64,
+    /// Live: the checksum drops the last periodic warning counted.
+    checksum_warned: u64,
 }
 
 impl Stage {
@@ -327,6 +329,19 @@ impl Stage {
         }
     }
 
+    /// Live, at a periodic `stats`: one line when more was dropped for
+    /// wrong checksums since the last one said (the end of the run says
+    /// the total).
+    fn warn_checksums(&mut self, stats: &serde_json::Value) {
+        let dropped = super::checksum_drop_count(stats);
+        if dropped > self.checksum_warned {
+            self.checksum_warned = dropped;
+            if let Some(line) = super::checksum_drops(stats) {
+                crate::diag::warn(format_args!("so far, {line}"));
+            }
+        }
+    }
+
     /// The `stats` event (the last one after everything held is out).
     fn stats(&mut self, ts_us: i64, mut stats: serde_json::Value, last: bool) {
         if last {
@@ -341,6 +356,9 @@ impl Stage {
             let deadline = Instant::now() + self.opts.drain;
             self.drain_deadline = Some(deadline);
             self.outputs.drain(deadline);
+        }
+        if !last {
+            self.warn_checksums(&stats);
         }
         if let Some(obj) = stats.as_object_mut() {
             obj.insert("uptime".into(), json!(self.started.elapsed().as_secs()));
@@ -414,6 +432,7 @@ pub(super) fn run(
         live_alerts: VecDeque::new(),
         suppression: Suppression::default(),
         below_confidence: 0,
+        checksum_warned: 0,
     };
     loop {
         // The lists are looked at whether or not events are flowing: a busy

@@ -138,6 +138,7 @@ pub(super) fn to_json(
         "checksums": {
             "mode": c.checksums.name(),
             "bad_tcp": flows.bad_checksum,
+            "bad_tcp_connections": flows.bad_checksum_flows,
             "vouched_tcp": flows.vouched_checksum,
             "unfilled_tcp_taken": flows.unfilled_checksum,
             "bad_udp": udp.bad_checksum,
