@@ -4,7 +4,7 @@
 # change of design kept the output. Left out of the comparison: `stats`
 # events (counters are added over time), events of UDP conversations (the
 # datagram path is newer than some binaries compared), and the old
-# binary's `host` events for a (name, address) pair the new one first saw
+# binary's host sightings (`inventory`, `host` in older builds) for a (name, address) pair the new one first saw
 # over UDP (the inventory writes a pair once, at its first sighting).
 # Fields added to existing events since the oldest build compared are
 # removed before comparing (ADDED_FIELDS, space-separated JSON keys, with
@@ -45,8 +45,9 @@ udp_pairs() {
 import json, sys
 for line in sys.stdin:
     e = json.loads(line)
-    if e.get("event_type") == "host" and e.get("proto") == "UDP":
-        print(e["host"]["name"].upper() + "|" + e["host"]["ip"])'
+    h = e.get("inventory") or e.get("host")
+    if e.get("event_type") in ("inventory", "host") and isinstance(h, dict) and e.get("proto") == "UDP":
+        print(h["name"].upper() + "|" + h["ip"])'
 }
 drop_pairs() {
     python3 -c '
@@ -54,8 +55,10 @@ import json, sys
 pairs = set(open(sys.argv[1]).read().split())
 for line in sys.stdin:
     e = json.loads(line)
-    h = e.get("host")
-    if h and (h["name"].upper() + "|" + h["ip"]) in pairs:
+    # Host sightings: `inventory` events (`host` in older builds, where
+    # the top-level `host` is now the sensor name).
+    h = e.get("inventory") or e.get("host")
+    if isinstance(h, dict) and (h["name"].upper() + "|" + h["ip"]) in pairs:
         continue
     sys.stdout.write(line)' "$1"
 }
