@@ -88,6 +88,28 @@ impl Framer {
         !self.stopped
     }
 
+    /// Runs `f` again over what is buffered: the handler waited for the
+    /// other direction (it returned [`Frame::Need`] for more than it had),
+    /// which has now decided.
+    pub fn resume<F: FnMut(&[u8]) -> Frame>(&mut self, f: &mut F) {
+        if self.stopped || self.buf.is_empty() {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let used = self.run(&buf, f);
+        buf.drain(..used.min(buf.len()));
+        if !self.stopped {
+            self.buf = buf;
+        }
+    }
+
+    /// Drops the next `n` bytes, buffered or still to come.
+    pub fn discard(&mut self, n: usize) {
+        let now = n.min(self.buf.len());
+        self.buf.drain(..now);
+        self.skip = self.skip.saturating_add(n - now);
+    }
+
     /// Runs `f` over whole PDUs of `data`; returns how many bytes were used
     /// (the rest waits for more).
     fn run<F: FnMut(&[u8]) -> Frame>(&mut self, data: &[u8], f: &mut F) -> usize {
@@ -142,6 +164,14 @@ pub fn data<A: Framed>(a: &mut A, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> S
     framer.feed(bytes, &mut |b: &[u8]| a.step(dir, b, cx));
     a.framers()[dir.index()] = framer;
     finish_if_stopped(a, cx)
+}
+
+/// Frames again what `dir` has buffered (see [`Framer::resume`]); called
+/// from the other direction's handler.
+pub fn resume<A: Framed>(a: &mut A, dir: Dir, cx: &mut Ctx<'_>) {
+    let mut framer = std::mem::take(&mut a.framers()[dir.index()]);
+    framer.resume(&mut |b: &[u8]| a.step(dir, b, cx));
+    a.framers()[dir.index()] = framer;
 }
 
 /// Bytes of `dir` were lost: that direction can no longer be framed.

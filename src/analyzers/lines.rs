@@ -9,7 +9,16 @@
 //!
 //! SMTP also names both ends: the client its own host in HELO/EHLO, the
 //! server itself in its 220 greeting and its EHLO reply. They make one
-//! `smtp` event per session, written when the HELO/EHLO is answered.
+//! `smtp` event per session, written when a HELO/EHLO is accepted.
+//!
+//! What the client's SMTP lines are depends on the server's replies, which
+//! pair with the commands in order (RFC 5321 4.1, pipelining RFC 2920): a
+//! HELO/EHLO names the client once accepted (a refused one is a claim
+//! only, kept until one is accepted); after DATA the client's lines are
+//! mail only once the server said 354; the n bytes after BDAT are a chunk
+//! only if the server knew the command (a 500/502 server reads them as
+//! commands). Until DATA or BDAT is answered, the client's lines wait
+//! (bounded like any line).
 
 use base64::Engine;
 use serde::Serialize;
@@ -81,10 +90,38 @@ pub struct LineAnalyzer {
     in_data: bool,
     /// SMTP: the names the session showed, until written.
     smtp: SmtpRecord,
-    /// SMTP: a HELO/EHLO awaits its reply; the record was written.
-    helo_pending: bool,
     smtp_written: bool,
+    /// SMTP: the client's commands awaiting their replies, in order.
+    awaiting: std::collections::VecDeque<Command>,
+    /// SMTP: a DATA or BDAT awaits its reply; the client's lines wait.
+    hold_client: bool,
+    /// SMTP: the first word of the reply being read (a reply's first line
+    /// names the server).
+    reply_first: Option<String>,
+    /// SMTP: the latest HELO/EHLO the server refused (or never answered):
+    /// the client's claim, written at the end if none is accepted.
+    helo_claim: Option<(String, &'static str)>,
+    /// SMTP: the server's EHLO reply announced CHUNKING (RFC 3030).
+    chunking: bool,
 }
+
+/// An SMTP command whose reply decides something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Command {
+    Helo(Option<String>, &'static str),
+    Data,
+    /// BDAT of n bytes to a server that did not announce CHUNKING (or
+    /// whose EHLO reply was not seen): whether they are a chunk waits for
+    /// the reply.
+    Bdat(usize),
+    /// Any other command (BDAT to a server whose CHUNKING is known), the
+    /// end of a message, an AUTH exchange.
+    Other,
+}
+
+/// Commands awaiting replies, at most (a pipelining client sends a few;
+/// past this, the oldest are taken as answered).
+const MAX_AWAITING: usize = 64;
 
 impl LineAnalyzer {
     pub fn new(proto: LineProtocol) -> Self {
@@ -100,15 +137,42 @@ impl LineAnalyzer {
             auth: false,
             in_data: false,
             smtp: SmtpRecord::default(),
-            helo_pending: false,
             smtp_written: false,
+            awaiting: std::collections::VecDeque::new(),
+            hold_client: false,
+            reply_first: None,
+            helo_claim: None,
+            chunking: false,
         }
+    }
+
+    /// A client command that the server will answer.
+    fn expect_reply(&mut self, c: Command) {
+        if self.awaiting.len() >= MAX_AWAITING {
+            self.awaiting.pop_front();
+        }
+        if matches!(c, Command::Data | Command::Bdat(_)) {
+            self.hold_client = true;
+        }
+        self.awaiting.push_back(c);
     }
 
     /// Writes the session's names once, if it is SMTP.
     fn write_smtp(&mut self, cx: &mut Ctx<'_>) {
         if self.proto != LineProtocol::Smtp || self.smtp_written {
             return;
+        }
+        if self.smtp.helo_command.is_none() {
+            // No HELO/EHLO accepted (refused, or its reply never seen):
+            // the client's latest claim.
+            let unanswered = self.awaiting.iter().rev().find_map(|c| match c {
+                Command::Helo(Some(n), verb) => Some((n.clone(), *verb)),
+                _ => None,
+            });
+            if let Some((name, verb)) = unanswered.or(self.helo_claim.take()) {
+                self.smtp.helo = Some(name);
+                self.smtp.helo_command = Some(verb);
+            }
         }
         // Only a session the client opened with HELO/EHLO is SMTP: FTP and
         // others greet with 220 too.
@@ -118,34 +182,96 @@ impl LineAnalyzer {
         }
     }
 
-    /// SMTP names in a command line (outside mail and AUTH exchanges).
+    /// An SMTP command line (outside mail and AUTH exchanges): its reply
+    /// is awaited, to decide what it says.
     fn smtp_command(&mut self, command: &[u8], argument: Option<&[u8]>) {
         let helo = command.eq_ignore_ascii_case(b"HELO");
-        if (helo || command.eq_ignore_ascii_case(b"EHLO")) && self.smtp.helo.is_none() {
-            self.smtp.helo = argument.map(name_word);
-            self.smtp.helo_command = Some(if helo { "HELO" } else { "EHLO" });
-            self.helo_pending = true;
-        }
+        let c = if helo || command.eq_ignore_ascii_case(b"EHLO") {
+            Command::Helo(argument.map(name_word), if helo { "HELO" } else { "EHLO" })
+        } else if command.eq_ignore_ascii_case(b"DATA") {
+            Command::Data
+        } else {
+            Command::Other
+        };
+        self.expect_reply(c);
     }
 
-    /// SMTP names in a server line: the greeting's, and the HELO/EHLO
-    /// reply's first line (its verdict too: the record is written then).
+    /// An SMTP server line: the greeting names the server; a reply's last
+    /// line settles the oldest command awaiting one.
     fn smtp_reply(&mut self, text: &[u8], cx: &mut Ctx<'_>) {
         let (code, rest) = (text.get(..3), text.get(4..).unwrap_or_default());
         let first_word = rest.split(|&c| c == b' ').find(|w| !w.is_empty());
-        match code {
-            Some(b"220") if self.smtp.greeting_seen.is_none() => {
-                self.smtp.greeting_seen = Some(());
+        // `250-` continues a reply; `250 ` (or a bare code) ends it.
+        let last = text.get(3) != Some(&b'-');
+        if code == Some(b"220") && self.smtp.greeting_seen.is_none() && self.awaiting.is_empty() {
+            if self.smtp.server_name.is_none() {
                 self.smtp.server_name = first_word.map(name_word);
             }
-            Some(c) if self.helo_pending => {
-                self.helo_pending = false;
-                if c == b"250" && self.smtp.server_name.is_none() {
-                    self.smtp.server_name = first_word.map(name_word);
-                }
-                self.write_smtp(cx);
+            if last {
+                self.smtp.greeting_seen = Some(());
             }
-            _ => {}
+            return;
+        }
+        if self.reply_first.is_none() {
+            self.reply_first = Some(first_word.map(name_word).unwrap_or_default());
+        } else if matches!(self.awaiting.front(), Some(Command::Helo(_, "EHLO")))
+            && code == Some(b"250")
+            && first_word.is_some_and(|w| w.eq_ignore_ascii_case(b"CHUNKING"))
+        {
+            self.chunking = true;
+        }
+        if !last {
+            return;
+        }
+        let first = self.reply_first.take().filter(|w| !w.is_empty());
+        let Some(command) = self.awaiting.pop_front() else {
+            return;
+        };
+        let code = code.unwrap_or_default();
+        match command {
+            Command::Helo(name, verb) => {
+                if code.starts_with(b"2") && !self.smtp_written {
+                    self.smtp.helo = name;
+                    self.smtp.helo_command = Some(verb);
+                    self.helo_claim = None;
+                    if code == b"250" && self.smtp.server_name.is_none() {
+                        self.smtp.server_name = first;
+                    }
+                    self.write_smtp(cx);
+                } else if !self.smtp_written {
+                    if let Some(n) = name {
+                        self.helo_claim = Some((n, verb));
+                    }
+                }
+            }
+            Command::Data => {
+                // RFC 5321 4.1.1.4: the body follows a 354 only.
+                self.in_data = code == b"354";
+                self.release_client(cx);
+            }
+            Command::Bdat(n) => {
+                // A server that knew BDAT took its n bytes as the chunk,
+                // whatever it answered (RFC 3030 2); one that did not
+                // (500, 502) read them as commands.
+                if !matches!(code, b"500" | b"502") {
+                    self.framers[Dir::ToServer.index()].discard(n);
+                }
+                self.release_client(cx);
+            }
+            Command::Other => {}
+        }
+    }
+
+    /// The reply the client's lines waited for came: they are read now.
+    fn release_client(&mut self, cx: &mut Ctx<'_>) {
+        if self.hold_client
+            && !self
+                .awaiting
+                .iter()
+                .any(|c| matches!(c, Command::Data | Command::Bdat(_)))
+        {
+            self.hold_client = false;
+            framing::resume(self, Dir::ToServer, cx);
         }
     }
 
@@ -170,6 +296,10 @@ impl LineAnalyzer {
                 // Only a line of a lone dot ends the body (RFC 5321
                 // 4.1.1.4): " ." and ". " are mail, whatever follows them.
                 self.in_data = line.strip_suffix(b"\r").unwrap_or(line) != b".";
+                if !self.in_data {
+                    // The server answers the message.
+                    self.expect_reply(Command::Other);
+                }
                 return 0;
             }
             if self.auth {
@@ -205,15 +335,22 @@ impl LineAnalyzer {
                 }
                 return 0;
             }
-            if self.proto == LineProtocol::Smtp {
-                if command.eq_ignore_ascii_case(b"DATA") {
-                    self.in_data = true;
-                } else if command.eq_ignore_ascii_case(b"BDAT") {
-                    return rest
-                        .next()
-                        .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
-                        .unwrap_or(0);
+            if self.proto == LineProtocol::Smtp && command.eq_ignore_ascii_case(b"BDAT") {
+                // The chunk follows at once (RFC 3030 2): a server that
+                // announced CHUNKING takes it as data; otherwise its reply
+                // tells (500/502: it read the bytes as commands).
+                let n = rest
+                    .next()
+                    .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+                    .unwrap_or(0);
+                if self.chunking {
+                    return n;
                 }
+                // Held until the reply says (see `smtp_reply`).
+                if let Some(last) = self.awaiting.back_mut() {
+                    *last = Command::Bdat(n);
+                }
+                self.hold_client = true;
             }
             return literal_len(self.proto, text);
         }
@@ -249,6 +386,10 @@ impl LineAnalyzer {
             }
         };
         self.auth = false;
+        if self.proto == LineProtocol::Smtp {
+            // The AUTH command's reply.
+            self.awaiting.pop_front();
+        }
         let status = String::from_utf8_lossy(status).into_owned();
         if self.tracker.awaiting_verdict() {
             self.tracker.verdict(success, status, cx);
@@ -338,6 +479,32 @@ impl Framed for LineAnalyzer {
     }
 
     fn step(&mut self, dir: Dir, b: &[u8], cx: &mut Ctx<'_>) -> Frame {
+        if dir == Dir::ToServer && self.hold_client {
+            if b.len() < MAX_LINE {
+                // What these lines are depends on the reply to DATA.
+                return Frame::Need(b.len() + 1);
+            }
+            // More than a line before the reply: a BDAT's bytes are taken
+            // as its chunk, as the server that knows BDAT takes them; a
+            // client that sends this much before the reply to its DATA is
+            // no mail client (the body waits for 354): its lines are read
+            // as commands. The reply changes nothing then.
+            self.hold_client = false;
+            let mut chunk = None;
+            for c in self.awaiting.iter_mut() {
+                match c {
+                    Command::Bdat(n) => {
+                        chunk.get_or_insert(*n);
+                        *c = Command::Other;
+                    }
+                    Command::Data => *c = Command::Other,
+                    _ => {}
+                }
+            }
+            if let Some(n) = chunk.filter(|n| *n > 0) {
+                return Frame::Skip(n);
+            }
+        }
         match memchr::memchr(b'\n', b) {
             Some(eol) => match self.line(dir, &b[..eol], cx) {
                 0 => Frame::Consumed(eol + 1),
@@ -422,7 +589,9 @@ mod tests {
                 "250-mx.corp.example Hello\r\n250 SIZE 1000\r\n",
             ),
             (Dir::ToServer, "DATA\r\n"),
+            (Dir::ToClient, "354 go ahead\r\n"),
             (Dir::ToServer, "HELO FORGED-IN-BODY\r\n.\r\n"),
+            (Dir::ToClient, "250 queued\r\n"),
             (Dir::ToServer, "EHLO AGAIN\r\n"),
             (Dir::ToClient, "250 again\r\n"),
         ]);
@@ -447,6 +616,7 @@ mod tests {
         let got = session(&[
             (Dir::ToClient, "220 mx.corp.example ESMTP\r\n"),
             (Dir::ToServer, "DATA\r\n"),
+            (Dir::ToClient, "354 go ahead\r\n"),
             (
                 Dir::ToServer,
                 "Subject: x\r\n .\r\n. \r\nHELO FORGED-IN-BODY\r\n",
@@ -458,11 +628,100 @@ mod tests {
         // The lone dot ends it: the next HELO is a command.
         let got = session(&[
             (Dir::ToServer, "DATA\r\n"),
+            (Dir::ToClient, "354 go ahead\r\n"),
             (Dir::ToServer, "body\r\n.\r\nHELO WS01\r\n"),
-            (Dir::ToClient, "250 ok\r\n"),
+            (Dir::ToClient, "250 queued\r\n250 ok\r\n"),
         ]);
         let helos: Vec<Option<String>> = smtp(&got).into_iter().map(|r| r.helo).collect();
         assert_eq!(helos, [Some("WS01".to_string())]);
+    }
+
+    fn helos(steps: &[(Dir, &str)]) -> Vec<Option<String>> {
+        smtp(&session(steps)).into_iter().map(|r| r.helo).collect()
+    }
+
+    /// DATA refused (503: no MAIL FROM) leaves the client in command mode,
+    /// as the server is: the EHLO it pipelined after is read and, once
+    /// accepted, names it. Before the reply, its lines wait (#24.5).
+    #[test]
+    fn a_refused_data_starts_no_body() {
+        let steps = [
+            (Dir::ToClient, "220 mx.corp.example ESMTP\r\n"),
+            (Dir::ToServer, "DATA\r\nEHLO WIN-J9D866ESIJ2\r\n"),
+            (Dir::ToClient, "503 5.5.1 Error: need MAIL command\r\n"),
+            (Dir::ToClient, "250-mx.corp.example\r\n250 8BITMIME\r\n"),
+        ];
+        assert_eq!(helos(&steps), [Some("WIN-J9D866ESIJ2".to_string())]);
+        // Accepted (354): the same line is mail.
+        let mut accepted = steps;
+        accepted[2] = (Dir::ToClient, "354 End data with <CR><LF>.<CR><LF>\r\n");
+        assert_eq!(helos(&accepted), Vec::<Option<String>>::new());
+    }
+
+    /// The name that counts is the one the server accepted: a first EHLO
+    /// refused (501), a second accepted (#24.6). Refused alone, the claim
+    /// is still written at the end.
+    #[test]
+    fn the_accepted_helo_is_the_one_written() {
+        let got = helos(&[
+            (Dir::ToClient, "220 mx.corp.example ESMTP\r\n"),
+            (Dir::ToServer, "EHLO bad_name!\r\n"),
+            (Dir::ToClient, "501 5.5.2 Syntax error\r\n"),
+            (Dir::ToServer, "EHLO WIN-J9D866ESIJ2\r\n"),
+            (Dir::ToClient, "250-mx.corp.example\r\n250 OK\r\n"),
+        ]);
+        assert_eq!(got, [Some("WIN-J9D866ESIJ2".to_string())]);
+        // Pipelined: both sent before either reply; replies pair in order.
+        let got = helos(&[
+            (Dir::ToServer, "EHLO FIRST\r\nEHLO WIN-LIVFRVQFMKO\r\n"),
+            (Dir::ToClient, "501 no\r\n250 mx.corp.example\r\n"),
+        ]);
+        assert_eq!(got, [Some("WIN-LIVFRVQFMKO".to_string())]);
+    }
+
+    /// BDAT to a server that did not announce CHUNKING is refused (502)
+    /// and its "chunk" read as commands: an EHLO there counts (#24.7); a
+    /// server that answers otherwise took the chunk, as one that announced
+    /// CHUNKING does at once: mail.
+    #[test]
+    fn a_bdat_chunk_is_mail_only_where_the_server_takes_chunks() {
+        let body = "EHLO WIN-J9D866ESIJ2\r\n";
+        let bdat = format!("BDAT {}\r\n{body}", body.len());
+        // The EHLO reply was not seen (picked up after it): the chunk
+        // waits for the BDAT's reply.
+        let got = helos(&[
+            (Dir::ToServer, bdat.as_str()),
+            (Dir::ToClient, "502 5.5.1 command not implemented\r\n"),
+            (Dir::ToClient, "250 mx.corp.example\r\n"),
+        ]);
+        assert_eq!(got, [Some("WIN-J9D866ESIJ2".to_string())]);
+        let got = helos(&[
+            (Dir::ToServer, bdat.as_str()),
+            (Dir::ToClient, "250 2.0.0 message accepted\r\n"),
+        ]);
+        assert_eq!(got, Vec::<Option<String>>::new());
+        // After an EHLO reply: announced CHUNKING takes the chunk as mail
+        // at once; without it the chunk is commands: an AUTH NTLM there is
+        // an exchange.
+        let auth = "AUTH NTLM TlRMTVNTUAABAAAABoIIAAAAAAAAAAAAAAAAAAAAAAA=\r\n";
+        let bdat = format!("BDAT {}\r\n{auth}", auth.len());
+        for (ext, exchanges) in [("CHUNKING", 0), ("PIPELINING", 1)] {
+            let reply = format!("250-mx.corp.example\r\n250 {ext}\r\n");
+            let refusal = if exchanges == 0 {
+                "250 2.0.0 chunk taken\r\n"
+            } else {
+                "502 5.5.1 no\r\n535 5.7.8 failed\r\n"
+            };
+            let got = session(&[
+                (Dir::ToServer, "EHLO WS01\r\n"),
+                (Dir::ToClient, reply.as_str()),
+                (Dir::ToServer, bdat.as_str()),
+                (Dir::ToClient, refusal),
+            ]);
+            let ntlm = got.iter().filter(|r| matches!(r, Record::Ntlm(_))).count();
+            assert_eq!(ntlm, exchanges, "{ext}");
+            assert_eq!(smtp(&got)[0].helo.as_deref(), Some("WS01"));
+        }
     }
 
     /// Picked up after the greeting: the EHLO reply names the server; a
