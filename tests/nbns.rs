@@ -345,3 +345,88 @@ fn arkime_synthetic_name_service_matches_tshark() {
     );
     assert!(n >= 4, "{n} values");
 }
+
+/// First-level encoding of `name` padded to 15 characters, with `suffix`.
+fn encode(name: &str, suffix: u8) -> Vec<u8> {
+    let mut raw = name.as_bytes().to_vec();
+    raw.resize(15, b' ');
+    raw.push(suffix);
+    let mut v = vec![32];
+    for b in raw {
+        v.push(b'A' + (b >> 4));
+        v.push(b'A' + (b & 0xf));
+    }
+    v.push(0);
+    v
+}
+
+/// A query (opcode 0, RD) for `name<20>`.
+fn query(txid: u16, name: &str) -> Vec<u8> {
+    let mut m = txid.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend(encode(name, 0x20));
+    m.extend_from_slice(&[0, 0x20, 0, 1]);
+    m
+}
+
+/// A positive answer (R, AA, RD) naming `name<20>` at `addr`.
+fn answer(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
+    let mut m = txid.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x85, 0x00, 0, 0, 0, 1, 0, 0, 0, 0]);
+    m.extend(encode(name, 0x20));
+    m.extend_from_slice(&[0, 0x20, 0, 1, 0, 0, 0, 60, 0, 6, 0x60, 0]);
+    m.extend_from_slice(&addr);
+    m
+}
+
+/// "Answered" is judged per exchange (#24.14): on a 137/137 conversation
+/// that once had a real query and answer, a later answer to no pending
+/// query (forged, or a request the sensor never saw) is the responder's
+/// word alone: its alert says no handshake and weighs nothing it says.
+#[test]
+fn an_answer_to_no_question_is_not_answered() {
+    use hostwatch::synth::udp_frame;
+    let (a, b) = (
+        ([2, 0, 0, 0, 0, 1], [10, 1, 0, 7]),
+        ([2, 0, 0, 0, 0, 2], [10, 1, 0, 9]),
+    );
+    let frame = |from_a: bool, payload: &[u8]| {
+        if from_a {
+            udp_frame((a.0, a.1, 137), (b.0, b.1, 137), payload)
+        } else {
+            udp_frame((b.0, b.1, 137), (a.0, a.1, 137), payload)
+        }
+    };
+    let t0 = 1_790_000_000_000_000i64;
+    let frames = vec![
+        (t0, frame(true, &query(1, "WIN-LIVFRVQFMKO"))),
+        (t0 + 1_000, frame(false, &answer(1, "WIN-LIVFRVQFMKO", b.1))),
+        (
+            t0 + 9_000_000,
+            frame(false, &answer(2, "WIN-J9D866ESIJ2", b.1)),
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("hostwatch-nbns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = dir.join("lone-answer.pcap");
+    let t = hostwatch::synth::Trace { frames, now_us: 0 };
+    std::fs::write(&p, t.to_bytes()).expect("write capture");
+    let events = run_file(&p);
+    let mut alerts: Vec<(String, bool)> = of_type(&events, "alert")
+        .iter()
+        .map(|e| {
+            (
+                e["alert"]["hostname"].as_str().unwrap_or("").to_string(),
+                e["alert"]["handshake_seen"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            ("WIN-J9D866ESIJ2".to_string(), false),
+            ("WIN-LIVFRVQFMKO".to_string(), true)
+        ]
+    );
+}

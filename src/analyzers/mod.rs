@@ -55,6 +55,16 @@ impl Dir {
 /// An address and port.
 pub type Endpoint = (std::net::IpAddr, u16);
 
+/// A record's time, when an earlier packet completed it, and whether its
+/// exchange went unanswered ([`Ctx::emit_at`], [`Ctx::emit_lone_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Its index among the records emitted.
+    pub at: usize,
+    pub ts_us: i64,
+    pub lone: bool,
+}
+
 /// The two sides of one exchange within a link-scoped conversation
 /// ([`protocol::Scope::Link`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +87,9 @@ pub struct Ctx<'a> {
     errors: Option<&'a mut Counters>,
     /// How request/answer pairing went, per protocol (see [`Ctx::tally`]).
     tallies: Option<&'a mut Counters>,
-    /// Records completed by an earlier packet than the current one:
-    /// (index in `records`, that packet's time).
-    stamps: Option<&'a mut Vec<(usize, i64)>>,
+    /// Records completed by an earlier packet than the current one, or
+    /// whose exchange nobody answered.
+    stamps: Option<&'a mut Vec<Stamp>>,
     /// Whose exchange each record of a link-scoped conversation is:
     /// (index in `records`, its endpoints).
     between: Option<&'a mut Vec<(usize, Between)>>,
@@ -122,7 +132,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Keeps the times given to [`Ctx::emit_at`] in `stamps`.
-    pub fn stamping(mut self, stamps: &'a mut Vec<(usize, i64)>) -> Self {
+    pub fn stamping(mut self, stamps: &'a mut Vec<Stamp>) -> Self {
         self.stamps = Some(stamps);
         self
     }
@@ -130,8 +140,23 @@ impl<'a> Ctx<'a> {
     /// Emits a record that an earlier packet, at `ts_us`, completed (a
     /// request whose answer never came is stamped with its own time).
     pub fn emit_at(&mut self, ts_us: i64, r: impl Into<Record>) {
+        self.stamp(ts_us, false, r);
+    }
+
+    /// As [`Ctx::emit_at`], for a record whose exchange nobody answered
+    /// (a request that timed out, an answer to no request): its envelope
+    /// says one side alone sent it, whatever else the conversation held.
+    pub fn emit_lone_at(&mut self, ts_us: i64, r: impl Into<Record>) {
+        self.stamp(ts_us, true, r);
+    }
+
+    fn stamp(&mut self, ts_us: i64, lone: bool, r: impl Into<Record>) {
         if let Some(s) = self.stamps.as_deref_mut() {
-            s.push((self.records.len(), ts_us));
+            s.push(Stamp {
+                at: self.records.len(),
+                ts_us,
+                lone,
+            });
         }
         self.records.push(r.into());
     }

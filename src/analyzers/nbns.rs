@@ -100,7 +100,9 @@ impl DatagramAnalyzer for NbnsAnalyzer {
                         cx.emit(p.record);
                     }
                 }
-                None => cx.emit(answer),
+                // An answer to no request this conversation holds: the
+                // responder alone sent it.
+                None => cx.emit_lone_at(cx.ts_us, answer),
             }
             return;
         }
@@ -115,7 +117,7 @@ impl DatagramAnalyzer for NbnsAnalyzer {
         }
         if self.pending.len() >= MAX_PENDING {
             if let Some(p) = self.pending.pop_front() {
-                cx.emit_at(p.last_us, p.record);
+                cx.emit_lone_at(p.last_us, p.record);
             }
         }
         self.pending.push_back(Pending {
@@ -132,14 +134,14 @@ impl DatagramAnalyzer for NbnsAnalyzer {
             .is_some_and(|p| now_us - p.since_us > ANSWER_TIMEOUT_US)
         {
             if let Some(p) = self.pending.pop_front() {
-                cx.emit_at(p.last_us, p.record);
+                cx.emit_lone_at(p.last_us, p.record);
             }
         }
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
         for p in self.pending.drain(..) {
-            cx.emit_at(p.last_us, p.record);
+            cx.emit_lone_at(p.last_us, p.record);
         }
     }
 }

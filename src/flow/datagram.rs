@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::Carrier;
 use crate::analyzers::registry;
-use crate::analyzers::{Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record};
+use crate::analyzers::{Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp};
 use crate::decode::{Checksum, Datagram, Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;
 
@@ -155,7 +155,7 @@ pub struct DatagramTable {
     conversations: HashMap<FlowKey, Box<Conversation>>,
     records: Vec<Record>,
     /// Times of records completed by an earlier packet (see `Ctx::emit_at`).
-    stamps: Vec<(usize, i64)>,
+    stamps: Vec<Stamp>,
     /// Endpoints of link-scoped records (see `Ctx::emit_between`).
     between: Vec<(usize, Between)>,
     pub stats: DatagramStats,
@@ -277,7 +277,7 @@ impl DatagramTable {
     /// `ts_us` unless the analyzer gave an earlier time.
     fn hand_out<O: FnMut(FlowRecord)>(
         records: &mut Vec<Record>,
-        stamps: &mut Vec<(usize, i64)>,
+        stamps: &mut Vec<Stamp>,
         between: &mut Vec<(usize, Between)>,
         c: &Conversation,
         ts_us: i64,
@@ -288,14 +288,17 @@ impl DatagramTable {
         }
         let info = c.info();
         for (i, record) in records.drain(..).enumerate() {
-            let ts_us = stamps
-                .iter()
-                .find(|(at, _)| *at == i)
-                .map_or(ts_us, |(_, t)| *t);
-            let flow = match between.iter().find(|(at, _)| *at == i) {
+            let stamp = stamps.iter().find(|s| s.at == i);
+            let ts_us = stamp.map_or(ts_us, |s| s.ts_us);
+            let mut flow = match between.iter().find(|(at, _)| *at == i) {
                 Some((_, b)) => c.info_between(b),
                 None => info.clone(),
             };
+            if stamp.is_some_and(|s| s.lone) {
+                // Answered is judged per exchange, not per conversation.
+                flow.two_way = false;
+                flow.handshake = false;
+            }
             out(FlowRecord {
                 ts_us,
                 flow,
