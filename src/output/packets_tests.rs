@@ -31,16 +31,28 @@ fn seg(ts_us: i64, from_a: bool, flags: u8, seq: u32, payload: &[u8]) -> Segment
     }
 }
 
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+/// A little-endian u32 at `at` (0 past the end: the caller's length checks
+/// then fail).
+fn le32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+/// A packet read back: time, headers as text, payload, checksum right.
+type Decoded = (i64, String, Vec<u8>, bool);
+
 /// The packets a decoder finds in the records `bytes` holds.
-fn decoded(bytes: &[u8]) -> Vec<(i64, String, Vec<u8>, bool)> {
+fn decoded(bytes: &[u8]) -> Vec<Decoded> {
     let mut out = Vec::new();
     let mut rest = bytes;
     let mut d = Decoder::new(linktype::ETHERNET);
     while rest.len() >= 16 {
-        let secs = u32::from_le_bytes(rest[0..4].try_into().unwrap());
-        let usecs = u32::from_le_bytes(rest[4..8].try_into().unwrap());
-        let len = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
-        let frame = &rest[16..16 + len];
+        let (secs, usecs) = (le32(rest, 0), le32(rest, 4));
+        let len = le32(rest, 8) as usize;
+        let frame = rest.get(16..16 + len).unwrap_or_default();
         let ts = i64::from(secs) * 1_000_000 + i64::from(usecs);
         d.decode(ts, frame, &mut |p| {
             let (what, ok) = match p {
@@ -66,7 +78,7 @@ fn decoded(bytes: &[u8]) -> Vec<(i64, String, Vec<u8>, bool)> {
             };
             out.push((ts, what, p.payload().to_vec(), ok));
         });
-        rest = &rest[16 + len..];
+        rest = rest.get(16 + len..).unwrap_or_default();
     }
     assert!(rest.is_empty(), "records end where the bytes do");
     out
@@ -156,23 +168,22 @@ fn a_datagram_too_large_for_one_packet_is_refused() {
     assert_eq!(out, vec![1, 2, 3]);
 }
 
-fn tmp(name: &str) -> PathBuf {
+fn tmp(name: &str) -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("hostwatch-packets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir)?;
     let p = dir.join(name);
     let _ = std::fs::remove_file(&p);
-    p
+    Ok(p)
 }
 
-fn log(name: &str) -> (Arc<PacketLog>, PathBuf) {
-    let path = tmp(name);
+fn log(name: &str) -> std::io::Result<(Arc<PacketLog>, PathBuf)> {
+    let path = tmp(name)?;
     let l = PacketLog::create(LogOptions {
         path: path.clone(),
         rotate_bytes: None,
         files: None,
-    })
-    .unwrap();
-    (Arc::new(l), path)
+    })?;
+    Ok((Arc::new(l), path))
 }
 
 fn flow_of(s: &Segment<&[u8]>) -> FlowInfo {
@@ -192,16 +203,16 @@ fn flow_of(s: &Segment<&[u8]>) -> FlowInfo {
 }
 
 /// The packets of a pcap file (after its 24-byte header).
-fn file_packets(path: &Path) -> Vec<(i64, String, Vec<u8>, bool)> {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes());
-    assert_eq!(&bytes[20..24], &1u32.to_le_bytes());
-    decoded(&bytes[24..])
+fn file_packets(path: &Path) -> std::io::Result<Vec<Decoded>> {
+    let bytes = std::fs::read(path)?;
+    assert_eq!(le32(&bytes, 0), 0xa1b2_c3d4);
+    assert_eq!(le32(&bytes, 20), 1, "Ethernet");
+    Ok(decoded(bytes.get(24..).unwrap_or_default()))
 }
 
 #[test]
-fn only_a_connection_that_alerts_is_written_from_its_first_packet() {
-    let (l, path) = log("alerting.pcap");
+fn only_a_connection_that_alerts_is_written_from_its_first_packet() -> Outcome {
+    let (l, path) = log("alerting.pcap")?;
     let mut r = Recorder::new(l, 1 << 20, 100);
     let syn = seg(10, true, 0x02, 100, b"");
     // Another connection, which never alerts.
@@ -220,8 +231,8 @@ fn only_a_connection_that_alerts_is_written_from_its_first_packet() {
     );
     // Later packets follow.
     r.packet(&Packet::Tcp(seg(14, false, 0x18, 901, b"CHALLENGE")));
-    r.flush().unwrap();
-    let times: Vec<i64> = file_packets(&path).iter().map(|p| p.0).collect();
+    r.flush()?;
+    let times: Vec<i64> = file_packets(&path)?.iter().map(|p| p.0).collect();
     assert_eq!(times, vec![10, 12, 13, 14]);
     assert_eq!(
         r.stats(),
@@ -232,11 +243,12 @@ fn only_a_connection_that_alerts_is_written_from_its_first_packet() {
             ..PacketStats::default()
         }
     );
+    Ok(())
 }
 
 #[test]
-fn a_retransmitted_syn_keeps_the_connection_and_a_new_one_starts_afresh() {
-    let (l, path) = log("reuse.pcap");
+fn a_retransmitted_syn_keeps_the_connection_and_a_new_one_starts_afresh() -> Outcome {
+    let (l, path) = log("reuse.pcap")?;
     let mut r = Recorder::new(l, 1 << 20, 100);
     r.packet(&Packet::Tcp(seg(1, true, 0x02, 100, b"")));
     r.packet(&Packet::Tcp(seg(2, true, 0x02, 100, b"")));
@@ -245,14 +257,15 @@ fn a_retransmitted_syn_keeps_the_connection_and_a_new_one_starts_afresh() {
     r.packet(&Packet::Tcp(seg(60, true, 0x02, 7000, b"")));
     r.packet(&Packet::Tcp(seg(61, true, 0x18, 7001, b"y")));
     r.alerted(&flow_of(&seg(61, true, 0x18, 7001, b"y")));
-    r.flush().unwrap();
-    let times: Vec<i64> = file_packets(&path).iter().map(|p| p.0).collect();
+    r.flush()?;
+    let times: Vec<i64> = file_packets(&path)?.iter().map(|p| p.0).collect();
     assert_eq!(times, vec![60, 61]);
+    Ok(())
 }
 
 #[test]
-fn held_packets_stay_within_the_budget_and_the_oldest_go_first() {
-    let (l, path) = log("budget.pcap");
+fn held_packets_stay_within_the_budget_and_the_oldest_go_first() -> Outcome {
+    let (l, path) = log("budget.pcap")?;
     let per = 16 + 54 + 100;
     let mut r = Recorder::new(l, 10 * per, 1000);
     for i in 0..50u16 {
@@ -270,14 +283,15 @@ fn held_packets_stay_within_the_budget_and_the_oldest_go_first() {
     let mut last = seg(49, true, 0x18, 1, b"");
     last.sport = 40_049;
     r.alerted(&flow_of(&last));
-    r.flush().unwrap();
-    let times: Vec<i64> = file_packets(&path).iter().map(|p| p.0).collect();
+    r.flush()?;
+    let times: Vec<i64> = file_packets(&path)?.iter().map(|p| p.0).collect();
     assert_eq!(times, vec![49]);
+    Ok(())
 }
 
 #[test]
-fn connections_beyond_the_cap_are_forgotten_oldest_first() {
-    let (l, _) = log("rings.pcap");
+fn connections_beyond_the_cap_are_forgotten_oldest_first() -> Outcome {
+    let (l, _) = log("rings.pcap")?;
     let mut r = Recorder::new(l, 1 << 30, 3);
     for i in 0..5u16 {
         let mut s = seg(1, true, 0x02, 1, b"");
@@ -286,11 +300,12 @@ fn connections_beyond_the_cap_are_forgotten_oldest_first() {
     }
     assert_eq!(r.rings.len(), 3);
     assert_eq!(r.stats().evicted, 2);
+    Ok(())
 }
 
 #[test]
-fn a_connection_is_cut_at_its_bound_and_said_so() {
-    let (l, path) = log("cut.pcap");
+fn a_connection_is_cut_at_its_bound_and_said_so() -> Outcome {
+    let (l, path) = log("cut.pcap")?;
     let mut r = Recorder::new(l, 1 << 30, 10);
     let s = seg(1, true, 0x18, 1, b"z");
     for _ in 0..FLOW_PACKETS + 10 {
@@ -298,15 +313,16 @@ fn a_connection_is_cut_at_its_bound_and_said_so() {
     }
     r.alerted(&flow_of(&s));
     r.packet(&Packet::Tcp(s));
-    r.flush().unwrap();
-    assert_eq!(file_packets(&path).len(), FLOW_PACKETS as usize);
+    r.flush()?;
+    assert_eq!(file_packets(&path)?.len(), FLOW_PACKETS as usize);
     let st = r.stats();
     assert_eq!((st.packets, st.flows_cut, st.flows), (4096, 1, 1));
+    Ok(())
 }
 
 #[test]
-fn an_ended_connection_is_not_kept() {
-    let (l, path) = log("ended.pcap");
+fn an_ended_connection_is_not_kept() -> Outcome {
+    let (l, path) = log("ended.pcap")?;
     let mut r = Recorder::new(l, 1 << 20, 10);
     let s = seg(1, true, 0x18, 1, b"abc");
     r.packet(&Packet::Tcp(s));
@@ -316,24 +332,22 @@ fn an_ended_connection_is_not_kept() {
     r.alerted(&flow_of(&s));
     assert_eq!(r.held_bytes(), 0);
     r.tick();
-    r.flush().unwrap();
-    assert!(file_packets(&path).is_empty());
+    r.flush()?;
+    assert!(file_packets(&path)?.is_empty());
+    Ok(())
 }
 
 #[test]
-fn files_rotate_by_size_and_only_the_newest_are_kept() {
-    let path = tmp("rot.pcap");
+fn files_rotate_by_size_and_only_the_newest_are_kept() -> Outcome {
+    let path = tmp("rot.pcap")?;
     for n in 1..6 {
         let _ = std::fs::remove_file(numbered(&path, n));
     }
-    let l = Arc::new(
-        PacketLog::create(LogOptions {
-            path: path.clone(),
-            rotate_bytes: Some(24 + 2 * (16 + 54 + 100)),
-            files: Some(2),
-        })
-        .unwrap(),
-    );
+    let l = Arc::new(PacketLog::create(LogOptions {
+        path: path.clone(),
+        rotate_bytes: Some(24 + 2 * (16 + 54 + 100)),
+        files: Some(2),
+    })?);
     let mut r = Recorder::new(l.clone(), 1 << 20, 10);
     let s = seg(0, true, 0x18, 1, &[7u8; 100]);
     r.packet(&Packet::Tcp(s));
@@ -341,17 +355,18 @@ fn files_rotate_by_size_and_only_the_newest_are_kept() {
     for i in 1..7 {
         r.packet(&Packet::Tcp(seg(i, true, 0x18, 1, &[7u8; 100])));
     }
-    r.flush().unwrap();
+    r.flush()?;
     // Seven packets, two a file: FILE, .1, .2, .3; the newest two kept.
     assert_eq!(l.files(), 4);
     assert!(!path.exists());
     assert!(!numbered(&path, 1).exists());
-    let times = |n| -> Vec<i64> {
-        file_packets(&numbered(&path, n))
+    let times = |n| -> std::io::Result<Vec<i64>> {
+        Ok(file_packets(&numbered(&path, n))?
             .iter()
             .map(|p| p.0)
-            .collect()
+            .collect())
     };
-    assert_eq!(times(2), vec![4, 5]);
-    assert_eq!(times(3), vec![6]);
+    assert_eq!(times(2)?, vec![4, 5]);
+    assert_eq!(times(3)?, vec![6]);
+    Ok(())
 }
