@@ -346,45 +346,13 @@ fn arkime_synthetic_name_service_matches_tshark() {
     assert!(n >= 4, "{n} values");
 }
 
-/// First-level encoding of `name` padded to 15 characters, with `suffix`.
-fn encode(name: &str, suffix: u8) -> Vec<u8> {
-    let mut raw = name.as_bytes().to_vec();
-    raw.resize(15, b' ');
-    raw.push(suffix);
-    let mut v = vec![32];
-    for b in raw {
-        v.push(b'A' + (b >> 4));
-        v.push(b'A' + (b & 0xf));
-    }
-    v.push(0);
-    v
-}
-
-/// A query (opcode 0, RD) for `name<20>`.
-fn query(txid: u16, name: &str) -> Vec<u8> {
-    let mut m = txid.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    m.extend(encode(name, 0x20));
-    m.extend_from_slice(&[0, 0x20, 0, 1]);
-    m
-}
-
-/// A positive answer (R, AA, RD) naming `name<20>` at `addr`.
-fn answer(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
-    let mut m = txid.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0x85, 0x00, 0, 0, 0, 1, 0, 0, 0, 0]);
-    m.extend(encode(name, 0x20));
-    m.extend_from_slice(&[0, 0x20, 0, 1, 0, 0, 0, 60, 0, 6, 0x60, 0]);
-    m.extend_from_slice(&addr);
-    m
-}
-
 /// "Answered" is judged per exchange (#24.14): on a 137/137 conversation
 /// that once had a real query and answer, a later answer to no pending
 /// query (forged, or a request the sensor never saw) is the responder's
 /// word alone: its alert says no handshake and weighs nothing it says.
 #[test]
 fn an_answer_to_no_question_is_not_answered() {
+    use hostwatch::synth::msg::{nbns_answer as answer, nbns_query as query};
     use hostwatch::synth::udp_frame;
     let (a, b) = (
         ([2, 0, 0, 0, 0, 1], [10, 1, 0, 7]),

@@ -1,50 +1,9 @@
 use super::*;
 use crate::analyzers::{Counters, Record};
 
-/// First-level encoding of a 15-character-padded name and its suffix.
-fn encode(name: &str, suffix: u8) -> Vec<u8> {
-    let mut raw = name.as_bytes().to_vec();
-    raw.resize(15, b' ');
-    raw.push(suffix);
-    let mut v = vec![32];
-    for b in raw {
-        v.push(b'A' + (b >> 4));
-        v.push(b'A' + (b & 0xf));
-    }
-    v.push(0);
-    v
-}
-
-/// A registration request (opcode 5, RD, B) for `name<00>` at `addr`.
-fn registration(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
-    let mut m = txid.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0x29, 0x10, 0, 1, 0, 0, 0, 0, 0, 1]);
-    m.extend(encode(name, 0));
-    m.extend_from_slice(&[
-        0, 0x20, 0, 1, 0xc0, 0x0c, 0, 0x20, 0, 1, 0, 4, 0x93, 0xe0, 0, 6, 0, 0,
-    ]);
-    m.extend_from_slice(&addr);
-    m
-}
-
-/// A query (opcode 0, RD) for `name<20>`.
-fn query(txid: u16, name: &str) -> Vec<u8> {
-    let mut m = txid.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    m.extend(encode(name, 0x20));
-    m.extend_from_slice(&[0, 0x20, 0, 1]);
-    m
-}
-
-/// A positive answer (R, AA, RD) naming `name<20>` at `addr`.
-fn answer(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
-    let mut m = txid.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0x85, 0x00, 0, 0, 0, 1, 0, 0, 0, 0]);
-    m.extend(encode(name, 0x20));
-    m.extend_from_slice(&[0, 0x20, 0, 1, 0, 0, 0, 60, 0, 6, 0x60, 0]);
-    m.extend_from_slice(&addr);
-    m
-}
+use crate::synth::msg::{
+    nbns_answer as answer, nbns_query as query, nbns_registration as registration,
+};
 
 fn nbns(r: &Record) -> &NbnsRecord {
     match r {

@@ -646,3 +646,49 @@ pub fn dhcp_v4(d: &Dhcp<'_>) -> Vec<u8> {
     m.push(255);
     m
 }
+
+/// NetBIOS first-level encoding of `name` padded to 15 characters, with
+/// its `suffix` (RFC 1001 14.1).
+fn netbios_name(name: &str, suffix: u8) -> Vec<u8> {
+    let mut raw = name.as_bytes().to_vec();
+    raw.resize(15, b' ');
+    raw.push(suffix);
+    let mut v = vec![32];
+    for b in raw {
+        v.push(b'A' + (b >> 4));
+        v.push(b'A' + (b & 0xf));
+    }
+    v.push(0);
+    v
+}
+
+/// An NBNS registration request (opcode 5, RD, B) for `name<00>` at `addr`.
+pub fn nbns_registration(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
+    let mut m = txid.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x29, 0x10, 0, 1, 0, 0, 0, 0, 0, 1]);
+    m.extend(netbios_name(name, 0));
+    m.extend_from_slice(&[
+        0, 0x20, 0, 1, 0xc0, 0x0c, 0, 0x20, 0, 1, 0, 4, 0x93, 0xe0, 0, 6, 0, 0,
+    ]);
+    m.extend_from_slice(&addr);
+    m
+}
+
+/// An NBNS query (opcode 0, RD) for `name<20>`.
+pub fn nbns_query(txid: u16, name: &str) -> Vec<u8> {
+    let mut m = txid.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend(netbios_name(name, 0x20));
+    m.extend_from_slice(&[0, 0x20, 0, 1]);
+    m
+}
+
+/// A positive NBNS answer (R, AA, RD) naming `name<20>` at `addr`.
+pub fn nbns_answer(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
+    let mut m = txid.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x85, 0x00, 0, 0, 0, 1, 0, 0, 0, 0]);
+    m.extend(netbios_name(name, 0x20));
+    m.extend_from_slice(&[0, 0x20, 0, 1, 0, 0, 0, 60, 0, 6, 0x60, 0]);
+    m.extend_from_slice(&addr);
+    m
+}
