@@ -328,3 +328,36 @@ fn the_config_file_takes_the_write_options() {
     assert_eq!(records(&pcap).len(), 37);
     assert_eq!(pcap_stats(&o)["files"], 1);
 }
+
+/// A file that cannot take the packets (a full disk): one line naming it,
+/// the events all written, exit status 4 (something was lost), whatever
+/// the worker count.
+#[test]
+fn a_full_disk_is_one_line_and_status_4() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    }
+    for j in ["1", "2"] {
+        let o = hostwatch(&[
+            "-q",
+            "-j",
+            j,
+            "-r",
+            fixture("demo/demo.pcap").to_str().expect("path"),
+            "-w",
+            "/dev/full",
+        ]);
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(4), "{e}");
+        assert_eq!(
+            e,
+            "hostwatch: -w /dev/full: No space left on device (os error 28); no more packets are written\n"
+        );
+        let alerts = events(&o)
+            .iter()
+            .filter(|e| e["event_type"] == "alert")
+            .count();
+        assert_eq!(alerts, 4);
+    }
+}

@@ -23,7 +23,7 @@ use etherparse::{
     TcpHeader, UdpHeader, VlanId, VlanPcp,
 };
 
-use crate::decode::{tcp_flags, Checksum, Packet, Transport};
+use crate::decode::{tcp_flags, Packet, Transport};
 use crate::events::FlowInfo;
 use crate::flow::FlowKey;
 
@@ -148,16 +148,24 @@ impl PacketLog {
         if f.failed {
             return false;
         }
-        if let Err(e) = self.write_locked(&mut f, records) {
-            f.failed = true;
-            f.out = None;
-            crate::diag::warn(format_args!(
-                "-w {}: {e}; no more packets are written",
-                self.opts.path.display()
-            ));
-            return false;
+        let done = self.write_locked(&mut f, records);
+        self.settle(&mut f, done)
+    }
+
+    /// A write or flush that failed ends the file: said once, on stderr.
+    fn settle(&self, f: &mut LogFile, done: io::Result<()>) -> bool {
+        match done {
+            Ok(()) => true,
+            Err(e) => {
+                f.failed = true;
+                f.out = None;
+                crate::diag::warn(format_args!(
+                    "-w {}: {e}; no more packets are written",
+                    self.opts.path.display()
+                ));
+                false
+            }
         }
-        true
     }
 
     fn write_locked(&self, f: &mut LogFile, records: &[u8]) -> io::Result<()> {
@@ -195,15 +203,17 @@ impl PacketLog {
         Ok(())
     }
 
-    /// Writes out what is buffered.
-    pub fn flush(&self) -> io::Result<()> {
-        match self.file.lock() {
-            Ok(mut f) => match f.out.as_mut() {
-                Some(out) => out.flush(),
-                None => Ok(()),
-            },
-            Err(_) => Ok(()),
-        }
+    /// Writes out what is buffered; false once the file has failed
+    /// (said once, on stderr).
+    pub fn flush(&self) -> bool {
+        let Ok(mut f) = self.file.lock() else {
+            return false;
+        };
+        let done = match f.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        };
+        !f.failed && self.settle(&mut f, done)
     }
 }
 
@@ -291,11 +301,6 @@ pub fn record(p: &Packet<'_>, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Whether the receiver would have judged the checksum wrong.
-fn wrong_checksum(c: Checksum, payload: &[u8]) -> bool {
-    !c.accepts(payload)
-}
-
 /// The IP and transport headers of `p`.
 fn ip_and_transport(p: &Packet<'_>, src: IpAddr, dst: IpAddr, out: &mut Vec<u8>) -> bool {
     let (number, transport_len, payload) = match p {
@@ -353,7 +358,7 @@ fn ip_and_transport(p: &Packet<'_>, src: IpAddr, dst: IpAddr, out: &mut Vec<u8>)
             let Some(c) = sum(Some(&t), None) else {
                 return false;
             };
-            t.checksum = mark(c, wrong_checksum(s.checksum, payload));
+            t.checksum = mark(c, !s.checksum.accepts(payload));
             transport.copy_from_slice(&t.to_bytes());
             TcpHeader::MIN_LEN
         }
@@ -367,7 +372,7 @@ fn ip_and_transport(p: &Packet<'_>, src: IpAddr, dst: IpAddr, out: &mut Vec<u8>)
             let Some(c) = sum(None, Some(&u)) else {
                 return false;
             };
-            u.checksum = mark(c, wrong_checksum(d.checksum, payload));
+            u.checksum = mark(c, !d.checksum.accepts(payload));
             if let Some(t) = transport.get_mut(..UdpHeader::LEN) {
                 t.copy_from_slice(&u.to_bytes());
             }
@@ -645,12 +650,12 @@ impl Recorder {
             }
             return;
         }
-        if !matches!(ring.state, State::Held(_)) {
-            return;
-        }
-        let State::Held(held) = std::mem::replace(&mut ring.state, State::Written) else {
+        let State::Held(held) = &mut ring.state else {
+            // Written already, or nothing kept.
             return;
         };
+        let held = std::mem::take(held);
+        ring.state = State::Written;
         self.held -= held.len();
         self.stats.flows += 1;
         if self.log.write(&held) {
@@ -679,7 +684,7 @@ impl Recorder {
             self.order
                 .retain(|(k, g)| rings.get(k).is_some_and(|r| r.generation == *g));
         }
-        let _ = self.log.flush();
+        self.log.flush();
     }
 
     /// Forgets the oldest connection that has not alerted; false when
@@ -706,8 +711,8 @@ impl Recorder {
         false
     }
 
-    /// Writes out what is buffered.
-    pub fn flush(&self) -> io::Result<()> {
+    /// Writes out what is buffered; false once the file has failed.
+    pub fn flush(&self) -> bool {
         self.log.flush()
     }
 }

@@ -223,9 +223,8 @@ impl Analysis {
         detector.finish(events);
         self.record_verdicts();
         if let Some(r) = self.recorder.as_ref() {
-            if let Err(e) = r.flush() {
-                crate::diag::warn(format_args!("-w: {e}"));
-            }
+            // A failure is said by the file, once for all workers.
+            r.flush();
         }
         self.flush();
         self.publish();
