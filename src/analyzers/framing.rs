@@ -2,8 +2,19 @@
 //! PDUs arrive whole, and with a bounded buffer when they do not; and the
 //! two-direction driver ([`Framed`], [`data`], [`gap`]) that the analyzers
 //! of PDU-framed protocols share.
+//!
+//! Lost bytes inside a PDU being skipped change nothing. Elsewhere the
+//! place of the next PDU is unknown: a protocol with a [`Seeker`] searches
+//! for the next plausible PDU start and frames on from there (counted in
+//! `stats.resyncs`), as Suricata's SMB and DCE/RPC parsers do; without
+//! one, that direction stops.
 
 use super::{Ctx, Dir, Status};
+use crate::parsers::Resync;
+
+/// The most bytes kept between searches for a PDU start (a finder keeps
+/// at most a header or an unfinished first line).
+const MAX_KEPT: usize = 4096;
 
 /// What the PDU handler says about the bytes at the start of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,20 +33,24 @@ pub enum Frame {
 /// One direction's framing state.
 #[derive(Debug, Default)]
 pub struct Framer {
+    /// Bytes of an unfinished PDU; while seeking, the bytes kept for the
+    /// next search.
     buf: Vec<u8>,
     skip: usize,
     stopped: bool,
     max: usize,
+    /// Bytes were lost: searching for the next PDU start.
+    seeking: bool,
+    /// While seeking: the kept bytes begin right where the loss ended.
+    at_loss: bool,
 }
 
 impl Framer {
     /// `max` bounds the bytes buffered for one PDU; a longer PDU is skipped.
     pub fn new(max: usize) -> Self {
         Framer {
-            buf: Vec::new(),
-            skip: 0,
-            stopped: false,
             max,
+            ..Framer::default()
         }
     }
 
@@ -55,6 +70,65 @@ impl Framer {
         self.buf = Vec::new();
         self.skip = 0;
         self.stopped = true;
+    }
+
+    /// `len` bytes were lost. Inside a PDU being skipped the framing holds;
+    /// otherwise, when the protocol can `seek`, the next bytes are searched
+    /// for a PDU start ([`Framer::seek`]), and without it framing stops.
+    /// Returns whether the place of the next PDU was lost.
+    pub fn lose(&mut self, len: u32, seek: bool) -> bool {
+        if self.stopped {
+            return false;
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if !self.seeking && self.buf.is_empty() && self.skip >= len {
+            self.skip -= len;
+            return false;
+        }
+        if !seek {
+            self.gap();
+            return false;
+        }
+        self.buf = Vec::new();
+        self.skip = 0;
+        self.seeking = true;
+        self.at_loss = true;
+        true
+    }
+
+    pub fn seeking(&self) -> bool {
+        self.seeking
+    }
+
+    /// While seeking: `find` searches the kept bytes and `data` (told
+    /// whether they begin right at the loss). Where it finds a PDU start,
+    /// framing resumes with `f` from there and this returns true; otherwise
+    /// the bytes it asks for are kept for the next search.
+    pub fn seek<S, F>(&mut self, data: &[u8], find: S, f: &mut F) -> bool
+    where
+        S: FnOnce(&[u8], bool) -> Resync,
+        F: FnMut(&[u8]) -> Frame,
+    {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.extend_from_slice(data);
+        match find(&buf, self.at_loss) {
+            Resync::At(off) => {
+                buf.drain(..off.min(buf.len()));
+                self.seeking = false;
+                self.buf = buf;
+                self.resume(f);
+                true
+            }
+            Resync::Keep(n) => {
+                let n = n.min(buf.len()).min(MAX_KEPT);
+                if n < buf.len() {
+                    self.at_loss = false;
+                }
+                buf.drain(..buf.len() - n);
+                self.buf = buf;
+                false
+            }
+        }
     }
 
     /// Feeds bytes; `f` is called with the bytes available at a PDU
@@ -146,6 +220,16 @@ impl Framer {
     }
 }
 
+/// How a framed protocol finds its next PDU after lost bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Seeker {
+    /// Resyncs are counted under this name (`stats.resyncs`).
+    pub protocol: &'static str,
+    /// Where a PDU of `dir` may start in bytes after a loss (told whether
+    /// they begin right where the loss ended): a pure parser function.
+    pub find: fn(Dir, &[u8], bool) -> Resync,
+}
+
 /// An analyzer whose stream is a sequence of PDUs in each direction.
 pub trait Framed {
     /// The framing state of each direction, indexed by [`Dir::index`].
@@ -154,6 +238,13 @@ pub trait Framed {
     fn step(&mut self, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Frame;
     /// Both directions stopped: emit what an unfinished exchange showed.
     fn stopped(&mut self, cx: &mut Ctx<'_>);
+    /// How PDUs are found again after a loss; `None` (the default): they
+    /// cannot be, and a loss ends that direction.
+    fn seeker(&self) -> Option<Seeker> {
+        None
+    }
+    /// `dir` lost its place: forget what depended on it (a body's framing).
+    fn lost(&mut self, _dir: Dir) {}
 }
 
 /// Feeds in-order bytes of `dir` to a framed analyzer; `Done` once neither
@@ -161,7 +252,17 @@ pub trait Framed {
 pub fn data<A: Framed>(a: &mut A, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Status {
     // The framer leaves the analyzer while it calls back into it.
     let mut framer = std::mem::take(&mut a.framers()[dir.index()]);
-    framer.feed(bytes, &mut |b: &[u8]| a.step(dir, b, cx));
+    match a.seeker() {
+        Some(s) if framer.seeking() => {
+            let find = |b: &[u8], at_loss: bool| (s.find)(dir, b, at_loss);
+            if framer.seek(bytes, find, &mut |b: &[u8]| a.step(dir, b, cx)) {
+                cx.resynced(s.protocol);
+            }
+        }
+        _ => {
+            framer.feed(bytes, &mut |b: &[u8]| a.step(dir, b, cx));
+        }
+    }
     a.framers()[dir.index()] = framer;
     finish_if_stopped(a, cx)
 }
@@ -174,9 +275,14 @@ pub fn resume<A: Framed>(a: &mut A, dir: Dir, cx: &mut Ctx<'_>) {
     a.framers()[dir.index()] = framer;
 }
 
-/// Bytes of `dir` were lost: that direction can no longer be framed.
-pub fn gap<A: Framed>(a: &mut A, dir: Dir, cx: &mut Ctx<'_>) -> Status {
-    a.framers()[dir.index()].gap();
+/// `len` bytes of `dir` were lost: framing goes on past them if they
+/// fell inside a skipped PDU, searches for the next PDU if the protocol
+/// can, and otherwise stops in that direction.
+pub fn gap<A: Framed>(a: &mut A, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+    let seek = a.seeker().is_some();
+    if a.framers()[dir.index()].lose(len, seek) {
+        a.lost(dir);
+    }
     finish_if_stopped(a, cx)
 }
 
@@ -236,6 +342,69 @@ mod tests {
         big.extend_from_slice(b"\x01k");
         let (got, _) = pdus(&[&big[..4], &big[4..]], 4);
         assert_eq!(got, vec![b"k".to_vec()]);
+    }
+
+    /// PDUs of the test protocol with a start mark: 0xaa, a length byte,
+    /// the body; the finder looks for the mark.
+    fn marked(fr: &mut Framer, chunk: &[u8], got: &mut Vec<Vec<u8>>) -> bool {
+        let mut step = |b: &[u8]| {
+            let (Some(&0xaa), Some(&len)) = (b.first(), b.get(1)) else {
+                return if b.len() < 2 {
+                    Frame::Need(2)
+                } else {
+                    Frame::Stop
+                };
+            };
+            let total = 2 + usize::from(len);
+            match b.get(2..total) {
+                Some(body) => {
+                    got.push(body.to_vec());
+                    Frame::Consumed(total)
+                }
+                None if len > 8 => Frame::Skip(total),
+                None => Frame::Need(total),
+            }
+        };
+        if fr.seeking() {
+            let find = |b: &[u8], _: bool| match memchr::memchr(0xaa, b) {
+                Some(p) => Resync::At(p),
+                None => Resync::Keep(0),
+            };
+            fr.seek(chunk, find, &mut step)
+        } else {
+            fr.feed(chunk, &mut step);
+            false
+        }
+    }
+
+    #[test]
+    fn a_loss_inside_a_skipped_pdu_keeps_the_framing() {
+        let mut fr = Framer::new(64);
+        let mut got = Vec::new();
+        // A 20-byte body is skipped; 10 of its bytes are lost.
+        marked(&mut fr, b"\xaa\x14abcde", &mut got);
+        assert!(!fr.lose(10, false));
+        assert!(!fr.seeking() && !fr.stopped());
+        marked(&mut fr, b"fghij\xaa\x01k", &mut got);
+        assert_eq!(got, vec![b"k".to_vec()]);
+        // Past the skipped bytes, a loss without a seeker stops.
+        assert!(!fr.lose(10, false));
+        assert!(fr.stopped());
+    }
+
+    #[test]
+    fn a_loss_elsewhere_is_searched_past() {
+        let mut fr = Framer::new(64);
+        let mut got = Vec::new();
+        marked(&mut fr, b"\xaa\x03ab", &mut got);
+        // The PDU's last byte and the next PDU's start are lost.
+        assert!(fr.lose(3, true));
+        assert!(fr.seeking() && fr.buffered() == 0);
+        assert!(!marked(&mut fr, b"xyz", &mut got));
+        assert!(marked(&mut fr, b"zz\xaa\x02pq\xaa\x01", &mut got));
+        assert!(!fr.seeking());
+        marked(&mut fr, b"r", &mut got);
+        assert_eq!(got, vec![b"pq".to_vec(), b"r".to_vec()]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! status of the response to the AUTHENTICATE is the verdict. Keep-alive
 //! connections with several exchanges give several records.
 
-use super::framing::{self, Frame, Framed, Framer};
+use super::framing::{self, Frame, Framed, Framer, Seeker};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -174,6 +174,18 @@ impl Framed for HttpAnalyzer {
             t.flush(cx);
         }
     }
+
+    fn seeker(&self) -> Option<Seeker> {
+        Some(Seeker {
+            protocol: PROTOCOL.name,
+            find: |dir, b, at_loss| http::resync(b, dir == Dir::ToClient, at_loss),
+        })
+    }
+
+    /// A chunked body's place is lost with the rest.
+    fn lost(&mut self, dir: Dir) {
+        self.body[dir.index()] = Body::None;
+    }
 }
 
 impl Analyzer for HttpAnalyzer {
@@ -185,8 +197,8 @@ impl Analyzer for HttpAnalyzer {
         framing::data(self, dir, data, cx)
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, cx)
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, len, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

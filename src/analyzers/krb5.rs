@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
-use super::framing::{self, Frame, Framed, Framer};
+use super::framing::{self, Frame, Framed, Framer, Seeker};
 use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role, Scope};
 use super::{Analyzer, Ctx, DatagramAnalyzer, Dir, Status};
 use crate::parsers::krb5::{self, KrbError, Principal};
@@ -112,6 +112,13 @@ impl Framed for KrbStream {
     }
 
     fn stopped(&mut self, _cx: &mut Ctx<'_>) {}
+
+    fn seeker(&self) -> Option<Seeker> {
+        Some(Seeker {
+            protocol: TCP.name,
+            find: |_, b, _| krb5::resync_tcp(b),
+        })
+    }
 }
 
 impl Analyzer for KrbStream {
@@ -123,8 +130,8 @@ impl Analyzer for KrbStream {
         framing::data(self, dir, data, cx)
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, cx)
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, len, cx)
     }
 
     fn end(&mut self, _cx: &mut Ctx<'_>) {}

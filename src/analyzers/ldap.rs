@@ -3,7 +3,7 @@
 //! response's matchedDN. The final bind response's result code is the
 //! verdict.
 
-use super::framing::{self, Frame, Framed, Framer};
+use super::framing::{self, Frame, Framed, Framer, Seeker};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -121,6 +121,13 @@ impl Framed for LdapAnalyzer {
     fn stopped(&mut self, cx: &mut Ctx<'_>) {
         self.tracker.flush(cx);
     }
+
+    fn seeker(&self) -> Option<Seeker> {
+        Some(Seeker {
+            protocol: PROTOCOL.name,
+            find: |_, b, _| ldap::resync(b),
+        })
+    }
 }
 
 impl Analyzer for LdapAnalyzer {
@@ -132,8 +139,8 @@ impl Analyzer for LdapAnalyzer {
         framing::data(self, dir, data, cx)
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, cx)
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, len, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

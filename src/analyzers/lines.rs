@@ -530,8 +530,8 @@ impl Analyzer for LineAnalyzer {
         framing::data(self, dir, data, cx)
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, cx)
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, len, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

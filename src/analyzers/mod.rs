@@ -84,7 +84,7 @@ pub struct Ctx<'a> {
     /// The flow was picked up without its SYN, so the client was guessed.
     pub midstream: bool,
     records: &'a mut Vec<Record>,
-    errors: Option<&'a mut Counters>,
+    anomalies: Option<&'a mut Anomalies>,
     /// How request/answer pairing went, per protocol (see [`Ctx::tally`]).
     tallies: Option<&'a mut Counters>,
     /// Records completed by an earlier packet than the current one, or
@@ -107,7 +107,7 @@ impl<'a> Ctx<'a> {
             ts_us,
             midstream,
             records,
-            errors: None,
+            anomalies: None,
             tallies: None,
             stamps: None,
             between: None,
@@ -161,9 +161,10 @@ impl<'a> Ctx<'a> {
         self.records.push(r.into());
     }
 
-    /// Counts parse failures in `errors` (the flow tables' counters).
-    pub fn counting(mut self, errors: &'a mut Counters) -> Self {
-        self.errors = Some(errors);
+    /// Counts parse failures and resyncs in `anomalies` (the flow
+    /// tables' counters).
+    pub fn counting(mut self, anomalies: &'a mut Anomalies) -> Self {
+        self.anomalies = Some(anomalies);
         self
     }
 
@@ -189,9 +190,32 @@ impl<'a> Ctx<'a> {
     /// A message of `protocol` could not be parsed (counted in `stats`,
     /// like Suricata's per-protocol anomaly counters).
     pub fn parse_error(&mut self, protocol: &'static str) {
-        if let Some(e) = self.errors.as_deref_mut() {
-            e.count(protocol);
+        if let Some(a) = self.anomalies.as_deref_mut() {
+            a.parse_errors.count(protocol);
         }
+    }
+
+    /// Framing of `protocol` found a message again after lost bytes.
+    pub fn resynced(&mut self, protocol: &'static str) {
+        if let Some(a) = self.anomalies.as_deref_mut() {
+            a.resyncs.count(protocol);
+        }
+    }
+}
+
+/// What the analyzers count per protocol besides pairing outcomes:
+/// messages that did not parse, and messages found again after a loss
+/// (`stats.parse_errors`, `stats.resyncs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    pub parse_errors: Counters,
+    pub resyncs: Counters,
+}
+
+impl Anomalies {
+    pub fn add(&mut self, o: &Anomalies) {
+        self.parse_errors.add(&o.parse_errors);
+        self.resyncs.add(&o.resyncs);
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::analyzers::{Counters, Record};
+use crate::analyzers::{Anomalies, Record};
 
 use crate::synth::msg::{
     nbns_answer as answer, nbns_query as query, nbns_registration as registration,
@@ -146,7 +146,7 @@ fn pending_requests_are_bounded_and_flushed_at_the_end() {
 fn an_answer_first_makes_its_sender_the_server_and_garbage_is_counted() {
     let mut a = NbnsAnalyzer::default();
     let mut out = Vec::new();
-    let mut errors = Counters::default();
+    let mut errors = Anomalies::default();
     let mut cx = Ctx::new(0, false, &mut out).counting(&mut errors);
     a.datagram(
         Dir::ToServer,
@@ -155,7 +155,7 @@ fn an_answer_first_makes_its_sender_the_server_and_garbage_is_counted() {
     );
     assert!(cx.roles_reversed);
     a.datagram(Dir::ToServer, b"\x00\x01\x02", &mut cx);
-    assert_eq!(errors.get("nbns"), 1);
+    assert_eq!(errors.parse_errors.get("nbns"), 1);
     let r = nbns(&out[0]);
     assert_eq!(r.names[0].sender, Dir::ToClient);
     assert!(r.query.is_none());

@@ -3,7 +3,7 @@
 //! carry the NTLMSSP messages, raw (auth type 10) or in SPNEGO (9). The
 //! server's next PDU after the AUTHENTICATE gives the verdict.
 
-use super::framing::{self, Frame, Framed, Framer};
+use super::framing::{self, Frame, Framed, Framer, Seeker};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -116,6 +116,13 @@ impl Framed for RpcAnalyzer {
     fn stopped(&mut self, cx: &mut Ctx<'_>) {
         self.tracker.flush(cx);
     }
+
+    fn seeker(&self) -> Option<Seeker> {
+        Some(Seeker {
+            protocol: PROTOCOL.name,
+            find: |_, b, _| dcerpc::resync(b),
+        })
+    }
 }
 
 impl Analyzer for RpcAnalyzer {
@@ -127,8 +134,8 @@ impl Analyzer for RpcAnalyzer {
         framing::data(self, dir, data, cx)
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, cx)
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, len, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {

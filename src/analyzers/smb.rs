@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
-use super::framing::{self, Frame, Framed, Framer};
+use super::framing::{self, Frame, Framed, Framer, Seeker};
 use super::ntlm::{Logon, Tracker};
 use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
 use super::{Analyzer, Ctx, Dir, Status};
@@ -237,6 +237,13 @@ impl Framed for SmbAnalyzer {
         }
         self.flush_trees(cx);
     }
+
+    fn seeker(&self) -> Option<Seeker> {
+        Some(Seeker {
+            protocol: PROTOCOL.name,
+            find: |_, b, _| smb::resync(b),
+        })
+    }
 }
 
 impl Analyzer for SmbAnalyzer {
@@ -248,8 +255,8 @@ impl Analyzer for SmbAnalyzer {
         framing::data(self, dir, data, cx)
     }
 
-    fn gap(&mut self, dir: Dir, _len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, cx)
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        framing::gap(self, dir, len, cx)
     }
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
@@ -387,8 +394,9 @@ mod tests {
     use crate::analyzers::Record;
     use crate::synth::msg;
 
-    /// Both directions lose bytes after NEGOTIATE and CHALLENGE: the
-    /// framing stops, and what the exchange showed is still reported.
+    /// Both directions lose bytes after NEGOTIATE and CHALLENGE: each
+    /// searches for its next message, none comes, and what the exchange
+    /// showed is reported when the connection ends.
     #[test]
     fn an_exchange_cut_by_gaps_both_ways_is_reported() {
         let logon = msg::smb2_logon(5, &msg::FILESRV01, "CORP", "alice", "PC-1", 0);
@@ -400,7 +408,13 @@ mod tests {
             assert_eq!(a.data(Dir::ToClient, s, &mut cx), Status::Continue);
         }
         assert_eq!(a.gap(Dir::ToServer, 100, &mut cx), Status::Continue);
-        assert_eq!(a.gap(Dir::ToClient, 100, &mut cx), Status::Done);
+        assert_eq!(a.gap(Dir::ToClient, 100, &mut cx), Status::Continue);
+        assert!(a.framers.iter().all(Framer::seeking));
+        assert_eq!(
+            a.data(Dir::ToServer, &[0x41; 300], &mut cx),
+            Status::Continue
+        );
+        a.end(&mut cx);
         let [Record::Ntlm(n)] = &out[..] else {
             panic!("{out:?}")
         };

@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::Carrier;
 use crate::analyzers::registry;
-use crate::analyzers::{Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp};
+use crate::analyzers::{
+    Anomalies, Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp,
+};
 use crate::decode::{Checksum, Datagram, Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;
 
@@ -159,7 +161,7 @@ pub struct DatagramTable {
     /// Endpoints of link-scoped records (see `Ctx::emit_between`).
     between: Vec<(usize, Between)>,
     pub stats: DatagramStats,
-    pub parse_errors: Counters,
+    pub anomalies: Anomalies,
     /// Pairing outcomes of the analyzers (`Ctx::tally`).
     pub transactions: Counters,
 }
@@ -173,7 +175,7 @@ impl DatagramTable {
             stamps: Vec::new(),
             between: Vec::new(),
             stats: DatagramStats::default(),
-            parse_errors: Counters::default(),
+            anomalies: Anomalies::default(),
             transactions: Counters::default(),
         }
     }
@@ -251,7 +253,7 @@ impl DatagramTable {
         };
         c.dirs_seen |= 1 << dir.index();
         let mut cx = Ctx::new(d.ts_us, false, &mut self.records)
-            .counting(&mut self.parse_errors)
+            .counting(&mut self.anomalies)
             .stamping(&mut self.stamps)
             .between(&mut self.between)
             .tallying(&mut self.transactions);

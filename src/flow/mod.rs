@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
-use crate::analyzers::{Analyzer, AnalyzerFactory, Counters, Ctx, Dir, Record, Status};
+use crate::analyzers::{Analyzer, AnalyzerFactory, Anomalies, Ctx, Dir, Record, Status};
 use crate::decode::{tcp_flags, Checksum, TcpSegment, Transport, Vlans};
 use crate::events::{FlowInfo, Overlap};
 
@@ -465,7 +465,7 @@ pub struct FlowTable<F: AnalyzerFactory> {
     budget: Budget,
     pub stats: FlowStats,
     /// Messages the analyzers could not parse, per protocol.
-    pub parse_errors: Counters,
+    pub anomalies: Anomalies,
     last_sweep_us: i64,
     records: Vec<Record>,
     /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
@@ -487,7 +487,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             factory,
             flows: HashMap::new(),
             stats: FlowStats::default(),
-            parse_errors: Counters::default(),
+            anomalies: Anomalies::default(),
             last_sweep_us: i64::MIN,
             records: Vec::new(),
             bypassed: Vec::new(),
@@ -582,7 +582,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             stats,
             records,
             bypassed,
-            parse_errors,
+            anomalies,
             ..
         } = self;
         let flow = flows
@@ -686,7 +686,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         } else {
             seg.seq
         };
-        let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(parse_errors);
+        let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(anomalies);
         let mut status = Status::Continue;
         let mut conflicts: Vec<(Dir, u32, Vec<u8>)> = Vec::new();
         let vouched = if ack && !flow.unverified.is_empty() {
@@ -768,7 +768,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         if status == Status::Done || both_done || closing {
             // Finish the analyzer now: it learned all it can.
             let bypass = status == Status::Done;
-            let sinks = (&mut *records, &mut *parse_errors);
+            let sinks = (&mut *records, &mut *anomalies);
             finish_analysis(flow, (seg.ts_us, &limits), bypass, budget, stats, sinks);
             if closing {
                 flow.state = State::Closed;
@@ -807,7 +807,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             budget,
             stats,
             records,
-            parse_errors,
+            anomalies,
             bypassed,
             ..
         } = self;
@@ -819,7 +819,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 continue;
             };
             stats.memcap_ended += 1;
-            let sinks = (&mut *records, &mut *parse_errors);
+            let sinks = (&mut *records, &mut *anomalies);
             finish_analysis(flow, (now_us, &cfg.limits), false, budget, stats, sinks);
             bypassed.push(key);
             hand_out(records, flow, now_us, out);
@@ -845,14 +845,14 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             budget,
             stats,
             records,
-            parse_errors,
+            anomalies,
             ..
         } = self;
         let last = flow.last_us;
         if flow.checksum_drops > 0 {
             stats.bad_checksum_flows += 1;
         }
-        let sinks = (&mut *records, &mut *parse_errors);
+        let sinks = (&mut *records, &mut *anomalies);
         let limits = self.cfg.limits;
         finish_analysis(&mut flow, (last, &limits), false, budget, stats, sinks);
         hand_out(records, &flow, last, out);
@@ -938,7 +938,7 @@ fn finish_analysis(
     bypass: bool,
     budget: &mut Budget,
     stats: &mut FlowStats,
-    (records, errors): (&mut Vec<Record>, &mut Counters),
+    (records, errors): (&mut Vec<Record>, &mut Anomalies),
 ) {
     let mut cx = Ctx::new(ts_us, flow.midstream, records).counting(errors);
     if let App::Running(mut app) = std::mem::replace(&mut flow.app, App::Done) {
@@ -1038,7 +1038,7 @@ fn analyse_other_copy<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
     out: &mut O,
 ) {
     let mut records = Vec::new();
-    let mut errors = Counters::default();
+    let mut errors = Anomalies::default();
     {
         let mut cx = Ctx::new(ts_us, false, &mut records).counting(&mut errors);
         let mut app = factory.new_flow(flow.server.1);

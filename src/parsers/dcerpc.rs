@@ -13,6 +13,8 @@ pub mod ptype {
     pub const ALTER_CONTEXT: u8 = 14;
     pub const ALTER_CONTEXT_RESP: u8 = 15;
     pub const AUTH3: u8 = 16;
+    /// The highest type defined: RTS (MS-RPCH 2.2.3.1), after C706's 19.
+    pub const MAX: u8 = 20;
 }
 
 /// auth_type values (MS-RPCE 2.2.1.1.7).
@@ -95,6 +97,35 @@ pub fn looks_like_bind(buf: &[u8]) -> Option<bool> {
     )
 }
 
+/// After lost bytes: the first connection-oriented PDU header (C706 12.6.3):
+/// version 5.0 or 5.1, a known PDU type, a data representation whose
+/// integer and character formats are defined, zero padding, and a
+/// fragment length that holds the header and the auth verifier.
+pub fn resync(b: &[u8]) -> super::Resync {
+    super::find_start(b, 5, |c| {
+        let h = c.get(..HEADER_LEN)?;
+        let le = h[4] & 0x10 != 0;
+        let u16_at = |i: usize| {
+            let v = [h[i], h[i + 1]];
+            usize::from(if le {
+                u16::from_le_bytes(v)
+            } else {
+                u16::from_be_bytes(v)
+            })
+        };
+        let (frag, auth) = (u16_at(8), u16_at(10));
+        Some(
+            h[1] <= 1
+                && h[2] <= ptype::MAX
+                && h[4] & 0xee == 0
+                && h[5] <= 3
+                && h[6..8] == [0, 0]
+                && frag >= HEADER_LEN
+                && (auth == 0 || HEADER_LEN + 8 + auth <= frag),
+        )
+    })
+}
+
 /// The authentication verifier (sec_trailer and auth value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthVerifier<'a> {
@@ -154,6 +185,27 @@ mod tests {
             p.extend_from_slice(auth);
         }
         p
+    }
+
+    #[test]
+    fn resync_finds_a_pdu_header_whose_fields_are_defined() {
+        use crate::parsers::Resync;
+        // C706 12.6.3.1: 05 00 0b 03, drep 10 00 00 00, frag 0x48, auth 0.
+        let bind = [5, 0, 0x0b, 3, 0x10, 0, 0, 0, 0x48, 0, 0, 0, 1, 0, 0, 0];
+        let mut b = vec![0x41, 5, 7, 0x0b];
+        // Decoys: minor version 7 above, then an undefined type, a drep
+        // with reserved bits, a fragment too short for its header and one
+        // too short for its verifier.
+        b.extend_from_slice(&[5, 0, 0x30, 3, 0x10, 0, 0, 0, 0x48, 0, 0, 0, 1, 0, 0, 0]);
+        b.extend_from_slice(&[5, 0, 0x0b, 3, 0x12, 0, 0, 0, 0x48, 0, 0, 0, 1, 0, 0, 0]);
+        b.extend_from_slice(&[5, 0, 0x0b, 3, 0x10, 0, 0, 0, 0x0f, 0, 0, 0, 1, 0, 0, 0]);
+        b.extend_from_slice(&[5, 0, 0x0b, 3, 0x10, 0, 0, 0, 0x48, 0, 0x40, 0, 1, 0, 0, 0]);
+        let at = b.len();
+        b.extend_from_slice(&bind);
+        assert_eq!(resync(&b), Resync::At(at));
+        assert_eq!(resync(&bind[..15]), Resync::Keep(15));
+        let big_endian = [5, 0, 0, 3, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 1];
+        assert_eq!(resync(&big_endian), Resync::At(0));
     }
 
     #[test]

@@ -34,6 +34,50 @@ pub fn looks_like_response(b: &[u8]) -> bool {
             .is_some_and(|c| c.iter().all(u8::is_ascii_digit))
 }
 
+/// Longest first line looked at when searching for a message after a loss.
+const MAX_START_LINE: usize = 2048;
+
+/// After lost bytes: the first line that starts a request (or, for the
+/// server's side, a response). A line starts after a line feed, or at the
+/// first byte when `at_loss` says the bytes begin where the loss ended; an
+/// unfinished line at the end is kept with the line feed before it.
+pub fn resync(b: &[u8], response: bool, at_loss: bool) -> super::Resync {
+    use super::Resync;
+    let mut start = if at_loss { Some(0) } else { None };
+    let mut at = 0;
+    loop {
+        if let Some(p) = start {
+            let rest = &b[p..];
+            let window = &rest[..rest.len().min(MAX_START_LINE)];
+            match memchr::memchr(b'\n', window) {
+                Some(end) => {
+                    let line = &rest[..end + 1];
+                    let starts = if response {
+                        looks_like_response(line)
+                    } else {
+                        looks_like_request(line)
+                    };
+                    if starts {
+                        return Resync::At(p);
+                    }
+                }
+                None if rest.len() < MAX_START_LINE => {
+                    // Unfinished: keep it and the line feed that began it.
+                    return Resync::Keep(b.len() - p.saturating_sub(1));
+                }
+                None => {}
+            }
+        }
+        match b.get(at..).and_then(|r| memchr::memchr(b'\n', r)) {
+            Some(i) => {
+                at += i + 1;
+                start = Some(at);
+            }
+            None => return Resync::Keep(0),
+        }
+    }
+}
+
 /// The length of a header block ending with an empty line, if `b` holds
 /// one. Lines may end with CRLF or, as servers accept too, a bare LF.
 pub fn head_len(b: &[u8]) -> Option<usize> {
@@ -187,6 +231,30 @@ pub fn trailer_len(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resync_finds_a_request_or_response_at_a_line_start() {
+        use crate::parsers::Resync;
+        let b = b"ab\r\nxyz / HTTP/1.1\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        let at = b.len() - b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n".len();
+        assert_eq!(resync(b, false, false), Resync::At(at));
+        // The first byte is a line start only right after the loss.
+        let get = b"GET / HTTP/1.1\r\n";
+        assert_eq!(resync(get, false, true), Resync::At(0));
+        assert_eq!(resync(get, false, false), Resync::Keep(1));
+        // An unfinished line is kept with the line feed before it, and
+        // found once the rest comes.
+        let cut = b"body\r\nGET /x HT";
+        assert_eq!(resync(cut, false, false), Resync::Keep(10));
+        assert_eq!(
+            resync(b"\nGET /x HTTP/1.1\r\n", false, false),
+            Resync::At(1)
+        );
+        let resp = b"0123\nHTTP/1.1 401 Unauthorized\r\n";
+        assert_eq!(resync(resp, true, false), Resync::At(5));
+        // Not a request: only the last line feed may begin one.
+        assert_eq!(resync(resp, false, false), Resync::Keep(1));
+    }
 
     #[test]
     fn request_lines() {

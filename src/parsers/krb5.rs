@@ -105,6 +105,24 @@ pub fn tcp_length(b: &[u8]) -> Option<usize> {
     usize::try_from(u32::from_be_bytes(p) & 0x7fff_ffff).ok()
 }
 
+/// After lost bytes: the first TCP record (RFC 4120 7.2.2) whose length
+/// is within the cap and is exactly that of the message it prefixes, a
+/// KDC request, reply or error.
+pub fn resync_tcp(b: &[u8]) -> super::Resync {
+    super::find_start(b, 0, |c| {
+        let len = u32::from_be_bytes(<[u8; 4]>::try_from(c.get(..4)?).ok()?);
+        let len = usize::try_from(len).ok()?;
+        if len == 0 || len > MAX_TCP_MESSAGE {
+            return Some(false);
+        }
+        let tag = *c.get(4)?;
+        if !matches!(tag, 0x6a..=0x6d | 0x7e) {
+            return Some(false);
+        }
+        Some(super::der::tlv_extent(c.get(4..)?)? == Ok(len))
+    })
+}
+
 /// Which context tags of a SEQUENCE are present, one bit each; a receiver's
 /// ASN.1 decoder refuses a message that lacks a field RFC 4120 requires.
 fn present(seq: &[u8]) -> u32 {

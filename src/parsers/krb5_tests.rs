@@ -264,3 +264,24 @@ fn malformed_messages_are_errors() {
     assert!(!looks_like_tcp(&tcp));
     assert!(!looks_like_tcp(&[0, 0]));
 }
+
+#[test]
+fn resync_finds_a_record_whose_length_is_its_message() {
+    use crate::parsers::Resync;
+    // RFC 4120 7.2.2: a four-byte length, then the message: here an
+    // AS-REQ ([APPLICATION 10], 0x6a) of eight bytes.
+    let record = [
+        0, 0, 0, 10, 0x6a, 0x08, 0x30, 0x06, 0xa1, 0x04, 0x02, 0x02, 0x00, 0x05,
+    ];
+    let mut b = vec![0x41, 0x00, 0x00];
+    // Decoys: a length the message does not have, a tag that is not a
+    // KDC message, a zero length.
+    b.extend_from_slice(&[0, 0, 0, 10, 0x6a, 0x07]);
+    b.extend_from_slice(&[0, 0, 0, 10, 0x30, 0x08]);
+    b.extend_from_slice(&[0, 0, 0, 0, 0x6a, 0x00]);
+    let at = b.len();
+    b.extend_from_slice(&record);
+    assert_eq!(resync_tcp(&b), Resync::At(at));
+    assert_eq!(resync_tcp(&record[..5]), Resync::Keep(5));
+    assert_eq!(resync_tcp(&[0x41; 8]), Resync::Keep(0));
+}

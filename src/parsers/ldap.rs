@@ -7,6 +7,29 @@ const SEQUENCE: u8 = 0x30;
 const BIND_REQUEST: u8 = 0x60;
 const BIND_RESPONSE: u8 = 0x61;
 
+/// After lost bytes: the first LDAPMessage (RFC 4511 4.1.1): a SEQUENCE
+/// whose first element is a messageID INTEGER of one to four bytes and
+/// whose second is an APPLICATION-class protocolOp with a defined number.
+pub fn resync(b: &[u8]) -> super::Resync {
+    super::find_start(b, SEQUENCE, |c| {
+        let total = match super::der::tlv_extent(c)? {
+            Ok(n) => n,
+            Err(()) => return Some(false),
+        };
+        let id_at = match *c.get(1)? {
+            n if n < 0x80 => 2,
+            n => 2 + usize::from(n & 0x7f),
+        };
+        let id = c.get(id_at..id_at + 2)?;
+        let id_len = usize::from(id[1]);
+        if id[0] != 0x02 || !(1..=4).contains(&id_len) {
+            return Some(false);
+        }
+        let op = *c.get(id_at + 2 + id_len)?;
+        Some(op & 0xc0 == 0x40 && op & 0x1f <= 25 && total > id_at + 2 + id_len)
+    })
+}
+
 /// How a bind request authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindAuth<'a> {
@@ -165,6 +188,28 @@ fn first_op(buf: &[u8]) -> Option<Option<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resync_finds_an_ldap_message() {
+        use crate::parsers::Resync;
+        // RFC 4511 4.2: an anonymous simple bind, messageID 1.
+        let bind = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00,
+        ];
+        let mut b = vec![0x41];
+        // Decoys: a SEQUENCE whose first element is no INTEGER, a
+        // messageID of five bytes, a universal-class operation.
+        b.extend_from_slice(&[0x30, 0x05, 0x04, 0x01, 0x01, 0x60, 0x00]);
+        b.extend_from_slice(&[0x30, 0x09, 0x02, 0x05, 1, 2, 3, 4, 5, 0x60, 0x00]);
+        b.extend_from_slice(&[0x30, 0x05, 0x02, 0x01, 0x01, 0x04, 0x00]);
+        let at = b.len();
+        b.extend_from_slice(&bind);
+        assert_eq!(resync(&b), Resync::At(at));
+        assert_eq!(resync(&bind[..5]), Resync::Keep(5));
+        // A long-form length (0x81) moves the messageID.
+        let long = [0x30, 0x81, 0x05, 0x02, 0x01, 0x07, 0x42, 0x00];
+        assert_eq!(resync(&long), Resync::At(0));
+    }
 
     fn w(tag: u8, v: &[u8]) -> Vec<u8> {
         let mut o = vec![tag, v.len() as u8];

@@ -20,6 +20,33 @@ pub mod spnego;
 pub mod text;
 pub mod tls;
 
+/// Where a message may start in bytes that follow a loss, as a protocol's
+/// resync finder (`smb::resync`, `dcerpc::resync`, ...) judges them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// A plausible message starts this many bytes in.
+    At(usize),
+    /// None starts before the last this-many bytes, which may begin one
+    /// and are to be searched again with the bytes that follow.
+    Keep(usize),
+}
+
+/// The first offset of `b` where `first` occurs and `fits` accepts the
+/// bytes from there (`Some(false)`: not a message start, `None`: not
+/// enough bytes to tell).
+pub fn find_start(b: &[u8], first: u8, fits: impl Fn(&[u8]) -> Option<bool>) -> Resync {
+    let mut at = 0;
+    while let Some(i) = b.get(at..).and_then(|rest| memchr::memchr(first, rest)) {
+        let p = at + i;
+        match b.get(p..).and_then(&fits) {
+            Some(true) => return Resync::At(p),
+            Some(false) => at = p + 1,
+            None => return Resync::Keep(b.len() - p),
+        }
+    }
+    Resync::Keep(0)
+}
+
 #[cfg(test)]
 mod tests {
     /// Every parser's error type is a `std::error::Error` with a message

@@ -87,6 +87,39 @@ pub fn nbss_header(i: &[u8]) -> Option<(u8, usize)> {
     Some((h[0], len))
 }
 
+/// After lost bytes: the first NetBIOS session message that carries an
+/// SMB header (MS-SMB2 2.2.1: protocol id, then StructureSize 64; SMB1's
+/// 32-byte header; the 52-byte transform header) and whose length holds
+/// it. Suricata's SMB parser resynchronises on the same marks. Searched by
+/// the protocol id, so a long run of file data costs one `memmem` pass.
+pub fn resync(b: &[u8]) -> super::Resync {
+    use super::Resync;
+    // NetBIOS header (4), protocol id (4), SMB2 StructureSize (2).
+    const MARK: usize = 4 + 4 + 2;
+    for i in memchr::memmem::find_iter(b, b"SMB") {
+        // The id's first byte and the NetBIOS header come before "SMB".
+        let Some(p) = i.checked_sub(5) else {
+            continue;
+        };
+        let Some(h) = b.get(p..p + MARK) else {
+            return Resync::Keep(b.len() - p);
+        };
+        let Some((NBSS_MESSAGE, len)) = nbss_header(h) else {
+            continue;
+        };
+        let fits = match &h[4..8] {
+            b"\xfeSMB" => h[8..10] == [64, 0] && len >= SMB2_HEADER_LEN,
+            b"\xffSMB" => len > 32,
+            b"\xfdSMB" => len > 52,
+            _ => false,
+        };
+        if fits {
+            return Resync::At(p);
+        }
+    }
+    Resync::Keep((MARK - 1).min(b.len()))
+}
+
 /// One command of an SMB message that hostwatch reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {

@@ -325,3 +325,46 @@ fn tree_connect_answers_tell_the_share_type() -> Result<(), SmbError> {
     assert_eq!(status_name(0xc000_9999), None);
     Ok(())
 }
+
+/// An SMB2 message as MS-SMB2 2.2.1.2 lays it out: the NetBIOS header
+/// (type 0, 24-bit length), `FE 'S' 'M' 'B'`, StructureSize 64.
+fn smb2_message(command: u8) -> Vec<u8> {
+    let mut m = vec![0x00, 0x00, 0x00, 0x48, 0xfe, b'S', b'M', b'B', 0x40, 0x00];
+    m.extend_from_slice(&[0; 2]);
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&[command, 0]);
+    m.resize(4 + 72, 0);
+    m
+}
+
+#[test]
+fn resync_finds_the_next_smb_header_after_file_data() {
+    use crate::parsers::Resync;
+    let mut b = vec![0x41u8; 300];
+    // Decoys: "SMB" too early for a NetBIOS header, a StructureSize that
+    // is not 64, an SMB1 header in a message too short to hold it.
+    b.splice(1..4, *b"SMB");
+    b.extend_from_slice(b"\x00\x00\x00\x48\xfeSMB\x41\x00");
+    b.extend_from_slice(b"\x00\x00\x00\x10\xffSMB\x73\x00");
+    let at = b.len();
+    b.extend_from_slice(&smb2_message(3));
+    assert_eq!(resync(&b), Resync::At(at));
+    let mut smb1 = vec![0x41, 0x00, 0x00, 0x00, 0x23, 0xff, b'S', b'M', b'B', 0x73];
+    smb1.resize(4 + 0x23 + 1, 0);
+    assert_eq!(resync(&smb1), Resync::At(1));
+}
+
+#[test]
+fn resync_keeps_a_header_cut_at_the_end() {
+    use crate::parsers::Resync;
+    let m = smb2_message(1);
+    let mut b = vec![0x41u8; 50];
+    b.extend_from_slice(&m[..7]);
+    // "SMB" is not whole yet: the last nine bytes may begin the header.
+    assert_eq!(resync(&b), Resync::Keep(9));
+    b.truncate(50);
+    b.extend_from_slice(&m[..9]);
+    // "SMB" is there, StructureSize is not: kept from the header's start.
+    assert_eq!(resync(&b), Resync::Keep(9));
+    assert_eq!(resync(b"SM"), Resync::Keep(2));
+}

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::worker::WorkerSnapshot;
-use crate::analyzers::Counters;
+use crate::analyzers::{Anomalies, Counters};
 use crate::capture::KernelStats;
 use crate::decode::defrag::DefragStats;
 use crate::decode::{checksum, DecodeStats, Decoder};
@@ -109,7 +109,7 @@ pub(super) fn to_json(
 ) -> serde_json::Value {
     let mut flows = FlowStats::default();
     let mut udp = DatagramStats::default();
-    let mut parse_errors = Counters::default();
+    let mut anomalies = Anomalies::default();
     let mut transactions = Counters::default();
     let (mut active, mut held, mut conversations) = (0, 0, 0);
     let mut packets: Option<PacketStats> = None;
@@ -122,7 +122,7 @@ pub(super) fn to_json(
         active += s.active;
         held += s.held_bytes;
         conversations += s.conversations;
-        parse_errors.add(&s.parse_errors);
+        anomalies.add(&s.anomalies);
         transactions.add(&s.transactions);
     }
     let streams: &StreamStats = &flows.streams;
@@ -132,7 +132,8 @@ pub(super) fn to_json(
         "flows": flows.to_json(active),
         "reassembly": streams.to_json(held),
         "datagrams": udp.to_json(conversations),
-        "parse_errors": parse_errors.to_json(),
+        "parse_errors": anomalies.parse_errors.to_json(),
+        "resyncs": anomalies.resyncs.to_json(),
         "transactions": transactions.to_json(),
         "tcp": { "invalid_checksum": flows.bad_checksum },
         "checksums": {

@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::dispatch::{Batch, BypassHint, WorkMsg};
 use super::report::OutMsg;
-use crate::analyzers::{Analyzers, Counters};
+use crate::analyzers::{Analyzers, Anomalies, Counters};
 use crate::decode::Packet;
 use crate::decode::Transport;
 use crate::detection::Detector;
@@ -23,7 +23,7 @@ pub(super) struct WorkerSnapshot {
     pub held_bytes: usize,
     pub datagrams: DatagramStats,
     pub conversations: usize,
-    pub parse_errors: Counters,
+    pub anomalies: Anomalies,
     pub transactions: Counters,
     /// `-w`: what the recorder wrote.
     pub packets: Option<PacketStats>,
@@ -37,9 +37,9 @@ impl WorkerSnapshot {
             held_bytes: table.held_bytes(),
             datagrams: udp.stats,
             conversations: udp.len(),
-            parse_errors: {
-                let mut e = table.parse_errors.clone();
-                e.add(&udp.parse_errors);
+            anomalies: {
+                let mut e = table.anomalies.clone();
+                e.add(&udp.anomalies);
                 e
             },
             transactions: udp.transactions.clone(),

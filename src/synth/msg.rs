@@ -274,6 +274,25 @@ pub fn smb2_read(message_id: u64, session: u64, data: &[u8]) -> (Vec<u8>, Vec<u8
     (nbss(&req), nbss(&resp))
 }
 
+/// SMB2 TREE_CONNECT request for `path` (`\\\\SERVER\\share`) and its
+/// successful answer, a disk share.
+pub fn smb2_tree_connect(message_id: u64, session: u64, path: &str) -> (Vec<u8>, Vec<u8>) {
+    let unicode: Vec<u8> = path.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut req = smb2_header(3, false, 0, message_id, session);
+    req.extend_from_slice(&9u16.to_le_bytes());
+    req.extend_from_slice(&0u16.to_le_bytes());
+    req.extend_from_slice(&72u16.to_le_bytes());
+    req.extend_from_slice(&(unicode.len() as u16).to_le_bytes());
+    req.extend_from_slice(&unicode);
+    let mut resp = smb2_header(3, true, 0, message_id, session);
+    resp.extend_from_slice(&16u16.to_le_bytes());
+    resp.extend_from_slice(&[1, 0]);
+    resp.extend_from_slice(&[0; 4]);
+    resp.extend_from_slice(&[0; 4]);
+    resp.extend_from_slice(&0x001f_01ffu32.to_le_bytes());
+    (nbss(&req), nbss(&resp))
+}
+
 /// One SMB2 logon: negotiate, then the three-message session setup.
 /// Returns (client bytes, server bytes) per round trip, in order.
 pub fn smb2_logon(
