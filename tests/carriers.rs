@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use common::{fixture, fragment_frames, frames_of, run_file};
-use hostwatch::synth::{Conn, Trace};
+use hostwatch::synth::{msg, Conn, Trace};
 use serde_json::Value;
 
 fn tmp(name: &str) -> PathBuf {
@@ -293,4 +293,187 @@ fn a_dhcpv6_client_backing_off_is_one_transaction() {
         .collect();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["src_ip"], "fe80::a0d2:49ff:fedc:72ab");
+}
+
+/// A DHCP exchange on one link: `(client?, message, checksum)` per
+/// datagram, the client 0.0.0.0:68 broadcasting, the server 10.9.9.1:67
+/// answering at the address it gives.
+#[derive(Clone, Copy)]
+enum Sum {
+    Correct,
+    /// What an offloading card would fill in: the pseudo-header's sum.
+    Unfilled,
+    Wrong,
+}
+
+fn dhcp_exchange(name: &str, messages: &[(bool, msg::Dhcp<'_>, Sum)]) -> PathBuf {
+    use hostwatch::decode::checksum::{fold, pseudo_header};
+    use hostwatch::synth::udp_frame;
+    let mut t = 1_790_000_000_000_000i64;
+    let mut frames = Vec::new();
+    for (from_client, m, sum) in messages {
+        let body = msg::dhcp_v4(m);
+        let (src, dst) = if *from_client {
+            (
+                ([2, 0, 0, 0, 0, 9], [0, 0, 0, 0], 68),
+                ([0xff; 6], [255, 255, 255, 255], 67),
+            )
+        } else {
+            (
+                ([2, 0, 0, 0, 0, 1], [10, 9, 9, 1], 67),
+                ([2, 0, 0, 0, 0, 9], [10, 9, 9, 9], 68),
+            )
+        };
+        let mut f = udp_frame(src, dst, &body);
+        // Ethernet 14, IPv4 20, then the UDP checksum at 6.
+        let at = 14 + 20 + 6;
+        let field = match sum {
+            Sum::Correct => None,
+            Sum::Unfilled => Some(fold(pseudo_header(
+                IpAddr::from(src.1),
+                IpAddr::from(dst.1),
+                17,
+                8 + body.len(),
+            ))),
+            Sum::Wrong => Some(u16::from_be_bytes([f[at], f[at + 1]]) ^ 0x0101),
+        };
+        if let Some(v) = field {
+            f[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        }
+        frames.push((t, f));
+        t += 200_000;
+    }
+    write(name, frames)
+}
+
+fn client(msg_type: u8, hostname: &str) -> msg::Dhcp<'_> {
+    msg::Dhcp {
+        msg_type,
+        xid: 0x5151,
+        mac: [2, 0, 0, 0, 0, 9],
+        requested: (msg_type == 3).then_some([10, 9, 9, 9]),
+        server_id: (msg_type == 3).then_some([10, 9, 9, 1]),
+        hostname,
+        ..msg::Dhcp::default()
+    }
+}
+
+fn server(msg_type: u8) -> msg::Dhcp<'static> {
+    msg::Dhcp {
+        msg_type,
+        xid: 0x5151,
+        mac: [2, 0, 0, 0, 0, 9],
+        yiaddr: [10, 9, 9, 9],
+        server_id: Some([10, 9, 9, 1]),
+        ..msg::Dhcp::default()
+    }
+}
+
+/// (hostname, message types) of each `dhcp` event.
+fn dhcp_events(events: &[Value]) -> Vec<(Option<String>, String)> {
+    common::of_type(events, "dhcp")
+        .iter()
+        .map(|e| {
+            let types: Vec<&str> = e["dhcp"]["msg_types"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            (common::s(e, "dhcp.hostname"), types.join(","))
+        })
+        .collect()
+}
+
+/// The receiver decides: a REQUEST whose checksum is wrong was taken if
+/// the server acknowledges it, and dropped if nobody answers.
+#[test]
+fn a_dhcp_request_with_a_wrong_checksum_counts_once_answered() {
+    let answered = dhcp_exchange(
+        "dhcp-wrong-answered.pcap",
+        &[
+            (true, client(3, "WIN-J9D866ESIJ2"), Sum::Wrong),
+            (false, server(5), Sum::Correct),
+        ],
+    );
+    let events = run_file(&answered);
+    assert_eq!(
+        dhcp_events(&events),
+        [(Some("WIN-J9D866ESIJ2".into()), "request,ack".into())]
+    );
+    let c = &stats(&events)["checksums"];
+    assert_eq!(
+        (c["bad_udp"].as_u64(), c["vouched_udp"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let alerts = common::of_type(&events, "alert");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        common::s(alerts[0], "alert.hostname").as_deref(),
+        Some("WIN-J9D866ESIJ2")
+    );
+
+    let unanswered = dhcp_exchange(
+        "dhcp-wrong-alone.pcap",
+        &[(true, client(3, "WIN-J9D866ESIJ2"), Sum::Wrong)],
+    );
+    let events = run_file(&unanswered);
+    assert_eq!(dhcp_events(&events), []);
+    assert!(common::of_type(&events, "alert").is_empty());
+    let c = &stats(&events)["checksums"];
+    assert_eq!(
+        (c["bad_udp"].as_u64(), c["vouched_udp"].as_u64()),
+        (Some(1), Some(0))
+    );
+    // An answer with a wrong checksum never reached its client.
+    let wrong_answer = dhcp_exchange(
+        "dhcp-wrong-answer.pcap",
+        &[
+            (true, client(3, "WIN-J9D866ESIJ2"), Sum::Wrong),
+            (false, server(5), Sum::Wrong),
+        ],
+    );
+    assert_eq!(dhcp_events(&run_file(&wrong_answer)), []);
+}
+
+/// A decoy DISCOVER with the real one's transaction id and address and a
+/// checksum shaped as an offloading card leaves it, sent first: the
+/// client's own messages carry correct checksums, so every receiver
+/// dropped the decoy, and its name must not be the one reported. A capture
+/// on the client itself (every client message unfilled) keeps its name.
+#[test]
+fn a_dhcp_decoy_with_an_unfilled_checksum_loses_to_the_real_client() {
+    let decoyed = dhcp_exchange(
+        "dhcp-decoy.pcap",
+        &[
+            (true, client(1, "FILESRV01"), Sum::Unfilled),
+            (true, client(1, "WIN-LIVFRVQFMKO"), Sum::Correct),
+            (false, server(2), Sum::Correct),
+            (true, client(3, "FILESRV01"), Sum::Unfilled),
+            (true, client(3, "WIN-LIVFRVQFMKO"), Sum::Correct),
+            (false, server(5), Sum::Correct),
+        ],
+    );
+    let events = run_file(&decoyed);
+    assert_eq!(
+        dhcp_events(&events),
+        [(
+            Some("WIN-LIVFRVQFMKO".into()),
+            "discover,discover,offer,request,ack".into()
+        )]
+    );
+    let on_the_client = dhcp_exchange(
+        "dhcp-offloaded.pcap",
+        &[
+            (true, client(1, "WIN-LIVFRVQFMKO"), Sum::Unfilled),
+            (false, server(2), Sum::Correct),
+            (true, client(3, "WIN-LIVFRVQFMKO"), Sum::Unfilled),
+            (false, server(5), Sum::Correct),
+        ],
+    );
+    assert_eq!(
+        dhcp_events(&run_file(&on_the_client)),
+        [(
+            Some("WIN-LIVFRVQFMKO".into()),
+            "discover,offer,request,ack".into()
+        )]
+    );
 }

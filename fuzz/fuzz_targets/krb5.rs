@@ -11,6 +11,9 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = (krb5::looks_like(data), krb5::looks_like_tcp(data), krb5::tcp_length(data));
+    if let hostwatch::parsers::Resync::At(p) = krb5::resync_tcp(data) {
+        assert!(p < data.len());
+    }
     if let Ok(m) = krb5::parse(data) {
         let _ = (m.cname, m.sname, m.addresses.len(), m.error_code.and_then(krb5::error_name));
     }

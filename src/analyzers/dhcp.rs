@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::protocol::{Carrier, EventRecord, Name, Protocol, Role, Scope};
-use super::{Between, Ctx, DatagramAnalyzer, Dir, Endpoint};
+use super::{Between, Ctx, DatagramAnalyzer, Dir, Endpoint, Trust};
 use crate::parsers::dhcp::{self, v6};
 use crate::parsers::text;
 
@@ -69,6 +69,11 @@ fn max_retransmission_us(msg: &Message<'_>) -> i64 {
 
 /// Transactions held per link; the oldest is written beyond.
 pub const MAX_PENDING: usize = 1024;
+/// Client messages with a wrong checksum held per transaction until the
+/// server answers, the largest held, and all held per link.
+const MAX_HELD: usize = 4;
+const MAX_HELD_MESSAGE: usize = 1500;
+const MAX_HELD_BYTES: usize = 256 << 10;
 /// Message types listed per transaction (a client retrying keeps adding).
 const MAX_MSG_TYPES: usize = 16;
 
@@ -87,11 +92,25 @@ struct Txn {
     sides: u8,
     /// The client's latest message, and the time between it and the one
     /// before (0 until it has sent twice).
+    client_sent: bool,
     client_last_us: i64,
     client_gap_us: i64,
     /// The longest back-off of the client's latest message type.
     max_rt_us: i64,
+    /// The client sent with correct checksums: its messages with unfilled
+    /// ones are decoys.
+    client_checked: bool,
+    /// The client's fields came from messages with unfilled checksums.
+    client_unfilled: bool,
+    /// Client messages with a wrong checksum, taken if the server answers.
+    held: Vec<Held>,
     record: DhcpRecord,
+}
+
+/// A client message its receiver may have dropped (a wrong checksum).
+struct Held {
+    from: (Endpoint, Endpoint),
+    bytes: Vec<u8>,
 }
 
 impl Txn {
@@ -316,72 +335,188 @@ impl DhcpAnalyzer {
         }
     }
 
-    fn take(&mut self, msg: &Message<'_>, cx: &mut Ctx<'_>) {
-        let now = cx.ts_us;
-        let Some((src, dst)) = cx.datagram else {
+    fn protocol(&self) -> &'static str {
+        if self.v6 {
+            V6.name
+        } else {
+            V4.name
+        }
+    }
+
+    /// One message, as its receiver took it ([`Ctx::trust`]): a server's
+    /// answer with a wrong checksum never reached its client; a client's
+    /// waits for the server's answer; one with an unfilled checksum is a
+    /// decoy once the client showed correct ones.
+    fn take(&mut self, msg: &Message<'_>, payload: &[u8], cx: &mut Ctx<'_>) {
+        let from_server = msg.sent_by_server();
+        let Some(from) = cx.datagram else {
             return;
         };
-        let key = msg.key();
-        let from_server = msg.sent_by_server();
-        let i = match self.pending.iter().position(|t| t.key == key) {
-            Some(i) => i,
-            None => {
-                if self.pending.len() >= MAX_PENDING {
-                    if let Some(t) = self.pending.pop_front() {
-                        cx.tally("dhcp_evicted");
-                        cx.emit_between(t.last_us, t.between(), t.record);
-                    }
-                }
-                let (client, server) = if from_server { (dst, src) } else { (src, dst) };
-                self.pending.push_back(Txn {
-                    key,
-                    first_us: now,
-                    last_us: now,
-                    client,
-                    server,
-                    sides: 0,
-                    client_last_us: now,
-                    client_gap_us: 0,
-                    max_rt_us: max_retransmission_us(msg),
-                    record: DhcpRecord::default(),
-                });
-                self.pending.len() - 1
-            }
-        };
+        if from_server && cx.trust == Trust::Wrong {
+            return;
+        }
+        let now = cx.ts_us;
+        let held_bytes: usize = self
+            .pending
+            .iter()
+            .flat_map(|t| &t.held)
+            .map(|h| h.bytes.len())
+            .sum();
+        let (protocol, i) = (self.protocol(), self.open(msg, from, cx));
         let Some(t) = self.pending.get_mut(i) else {
             return;
         };
-        t.last_us = now;
-        if !from_server {
-            if t.sides & 1 != 0 {
-                t.client_gap_us = now.saturating_sub(t.client_last_us);
+        t.heard(msg, now);
+        if from_server {
+            // The server answers what it took.
+            for h in std::mem::take(&mut t.held) {
+                if let Ok(m) = parse(matches!(msg, Message::V6(_)), &h.bytes) {
+                    cx.vouched(protocol);
+                    t.apply(&m, h.from);
+                }
             }
-            t.client_last_us = now;
-            t.max_rt_us = max_retransmission_us(msg);
-        }
-        let side = if from_server { 2 } else { 1 };
-        if t.sides & side == 0 {
-            // The first message of each side states its endpoint.
-            if from_server {
-                t.server = src;
-            } else {
-                t.client = src;
+        } else {
+            match cx.trust {
+                Trust::Taken => {
+                    if t.client_unfilled {
+                        // Decoys came first: what they said goes.
+                        t.record.forget_client();
+                        t.sides &= !1;
+                        t.client_unfilled = false;
+                    }
+                    t.client_checked = true;
+                    t.held.clear();
+                }
+                Trust::Unfilled if t.client_checked => return,
+                Trust::Unfilled => t.client_unfilled = true,
+                Trust::Wrong => {
+                    let room = t.held.len() < MAX_HELD
+                        && payload.len() <= MAX_HELD_MESSAGE
+                        && held_bytes + payload.len() <= MAX_HELD_BYTES;
+                    if room && !t.client_checked {
+                        t.held.push(Held {
+                            from,
+                            bytes: payload.to_vec(),
+                        });
+                    }
+                    return;
+                }
             }
-            t.sides |= side;
         }
-        if t.record.msg_types.len() < MAX_MSG_TYPES {
-            t.record.msg_types.push(msg.kind());
-        }
-        // EVE's per-message keys describe the message that came last.
-        t.record.dhcp_type = msg.kind();
-        t.record.kind = if from_server { "reply" } else { "request" };
-        msg.fill(&mut t.record);
+        t.apply(msg, from);
         if msg.last() {
             if let Some(t) = self.pending.remove(i) {
-                cx.tally(t.outcome());
-                cx.emit_between(now, t.between(), t.record);
+                finish(t, now, cx);
             }
         }
+    }
+
+    /// The index of the message's transaction, begun if new (the oldest
+    /// is written out beyond [`MAX_PENDING`]).
+    fn open(
+        &mut self,
+        msg: &Message<'_>,
+        (src, dst): (Endpoint, Endpoint),
+        cx: &mut Ctx<'_>,
+    ) -> usize {
+        let key = msg.key();
+        if let Some(i) = self.pending.iter().position(|t| t.key == key) {
+            return i;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            if let Some(t) = self.pending.pop_front() {
+                cx.tally("dhcp_evicted");
+                let last = t.last_us;
+                finish_quietly(t, last, cx);
+            }
+        }
+        let now = cx.ts_us;
+        let (client, server) = if msg.sent_by_server() {
+            (dst, src)
+        } else {
+            (src, dst)
+        };
+        self.pending.push_back(Txn {
+            key,
+            first_us: now,
+            last_us: now,
+            client,
+            server,
+            sides: 0,
+            client_sent: false,
+            client_last_us: now,
+            client_gap_us: 0,
+            max_rt_us: max_retransmission_us(msg),
+            client_checked: false,
+            client_unfilled: false,
+            held: Vec::new(),
+            record: DhcpRecord::default(),
+        });
+        self.pending.len() - 1
+    }
+}
+
+impl Txn {
+    /// A message of the transaction was sent at `now` (taken or not): the
+    /// client's back-off is timed by every try.
+    fn heard(&mut self, msg: &Message<'_>, now: i64) {
+        self.last_us = now;
+        if !msg.sent_by_server() {
+            if self.client_sent {
+                self.client_gap_us = now.saturating_sub(self.client_last_us);
+            }
+            self.client_sent = true;
+            self.client_last_us = now;
+            self.max_rt_us = max_retransmission_us(msg);
+        }
+    }
+
+    /// Adds a message its receiver took to the record.
+    fn apply(&mut self, msg: &Message<'_>, (src, _): (Endpoint, Endpoint)) {
+        let from_server = msg.sent_by_server();
+        let side = if from_server { 2 } else { 1 };
+        if self.sides & side == 0 {
+            // The first message of each side states its endpoint.
+            if from_server {
+                self.server = src;
+            } else {
+                self.client = src;
+            }
+            self.sides |= side;
+        }
+        if self.record.msg_types.len() < MAX_MSG_TYPES {
+            self.record.msg_types.push(msg.kind());
+        }
+        // EVE's per-message keys describe the message that came last.
+        self.record.dhcp_type = msg.kind();
+        self.record.kind = if from_server { "reply" } else { "request" };
+        msg.fill(&mut self.record);
+    }
+}
+
+fn parse(v6: bool, payload: &[u8]) -> Result<Message<'_>, dhcp::DhcpError> {
+    if v6 {
+        dhcp::parse_v6(payload).map(Message::V6)
+    } else {
+        dhcp::parse_v4(payload).map(Message::V4)
+    }
+}
+
+/// Writes a finished transaction, unless nothing of it was taken (only
+/// client messages with wrong checksums that no answer vouched for).
+fn finish(t: Txn, ts_us: i64, cx: &mut Ctx<'_>) {
+    if t.sides == 0 {
+        return;
+    }
+    cx.tally(t.outcome());
+    cx.emit_between(ts_us, t.between(), t.record);
+}
+
+/// [`finish`] for a transaction written out early (evicted): its outcome
+/// was tallied by the caller.
+fn finish_quietly(t: Txn, ts_us: i64, cx: &mut Ctx<'_>) {
+    if t.sides != 0 {
+        cx.emit_between(ts_us, t.between(), t.record);
     }
 }
 
@@ -390,23 +525,21 @@ impl DatagramAnalyzer for DhcpAnalyzer {
         // Direction comes from the message (BOOTREPLY, a server's type),
         // not from the conversation, which spans every host on the link.
         self.expire(cx.ts_us, cx);
-        let (msg, name) = if self.v6 {
-            (dhcp::parse_v6(payload).map(Message::V6), V6.name)
-        } else {
-            (dhcp::parse_v4(payload).map(Message::V4), V4.name)
-        };
-        let msg = match msg {
+        let name = self.protocol();
+        let msg = match parse(self.v6, payload) {
             Ok(m) => m,
             // Another message type on the port (a DHCPv6 leasequery, a
             // BOOTP message without the cookie): nothing to read.
             Err(dhcp::DhcpError::NotDhcp) => return,
+            // Garbage its receiver dropped anyway is not counted.
+            Err(_) if cx.trust == Trust::Wrong => return,
             Err(_) => return cx.parse_error(name),
         };
-        if matches!(&msg, Message::V4(m) if m.bad_options > 0) {
+        if matches!(&msg, Message::V4(m) if m.bad_options > 0) && cx.trust != Trust::Wrong {
             // Read all the same, as a server would; counted.
             cx.parse_error(name);
         }
-        self.take(&msg, cx);
+        self.take(&msg, payload, cx);
     }
 
     fn expire(&mut self, now_us: i64, cx: &mut Ctx<'_>) {
@@ -420,9 +553,13 @@ impl DatagramAnalyzer for DhcpAnalyzer {
             .partition(|t| now_us > t.deadline());
         self.pending = waiting;
         for t in over {
-            cx.tally(t.outcome());
-            cx.emit_between(t.last_us, t.between(), t.record);
+            let last = t.last_us;
+            finish(t, last, cx);
         }
+    }
+
+    fn answer_vouches(&self) -> bool {
+        true
     }
 
     fn held_until(&self) -> Option<i64> {
@@ -431,8 +568,8 @@ impl DatagramAnalyzer for DhcpAnalyzer {
 
     fn end(&mut self, cx: &mut Ctx<'_>) {
         for t in self.pending.drain(..) {
-            cx.tally(t.outcome());
-            cx.emit_between(t.last_us, t.between(), t.record);
+            let last = t.last_us;
+            finish(t, last, cx);
         }
     }
 }
@@ -486,6 +623,18 @@ pub struct DhcpRecord {
     /// giaddr.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_ip: Option<IpAddr>,
+}
+
+impl DhcpRecord {
+    /// Forgets what the client's messages said (decoys that came first).
+    fn forget_client(&mut self) {
+        self.hostname = None;
+        self.client_fqdn = None;
+        self.vendor_class_identifier = None;
+        self.client_ip = None;
+        self.requested_ip = None;
+        self.relay_ip = None;
+    }
 }
 
 impl EventRecord for DhcpRecord {

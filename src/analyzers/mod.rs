@@ -95,6 +95,9 @@ pub struct Ctx<'a> {
     between: Option<&'a mut Vec<(usize, Between)>>,
     /// The source and destination of the datagram being processed.
     pub datagram: Option<(Endpoint, Endpoint)>,
+    /// Whether the datagram being processed was taken by its receiver, as
+    /// its checksum tells (always [`Trust::Taken`] for stream bytes).
+    pub trust: Trust,
     /// Set by an analyzer that learned from the content that the side taken
     /// for the client is the server (only honoured for midstream flows and
     /// a conversation's first datagram).
@@ -112,6 +115,7 @@ impl<'a> Ctx<'a> {
             stamps: None,
             between: None,
             datagram: None,
+            trust: Trust::Taken,
             roles_reversed: false,
         }
     }
@@ -195,6 +199,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A datagram of `protocol` whose checksum was wrong was taken after
+    /// all: its receiver answered it (`stats.checksums.vouched_udp`).
+    pub fn vouched(&mut self, protocol: &'static str) {
+        if let Some(a) = self.anomalies.as_deref_mut() {
+            a.vouched.count(protocol);
+        }
+    }
+
     /// Framing of `protocol` found a message again after lost bytes.
     pub fn resynced(&mut self, protocol: &'static str) {
         if let Some(a) = self.anomalies.as_deref_mut() {
@@ -210,13 +222,31 @@ impl<'a> Ctx<'a> {
 pub struct Anomalies {
     pub parse_errors: Counters,
     pub resyncs: Counters,
+    /// Datagrams with a wrong checksum that their answer showed were taken.
+    pub vouched: Counters,
 }
 
 impl Anomalies {
     pub fn add(&mut self, o: &Anomalies) {
         self.parse_errors.add(&o.parse_errors);
         self.resyncs.add(&o.resyncs);
+        self.vouched.add(&o.vouched);
     }
+}
+
+/// What a datagram's checksum says about whether its receiver took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Trust {
+    /// Correct, or not judged (`--checksums ignore`): taken.
+    #[default]
+    Taken,
+    /// Left for the sender's card to fill, or absent: taken, unless the
+    /// same sender shows correct checksums in the same exchange (a stack
+    /// does not switch), which makes it a decoy.
+    Unfilled,
+    /// Wrong: its receiver dropped it, unless an answer shows it was taken
+    /// ([`DatagramAnalyzer::answer_vouches`]).
+    Wrong,
 }
 
 /// Counters by name: parse failures per protocol, pairing outcomes.
@@ -236,6 +266,10 @@ impl Counters {
 
     pub fn get(&self, protocol: &str) -> u64 {
         self.0.get(protocol).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -290,6 +324,13 @@ pub trait DatagramAnalyzer: Send {
     }
     /// The conversation ended: emit whatever is still held.
     fn end(&mut self, cx: &mut Ctx<'_>);
+    /// Whether datagrams with a wrong checksum are given to the analyzer
+    /// too (with [`Trust::Wrong`]): one that pairs requests with answers
+    /// takes such a request only once it is answered, since its receiver
+    /// evidently took it. Others never see them.
+    fn answer_vouches(&self) -> bool {
+        false
+    }
 }
 
 /// The deepest a stream is ever reassembled: offsets stay far from the

@@ -16,7 +16,7 @@ use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::Carrier;
 use crate::analyzers::registry;
 use crate::analyzers::{
-    Anomalies, Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp,
+    Anomalies, Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp, Trust,
 };
 use crate::decode::{Checksum, Datagram, Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;
@@ -190,35 +190,41 @@ impl DatagramTable {
 
     /// Processes one datagram; records found are passed to `out`.
     pub fn datagram<O: FnMut(FlowRecord)>(&mut self, d: &UdpDatagram<'_>, out: &mut O) {
-        match d.checksum {
+        let trust = match d.checksum {
             // Offloaded by the sender (a capture on the sending host).
-            Checksum::Unfilled(_) => self.stats.unfilled_checksum += 1,
+            Checksum::Unfilled(_) => {
+                self.stats.unfilled_checksum += 1;
+                Trust::Unfilled
+            }
             c if !c.accepts(d.payload) => {
                 self.stats.bad_checksum += 1;
-                return;
+                Trust::Wrong
             }
-            _ => {}
-        }
+            _ => Trust::Taken,
+        };
         let (src, dst) = conversation_endpoints(d);
         let key = FlowKey::new(src, dst, d.vlans);
         if !self.conversations.contains_key(&key) {
-            let Some(new) =
-                registry::datagram_protocol(d.sport, d.dport, d.payload).and_then(|p| {
-                    match p.carrier {
-                        Carrier::Datagram { ports, new, .. } => Some((ports, new)),
-                        Carrier::Stream { .. } => None,
-                    }
+            let Some((ports, new)) = registry::datagram_protocol(d.sport, d.dport, d.payload)
+                .and_then(|p| match p.carrier {
+                    Carrier::Datagram { ports, new, .. } => Some((ports, new)),
+                    Carrier::Stream { .. } => None,
                 })
             else {
-                self.stats.ignored += 1;
+                if trust != Trust::Wrong {
+                    self.stats.ignored += 1;
+                }
                 return;
             };
+            let analyzer = new();
+            if trust == Trust::Wrong && !analyzer.answer_vouches() {
+                return;
+            }
             if self.conversations.len() >= self.cfg.max_conversations {
                 self.make_room(d.ts_us, out);
             }
             // (A link-scoped conversation's endpoints are its ports alone;
             // each record states its own, `Ctx::emit_between`.)
-            let (ports, new) = new;
             // The client sent the first datagram, unless it came from the
             // protocol's port to another (an answer whose question was missed).
             let answer_first = ports.contains(&d.sport) && !ports.contains(&d.dport);
@@ -235,29 +241,38 @@ impl DatagramTable {
                     last_us: d.ts_us,
                     fresh: true,
                     dirs_seen: 0,
-                    analyzer: new(),
+                    analyzer,
                 }),
             );
         }
         let Some(c) = self.conversations.get_mut(&key) else {
             return;
         };
-        let first = c.fresh;
-        c.fresh = false;
-        self.stats.datagrams += 1;
-        c.last_us = d.ts_us;
         let dir = if src == c.client {
             Dir::ToServer
         } else {
             Dir::ToClient
         };
-        c.dirs_seen |= 1 << dir.index();
+        // A datagram its receiver dropped goes only to an analyzer that
+        // pairs it with an answer, and tells nothing of the conversation.
+        let taken = trust != Trust::Wrong;
+        if !taken && !c.analyzer.answer_vouches() {
+            return;
+        }
+        let first = c.fresh && taken;
+        if taken {
+            c.fresh = false;
+            self.stats.datagrams += 1;
+            c.last_us = d.ts_us;
+            c.dirs_seen |= 1 << dir.index();
+        }
         let mut cx = Ctx::new(d.ts_us, false, &mut self.records)
             .counting(&mut self.anomalies)
             .stamping(&mut self.stamps)
             .between(&mut self.between)
             .tallying(&mut self.transactions);
         cx.datagram = Some(((d.src, d.sport), (d.dst, d.dport)));
+        cx.trust = trust;
         c.analyzer.datagram(dir, d.payload, &mut cx);
         // The analyzer found the first datagram to be an answer: its
         // sender is the server.

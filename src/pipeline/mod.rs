@@ -169,7 +169,9 @@ pub struct Outcome {
 fn checksum_drop_count(stats: &serde_json::Value) -> u64 {
     let c = &stats["checksums"];
     let n = |k: &str| c[k].as_u64().unwrap_or(0);
-    n("bad_tcp").saturating_sub(n("vouched_tcp")) + n("bad_udp") + n("bad_fragment")
+    n("bad_tcp").saturating_sub(n("vouched_tcp"))
+        + n("bad_udp").saturating_sub(n("vouched_udp"))
+        + n("bad_fragment")
 }
 
 /// The line that says what was dropped for wrong checksums, if anything was.
@@ -193,7 +195,10 @@ fn checksum_drops(stats: &serde_json::Value) -> Option<String> {
     }
     parts.extend(
         [
-            (n("bad_udp"), "UDP datagram"),
+            (
+                n("bad_udp").saturating_sub(n("vouched_udp")),
+                "UDP datagram",
+            ),
             (n("bad_fragment"), "IP fragment"),
         ]
         .iter()
@@ -626,4 +631,28 @@ fn read_inputs<H: FnOnce() -> Result<(), String>>(
     })();
     read.error = result.err();
     read
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// What a receiver's answer vouched for was not dropped.
+    #[test]
+    fn the_checksum_line_leaves_out_what_was_vouched() {
+        let stats = |bad_tcp: u64, vouched_tcp: u64, bad_udp: u64, vouched_udp: u64| {
+            json!({"checksums": {
+                "bad_tcp": bad_tcp, "vouched_tcp": vouched_tcp, "bad_tcp_connections": 1,
+                "bad_udp": bad_udp, "vouched_udp": vouched_udp, "bad_fragment": 0,
+            }})
+        };
+        assert_eq!(super::checksum_drops(&stats(2, 2, 1, 1)), None);
+        assert_eq!(super::checksum_drop_count(&stats(2, 2, 1, 1)), 0);
+        let line = super::checksum_drops(&stats(3, 1, 3, 1)).unwrap_or_default();
+        assert!(
+            line.starts_with("2 TCP segments of 1 connection, 2 UDP datagrams dropped"),
+            "{line}"
+        );
+        assert_eq!(super::checksum_drop_count(&stats(3, 1, 3, 1)), 4);
+    }
 }

@@ -141,6 +141,7 @@ pub(super) fn to_json(
             "bad_tcp": flows.bad_checksum,
             "bad_tcp_connections": flows.bad_checksum_flows,
             "vouched_tcp": flows.vouched_checksum,
+            "vouched_udp": anomalies.vouched.total(),
             "unfilled_tcp_taken": flows.unfilled_checksum,
             "bad_udp": udp.bad_checksum,
             "unfilled_udp_taken": udp.unfilled_checksum,
