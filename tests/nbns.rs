@@ -398,3 +398,78 @@ fn an_answer_to_no_question_is_not_answered() {
         ]
     );
 }
+
+/// A decoy registration sent first with the real one's transaction id and
+/// a checksum shaped as an offloading card leaves it: the host's own
+/// registrations carry correct checksums (a stack does not switch), so
+/// every receiver dropped the decoy. The real registration is read, its
+/// copies counted as its retransmissions; the decoy's name is nowhere.
+#[test]
+fn a_decoy_registration_with_an_unfilled_checksum_loses_to_the_real_one() {
+    use hostwatch::decode::checksum::{fold, pseudo_header};
+    use hostwatch::synth::msg::nbns_registration as registration;
+    use hostwatch::synth::udp_frame;
+    let (host, bcast) = (
+        ([2, 0, 0, 0, 0, 7], [10, 1, 0, 7]),
+        ([0xff; 6], [10, 1, 0, 255]),
+    );
+    let frame = |payload: &[u8], unfilled: bool| {
+        let mut f = udp_frame((host.0, host.1, 137), (bcast.0, bcast.1, 137), payload);
+        if unfilled {
+            let sum = fold(pseudo_header(
+                host.1.into(),
+                bcast.1.into(),
+                17,
+                8 + payload.len(),
+            ));
+            f[40..42].copy_from_slice(&sum.to_be_bytes());
+        }
+        f
+    };
+    let t0 = 1_790_000_000_000_000i64;
+    let frames = vec![
+        (t0, frame(&registration(0x77, "FILESRV01", host.1), true)),
+        (
+            t0 + 1_000,
+            frame(&registration(0x77, "WIN-J9D866ESIJ2", host.1), false),
+        ),
+        (
+            t0 + 500_000,
+            frame(&registration(0x77, "WIN-J9D866ESIJ2", host.1), false),
+        ),
+        (
+            t0 + 600_000,
+            frame(&registration(0x77, "FILESRV01", host.1), true),
+        ),
+        (
+            t0 + 1_000_000,
+            frame(&registration(0x77, "WIN-J9D866ESIJ2", host.1), false),
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("hostwatch-nbns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = dir.join("decoy-registration.pcap");
+    let t = hostwatch::synth::Trace { frames, now_us: 0 };
+    std::fs::write(&p, t.to_bytes()).expect("write capture");
+    let events = run_file(&p);
+    let nbns: Vec<(Vec<String>, u64)> = of_type(&events, "nbns")
+        .iter()
+        .map(|e| {
+            let names = e["nbns"]["names"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (names, e["nbns"]["retransmissions"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(nbns, [(vec!["WIN-J9D866ESIJ2".to_string()], 2)]);
+    let alerts: Vec<&str> = of_type(&events, "alert")
+        .iter()
+        .filter_map(|e| e["alert"]["hostname"].as_str())
+        .collect();
+    assert_eq!(alerts, ["WIN-J9D866ESIJ2"]);
+}

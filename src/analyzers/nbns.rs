@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use super::protocol::{Carrier, Protocol, Scope};
-use super::{Ctx, DatagramAnalyzer, Dir, EventRecord, Name, Role};
+use super::{Ctx, DatagramAnalyzer, Dir, EventRecord, Name, Role, Trust};
 use crate::parsers::nbns::{self, Message, NbName, Rdata};
 use crate::parsers::text::oem;
 
@@ -45,6 +45,9 @@ struct Pending {
     since_us: i64,
     /// The last copy of the request.
     last_us: i64,
+    /// Its checksum was left unfilled: a copy with a correct one shows
+    /// that its sender fills them, and this one was a decoy.
+    unfilled: bool,
     record: NbnsRecord,
 }
 
@@ -111,8 +114,23 @@ impl DatagramAnalyzer for NbnsAnalyzer {
             .iter_mut()
             .find(|p| p.record.transaction_id == msg.transaction_id)
         {
-            p.record.retransmissions += 1;
-            p.last_us = cx.ts_us;
+            match (p.unfilled, cx.trust) {
+                // A stack does not switch between filled and unfilled
+                // checksums: the copy with the unfilled one is a decoy.
+                (true, Trust::Taken) => {
+                    *p = Pending {
+                        since_us: cx.ts_us,
+                        last_us: cx.ts_us,
+                        unfilled: false,
+                        record: describe(&msg, dir),
+                    };
+                }
+                (false, Trust::Unfilled) => {}
+                _ => {
+                    p.record.retransmissions += 1;
+                    p.last_us = cx.ts_us;
+                }
+            }
             return;
         }
         if self.pending.len() >= MAX_PENDING {
@@ -123,6 +141,7 @@ impl DatagramAnalyzer for NbnsAnalyzer {
         self.pending.push_back(Pending {
             since_us: cx.ts_us,
             last_us: cx.ts_us,
+            unfilled: cx.trust == Trust::Unfilled,
             record: describe(&msg, dir),
         });
     }
