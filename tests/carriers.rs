@@ -477,3 +477,46 @@ fn a_dhcp_decoy_with_an_unfilled_checksum_loses_to_the_real_client() {
         )]
     );
 }
+
+/// A Kerberos request is written when the KDC answers it, so that the
+/// machine it names counts as named in an answered exchange: a later NTLM
+/// logon of the same machine weighs it (before, the request went out
+/// before its answer and read as "nobody answered"). Unanswered, it is
+/// shown and not weighed.
+#[test]
+fn a_kerberos_request_reads_as_answered_once_the_kdc_answers() {
+    use hostwatch::synth::udp_frame;
+    let client = ([2, 0, 0, 0, 0, 5], [10, 3, 0, 5], 50_123);
+    let kdc = ([2, 0, 0, 0, 0, 1], [10, 3, 0, 1], 88);
+    let t0 = 1_790_000_000_000_000i64 - 1_000_000;
+    let request = (
+        t0,
+        udp_frame(client, kdc, &msg::krb5_as_req("WIN-J9D866ESIJ2")),
+    );
+    let answer = (
+        t0 + 2_000,
+        udp_frame(kdc, client, &msg::krb5_preauth_required("WIN-J9D866ESIJ2")),
+    );
+    let logon = common::smb_logon("10.3.0.5", "10.3.0.1", "WIN-J9D866ESIJ2", 14393, 0).frames;
+    let why = |frames: Vec<(i64, Vec<u8>)>, name: &str| -> Vec<String> {
+        let events = run_file(&write(name, frames));
+        common::of_type(&events, "alert")
+            .iter()
+            .filter(|a| {
+                common::s(a, "alert.evidence").as_deref() == Some("ntlm.client.workstation")
+            })
+            .flat_map(|a| common::corroboration(a))
+            .filter(|l| l.starts_with("also named"))
+            .collect()
+    };
+    let answered = [vec![request.clone(), answer], logon.clone()].concat();
+    assert_eq!(
+        why(answered, "krb5-answered.pcap"),
+        ["also named at 10.3.0.5 by krb5"]
+    );
+    let alone = [vec![request], logon].concat();
+    assert_eq!(
+        why(alone, "krb5-alone.pcap"),
+        ["also named at 10.3.0.5 by krb5 in packets nobody answered (not weighed)"]
+    );
+}

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::exchange::Awaiting;
 use super::protocol::{Carrier, EventRecord, Name, Protocol, Role, Scope};
 use super::{Ctx, DatagramAnalyzer, Dir};
 use crate::parsers::cldap::{self, CldapError, Message};
@@ -20,13 +21,18 @@ pub const PROTOCOL: Protocol = Protocol {
     },
 };
 
+/// One conversation: a ping is written when the DC's answer with its
+/// message id comes, so that it reads as answered, or unanswered after the
+/// timeout.
 #[derive(Debug, Default)]
 pub struct CldapAnalyzer {
     started: bool,
+    awaiting: Awaiting<CldapRecord>,
 }
 
 impl DatagramAnalyzer for CldapAnalyzer {
     fn datagram(&mut self, dir: Dir, payload: &[u8], cx: &mut Ctx<'_>) {
+        self.awaiting.expire(cx.ts_us, cx);
         let first = !std::mem::replace(&mut self.started, true);
         let record = match cldap::message(payload) {
             Ok(Message::Request { message_id, terms }) => {
@@ -70,10 +76,25 @@ impl DatagramAnalyzer for CldapAnalyzer {
             Ok(Message::Entry { netlogon: None, .. }) | Err(CldapError::NotPing) => return,
             Err(_) => return cx.parse_error(PROTOCOL.name),
         };
-        cx.emit(record);
+        let id = Some(record.message_id);
+        if record.response.is_some() {
+            self.awaiting.answer(id, record, cx);
+        } else {
+            self.awaiting.request(id, record, cx);
+        }
     }
 
-    fn end(&mut self, _cx: &mut Ctx<'_>) {}
+    fn expire(&mut self, now_us: i64, cx: &mut Ctx<'_>) {
+        self.awaiting.expire(now_us, cx);
+    }
+
+    fn held_until(&self) -> Option<i64> {
+        self.awaiting.held_until()
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.awaiting.end(cx);
+    }
 }
 
 /// A domain controller's NETLOGON_SAM_LOGON_RESPONSE_EX.

@@ -8,6 +8,7 @@
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
+use super::exchange::Awaiting;
 use super::framing::{self, Frame, Framed, Framer, Seeker};
 use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role, Scope};
 use super::{Analyzer, Ctx, DatagramAnalyzer, Dir, Status};
@@ -36,13 +37,23 @@ pub const UDP: Protocol = Protocol {
     },
 };
 
-/// Turns one message into its record; a reply first in a conversation
-/// (its request missed) makes its sender the server.
-fn message(dir: Dir, b: &[u8], first: bool, cx: &mut Ctx<'_>, name: &'static str) {
+/// Turns one message into its record, and whether it is a request; a
+/// reply first in a conversation (its request missed) makes its sender
+/// the server.
+fn message(
+    dir: Dir,
+    b: &[u8],
+    first: bool,
+    cx: &mut Ctx<'_>,
+    name: &'static str,
+) -> Option<(KrbRecord, bool)> {
     let m = match krb5::parse(b) {
         Ok(m) => m,
-        Err(KrbError::NotKerberos) => return,
-        Err(_) => return cx.parse_error(name),
+        Err(KrbError::NotKerberos) => return None,
+        Err(_) => {
+            cx.parse_error(name);
+            return None;
+        }
     };
     let request = matches!(m.msg_type, krb5::AS_REQ | krb5::TGS_REQ);
     let mut dir = dir;
@@ -50,22 +61,41 @@ fn message(dir: Dir, b: &[u8], first: bool, cx: &mut Ctx<'_>, name: &'static str
         cx.roles_reversed = true;
         dir = Dir::ToClient;
     }
-    cx.emit(KrbRecord::of(&m, dir));
+    Some((KrbRecord::of(&m, dir), request))
 }
 
-/// The datagrams of one UDP conversation.
+/// The datagrams of one UDP conversation: a request is written when its
+/// reply (or error) comes, so that it reads as answered, or unanswered
+/// after the timeout.
 #[derive(Debug, Default)]
 pub struct KrbDatagrams {
     started: bool,
+    awaiting: Awaiting<KrbRecord>,
 }
 
 impl DatagramAnalyzer for KrbDatagrams {
     fn datagram(&mut self, dir: Dir, payload: &[u8], cx: &mut Ctx<'_>) {
+        self.awaiting.expire(cx.ts_us, cx);
         let first = !std::mem::replace(&mut self.started, true);
-        message(dir, payload, first, cx, UDP.name);
+        match message(dir, payload, first, cx, UDP.name) {
+            // Kerberos has no message id: replies come in order.
+            Some((r, true)) => self.awaiting.request(None, r, cx),
+            Some((r, false)) => self.awaiting.answer(None, r, cx),
+            None => {}
+        }
     }
 
-    fn end(&mut self, _cx: &mut Ctx<'_>) {}
+    fn expire(&mut self, now_us: i64, cx: &mut Ctx<'_>) {
+        self.awaiting.expire(now_us, cx);
+    }
+
+    fn held_until(&self) -> Option<i64> {
+        self.awaiting.held_until()
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.awaiting.end(cx);
+    }
 }
 
 /// One TCP connection: records behind a four-byte length (RFC 4120 7.2.2).
@@ -104,7 +134,9 @@ impl Framed for KrbStream {
         match b.get(4..total) {
             Some(m) => {
                 let first = !std::mem::replace(&mut self.started, true);
-                message(dir, m, first, cx, TCP.name);
+                if let Some((r, _)) = message(dir, m, first, cx, TCP.name) {
+                    cx.emit(r);
+                }
                 Frame::Consumed(total)
             }
             None => Frame::Need(total),
@@ -229,7 +261,7 @@ fn address(a: &krb5::HostAddress<'_>) -> Address {
 }
 
 impl KrbRecord {
-    fn of(m: &krb5::Message<'_>, sender: Dir) -> Self {
+    pub(crate) fn of(m: &krb5::Message<'_>, sender: Dir) -> Self {
         KrbRecord {
             msg_type: match m.msg_type {
                 krb5::AS_REQ => "KRB_AS_REQ",

@@ -12,6 +12,7 @@ pub mod browser;
 pub mod cldap;
 pub mod detect;
 pub mod dhcp;
+pub mod exchange;
 pub mod framing;
 pub mod http;
 pub mod krb5;

@@ -35,34 +35,8 @@ fn principal(name_type: u8, parts: &[&str]) -> Vec<u8> {
     )
 }
 
-/// An AS-REQ (RFC 4120 5.4.1) from a machine account with a NetBIOS
-/// address, as Windows sends it.
 fn as_req() -> Vec<u8> {
-    let mut netbios = b"WIN-J9D866ESIJ2".to_vec();
-    netbios.push(b' ');
-    let address = der(
-        0x30,
-        &[ctx(0, &int(20)), ctx(1, &der(0x04, &netbios))].concat(),
-    );
-    let body = der(
-        0x30,
-        &[
-            ctx(0, &der(0x03, &[0, 0x40, 0x81, 0, 0x10])),
-            ctx(1, &principal(1, &["WIN-J9D866ESIJ2$"])),
-            ctx(2, &gstr("CORP.EXAMPLE")),
-            ctx(3, &principal(2, &["krbtgt", "CORP.EXAMPLE"])),
-            ctx(5, &der(0x18, b"20370913024805Z")),
-            ctx(7, &der(0x02, &[0x12, 0x34, 0x56, 0x78])),
-            ctx(8, &der(0x30, &[int(18), int(17), int(23)].concat())),
-            ctx(9, &der(0x30, &address)),
-        ]
-        .concat(),
-    );
-    let req = der(
-        0x30,
-        &[ctx(1, &int(5)), ctx(2, &int(10)), ctx(4, &body)].concat(),
-    );
-    der(0x6a, &req)
+    crate::synth::msg::krb5_as_req("WIN-J9D866ESIJ2")
 }
 
 #[test]
@@ -143,22 +117,7 @@ fn a_tgs_rep_gives_its_client_and_its_tickets_service() -> Result<(), KrbError> 
 
 #[test]
 fn a_krb_error_gives_its_code_and_principals() -> Result<(), KrbError> {
-    let err = der(
-        0x30,
-        &[
-            ctx(0, &int(5)),
-            ctx(1, &int(30)),
-            ctx(4, &der(0x18, b"20261129084000Z")),
-            ctx(5, &int(1)),
-            ctx(6, &int(25)),
-            ctx(7, &gstr("CORP.EXAMPLE")),
-            ctx(8, &principal(1, &["WIN-J9D866ESIJ2$"])),
-            ctx(9, &gstr("CORP.EXAMPLE")),
-            ctx(10, &principal(2, &["krbtgt", "CORP.EXAMPLE"])),
-        ]
-        .concat(),
-    );
-    let b = der(0x7e, &err);
+    let b = crate::synth::msg::krb5_preauth_required("WIN-J9D866ESIJ2");
     let m = parse(&b)?;
     assert_eq!(m.msg_type, KRB_ERROR);
     assert_eq!(m.error_code, Some(25));

@@ -150,6 +150,82 @@ fn der(tag: u8, v: &[u8]) -> Vec<u8> {
     o
 }
 
+/// `[n] EXPLICIT`.
+fn ctx(n: u8, v: &[u8]) -> Vec<u8> {
+    der(0xa0 | n, v)
+}
+
+fn int(n: u8) -> Vec<u8> {
+    der(0x02, &[n])
+}
+
+/// KerberosString.
+fn gstr(s: &str) -> Vec<u8> {
+    der(0x1b, s.as_bytes())
+}
+
+/// PrincipalName (RFC 4120 5.2.2).
+fn principal(name_type: u8, parts: &[&str]) -> Vec<u8> {
+    let names: Vec<u8> = parts.iter().flat_map(|p| gstr(p)).collect();
+    der(
+        0x30,
+        &[ctx(0, &int(name_type)), ctx(1, &der(0x30, &names))].concat(),
+    )
+}
+
+/// An AS-REQ (RFC 4120 5.4.1) of machine `host` (account `host$`, its
+/// NetBIOS address `host`), as Windows sends it, in realm CORP.EXAMPLE.
+pub fn krb5_as_req(host: &str) -> Vec<u8> {
+    let mut netbios = host.as_bytes().to_vec();
+    netbios.push(b' ');
+    let address = der(
+        0x30,
+        &[ctx(0, &int(20)), ctx(1, &der(0x04, &netbios))].concat(),
+    );
+    let account = format!("{host}$");
+    let body = der(
+        0x30,
+        &[
+            ctx(0, &der(0x03, &[0, 0x40, 0x81, 0, 0x10])),
+            ctx(1, &principal(1, &[&account])),
+            ctx(2, &gstr("CORP.EXAMPLE")),
+            ctx(3, &principal(2, &["krbtgt", "CORP.EXAMPLE"])),
+            ctx(5, &der(0x18, b"20370913024805Z")),
+            ctx(7, &der(0x02, &[0x12, 0x34, 0x56, 0x78])),
+            ctx(8, &der(0x30, &[int(18), int(17), int(23)].concat())),
+            ctx(9, &der(0x30, &address)),
+        ]
+        .concat(),
+    );
+    let req = der(
+        0x30,
+        &[ctx(1, &int(5)), ctx(2, &int(10)), ctx(4, &body)].concat(),
+    );
+    der(0x6a, &req)
+}
+
+/// The KDC's KRB-ERROR (RFC 4120 5.9.1) KDC_ERR_PREAUTH_REQUIRED to
+/// [`krb5_as_req`] of `host`.
+pub fn krb5_preauth_required(host: &str) -> Vec<u8> {
+    let account = format!("{host}$");
+    let err = der(
+        0x30,
+        &[
+            ctx(0, &int(5)),
+            ctx(1, &int(30)),
+            ctx(4, &der(0x18, b"20261129084000Z")),
+            ctx(5, &int(1)),
+            ctx(6, &int(25)),
+            ctx(7, &gstr("CORP.EXAMPLE")),
+            ctx(8, &principal(1, &[&account])),
+            ctx(9, &gstr("CORP.EXAMPLE")),
+            ctx(10, &principal(2, &["krbtgt", "CORP.EXAMPLE"])),
+        ]
+        .concat(),
+    );
+    der(0x7e, &err)
+}
+
 const OID_SPNEGO: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
 const OID_NTLM: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a];
 
