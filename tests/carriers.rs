@@ -520,3 +520,64 @@ fn a_kerberos_request_reads_as_answered_once_the_kdc_answers() {
         ["also named at 10.3.0.5 by krb5 in packets nobody answered (not weighed)"]
     );
 }
+
+/// The capture with the protocol's port moved to another: the same UDP
+/// payloads between the same hosts.
+fn moved_port(frames: &[(i64, Vec<u8>)], from: u16, to: u16) -> Vec<(i64, Vec<u8>)> {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    let port = |p: u16| if p == from { to } else { p };
+    frames
+        .iter()
+        .filter_map(|(ts, f)| {
+            let p = SlicedPacket::from_ethernet(f).ok()?;
+            let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Udp(udp))) = (p.net, p.transport)
+            else {
+                return None;
+            };
+            let (mac_dst, mac_src) = (f.get(0..6)?, f.get(6..12)?);
+            let src = (
+                <[u8; 6]>::try_from(mac_src).ok()?,
+                ip.header().source(),
+                port(udp.source_port()),
+            );
+            let dst = (
+                <[u8; 6]>::try_from(mac_dst).ok()?,
+                ip.header().destination(),
+                port(udp.destination_port()),
+            );
+            Some((*ts, hostwatch::synth::udp_frame(src, dst, udp.payload())))
+        })
+        .collect()
+}
+
+/// Kerberos to a KDC on another port and CLDAP pings on another port are
+/// read as on their own (the TCP side probes content on any port too):
+/// the same records from real MIT krb5 and Samba DC datagrams moved to
+/// ports 8088 and 3390.
+#[test]
+fn kerberos_and_cldap_are_read_on_other_ports() {
+    for (file, port, to, kind, expected) in [
+        ("krb5/mit-kdc.pcapng", 88, 8088, "krb5", 14),
+        ("cldap/samba-dc.pcapng", 389, 3390, "cldap", 8),
+    ] {
+        let frames = common::frames_of(&fixture(file));
+        let records = |events: &[Value]| -> Vec<Value> {
+            common::of_type(events, kind)
+                .iter()
+                .filter(|e| e["proto"] == "UDP")
+                .map(|e| e[kind].clone())
+                .collect()
+        };
+        let here = records(&run_file(&fixture(file)));
+        let moved = run_file(&write(
+            &format!("{kind}-moved.pcap"),
+            moved_port(&frames, port, to),
+        ));
+        let there = records(&moved);
+        assert_eq!(here.len(), expected, "{file}");
+        assert_eq!(there, here, "{file}");
+        assert!(common::of_type(&moved, kind)
+            .iter()
+            .all(|e| e["src_port"] == to || e["dest_port"] == to));
+    }
+}

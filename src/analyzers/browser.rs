@@ -17,6 +17,7 @@ pub const PROTOCOL: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[138],
         probe: browser::looks_like,
+        anywhere: None,
         new: || Box::new(BrowserAnalyzer),
         scope: Scope::Endpoints,
     },

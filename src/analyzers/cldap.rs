@@ -16,6 +16,7 @@ pub const PROTOCOL: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[389],
         probe: cldap::looks_like,
+        anywhere: Some(cldap::is_ping),
         new: || Box::<CldapAnalyzer>::default(),
         scope: Scope::Endpoints,
     },

@@ -30,6 +30,7 @@ pub const V4: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[67, 68],
         probe: dhcp::looks_like_v4,
+        anywhere: None,
         new: || Box::new(DhcpAnalyzer::new(false)),
         scope: Scope::Link,
     },
@@ -40,6 +41,7 @@ pub const V6: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[546, 547],
         probe: dhcp::looks_like_v6,
+        anywhere: None,
         new: || Box::new(DhcpAnalyzer::new(true)),
         scope: Scope::Link,
     },

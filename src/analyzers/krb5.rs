@@ -32,6 +32,7 @@ pub const UDP: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[88],
         probe: krb5::looks_like,
+        anywhere: Some(krb5::is_message),
         new: || Box::<KrbDatagrams>::default(),
         scope: Scope::Endpoints,
     },

@@ -17,6 +17,7 @@ pub const MDNS: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[5353],
         probe: dns::looks_like,
+        anywhere: None,
         new: || Box::new(NameAnalyzer { llmnr: false }),
         scope: Scope::Endpoints,
     },
@@ -27,6 +28,7 @@ pub const LLMNR: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[5355],
         probe: dns::looks_like,
+        anywhere: None,
         new: || Box::new(NameAnalyzer { llmnr: true }),
         scope: Scope::Endpoints,
     },

@@ -28,6 +28,7 @@ pub const PROTOCOL: Protocol = Protocol {
     carrier: Carrier::Datagram {
         ports: &[137],
         probe: nbns::looks_like,
+        anywhere: None,
         new: || Box::<NbnsAnalyzer>::default(),
         scope: Scope::Endpoints,
     },

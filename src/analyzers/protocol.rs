@@ -178,6 +178,10 @@ pub enum Carrier {
         ports: &'static [u16],
         /// ...and a payload this accepts.
         probe: Probe,
+        /// A strict probe by which the protocol is also taken on any other
+        /// port (asked of every such datagram: it must reject at its
+        /// first byte what is plainly not the protocol).
+        anywhere: Option<Probe>,
         new: fn() -> Box<dyn DatagramAnalyzer>,
         scope: Scope,
     },

@@ -12,7 +12,7 @@
 
 use serde::ser::SerializeMap;
 
-use super::protocol::{Carrier, EventRecord, Facts, Name, Protocol, Scope};
+use super::protocol::{Carrier, EventRecord, Facts, Name, Probe, Protocol, Scope};
 use super::{
     browser, cldap, dhcp, http, krb5, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls,
 };
@@ -168,14 +168,42 @@ pub fn link_scope(port: u16) -> Option<u16> {
     })
 }
 
-/// The datagram protocol that takes a datagram between these ports, if any.
+/// The datagram protocol that takes a datagram between these ports, if
+/// any: by its ports and probe, or on other ports by its strict probe.
 pub fn datagram_protocol(sport: u16, dport: u16, payload: &[u8]) -> Option<&'static Protocol> {
-    PROTOCOLS.iter().find(|p| match p.carrier {
+    let by_port = PROTOCOLS.iter().find(|p| match p.carrier {
         Carrier::Datagram { ports, probe, .. } => {
             (ports.contains(&sport) || ports.contains(&dport)) && probe(payload)
         }
         Carrier::Stream { .. } => false,
-    })
+    });
+    by_port.or_else(|| found_anywhere(payload))
+}
+
+/// The protocol whose strict probe takes a datagram on a port no protocol
+/// listens on (Kerberos to a KDC on another port, a CLDAP ping relayed).
+/// Asked by the capture thread of every such datagram: the probes are
+/// gathered once, and each rejects at the first byte what is plainly not
+/// its protocol.
+pub fn found_anywhere(payload: &[u8]) -> Option<&'static Protocol> {
+    static ANYWHERE: std::sync::OnceLock<Vec<(Probe, &'static Protocol)>> =
+        std::sync::OnceLock::new();
+    let probes = ANYWHERE.get_or_init(|| {
+        PROTOCOLS
+            .iter()
+            .filter_map(|p| match p.carrier {
+                Carrier::Datagram {
+                    anywhere: Some(probe),
+                    ..
+                } => Some((probe, p)),
+                _ => None,
+            })
+            .collect()
+    });
+    probes
+        .iter()
+        .find(|(probe, _)| probe(payload))
+        .map(|(_, p)| *p)
 }
 
 #[cfg(test)]
@@ -217,5 +245,24 @@ mod tests {
             .filter_map(|p| Some((p, link_scope(p)?)))
             .collect();
         assert_eq!(link, [(67, 67), (68, 67), (546, 546), (547, 546)]);
+    }
+
+    /// Kerberos and CLDAP are taken on any port by their strict probes;
+    /// a datagram that only starts like them is not.
+    #[test]
+    fn kerberos_and_cldap_are_found_on_other_ports() {
+        use crate::synth::msg::{krb5_as_req, krb5_preauth_required};
+        let name = |b: &[u8]| datagram_protocol(50_000, 8_888, b).map(|p| p.name);
+        assert_eq!(name(&krb5_as_req("PC1")), Some("krb5_udp"));
+        assert_eq!(name(&krb5_preauth_required("PC1")), Some("krb5_udp"));
+        // A DNS query whose id starts with 0x6a, and a message cut short.
+        let dns = b"\x6a\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
+        assert_eq!(name(dns), None);
+        let req = krb5_as_req("PC1");
+        assert_eq!(name(&req[..req.len() - 1]), None);
+        // An LDAP search that is not a netlogon ping (no NtVer).
+        let search = b"\x30\x0c\x02\x01\x01\x63\x07\x04\x00\x0a\x01\x00\x87\x00";
+        assert_eq!(name(search), None);
+        assert!(found_anywhere(b"").is_none());
     }
 }

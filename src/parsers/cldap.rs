@@ -85,6 +85,21 @@ pub fn looks_like(b: &[u8]) -> bool {
             .is_some_and(|op| matches!(op.tag, SEARCH_REQUEST | SEARCH_RESULT_ENTRY))
 }
 
+/// Whether a datagram on any port is a netlogon ping or its answer: an
+/// LDAPMessage that parses whole, a search whose filter asks for `NtVer`
+/// or an entry that carries a `Netlogon` value. Strict, since it is
+/// asked of datagrams on every port; the first byte rejects most at once.
+pub fn is_ping(b: &[u8]) -> bool {
+    if b.first() != Some(&SEQUENCE) {
+        return false;
+    }
+    match message(b) {
+        Ok(Message::Request { terms, .. }) => term(&terms, "NtVer").is_some(),
+        Ok(Message::Entry { netlogon, .. }) => netlogon.is_some(),
+        Err(_) => false,
+    }
+}
+
 /// Parses the LDAPMessage of one datagram (the first, when a DC packs the
 /// entry and the done message together).
 pub fn message(b: &[u8]) -> Result<Message<'_>, CldapError> {

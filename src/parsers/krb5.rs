@@ -90,6 +90,16 @@ pub fn looks_like(b: &[u8]) -> bool {
         && b.get(1).is_some()
 }
 
+/// Whether a datagram on any port is a whole Kerberos message: a KDC
+/// request, reply or error whose outer length is the datagram's and which
+/// parses. Strict, since it is asked of datagrams on every port; the
+/// first byte rejects most at once.
+pub fn is_message(b: &[u8]) -> bool {
+    matches!(b.first(), Some(0x6a..=0x6d | 0x7e))
+        && super::der::tlv_extent(b) == Some(Ok(b.len()))
+        && parse(b).is_ok()
+}
+
 /// Whether `b` starts like a Kerberos message over TCP: a length below the
 /// cap, then a request's tag.
 pub fn looks_like_tcp(b: &[u8]) -> bool {

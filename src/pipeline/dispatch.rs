@@ -164,7 +164,10 @@ impl Dispatch {
                 flow::shard_hash((seg.src, seg.sport), (seg.dst, seg.dport), &seg.vlans)
             }
             Packet::Udp(d) => {
-                if !registry::is_datagram_port(d.sport) && !registry::is_datagram_port(d.dport) {
+                if !registry::is_datagram_port(d.sport)
+                    && !registry::is_datagram_port(d.dport)
+                    && registry::found_anywhere(d.payload).is_none()
+                {
                     return None;
                 }
                 let (a, b) = flow::datagram::conversation_endpoints(d);
