@@ -9,7 +9,7 @@
 //! `stats.resyncs`), as Suricata's SMB and DCE/RPC parsers do; without
 //! one, that direction stops.
 
-use super::{Ctx, Dir, Status};
+use super::{Analyzer, Ctx, Dir, Status};
 use crate::parsers::Resync;
 
 /// The most bytes kept between searches for a PDU start (a finder keeps
@@ -230,14 +230,21 @@ pub struct Seeker {
     pub find: fn(Dir, &[u8], bool) -> Resync,
 }
 
-/// An analyzer whose stream is a sequence of PDUs in each direction.
-pub trait Framed {
+/// An analyzer whose stream is a sequence of PDUs in each direction: it
+/// says how to frame and handle them, and is an [`Analyzer`] by that.
+pub trait Framed: Send {
     /// The framing state of each direction, indexed by [`Dir::index`].
-    fn framers(&mut self) -> &mut [Framer; 2];
+    fn framers(&self) -> &[Framer; 2];
+    fn framers_mut(&mut self) -> &mut [Framer; 2];
     /// Handles the bytes at a PDU boundary of `dir`.
     fn step(&mut self, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Frame;
-    /// Both directions stopped: emit what an unfinished exchange showed.
+    /// Both directions stopped, or the connection ended: emit what an
+    /// unfinished exchange showed.
     fn stopped(&mut self, cx: &mut Ctx<'_>);
+    /// See [`Analyzer::depth`].
+    fn depth(&self) -> Option<u32> {
+        None
+    }
     /// How PDUs are found again after a loss; `None` (the default): they
     /// cannot be, and a loss ends that direction.
     fn seeker(&self) -> Option<Seeker> {
@@ -247,11 +254,33 @@ pub trait Framed {
     fn lost(&mut self, _dir: Dir) {}
 }
 
+impl<A: Framed> Analyzer for A {
+    fn data(&mut self, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Status {
+        data(self, dir, bytes, cx)
+    }
+
+    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
+        gap(self, dir, len, cx)
+    }
+
+    fn end(&mut self, cx: &mut Ctx<'_>) {
+        self.stopped(cx);
+    }
+
+    fn depth(&self) -> Option<u32> {
+        Framed::depth(self)
+    }
+
+    fn buffered(&self) -> usize {
+        self.framers().iter().map(Framer::buffered).sum()
+    }
+}
+
 /// Feeds in-order bytes of `dir` to a framed analyzer; `Done` once neither
 /// direction can be framed any further.
 pub fn data<A: Framed>(a: &mut A, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> Status {
     // The framer leaves the analyzer while it calls back into it.
-    let mut framer = std::mem::take(&mut a.framers()[dir.index()]);
+    let mut framer = std::mem::take(&mut a.framers_mut()[dir.index()]);
     match a.seeker() {
         Some(s) if framer.seeking() => {
             let find = |b: &[u8], at_loss: bool| (s.find)(dir, b, at_loss);
@@ -263,16 +292,16 @@ pub fn data<A: Framed>(a: &mut A, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) -> S
             framer.feed(bytes, &mut |b: &[u8]| a.step(dir, b, cx));
         }
     }
-    a.framers()[dir.index()] = framer;
+    a.framers_mut()[dir.index()] = framer;
     finish_if_stopped(a, cx)
 }
 
 /// Frames again what `dir` has buffered (see [`Framer::resume`]); called
 /// from the other direction's handler.
 pub fn resume<A: Framed>(a: &mut A, dir: Dir, cx: &mut Ctx<'_>) {
-    let mut framer = std::mem::take(&mut a.framers()[dir.index()]);
+    let mut framer = std::mem::take(&mut a.framers_mut()[dir.index()]);
     framer.resume(&mut |b: &[u8]| a.step(dir, b, cx));
-    a.framers()[dir.index()] = framer;
+    a.framers_mut()[dir.index()] = framer;
 }
 
 /// `len` bytes of `dir` were lost: framing goes on past them if they
@@ -280,7 +309,7 @@ pub fn resume<A: Framed>(a: &mut A, dir: Dir, cx: &mut Ctx<'_>) {
 /// can, and otherwise stops in that direction.
 pub fn gap<A: Framed>(a: &mut A, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
     let seek = a.seeker().is_some();
-    if a.framers()[dir.index()].lose(len, seek) {
+    if a.framers_mut()[dir.index()].lose(len, seek) {
         a.lost(dir);
     }
     finish_if_stopped(a, cx)

@@ -5,10 +5,10 @@
 //! status of the response to the AUTHENTICATE is the verdict. Keep-alive
 //! connections with several exchanges give several records.
 
-use super::framing::{self, Frame, Framed, Framer, Seeker};
+use super::framing::{Frame, Framed, Framer, Seeker};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, Fallback, Protocol};
-use super::{Analyzer, Ctx, Dir, Status};
+use super::{Ctx, Dir};
 use crate::parsers::{http, spnego};
 
 /// Largest header block read: the largest NTLM message read (64 KiB),
@@ -161,7 +161,11 @@ impl HttpAnalyzer {
 }
 
 impl Framed for HttpAnalyzer {
-    fn framers(&mut self) -> &mut [Framer; 2] {
+    fn framers(&self) -> &[Framer; 2] {
+        &self.framers
+    }
+
+    fn framers_mut(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
     }
 
@@ -188,30 +192,10 @@ impl Framed for HttpAnalyzer {
     }
 }
 
-impl Analyzer for HttpAnalyzer {
-    fn buffered(&self) -> usize {
-        self.framers.iter().map(Framer::buffered).sum()
-    }
-
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        framing::data(self, dir, data, cx)
-    }
-
-    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, len, cx)
-    }
-
-    fn end(&mut self, cx: &mut Ctx<'_>) {
-        if let Some(t) = self.tracker.as_mut() {
-            t.flush(cx);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzers::Record;
+    use crate::analyzers::{Analyzer, Record};
 
     fn run(exchanges: &[(Dir, &[u8])]) -> Vec<Record> {
         let mut out = Vec::new();

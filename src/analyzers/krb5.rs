@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_with::skip_serializing_none;
 
 use super::exchange::Awaiting;
-use super::framing::{self, Frame, Framed, Framer, Seeker};
+use super::framing::{Frame, Framed, Framer, Seeker};
 use super::protocol::{Carrier, EventRecord, Facts, Fallback, Name, Protocol, Role, Scope};
-use super::{Analyzer, Ctx, DatagramAnalyzer, Dir, Status};
+use super::{Ctx, DatagramAnalyzer, Dir};
 use crate::parsers::krb5::{self, KrbError, Principal};
 use crate::parsers::text;
 
@@ -119,7 +119,11 @@ impl Default for KrbStream {
 }
 
 impl Framed for KrbStream {
-    fn framers(&mut self) -> &mut [Framer; 2] {
+    fn framers(&self) -> &[Framer; 2] {
+        &self.framers
+    }
+
+    fn framers_mut(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
     }
 
@@ -152,22 +156,6 @@ impl Framed for KrbStream {
             find: |_, b, _| krb5::resync_tcp(b),
         })
     }
-}
-
-impl Analyzer for KrbStream {
-    fn buffered(&self) -> usize {
-        self.framers.iter().map(Framer::buffered).sum()
-    }
-
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        framing::data(self, dir, data, cx)
-    }
-
-    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, len, cx)
-    }
-
-    fn end(&mut self, _cx: &mut Ctx<'_>) {}
 }
 
 /// One address of a request's `addresses`.

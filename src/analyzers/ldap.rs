@@ -3,10 +3,10 @@
 //! response's matchedDN. The final bind response's result code is the
 //! verdict.
 
-use super::framing::{self, Frame, Framed, Framer, Seeker};
+use super::framing::{Frame, Framed, Framer, Seeker};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, Fallback, Protocol};
-use super::{Analyzer, Ctx, Dir, Status};
+use super::{Ctx, Dir};
 use crate::parsers::ldap::{self, BindAuth, Op};
 use crate::parsers::{der, ntlm, spnego};
 
@@ -95,7 +95,11 @@ impl LdapAnalyzer {
 }
 
 impl Framed for LdapAnalyzer {
-    fn framers(&mut self) -> &mut [Framer; 2] {
+    fn framers(&self) -> &[Framer; 2] {
+        &self.framers
+    }
+
+    fn framers_mut(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
     }
 
@@ -127,23 +131,5 @@ impl Framed for LdapAnalyzer {
             protocol: PROTOCOL.name,
             find: |_, b, _| ldap::resync(b),
         })
-    }
-}
-
-impl Analyzer for LdapAnalyzer {
-    fn buffered(&self) -> usize {
-        self.framers.iter().map(Framer::buffered).sum()
-    }
-
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        framing::data(self, dir, data, cx)
-    }
-
-    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, len, cx)
-    }
-
-    fn end(&mut self, cx: &mut Ctx<'_>) {
-        self.tracker.flush(cx);
     }
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::framing::{self, Frame, Framed, Framer};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
-use super::{Analyzer, Ctx, Dir, Status};
+use super::{Ctx, Dir};
 
 /// Longest line read; a longer one is skipped.
 const MAX_LINE: usize = 16 << 10;
@@ -474,7 +474,11 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 );
 
 impl Framed for LineAnalyzer {
-    fn framers(&mut self) -> &mut [Framer; 2] {
+    fn framers(&self) -> &[Framer; 2] {
+        &self.framers
+    }
+
+    fn framers_mut(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
     }
 
@@ -521,29 +525,10 @@ impl Framed for LineAnalyzer {
     }
 }
 
-impl Analyzer for LineAnalyzer {
-    fn buffered(&self) -> usize {
-        self.framers.iter().map(Framer::buffered).sum()
-    }
-
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        framing::data(self, dir, data, cx)
-    }
-
-    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, len, cx)
-    }
-
-    fn end(&mut self, cx: &mut Ctx<'_>) {
-        self.tracker.flush(cx);
-        self.write_smtp(cx);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzers::Record;
+    use crate::analyzers::{Analyzer, Record};
 
     fn session(steps: &[(Dir, &str)]) -> Vec<Record> {
         let mut a = LineAnalyzer::new(LineProtocol::Smtp);

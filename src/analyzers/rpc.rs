@@ -3,10 +3,10 @@
 //! carry the NTLMSSP messages, raw (auth type 10) or in SPNEGO (9). The
 //! server's next PDU after the AUTHENTICATE gives the verdict.
 
-use super::framing::{self, Frame, Framed, Framer, Seeker};
+use super::framing::{Frame, Framed, Framer, Seeker};
 use super::ntlm::Tracker;
 use super::protocol::{Carrier, Fallback, Protocol};
-use super::{Analyzer, Ctx, Dir, Status};
+use super::{Ctx, Dir};
 use crate::parsers::dcerpc::{self, ptype};
 use crate::parsers::spnego;
 
@@ -85,7 +85,11 @@ impl RpcAnalyzer {
 }
 
 impl Framed for RpcAnalyzer {
-    fn framers(&mut self) -> &mut [Framer; 2] {
+    fn framers(&self) -> &[Framer; 2] {
+        &self.framers
+    }
+
+    fn framers_mut(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
     }
 
@@ -122,23 +126,5 @@ impl Framed for RpcAnalyzer {
             protocol: PROTOCOL.name,
             find: |_, b, _| dcerpc::resync(b),
         })
-    }
-}
-
-impl Analyzer for RpcAnalyzer {
-    fn buffered(&self) -> usize {
-        self.framers.iter().map(Framer::buffered).sum()
-    }
-
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        framing::data(self, dir, data, cx)
-    }
-
-    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, len, cx)
-    }
-
-    fn end(&mut self, cx: &mut Ctx<'_>) {
-        self.tracker.flush(cx);
     }
 }

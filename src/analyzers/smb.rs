@@ -10,10 +10,10 @@ use std::collections::VecDeque;
 use serde::Serialize;
 use serde_with::skip_serializing_none;
 
-use super::framing::{self, Frame, Framed, Framer, Seeker};
+use super::framing::{Frame, Framed, Framer, Seeker};
 use super::ntlm::{Logon, Tracker};
 use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
-use super::{Analyzer, Ctx, Dir, Status};
+use super::{Ctx, Dir};
 use crate::parsers::smb::{
     self, Command, Dialect, Negotiate, SessionSetup, ShareType, TreeConnect,
 };
@@ -206,7 +206,11 @@ impl SmbAnalyzer {
 }
 
 impl Framed for SmbAnalyzer {
-    fn framers(&mut self) -> &mut [Framer; 2] {
+    fn framers(&self) -> &[Framer; 2] {
+        &self.framers
+    }
+
+    fn framers_mut(&mut self) -> &mut [Framer; 2] {
         &mut self.framers
     }
 
@@ -244,28 +248,9 @@ impl Framed for SmbAnalyzer {
             find: |_, b, _| smb::resync(b),
         })
     }
-}
 
-impl Analyzer for SmbAnalyzer {
-    fn buffered(&self) -> usize {
-        self.framers.iter().map(Framer::buffered).sum()
-    }
-
-    fn data(&mut self, dir: Dir, data: &[u8], cx: &mut Ctx<'_>) -> Status {
-        framing::data(self, dir, data, cx)
-    }
-
-    fn gap(&mut self, dir: Dir, len: u32, cx: &mut Ctx<'_>) -> Status {
-        framing::gap(self, dir, len, cx)
-    }
-
-    fn end(&mut self, cx: &mut Ctx<'_>) {
-        if let Some(t) = self.tracker.as_mut() {
-            t.flush(cx);
-        }
-        self.flush_trees(cx);
-    }
-
+    /// Windows re-authenticates deep into file transfers; payload is
+    /// skipped by length, so a long connection stays cheap.
     fn depth(&self) -> Option<u32> {
         Some(super::MAX_DEPTH)
     }
@@ -391,7 +376,7 @@ impl EventRecord for SmbRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzers::Record;
+    use crate::analyzers::{Analyzer, Record, Status};
     use crate::synth::msg;
 
     /// Both directions lose bytes after NEGOTIATE and CHALLENGE: each
