@@ -204,3 +204,34 @@ fn a_million_unanswered_questions_keep_memory_bounded() {
     assert_eq!(alerts(&out), 4);
     let _ = std::fs::remove_file(p);
 }
+
+/// 8,000 registrations nobody answers, each as large as the parser takes
+/// (16 records of 64 addresses: 1,024 names in 6.3 KB), two from each of
+/// 4,000 ports: every conversation holds pending requests. A request keeps
+/// 16 names and counts the rest, so the pending requests of all
+/// conversations stay small (1.4 GB before the cap; 45 MiB after).
+#[test]
+fn wide_unanswered_registrations_keep_memory_bounded() {
+    let p = generate("registrations");
+    let path = p.display().to_string();
+    let (out, rss) = run_measured(&["-q", "-r", &path]);
+    eprintln!("8,000 wide registrations: peak RSS {rss:.0} MiB");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["event_type"] == "nbns")
+        .collect();
+    // The flood's (the demo has no NetBIOS traffic).
+    assert_eq!(events.len(), 8_000);
+    let wide: Vec<_> = events
+        .iter()
+        .filter(|e| e["nbns"]["names_omitted"] == 1_024 - 16)
+        .collect();
+    assert_eq!(wide.len(), 8_000);
+    assert!(wide
+        .iter()
+        .all(|e| e["nbns"]["names"].as_array().map(Vec::len) == Some(16)));
+    assert!(rss < 100.0, "peak RSS {rss:.0} MiB");
+    assert_eq!(alerts(&out), 4);
+    let _ = std::fs::remove_file(p);
+}

@@ -41,6 +41,12 @@ pub const ANSWER_TIMEOUT_US: i64 = 5_000_000;
 const MAX_PENDING: usize = 32;
 /// Answers remembered per conversation to recognise their copies.
 const MAX_RECENT_ANSWERS: usize = 16;
+/// Names kept per request (a registration names one name at one address
+/// or a few) and per answer (a node status lists a host's names, a WINS
+/// answer a group's members): a message may carry 1,024, and requests
+/// wait in every conversation, so the rest is counted, not kept.
+const MAX_REQUEST_NAMES: usize = 16;
+const MAX_ANSWER_NAMES: usize = 64;
 
 struct Pending {
     since_us: i64,
@@ -195,10 +201,26 @@ fn describe(msg: &Message<'_>, dir: Dir) -> NbnsRecord {
     // registration names its owner's address); an answer's are the
     // responder's knowledge (its own names, or those a WINS server holds).
     let source = if msg.response { "answer" } else { "request" };
+    let most = if msg.response {
+        MAX_ANSWER_NAMES
+    } else {
+        MAX_REQUEST_NAMES
+    };
+    let total: usize = msg
+        .records
+        .iter()
+        .map(|rec| match &rec.data {
+            Rdata::Nb(a) => a.len(),
+            Rdata::NodeStatus { names, .. } => names.len(),
+            Rdata::Other(_) => 0,
+        })
+        .sum();
+    r.names_omitted = u32::try_from(total.saturating_sub(most)).unwrap_or(u32::MAX);
+    r.names.reserve(total.min(most));
     for rec in &msg.records {
         match &rec.data {
             Rdata::Nb(addresses) => {
-                for a in addresses {
+                for a in addresses.iter().take(most.saturating_sub(r.names.len())) {
                     r.names.push(NbnsName {
                         name: text(&rec.name),
                         suffix: suffix(rec.name.suffix()),
@@ -212,7 +234,7 @@ fn describe(msg: &Message<'_>, dir: Dir) -> NbnsRecord {
                 }
             }
             Rdata::NodeStatus { names, unit_id } => {
-                for n in names {
+                for n in names.iter().take(most.saturating_sub(r.names.len())) {
                     r.names.push(NbnsName {
                         name: oem(n.name()),
                         suffix: suffix(n.suffix()),
@@ -284,6 +306,10 @@ pub struct NbnsRecord {
     /// Copies of the request seen after the first.
     #[serde(skip_serializing_if = "is_zero")]
     pub retransmissions: u32,
+    /// Names the messages carried beyond those kept (16 for a request, 64
+    /// for an answer).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub names_omitted: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -323,6 +349,7 @@ impl NbnsRecord {
         self.rcode = answer.rcode;
         self.authoritative = answer.authoritative;
         self.names.extend(answer.names);
+        self.names_omitted = self.names_omitted.saturating_add(answer.names_omitted);
         self.mac = answer.mac.or(self.mac.take());
         if self.query.is_none() {
             self.query = answer.query;

@@ -454,6 +454,31 @@ pub fn write_queries(path: &Path, n: u32) -> io::Result<u64> {
     })
 }
 
+/// Registrations nobody answers, each as large as the parser takes (16
+/// records of 64 addresses, 6.3 KB), two from each of `n / 2` ports, so
+/// that every conversation holds pending requests full of names; then
+/// the demo.
+pub fn write_registrations(path: &Path, n: u32) -> io::Result<u64> {
+    flood_then_demo(path, |w, mut ts| {
+        const BROADCAST: [u8; 6] = [0xff; 6];
+        for i in 0..n {
+            let [_, _, c, d] = (i / 2).to_be_bytes();
+            ts += 50;
+            let m = msg::nbns_registration_wide(i as u16, &format!("HOST{i}"), 16, 64);
+            let src = (
+                [0x02, 0x44, 0, 0, c, d],
+                [10, 67, c, d],
+                1024 + (i / 2) as u16,
+            );
+            w.packet(
+                ts,
+                &super::udp_frame(src, (BROADCAST, [10, 67, 255, 255], 137), &m),
+            )?;
+        }
+        Ok(())
+    })
+}
+
 /// Connections that fill analyzer buffers: after a real ClientHello, each
 /// server sends a Certificate message announcing 16 MiB and then 240 KiB of
 /// it, never finished, so that every connection holds its handshake buffer

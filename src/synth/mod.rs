@@ -310,9 +310,10 @@ pub fn write_capture(path: &Path, kind: &str, size_mb: u64, seed: u64) -> io::Re
         "gaps" => bench::write_gaps(path, 2_000),
         "buffers" => bench::write_buffers(path, 600),
         "queries" => bench::write_queries(path, 500_000),
+        "registrations" => bench::write_registrations(path, 8_000),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("unknown kind '{other}' (demo, bench, bench-udp, synflood, gaps, buffers or queries)"),
+            format!("unknown kind '{other}' (demo, bench, bench-udp, synflood, gaps, buffers, queries or registrations)"),
         )),
     }
 }

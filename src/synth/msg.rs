@@ -769,6 +769,25 @@ pub fn nbns_registration(txid: u16, name: &str, addr: [u8; 4]) -> Vec<u8> {
     m
 }
 
+/// An NBNS registration request as large as a parser takes: `records`
+/// NB records for `name<00>`, each with `per_record` addresses.
+pub fn nbns_registration_wide(txid: u16, name: &str, records: u16, per_record: u16) -> Vec<u8> {
+    let mut m = txid.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x29, 0x10, 0, 1, 0, 0, 0, 0]);
+    m.extend_from_slice(&records.to_be_bytes());
+    m.extend(netbios_name(name, 0));
+    m.extend_from_slice(&[0, 0x20, 0, 1]);
+    for _ in 0..records {
+        m.extend_from_slice(&[0xc0, 0x0c, 0, 0x20, 0, 1, 0, 4, 0x93, 0xe0]);
+        m.extend_from_slice(&(per_record * 6).to_be_bytes());
+        for i in 0..per_record {
+            let [a, b] = i.to_be_bytes();
+            m.extend_from_slice(&[0, 0, 10, 99, a, b]);
+        }
+    }
+    m
+}
+
 /// An NBNS query (opcode 0, RD) for `name<20>`.
 pub fn nbns_query(txid: u16, name: &str) -> Vec<u8> {
     let mut m = txid.to_be_bytes().to_vec();
