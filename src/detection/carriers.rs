@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::confidence;
-use super::inventory::MAX_PAIRS;
+use super::inventory::{MAX_BYTES, MAX_PAIRS, PAIR_COST};
 use super::watchlist::machine_key as machine;
 use crate::events::{Body, Event, HostSighting};
 
@@ -58,6 +58,8 @@ impl Protocol {
 #[derive(Default)]
 pub struct Carriers {
     seen: HashMap<(String, IpAddr), Vec<Protocol>>,
+    /// What `seen` holds: its names' bytes and a fixed cost per pair.
+    bytes: usize,
     /// Sightings not kept because the table was full.
     pub overflow: u64,
 }
@@ -71,9 +73,13 @@ impl Carriers {
             return;
         }
         let name = protocol_of(h.evidence);
-        if self.seen.len() >= MAX_PAIRS && !self.seen.contains_key(&key) {
-            self.overflow += 1;
-            return;
+        if !self.seen.contains_key(&key) {
+            let cost = key.0.len() + PAIR_COST;
+            if self.seen.len() >= MAX_PAIRS || self.bytes + cost > MAX_BYTES {
+                self.overflow += 1;
+                return;
+            }
+            self.bytes += cost;
         }
         let protocols = self.seen.entry(key).or_default();
         match protocols

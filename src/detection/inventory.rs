@@ -1,6 +1,8 @@
 //! The run-wide view the output stage keeps: first sightings of (host name,
 //! address) pairs, and alerts grouped by host name for the human summary.
-//! Bounded: past [`MAX_PAIRS`] pairs, new sightings are counted, not kept.
+//! Bounded: past [`MAX_PAIRS`] pairs or [`MAX_BYTES`] of them (names are
+//! up to 255 bytes, and a sender chooses them), new sightings are counted,
+//! not kept.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
@@ -9,6 +11,12 @@ use crate::events::{Body, Event, Role};
 use crate::render::{escape_control, rfc3339_micros};
 
 pub const MAX_PAIRS: usize = 1_000_000;
+/// What the pairs may hold, counted as their names' bytes (each is kept
+/// twice: the key, and the name as shown) and a fixed cost per pair.
+pub const MAX_BYTES: usize = 32 << 20;
+/// Bookkeeping per pair beyond its name's bytes (hash slots, tree nodes,
+/// the address).
+pub const PAIR_COST: usize = 96;
 /// Host names listed in the summary's inventory part.
 const MAX_SUMMARY_HOSTS: usize = 50;
 const MAX_PEERS: usize = 8;
@@ -31,6 +39,8 @@ struct AlertGroup {
 #[derive(Debug, Default)]
 pub struct Inventory {
     seen: HashSet<(String, IpAddr)>,
+    /// What `seen` and `hosts` hold, as [`MAX_BYTES`] counts it.
+    bytes: usize,
     /// Sightings not kept because the inventory was full.
     pub overflow: u64,
     hosts: BTreeMap<String, BTreeSet<(IpAddr, Role)>>,
@@ -48,10 +58,12 @@ impl Inventory {
                 if self.seen.contains(&key) {
                     return false;
                 }
-                if self.seen.len() >= MAX_PAIRS {
+                let cost = 2 * h.name.len() + PAIR_COST;
+                if self.seen.len() >= MAX_PAIRS || self.bytes + cost > MAX_BYTES {
                     self.overflow += 1;
                     return false;
                 }
+                self.bytes += cost;
                 self.seen.insert(key);
                 self.hosts
                     .entry(h.name.clone())
@@ -167,5 +179,35 @@ impl Inventory {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::HostSighting;
+
+    /// Names as long as DNS allows fill the inventory by bytes, long
+    /// before they reach the count of pairs: the rest is counted.
+    #[test]
+    fn long_names_are_bounded_by_bytes() {
+        let mut inv = Inventory::default();
+        let long = "x".repeat(250);
+        let fits = MAX_BYTES / (2 * 250 + PAIR_COST);
+        let mut kept = 0;
+        for i in 0..(fits as u32 + 10) {
+            let ev = Event {
+                ts_us: 0,
+                flow: None,
+                body: Body::Inventory(HostSighting {
+                    name: long.clone(),
+                    ip: IpAddr::from(i.to_be_bytes()),
+                    role: Role::Client,
+                    evidence: "mdns.answers.rrname",
+                }),
+            };
+            kept += usize::from(inv.admit(&ev));
+        }
+        assert_eq!((kept, inv.overflow), (fits, 10));
     }
 }
