@@ -247,3 +247,65 @@ fn wide_unanswered_registrations_keep_memory_bounded() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// 40 mDNS responses, each answering for 192 distinct default-looking
+/// names (287 KB): every name alerts, and each alert names its record
+/// (written once, in its own event) instead of carrying a copy of all 192
+/// answers, so output and memory grow with the input, not its square.
+#[test]
+fn an_mdns_answer_full_of_names_is_written_once() {
+    let mut frames = Vec::new();
+    for i in 0..40u32 {
+        let mut m = vec![0, 0, 0x84, 0, 0, 0, 0, 192, 0, 0, 0, 0];
+        for j in 0..192u32 {
+            let label = format!("WIN-{:05}{:06}", i, j);
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+            m.extend_from_slice(b"\x05local\x00");
+            m.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 10, 5, 0, 1]);
+        }
+        let src = ([2, 0, 0, 0, 0, 9], [10, 5, 0, 1], 5353);
+        let dst = ([1, 0, 0x5e, 0, 0, 0xfb], [224, 0, 0, 251], 5353);
+        frames.push((
+            1_790_000_000_000_000 + i64::from(i) * 1_000_000,
+            hostwatch::synth::udp_frame(src, dst, &m),
+        ));
+    }
+    let p = std::env::temp_dir().join(format!("hostwatch-mem-mdns-{}.pcap", std::process::id()));
+    let t = hostwatch::synth::Trace { frames, now_us: 0 };
+    let bytes = t.to_bytes();
+    std::fs::write(&p, &bytes).expect("write capture");
+    let path = p.display().to_string();
+    let events = p.with_extension("json");
+    let spec = format!("file:{}", events.display());
+    let (_, rss) = run_measured(&["-q", "-r", &path, "-o", &spec]);
+    let written = std::fs::metadata(&events).map_or(0, |m| m.len() as usize);
+    eprintln!(
+        "mDNS 40 x 192 names: peak RSS {rss:.0} MiB, {written} bytes out for {} in",
+        bytes.len()
+    );
+    use std::io::BufRead;
+    let (mut mdns, mut alerts, mut omitted) = (0, 0, 0);
+    let file = std::fs::File::open(&events).expect("events");
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        match e["event_type"].as_str() {
+            Some("mdns") => mdns += 1,
+            Some("alert") => {
+                alerts += 1;
+                omitted += usize::from(e["alert"]["record_omitted"] == "mdns");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(mdns, 40);
+    assert_eq!(omitted, alerts);
+    assert!(alerts >= 40 * 192, "{alerts} alerts");
+    assert!(written < 40 * bytes.len(), "{written} bytes out");
+    assert!(rss < 64.0, "peak RSS {rss:.0} MiB");
+    for f in [p, events] {
+        let _ = std::fs::remove_file(f);
+    }
+}
