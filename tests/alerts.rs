@@ -9,16 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, of_type, s};
+use common::{fixture, of_type, s, tmp};
 use hostwatch::synth::msg::{self, FILESRV01};
 use hostwatch::synth::{Conn, Trace};
 use serde_json::Value;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostwatch-alerts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir.join(name)
-}
 
 fn ip(s: &str) -> std::net::IpAddr {
     s.parse().expect("address")

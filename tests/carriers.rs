@@ -8,15 +8,9 @@ mod common;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use common::{fixture, fragment_frames, frames_of, run_file};
+use common::{fixture, fragment_frames, frames_of, run_file, tmp};
 use hostwatch::synth::{msg, Conn, Trace};
 use serde_json::Value;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostwatch-carriers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
-}
 
 fn write(name: &str, frames: Vec<(i64, Vec<u8>)>) -> PathBuf {
     let p = tmp(name);

@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{fixture, of_type, run_files, s};
+use common::{fixture, of_type, run_files, s, tmp};
 
 fn hostwatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hostwatch"))
@@ -18,12 +18,6 @@ fn hostwatch(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostwatch-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    dir.join(name)
 }
 
 fn lines(o: &Output) -> Vec<serde_json::Value> {

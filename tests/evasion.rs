@@ -6,9 +6,8 @@
 mod common;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
-use common::{of_type, run_config, run_files, s};
+use common::{of_type, run_config, run_files, s, tmp};
 use hostwatch::decode::checksum::{add, fold};
 use hostwatch::synth::msg::{self, ServerNames};
 use hostwatch::synth::{ip_tcp, Conn, Segment, Trace};
@@ -91,12 +90,6 @@ fn rdp_trips() -> Vec<(Vec<u8>, Vec<u8>)> {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostwatch-evasion-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir.join(name)
 }
 
 /// Workstation, user, server name and result of an NTLM record.

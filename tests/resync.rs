@@ -9,9 +9,7 @@ use hostwatch::synth::{Conn, Segment, Trace};
 use serde_json::Value;
 
 fn capture(name: &str, t: &Trace) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostwatch-resync-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join(name);
+    let p = common::tmp(name);
     std::fs::write(&p, t.to_bytes()).expect("write capture");
     p
 }

@@ -10,6 +10,18 @@ use hostwatch::output::{MemoryOutput, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input, Outcome};
 use serde_json::Value;
 
+/// A path for `name` in this test binary's own temporary directory
+/// (`hostwatch-BINARY-PID`), created on first use.
+pub fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "hostwatch-{}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
