@@ -374,9 +374,7 @@ fn an_answer_to_no_question_is_not_answered() {
             frame(false, &answer(2, "WIN-J9D866ESIJ2", b.1)),
         ),
     ];
-    let dir = std::env::temp_dir().join(format!("hostwatch-nbns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join("lone-answer.pcap");
+    let p = common::tmp("lone-answer.pcap");
     let t = hostwatch::synth::Trace { frames, now_us: 0 };
     std::fs::write(&p, t.to_bytes()).expect("write capture");
     let events = run_file(&p);
@@ -399,13 +397,15 @@ fn an_answer_to_no_question_is_not_answered() {
     );
 }
 
-/// A decoy registration sent first with the real one's transaction id and
-/// a checksum shaped as an offloading card leaves it: the host's own
-/// registrations carry correct checksums (a stack does not switch), so
-/// every receiver dropped the decoy. The real registration is read, its
-/// copies counted as its retransmissions; the decoy's name is nowhere.
-#[test]
-fn a_decoy_registration_with_an_unfilled_checksum_loses_to_the_real_one() {
+/// Each `nbns` event's names and retransmissions, the alerts' host names,
+/// and the datagrams dropped for their checksum.
+type Registered = (Vec<(Vec<String>, u64)>, Vec<String>, u64);
+
+/// Registrations from 10.1.0.7 to its broadcast address: (time offset in
+/// µs, transaction id, name, checksum left unfilled). Returns the names and
+/// retransmission count of each `nbns` event, the alerts' host names and
+/// `stats.datagrams.bad_checksum`.
+fn registrations(file: &str, sent: &[(i64, u16, &str, bool)]) -> Registered {
     use hostwatch::decode::checksum::{fold, pseudo_header};
     use hostwatch::synth::msg::nbns_registration as registration;
     use hostwatch::synth::udp_frame;
@@ -413,46 +413,25 @@ fn a_decoy_registration_with_an_unfilled_checksum_loses_to_the_real_one() {
         ([2, 0, 0, 0, 0, 7], [10, 1, 0, 7]),
         ([0xff; 6], [10, 1, 0, 255]),
     );
-    let frame = |payload: &[u8], unfilled: bool| {
-        let mut f = udp_frame((host.0, host.1, 137), (bcast.0, bcast.1, 137), payload);
-        if unfilled {
-            let sum = fold(pseudo_header(
-                host.1.into(),
-                bcast.1.into(),
-                17,
-                8 + payload.len(),
-            ));
-            f[40..42].copy_from_slice(&sum.to_be_bytes());
-        }
-        f
-    };
     let t0 = 1_790_000_000_000_000i64;
-    let frames = vec![
-        (t0, frame(&registration(0x77, "FILESRV01", host.1), true)),
-        (
-            t0 + 1_000,
-            frame(&registration(0x77, "WIN-J9D866ESIJ2", host.1), false),
-        ),
-        (
-            t0 + 500_000,
-            frame(&registration(0x77, "WIN-J9D866ESIJ2", host.1), false),
-        ),
-        (
-            t0 + 600_000,
-            frame(&registration(0x77, "FILESRV01", host.1), true),
-        ),
-        (
-            t0 + 1_000_000,
-            frame(&registration(0x77, "WIN-J9D866ESIJ2", host.1), false),
-        ),
-    ];
-    let dir = std::env::temp_dir().join(format!("hostwatch-nbns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let p = dir.join("decoy-registration.pcap");
+    let frames = sent
+        .iter()
+        .map(|&(at, id, name, unfilled)| {
+            let payload = registration(id, name, host.1);
+            let mut f = udp_frame((host.0, host.1, 137), (bcast.0, bcast.1, 137), &payload);
+            if unfilled {
+                let len = 8 + payload.len();
+                let sum = fold(pseudo_header(host.1.into(), bcast.1.into(), 17, len));
+                f[40..42].copy_from_slice(&sum.to_be_bytes());
+            }
+            (t0 + at, f)
+        })
+        .collect();
+    let p = common::tmp(file);
     let t = hostwatch::synth::Trace { frames, now_us: 0 };
     std::fs::write(&p, t.to_bytes()).expect("write capture");
     let events = run_file(&p);
-    let nbns: Vec<(Vec<String>, u64)> = of_type(&events, "nbns")
+    let nbns = of_type(&events, "nbns")
         .iter()
         .map(|e| {
             let names = e["nbns"]["names"]
@@ -466,10 +445,43 @@ fn a_decoy_registration_with_an_unfilled_checksum_loses_to_the_real_one() {
             (names, e["nbns"]["retransmissions"].as_u64().unwrap_or(0))
         })
         .collect();
-    assert_eq!(nbns, [(vec!["WIN-J9D866ESIJ2".to_string()], 2)]);
-    let alerts: Vec<&str> = of_type(&events, "alert")
+    let alerts = of_type(&events, "alert")
         .iter()
-        .filter_map(|e| e["alert"]["hostname"].as_str())
+        .filter_map(|e| e["alert"]["hostname"].as_str().map(str::to_owned))
         .collect();
-    assert_eq!(alerts, ["WIN-J9D866ESIJ2"]);
+    let stats = &events.last().expect("stats")["stats"];
+    let bad = stats["datagrams"]["bad_checksum"].as_u64().unwrap_or(0);
+    (nbns, alerts, bad)
+}
+
+/// A decoy registration sent first with the real one's transaction id and
+/// a checksum shaped as an offloading card leaves it: the host's own
+/// registrations carry correct checksums (a stack does not switch), so
+/// every receiver dropped the decoy. The real registration is read, its
+/// copies counted as its retransmissions; the decoy's name is nowhere. A
+/// decoy after the real one, whatever its id, is dropped by the
+/// conversation table, as a TCP segment would be.
+#[test]
+fn a_decoy_registration_with_an_unfilled_checksum_loses_to_the_real_one() {
+    let real = "WIN-J9D866ESIJ2";
+    let (nbns, alerts, bad) = registrations(
+        "decoy-first.pcap",
+        &[
+            (0, 0x77, "FILESRV01", true),
+            (1_000, 0x77, real, false),
+            (500_000, 0x77, real, false),
+            (600_000, 0x77, "FILESRV01", true),
+            (1_000_000, 0x77, real, false),
+        ],
+    );
+    assert_eq!(nbns, [(vec![real.to_string()], 2)]);
+    assert_eq!(alerts, [real]);
+    assert_eq!(bad, 1);
+    let (nbns, alerts, bad) = registrations(
+        "decoy-after.pcap",
+        &[(0, 0x77, real, false), (2_000, 0x78, "FILESRV01", true)],
+    );
+    assert_eq!(nbns, [(vec![real.to_string()], 0)]);
+    assert_eq!(alerts, [real]);
+    assert_eq!(bad, 1);
 }

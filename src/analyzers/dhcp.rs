@@ -358,12 +358,14 @@ impl DhcpAnalyzer {
             return;
         }
         let now = cx.ts_us;
-        let held_bytes: usize = self
-            .pending
-            .iter()
-            .flat_map(|t| &t.held)
-            .map(|h| h.bytes.len())
-            .sum();
+        // Summed only for a message that may be held (rare): the common
+        // path stays one transaction lookup.
+        let held_bytes: usize = if cx.trust == Trust::Wrong {
+            let held = self.pending.iter().flat_map(|t| &t.held);
+            held.map(|h| h.bytes.len()).sum()
+        } else {
+            0
+        };
         let (protocol, i) = (self.protocol(), self.open(msg, from, cx));
         let Some(t) = self.pending.get_mut(i) else {
             return;

@@ -123,7 +123,9 @@ impl DatagramAnalyzer for NbnsAnalyzer {
         {
             match (p.unfilled, cx.trust) {
                 // A stack does not switch between filled and unfilled
-                // checksums: the copy with the unfilled one is a decoy.
+                // checksums: the copy with the unfilled one was a decoy.
+                // (An unfilled copy after a correct one never comes here:
+                // the conversation table drops it.)
                 (true, Trust::Taken) => {
                     *p = Pending {
                         since_us: cx.ts_us,
@@ -132,7 +134,6 @@ impl DatagramAnalyzer for NbnsAnalyzer {
                         record: describe(&msg, dir),
                     };
                 }
-                (false, Trust::Unfilled) => {}
                 _ => {
                     p.record.retransmissions += 1;
                     p.last_us = cx.ts_us;

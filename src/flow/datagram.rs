@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{flow_id, oldest, FlowKey, FlowRecord};
-use crate::analyzers::protocol::Carrier;
+use crate::analyzers::protocol::{Carrier, Scope};
 use crate::analyzers::registry;
 use crate::analyzers::{
     Anomalies, Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp, Trust,
@@ -117,6 +117,10 @@ struct Conversation {
     fresh: bool,
     /// Directions that sent datagrams, one bit each (client 1, server 2).
     dirs_seen: u8,
+    /// Directions that sent a correct checksum, one bit each.
+    checked: u8,
+    /// Link-scoped: many senders share the conversation.
+    link: bool,
     analyzer: Box<dyn DatagramAnalyzer>,
 }
 
@@ -191,11 +195,9 @@ impl DatagramTable {
     /// Processes one datagram; records found are passed to `out`.
     pub fn datagram<O: FnMut(FlowRecord)>(&mut self, d: &UdpDatagram<'_>, out: &mut O) {
         let trust = match d.checksum {
-            // Offloaded by the sender (a capture on the sending host).
-            Checksum::Unfilled(_) => {
-                self.stats.unfilled_checksum += 1;
-                Trust::Unfilled
-            }
+            // Offloaded by the sender (a capture on the sending host):
+            // taken below unless its sender showed correct checksums.
+            Checksum::Unfilled(_) => Trust::Unfilled,
             c if !c.accepts(d.payload) => {
                 self.stats.bad_checksum += 1;
                 Trust::Wrong
@@ -205,10 +207,14 @@ impl DatagramTable {
         let (src, dst) = conversation_endpoints(d);
         let key = FlowKey::new(src, dst, d.vlans);
         if !self.conversations.contains_key(&key) {
-            let Some((ports, new)) = registry::datagram_protocol(d.sport, d.dport, d.payload)
-                .and_then(|p| match p.carrier {
-                    Carrier::Datagram { ports, new, .. } => Some((ports, new)),
-                    Carrier::Stream { .. } => None,
+            let Some((ports, new, scope)) =
+                registry::datagram_protocol(d.sport, d.dport, d.payload).and_then(|p| {
+                    match p.carrier {
+                        Carrier::Datagram {
+                            ports, new, scope, ..
+                        } => Some((ports, new, scope)),
+                        Carrier::Stream { .. } => None,
+                    }
                 })
             else {
                 if trust != Trust::Wrong {
@@ -228,6 +234,7 @@ impl DatagramTable {
             // The client sent the first datagram, unless it came from the
             // protocol's port to another (an answer whose question was missed).
             let answer_first = ports.contains(&d.sport) && !ports.contains(&d.dport);
+            let link = scope == Scope::Link;
             let (client, server) = if answer_first { (dst, src) } else { (src, dst) };
             self.stats.conversations += 1;
             self.conversations.insert(
@@ -241,6 +248,8 @@ impl DatagramTable {
                     last_us: d.ts_us,
                     fresh: true,
                     dirs_seen: 0,
+                    checked: 0,
+                    link,
                     analyzer,
                 }),
             );
@@ -253,6 +262,20 @@ impl DatagramTable {
         } else {
             Dir::ToClient
         };
+        // A sender that filled in its checksums does not stop doing so (as
+        // for TCP): an unfilled one after a correct one is a decoy. A
+        // link-scoped conversation has many senders; its analyzer judges
+        // per exchange.
+        let side = 1 << dir.index();
+        match d.checksum {
+            Checksum::Unfilled(_) if !c.link && c.checked & side != 0 => {
+                self.stats.bad_checksum += 1;
+                return;
+            }
+            Checksum::Unfilled(_) => self.stats.unfilled_checksum += 1,
+            Checksum::Pending(_) if trust == Trust::Taken => c.checked |= side,
+            _ => {}
+        }
         // A datagram its receiver dropped goes only to an analyzer that
         // pairs it with an answer, and tells nothing of the conversation.
         let taken = trust != Trust::Wrong;

@@ -1,39 +1,6 @@
 use super::*;
 
-/// DER: a tag, a definite length, the value.
-fn der(tag: u8, v: &[u8]) -> Vec<u8> {
-    let mut o = vec![tag];
-    if v.len() < 0x80 {
-        o.push(v.len() as u8);
-    } else {
-        o.push(0x82);
-        o.extend_from_slice(&(v.len() as u16).to_be_bytes());
-    }
-    o.extend_from_slice(v);
-    o
-}
-
-/// `[n] EXPLICIT`.
-fn ctx(n: u8, v: &[u8]) -> Vec<u8> {
-    der(0xa0 | n, v)
-}
-
-fn int(n: u8) -> Vec<u8> {
-    der(0x02, &[n])
-}
-
-fn gstr(s: &str) -> Vec<u8> {
-    der(0x1b, s.as_bytes())
-}
-
-/// PrincipalName (RFC 4120 5.2.2).
-fn principal(name_type: u8, parts: &[&str]) -> Vec<u8> {
-    let names: Vec<u8> = parts.iter().flat_map(|p| gstr(p)).collect();
-    der(
-        0x30,
-        &[ctx(0, &int(name_type)), ctx(1, &der(0x30, &names))].concat(),
-    )
-}
+use crate::synth::msg::{ctx, der, gstr, int, principal};
 
 fn as_req() -> Vec<u8> {
     crate::synth::msg::krb5_as_req("WIN-J9D866ESIJ2")

@@ -139,7 +139,7 @@ pub fn ntlm_authenticate_from(
     m
 }
 
-fn der(tag: u8, v: &[u8]) -> Vec<u8> {
+pub(crate) fn der(tag: u8, v: &[u8]) -> Vec<u8> {
     let mut o = vec![tag];
     match v.len() {
         n if n < 0x80 => o.push(n as u8),
@@ -151,21 +151,21 @@ fn der(tag: u8, v: &[u8]) -> Vec<u8> {
 }
 
 /// `[n] EXPLICIT`.
-fn ctx(n: u8, v: &[u8]) -> Vec<u8> {
+pub(crate) fn ctx(n: u8, v: &[u8]) -> Vec<u8> {
     der(0xa0 | n, v)
 }
 
-fn int(n: u8) -> Vec<u8> {
+pub(crate) fn int(n: u8) -> Vec<u8> {
     der(0x02, &[n])
 }
 
 /// KerberosString.
-fn gstr(s: &str) -> Vec<u8> {
+pub(crate) fn gstr(s: &str) -> Vec<u8> {
     der(0x1b, s.as_bytes())
 }
 
 /// PrincipalName (RFC 4120 5.2.2).
-fn principal(name_type: u8, parts: &[&str]) -> Vec<u8> {
+pub(crate) fn principal(name_type: u8, parts: &[&str]) -> Vec<u8> {
     let names: Vec<u8> = parts.iter().flat_map(|p| gstr(p)).collect();
     der(
         0x30,
