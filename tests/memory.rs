@@ -51,6 +51,19 @@ fn generate(kind: &str) -> std::path::PathBuf {
     p
 }
 
+/// Calls `f` with each event of a file, one line at a time: a child's peak
+/// RSS as wait4 reports it starts from this process's own (posix_spawn
+/// execs from its address space), so tests keep large outputs out of it.
+fn each_event(path: &std::path::Path, mut f: impl FnMut(&serde_json::Value)) {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).expect("events");
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        if let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) {
+            f(&e);
+        }
+    }
+}
+
 fn stats(out: &str) -> serde_json::Value {
     let last = out.lines().last().unwrap_or("{}");
     serde_json::from_str::<serde_json::Value>(last).unwrap_or_default()["stats"].clone()
@@ -212,7 +225,6 @@ fn a_million_unanswered_questions_keep_memory_bounded() {
 /// conversations stay small (1.4 GB before the cap; 45 MiB after).
 #[test]
 fn wide_unanswered_registrations_keep_memory_bounded() {
-    use std::io::BufRead;
     let p = generate("registrations");
     let path = p.display().to_string();
     // Events go to a file read line by line afterwards: a child's peak RSS
@@ -223,23 +235,17 @@ fn wide_unanswered_registrations_keep_memory_bounded() {
     let (_, rss) = run_measured(&["-q", "-r", &path, "-o", &spec]);
     eprintln!("8,000 wide registrations: peak RSS {rss:.0} MiB");
     let (mut nbns, mut wide, mut alerts) = (0, 0, 0);
-    let file = std::fs::File::open(&events).expect("events");
-    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        match e["event_type"].as_str() {
-            Some("nbns") => {
-                nbns += 1;
-                let kept = e["nbns"]["names"].as_array().map(Vec::len);
-                if e["nbns"]["names_omitted"] == 1_024 - 16 && kept == Some(16) {
-                    wide += 1;
-                }
+    each_event(&events, |e| match e["event_type"].as_str() {
+        Some("nbns") => {
+            nbns += 1;
+            let kept = e["nbns"]["names"].as_array().map(Vec::len);
+            if e["nbns"]["names_omitted"] == 1_024 - 16 && kept == Some(16) {
+                wide += 1;
             }
-            Some("alert") => alerts += 1,
-            _ => {}
         }
-    }
+        Some("alert") => alerts += 1,
+        _ => {}
+    });
     // The flood's (the demo has no NetBIOS traffic), and the demo's alerts.
     assert_eq!((nbns, wide, alerts), (8_000, 8_000, 4));
     assert!(rss < 100.0, "peak RSS {rss:.0} MiB");
@@ -284,22 +290,15 @@ fn an_mdns_answer_full_of_names_is_written_once() {
         "mDNS 40 x 192 names: peak RSS {rss:.0} MiB, {written} bytes out for {} in",
         bytes.len()
     );
-    use std::io::BufRead;
     let (mut mdns, mut alerts, mut omitted) = (0, 0, 0);
-    let file = std::fs::File::open(&events).expect("events");
-    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        match e["event_type"].as_str() {
-            Some("mdns") => mdns += 1,
-            Some("alert") => {
-                alerts += 1;
-                omitted += usize::from(e["alert"]["record_omitted"] == "mdns");
-            }
-            _ => {}
+    each_event(&events, |e| match e["event_type"].as_str() {
+        Some("mdns") => mdns += 1,
+        Some("alert") => {
+            alerts += 1;
+            omitted += usize::from(e["alert"]["record_omitted"] == "mdns");
         }
-    }
+        _ => {}
+    });
     assert_eq!(mdns, 40);
     assert_eq!(omitted, alerts);
     assert!(alerts >= 40 * 192, "{alerts} alerts");
