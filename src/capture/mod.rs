@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::fd::IntoRawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -858,13 +858,14 @@ fn timeval_us(sec: libc::time_t, usec: libc::suseconds_t) -> i64 {
     i64::from(sec) * 1_000_000 + i64::from(usec)
 }
 
-/// Waits up to `timeout_ms` until any of the live `sources` has packets, in
-/// one poll(2): with several interfaces, none waits behind another's
-/// timeout. False on timeout or a signal.
-pub fn wait_any(sources: &[Source], timeout_ms: i32) -> bool {
+/// Waits up to `timeout_ms` until any of the live `sources` has packets,
+/// or `also` is readable, in one poll(2): with several interfaces, none
+/// waits behind another's timeout. False on timeout or a signal.
+pub fn wait_any(sources: &[Source], also: Option<RawFd>, timeout_ms: i32) -> bool {
     let mut fds: Vec<libc::pollfd> = sources
         .iter()
         .filter_map(Source::raw_fd)
+        .chain(also)
         .map(|fd| libc::pollfd {
             fd,
             events: libc::POLLIN,

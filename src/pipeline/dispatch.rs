@@ -268,6 +268,11 @@ impl Dispatch {
         }
     }
 
+    /// Batches waiting in worker `w`'s queue.
+    pub(super) fn queued(&self, w: usize) -> usize {
+        self.txs.get(w).map_or(0, Sender::len)
+    }
+
     pub(super) fn send_all(&mut self) {
         for w in 0..self.txs.len() {
             self.send(w);

@@ -19,35 +19,45 @@
 //!
 //! Such packets of one conversation reach several sockets, which the lanes
 //! read at their own pace: the owner puts them back in packet-time order
-//! ([`Reorder`]), each waiting [`REORDER_US`] before it is analysed. One
-//! that comes later than that (a lane far behind) is still analysed, out of
-//! order, and counted (`reordered_late`).
+//! ([`Reorder`]). Each lane publishes how far it has read its sockets
+//! ([`Progress`]), after handing over what it read; a held packet is
+//! analysed once every lane has read past its time, so a lane that falls
+//! behind (a flood on its socket) holds the others' hand-offs back instead
+//! of letting an answer be analysed before its request. A lane more than
+//! [`MAX_WAIT_US`] behind, or [`REORDER_BYTES`] held, lets the oldest go on
+//! (counted, `released_early`); one that comes after a later packet went on
+//! is still analysed, out of order, and counted (`reordered_late`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::Ordering;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use super::dispatch::{Batch, BypassHint, Dispatch, WorkMsg, QUEUE_DEPTH};
-use super::reader::{self, now_us, Reader, Sink};
+use super::reader::{self, now_us, ReadTo, Reader, Sink};
 use super::report::OutMsg;
 use super::stats::{self, CaptureTotals, Handoff, SocketStats};
 use super::worker::{self, Analysis, WorkerSnapshot};
 use super::{shares, CaptureEnd, Config, Control, Input};
-use crate::capture::{CaptureError, Source};
+use crate::capture::{self, CaptureError, Source};
 use crate::decode::{Datagram, Packet, Segment};
 use crate::detection::lists::Lists;
 
 /// Packets read from one socket before the next is looked at.
 const BURST: usize = 256;
 
-/// How long a packet off the kernel's placement waits for the packets of
-/// other sockets that came before it.
-pub(super) const REORDER_US: i64 = 200_000;
+/// How long a packet off the kernel's placement waits, at most, for a lane
+/// behind to read past its time.
+const MAX_WAIT_US: i64 = 1_000_000;
+/// Between a lane finding its sockets empty and another lane trusting that
+/// (the first one's wake-up, its hand-off).
+const WAKE_SLACK_US: i64 = 50_000;
 /// Bytes waiting in a lane's reorder buffer (payloads and their headers),
 /// at most (beyond, the oldest go on early, counted).
 const REORDER_BYTES: usize = 32 << 20;
@@ -97,6 +107,101 @@ fn held_size(payload: usize) -> usize {
     payload + std::mem::size_of::<Held>()
 }
 
+/// How far each lane has read its sockets, published after it handed over
+/// what it read: an owner that sees a lane past a time holds every packet
+/// that lane read before it.
+pub(super) struct Progress {
+    lanes: Box<[AtomicI64]>,
+    /// How long after its arrival a packet may still be out of a reader's
+    /// sight: libpcap's TPACKET_V3 ring hands a block over when it is full
+    /// or its timeout (`--timeout`) passes; `--immediate` hands each packet.
+    unseen_us: i64,
+}
+
+/// A lane that read its sockets to their end (`ReadTo::CaughtUp`).
+const CAUGHT_UP: i64 = i64::MAX - 1;
+/// A lane that reads no more.
+const DONE: i64 = i64::MAX;
+
+impl Progress {
+    pub(super) fn new(lanes: usize, unseen_us: i64) -> Self {
+        Progress {
+            lanes: (0..lanes).map(|_| AtomicI64::new(i64::MIN)).collect(),
+            unseen_us,
+        }
+    }
+
+    fn publish(&self, lane: usize, read: ReadTo) {
+        let v = match read {
+            ReadTo::Behind(ts) => ts.min(CAUGHT_UP - 1),
+            ReadTo::CaughtUp => CAUGHT_UP,
+        };
+        if let Some(a) = self.lanes.get(lane) {
+            a.store(v, Ordering::SeqCst);
+        }
+    }
+
+    fn done(&self, lane: usize) {
+        if let Some(a) = self.lanes.get(lane) {
+            a.store(DONE, Ordering::SeqCst);
+        }
+    }
+
+    /// The time every lane has read past at `now_us`: what a lane caught up
+    /// reads later arrived after `now_us` less what it could not yet see.
+    fn horizon(&self, now_us: i64) -> i64 {
+        let caught_up = now_us.saturating_sub(self.unseen_us + WAKE_SLACK_US);
+        self.lanes
+            .iter()
+            .map(|a| match a.load(Ordering::SeqCst) {
+                CAUGHT_UP => caught_up,
+                v => v,
+            })
+            .min()
+            .unwrap_or(DONE)
+    }
+}
+
+/// Wakes a lane asleep on its sockets when another lane hands it packets:
+/// a lane whose own sockets are quiet would otherwise take its inbox only
+/// at its poll timeout, and the lane handing it a flood would stall on the
+/// full queue while its own ring overflows.
+pub(super) struct Doorbell {
+    fd: EventFd,
+    asleep: AtomicBool,
+}
+
+impl Doorbell {
+    pub(super) fn new() -> std::io::Result<Self> {
+        let flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+        Ok(Doorbell {
+            fd: EventFd::from_flags(flags)?,
+            asleep: AtomicBool::new(false),
+        })
+    }
+
+    /// After a send to the lane (the fence pairs with `sleep`'s: either
+    /// the sleeper sees the batch, or this sees the sleeper).
+    fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.asleep.load(Ordering::SeqCst) {
+            let _ = self.fd.write(1);
+        }
+    }
+
+    /// Waits on `sources` and this bell, unless `inbox` holds something.
+    fn sleep(&self, sources: &[Source], inbox: &Receiver<WorkMsg>, timeout_ms: i32) {
+        self.asleep.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if inbox.is_empty() {
+            capture::wait_any(sources, Some(self.fd.as_raw_fd()), timeout_ms);
+            // Nonblocking: nothing to read is EAGAIN.
+            let _ = self.fd.read();
+        }
+        self.asleep.store(false, Ordering::SeqCst);
+    }
+}
+
 /// The packets a lane owns that came off the kernel's placement, in
 /// packet-time order (arrival order among equal times).
 #[derive(Default)]
@@ -127,19 +232,26 @@ impl Reorder {
         }));
     }
 
-    /// Analyses what has waited long enough by `now_us` (all: `i64::MAX`),
-    /// and the oldest beyond the buffer's size.
-    fn release(&mut self, now_us: i64, counts: &mut Handoff, mut out: impl FnMut(&Packet<'_>)) {
-        let due = now_us.saturating_sub(REORDER_US);
+    /// Analyses what every lane has read past (`horizon`), what has waited
+    /// [`MAX_WAIT_US`] by `now_us`, and the oldest beyond the buffer's size;
+    /// all with `i64::MAX` for both.
+    fn release(
+        &mut self,
+        now_us: i64,
+        horizon: i64,
+        counts: &mut Handoff,
+        mut out: impl FnMut(&Packet<'_>),
+    ) {
+        let waited = now_us.saturating_sub(MAX_WAIT_US);
         while let Some(Reverse(top)) = self.heap.peek() {
             let full = self.bytes > REORDER_BYTES;
-            if top.ts_us > due && !full {
+            if top.ts_us > horizon && top.ts_us > waited && !full {
                 break;
             }
             let Some(Reverse(h)) = self.heap.pop() else {
                 break;
             };
-            if h.ts_us > due {
+            if h.ts_us > horizon {
                 counts.released_early += 1;
             }
             self.bytes = self.bytes.saturating_sub(held_size(h.payload.len()));
@@ -164,6 +276,9 @@ pub(super) struct LaneSetup {
     pub inbox: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
     pub hint: Arc<BypassHint>,
+    pub progress: Arc<Progress>,
+    /// Every lane's, by index.
+    pub bells: Arc<[Doorbell]>,
     pub control: Arc<Control>,
     pub totals: CaptureTotals,
     pub timeout_ms: i32,
@@ -179,6 +294,8 @@ struct Lane {
     inbox: Receiver<WorkMsg>,
     free: Sender<Batch>,
     hint: Arc<BypassHint>,
+    progress: Arc<Progress>,
+    bells: Arc<[Doorbell]>,
     reorder: Reorder,
     counts: Handoff,
     base: CaptureTotals,
@@ -208,10 +325,21 @@ impl Lane {
     /// on each other.
     fn send_all(&mut self) {
         self.reshard.send_all();
+        self.ring();
         self.take_inbox();
         while !self.reshard.retry() {
+            self.ring();
             self.take_inbox();
             std::thread::yield_now();
+        }
+    }
+
+    /// Wakes the lanes that have batches waiting.
+    fn ring(&self) {
+        for (w, bell) in self.bells.iter().enumerate() {
+            if w != self.index && self.reshard.queued(w) > 0 {
+                bell.ring();
+            }
         }
     }
 
@@ -233,13 +361,14 @@ impl Lane {
     /// sending. Returns its worker's final counters.
     fn finish(mut self, reader: &mut Reader) -> (LaneReport, WorkerSnapshot) {
         self.send_all();
+        self.progress.done(self.index);
         self.reshard.disconnect();
         while let Ok(msg) = self.inbox.recv() {
             self.take(msg);
         }
         let analysis = &mut self.analysis;
         self.reorder
-            .release(i64::MAX, &mut self.counts, |p| analysis.packet(p));
+            .release(i64::MAX, i64::MAX, &mut self.counts, |p| analysis.packet(p));
         let last = self.publish(reader);
         (last, self.analysis.finish())
     }
@@ -263,12 +392,19 @@ impl Sink for Lane {
         }
     }
 
-    fn round(&mut self) -> bool {
-        // Handed-off packets go at once: their owner waits for them.
+    fn round(&mut self, read: ReadTo) -> bool {
+        // Handed-off packets go at once (their owner waits for them), and
+        // only then does this lane say how far it has read.
         self.send_all();
+        self.progress.publish(self.index, read);
+        // Another lane's packets before its published time are in the
+        // inbox once its progress is read.
+        let now = reader::now_us();
+        let horizon = self.progress.horizon(now);
+        self.take_inbox();
         let analysis = &mut self.analysis;
         self.reorder
-            .release(reader::now_us(), &mut self.counts, |p| analysis.packet(p));
+            .release(now, horizon, &mut self.counts, |p| analysis.packet(p));
         self.analysis.mark_bypassed(&self.hint);
         self.analysis.flush()
     }
@@ -278,12 +414,15 @@ impl Sink for Lane {
         self.publish(reader);
     }
 
-    fn wait_ms(&self, timeout_ms: i32) -> i32 {
+    fn wait(&mut self, sources: &[Source], timeout_ms: i32) {
         // Short waits while packets are held for reordering.
-        if self.reorder.heap.is_empty() {
+        let timeout_ms = if self.reorder.heap.is_empty() {
             timeout_ms
         } else {
             timeout_ms.min(20)
+        };
+        if let Some(bell) = self.bells.get(self.index) {
+            bell.sleep(sources, &self.inbox, timeout_ms);
         }
     }
 }
@@ -299,6 +438,8 @@ pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<Captu
         inbox,
         free,
         hint,
+        progress,
+        bells,
         control,
         totals,
         timeout_ms,
@@ -312,6 +453,8 @@ pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<Captu
         inbox,
         free,
         hint,
+        progress,
+        bells,
         reorder: Reorder::default(),
         counts: Handoff::default(),
         base: totals,
@@ -406,6 +549,21 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         .map(|_| bounded::<WorkMsg>(QUEUE_DEPTH * 4))
         .unzip();
     let hint = Arc::new(BypassHint::new());
+    let unseen_ms = if cfg.live.immediate {
+        0
+    } else {
+        cfg.live.timeout_ms.max(0)
+    };
+    let progress = Arc::new(Progress::new(lanes, i64::from(unseen_ms) * 1_000));
+    let bells: Result<Vec<Doorbell>, _> = (0..lanes).map(|_| Doorbell::new()).collect();
+    let bells: Arc<[Doorbell]> = match bells {
+        Ok(b) => b.into(),
+        Err(e) => {
+            return failed(CaptureError::Setup {
+                detail: format!("cannot create an eventfd for the fanout lanes: {e}"),
+            })
+        }
+    };
     let mut handles = Vec::new();
     let mut reports = Vec::new();
     let mut snapshots = Vec::new();
@@ -432,6 +590,8 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
             inbox,
             free: free_tx.clone(),
             hint: hint.clone(),
+            progress: progress.clone(),
+            bells: bells.clone(),
             control: control.clone(),
             totals,
             timeout_ms: cfg.live.timeout_ms,
@@ -521,9 +681,14 @@ mod tests {
     }
 
     /// (time, payload) of what `release` hands on.
-    fn released(r: &mut Reorder, now: i64, counts: &mut Handoff) -> Vec<(i64, Vec<u8>)> {
+    fn released(
+        r: &mut Reorder,
+        now: i64,
+        horizon: i64,
+        counts: &mut Handoff,
+    ) -> Vec<(i64, Vec<u8>)> {
         let mut out = Vec::new();
-        r.release(now, counts, |p| {
+        r.release(now, horizon, counts, |p| {
             if let Packet::Udp(d) = p {
                 out.push((d.ts_us, d.payload.to_vec()));
             }
@@ -539,11 +704,11 @@ mod tests {
         for (ts, p) in [(3_000, b"c"), (1_000, b"a"), (2_000, b"b"), (1_000, b"d")] {
             r.push(&Packet::Udp(datagram(ts, p)), &mut c);
         }
-        // Nothing has waited long enough yet.
-        assert_eq!(released(&mut r, 1_000 + REORDER_US - 1, &mut c), vec![]);
-        // Equal times keep their arrival order.
+        // No lane has read past them yet.
+        assert_eq!(released(&mut r, 3_000, 999, &mut c), vec![]);
+        // Every lane has read to 2,000: equal times keep their arrival order.
         assert_eq!(
-            released(&mut r, 2_000 + REORDER_US, &mut c),
+            released(&mut r, 3_000, 2_000, &mut c),
             vec![
                 (1_000, b"a".to_vec()),
                 (1_000, b"d".to_vec()),
@@ -554,10 +719,66 @@ mod tests {
         r.push(&Packet::Udp(datagram(1_500, b"late")), &mut c);
         assert_eq!(c.reordered_late, 1);
         assert_eq!(
-            released(&mut r, i64::MAX, &mut c),
+            released(&mut r, i64::MAX, i64::MAX, &mut c),
             vec![(1_500, b"late".to_vec()), (3_000, b"c".to_vec())]
         );
         assert_eq!((c.released_early, r.bytes, r.heap.len()), (0, 0, 0));
+    }
+
+    /// A lane behind (its socket flooded) is waited for however long the
+    /// wall clock says the owner's packet has waited, up to `MAX_WAIT_US`:
+    /// a DHCP answer read at once must not go before its request, which a
+    /// lane behind reads 400 ms later.
+    #[test]
+    fn a_lane_behind_is_waited_for() {
+        let mut r = Reorder::default();
+        let mut c = Handoff::default();
+        let t = 1_000_000_000;
+        r.push(&Packet::Udp(datagram(t + 1_000, b"answer")), &mut c);
+        // 400 ms later the other lane has read to 300 ms before the answer.
+        assert_eq!(released(&mut r, t + 400_000, t - 300_000, &mut c), vec![]);
+        r.push(&Packet::Udp(datagram(t, b"request")), &mut c);
+        assert_eq!(
+            released(&mut r, t + 450_000, t + 2_000, &mut c),
+            vec![(t, b"request".to_vec()), (t + 1_000, b"answer".to_vec())]
+        );
+        assert_eq!((c.reordered_late, c.released_early), (0, 0));
+        // A lane stuck for longer than MAX_WAIT_US is not waited for.
+        r.push(&Packet::Udp(datagram(t + 5_000, b"next")), &mut c);
+        assert_eq!(
+            released(&mut r, t + 5_000 + MAX_WAIT_US - 1, t, &mut c),
+            vec![]
+        );
+        assert_eq!(
+            released(&mut r, t + 5_000 + MAX_WAIT_US, t, &mut c),
+            vec![(t + 5_000, b"next".to_vec())]
+        );
+        assert_eq!(c.released_early, 1);
+    }
+
+    #[test]
+    fn the_horizon_is_the_lane_furthest_behind() {
+        let p = Progress::new(3, 250_000);
+        let now = 10_000_000;
+        // A lane that has not read yet holds everything.
+        assert_eq!(p.horizon(now), i64::MIN);
+        p.publish(0, ReadTo::Behind(9_000_000));
+        p.publish(1, ReadTo::CaughtUp);
+        p.publish(2, ReadTo::Behind(9_500_000));
+        assert_eq!(p.horizon(now), 9_000_000);
+        // A lane caught up may still get what its ring's open block holds.
+        p.publish(0, ReadTo::CaughtUp);
+        assert_eq!(p.horizon(now), 9_500_000);
+        p.publish(2, ReadTo::CaughtUp);
+        assert_eq!(p.horizon(now), now - 250_000 - WAKE_SLACK_US);
+        p.publish(2, ReadTo::Behind(1_000));
+        assert_eq!(p.horizon(now), 1_000);
+        // A lane that stopped reading holds nothing back.
+        p.done(2);
+        p.done(1);
+        assert_eq!(p.horizon(now), now - 250_000 - WAKE_SLACK_US);
+        p.done(0);
+        assert_eq!(p.horizon(now), DONE);
     }
 
     #[test]
@@ -569,7 +790,7 @@ mod tests {
             r.push(&Packet::Udp(datagram(ts, &big)), &mut c);
         }
         // Over the cap: the oldest go on until it holds again.
-        let out = released(&mut r, 0, &mut c);
+        let out = released(&mut r, 0, i64::MIN, &mut c);
         assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(c.released_early, 2);
         assert_eq!(r.heap.len(), 1);

@@ -29,23 +29,35 @@ pub(super) fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// How far a round has read its sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadTo {
+    /// Some source holds more packets; the earliest of the last times read
+    /// from such sources (a source's packets come in time order).
+    Behind(i64),
+    /// Every source was read to its end for now: what comes later is newer
+    /// than this round.
+    CaughtUp,
+}
+
 /// What the reader hands packets to.
 pub(super) trait Sink {
     /// A frame read at `ts_us`, before it is decoded.
     fn frame(&mut self, _ts_us: i64) {}
     /// A decoded packet; `plain` as [`Decoder::decode_placed`] says.
     fn packet(&mut self, p: &Packet<'_>, plain: bool);
-    /// After each round over the sources; false ends the run (the
-    /// output stage is gone).
-    fn round(&mut self) -> bool {
+    /// After each round over the sources, with how far it read them;
+    /// false ends the run (the output stage is gone).
+    fn round(&mut self, _read: ReadTo) -> bool {
         true
     }
     /// Live, at least once a second and whenever the network is idle:
     /// flush, expire idle flows on the wall clock, publish counters.
     fn tick(&mut self, now_us: i64, reader: &mut Reader);
-    /// How long a live wait may last (a sink holding packets waits less).
-    fn wait_ms(&self, timeout_ms: i32) -> i32 {
-        timeout_ms
+    /// Live, waits up to `timeout_ms` for packets (a sink may wait less,
+    /// or for more than the sources).
+    fn wait(&mut self, sources: &[Source], timeout_ms: i32) {
+        capture::wait_any(sources, None, timeout_ms);
     }
 }
 
@@ -58,6 +70,9 @@ pub(super) struct Reader {
     /// The source has said that its packets are cut by the snapshot length.
     warned: Vec<bool>,
     ended: Vec<bool>,
+    /// Per source, the time of the last packet of a round that left
+    /// packets unread (`None`: read to its end).
+    behind: Vec<Option<i64>>,
     /// The lane these sources belong to (0 without fanout).
     lane: usize,
     /// Packets read from one source before the next is looked at.
@@ -94,6 +109,7 @@ impl Reader {
             names,
             warned: vec![false; n],
             ended: vec![false; n],
+            behind: vec![None; n],
             lane,
             burst,
             last_ts: 0,
@@ -128,7 +144,7 @@ impl Reader {
                 break Ok(());
             }
             if live && !stopping {
-                capture::wait_any(&self.sources, sink.wait_ms(timeout_ms));
+                sink.wait(&self.sources, timeout_ms);
             }
             let n = if stopping { DRAIN_ON_STOP } else { self.burst };
             let read = match self.round(n, sink) {
@@ -143,7 +159,7 @@ impl Reader {
                 let rate = count as f64 / started.elapsed().as_secs_f64().max(1e-6);
                 pb.set_message(format!("{count} packets, {rate:.0} packets/s"));
             }
-            let more = sink.round();
+            let more = sink.round(self.read_to());
             if !more || stopping || self.ended.iter().all(|e| *e) {
                 break Ok(());
             }
@@ -170,6 +186,8 @@ impl Reader {
                 continue;
             }
             let (src, decoder) = (&mut self.sources[i], &mut self.decoders[i]);
+            // Still `Some` after `n` packets: the source holds more.
+            self.behind[i] = Some(i64::MIN);
             for _ in 0..n {
                 match src.next()? {
                     Next::Packet {
@@ -192,18 +210,32 @@ impl Reader {
                             );
                         }
                         self.last_ts = ts_us;
+                        self.behind[i] = Some(ts_us);
                         sink.frame(ts_us);
                         decoder.decode_placed(ts_us, data, &mut |p, plain| sink.packet(p, plain));
                     }
-                    Next::Idle => break,
+                    Next::Idle => {
+                        self.behind[i] = None;
+                        break;
+                    }
                     Next::End => {
                         self.ended[i] = true;
+                        self.behind[i] = None;
                         break;
                     }
                 }
             }
         }
         Ok(read)
+    }
+
+    /// How far the last round read: the earliest last time among sources
+    /// that hold more.
+    pub fn read_to(&self) -> ReadTo {
+        match self.behind.iter().flatten().min() {
+            Some(&ts) => ReadTo::Behind(ts),
+            None => ReadTo::CaughtUp,
+        }
     }
 
     /// `base` plus what the decoders counted, and each live socket's
