@@ -23,6 +23,12 @@ use serde_json::Value;
 
 use super::watchlist::{self, Entry, Pattern, WatchlistError};
 
+/// A list file's text; bytes that are not UTF-8 (a Latin-1 description in
+/// a Zeek Intel file) are replaced, the indicators read all the same.
+pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    Ok(String::from_utf8_lossy(&std::fs::read(path)?).into_owned())
+}
+
 /// The formats read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -551,7 +557,7 @@ fn misp_feed(manifest: &Value, b: &mut Builder<'_>) -> Result<(), WatchlistError
         .unwrap_or_default();
     for uuid in uuids {
         let path = dir.join(format!("{uuid}.json"));
-        let text = super::lists::read_text(&path)
+        let text = read_text(&path)
             .map_err(|e| b.error(0, format!("feed event {}: {e}", path.display())))?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| b.error(0, format!("feed event {}: {e}", path.display())))?;

@@ -397,7 +397,7 @@ fn a_latin1_description_is_read() {
     let mut bytes = b"#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\n".to_vec();
     bytes.extend_from_slice(b"WIN-ZEEKLAT0001\tIntel::DOMAIN\tpartner\tcaf\xe9 VM\n");
     let _ = std::fs::write(&path, &bytes);
-    let text = super::super::lists::read_text(&path).unwrap_or_default();
+    let text = super::read_text(&path).unwrap_or_default();
     let l = load(&text, "latin1.intel", 1, detect(&text), NOW).unwrap_or_default();
     assert_eq!(l.entries.len(), 1);
     assert_eq!(

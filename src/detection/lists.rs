@@ -41,12 +41,6 @@ pub fn list_arg(arg: &std::path::Path) -> (Option<intel::Format>, PathBuf) {
     (format, path)
 }
 
-/// A list file's text; bytes that are not UTF-8 (a Latin-1 description in
-/// a Zeek Intel file) are replaced, the indicators read all the same.
-pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
-    Ok(String::from_utf8_lossy(&std::fs::read(path)?).into_owned())
-}
-
 /// Reads and compiles the built-in lists and the `--watchlist` files
 /// `args`. What a file leaves out is said on stderr, one line per file (and
 /// per kind of indicator that cannot be matched); a file that cannot be
@@ -65,7 +59,7 @@ pub fn load(args: &[PathBuf], default_names: bool) -> Result<Loaded, String> {
                 crate::render::escape_control(&arg.display().to_string())
             ));
         }
-        let text = read_text(&path)
+        let text = intel::read_text(&path)
             .map_err(|e| format!("{}: cannot read watch list: {e}", path.display()))?;
         let base = watchlist::user_list_base_id(i);
         let format = format.unwrap_or_else(|| intel::detect(&text));
