@@ -507,73 +507,18 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         self.budget.used
     }
 
-    /// Processes one segment; records found are passed to `out`.
+    /// Processes one segment; records found are passed to `out`. The
+    /// receiver's rules in their order: what it drops before it looks for
+    /// the connection, the connection found or made, what it drops within
+    /// the connection, the bytes it delivers, what the connection holds
+    /// after.
     pub fn packet<O: FnMut(FlowRecord)>(&mut self, seg: &TcpSegment<'_>, out: &mut O) {
         self.maybe_sweep(seg.ts_us, out);
         let key = FlowKey::of(seg);
-        // The receiver drops a segment with a wrong checksum: a decoy cannot
-        // be seen as data, a RST or a SYN. An unfilled one is judged below,
-        // by what its sender did earlier in the connection. Checksums of a
-        // bypassed connection are not judged: the capture thread may have
-        // stopped copying its payload already.
-        let checked = match seg.checksum {
-            Checksum::Unfilled(_) => None,
-            c => Some(c.accepts(seg.payload)),
-        };
-        if checked == Some(false) {
-            match self.flows.get_mut(&key) {
-                Some(f) if matches!(f.app, App::Done) => {}
-                found => {
-                    self.stats.bad_checksum += 1;
-                    match found {
-                        Some(f) => {
-                            f.checksum_drops = f.checksum_drops.saturating_add(1);
-                            if self.cfg.vouch_checksums {
-                                hold_unverified(f, seg, &mut self.budget);
-                            }
-                        }
-                        None => self.stats.bad_checksum_flows += 1,
-                    }
-                    return;
-                }
-            }
-        }
-        let syn = seg.flags & tcp_flags::SYN != 0;
-        let ack = seg.flags & tcp_flags::ACK != 0;
-        let fin = seg.flags & tcp_flags::FIN != 0;
-        let rst = seg.flags & tcp_flags::RST != 0;
-        // An endpoint drops a segment without ACK unless it is a SYN or a
-        // RST (RFC 9293 3.10.7.4), and delivers data on a SYN only when the
-        // SYN carries a Fast Open cookie (RFC 7413; a SYN-ACK's data is
-        // taken). Such a segment must not become a decoy.
-        if !syn && !ack && !rst {
-            self.stats.not_accepted += 1;
+        let Some(taken) = self.admit(&key, seg) else {
             return;
-        }
-        let payload = if syn && !ack && !seg.fast_open && !seg.payload.is_empty() {
-            self.stats.not_accepted += 1;
-            &[][..]
-        } else {
-            seg.payload
         };
-
-        // A new SYN on a closed flow is a new connection on reused ports.
-        if syn
-            && !ack
-            && self
-                .flows
-                .get(&key)
-                .is_some_and(|f| f.state == State::Closed)
-        {
-            if let Some(f) = self.flows.remove(&key) {
-                self.end_flow(f, out);
-            }
-        }
-        // A full table makes room before a new flow goes in (the second
-        // lookup happens only then); otherwise one lookup finds or adds it.
-        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(&key) {
-            self.make_room(seg.ts_us, out);
-        }
+        self.make_way(&key, seg, taken.syn && !taken.ack, out);
         let FlowTable {
             cfg,
             factory,
@@ -587,199 +532,117 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         } = self;
         let flow = flows
             .entry(key)
-            .or_insert_with(|| Box::new(new_flow(stats, seg, syn, ack)));
-        let side = if (seg.src, seg.sport) == flow.client {
-            1
-        } else {
-            2
-        };
-        match checked {
-            _ if matches!(flow.app, App::Done) => {}
-            Some(true) if seg.checksum != Checksum::Unchecked => flow.checked_sides |= side,
-            // A stack that filled in its checksums in this connection does
-            // not stop doing so: an unfilled one now is a decoy.
-            None if flow.checked_sides & side != 0 && !seg.checksum.accepts(seg.payload) => {
-                stats.bad_checksum += 1;
-                flow.checksum_drops = flow.checksum_drops.saturating_add(1);
-                return;
-            }
-            None => stats.unfilled_checksum += 1,
-            _ => {}
-        }
-        // The receiver drops a segment that acknowledges bytes its peer
-        // (the receiver itself) never sent: a blind sender cannot put data
-        // or a FIN into a connection it cannot see.
-        let me = usize::from(side) - 1;
-        let carries = syn || fin || !payload.is_empty();
-        if ack
-            && carries
-            && !rst
-            && !matches!(flow.app, App::Done)
-            && !flow.sent[1 - me].acknowledged(seg.ack)
-        {
-            stats.bad_ack += 1;
+            .or_insert_with(|| Box::new(new_flow(stats, seg, taken.syn, taken.ack)));
+        let side = flow.side_of(seg);
+        if !flow.takes(seg, side, &taken, stats) {
             return;
-        }
-        if !rst {
-            let len = payload.len() as u32 + u32::from(syn) + u32::from(fin);
-            flow.sent[me].record(seg.seq, len, syn);
-            // A RST answers anything, a segment for no connection too: it
-            // is no sign that its sender took what came before.
-            flow.dirs_seen |= side;
-            if ack {
-                note_handshake(flow, side, syn, seg.ack);
-            }
-        }
-        flow.last_us = seg.ts_us;
-        if flow.state == State::Closed {
-            return;
-        }
-        if !syn || ack {
-            flow.established = true;
-        }
-        if fin {
-            flow.fins |= if (seg.src, seg.sport) == flow.client {
-                1
-            } else {
-                2
-            };
         }
         if matches!(flow.app, App::Done) {
             // Bypassed: only the end of the connection matters.
-            if rst || flow.fins == 3 {
-                flow.state = State::Closed;
-                stats.closed += 1;
-            }
+            flow.close_if_ended(taken.rst, stats);
             return;
         }
-        if matches!(flow.app, App::NotYet) && !payload.is_empty() {
-            flow.app = App::Running(factory.new_flow(flow.server.1));
-        }
-        let dir = if (seg.src, seg.sport) == flow.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
+        let mut env = Env {
+            factory: &*factory,
+            budget,
+            stats,
+            records,
+            anomalies,
         };
-        let limits = match &flow.app {
-            App::Running(a) => match a.depth() {
-                Some(depth) => StreamLimits {
-                    depth,
-                    ..cfg.limits
-                },
-                None => cfg.limits,
-            },
-            _ => cfg.limits,
-        };
-        let (ours, theirs) = split_streams(&mut flow.streams, dir);
-        if syn {
-            ours.syn(seg.seq);
-        }
-        // An endpoint takes a RST only at exactly the next sequence number
-        // it expects from the sender (RFC 5961 3.2); a blind or misplaced
-        // one must not end the analysis.
-        let rst = rst && ours.expected_seq().is_none_or(|next| next == seg.seq);
-        if seg.flags & tcp_flags::RST != 0 && !rst {
-            stats.rst_ignored += 1;
-        }
-        let data_seq = if syn {
-            seg.seq.wrapping_add(1)
-        } else {
-            seg.seq
-        };
-        let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(anomalies);
-        let mut status = Status::Continue;
-        let mut conflicts: Vec<(Dir, u32, Vec<u8>)> = Vec::new();
-        let vouched = if ack && !flow.unverified.is_empty() {
-            take_vouched(&mut flow.unverified, 1 - me, seg.ack, theirs.expected_seq())
-        } else {
-            Vec::new()
-        };
-        {
-            let app = &mut flow.app;
-            for (seq, bytes) in &vouched {
-                stats.vouched_checksum += 1;
-                flow.checksum_drops = flow.checksum_drops.saturating_sub(1);
-                flow.sent[1 - me].record(*seq, bytes.len() as u32, false);
-                theirs.segment(*seq, bytes, &limits, budget, &mut stats.streams, &mut |c| {
-                    if let (App::Running(a), false) = (&mut *app, matches!(c, Chunk::Conflict(..)))
-                    {
-                        feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
-                    }
-                });
-            }
-            if ack {
-                theirs.peer_ack(seg.ack, &limits, budget, &mut stats.streams, &mut |c| {
-                    if let App::Running(a) = app {
-                        feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
-                    }
-                });
-            }
-            ours.segment(
-                data_seq,
-                payload,
-                &limits,
-                budget,
-                &mut stats.streams,
-                &mut |c| match c {
-                    Chunk::Conflict(off, other) => conflicts.push((dir, off, other.to_vec())),
-                    c => {
-                        if let App::Running(a) = app {
-                            feed(a.as_mut(), dir, c, &mut cx, &mut status);
-                        }
-                    }
-                },
-            );
-        }
-        if fin {
-            ours.fin(data_seq.wrapping_add(payload.len() as u32));
-        }
-        if cx.roles_reversed && flow.midstream {
-            flow.reversed = true;
-        }
-        for (d, off, other) in conflicts {
-            if flow.shadows >= MAX_SHADOWS {
-                stats.overlap_copies_skipped += 1;
-                continue;
-            }
-            flow.shadows += 1;
-            stats.overlap_copies_analysed += 1;
-            analyse_other_copy(&*factory, flow, (d, off, &other), seg.ts_us, out);
-        }
-        // What the connection holds now, for the memory cap.
-        let footprint = match &flow.app {
-            App::Running(a) => {
-                a.buffered()
-                    + flow
-                        .streams
-                        .iter()
-                        .map(Stream::retained_capacity)
-                        .sum::<usize>()
-                    + unverified_bytes(&flow.unverified)
-            }
-            _ => 0,
-        };
-        budget.flows = budget.flows + footprint - flow.footprint;
-        flow.footprint = footprint;
-        let both_done = flow
-            .streams
-            .iter()
-            .all(|s| s.finished() || s.exhausted(&limits));
-        let closing = rst || flow.streams.iter().all(Stream::finished);
-        if status == Status::Done || both_done || closing {
-            // Finish the analyzer now: it learned all it can.
-            let bypass = status == Status::Done;
-            let sinks = (&mut *records, &mut *anomalies);
-            finish_analysis(flow, (seg.ts_us, &limits), bypass, budget, stats, sinks);
-            if closing {
-                flow.state = State::Closed;
-                stats.closed += 1;
-            } else {
-                bypassed.push(key);
-            }
+        let delivered = deliver(flow, seg, &taken, &cfg.limits, &mut env, out);
+        if settle(flow, seg.ts_us, &delivered, &mut env) {
+            bypassed.push(key);
         }
         hand_out(records, flow, seg.ts_us, out);
         if self.budget.in_use() > self.cfg.memcap {
             self.shed(seg.ts_us, out);
+        }
+    }
+
+    /// What the receiver takes of a segment before it looks for the
+    /// connection; `None` when it drops it.
+    fn admit<'p>(&mut self, key: &FlowKey, seg: &TcpSegment<'p>) -> Option<Taken<'p>> {
+        // The receiver drops a segment with a wrong checksum: a decoy cannot
+        // be seen as data, a RST or a SYN. An unfilled one is judged later,
+        // by what its sender did earlier in the connection. Checksums of a
+        // bypassed connection are not judged: the capture thread may have
+        // stopped copying its payload already.
+        let checked = match seg.checksum {
+            Checksum::Unfilled(_) => None,
+            c => Some(c.accepts(seg.payload)),
+        };
+        if checked == Some(false) {
+            match self.flows.get_mut(key) {
+                Some(f) if matches!(f.app, App::Done) => {}
+                found => {
+                    self.stats.bad_checksum += 1;
+                    match found {
+                        Some(f) => {
+                            f.checksum_drops = f.checksum_drops.saturating_add(1);
+                            if self.cfg.vouch_checksums {
+                                hold_unverified(f, seg, &mut self.budget);
+                            }
+                        }
+                        None => self.stats.bad_checksum_flows += 1,
+                    }
+                    return None;
+                }
+            }
+        }
+        let flag = |f: u8| seg.flags & f != 0;
+        let (syn, ack, fin, rst) = (
+            flag(tcp_flags::SYN),
+            flag(tcp_flags::ACK),
+            flag(tcp_flags::FIN),
+            flag(tcp_flags::RST),
+        );
+        // An endpoint drops a segment without ACK unless it is a SYN or a
+        // RST (RFC 9293 3.10.7.4), and delivers data on a SYN only when the
+        // SYN carries a Fast Open cookie (RFC 7413; a SYN-ACK's data is
+        // taken). Such a segment must not become a decoy.
+        if !syn && !ack && !rst {
+            self.stats.not_accepted += 1;
+            return None;
+        }
+        let payload = if syn && !ack && !seg.fast_open && !seg.payload.is_empty() {
+            self.stats.not_accepted += 1;
+            &[][..]
+        } else {
+            seg.payload
+        };
+        Some(Taken {
+            checked,
+            payload,
+            syn,
+            ack,
+            fin,
+            rst,
+        })
+    }
+
+    /// Room for the segment's connection: a new SYN (`opening`) on a
+    /// closed flow is a new connection on reused ports; a full table makes
+    /// room before a new flow goes in (the second lookup happens only
+    /// then).
+    fn make_way<O: FnMut(FlowRecord)>(
+        &mut self,
+        key: &FlowKey,
+        seg: &TcpSegment<'_>,
+        opening: bool,
+        out: &mut O,
+    ) {
+        if opening
+            && self
+                .flows
+                .get(key)
+                .is_some_and(|f| f.state == State::Closed)
+        {
+            if let Some(f) = self.flows.remove(key) {
+                self.end_flow(f, out);
+            }
+        }
+        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(key) {
+            self.make_room(seg.ts_us, out);
         }
     }
 
@@ -927,6 +790,309 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
         }
     }
+}
+
+/// A segment as far as its receiver takes it before it looks for the
+/// connection: its checksum's verdict (`None`: unfilled, judged by its
+/// sender's habit), the payload it delivers, its flags.
+struct Taken<'p> {
+    checked: Option<bool>,
+    payload: &'p [u8],
+    syn: bool,
+    ack: bool,
+    fin: bool,
+    rst: bool,
+}
+
+/// What delivering a segment touches in the table besides its flow.
+struct Env<'a, F> {
+    factory: &'a F,
+    budget: &'a mut Budget,
+    stats: &'a mut FlowStats,
+    records: &'a mut Vec<Record>,
+    anomalies: &'a mut Anomalies,
+}
+
+/// After a segment's bytes went to the analyzer.
+struct Delivered {
+    status: Status,
+    limits: StreamLimits,
+    /// A RST the receiver took.
+    rst: bool,
+}
+
+impl Flow {
+    /// 1 for the client's segments, 2 for the server's.
+    fn side_of(&self, seg: &TcpSegment<'_>) -> u8 {
+        if (seg.src, seg.sport) == self.client {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Whether the receiver on `side`'s other end takes the segment within
+    /// this connection, noting what it tells of the connection (what its
+    /// sender sent, the handshake, FINs); false for a closed connection.
+    fn takes(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        side: u8,
+        t: &Taken<'_>,
+        stats: &mut FlowStats,
+    ) -> bool {
+        if !self.checksum_fits(seg, side, t.checked, stats) {
+            return false;
+        }
+        // The receiver drops a segment that acknowledges bytes its peer
+        // (the receiver itself) never sent: a blind sender cannot put data
+        // or a FIN into a connection it cannot see.
+        let me = usize::from(side) - 1;
+        let carries = t.syn || t.fin || !t.payload.is_empty();
+        if t.ack
+            && carries
+            && !t.rst
+            && !matches!(self.app, App::Done)
+            && !self.sent[1 - me].acknowledged(seg.ack)
+        {
+            stats.bad_ack += 1;
+            return false;
+        }
+        if !t.rst {
+            let len = t.payload.len() as u32 + u32::from(t.syn) + u32::from(t.fin);
+            self.sent[me].record(seg.seq, len, t.syn);
+            // A RST answers anything, a segment for no connection too: it
+            // is no sign that its sender took what came before.
+            self.dirs_seen |= side;
+            if t.ack {
+                note_handshake(self, side, t.syn, seg.ack);
+            }
+        }
+        self.last_us = seg.ts_us;
+        if self.state == State::Closed {
+            return false;
+        }
+        if !t.syn || t.ack {
+            self.established = true;
+        }
+        if t.fin {
+            self.fins |= side;
+        }
+        true
+    }
+
+    /// A stack that filled in its checksums in this connection does not
+    /// stop doing so: an unfilled one from that side now is a decoy.
+    fn checksum_fits(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        side: u8,
+        checked: Option<bool>,
+        stats: &mut FlowStats,
+    ) -> bool {
+        match checked {
+            _ if matches!(self.app, App::Done) => {}
+            Some(true) if seg.checksum != Checksum::Unchecked => self.checked_sides |= side,
+            None if self.checked_sides & side != 0 && !seg.checksum.accepts(seg.payload) => {
+                stats.bad_checksum += 1;
+                self.checksum_drops = self.checksum_drops.saturating_add(1);
+                return false;
+            }
+            None => stats.unfilled_checksum += 1,
+            _ => {}
+        }
+        true
+    }
+
+    /// A bypassed connection closes at a RST or FINs both ways.
+    fn close_if_ended(&mut self, rst: bool, stats: &mut FlowStats) {
+        if rst || self.fins == 3 {
+            self.state = State::Closed;
+            stats.closed += 1;
+        }
+    }
+
+    /// The stream limits of its analyzer (some read deeper).
+    fn limits(&self, base: &StreamLimits) -> StreamLimits {
+        match &self.app {
+            App::Running(a) => match a.depth() {
+                Some(depth) => StreamLimits { depth, ..*base },
+                None => *base,
+            },
+            _ => *base,
+        }
+    }
+
+    /// What the connection holds now, for the memory cap.
+    fn holds(&self) -> usize {
+        match &self.app {
+            App::Running(a) => {
+                a.buffered()
+                    + self
+                        .streams
+                        .iter()
+                        .map(Stream::retained_capacity)
+                        .sum::<usize>()
+                    + unverified_bytes(&self.unverified)
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Delivers a taken segment: held segments its ACK vouches for and the
+/// peer's bytes it acknowledges first, then its own bytes, each to the
+/// analyzer as the stream releases them; the other copy of a conflicting
+/// overlap is analysed aside.
+fn deliver<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
+    flow: &mut Flow,
+    seg: &TcpSegment<'_>,
+    t: &Taken<'_>,
+    base: &StreamLimits,
+    env: &mut Env<'_, F>,
+    out: &mut O,
+) -> Delivered {
+    let Env {
+        factory,
+        budget,
+        stats,
+        records,
+        anomalies,
+    } = env;
+    if matches!(flow.app, App::NotYet) && !t.payload.is_empty() {
+        flow.app = App::Running(factory.new_flow(flow.server.1));
+    }
+    let me = usize::from(flow.side_of(seg)) - 1;
+    let dir = if me == 0 {
+        Dir::ToServer
+    } else {
+        Dir::ToClient
+    };
+    let limits = flow.limits(base);
+    let (ours, theirs) = split_streams(&mut flow.streams, dir);
+    if t.syn {
+        ours.syn(seg.seq);
+    }
+    // An endpoint takes a RST only at exactly the next sequence number
+    // it expects from the sender (RFC 5961 3.2); a blind or misplaced
+    // one must not end the analysis.
+    let rst = t.rst && ours.expected_seq().is_none_or(|next| next == seg.seq);
+    if t.rst && !rst {
+        stats.rst_ignored += 1;
+    }
+    let data_seq = if t.syn {
+        seg.seq.wrapping_add(1)
+    } else {
+        seg.seq
+    };
+    let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(anomalies);
+    let mut status = Status::Continue;
+    let mut conflicts: Vec<(Dir, u32, Vec<u8>)> = Vec::new();
+    let vouched = if t.ack && !flow.unverified.is_empty() {
+        take_vouched(&mut flow.unverified, 1 - me, seg.ack, theirs.expected_seq())
+    } else {
+        Vec::new()
+    };
+    let app = &mut flow.app;
+    for (seq, bytes) in &vouched {
+        stats.vouched_checksum += 1;
+        flow.checksum_drops = flow.checksum_drops.saturating_sub(1);
+        flow.sent[1 - me].record(*seq, bytes.len() as u32, false);
+        theirs.segment(*seq, bytes, &limits, budget, &mut stats.streams, &mut |c| {
+            if let (App::Running(a), false) = (&mut *app, matches!(c, Chunk::Conflict(..))) {
+                feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
+            }
+        });
+    }
+    if t.ack {
+        theirs.peer_ack(seg.ack, &limits, budget, &mut stats.streams, &mut |c| {
+            if let App::Running(a) = app {
+                feed(a.as_mut(), dir.other(), c, &mut cx, &mut status);
+            }
+        });
+    }
+    let streams = &mut stats.streams;
+    ours.segment(
+        data_seq,
+        t.payload,
+        &limits,
+        budget,
+        streams,
+        &mut |c| match c {
+            Chunk::Conflict(off, other) => conflicts.push((dir, off, other.to_vec())),
+            c => {
+                if let App::Running(a) = app {
+                    feed(a.as_mut(), dir, c, &mut cx, &mut status);
+                }
+            }
+        },
+    );
+    if t.fin {
+        ours.fin(data_seq.wrapping_add(t.payload.len() as u32));
+    }
+    if cx.roles_reversed && flow.midstream {
+        flow.reversed = true;
+    }
+    analyse_conflicts(*factory, flow, conflicts, stats, seg.ts_us, out);
+    Delivered {
+        status,
+        limits,
+        rst,
+    }
+}
+
+/// The other copies of conflicting overlaps, each analysed aside, at most
+/// [`MAX_SHADOWS`] per connection.
+fn analyse_conflicts<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
+    factory: &F,
+    flow: &mut Flow,
+    conflicts: Vec<(Dir, u32, Vec<u8>)>,
+    stats: &mut FlowStats,
+    ts_us: i64,
+    out: &mut O,
+) {
+    for (d, off, other) in conflicts {
+        if flow.shadows >= MAX_SHADOWS {
+            stats.overlap_copies_skipped += 1;
+            continue;
+        }
+        flow.shadows += 1;
+        stats.overlap_copies_analysed += 1;
+        analyse_other_copy(factory, flow, (d, off, &other), ts_us, out);
+    }
+}
+
+/// After a delivery: the connection's memory is counted again, and its
+/// analysis ends when the analyzer is done, both streams are finished or
+/// exhausted, or the connection closes. True when it goes on bypassed.
+fn settle<F>(flow: &mut Flow, ts_us: i64, d: &Delivered, env: &mut Env<'_, F>) -> bool {
+    let footprint = flow.holds();
+    env.budget.flows = env.budget.flows + footprint - flow.footprint;
+    flow.footprint = footprint;
+    let both_done = flow
+        .streams
+        .iter()
+        .all(|s| s.finished() || s.exhausted(&d.limits));
+    let closing = d.rst || flow.streams.iter().all(Stream::finished);
+    if d.status != Status::Done && !both_done && !closing {
+        return false;
+    }
+    // Finish the analyzer now: it learned all it can.
+    let bypass = d.status == Status::Done;
+    let sinks = (&mut *env.records, &mut *env.anomalies);
+    finish_analysis(
+        flow,
+        (ts_us, &d.limits),
+        bypass,
+        env.budget,
+        env.stats,
+        sinks,
+    );
+    if closing {
+        flow.state = State::Closed;
+        env.stats.closed += 1;
+    }
+    !closing
 }
 
 /// Ends a flow's analysis. Unless the analyzer finished by itself
