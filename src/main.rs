@@ -406,7 +406,70 @@ fn open_packet_log(
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let mut args = args;
+    run_checked(args).unwrap_or_else(|code| code)
+}
+
+/// The run: its inputs, lists and outputs opened (each failure one line
+/// and its exit code), the pipeline run, what happened said.
+fn run_checked(mut args: RunArgs) -> Result<ExitCode, ExitCode> {
+    let (inputs, filter) = inputs_of(&mut args)?;
+    if !(1..=flow::defaults::MAX_DEPTH).contains(&args.depth) {
+        return Err(fail(format!(
+            "--depth must be between 1 and {}",
+            flow::defaults::MAX_DEPTH
+        )));
+    }
+    if let Some(u) = &args.user {
+        user_exists(u).map_err(fail)?;
+    }
+    let asn_db = match &args.asn_db {
+        Some(p) => Some(Arc::new(
+            hostwatch::detection::asn::AsnDb::open(p).map_err(fail)?,
+        )),
+        None => None,
+    };
+    // Read again on SIGHUP and when a file changes.
+    let lists = Lists::from_files(&args.watchlist, !args.no_default_names).map_err(fail)?;
+    let live = !args.interface.is_empty();
+    let sensor_name = match &args.sensor_name {
+        Some(n) if n.is_empty() => None,
+        Some(n) => Some(n.clone()),
+        None => Some(system_hostname()).filter(|h| !h.is_empty()),
+    };
+    let (specs, pretty_on_terminal) = output_specs(&args)?;
+    let syslog_host = sensor_name.clone().unwrap_or_else(system_hostname);
+    let outputs = Outputs::open(&specs, &syslog_host).map_err(fail)?;
+    let packet_log = match &args.write {
+        Some(path) => Some(Arc::new(
+            open_packet_log(path, &specs, &args).map_err(fail)?,
+        )),
+        None => None,
+    };
+    let control = Arc::new(Control::default());
+    install_signals(&control).map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
+    let mut cfg = config_of(&args, inputs, filter);
+    cfg.sensor_name = sensor_name;
+    // A bar redrawn on the terminal the alerts are printed to would tear
+    // them.
+    cfg.progress = !(args.quiet || live || pretty_on_terminal);
+    cfg.asn_db = asn_db;
+    cfg.packet_log = packet_log.clone();
+    let listening = (live && !args.quiet).then(|| listening_line(&cfg, &lists, &specs));
+    let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || {
+        if let Some(l) = &listening {
+            hostwatch::diag::info(l);
+        }
+        match &args.user {
+            Some(u) => drop_privileges(u),
+            None => Ok(()),
+        }
+    });
+    let lost = packet_log.is_some_and(|l| l.failed());
+    Ok(conclude(&args, live, &outcome, lost))
+}
+
+/// The captures to read and interfaces to open, and the BPF filter.
+fn inputs_of(args: &mut RunArgs) -> Result<(Vec<Input>, Option<String>), ExitCode> {
     // `-r *.pcap` hands the shell's second and later files to the filter:
     // leading words that are existing files are captures to read.
     if !args.read.is_empty() {
@@ -421,7 +484,7 @@ fn run(args: RunArgs) -> ExitCode {
     let mut inputs: Vec<Input> = args.read.iter().map(|f| Input::File(f.clone())).collect();
     inputs.extend(args.interface.iter().map(|i| Input::Interface(i.clone())));
     if inputs.is_empty() {
-        return fail(match &args.config {
+        return Err(fail(match &args.config {
             Some(c) => format!(
                 "nothing to read: set `interface` (or `read`) in {}, or give -i IFACE or -r FILE",
                 c.display()
@@ -430,11 +493,13 @@ fn run(args: RunArgs) -> ExitCode {
                 "nothing to read: give -r FILE or -i IFACE (see --help), or run `hostwatch demo`"
                     .into()
             }
-        });
+        }));
     }
     let filter = match (&args.filter, args.filter_words.is_empty()) {
         (Some(_), false) => {
-            return fail("give the filter either with -f or as trailing words, not both")
+            return Err(fail(
+                "give the filter either with -f or as trailing words, not both",
+            ))
         }
         (Some(f), true) => Some(f.clone()),
         (None, false) => Some(args.filter_words.join(" ")),
@@ -443,45 +508,18 @@ fn run(args: RunArgs) -> ExitCode {
     for f in &args.read {
         if f != "-" && !std::path::Path::new(f).exists() {
             hostwatch::diag::error(format_args!("{f}: cannot open: no such file"));
-            return ExitCode::from(exit::DAMAGED);
+            return Err(ExitCode::from(exit::DAMAGED));
         }
     }
-    if !(1..=flow::defaults::MAX_DEPTH).contains(&args.depth) {
-        return fail(format!(
-            "--depth must be between 1 and {}",
-            flow::defaults::MAX_DEPTH
-        ));
-    }
-    if let Some(u) = &args.user {
-        if let Err(e) = user_exists(u) {
-            return fail(e);
-        }
-    }
-    let asn_db = match &args.asn_db {
-        Some(p) => match hostwatch::detection::asn::AsnDb::open(p) {
-            Ok(db) => Some(Arc::new(db)),
-            Err(e) => return fail(e),
-        },
-        None => None,
-    };
-    let default_names = !args.no_default_names;
-    // Read again on SIGHUP and when a file changes.
-    let lists = match Lists::from_files(&args.watchlist, default_names) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let live = !args.interface.is_empty();
-    let sensor_name = match &args.sensor_name {
-        Some(n) if n.is_empty() => None,
-        Some(n) => Some(n.clone()),
-        None => Some(system_hostname()).filter(|h| !h.is_empty()),
-    };
+    Ok((inputs, filter))
+}
+
+/// The outputs to open, each place once, and whether alerts are printed
+/// readably to a terminal.
+fn output_specs(args: &RunArgs) -> Result<(Vec<OutputSpec>, bool), ExitCode> {
     let mut specs = Vec::new();
     for o in &args.output {
-        match OutputSpec::parse(o) {
-            Ok(s) => specs.push(s),
-            Err(e) => return fail(format!("--output {o}: {e}")),
-        }
+        specs.push(OutputSpec::parse(o).map_err(|e| fail(format!("--output {o}: {e}")))?);
     }
     let pretty = match args.format {
         Some(f) => f == Format::Pretty,
@@ -491,10 +529,10 @@ fn run(args: RunArgs) -> ExitCode {
         pretty && specs.iter().all(|s| s.kind == Kind::Stdout) && std::io::stdout().is_terminal();
     for (i, a) in specs.iter().enumerate() {
         if specs[..i].iter().any(|b| b.kind.same_place(&a.kind)) {
-            return fail(format!(
+            return Err(fail(format!(
                 "--output {} is given twice: every event would be written twice",
                 a.label()
-            ));
+            )));
         }
     }
     if specs.is_empty() {
@@ -503,27 +541,22 @@ fn run(args: RunArgs) -> ExitCode {
     for s in &mut specs {
         s.pretty = pretty && matches!(s.kind, Kind::Stdout | Kind::File(_));
     }
-    let syslog_host = sensor_name.clone().unwrap_or_else(system_hostname);
-    let outputs = match Outputs::open(&specs, &syslog_host) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
-    let packet_log = match &args.write {
-        Some(path) => match open_packet_log(path, &specs, &args) {
-            Ok(log) => Some(Arc::new(log)),
-            Err(e) => return fail(e),
-        },
-        None => None,
-    };
-    let control = Arc::new(Control::default());
-    if let Err(e) = install_signals(&control) {
-        return fail(format!("cannot install signal handlers: {e}"));
-    }
+    Ok((specs, pretty_on_terminal))
+}
+
+/// The pipeline's configuration from the command line (what needs opening
+/// first is set by the caller).
+fn config_of(args: &RunArgs, inputs: Vec<Input>, filter: Option<String>) -> Config {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let workers = args.workers.unwrap_or(cores.saturating_sub(1)).max(1);
-    let cfg = Config {
+    let live = !args.interface.is_empty();
+    let secs = |s: u64| {
+        i64::try_from(s)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1_000_000)
+    };
+    Config {
         inputs,
         filter,
         live: LiveOptions {
@@ -533,7 +566,7 @@ fn run(args: RunArgs) -> ExitCode {
             immediate: args.immediate,
             ..LiveOptions::default()
         },
-        workers,
+        workers: args.workers.unwrap_or(cores.saturating_sub(1)).max(1),
         capture_threads: args.capture_threads.map(|n| n.max(1)),
         flow: FlowConfig {
             limits: StreamLimits {
@@ -542,43 +575,32 @@ fn run(args: RunArgs) -> ExitCode {
             },
             max_flows: args.max_flows.max(1),
             memcap: args.memcap.max(1).saturating_mul(1 << 20),
-            idle_timeout_us: i64::try_from(args.idle_timeout)
-                .unwrap_or(i64::MAX / 2)
-                .saturating_mul(1_000_000),
+            idle_timeout_us: secs(args.idle_timeout),
             ..FlowConfig::default()
         },
         datagram: DatagramConfig {
             max_conversations: args.max_conversations.max(1),
-            idle_timeout_us: i64::try_from(args.udp_timeout)
-                .unwrap_or(i64::MAX / 2)
-                .saturating_mul(1_000_000),
+            idle_timeout_us: secs(args.udp_timeout),
         },
         alerts_only: args.alerts_only,
-        sensor_name,
+        sensor_name: None,
         stats_interval: (live && args.stats_interval > 0)
             .then(|| Duration::from_secs(args.stats_interval)),
-        // A bar redrawn on the terminal the alerts are printed to would
-        // tear them.
-        progress: !(args.quiet || live || pretty_on_terminal),
+        progress: false,
         drain_timeout: Duration::from_secs(args.drain_timeout),
         checksums: args.checksums,
         home_net: args.home_net.clone().unwrap_or_default(),
-        asn_db,
+        asn_db: None,
         mentions: args.mentions,
         suppress: args.suppress,
         min_confidence: args.min_confidence,
-        packet_log: packet_log.clone(),
-    };
-    let listening = (live && !args.quiet).then(|| listening_line(&cfg, &lists, &specs));
-    let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || {
-        if let Some(l) = &listening {
-            hostwatch::diag::info(l);
-        }
-        match &args.user {
-            Some(u) => drop_privileges(u),
-            None => Ok(()),
-        }
-    });
+        packet_log: None,
+    }
+}
+
+/// Says how the run ended (the summary, lost events, a capture error) and
+/// the exit code that tells a script; `lost`: the packet log failed.
+fn conclude(args: &RunArgs, live: bool, outcome: &pipeline::Outcome, lost: bool) -> ExitCode {
     let tty = std::io::stderr().is_terminal();
     if (!args.quiet && tty && !live) || args.summary {
         let color = tty && std::env::var_os("NO_COLOR").is_none();
@@ -597,7 +619,7 @@ fn run(args: RunArgs) -> ExitCode {
     for l in &outcome.output_losses {
         hostwatch::diag::error(format_args!("{l}"));
     }
-    let mut lost = !outcome.output_losses.is_empty() || packet_log.is_some_and(|l| l.failed());
+    let mut lost = lost || !outcome.output_losses.is_empty();
     if let Some(e) = &outcome.output_error {
         // A reader that went away (`| head`) asked for no more.
         if !e.contains("Broken pipe") {
