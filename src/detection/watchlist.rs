@@ -194,6 +194,121 @@ pub fn user_list_base_id(index: usize) -> u32 {
     2_000_000u32.saturating_add(index.saturating_mul(10_000))
 }
 
+/// What a list's `@` directives set for the entries after them.
+struct Directives {
+    list: String,
+    severity: u8,
+    category: String,
+    /// Set by `@signature`; otherwise it follows `@list`.
+    signature: Option<String>,
+    next_id: u32,
+    allow: bool,
+}
+
+impl Directives {
+    /// `@key value`.
+    fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "list" => self.list = value.to_string(),
+            "severity" => {
+                self.severity = parse_severity(value)
+                    .ok_or_else(|| format!("severity must be 1, 2 or 3, not '{value}'"))?
+            }
+            "category" => self.category = value.to_string(),
+            "signature" => self.signature = Some(value.to_string()),
+            "id" => {
+                self.next_id = value
+                    .parse()
+                    .map_err(|_| format!("@id needs a number, not '{value}'"))?
+            }
+            "allow" => {
+                self.allow = match value {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("@allow takes yes or no, not '{value}'")),
+                }
+            }
+            _ => return Err(format!("unknown directive @{key}")),
+        }
+        Ok(())
+    }
+
+    /// The (list, category, signature) texts its entries share.
+    fn texts(&self) -> (Arc<str>, Arc<str>, Arc<str>) {
+        let signature = match &self.signature {
+            Some(s) => Arc::from(s.as_str()),
+            None => Arc::from(format!("Watched host name on list {}", self.list)),
+        };
+        (
+            Arc::from(self.list.as_str()),
+            Arc::from(self.category.as_str()),
+            signature,
+        )
+    }
+}
+
+/// An entry's options after its pattern.
+struct Options {
+    severity: u8,
+    candidate: bool,
+    builds: Vec<u32>,
+}
+
+fn parse_options<'a>(
+    words: impl Iterator<Item = &'a str>,
+    severity: u8,
+) -> Result<Options, String> {
+    let mut o = Options {
+        severity,
+        candidate: false,
+        builds: Vec::new(),
+    };
+    for w in words {
+        if let Some(v) = w.strip_prefix("severity=") {
+            o.severity = parse_severity(v)
+                .ok_or_else(|| format!("severity must be 1, 2 or 3, not '{v}'"))?;
+        } else if w == "candidate" {
+            o.candidate = true;
+        } else if let Some(v) = w.strip_prefix("build=") {
+            o.builds = v
+                .split(',')
+                .take(MAX_BUILDS + 1)
+                .map(|b| b.trim().parse::<u32>().ok().filter(|b| *b > 0))
+                .collect::<Option<Vec<u32>>>()
+                .filter(|b| b.len() <= MAX_BUILDS)
+                .ok_or_else(|| {
+                    format!("build= takes up to {MAX_BUILDS} Windows build numbers separated by commas, not '{v}'")
+                })?;
+        } else {
+            return Err(format!("unexpected '{w}' after the pattern (options: severity=N, candidate, build=N[,N], note=TEXT)"));
+        }
+    }
+    Ok(o)
+}
+
+/// An entry's pattern: `net:`, `asn:`, `re:`, a glob or an exact name.
+fn parse_pattern(pat: &str) -> Result<Pattern, String> {
+    Ok(if let Some(net) = pat.strip_prefix("net:") {
+        Pattern::Net(net.parse()?)
+    } else if let Some(asn) = pat.strip_prefix("asn:") {
+        let number = asn.trim_start_matches(['A', 'S', 'a', 's']).parse::<u32>();
+        Pattern::Asn(number.map_err(|_| format!("asn: needs an AS number, not '{asn}'"))?)
+    } else if let Some(re) = pat.strip_prefix("re:") {
+        regex::Regex::new(&format!("(?i){re}"))
+            .map_err(|e| format!("invalid regular expression: {}", first_line(&e.to_string())))?;
+        Pattern::Regex(re.to_string())
+    } else if pat.contains(['*', '?', '[']) {
+        let re = glob_to_regex(pat).ok_or_else(|| format!("invalid glob '{pat}'"))?;
+        // Globs of the indexed shapes never become a regex: nothing to check.
+        if simple_glob(pat).is_none() {
+            regex::Regex::new(&re).map_err(|_| format!("invalid glob '{pat}'"))?;
+        }
+        Pattern::Glob(pat.to_string())
+    } else {
+        Pattern::Exact(pat.to_uppercase())
+    })
+}
+
 /// Parses one list. `base_id` numbers entries of a list without `@id`.
 pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, WatchlistError> {
     let err = |line: usize, message: String| WatchlistError {
@@ -201,17 +316,18 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
         line,
         message,
     };
-    let mut list = std::path::Path::new(source)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("watchlist")
-        .to_string();
-    let mut severity = 2u8;
-    let mut category = "Watched host name".to_string();
-    let mut signature = format!("Watched host name on list {list}");
-    let mut signature_set = false;
-    let mut next_id = base_id;
-    let mut allow = false;
+    let mut d = Directives {
+        list: std::path::Path::new(source)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("watchlist")
+            .to_string(),
+        severity: 2,
+        category: "Watched host name".to_string(),
+        signature: None,
+        next_id: base_id,
+        allow: false,
+    };
     let mut entries = Vec::new();
     let shared_source: Arc<str> = Arc::from(source);
     // A file saved with a byte-order mark keeps its first entry.
@@ -224,45 +340,15 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(d) = line.strip_prefix('@') {
-            let (key, value) = d
+        if let Some(directive) = line.strip_prefix('@') {
+            let (key, value) = directive
                 .split_once(char::is_whitespace)
                 .map(|(k, v)| (k, v.trim()))
-                .unwrap_or((d, ""));
+                .unwrap_or((directive, ""));
             if value.is_empty() {
                 return Err(err(n, format!("directive @{key} needs a value")));
             }
-            match key {
-                "list" => {
-                    list = value.to_string();
-                    if !signature_set {
-                        signature = format!("Watched host name on list {list}");
-                    }
-                }
-                "severity" => {
-                    severity = parse_severity(value).ok_or_else(|| {
-                        err(n, format!("severity must be 1, 2 or 3, not '{value}'"))
-                    })?
-                }
-                "category" => category = value.to_string(),
-                "signature" => {
-                    signature = value.to_string();
-                    signature_set = true;
-                }
-                "id" => {
-                    next_id = value
-                        .parse()
-                        .map_err(|_| err(n, format!("@id needs a number, not '{value}'")))?
-                }
-                "allow" => {
-                    allow = match value {
-                        "yes" => true,
-                        "no" => false,
-                        _ => return Err(err(n, format!("@allow takes yes or no, not '{value}'"))),
-                    }
-                }
-                _ => return Err(err(n, format!("unknown directive @{key}"))),
-            }
+            d.apply(key, value).map_err(|e| err(n, e))?;
             shared = None;
             continue;
         }
@@ -277,79 +363,25 @@ pub fn parse(text: &str, source: &str, base_id: u32) -> Result<Vec<Entry>, Watch
         let Some(pat) = words.next() else {
             return Err(err(n, "an entry needs a pattern".into()));
         };
-        let mut entry_severity = severity;
-        let mut candidate = false;
-        let mut builds = Vec::new();
-        for w in words {
-            if let Some(v) = w.strip_prefix("severity=") {
-                entry_severity = parse_severity(v)
-                    .ok_or_else(|| err(n, format!("severity must be 1, 2 or 3, not '{v}'")))?;
-            } else if w == "candidate" {
-                candidate = true;
-            } else if let Some(v) = w.strip_prefix("build=") {
-                builds = v
-                    .split(',')
-                    .take(MAX_BUILDS + 1)
-                    .map(|b| b.trim().parse::<u32>().ok().filter(|b| *b > 0))
-                    .collect::<Option<Vec<u32>>>()
-                    .filter(|b| b.len() <= MAX_BUILDS)
-                    .ok_or_else(|| {
-                        err(n, format!("build= takes up to {MAX_BUILDS} Windows build numbers separated by commas, not '{v}'"))
-                    })?;
-            } else {
-                return Err(err(n, format!("unexpected '{w}' after the pattern (options: severity=N, candidate, build=N[,N], note=TEXT)")));
-            }
-        }
-        let pattern = if let Some(net) = pat.strip_prefix("net:") {
-            Pattern::Net(net.parse().map_err(|e: String| err(n, e))?)
-        } else if let Some(asn) = pat.strip_prefix("asn:") {
-            let number = asn.trim_start_matches(['A', 'S', 'a', 's']).parse::<u32>();
-            Pattern::Asn(
-                number.map_err(|_| err(n, format!("asn: needs an AS number, not '{asn}'")))?,
-            )
-        } else if let Some(re) = pat.strip_prefix("re:") {
-            regex::Regex::new(&format!("(?i){re}")).map_err(|e| {
-                err(
-                    n,
-                    format!("invalid regular expression: {}", first_line(&e.to_string())),
-                )
-            })?;
-            Pattern::Regex(re.to_string())
-        } else if pat.contains(['*', '?', '[']) {
-            let re = glob_to_regex(pat).ok_or_else(|| err(n, format!("invalid glob '{pat}'")))?;
-            // Globs of the indexed shapes never become a regex: nothing to check.
-            if simple_glob(pat).is_none() {
-                regex::Regex::new(&re).map_err(|_| err(n, format!("invalid glob '{pat}'")))?;
-            }
-            Pattern::Glob(pat.to_string())
-        } else {
-            Pattern::Exact(pat.to_uppercase())
-        };
-        let (l, c, sig) = shared
-            .get_or_insert_with(|| {
-                (
-                    Arc::from(list.as_str()),
-                    Arc::from(category.as_str()),
-                    Arc::from(signature.as_str()),
-                )
-            })
-            .clone();
+        let o = parse_options(words, d.severity).map_err(|e| err(n, e))?;
+        let pattern = parse_pattern(pat).map_err(|e| err(n, e))?;
+        let (list, category, signature) = shared.get_or_insert_with(|| d.texts()).clone();
         entries.push(Entry {
-            list: l,
-            category: c,
-            signature: sig,
+            list,
+            category,
+            signature,
             pattern,
-            severity: entry_severity,
-            candidate,
-            allow,
-            builds,
+            severity: o.severity,
+            candidate: o.candidate,
+            allow: d.allow,
+            builds: o.builds,
             note,
             refs: None,
-            id: next_id,
+            id: d.next_id,
             source: shared_source.clone(),
             line: u32::try_from(n).unwrap_or(u32::MAX),
         });
-        next_id += 1;
+        d.next_id += 1;
     }
     if entries.is_empty() {
         return Err(err(0, "the list has no entries".into()));
