@@ -544,6 +544,31 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
     if let Err(detail) = after_open() {
         return failed(CaptureError::Setup { detail });
     }
+    let bells: Result<Vec<Doorbell>, _> = (0..lanes).map(|_| Doorbell::new()).collect();
+    let bells: Arc<[Doorbell]> = match bells {
+        Ok(b) => b.into(),
+        Err(e) => {
+            return failed(CaptureError::Setup {
+                detail: format!("cannot create an eventfd for the fanout lanes: {e}"),
+            })
+        }
+    };
+    let running = spawn(cfg, per_lane, bells, lists, control, out_tx, totals);
+    running.wait(cfg, out_tx)
+}
+
+/// Starts one lane per vector of sources, with what they share: the
+/// hand-off channels, the bypass hint, their progress and doorbells.
+fn spawn(
+    cfg: &Config,
+    per_lane: Vec<Vec<Source>>,
+    bells: Arc<[Doorbell]>,
+    lists: &Arc<Lists>,
+    control: &Arc<Control>,
+    out_tx: &crossbeam_channel::Sender<OutMsg>,
+    totals: CaptureTotals,
+) -> Running {
+    let lanes = per_lane.len();
     let (free_tx, free_rx) = bounded::<Batch>(lanes * (QUEUE_DEPTH + 2));
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes)
         .map(|_| bounded::<WorkMsg>(QUEUE_DEPTH * 4))
@@ -555,18 +580,12 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         cfg.live.timeout_ms.max(0)
     };
     let progress = Arc::new(Progress::new(lanes, i64::from(unseen_ms) * 1_000));
-    let bells: Result<Vec<Doorbell>, _> = (0..lanes).map(|_| Doorbell::new()).collect();
-    let bells: Arc<[Doorbell]> = match bells {
-        Ok(b) => b.into(),
-        Err(e) => {
-            return failed(CaptureError::Setup {
-                detail: format!("cannot create an eventfd for the fanout lanes: {e}"),
-            })
-        }
+    let mut running = Running {
+        handles: Vec::new(),
+        reports: Vec::new(),
+        snapshots: Vec::new(),
+        totals,
     };
-    let mut handles = Vec::new();
-    let mut reports = Vec::new();
-    let mut snapshots = Vec::new();
     for (index, (sources, inbox)) in per_lane.into_iter().zip(rxs).enumerate() {
         let (flow, datagram) = shares(cfg, lanes);
         let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
@@ -574,18 +593,19 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         let detector = crate::detection::Detector::with_lists(lists.clone(), cfg.home_net.clone())
             .with_asn_db(cfg.asn_db.clone())
             .with_mentions(cfg.mentions);
+        let analysis = worker::Analysis::new(
+            index,
+            flow,
+            datagram,
+            detector,
+            out_tx.clone(),
+            snapshot.clone(),
+        )
+        .with_recorder(super::recorder(cfg, lanes));
         let setup = LaneSetup {
             index,
             sources,
-            analysis: worker::Analysis::new(
-                index,
-                flow,
-                datagram,
-                detector,
-                out_tx.clone(),
-                snapshot.clone(),
-            )
-            .with_recorder(super::recorder(cfg, lanes)),
+            analysis,
             reshard: Dispatch::new(txs.clone(), free_rx.clone(), hint.clone()).nonblocking(),
             inbox,
             free: free_tx.clone(),
@@ -600,17 +620,81 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
         let h = thread::Builder::new()
             .name(format!("hostwatch-lane-{index}"))
             .spawn(move || run(setup));
-        handles.push(h);
-        reports.push(report);
-        snapshots.push(snapshot);
+        running.handles.push(h);
+        running.reports.push(report);
+        running.snapshots.push(snapshot);
     }
-    // The lanes' inboxes close when the last lane stops sending.
-    drop(txs);
-    let gather = |reports: &[Arc<Mutex<LaneReport>>]| {
-        let mut t = totals;
+    // The lanes' inboxes close when the last lane stops sending: `txs`
+    // is dropped here.
+    running
+}
+
+type LaneEnd = (LaneReport, WorkerSnapshot, Option<CaptureError>);
+
+/// The lanes while they run, and what they publish.
+struct Running {
+    handles: Vec<std::io::Result<thread::JoinHandle<LaneEnd>>>,
+    reports: Vec<Arc<Mutex<LaneReport>>>,
+    snapshots: Vec<Arc<Mutex<WorkerSnapshot>>>,
+    /// The capture side's totals before any lane counted.
+    totals: CaptureTotals,
+}
+
+impl Running {
+    /// Writes the periodic stats until every lane has ended, then their
+    /// final counters and the first capture error.
+    fn wait(self, cfg: &Config, out_tx: &crossbeam_channel::Sender<OutMsg>) -> CaptureEnd {
+        let mut last_stats = std::time::Instant::now();
+        while !self
+            .handles
+            .iter()
+            .all(|h| h.as_ref().map_or(true, |h| h.is_finished()))
+        {
+            thread::sleep(Duration::from_millis(100));
+            match cfg.stats_interval {
+                Some(interval) if last_stats.elapsed() >= interval => {
+                    last_stats = std::time::Instant::now();
+                    let snaps: Vec<WorkerSnapshot> = self
+                        .snapshots
+                        .iter()
+                        .filter_map(|s| s.lock().ok().map(|g| g.clone()))
+                        .collect();
+                    let _ = out_tx.send(OutMsg::Stats {
+                        ts_us: now_us(),
+                        stats: self.stats(&snaps),
+                        last: false,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let mut finals = Vec::new();
+        let mut error = None;
+        for h in self.handles.into_iter().filter_map(|h| h.ok()) {
+            if let Ok((_, snapshot, e)) = h.join() {
+                finals.push(snapshot);
+                error = error.or(e);
+            }
+        }
+        let running = Running {
+            handles: Vec::new(),
+            ..self
+        };
+        CaptureEnd {
+            ts_us: now_us(),
+            stats: running.stats(&finals),
+            error,
+            opened: true,
+        }
+    }
+
+    /// The `stats` body from the lanes' last reports and `snaps`.
+    fn stats(&self, snaps: &[WorkerSnapshot]) -> serde_json::Value {
+        let mut t = self.totals;
         let mut sockets = Vec::new();
         let mut handoff = Handoff::default();
-        for r in reports
+        for r in self
+            .reports
             .iter()
             .filter_map(|r| r.lock().ok().map(|g| g.clone()))
         {
@@ -618,46 +702,9 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
             sockets.extend(r.sockets);
             handoff.add(&r.handoff);
         }
-        (t, sockets, handoff)
-    };
-    let mut last_stats = std::time::Instant::now();
-    while !handles
-        .iter()
-        .all(|h| h.as_ref().map_or(true, |h| h.is_finished()))
-    {
-        thread::sleep(Duration::from_millis(100));
-        if let Some(interval) = cfg.stats_interval {
-            if last_stats.elapsed() >= interval {
-                last_stats = std::time::Instant::now();
-                let (t, sockets, handoff) = gather(&reports);
-                let snaps: Vec<WorkerSnapshot> = snapshots
-                    .iter()
-                    .filter_map(|s| s.lock().ok().map(|g| g.clone()))
-                    .collect();
-                let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
-                let _ = out_tx.send(OutMsg::Stats {
-                    ts_us: now_us(),
-                    stats: stats::to_json(&t, &snaps, Some(capture)),
-                    last: false,
-                });
-            }
-        }
-    }
-    let mut finals = Vec::new();
-    let mut error = None;
-    for h in handles.into_iter().filter_map(|h| h.ok()) {
-        if let Ok((_, snapshot, e)) = h.join() {
-            finals.push(snapshot);
-            error = error.or(e);
-        }
-    }
-    let (t, sockets, handoff) = gather(&reports);
-    let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
-    CaptureEnd {
-        ts_us: now_us(),
-        stats: stats::to_json(&t, &finals, Some(capture)),
-        error,
-        opened: true,
+        let lanes = self.reports.len();
+        let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
+        stats::to_json(&t, snaps, Some(capture))
     }
 }
 
