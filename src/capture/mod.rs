@@ -382,6 +382,109 @@ fn linktype_name(lt: i32) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// A capture file opened by libpcap, directly or through a pipe that a
+/// feeder thread fills (standard input, a FIFO, gzip).
+struct Opened {
+    cap: Result<OfflineFile, String>,
+    /// The pipe's read end and the feeder.
+    feeder: Option<(i32, JoinHandle<io::Result<u64>>)>,
+    /// The file's size (0: not a regular file).
+    size: u64,
+    /// Compressed bytes read so far, for progress.
+    compressed_read: Option<Arc<AtomicU64>>,
+}
+
+impl Opened {
+    fn through_pipe(input: Box<dyn Read + Send>) -> io::Result<Opened> {
+        let (fd, feeder) = feed_through_pipe(input)?;
+        // SAFETY: `fd` is the read end of a pipe owned by no one else.
+        let cap = unsafe { Capture::from_raw_fd(fd) }
+            .map(piped)
+            .map_err(|e| e.to_string());
+        Ok(Opened {
+            cap,
+            feeder: Some((fd, feeder)),
+            size: 0,
+            compressed_read: None,
+        })
+    }
+
+    /// A path: a regular file libpcap reads itself; gzip, a FIFO,
+    /// /dev/stdin or /dev/fd/N (which cannot be read twice: sniffed, then
+    /// reopened) through the feeder, opened once, which sniffs gzip itself.
+    /// Errors are the reason to give.
+    fn path(path: &str) -> Result<Opened, String> {
+        let mut f = File::open(Path::new(path)).map_err(|e| io_reason(&e))?;
+        let meta = f.metadata().map_err(|e| io_reason(&e))?;
+        if meta.is_dir() {
+            return Err("is a directory".into());
+        }
+        let mut magic = [0u8; 2];
+        let regular = meta.is_file();
+        let gz = regular && f.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
+        if !gz && regular {
+            drop(f);
+            return Ok(Opened {
+                cap: open_offline(Path::new(path)),
+                feeder: None,
+                size: meta.len(),
+                compressed_read: None,
+            });
+        }
+        if regular {
+            f.seek(SeekFrom::Start(0)).map_err(|e| io_reason(&e))?;
+        }
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = Counting {
+            inner: BufReader::new(f),
+            count: count.clone(),
+        };
+        let mut opened = Opened::through_pipe(Box::new(counted)).map_err(|e| e.to_string())?;
+        opened.size = meta.len();
+        opened.compressed_read = gz.then_some(count);
+        Ok(opened)
+    }
+}
+
+/// The error for a stream libpcap refused: what the feeder saw (not
+/// gzip after all), not a capture, or another cause.
+fn refused(
+    source: String,
+    detail: &str,
+    feeder: Option<(i32, JoinHandle<io::Result<u64>>)>,
+) -> CaptureError {
+    if let Some((fd, handle)) = feeder {
+        // libpcap leaves a stream it refused open: close the pipe's read
+        // end, so that the feeder cannot block on a full pipe, then let the
+        // feeder say what it saw.
+        // SAFETY: `fd` is the pipe's read end, which the failed open did
+        // not close and nothing else uses.
+        unsafe { libc::close(fd) };
+        if let Ok(Err(e)) = handle.join() {
+            if e.kind() == io::ErrorKind::InvalidData {
+                return CaptureError::NotACapture {
+                    source,
+                    detail: e.to_string(),
+                };
+            }
+        }
+    }
+    if detail.contains("unknown file format")
+        || detail.contains("truncated")
+        || detail.contains("bad dump file format")
+    {
+        CaptureError::NotACapture {
+            source,
+            detail: clean(detail),
+        }
+    } else {
+        CaptureError::Open {
+            source,
+            reason: clean(detail),
+        }
+    }
+}
+
 impl Source {
     /// Opens a capture file (`-` for standard input).
     pub fn open_file(path: &str, filter: Option<&str>) -> Result<Source, CaptureError> {
@@ -390,111 +493,24 @@ impl Source {
         } else {
             path.to_string()
         };
-        let mut size = 0;
-        let mut compressed_read = None;
-        let (cap, feeder) = if path == "-" {
-            let (fd, feeder) =
-                feed_through_pipe(Box::new(io::stdin())).map_err(|e| CaptureError::Open {
-                    source: source.clone(),
-                    reason: e.to_string(),
-                })?;
-            // SAFETY: `fd` is the read end of a pipe owned by no one else.
-            (
-                unsafe { Capture::from_raw_fd(fd) }
-                    .map(piped)
-                    .map_err(|e| e.to_string()),
-                Some((fd, feeder)),
-            )
-        } else {
-            let mut f = File::open(Path::new(path)).map_err(|e| CaptureError::Open {
-                source: source.clone(),
-                reason: io_reason(&e),
-            })?;
-            let meta = f.metadata().map_err(|e| CaptureError::Open {
-                source: source.clone(),
-                reason: io_reason(&e),
-            })?;
-            if meta.is_dir() {
-                return Err(CaptureError::Open {
-                    source,
-                    reason: "is a directory".into(),
-                });
-            }
-            size = meta.len();
-            let mut magic = [0u8; 2];
-            // A FIFO, /dev/stdin or /dev/fd/N cannot be read twice (sniffed,
-            // then reopened): it goes through the feeder, opened once,
-            // which sniffs gzip itself.
-            let regular = meta.is_file();
-            let gz = regular && f.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
-            if gz || !regular {
-                if regular {
-                    f.seek(SeekFrom::Start(0)).map_err(|e| CaptureError::Open {
-                        source: source.clone(),
-                        reason: io_reason(&e),
-                    })?;
-                }
-                let count = Arc::new(AtomicU64::new(0));
-                if gz {
-                    compressed_read = Some(count.clone());
-                }
-                let counted = Counting {
-                    inner: BufReader::new(f),
-                    count,
-                };
-                let (fd, feeder) =
-                    feed_through_pipe(Box::new(counted)).map_err(|e| CaptureError::Open {
-                        source: source.clone(),
-                        reason: e.to_string(),
-                    })?;
-                // SAFETY: `fd` is the read end of a pipe owned by no one else.
-                (
-                    unsafe { Capture::from_raw_fd(fd) }
-                        .map(piped)
-                        .map_err(|e| e.to_string()),
-                    Some((fd, feeder)),
-                )
-            } else {
-                drop(f);
-                (open_offline(Path::new(path)), None)
-            }
+        let open_error = |reason: String| CaptureError::Open {
+            source: source.clone(),
+            reason,
         };
+        let opened = if path == "-" {
+            Opened::through_pipe(Box::new(io::stdin())).map_err(|e| open_error(e.to_string()))?
+        } else {
+            Opened::path(path).map_err(open_error)?
+        };
+        let Opened {
+            cap,
+            feeder,
+            size,
+            compressed_read,
+        } = opened;
         let cap = match cap {
             Ok(c) => c,
-            Err(detail) => {
-                if let Some((fd, handle)) = feeder {
-                    // libpcap leaves a stream it refused open: close the
-                    // pipe's read end, so that the feeder cannot block on a
-                    // full pipe, then let the feeder say what it saw.
-                    // SAFETY: `fd` is the pipe's read end, which the failed
-                    // open did not close and nothing else uses.
-                    unsafe { libc::close(fd) };
-                    if let Ok(Err(e)) = handle.join() {
-                        if e.kind() == io::ErrorKind::InvalidData {
-                            return Err(CaptureError::NotACapture {
-                                source,
-                                detail: e.to_string(),
-                            });
-                        }
-                    }
-                }
-                return Err(
-                    if detail.contains("unknown file format")
-                        || detail.contains("truncated")
-                        || detail.contains("bad dump file format")
-                    {
-                        CaptureError::NotACapture {
-                            source,
-                            detail: clean(&detail),
-                        }
-                    } else {
-                        CaptureError::Open {
-                            source,
-                            reason: clean(&detail),
-                        }
-                    },
-                );
-            }
+            Err(detail) => return Err(refused(source, &detail, feeder)),
         };
         let lt = cap.capture_ref().get_datalink().0;
         let offset = (cap.capture_ref().major_version() == 2).then_some(24);
