@@ -125,6 +125,32 @@ struct Conversation {
 }
 
 impl Conversation {
+    /// Whether the datagram goes to the analyzer. A sender that filled in
+    /// its checksums does not stop doing so (as for TCP): an unfilled one
+    /// after a correct one is a decoy. A link-scoped conversation has many
+    /// senders; its analyzer judges per exchange. A datagram its receiver
+    /// dropped goes only to an analyzer that pairs it with an answer, and
+    /// tells nothing of the conversation.
+    fn takes(
+        &mut self,
+        d: &UdpDatagram<'_>,
+        dir: Dir,
+        trust: Trust,
+        stats: &mut DatagramStats,
+    ) -> bool {
+        let side = 1 << dir.index();
+        match d.checksum {
+            Checksum::Unfilled(_) if !self.link && self.checked & side != 0 => {
+                stats.bad_checksum += 1;
+                return false;
+            }
+            Checksum::Unfilled(_) => stats.unfilled_checksum += 1,
+            Checksum::Pending(_) if trust == Trust::Taken => self.checked |= side,
+            _ => {}
+        }
+        trust != Trust::Wrong || self.analyzer.answer_vouches()
+    }
+
     fn info(&self) -> FlowInfo {
         FlowInfo {
             overlap: None,
@@ -206,53 +232,8 @@ impl DatagramTable {
         };
         let (src, dst) = conversation_endpoints(d);
         let key = FlowKey::new(src, dst, d.vlans);
-        if !self.conversations.contains_key(&key) {
-            let Some((ports, new, scope)) =
-                registry::datagram_protocol(d.sport, d.dport, d.payload).and_then(|p| {
-                    match p.carrier {
-                        Carrier::Datagram {
-                            ports, new, scope, ..
-                        } => Some((ports, new, scope)),
-                        Carrier::Stream { .. } => None,
-                    }
-                })
-            else {
-                if trust != Trust::Wrong {
-                    self.stats.ignored += 1;
-                }
-                return;
-            };
-            let analyzer = new();
-            if trust == Trust::Wrong && !analyzer.answer_vouches() {
-                return;
-            }
-            if self.conversations.len() >= self.cfg.max_conversations {
-                self.make_room(d.ts_us, out);
-            }
-            // (A link-scoped conversation's endpoints are its ports alone;
-            // each record states its own, `Ctx::emit_between`.)
-            // The client sent the first datagram, unless it came from the
-            // protocol's port to another (an answer whose question was missed).
-            let answer_first = ports.contains(&d.sport) && !ports.contains(&d.dport);
-            let link = scope == Scope::Link;
-            let (client, server) = if answer_first { (dst, src) } else { (src, dst) };
-            self.stats.conversations += 1;
-            self.conversations.insert(
-                key,
-                Box::new(Conversation {
-                    id: flow_id(client, server, d.vlans, d.ts_us),
-                    client,
-                    server,
-                    vlans: d.vlans,
-                    iface: d.iface,
-                    last_us: d.ts_us,
-                    fresh: true,
-                    dirs_seen: 0,
-                    checked: 0,
-                    link,
-                    analyzer,
-                }),
-            );
+        if !self.conversations.contains_key(&key) && !self.open(key, (src, dst), d, trust, out) {
+            return;
         }
         let Some(c) = self.conversations.get_mut(&key) else {
             return;
@@ -262,26 +243,10 @@ impl DatagramTable {
         } else {
             Dir::ToClient
         };
-        // A sender that filled in its checksums does not stop doing so (as
-        // for TCP): an unfilled one after a correct one is a decoy. A
-        // link-scoped conversation has many senders; its analyzer judges
-        // per exchange.
-        let side = 1 << dir.index();
-        match d.checksum {
-            Checksum::Unfilled(_) if !c.link && c.checked & side != 0 => {
-                self.stats.bad_checksum += 1;
-                return;
-            }
-            Checksum::Unfilled(_) => self.stats.unfilled_checksum += 1,
-            Checksum::Pending(_) if trust == Trust::Taken => c.checked |= side,
-            _ => {}
-        }
-        // A datagram its receiver dropped goes only to an analyzer that
-        // pairs it with an answer, and tells nothing of the conversation.
-        let taken = trust != Trust::Wrong;
-        if !taken && !c.analyzer.answer_vouches() {
+        if !c.takes(d, dir, trust, &mut self.stats) {
             return;
         }
+        let taken = trust != Trust::Wrong;
         let first = c.fresh && taken;
         if taken {
             c.fresh = false;
@@ -311,6 +276,63 @@ impl DatagramTable {
             d.ts_us,
             out,
         );
+    }
+
+    /// A new conversation for a datagram of an analysed protocol; false
+    /// (and nothing kept) for the others, and for a datagram its receiver
+    /// dropped unless the protocol's answer may vouch for it.
+    fn open<O: FnMut(FlowRecord)>(
+        &mut self,
+        key: FlowKey,
+        (src, dst): (Endpoint, Endpoint),
+        d: &UdpDatagram<'_>,
+        trust: Trust,
+        out: &mut O,
+    ) -> bool {
+        let Some((ports, new, scope)) = registry::datagram_protocol(d.sport, d.dport, d.payload)
+            .and_then(|p| match p.carrier {
+                Carrier::Datagram {
+                    ports, new, scope, ..
+                } => Some((ports, new, scope)),
+                Carrier::Stream { .. } => None,
+            })
+        else {
+            if trust != Trust::Wrong {
+                self.stats.ignored += 1;
+            }
+            return false;
+        };
+        let analyzer = new();
+        if trust == Trust::Wrong && !analyzer.answer_vouches() {
+            return false;
+        }
+        if self.conversations.len() >= self.cfg.max_conversations {
+            self.make_room(d.ts_us, out);
+        }
+        // (A link-scoped conversation's endpoints are its ports alone;
+        // each record states its own, `Ctx::emit_between`.)
+        // The client sent the first datagram, unless it came from the
+        // protocol's port to another (an answer whose question was missed).
+        let answer_first = ports.contains(&d.sport) && !ports.contains(&d.dport);
+        let (client, server) = if answer_first { (dst, src) } else { (src, dst) };
+        self.stats.conversations += 1;
+        self.conversations.insert(
+            key,
+            Box::new(Conversation {
+                id: flow_id(client, server, d.vlans, d.ts_us),
+                client,
+                server,
+                vlans: d.vlans,
+                iface: d.iface,
+                last_us: d.ts_us,
+                fresh: true,
+                dirs_seen: 0,
+                checked: 0,
+                link: scope == Scope::Link,
+                analyzer,
+            }),
+        );
+        true
     }
 
     /// Passes the records on in the conversation's envelope, stamped with
