@@ -289,72 +289,85 @@ impl LineAnalyzer {
     /// One line; returns how many bytes after it are not lines (an SMTP
     /// BDAT chunk, an IMAP literal) and must be skipped.
     fn line(&mut self, dir: Dir, line: &[u8], cx: &mut Ctx<'_>) -> usize {
+        match dir {
+            Dir::ToServer => self.client_line(line, cx),
+            Dir::ToClient => self.server_line(line.trim_ascii(), cx),
+        }
+    }
+
+    /// A client line: mail, an authentication token, or a command.
+    fn client_line(&mut self, line: &[u8], cx: &mut Ctx<'_>) -> usize {
+        let dir = Dir::ToServer;
         let text = line.trim_ascii();
         let mut words = text.split(|&c| c == b' ').filter(|w| !w.is_empty());
-        if dir == Dir::ToServer {
-            if self.in_data {
-                // Only a line of a lone dot ends the body (RFC 5321
-                // 4.1.1.4): " ." and ". " are mail, whatever follows them.
-                self.in_data = line.strip_suffix(b"\r").unwrap_or(line) != b".";
-                if !self.in_data {
-                    // The server answers the message.
-                    self.expect_reply(Command::Other);
-                }
-                return 0;
+        if self.in_data {
+            // Only a line of a lone dot ends the body (RFC 5321
+            // 4.1.1.4): " ." and ". " are mail, whatever follows them.
+            self.in_data = line.strip_suffix(b"\r").unwrap_or(line) != b".";
+            if !self.in_data {
+                // The server answers the message.
+                self.expect_reply(Command::Other);
             }
-            if self.auth {
-                // A client line inside the exchange is a token, or `*` to cancel.
-                if text == b"*" {
-                    self.auth = false;
-                } else {
-                    self.token(dir, text, cx);
-                }
-                return 0;
-            }
-            let first = words.next().unwrap_or_default();
-            let (command, rest) = match self.proto {
-                // IMAP commands follow a tag.
-                LineProtocol::Imap => (words.next().unwrap_or_default(), words),
-                _ => (first, words),
-            };
-            let mut rest = rest;
-            if self.proto == LineProtocol::Smtp {
-                self.smtp_command(command, rest.clone().next());
-            }
-            let auth_command = match self.proto {
-                LineProtocol::Imap => b"AUTHENTICATE".as_slice(),
-                _ => b"AUTH".as_slice(),
-            };
-            if command.eq_ignore_ascii_case(auth_command) {
-                if rest.next().is_some_and(|m| m.eq_ignore_ascii_case(b"NTLM")) {
-                    self.auth = true;
-                    // An initial response on the command line (RFC 4954 4, RFC 4959).
-                    if let Some(initial) = rest.next() {
-                        self.token(dir, initial, cx);
-                    }
-                }
-                return 0;
-            }
-            if self.proto == LineProtocol::Smtp && command.eq_ignore_ascii_case(b"BDAT") {
-                // The chunk follows at once (RFC 3030 2): a server that
-                // announced CHUNKING takes it as data; otherwise its reply
-                // tells (500/502: it read the bytes as commands).
-                let n = rest
-                    .next()
-                    .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
-                    .unwrap_or(0);
-                if self.chunking {
-                    return n;
-                }
-                // Held until the reply says (see `smtp_reply`).
-                if let Some(last) = self.awaiting.back_mut() {
-                    *last = Command::Bdat(n);
-                }
-                self.hold_client = true;
-            }
-            return literal_len(self.proto, text);
+            return 0;
         }
-        // The server.
+        if self.auth {
+            // A client line inside the exchange is a token, or `*` to cancel.
+            if text == b"*" {
+                self.auth = false;
+            } else {
+                self.token(dir, text, cx);
+            }
+            return 0;
+        }
+        let first = words.next().unwrap_or_default();
+        let (command, rest) = match self.proto {
+            // IMAP commands follow a tag.
+            LineProtocol::Imap => (words.next().unwrap_or_default(), words),
+            _ => (first, words),
+        };
+        let mut rest = rest;
+        if self.proto == LineProtocol::Smtp {
+            self.smtp_command(command, rest.clone().next());
+        }
+        let auth_command = match self.proto {
+            LineProtocol::Imap => b"AUTHENTICATE".as_slice(),
+            _ => b"AUTH".as_slice(),
+        };
+        if command.eq_ignore_ascii_case(auth_command) {
+            if rest.next().is_some_and(|m| m.eq_ignore_ascii_case(b"NTLM")) {
+                self.auth = true;
+                // An initial response on the command line (RFC 4954 4, RFC 4959).
+                if let Some(initial) = rest.next() {
+                    self.token(dir, initial, cx);
+                }
+            }
+            return 0;
+        }
+        if self.proto == LineProtocol::Smtp && command.eq_ignore_ascii_case(b"BDAT") {
+            // The chunk follows at once (RFC 3030 2): a server that
+            // announced CHUNKING takes it as data; otherwise its reply
+            // tells (500/502: it read the bytes as commands).
+            let n = rest
+                .next()
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse().ok())
+                .unwrap_or(0);
+            if self.chunking {
+                return n;
+            }
+            // Held until the reply says (see `smtp_reply`).
+            if let Some(last) = self.awaiting.back_mut() {
+                *last = Command::Bdat(n);
+            }
+            self.hold_client = true;
+        }
+        literal_len(self.proto, text)
+    }
+
+    /// A server line: a reply, or within an authentication exchange a
+    /// challenge or its verdict.
+    fn server_line(&mut self, text: &[u8], cx: &mut Ctx<'_>) -> usize {
+        let dir = Dir::ToClient;
+        let mut words = text.split(|&c| c == b' ').filter(|w| !w.is_empty());
         if !self.auth {
             if self.proto == LineProtocol::Smtp {
                 self.smtp_reply(text, cx);
