@@ -83,109 +83,108 @@ impl Handshake {
     /// Feeds bytes of one direction. Returns false when they are not TLS.
     pub fn data(&mut self, dir: Dir, data: &[u8]) -> bool {
         let d = dir.index();
-        let Handshake {
-            records,
-            messages,
-            sni,
-            version,
-            certificate,
-            chain,
-            client_certificate,
-            client_cert_requested,
-            done,
-            hidden,
-            parse_errors,
-        } = self;
+        // The framer is taken out while it hands records to `record`.
+        let mut framer = std::mem::take(&mut self.records[d]);
         let mut not_tls = false;
-        records[d].feed(data, &mut |b: &[u8]| {
-            if *done {
+        framer.feed(data, &mut |b: &[u8]| self.record(dir, b, &mut not_tls));
+        self.records[d] = framer;
+        !not_tls
+    }
+
+    /// One record at the start of `b`.
+    fn record(&mut self, dir: Dir, b: &[u8], not_tls: &mut bool) -> Frame {
+        if self.done {
+            return Frame::Stop;
+        }
+        let h = match tls::record_header(b) {
+            None => return Frame::Need(5),
+            Some(Err(_)) => {
+                *not_tls = true;
                 return Frame::Stop;
             }
-            let h = match tls::record_header(b) {
-                None => return Frame::Need(5),
-                Some(Err(_)) => {
-                    not_tls = true;
+            Some(Ok(h)) => h,
+        };
+        let total = 5 + h.length;
+        match h.content_type {
+            tls::CONTENT_HANDSHAKE => {
+                let Some(body) = b.get(5..total) else {
+                    return Frame::Need(total);
+                };
+                let d = dir.index();
+                if self.messages[d].len() + body.len() > MAX_HANDSHAKE {
                     return Frame::Stop;
                 }
-                Some(Ok(h)) => h,
-            };
-            let total = 5 + h.length;
-            match h.content_type {
-                tls::CONTENT_HANDSHAKE => {
-                    let Some(body) = b.get(5..total) else {
-                        return Frame::Need(total);
-                    };
-                    let buf = &mut messages[d];
-                    if buf.len() + body.len() > MAX_HANDSHAKE {
-                        return Frame::Stop;
+                let mut buf = std::mem::take(&mut self.messages[d]);
+                buf.extend_from_slice(body);
+                let mut used = 0;
+                while let Some((typ, msg, n)) = tls::handshake_message(&buf[used..]) {
+                    used += n;
+                    self.message(dir, typ, msg);
+                    if self.done {
+                        break;
                     }
-                    buf.extend_from_slice(body);
-                    let mut used = 0;
-                    while let Some((typ, msg, n)) = tls::handshake_message(&buf[used..]) {
-                        used += n;
-                        match (dir, typ) {
-                            (Dir::ToServer, tls::HS_CLIENT_HELLO) => {
-                                *sni = tls::client_hello_sni(msg).map(crate::parsers::text::oem);
-                            }
-                            (Dir::ToClient, tls::HS_SERVER_HELLO) => {
-                                *version = tls::server_hello_version(msg);
-                                if *version == Some(0x0304) {
-                                    // Everything after the ServerHello is encrypted.
-                                    *hidden = true;
-                                    *done = true;
-                                }
-                            }
-                            (_, tls::HS_CERTIFICATE) => match tls::certificate_chain(msg) {
-                                Ok(ders) => {
-                                    let mut certs =
-                                        ders.iter().map(|der| Certificate::of(der, true));
-                                    if let Some(mut leaf) = certs.next() {
-                                        leaf.chain_length = Some(ders.len());
-                                        if dir == Dir::ToClient {
-                                            *certificate = Some(leaf);
-                                            chain.extend(certs);
-                                        } else {
-                                            *client_certificate = Some(leaf);
-                                        }
-                                    }
-                                    if dir == Dir::ToServer {
-                                        *done = true;
-                                    }
-                                }
-                                Err(_) => *parse_errors += 1,
-                            },
-                            (Dir::ToClient, tls::HS_CERTIFICATE_REQUEST) => {
-                                *client_cert_requested = true;
-                            }
-                            (Dir::ToClient, tls::HS_SERVER_HELLO_DONE) => {
-                                // Done, unless the client's certificate is to come.
-                                *done = !*client_cert_requested;
-                            }
-                            // The client's key exchange follows its certificate.
-                            (Dir::ToServer, 16) => *done = true,
-                            _ => {}
-                        }
-                        if *done {
-                            break;
-                        }
-                    }
-                    buf.drain(..used);
-                    Frame::Consumed(total)
                 }
-                tls::CONTENT_CHANGE_CIPHER_SPEC | tls::CONTENT_APPLICATION_DATA
-                    if dir == Dir::ToClient =>
-                {
-                    // The server's flight is encrypted from here on.
-                    if certificate.is_none() {
-                        *hidden = true;
-                    }
-                    *done = true;
-                    Frame::Stop
-                }
-                _ => Frame::Skip(total),
+                buf.drain(..used);
+                self.messages[d] = buf;
+                Frame::Consumed(total)
             }
-        });
-        !not_tls
+            tls::CONTENT_CHANGE_CIPHER_SPEC | tls::CONTENT_APPLICATION_DATA
+                if dir == Dir::ToClient =>
+            {
+                // The server's flight is encrypted from here on.
+                if self.certificate.is_none() {
+                    self.hidden = true;
+                }
+                self.done = true;
+                Frame::Stop
+            }
+            _ => Frame::Skip(total),
+        }
+    }
+
+    /// One handshake message of type `typ`.
+    fn message(&mut self, dir: Dir, typ: u8, msg: &[u8]) {
+        match (dir, typ) {
+            (Dir::ToServer, tls::HS_CLIENT_HELLO) => {
+                self.sni = tls::client_hello_sni(msg).map(crate::parsers::text::oem);
+            }
+            (Dir::ToClient, tls::HS_SERVER_HELLO) => {
+                self.version = tls::server_hello_version(msg);
+                if self.version == Some(0x0304) {
+                    // Everything after the ServerHello is encrypted.
+                    self.hidden = true;
+                    self.done = true;
+                }
+            }
+            (_, tls::HS_CERTIFICATE) => match tls::certificate_chain(msg) {
+                Ok(ders) => {
+                    let mut certs = ders.iter().map(|der| Certificate::of(der, true));
+                    if let Some(mut leaf) = certs.next() {
+                        leaf.chain_length = Some(ders.len());
+                        if dir == Dir::ToClient {
+                            self.certificate = Some(leaf);
+                            self.chain.extend(certs);
+                        } else {
+                            self.client_certificate = Some(leaf);
+                        }
+                    }
+                    if dir == Dir::ToServer {
+                        self.done = true;
+                    }
+                }
+                Err(_) => self.parse_errors += 1,
+            },
+            (Dir::ToClient, tls::HS_CERTIFICATE_REQUEST) => {
+                self.client_cert_requested = true;
+            }
+            (Dir::ToClient, tls::HS_SERVER_HELLO_DONE) => {
+                // Done, unless the client's certificate is to come.
+                self.done = !self.client_cert_requested;
+            }
+            // The client's key exchange follows its certificate.
+            (Dir::ToServer, tls::HS_CLIENT_KEY_EXCHANGE) => self.done = true,
+            _ => {}
+        }
     }
 
     /// Reports the certificate messages that could not be read.

@@ -18,6 +18,7 @@ pub const HS_SERVER_HELLO: u8 = 2;
 pub const HS_CERTIFICATE: u8 = 11;
 pub const HS_CERTIFICATE_REQUEST: u8 = 13;
 pub const HS_SERVER_HELLO_DONE: u8 = 14;
+pub const HS_CLIENT_KEY_EXCHANGE: u8 = 16;
 
 const EXT_SERVER_NAME: u16 = 0;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
