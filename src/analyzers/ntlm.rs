@@ -171,59 +171,17 @@ impl Tracker {
                 });
             }
             Message::Challenge(c) => {
-                let unicode = c.flags.has(Flags::UNICODE) || !c.flags.has(Flags::OEM);
-                self.challenge_unicode = unicode;
-                let mut s = NtlmServer {
-                    target_name: name(c.target_name, unicode),
-                    version: c.version.map(|v| v.to_string()),
-                    challenge: Some(crate::render::hex(&c.server_challenge)),
-                    flags: c.flags.names(),
-                    ..NtlmServer::default()
-                };
-                for (id, v) in ntlm::av_pairs(c.target_info.unwrap_or_default()) {
-                    let text = || non_empty(ntlm::decode_name(v, true));
-                    match id {
-                        av::NB_COMPUTER_NAME => s.nb_computer_name = text(),
-                        av::NB_DOMAIN_NAME => s.nb_domain_name = text(),
-                        av::DNS_COMPUTER_NAME => s.dns_computer_name = text(),
-                        av::DNS_DOMAIN_NAME => s.dns_domain_name = text(),
-                        av::DNS_TREE_NAME => s.dns_tree_name = text(),
-                        av::TARGET_NAME => s.target_spn = text(),
-                        av::TIMESTAMP => s.timestamp = filetime(v),
-                        _ => {}
-                    }
-                }
-                self.rec.server = Some(s);
+                self.challenge_unicode = c.flags.has(Flags::UNICODE) || !c.flags.has(Flags::OEM);
+                self.rec.server = Some(server_of(&c, self.challenge_unicode));
             }
             Message::Authenticate(a) => {
+                // Without flags, the encoding the CHALLENGE chose.
                 let unicode = if a.flags.0 == 0 {
                     self.challenge_unicode
                 } else {
                     a.flags.has(Flags::UNICODE)
                 };
-                let mut c = NtlmClient {
-                    workstation: name(a.workstation, unicode),
-                    user: name(a.user, unicode),
-                    domain: name(a.domain, unicode),
-                    version: a.version.map(|v| v.to_string()),
-                    version_revision: a.version.map(|v| v.revision),
-                    response: ntlm::response_kind(&a),
-                    mic: a.mic.is_some(),
-                    flags: a.flags.names(),
-                    ..NtlmClient::default()
-                };
-                if let Some(pairs) = a.nt_response.and_then(ntlm::ntlmv2_av_pairs) {
-                    for (id, v) in ntlm::av_pairs(pairs) {
-                        let text = || non_empty(ntlm::decode_name(v, true));
-                        match id {
-                            av::TARGET_NAME => c.target_spn = text(),
-                            av::NB_COMPUTER_NAME => c.echoed_nb_computer_name = text(),
-                            av::DNS_COMPUTER_NAME => c.echoed_dns_computer_name = text(),
-                            _ => {}
-                        }
-                    }
-                }
-                self.rec.client = Some(c);
+                self.rec.client = Some(client_of(&a, unicode));
                 if !self.has_verdict {
                     self.flush(cx);
                 }
@@ -428,6 +386,59 @@ impl EventRecord for NtlmRecord {
             Name::push(v, path, Role::Server, s.target_name.as_ref(), false);
         }
     }
+}
+
+/// What a CHALLENGE says of its server.
+fn server_of(c: &ntlm::Challenge<'_>, unicode: bool) -> NtlmServer {
+    let mut s = NtlmServer {
+        target_name: name(c.target_name, unicode),
+        version: c.version.map(|v| v.to_string()),
+        challenge: Some(crate::render::hex(&c.server_challenge)),
+        flags: c.flags.names(),
+        ..NtlmServer::default()
+    };
+    for (id, v) in ntlm::av_pairs(c.target_info.unwrap_or_default()) {
+        let text = || non_empty(ntlm::decode_name(v, true));
+        match id {
+            av::NB_COMPUTER_NAME => s.nb_computer_name = text(),
+            av::NB_DOMAIN_NAME => s.nb_domain_name = text(),
+            av::DNS_COMPUTER_NAME => s.dns_computer_name = text(),
+            av::DNS_DOMAIN_NAME => s.dns_domain_name = text(),
+            av::DNS_TREE_NAME => s.dns_tree_name = text(),
+            av::TARGET_NAME => s.target_spn = text(),
+            av::TIMESTAMP => s.timestamp = filetime(v),
+            _ => {}
+        }
+    }
+    s
+}
+
+/// What an AUTHENTICATE says of its client, and the server names its
+/// NTLMv2 response echoes.
+fn client_of(a: &ntlm::Authenticate<'_>, unicode: bool) -> NtlmClient {
+    let mut c = NtlmClient {
+        workstation: name(a.workstation, unicode),
+        user: name(a.user, unicode),
+        domain: name(a.domain, unicode),
+        version: a.version.map(|v| v.to_string()),
+        version_revision: a.version.map(|v| v.revision),
+        response: ntlm::response_kind(a),
+        mic: a.mic.is_some(),
+        flags: a.flags.names(),
+        ..NtlmClient::default()
+    };
+    if let Some(pairs) = a.nt_response.and_then(ntlm::ntlmv2_av_pairs) {
+        for (id, v) in ntlm::av_pairs(pairs) {
+            let text = || non_empty(ntlm::decode_name(v, true));
+            match id {
+                av::TARGET_NAME => c.target_spn = text(),
+                av::NB_COMPUTER_NAME => c.echoed_nb_computer_name = text(),
+                av::DNS_COMPUTER_NAME => c.echoed_dns_computer_name = text(),
+                _ => {}
+            }
+        }
+    }
+    c
 }
 
 #[cfg(test)]
