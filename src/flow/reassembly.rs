@@ -450,32 +450,7 @@ impl Stream {
         stats: &mut StreamStats,
         out: &mut F,
     ) {
-        let end = off + data.len() as u32;
-        // Pieces of [off, end) not covered by held segments.
-        let mut pieces: Vec<(u32, u32)> = Vec::new();
-        let mut conflict = false;
-        let mut pos = off;
-        for h in &self.held {
-            let (hs, he) = (h.start, h.end() as u32);
-            if he <= pos || hs >= end {
-                continue;
-            }
-            if hs > pos {
-                pieces.push((pos, hs));
-            }
-            let (os, oe) = (hs.max(pos), he.min(end));
-            if !h
-                .data
-                .range((os - hs) as usize..(oe - hs) as usize)
-                .eq(data[(os - off) as usize..(oe - off) as usize].iter())
-            {
-                conflict = true;
-            }
-            pos = oe;
-        }
-        if pos < end {
-            pieces.push((pos, end));
-        }
+        let (pieces, conflict) = self.uncovered(off, data);
         if conflict {
             stats.conflicting_overlaps += 1;
             out(Chunk::Conflict(off, data));
@@ -513,37 +488,74 @@ impl Stream {
                 self.drain(limits, budget, stats, out);
                 continue;
             }
-            let piece = &data[(s - off) as usize..(e - off) as usize];
-            let idx = self.held.partition_point(|h| h.start < s);
-            let joins_prev = idx > 0 && self.held[idx - 1].end() == u64::from(s);
-            let joins_next = self.held.get(idx).is_some_and(|h| h.start == e);
-            match (joins_prev, joins_next) {
-                (true, true) => {
-                    let next = self.held.remove(idx);
-                    let prev = &mut self.held[idx - 1];
-                    prev.data.extend(piece);
-                    prev.data.extend(next.data);
-                }
-                (true, false) => self.held[idx - 1].data.extend(piece),
-                (false, true) => {
-                    let next = &mut self.held[idx];
-                    for &b in piece.iter().rev() {
-                        next.data.push_front(b);
-                    }
-                    next.start = s;
-                }
-                (false, false) => self.held.insert(
-                    idx,
-                    Held {
-                        start: s,
-                        data: piece.iter().copied().collect(),
-                    },
-                ),
-            }
-            self.held_bytes += len;
+            self.store(s, &data[(s - off) as usize..(e - off) as usize]);
             budget.used += len;
         }
         self.drain(limits, budget, stats, out);
+    }
+
+    /// The pieces of `[off, off + data.len())` that no held segment covers,
+    /// and whether a held segment holds other bytes where they overlap.
+    fn uncovered(&self, off: u32, data: &[u8]) -> (Vec<(u32, u32)>, bool) {
+        let end = off + data.len() as u32;
+        let mut pieces: Vec<(u32, u32)> = Vec::new();
+        let mut conflict = false;
+        let mut pos = off;
+        for h in &self.held {
+            let (hs, he) = (h.start, h.end() as u32);
+            if he <= pos || hs >= end {
+                continue;
+            }
+            if hs > pos {
+                pieces.push((pos, hs));
+            }
+            let (os, oe) = (hs.max(pos), he.min(end));
+            if !h
+                .data
+                .range((os - hs) as usize..(oe - hs) as usize)
+                .eq(data[(os - off) as usize..(oe - off) as usize].iter())
+            {
+                conflict = true;
+            }
+            pos = oe;
+        }
+        if pos < end {
+            pieces.push((pos, end));
+        }
+        (pieces, conflict)
+    }
+
+    /// Keeps `piece` (at `start`, in a hole), merged with the held runs it
+    /// touches.
+    fn store(&mut self, start: u32, piece: &[u8]) {
+        let end = start + piece.len() as u32;
+        let idx = self.held.partition_point(|h| h.start < start);
+        let joins_prev = idx > 0 && self.held[idx - 1].end() == u64::from(start);
+        let joins_next = self.held.get(idx).is_some_and(|h| h.start == end);
+        match (joins_prev, joins_next) {
+            (true, true) => {
+                let next = self.held.remove(idx);
+                let prev = &mut self.held[idx - 1];
+                prev.data.extend(piece);
+                prev.data.extend(next.data);
+            }
+            (true, false) => self.held[idx - 1].data.extend(piece),
+            (false, true) => {
+                let next = &mut self.held[idx];
+                for &b in piece.iter().rev() {
+                    next.data.push_front(b);
+                }
+                next.start = start;
+            }
+            (false, false) => self.held.insert(
+                idx,
+                Held {
+                    start,
+                    data: piece.iter().copied().collect(),
+                },
+            ),
+        }
+        self.held_bytes += piece.len();
     }
 }
 
