@@ -60,32 +60,43 @@ fn session(
     t.advance(pause);
 }
 
-/// Builds the demo capture.
+/// The hosts of the story.
+const WORKSTATION: [u8; 4] = [10, 20, 0, 15];
+const JUMPHOST: [u8; 4] = [10, 20, 0, 8];
+const FILESRV: [u8; 4] = [10, 20, 0, 5];
+/// The rented VM that kept its VMmanager name.
+const RENTED: [u8; 4] = [10, 20, 0, 77];
+const ROGUE: [u8; 4] = [10, 20, 0, 99];
+/// The template's Windows Server 2016 says its build in every NTLM
+/// message and in its RDP client data.
+const TEMPLATE_BUILD: u16 = 14393;
+
+/// Builds the demo capture, scene by scene.
 pub fn trace() -> Trace {
     let mut t = Trace::starting_at(START_US);
-    let workstation = ip([10, 20, 0, 15]);
-    let jumphost = ip([10, 20, 0, 8]);
-    let filesrv = ip([10, 20, 0, 5]);
-    let rented = ip([10, 20, 0, 77]);
-    let rogue = ip([10, 20, 0, 99]);
-    let filesrv_names = msg::FILESRV01;
+    alice_at_work(&mut t);
+    vm_leases_an_address(&mut t);
+    vm_logs_on(&mut t);
+    rogue_web_server(&mut t);
+    t
+}
 
-    // 1. Benign: alice's workstation opens RDP to the jump host.
+/// 1, 2. Benign: alice's workstation opens RDP to the jump host, then
+/// maps a share on the file server.
+fn alice_at_work(t: &mut Trace) {
     let rdp = msg::rdp_standard_logon("alice", "DESKTOP-4QK2M1L");
     session(
-        &mut t,
-        (workstation, 50_112),
-        (jumphost, 3389),
+        t,
+        (ip(WORKSTATION), 50_112),
+        (ip(JUMPHOST), 3389),
         1,
         &rdp,
         5_000_000,
     );
-
-    // 2. Benign: the same workstation maps a share on the file server.
     let session_id = 0x0000_1c00_1000_0041;
     let mut smb = msg::smb2_logon(
         session_id,
-        &filesrv_names,
+        &msg::FILESRV01,
         "CORP",
         "alice",
         "DESKTOP-4QK2M1L",
@@ -93,17 +104,19 @@ pub fn trace() -> Trace {
     );
     smb.push(msg::smb2_read(3, session_id, &[0x41; 12_000]));
     session(
-        &mut t,
-        (workstation, 50_118),
-        (filesrv, 445),
+        t,
+        (ip(WORKSTATION), 50_118),
+        (ip(FILESRV), 445),
         2,
         &smb,
         187_000_000,
     );
+}
 
-    // 3. A rented VM that kept its VMmanager name joins the network (over
-    //    a VPN bridged to the LAN) and asks the DHCP server for an
-    //    address in its own name: the lease ties the name to 10.20.0.77.
+/// 3. A rented VM that kept its VMmanager name joins the network (over a
+/// VPN bridged to the LAN) and asks the DHCP server for an address in its
+/// own name: the lease ties the name to 10.20.0.77.
+fn vm_leases_an_address(t: &mut Trace) {
     let vm_mac = [0x52, 0x54, 0x00, 0x3a, 0x9d, 0x77];
     let router = ([0x52, 0x54, 0x00, 0x00, 0x00, 0x01], [10, 20, 0, 1], 67);
     let broadcast = [0xff; 6];
@@ -124,71 +137,71 @@ pub fn trace() -> Trace {
             msg_type,
             xid: 0x5eed_0077,
             mac: vm_mac,
-            yiaddr: [10, 20, 0, 77],
+            yiaddr: RENTED,
             server_id: Some(router.1),
             ..msg::Dhcp::default()
         })
     };
     let from_vm = (vm_mac, [0; 4], 68);
     let to_all = (broadcast, [255; 4], 67);
-    let to_vm = (vm_mac, [10, 20, 0, 77], 68);
+    let to_vm = (vm_mac, RENTED, 68);
     for frame in [
         super::udp_frame(from_vm, to_all, &asked(1, None)),
         super::udp_frame(router, to_vm, &answered(2)),
-        super::udp_frame(from_vm, to_all, &asked(3, Some([10, 20, 0, 77]))),
+        super::udp_frame(from_vm, to_all, &asked(3, Some(RENTED))),
         super::udp_frame(router, to_vm, &answered(5)),
     ] {
         t.advance(1_200);
         t.frames.push((t.now_us, frame));
     }
     t.advance(2_000_000);
+}
 
-    // 4. The VM logs on to the file server: a wrong password first, then
-    //    a service account.
+/// 4, 5. The VM logs on to the file server (a wrong password first, then
+/// a service account), then opens RDP to the jump host.
+fn vm_logs_on(t: &mut Trace) {
     let session_id = 0x0000_1c00_1000_0077;
-    // The template's Windows Server 2016 says its build in every NTLM
-    // message and in its RDP client data.
-    let template = 14393;
     let mut smb = msg::smb2_logon_from(
         session_id,
-        &filesrv_names,
+        &msg::FILESRV01,
         "CORP",
         "administrator",
         "WIN-J9D866ESIJ2",
         0xc000_006d,
-        template,
+        TEMPLATE_BUILD,
     );
     let retry = msg::smb2_logon_from(
         session_id + 1,
-        &filesrv_names,
+        &msg::FILESRV01,
         "CORP",
         "svc_backup",
         "WIN-J9D866ESIJ2",
         0,
-        template,
+        TEMPLATE_BUILD,
     );
     smb.extend(retry.into_iter().skip(1));
     session(
-        &mut t,
-        (rented, 49_812),
-        (filesrv, 445),
+        t,
+        (ip(RENTED), 49_812),
+        (ip(FILESRV), 445),
         3,
         &smb,
         28_000_000,
     );
-
-    // 5. The same VM opens RDP to the jump host.
-    let rdp = msg::rdp_standard_logon_from("svc_backu", "WIN-J9D866ESIJ2", u32::from(template));
+    let rdp =
+        msg::rdp_standard_logon_from("svc_backu", "WIN-J9D866ESIJ2", u32::from(TEMPLATE_BUILD));
     session(
-        &mut t,
-        (rented, 49_820),
-        (jumphost, 3389),
+        t,
+        (ip(RENTED), 49_820),
+        (ip(JUMPHOST), 3389),
         4,
         &rdp,
         82_000_000,
     );
+}
 
-    // 6. A rogue web server on the LAN answers NTLM with a VMmanager name.
+/// 6. A rogue web server on the LAN answers NTLM with a VMmanager name.
+fn rogue_web_server(t: &mut Trace) {
     let rogue_names = ServerNames {
         target: "WIN-LIVFRVQFMKO",
         nb_computer: "WIN-LIVFRVQFMKO",
@@ -205,8 +218,7 @@ pub fn trace() -> Trace {
         "DESKTOP-4QK2M1L",
         200,
     );
-    session(&mut t, (workstation, 50_230), (rogue, 8080), 5, &http, 0);
-    t
+    session(t, (ip(WORKSTATION), 50_230), (ip(ROGUE), 8080), 5, &http, 0);
 }
 
 /// `hostwatch demo`.
