@@ -166,71 +166,49 @@ pub struct Datagram<P> {
 /// A UDP datagram with its payload.
 pub type UdpDatagram<'a> = Datagram<&'a [u8]>;
 
-impl<P> Segment<P> {
-    /// The same header with another payload (its bytes, or their place).
-    pub fn with_payload<Q>(self, payload: Q) -> Segment<Q> {
-        let Segment {
-            ts_us,
-            src,
-            dst,
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            window,
-            fast_open,
-            vlans,
-            iface,
-            checksum,
-            payload: _,
-        } = self;
-        Segment {
-            ts_us,
-            src,
-            dst,
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            window,
-            fast_open,
-            vlans,
-            iface,
-            checksum,
-            payload,
+/// `with_payload` for a header generic over its payload: the same fields
+/// with another payload (its bytes, or their place in a batch). Each field
+/// is named once; one left out does not compile (stable Rust has no
+/// type-changing struct update).
+macro_rules! with_payload {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl<P> $ty<P> {
+            /// The same header with another payload.
+            pub fn with_payload<Q>(self, payload: Q) -> $ty<Q> {
+                $ty {
+                    $($field: self.$field,)*
+                    payload,
+                }
+            }
         }
-    }
+    };
 }
 
-impl<P> Datagram<P> {
-    /// The same header with another payload.
-    pub fn with_payload<Q>(self, payload: Q) -> Datagram<Q> {
-        let Datagram {
-            ts_us,
-            src,
-            dst,
-            sport,
-            dport,
-            vlans,
-            iface,
-            checksum,
-            payload: _,
-        } = self;
-        Datagram {
-            ts_us,
-            src,
-            dst,
-            sport,
-            dport,
-            vlans,
-            iface,
-            checksum,
-            payload,
-        }
-    }
-}
+with_payload!(Segment {
+    ts_us,
+    src,
+    dst,
+    sport,
+    dport,
+    seq,
+    ack,
+    flags,
+    window,
+    fast_open,
+    vlans,
+    iface,
+    checksum
+});
+with_payload!(Datagram {
+    ts_us,
+    src,
+    dst,
+    sport,
+    dport,
+    vlans,
+    iface,
+    checksum
+});
 
 /// What decode hands on.
 #[derive(Debug, Clone, Copy)]
