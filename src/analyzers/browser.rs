@@ -47,25 +47,22 @@ impl DatagramAnalyzer for BrowserAnalyzer {
 }
 
 /// One announcement.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BrowserRecord {
     /// `host`, `local_master` or `domain`.
     pub announcement: &'static str,
     /// The announcing server (host, local master announcements).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
     /// The workgroup: a domain announcement's subject, else the name the
     /// datagram went to.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workgroup: Option<String>,
     /// The master browser a domain announcement names.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub master_browser: Option<String>,
     /// `major.minor` as announced (Windows 10 and Samba say 6.1 or 10.0).
     pub os_version: String,
     /// The SV_TYPE bits (MS-RAP 5.1.1), hexadecimal.
     pub server_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// The sender's NetBIOS name and address as the datagram states them.
     pub source_name: String,

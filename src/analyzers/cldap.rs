@@ -140,22 +140,18 @@ impl Response {
 }
 
 /// One ping or answer.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CldapRecord {
     pub message_id: u64,
     /// The ping's `DnsDomain`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// The ping's `Host`: the pinging machine's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// The ping's `User`: its account, `NAME$` for a machine.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// The ping's `NtVer` flags, hexadecimal.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub nt_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<Response>,
     #[serde(skip)]
     sender: Dir,

@@ -580,6 +580,7 @@ impl DatagramAnalyzer for DhcpAnalyzer {
 
 /// One DHCP transaction: what the client said of itself and what its
 /// server gave it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct DhcpRecord {
     /// 4 or 6.
@@ -594,38 +595,26 @@ pub struct DhcpRecord {
     pub dhcp_type: &'static str,
     /// The message types seen, in order (`discover`, `offer`, ...).
     pub msg_types: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_mac: Option<String>,
     /// DHCPv6 client DUID, hexadecimal.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_duid: Option<String>,
     /// Option 12.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Option 81 (v4) or 39 (v6), without the root's trailing dot.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_fqdn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_class_identifier: Option<String>,
     /// The client's own address (ciaddr: renewing, informing).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<IpAddr>,
     /// Option 50, or a DHCPv6 client's IAADDR hint.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub requested_ip: Option<IpAddr>,
     /// yiaddr of the OFFER, or the Advertise's IAADDR.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub offered_ip: Option<IpAddr>,
     /// yiaddr of the ACK, or the Reply's IAADDR: the lease.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub assigned_ip: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_time: Option<u32>,
     /// Option 54.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_id: Option<IpAddr>,
     /// giaddr.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub relay_ip: Option<IpAddr>,
 }
 

@@ -421,16 +421,14 @@ fn name_word(w: &[u8]) -> String {
 // ---- The event ----
 
 /// The names an SMTP session showed (Suricata's `smtp.helo`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SmtpRecord {
     /// The client's argument to HELO/EHLO: its own name, or an address
     /// literal.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub helo: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub helo_command: Option<&'static str>,
     /// The server's name from its 220 greeting, else from its EHLO reply.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
     #[serde(skip)]
     greeting_seen: Option<()>,

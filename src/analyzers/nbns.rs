@@ -283,6 +283,7 @@ fn mac(u: [u8; 6]) -> String {
 // ---- The event ----
 
 /// One name service transaction.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NbnsRecord {
     pub transaction_id: u16,
@@ -291,16 +292,13 @@ pub struct NbnsRecord {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub broadcast: bool,
     /// The name asked about, registered or released.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<NbnsQuery>,
     /// Names the messages tie to addresses or to the responder.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<NbnsName>,
     /// The node status answer's unit id (the responder's MAC address).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     pub answered: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rcode: Option<&'static str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub authoritative: bool,
@@ -325,6 +323,7 @@ pub struct NbnsQuery {
     pub qtype: &'static str,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NbnsName {
     pub name: String,
@@ -332,9 +331,7 @@ pub struct NbnsName {
     pub suffix: String,
     pub suffix_type: &'static str,
     pub group: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u32>,
     /// `request` (a registration's own record), `answer`, `node_status`.
     pub source: &'static str,

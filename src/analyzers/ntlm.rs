@@ -253,77 +253,56 @@ impl Tracker {
 
 // ---- The event ----
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NtlmRecord {
     pub carrier: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub negotiate: Option<NtlmNegotiate>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<NtlmServer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<NtlmClient>,
     pub result: &'static str,
     /// SMB session id, for carriers that have one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<u64>,
     /// The carrier's status that gave the verdict (e.g. NTSTATUS, HTTP code).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NtlmNegotiate {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workstation: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub flags: String,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NtlmServer {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub nb_computer_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub nb_domain_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_computer_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_domain_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_tree_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_spn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
     pub flags: String,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NtlmClient {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workstation: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     pub response: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_spn: Option<String>,
     /// Server names the client echoed back in its NTLMv2 blob.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub echoed_nb_computer_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub echoed_dns_computer_name: Option<String>,
     pub mic: bool,
     pub flags: String,

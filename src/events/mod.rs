@@ -138,6 +138,7 @@ impl Body {
 /// An alert, with EVE's keys (`action`, `gid`, `signature_id`, `rev`,
 /// `signature`, `category`, `severity`) and hostwatch's after them: one per
 /// machine per connection, with every field of the record that named it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     /// EVE's `alert.action`: `allowed` (a passive sensor blocks nothing).
@@ -176,11 +177,9 @@ pub struct Alert {
     pub provenance: Provenance,
     /// Alerts of the same machine, address and list held back by
     /// `--suppress` since the last one written.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u64>,
     /// The event type of the record, when it is too large to come with the
     /// alert ([`MAX_ALERT_RECORD`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub record_omitted: Option<&'static str>,
     /// The address the named machine was seen at, when the record ties the
     /// name to one.
