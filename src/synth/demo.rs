@@ -81,7 +81,7 @@ pub fn trace() -> Trace {
     t
 }
 
-/// 1, 2. Benign: alice's workstation opens RDP to the jump host, then
+/// Scenes 1 and 2, benign: alice's workstation opens RDP to the jump host, then
 /// maps a share on the file server.
 fn alice_at_work(t: &mut Trace) {
     let rdp = msg::rdp_standard_logon("alice", "DESKTOP-4QK2M1L");
@@ -113,7 +113,7 @@ fn alice_at_work(t: &mut Trace) {
     );
 }
 
-/// 3. A rented VM that kept its VMmanager name joins the network (over a
+/// Scene 3: a rented VM that kept its VMmanager name joins the network (over a
 /// VPN bridged to the LAN) and asks the DHCP server for an address in its
 /// own name: the lease ties the name to 10.20.0.77.
 fn vm_leases_an_address(t: &mut Trace) {
@@ -157,7 +157,7 @@ fn vm_leases_an_address(t: &mut Trace) {
     t.advance(2_000_000);
 }
 
-/// 4, 5. The VM logs on to the file server (a wrong password first, then
+/// Scenes 4 and 5: the VM logs on to the file server (a wrong password first, then
 /// a service account), then opens RDP to the jump host.
 fn vm_logs_on(t: &mut Trace) {
     let session_id = 0x0000_1c00_1000_0077;
@@ -200,7 +200,7 @@ fn vm_logs_on(t: &mut Trace) {
     );
 }
 
-/// 6. A rogue web server on the LAN answers NTLM with a VMmanager name.
+/// Scene 6: a rogue web server on the LAN answers NTLM with a VMmanager name.
 fn rogue_web_server(t: &mut Trace) {
     let rogue_names = ServerNames {
         target: "WIN-LIVFRVQFMKO",
