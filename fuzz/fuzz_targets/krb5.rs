@@ -3,7 +3,7 @@
 //! 88, datagrams split at 0xfe, alternating directions), and its TCP
 //! analyzer fed the same bytes as one stream in chunks.
 use hostwatch::analyzers::krb5::KrbStream;
-use hostwatch::analyzers::{Analyzer, Ctx, Dir};
+use hostwatch::analyzers::{Analyzer, Ctx, Dir, Record};
 use hostwatch::decode::{UdpDatagram, Vlans};
 use hostwatch::flow::{DatagramConfig, DatagramTable};
 use hostwatch::parsers::krb5;
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     }
     table.finish(&mut |_| n += 1);
     let mut stream = KrbStream::default();
-    let mut records = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     let mut cx = Ctx::new(0, false, &mut records);
     for (i, chunk) in data.chunks(13).enumerate() {
         let dir = if i % 5 == 4 { Dir::ToClient } else { Dir::ToServer };

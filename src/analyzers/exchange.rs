@@ -90,7 +90,7 @@ impl<R: Into<Record>> Awaiting<R> {
 mod tests {
     use super::*;
     use crate::analyzers::krb5::KrbRecord;
-    use crate::analyzers::{Dir, Stamp};
+    use crate::analyzers::{Dir, Emitted};
 
     fn record(m: &[u8]) -> KrbRecord {
         match crate::parsers::krb5::parse(m) {
@@ -109,11 +109,10 @@ mod tests {
             record(&krb5_as_req("PC1")),
             record(&krb5_preauth_required("PC1")),
         );
-        let mut out = Vec::new();
-        let mut stamps: Vec<Stamp> = Vec::new();
+        let mut out: Vec<Emitted> = Vec::new();
         let mut a = Awaiting::default();
         {
-            let mut cx = Ctx::new(10, false, &mut out).stamping(&mut stamps);
+            let mut cx = Ctx::new(10, false, &mut out);
             a.request(Some(1), req.clone(), &mut cx);
             a.request(Some(2), req.clone(), &mut cx);
             cx.ts_us = 20;
@@ -123,15 +122,20 @@ mod tests {
             a.expire(10 + ANSWER_TIMEOUT_US + 1, &mut cx);
         }
         assert_eq!(out.len(), 4);
-        let at = |i: usize| stamps.iter().find(|s| s.at == i).map(|s| (s.ts_us, s.lone));
+        let at = |i: usize| (out[i].ts_us, out[i].lone);
         // Request 2 at its time, answered; its answer now; the answer to
         // no request alone; request 1 alone after the timeout.
         assert_eq!(
             [at(0), at(1), at(2), at(3)],
-            [Some((10, false)), None, Some((20, true)), Some((10, true))]
+            [
+                (Some(10), false),
+                (None, false),
+                (Some(20), true),
+                (Some(10), true)
+            ]
         );
         assert_eq!(a.held_until(), None);
-        let mut cx = Ctx::new(30, false, &mut out).stamping(&mut stamps);
+        let mut cx = Ctx::new(30, false, &mut out);
         for _ in 0..=MAX_AWAITING {
             a.request(None, req.clone(), &mut cx);
         }

@@ -56,14 +56,39 @@ impl Dir {
 /// An address and port.
 pub type Endpoint = (std::net::IpAddr, u16);
 
-/// A record's time, when an earlier packet completed it, and whether its
-/// exchange went unanswered ([`Ctx::emit_at`], [`Ctx::emit_lone_at`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    /// Its index among the records emitted.
-    pub at: usize,
-    pub ts_us: i64,
+/// A record as an analyzer emitted it, with when and whose it is where
+/// that is not the packet being processed and its flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub record: Record,
+    /// The time of an earlier packet that completed it ([`Ctx::emit_at`]).
+    pub ts_us: Option<i64>,
+    /// Nobody answered its exchange ([`Ctx::emit_lone_at`]): its envelope
+    /// says one side alone sent it, whatever else the conversation held.
     pub lone: bool,
+    /// Its exchange within a link-scoped conversation
+    /// ([`Ctx::emit_between`]).
+    pub between: Option<Between>,
+}
+
+/// Where a [`Ctx`] puts what its analyzer emits.
+pub trait Emit {
+    fn put(&mut self, e: Emitted);
+}
+
+/// Records with their time and exchange (UDP conversations).
+impl Emit for Vec<Emitted> {
+    fn put(&mut self, e: Emitted) {
+        self.push(e);
+    }
+}
+
+/// Records alone, in their flow's envelope at the current packet (TCP
+/// connections, whose analyzers emit as the bytes complete a record).
+impl Emit for Vec<Record> {
+    fn put(&mut self, e: Emitted) {
+        self.push(e.record);
+    }
 }
 
 /// The two sides of one exchange within a link-scoped conversation
@@ -84,16 +109,10 @@ pub struct Ctx<'a> {
     pub ts_us: i64,
     /// The flow was picked up without its SYN, so the client was guessed.
     pub midstream: bool,
-    records: &'a mut Vec<Record>,
+    records: &'a mut dyn Emit,
     anomalies: Option<&'a mut Anomalies>,
     /// How request/answer pairing went, per protocol (see [`Ctx::tally`]).
     tallies: Option<&'a mut Counters>,
-    /// Records completed by an earlier packet than the current one, or
-    /// whose exchange nobody answered.
-    stamps: Option<&'a mut Vec<Stamp>>,
-    /// Whose exchange each record of a link-scoped conversation is:
-    /// (index in `records`, its endpoints).
-    between: Option<&'a mut Vec<(usize, Between)>>,
     /// The source and destination of the datagram being processed.
     pub datagram: Option<(Endpoint, Endpoint)>,
     /// Whether the datagram being processed was taken by its receiver, as
@@ -106,64 +125,45 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(ts_us: i64, midstream: bool, records: &'a mut Vec<Record>) -> Self {
+    pub fn new(ts_us: i64, midstream: bool, records: &'a mut dyn Emit) -> Self {
         Ctx {
             ts_us,
             midstream,
             records,
             anomalies: None,
             tallies: None,
-            stamps: None,
-            between: None,
             datagram: None,
             trust: Trust::Taken,
             roles_reversed: false,
         }
     }
 
-    /// Keeps the endpoints given to [`Ctx::emit_between`] in `between`.
-    pub fn between(mut self, between: &'a mut Vec<(usize, Between)>) -> Self {
-        self.between = Some(between);
-        self
-    }
-
     /// Emits a record of a link-scoped conversation: the exchange between
     /// `b`'s endpoints that packets up to `ts_us` completed.
     pub fn emit_between(&mut self, ts_us: i64, b: Between, r: impl Into<Record>) {
-        if let Some(v) = self.between.as_deref_mut() {
-            v.push((self.records.len(), b));
-        }
-        self.emit_at(ts_us, r);
-    }
-
-    /// Keeps the times given to [`Ctx::emit_at`] in `stamps`.
-    pub fn stamping(mut self, stamps: &'a mut Vec<Stamp>) -> Self {
-        self.stamps = Some(stamps);
-        self
+        self.put(r.into(), Some(ts_us), false, Some(b));
     }
 
     /// Emits a record that an earlier packet, at `ts_us`, completed (a
     /// request whose answer never came is stamped with its own time).
     pub fn emit_at(&mut self, ts_us: i64, r: impl Into<Record>) {
-        self.stamp(ts_us, false, r);
+        self.put(r.into(), Some(ts_us), false, None);
     }
 
     /// As [`Ctx::emit_at`], for a record whose exchange nobody answered
     /// (a request that timed out, an answer to no request): its envelope
     /// says one side alone sent it, whatever else the conversation held.
     pub fn emit_lone_at(&mut self, ts_us: i64, r: impl Into<Record>) {
-        self.stamp(ts_us, true, r);
+        self.put(r.into(), Some(ts_us), true, None);
     }
 
-    fn stamp(&mut self, ts_us: i64, lone: bool, r: impl Into<Record>) {
-        if let Some(s) = self.stamps.as_deref_mut() {
-            s.push(Stamp {
-                at: self.records.len(),
-                ts_us,
-                lone,
-            });
-        }
-        self.records.push(r.into());
+    fn put(&mut self, record: Record, ts_us: Option<i64>, lone: bool, between: Option<Between>) {
+        self.records.put(Emitted {
+            record,
+            ts_us,
+            lone,
+            between,
+        });
     }
 
     /// Counts parse failures and resyncs in `anomalies` (the flow
@@ -189,7 +189,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn emit(&mut self, r: impl Into<Record>) {
-        self.records.push(r.into());
+        self.put(r.into(), None, false, None);
     }
 
     /// A message of `protocol` could not be parsed (counted in `stats`,

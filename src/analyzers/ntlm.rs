@@ -533,7 +533,7 @@ mod tests {
 
         // Midstream, a CHALLENGE first: its receiver is the client, and an
         // AUTHENTICATE from the challenger's side does not count.
-        let mut out = Vec::new();
+        let mut out: Vec<Record> = Vec::new();
         let mut cx = Ctx::new(0, true, &mut out);
         let mut t = Tracker::new("raw", false);
         assert_eq!(
@@ -552,7 +552,7 @@ mod tests {
 
     #[test]
     fn invalid_messages_are_ignored() {
-        let mut out = Vec::new();
+        let mut out: Vec<Record> = Vec::new();
         let mut cx = Ctx::new(0, false, &mut out);
         let mut t = Tracker::new("http", true);
         assert_eq!(t.message(Dir::ToServer, b"NTLMSSP\0\x03", &mut cx), None);

@@ -448,7 +448,7 @@ mod tests {
 
     fn names_of(path: &str, status: Option<u32>, from: Dir) -> Vec<(String, Role)> {
         let mut a = SmbAnalyzer::default();
-        let mut out = Vec::new();
+        let mut out: Vec<Record> = Vec::new();
         let mut cx = Ctx::new(0, false, &mut out);
         a.data(from, &tree(Some(path), 0), &mut cx);
         if let Some(st) = status {

@@ -16,7 +16,7 @@ use super::{flow_id, oldest, FlowKey, FlowRecord};
 use crate::analyzers::protocol::{Carrier, Scope};
 use crate::analyzers::registry;
 use crate::analyzers::{
-    Anomalies, Between, Counters, Ctx, DatagramAnalyzer, Dir, Endpoint, Record, Stamp, Trust,
+    Anomalies, Between, Counters, Ctx, DatagramAnalyzer, Dir, Emitted, Endpoint, Trust,
 };
 use crate::decode::{Checksum, Datagram, Transport, UdpDatagram, Vlans};
 use crate::events::FlowInfo;
@@ -185,11 +185,7 @@ impl Conversation {
 pub struct DatagramTable {
     cfg: DatagramConfig,
     conversations: HashMap<FlowKey, Box<Conversation>>,
-    records: Vec<Record>,
-    /// Times of records completed by an earlier packet (see `Ctx::emit_at`).
-    stamps: Vec<Stamp>,
-    /// Endpoints of link-scoped records (see `Ctx::emit_between`).
-    between: Vec<(usize, Between)>,
+    records: Vec<Emitted>,
     pub stats: DatagramStats,
     pub anomalies: Anomalies,
     /// Pairing outcomes of the analyzers (`Ctx::tally`).
@@ -202,8 +198,6 @@ impl DatagramTable {
             cfg,
             conversations: HashMap::new(),
             records: Vec::new(),
-            stamps: Vec::new(),
-            between: Vec::new(),
             stats: DatagramStats::default(),
             anomalies: Anomalies::default(),
             transactions: Counters::default(),
@@ -256,8 +250,6 @@ impl DatagramTable {
         }
         let mut cx = Ctx::new(d.ts_us, false, &mut self.records)
             .counting(&mut self.anomalies)
-            .stamping(&mut self.stamps)
-            .between(&mut self.between)
             .tallying(&mut self.transactions);
         cx.datagram = Some(((d.src, d.sport), (d.dst, d.dport)));
         cx.trust = trust;
@@ -268,14 +260,7 @@ impl DatagramTable {
             std::mem::swap(&mut c.client, &mut c.server);
             c.dirs_seen = ((c.dirs_seen & 1) << 1) | (c.dirs_seen >> 1);
         }
-        Self::hand_out(
-            &mut self.records,
-            &mut self.stamps,
-            &mut self.between,
-            c,
-            d.ts_us,
-            out,
-        );
+        Self::hand_out(&mut self.records, c, d.ts_us, out);
     }
 
     /// A new conversation for a datagram of an analysed protocol; false
@@ -335,12 +320,10 @@ impl DatagramTable {
         true
     }
 
-    /// Passes the records on in the conversation's envelope, stamped with
-    /// `ts_us` unless the analyzer gave an earlier time.
+    /// Passes the records on in the conversation's envelope (or their
+    /// exchange's), at `ts_us` unless the analyzer gave an earlier time.
     fn hand_out<O: FnMut(FlowRecord)>(
-        records: &mut Vec<Record>,
-        stamps: &mut Vec<Stamp>,
-        between: &mut Vec<(usize, Between)>,
+        records: &mut Vec<Emitted>,
         c: &Conversation,
         ts_us: i64,
         out: &mut O,
@@ -349,26 +332,22 @@ impl DatagramTable {
             return;
         }
         let info = c.info();
-        for (i, record) in records.drain(..).enumerate() {
-            let stamp = stamps.iter().find(|s| s.at == i);
-            let ts_us = stamp.map_or(ts_us, |s| s.ts_us);
-            let mut flow = match between.iter().find(|(at, _)| *at == i) {
-                Some((_, b)) => c.info_between(b),
+        for e in records.drain(..) {
+            let mut flow = match &e.between {
+                Some(b) => c.info_between(b),
                 None => info.clone(),
             };
-            if stamp.is_some_and(|s| s.lone) {
+            if e.lone {
                 // Answered is judged per exchange, not per conversation.
                 flow.two_way = false;
                 flow.handshake = false;
             }
             out(FlowRecord {
-                ts_us,
+                ts_us: e.ts_us.unwrap_or(ts_us),
                 flow,
-                record,
+                record: e.record,
             });
         }
-        stamps.clear();
-        between.clear();
     }
 
     /// Packet time is `now_us`: analyzers emit what waited too long, and
@@ -381,19 +360,10 @@ impl DatagramTable {
             .map(|(k, c)| (c.last_us, c.id, *k));
         for (_, _, k) in oldest(all, None) {
             if let Some(c) = self.conversations.get_mut(&k) {
-                let mut cx = Ctx::new(now_us, false, &mut self.records)
-                    .stamping(&mut self.stamps)
-                    .between(&mut self.between)
-                    .tallying(&mut self.transactions);
+                let mut cx =
+                    Ctx::new(now_us, false, &mut self.records).tallying(&mut self.transactions);
                 c.analyzer.expire(now_us, &mut cx);
-                Self::hand_out(
-                    &mut self.records,
-                    &mut self.stamps,
-                    &mut self.between,
-                    c,
-                    now_us,
-                    out,
-                );
+                Self::hand_out(&mut self.records, c, now_us, out);
             }
         }
     }
@@ -417,19 +387,9 @@ impl DatagramTable {
     }
 
     fn end<O: FnMut(FlowRecord)>(&mut self, mut c: Box<Conversation>, ts_us: i64, out: &mut O) {
-        let mut cx = Ctx::new(ts_us, false, &mut self.records)
-            .stamping(&mut self.stamps)
-            .between(&mut self.between)
-            .tallying(&mut self.transactions);
+        let mut cx = Ctx::new(ts_us, false, &mut self.records).tallying(&mut self.transactions);
         c.analyzer.end(&mut cx);
-        Self::hand_out(
-            &mut self.records,
-            &mut self.stamps,
-            &mut self.between,
-            &c,
-            ts_us,
-            out,
-        );
+        Self::hand_out(&mut self.records, &c, ts_us, out);
     }
 
     /// The table is full: end what timed out, then evict the idle-most

@@ -985,7 +985,7 @@ fn deliver<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
     } else {
         seg.seq
     };
-    let mut cx = Ctx::new(seg.ts_us, flow.midstream, records).counting(anomalies);
+    let mut cx = Ctx::new(seg.ts_us, flow.midstream, *records).counting(anomalies);
     let mut status = Status::Continue;
     let mut conflicts: Vec<(Dir, u32, Vec<u8>)> = Vec::new();
     let vouched = if t.ack && !flow.unverified.is_empty() {
