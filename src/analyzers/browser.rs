@@ -83,7 +83,7 @@ fn non_empty(b: &[u8]) -> Option<String> {
 }
 
 impl BrowserRecord {
-    fn of(a: &Announcement<'_>, d: &browser::Datagram<'_>, sender: Dir) -> Self {
+    fn of(a: &Announcement<'_>, d: &browser::NetbiosDatagram<'_>, sender: Dir) -> Self {
         let domain = a.opcode == browser::DOMAIN_ANNOUNCEMENT;
         let (server_name, workgroup, master_browser, comment) = if domain {
             (None, non_empty(a.server_name), non_empty(a.comment), None)

@@ -83,8 +83,9 @@ struct Proxy {
     len: [Option<usize>; 2],
 }
 
-/// The analyzer of a new flow until detection settles.
-pub struct Detector {
+/// The analyzer of a new flow until detection settles: it classifies the
+/// flow by its first bytes and hands them to the protocol's analyzer.
+pub struct Classifier {
     server_port: u16,
     peek: [Vec<u8>; 2],
     /// Which direction sent bytes first (replayed first).
@@ -96,9 +97,9 @@ pub struct Detector {
     swap: bool,
 }
 
-impl Detector {
+impl Classifier {
     pub fn new(server_port: u16) -> Self {
-        Detector {
+        Classifier {
             server_port,
             peek: [Vec::new(), Vec::new()],
             first: None,
@@ -179,7 +180,7 @@ impl Detector {
     }
 }
 
-impl Analyzer for Detector {
+impl Analyzer for Classifier {
     fn buffered(&self) -> usize {
         let peek: usize = self.peek.iter().map(Vec::capacity).sum();
         peek + self.inner.as_ref().map_or(0, |a| a.buffered())

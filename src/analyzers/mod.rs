@@ -1,7 +1,7 @@
 //! Application layer: per-flow state machines that receive a connection's
 //! reassembled bytes and produce records.
 //!
-//! A new flow starts with the [`detect::Detector`], which looks at the first
+//! A new flow starts with the [`detect::Classifier`], which looks at the first
 //! bytes of each direction and hands the flow to the analyzer of the protocol
 //! it recognises (on any port), or gives it up: a flow given up costs one
 //! hash lookup per packet from then on. Analyzers hold no parsing logic of
@@ -17,7 +17,7 @@ pub mod framing;
 pub mod http;
 pub mod krb5;
 pub mod ldap;
-pub mod lines;
+pub mod mail;
 pub mod mdns;
 pub mod nbns;
 pub mod ntlm;
@@ -349,6 +349,6 @@ pub struct Analyzers;
 
 impl AnalyzerFactory for Analyzers {
     fn new_flow(&self, server_port: u16) -> Box<dyn Analyzer> {
-        Box::new(detect::Detector::new(server_port))
+        Box::new(detect::Classifier::new(server_port))
     }
 }

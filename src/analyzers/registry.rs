@@ -14,7 +14,7 @@ use serde::ser::SerializeMap;
 
 use super::protocol::{Carrier, EventRecord, Facts, Name, Probe, Protocol, Scope};
 use super::{
-    browser, cldap, dhcp, http, krb5, ldap, lines, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls,
+    browser, cldap, dhcp, http, krb5, ldap, mail, mdns, nbns, ntlm, raw, rdp, rpc, smb, tls,
 };
 
 /// The registry: one line per protocol, in the order detection tries them.
@@ -105,9 +105,9 @@ registry! {
     http::PROTOCOL,
     rpc::PROTOCOL,
     ldap::PROTOCOL,
-    lines::SMTP => Smtp(lines::SmtpRecord),
-    lines::IMAP,
-    lines::POP3,
+    mail::SMTP => Smtp(mail::SmtpRecord),
+    mail::IMAP,
+    mail::POP3,
     raw::TDS,
     raw::PROTOCOL => Ntlm(ntlm::NtlmRecord),
     nbns::PROTOCOL => Nbns(nbns::NbnsRecord),

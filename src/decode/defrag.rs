@@ -89,7 +89,8 @@ pub struct FragKey {
     pub vlan: [u16; 2],
 }
 
-struct Datagram {
+/// A datagram being reassembled from its fragments.
+struct Partial {
     data: Vec<u8>,
     /// Received byte ranges, sorted and merged.
     have: Vec<(usize, usize)>,
@@ -100,7 +101,7 @@ struct Datagram {
     first_seen_us: i64,
 }
 
-impl Datagram {
+impl Partial {
     fn covered(&self) -> bool {
         match self.total {
             Some(t) => self.have.len() == 1 && self.have[0] == (0, t),
@@ -158,7 +159,7 @@ const MAX_FRAGMENTS_REMEMBERED: usize = 8192;
 /// Reassembles fragmented IP payloads.
 pub struct Defragmenter {
     cfg: DefragConfig,
-    pending: HashMap<FragKey, Datagram>,
+    pending: HashMap<FragKey, Partial>,
     /// Datagrams in the order they started (first-seen time, key); entries
     /// of datagrams already gone are skipped, and pruned when they pile up.
     age: VecDeque<(i64, FragKey)>,
@@ -209,7 +210,7 @@ impl Defragmenter {
             }
             self.pending.insert(
                 key,
-                Datagram {
+                Partial {
                     data: Vec::new(),
                     have: Vec::new(),
                     frags: Vec::new(),

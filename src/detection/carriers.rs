@@ -25,7 +25,8 @@ use crate::events::{Body, Event, HostSighting};
 /// Packet time and flow of a sighting.
 type Seen = (i64, u64);
 
-struct Protocol {
+/// One protocol's sightings of a (name, address) pair.
+struct Sightings {
     name: &'static str,
     /// Whether these sightings came in exchanges the other side answered
     /// (a one-way packet may carry a forged source address).
@@ -36,7 +37,7 @@ struct Protocol {
     other: Option<Seen>,
 }
 
-impl Protocol {
+impl Sightings {
     fn add(&mut self, new: Seen) {
         let mut all = [Some(self.first), self.other, Some(new)];
         all.sort_unstable_by_key(|s| s.map_or((i64::MAX, u64::MAX), |s| s));
@@ -57,7 +58,7 @@ impl Protocol {
 
 #[derive(Default)]
 pub struct Carriers {
-    seen: HashMap<(String, IpAddr), Vec<Protocol>>,
+    seen: HashMap<(String, IpAddr), Vec<Sightings>>,
     /// What `seen` holds: its names' bytes and a fixed cost per pair.
     bytes: usize,
     /// Sightings not kept because the table was full.
@@ -87,7 +88,7 @@ impl Carriers {
             .find(|p| p.name == name && p.answered == answered)
         {
             Some(p) => p.add((ts_us, flow)),
-            None => protocols.push(Protocol {
+            None => protocols.push(Sightings {
                 name,
                 answered,
                 first: (ts_us, flow),
@@ -107,7 +108,7 @@ impl Carriers {
         let Some(protocols) = self.seen.get(&(machine(&a.hostname), ip)) else {
             return;
         };
-        let before: Vec<&Protocol> = protocols
+        let before: Vec<&Sightings> = protocols
             .iter()
             .filter(|p| p.name != own)
             .filter(|p| p.apart_from(flow).is_some_and(|(t, _)| t <= ts))
@@ -289,7 +290,7 @@ mod tests {
 
     #[test]
     fn keeps_the_earliest_sighting_and_the_earliest_on_another_flow() {
-        let mut p = Protocol {
+        let mut p = Sightings {
             name: "nbns",
             answered: true,
             first: (50, 1),

@@ -51,7 +51,7 @@ impl std::error::Error for BrowserError {}
 
 /// A datagram's header and, when it holds one, its announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Datagram<'a> {
+pub struct NetbiosDatagram<'a> {
     pub msg_type: u8,
     /// The sender's address as the datagram states it.
     pub source_ip: Ipv4Addr,
@@ -90,7 +90,7 @@ fn truncated(section: &'static str) -> impl Fn(nom::Err<nom::error::Error<&[u8]>
 
 /// Parses a NetBIOS datagram; the announcement is `None` when the user data
 /// is a mailslot write to another mailslot or another browser message.
-pub fn parse(b: &[u8]) -> Result<Datagram<'_>, BrowserError> {
+pub fn parse(b: &[u8]) -> Result<NetbiosDatagram<'_>, BrowserError> {
     type R<'a, T> = IResult<&'a [u8], T>;
     let header: R<_> = (byte, byte, be_u16, be_u32, be_u16, be_u16, be_u16).parse(b);
     let (rest, (msg_type, _flags, _id, source_ip, _port, _len, _offset)) =
@@ -100,7 +100,7 @@ pub fn parse(b: &[u8]) -> Result<Datagram<'_>, BrowserError> {
     }
     let (rest, source_name) = nbns::encoded_name(rest).map_err(|_| BrowserError::BadName)?;
     let (smb, destination_name) = nbns::encoded_name(rest).map_err(|_| BrowserError::BadName)?;
-    Ok(Datagram {
+    Ok(NetbiosDatagram {
         msg_type,
         source_ip: Ipv4Addr::from(source_ip),
         source_name,
