@@ -56,8 +56,8 @@ impl Default for Handshake {
     fn default() -> Self {
         Handshake {
             records: [
-                Framer::new(tls::MAX_RECORD + 5),
-                Framer::new(tls::MAX_RECORD + 5),
+                Framer::new(tls::MAX_RECORD + tls::RECORD_HEADER_SIZE),
+                Framer::new(tls::MAX_RECORD + tls::RECORD_HEADER_SIZE),
             ],
             messages: [Vec::new(), Vec::new()],
             sni: None,
@@ -97,17 +97,17 @@ impl Handshake {
             return Frame::Stop;
         }
         let h = match tls::record_header(b) {
-            None => return Frame::Need(5),
+            None => return Frame::Need(tls::RECORD_HEADER_SIZE),
             Some(Err(_)) => {
                 *not_tls = true;
                 return Frame::Stop;
             }
             Some(Ok(h)) => h,
         };
-        let total = 5 + h.length;
+        let total = tls::RECORD_HEADER_SIZE + h.length;
         match h.content_type {
             tls::CONTENT_HANDSHAKE => {
-                let Some(body) = b.get(5..total) else {
+                let Some(body) = b.get(tls::RECORD_HEADER_SIZE..total) else {
                     return Frame::Need(total);
                 };
                 let d = dir.index();

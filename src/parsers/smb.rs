@@ -27,14 +27,18 @@ pub fn looks_like_session(b: &[u8]) -> bool {
     }
 }
 
+/// The NetBIOS session service header (RFC 1002 4.3.1).
+const NBSS_HEADER_SIZE: usize = 4;
+/// The SMB2 header (MS-SMB2 2.2.1).
+const SMB2_HEADER_SIZE: usize = 64;
 /// SMB1 and SMB2 command offsets from the start of the NetBIOS message.
-const SMB1_COMMAND_AT: usize = 4 + 4;
-const SMB2_COMMAND_AT: usize = 4 + 12;
-const SMB2_NEXT_COMMAND_AT: usize = 4 + 20;
+const SMB1_COMMAND_AT: usize = NBSS_HEADER_SIZE + 4;
+const SMB2_COMMAND_AT: usize = NBSS_HEADER_SIZE + 12;
+const SMB2_NEXT_COMMAND_AT: usize = NBSS_HEADER_SIZE + 20;
 
 /// Bytes of a NetBIOS message enough to tell its command (the NetBIOS
 /// header and an SMB2 header with room to spare).
-pub const SESSION_SETUP_PEEK: usize = 4 + 68;
+pub const SESSION_SETUP_PEEK: usize = NBSS_HEADER_SIZE + SMB2_HEADER_SIZE + 4;
 
 /// Whether the NetBIOS message at the start of `b` may hold a session
 /// setup (SMB1 SESSION_SETUP_ANDX, or SMB2 SESSION_SETUP first or anywhere

@@ -55,10 +55,15 @@ impl std::fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// The record header at the start of `buf`; `None` until five bytes are
-/// there.
+/// A record header: type, version, length (RFC 8446 5.1).
+pub const RECORD_HEADER_SIZE: usize = 5;
+/// A handshake message header: type, 24-bit length (RFC 8446 4).
+pub const HANDSHAKE_HEADER_SIZE: usize = 4;
+
+/// The record header at the start of `buf`; `None` until its five bytes
+/// are there.
 pub fn record_header(buf: &[u8]) -> Option<Result<RecordHeader, TlsError>> {
-    let h = buf.get(..5)?;
+    let h = buf.get(..RECORD_HEADER_SIZE)?;
     let content_type = h[0];
     let version = u16::from_be_bytes([h[1], h[2]]);
     let length = usize::from(u16::from_be_bytes([h[3], h[4]]));
@@ -87,14 +92,17 @@ pub fn handshake_message(buf: &[u8]) -> Option<(u8, &[u8], usize)> {
     let r: IResult<&[u8], _> = (byte, be_u24).parse(buf);
     let (rest, (typ, len)) = r.ok()?;
     let body = rest.get(..len as usize)?;
-    Some((typ, body, 4 + len as usize))
+    Some((typ, body, HANDSHAKE_HEADER_SIZE + len as usize))
 }
 
 /// The length a handshake message at the start of `buf` announces (header
 /// included), once its header is there.
 pub fn handshake_len(buf: &[u8]) -> Option<usize> {
-    let h = buf.get(..4)?;
-    Some(4 + ((usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3])))
+    let h = buf.get(..HANDSHAKE_HEADER_SIZE)?;
+    Some(
+        HANDSHAKE_HEADER_SIZE
+            + ((usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3])),
+    )
 }
 
 fn extensions(i: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {

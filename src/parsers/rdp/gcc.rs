@@ -103,6 +103,12 @@ pub enum ServerCertificate<'a> {
 /// Largest X.509 chain read (the protocol's own limit is small, too).
 const MAX_CHAIN: usize = 8;
 
+/// TS_UD_CS_CORE field sizes (MS-RDPBCGR 2.2.1.3.2): clientName is 16
+/// UTF-16 code units, imeFileName 32, clientDigProductId 32.
+const CLIENT_NAME_SIZE: usize = 32;
+const IME_FILE_NAME_SIZE: usize = 64;
+const DIG_PRODUCT_ID_SIZE: usize = 64;
+
 fn client_core(b: &[u8]) -> Option<ClientCore<'_>> {
     type R<'a, T> = IResult<&'a [u8], T>;
     let fixed: R<_> = (le_u32, le_u16, le_u16, le_u16, le_u16, le_u32, le_u32).parse(b);
@@ -110,8 +116,8 @@ fn client_core(b: &[u8]) -> Option<ClientCore<'_>> {
         rest,
         (version, desktop_width, desktop_height, color_depth, _sas, keyboard_layout, client_build),
     ) = fixed.ok()?;
-    let client_name = rest.get(..32)?;
-    let rest = &rest[32..];
+    let client_name = rest.get(..CLIENT_NAME_SIZE)?;
+    let rest = rest.get(CLIENT_NAME_SIZE..)?;
     let r: R<_> = (le_u32, le_u32, le_u32).parse(rest);
     let (rest, (keyboard_type, keyboard_subtype, _fkeys)) = r.ok()?;
     let mut core = ClientCore {
@@ -126,9 +132,9 @@ fn client_core(b: &[u8]) -> Option<ClientCore<'_>> {
         keyboard_subtype,
         ..ClientCore::default()
     };
-    // imeFileName (64), then optional fields, each present only if the
-    // block is long enough.
-    let Some(mut opt) = rest.get(64..) else {
+    // imeFileName, then optional fields, each present only if the block
+    // is long enough.
+    let Some(mut opt) = rest.get(IME_FILE_NAME_SIZE..) else {
         return Some(core);
     };
     let u16_field = |opt: &mut &[u8]| -> Option<u16> {
@@ -147,11 +153,11 @@ fn client_core(b: &[u8]) -> Option<ClientCore<'_>> {
     core.high_color_depth = u16_field(&mut opt);
     let _supported_color_depths = u16_field(&mut opt);
     core.early_capability_flags = u16_field(&mut opt);
-    let Some(dig) = opt.get(..64) else {
+    let Some((dig, after)) = opt.split_at_checked(DIG_PRODUCT_ID_SIZE) else {
         return Some(core);
     };
     core.dig_product_id = Some(dig);
-    opt = &opt[64..];
+    opt = after;
     let r: R<_> = (byte, byte).parse(opt);
     let Ok((r, (connection_type, _pad))) = r else {
         return Some(core);
