@@ -218,6 +218,11 @@ struct RunArgs {
     /// Print the human summary on stderr at the end even when it is not a terminal.
     #[arg(long, help_heading = "Output")]
     summary: bool,
+    /// Check the options, watch lists and output URLs, say whether they
+    /// are valid and exit (0: valid, 2: not), as Suricata's -T: nothing is
+    /// captured, read or written.
+    #[arg(short = 'T', long, help_heading = "Output")]
+    test_config: bool,
     /// Which checksums are checked: auto (all, except those of a sender whose
     /// every checksum is wrong: the capturing host offloading them), verify,
     /// or ignore.
@@ -437,6 +442,13 @@ fn run_checked(mut args: RunArgs) -> Result<ExitCode, ExitCode> {
         None => Some(system_hostname()).filter(|h| !h.is_empty()),
     };
     let (specs, pretty_on_terminal) = output_specs(&args)?;
+    if args.test_config {
+        if let Some(f) = &filter {
+            hostwatch::capture::check_filter(f).map_err(fail)?;
+        }
+        hostwatch::diag::info("configuration is valid");
+        return Ok(ExitCode::SUCCESS);
+    }
     let syslog_host = sensor_name.clone().unwrap_or_else(system_hostname);
     let outputs = Outputs::open(&specs, &syslog_host).map_err(fail)?;
     let packet_log = match &args.write {
@@ -483,7 +495,7 @@ fn inputs_of(args: &mut RunArgs) -> Result<(Vec<Input>, Option<String>), ExitCod
     }
     let mut inputs: Vec<Input> = args.read.iter().map(|f| Input::File(f.clone())).collect();
     inputs.extend(args.interface.iter().map(|i| Input::Interface(i.clone())));
-    if inputs.is_empty() {
+    if inputs.is_empty() && !args.test_config {
         return Err(fail(match &args.config {
             Some(c) => format!(
                 "nothing to read: set `interface` (or `read`) in {}, or give -i IFACE or -r FILE",
@@ -505,7 +517,7 @@ fn inputs_of(args: &mut RunArgs) -> Result<(Vec<Input>, Option<String>), ExitCod
         (None, false) => Some(args.filter_words.join(" ")),
         (None, true) => None,
     };
-    for f in &args.read {
+    for f in args.read.iter().filter(|_| !args.test_config) {
         if f != "-" && !std::path::Path::new(f).exists() {
             hostwatch::diag::error(format_args!("{f}: cannot open: no such file"));
             return Err(ExitCode::from(exit::DAMAGED));

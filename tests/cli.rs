@@ -1531,3 +1531,29 @@ fn segments_dropped_for_checksums_are_said() {
         .collect();
     assert_eq!(names, ["JOHN-PC-LAPTOP"]);
 }
+
+/// `-T` checks the options, lists, output URLs and filter and exits, as
+/// Suricata's: nothing is captured, read or written.
+#[test]
+fn test_config_checks_and_exits() {
+    let out = tmp("test-config.json");
+    let out_s = out.display().to_string();
+    let demo = fixture("demo/demo.pcap");
+    let demo_s = demo.display().to_string();
+    let ok = hostwatch(&["-T", "-r", &demo_s, "-o", &out_s, "tcp", "or", "udp"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_eq!(stderr(&ok).trim(), "hostwatch: configuration is valid");
+    assert!(ok.stdout.is_empty());
+    assert!(!out.exists(), "an output was opened");
+    let filter = hostwatch(&["-T", "-i", "eth9", "tcp", "or", "bogus"]);
+    assert_eq!(filter.status.code(), Some(2));
+    assert_eq!(
+        stderr(&filter).trim(),
+        "hostwatch: invalid capture filter 'tcp or bogus': syntax error in filter expression"
+    );
+    let list = hostwatch(&["-T", "-i", "eth9", "--watchlist", "/nonexistent.list"]);
+    assert_eq!(list.status.code(), Some(2));
+    assert!(stderr(&list).contains("/nonexistent.list: cannot read watch list"));
+    let url = hostwatch(&["-T", "-i", "eth9", "-o", "gopher://x"]);
+    assert_eq!(url.status.code(), Some(2), "{}", stderr(&url));
+}

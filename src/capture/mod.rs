@@ -382,6 +382,18 @@ fn linktype_name(lt: i32) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Whether libpcap compiles the capture filter `expr` (for Ethernet, the
+/// link type of nearly every capture), as a capture would before its
+/// first packet.
+pub fn check_filter(expr: &str) -> Result<(), CaptureError> {
+    let error = |e: pcap::Error| CaptureError::Filter {
+        expr: expr.into(),
+        detail: clean(&e.to_string()),
+    };
+    let dead = Capture::dead(pcap::Linktype::ETHERNET).map_err(error)?;
+    dead.compile(expr, true).map(|_| ()).map_err(error)
+}
+
 /// A capture file opened by libpcap, directly or through a pipe that a
 /// feeder thread fills (standard input, a FIFO, gzip).
 struct Opened {
