@@ -888,9 +888,17 @@ fn timeval_us(sec: libc::time_t, usec: libc::suseconds_t) -> i64 {
 
 /// Waits up to `timeout_ms` until any of the live `sources` has packets,
 /// or `also` is readable, in one poll(2): with several interfaces, none
-/// waits behind another's timeout. False on timeout or a signal.
+/// waits behind another's timeout. Returns whether `also` is readable
+/// (false on timeout or a signal). Called once per read round, so the
+/// descriptors sit on the stack unless there are many interfaces.
 pub fn wait_any(sources: &[Source], also: Option<RawFd>, timeout_ms: i32) -> bool {
-    let mut fds: Vec<libc::pollfd> = sources
+    const ON_STACK: usize = 8;
+    let idle = libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    };
+    let wanted = sources
         .iter()
         .filter_map(Source::raw_fd)
         .chain(also)
@@ -898,15 +906,28 @@ pub fn wait_any(sources: &[Source], also: Option<RawFd>, timeout_ms: i32) -> boo
             fd,
             events: libc::POLLIN,
             revents: 0,
-        })
-        .collect();
+        });
+    let mut stack = [idle; ON_STACK];
+    let mut heap = Vec::new();
+    let n = sources.len() + usize::from(also.is_some());
+    let fds: &mut [libc::pollfd] = if n <= ON_STACK {
+        let mut k = 0;
+        for (slot, fd) in stack.iter_mut().zip(wanted) {
+            *slot = fd;
+            k += 1;
+        }
+        &mut stack[..k]
+    } else {
+        heap.extend(wanted);
+        &mut heap
+    };
     if fds.is_empty() {
         return false;
     }
     // SAFETY: `fds` is a valid array of pollfd of the given length for the
     // duration of the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    n > 0
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    ready > 0 && also.is_some() && fds.last().is_some_and(|p| p.revents & libc::POLLIN != 0)
 }
 
 /// Waits for the feeder thread; a decompression error is the real cause

@@ -193,9 +193,8 @@ impl Doorbell {
     fn sleep(&self, sources: &[Source], inbox: &Receiver<WorkMsg>, timeout_ms: i32) {
         self.asleep.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if inbox.is_empty() {
-            capture::wait_any(sources, Some(self.fd.as_raw_fd()), timeout_ms);
-            // Nonblocking: nothing to read is EAGAIN.
+        if inbox.is_empty() && capture::wait_any(sources, Some(self.fd.as_raw_fd()), timeout_ms) {
+            // Rung: reset the counter for the next sleep.
             let _ = self.fd.read();
         }
         self.asleep.store(false, Ordering::SeqCst);
