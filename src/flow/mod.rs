@@ -549,7 +549,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             records,
             anomalies,
         };
-        let delivered = deliver(flow, seg, &taken, &cfg.limits, &mut env, out);
+        let delivered = deliver(flow, (seg, side), &taken, &cfg.limits, &mut env, out);
         if settle(flow, seg.ts_us, &delivered, &mut env) {
             bypassed.push(key);
         }
@@ -946,7 +946,7 @@ impl Flow {
 /// overlap is analysed aside.
 fn deliver<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
     flow: &mut Flow,
-    seg: &TcpSegment<'_>,
+    (seg, side): (&TcpSegment<'_>, u8),
     t: &Taken<'_>,
     base: &StreamLimits,
     env: &mut Env<'_, F>,
@@ -962,7 +962,7 @@ fn deliver<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
     if matches!(flow.app, App::NotYet) && !t.payload.is_empty() {
         flow.app = App::Running(factory.new_flow(flow.server.1));
     }
-    let me = usize::from(flow.side_of(seg)) - 1;
+    let me = usize::from(side) - 1;
     let dir = if me == 0 {
         Dir::ToServer
     } else {
