@@ -218,9 +218,10 @@ struct RunArgs {
     /// Print the human summary on stderr at the end even when it is not a terminal.
     #[arg(long, help_heading = "Output")]
     summary: bool,
-    /// Check the options, watch lists and output URLs, say whether they
-    /// are valid and exit (0: valid, 2: not), as Suricata's -T: nothing is
-    /// captured, read or written.
+    /// Check the options, filter, watch lists and output URLs, say whether
+    /// they are valid and exit (0: valid, 2: not), as Suricata's -T:
+    /// nothing is opened (interfaces, capture files, outputs), read or
+    /// written.
     #[arg(short = 'T', long, help_heading = "Output")]
     test_config: bool,
     /// Which checksums are checked: auto (all, except those of a sender whose
@@ -459,13 +460,16 @@ fn run_checked(mut args: RunArgs) -> Result<ExitCode, ExitCode> {
     };
     let control = Arc::new(Control::default());
     install_signals(&control).map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
-    let mut cfg = config_of(&args, inputs, filter);
-    cfg.sensor_name = sensor_name;
-    // A bar redrawn on the terminal the alerts are printed to would tear
-    // them.
-    cfg.progress = !(args.quiet || live || pretty_on_terminal);
-    cfg.asn_db = asn_db;
-    cfg.packet_log = packet_log.clone();
+    let cfg = config_of(
+        &args,
+        (inputs, filter),
+        Opened {
+            sensor_name,
+            asn_db,
+            packet_log: packet_log.clone(),
+            pretty_on_terminal,
+        },
+    );
     let listening = (live && !args.quiet).then(|| listening_line(&cfg, &lists, &specs));
     let outcome = pipeline::run_with_hook(&cfg, lists, outputs, control, || {
         if let Some(l) = &listening {
@@ -556,9 +560,18 @@ fn output_specs(args: &RunArgs) -> Result<(Vec<OutputSpec>, bool), ExitCode> {
     Ok((specs, pretty_on_terminal))
 }
 
-/// The pipeline's configuration from the command line (what needs opening
-/// first is set by the caller).
-fn config_of(args: &RunArgs, inputs: Vec<Input>, filter: Option<String>) -> Config {
+/// What the run opened or decided before its configuration.
+struct Opened {
+    sensor_name: Option<String>,
+    asn_db: Option<Arc<hostwatch::detection::asn::AsnDb>>,
+    packet_log: Option<Arc<PacketLog>>,
+    /// Alerts are printed readably to a terminal.
+    pretty_on_terminal: bool,
+}
+
+/// The pipeline's configuration from the command line, its inputs and
+/// filter, and what was opened.
+fn config_of(args: &RunArgs, (inputs, filter): (Vec<Input>, Option<String>), o: Opened) -> Config {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -595,18 +608,20 @@ fn config_of(args: &RunArgs, inputs: Vec<Input>, filter: Option<String>) -> Conf
             idle_timeout_us: secs(args.udp_timeout),
         },
         alerts_only: args.alerts_only,
-        sensor_name: None,
+        sensor_name: o.sensor_name,
         stats_interval: (live && args.stats_interval > 0)
             .then(|| Duration::from_secs(args.stats_interval)),
-        progress: false,
+        // A bar redrawn on the terminal the alerts are printed to would
+        // tear them.
+        progress: !(args.quiet || live || o.pretty_on_terminal),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         checksums: args.checksums,
         home_net: args.home_net.clone().unwrap_or_default(),
-        asn_db: None,
+        asn_db: o.asn_db,
         mentions: args.mentions,
         suppress: args.suppress,
         min_confidence: args.min_confidence,
-        packet_log: None,
+        packet_log: o.packet_log,
     }
 }
 
