@@ -299,3 +299,41 @@ fn progress_bar(source: &Source) -> Option<indicatif::ProgressBar> {
     pb.set_prefix(crate::render::escape_control(source.name()));
     Some(pb)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what it is handed.
+    #[derive(Default)]
+    struct Count {
+        frames: Vec<i64>,
+    }
+
+    impl Sink for Count {
+        fn frame(&mut self, ts_us: i64) {
+            self.frames.push(ts_us);
+        }
+        fn packet(&mut self, _p: &Packet<'_>, _plain: bool) {}
+        fn tick(&mut self, _now_us: i64, _reader: &mut Reader) {}
+    }
+
+    /// A round that leaves packets unread says how far it read (the last
+    /// packet's time); one that reads a source to its end, that it caught
+    /// up. Fanout lanes order hand-offs by it.
+    #[test]
+    fn a_round_says_how_far_it_read() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/demo.pcap");
+        let src = Source::open_file(path, None).expect("demo capture");
+        let mut r = Reader::new(vec![src], checksum::Mode::default(), 0, 5);
+        let mut sink = Count::default();
+        assert_eq!(r.round(5, &mut sink).ok(), Some(5));
+        assert_eq!(r.read_to(), ReadTo::Behind(sink.frames[4]));
+        assert_eq!(r.round(5, &mut sink).ok(), Some(5));
+        assert_eq!(r.read_to(), ReadTo::Behind(sink.frames[9]));
+        // The demo's 72 frames: the rest, then the end.
+        assert_eq!(r.round(1_000, &mut sink).ok(), Some(62));
+        assert_eq!(r.read_to(), ReadTo::CaughtUp);
+        assert_eq!(sink.frames.len(), 72);
+    }
+}
