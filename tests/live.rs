@@ -263,6 +263,17 @@ fn private_kib(child: &Child) -> u64 {
     kib
 }
 
+/// Each alert as its source address and `alert.FIELD`, sorted.
+fn alert_keys(events: &[Value], field: &str) -> Vec<String> {
+    let mut v: Vec<String> = events
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .map(|e| format!("{} {}", e["src_ip"], e["alert"][field]))
+        .collect();
+    v.sort();
+    v
+}
+
 fn last_stats(events: &[Value]) -> &Value {
     &events
         .iter()
@@ -1107,15 +1118,7 @@ fn ipv6_fragments_of_one_segment_do_not_hide_the_name() {
     std::thread::sleep(Duration::from_millis(500));
     let (code, err) = stop(child);
     assert_eq!(code, 0, "{err}");
-    let alerts = |ev: &[Value]| {
-        let mut v: Vec<String> = ev
-            .iter()
-            .filter(|e| e["event_type"] == "alert")
-            .map(|e| format!("{} {}", e["src_ip"], e["alert"]["evidence"]))
-            .collect();
-        v.sort();
-        v
-    };
+    let alerts = |ev: &[Value]| alert_keys(ev, "evidence");
     let (replayed, _, _) = run_files(std::slice::from_ref(&cap), 1);
     assert_eq!(alerts(&replayed).len(), 8, "{:?}", alerts(&replayed));
     let live = read_events(&out);
@@ -1246,15 +1249,7 @@ fn a_flood_of_handoffs_loses_no_alert_and_no_memory() {
     let private_kib = private_kib(&child);
     let (code, err) = stop(child);
     assert_eq!(code, 0, "{err}");
-    let alerts = |ev: &[Value]| {
-        let mut v: Vec<String> = ev
-            .iter()
-            .filter(|e| e["event_type"] == "alert")
-            .map(|e| format!("{} {}", e["src_ip"], e["alert"]["hostname"]))
-            .collect();
-        v.sort();
-        v
-    };
+    let alerts = |ev: &[Value]| alert_keys(ev, "hostname");
     let (replayed, _, _) = run_files(std::slice::from_ref(&cap), 1);
     let live = read_events(&out);
     let stats = last_stats(&live);
@@ -1263,6 +1258,7 @@ fn a_flood_of_handoffs_loses_no_alert_and_no_memory() {
     assert_eq!(capture["kernel_drops"], 0, "{capture}");
     assert_eq!(alerts(&replayed).len(), 4, "{:?}", alerts(&replayed));
     assert_eq!(alerts(&live), alerts(&replayed));
+    assert_eq!(content(&live), content(&replayed));
     // One lane read every packet and handed about half to the other.
     let packets = capture["kernel_packets"].as_u64().unwrap_or(0);
     let resharded = capture["resharded"].as_u64().unwrap_or(0);
