@@ -834,6 +834,7 @@ impl Flow {
     /// Whether the receiver on `side`'s other end takes the segment within
     /// this connection, noting what it tells of the connection (what its
     /// sender sent, the handshake, FINs); false for a closed connection.
+    #[inline]
     fn takes(
         &mut self,
         seg: &TcpSegment<'_>,
