@@ -3,7 +3,8 @@
 //! that is no longer analysed (a TLS session past its certificate), one
 //! whose analyzer skips payload by length (an SMB2 file copy) and UDP
 //! datagrams no protocol takes (QUIC, NTP, syslog, and junk on the NetBIOS
-//! port) carry thousands of packets. Buffers that grow to a cap once per
+//! port) carry thousands of packets, and a SYN flood (lone SYNs wait in the
+//! SYN cache's fixed slots). Buffers that grow to a cap once per
 //! connection (the bytes kept until acknowledged) reach it in the warm-up.
 //! One test in this binary, so no other
 //! test's allocations count.
@@ -166,6 +167,26 @@ fn no_allocation_per_packet_on_the_common_path() {
         ));
     }
 
+    // A SYN flood: lone SYNs from 5,000 sources wait in the SYN cache,
+    // whose slots are made at the first SYN (in the warm-up).
+    let lone_syn = |i: u32| {
+        let conn = Conn::new(
+            ([100, 64, (i >> 8) as u8, i as u8].into(), 1024),
+            ([10, 0, 0, 9].into(), 3389),
+            i,
+        );
+        let syn = Segment {
+            from_client: true,
+            seq: i.wrapping_mul(7919),
+            ack: 0,
+            flags: hostwatch::decode::tcp_flags::SYN,
+            payload: Vec::new(),
+        };
+        conn.frame(&syn)
+    };
+    warm.push(lone_syn(u32::MAX));
+    bulk.extend((0..5_000).map(lone_syn));
+
     let mut decoder = Decoder::new(linktype::ETHERNET);
     let mut table = FlowTable::new(FlowConfig::default(), Analyzers);
     let mut udp = DatagramTable::new(DatagramConfig::default());
@@ -187,8 +208,15 @@ fn no_allocation_per_packet_on_the_common_path() {
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     run(&bulk, &mut decoder, &mut table, &mut udp);
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert!(bulk.len() > 4_000, "{} packets", bulk.len());
+    assert!(bulk.len() > 9_000, "{} packets", bulk.len());
     assert_eq!((udp.stats.ignored, udp.len()), (2_001, 0));
+    // The flood left the flow table alone.
+    assert_eq!((table.len(), table.stats.flows), (2, 2));
+    // Each connection's SYN waited too, until its SYN-ACK.
+    assert_eq!(
+        (table.stats.syns.held, table.stats.syns.answered),
+        (5_003, 2)
+    );
     assert_eq!(
         during,
         0,

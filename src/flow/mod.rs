@@ -18,6 +18,7 @@
 
 pub mod datagram;
 pub mod reassembly;
+pub mod syn_cache;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -29,6 +30,8 @@ use crate::events::{FlowInfo, Overlap};
 
 pub use datagram::{DatagramConfig, DatagramStats, DatagramTable};
 pub use reassembly::{Budget, Chunk, Stream, StreamLimits, StreamStats};
+pub use syn_cache::SynStats;
+use syn_cache::{HeldSyn, Offer, SynCache};
 
 /// Default bounds and timeouts of the TCP flow table (the CLI's defaults).
 pub mod defaults {
@@ -75,6 +78,9 @@ pub struct FlowConfig {
     /// Whether a data segment with a wrong checksum is taken once its
     /// receiver acknowledges it (`--checksums auto`).
     pub vouch_checksums: bool,
+    /// Slots of the cache that holds lone SYNs until their connection goes
+    /// on ([`syn_cache`]).
+    pub syn_slots: usize,
 }
 
 impl Default for FlowConfig {
@@ -89,6 +95,7 @@ impl Default for FlowConfig {
             closed_timeout_us: defaults::CLOSED_TIMEOUT_SECS as i64 * 1_000_000,
             vouch_checksums: true,
             self_expire: true,
+            syn_slots: syn_cache::DEFAULT_SLOTS,
         }
     }
 }
@@ -129,6 +136,8 @@ pub struct FlowStats {
     /// Connections whose analysis was ended to stay under the memory cap.
     pub memcap_ended: u64,
     pub streams: StreamStats,
+    /// Lone SYNs, held apart from the connections ([`syn_cache`]).
+    pub syns: SynStats,
 }
 
 impl FlowStats {
@@ -150,6 +159,7 @@ impl FlowStats {
         self.overlap_copies_skipped += o.overlap_copies_skipped;
         self.memcap_ended += o.memcap_ended;
         self.streams.add(&o.streams);
+        self.syns.add(&o.syns);
     }
 
     /// The `flows` object of `stats` (`active` connections now).
@@ -163,6 +173,7 @@ impl FlowStats {
             "overlap_copies_analysed": self.overlap_copies_analysed,
             "overlap_copies_skipped": self.overlap_copies_skipped,
             "memcap_ended": self.memcap_ended,
+            "syn_cache": self.syns.to_json(),
         })
     }
 }
@@ -470,6 +481,8 @@ pub struct FlowTable<F: AnalyzerFactory> {
     records: Vec<Record>,
     /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
     bypassed: Vec<FlowKey>,
+    /// Lone SYNs of connections not (yet) in the table.
+    syns: SynCache,
 }
 
 /// Other copies of conflicting overlaps analysed per connection: enough for
@@ -491,6 +504,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             last_sweep_us: i64::MIN,
             records: Vec::new(),
             bypassed: Vec::new(),
+            syns: SynCache::new(cfg.syn_slots),
         }
     }
 
@@ -515,10 +529,66 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     pub fn packet<O: FnMut(FlowRecord)>(&mut self, seg: &TcpSegment<'_>, out: &mut O) {
         self.maybe_sweep(seg.ts_us, out);
         let key = FlowKey::of(seg);
+        let known = self.flows.contains_key(&key);
+        let lone_syn = syn_cache::is_lone_syn(seg.flags);
+        if !known && !lone_syn && !self.syns.is_empty() {
+            // The connection went on: its SYN goes in first.
+            if let Some(held) = self.syns.take(&key, &mut self.stats.syns) {
+                self.enter_held(&key, held, out);
+            }
+        }
         let Some(taken) = self.admit(&key, seg) else {
             return;
         };
-        self.make_way(&key, seg, taken.syn && !taken.ack, out);
+        if !known && lone_syn && taken.payload.is_empty() {
+            match self
+                .syns
+                .offer(&key, seg, taken.checked, &mut self.stats.syns)
+            {
+                Offer::Held => {
+                    // Taken, as the table would count it.
+                    if taken.checked.is_none() {
+                        self.stats.unfilled_checksum += 1;
+                    }
+                    return;
+                }
+                Offer::Conflict(first) => self.enter_held(&key, first, out),
+            }
+        }
+        self.enter(&key, seg, taken, out);
+    }
+
+    /// A held SYN goes into the table, as it would have when it came.
+    fn enter_held<O: FnMut(FlowRecord)>(&mut self, key: &FlowKey, held: HeldSyn, out: &mut O) {
+        let seg = held.segment();
+        let taken = Taken {
+            checked: held.checked,
+            payload: &[],
+            syn: true,
+            ack: false,
+            fin: false,
+            rst: false,
+        };
+        self.enter(key, &seg, taken, out);
+        if held.checked.is_none() {
+            // Counted when it was held.
+            self.stats.unfilled_checksum = self.stats.unfilled_checksum.saturating_sub(1);
+        }
+        if let Some(f) = self.flows.get_mut(key) {
+            // Its retransmissions renewed it.
+            f.last_us = f.last_us.max(held.last_us);
+        }
+    }
+
+    /// A taken segment in its connection, found or made.
+    fn enter<O: FnMut(FlowRecord)>(
+        &mut self,
+        key: &FlowKey,
+        seg: &TcpSegment<'_>,
+        taken: Taken<'_>,
+        out: &mut O,
+    ) {
+        self.make_way(key, seg, taken.syn && !taken.ack, out);
         let FlowTable {
             cfg,
             factory,
@@ -531,7 +601,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             ..
         } = self;
         let flow = flows
-            .entry(key)
+            .entry(*key)
             .or_insert_with(|| Box::new(new_flow(stats, seg, taken.syn, taken.ack)));
         let side = flow.side_of(seg);
         if !flow.takes(seg, side, &taken, stats) {
@@ -551,7 +621,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         };
         let delivered = deliver(flow, (seg, side), &taken, &cfg.limits, &mut env, out);
         if settle(flow, seg.ts_us, &delivered, &mut env) {
-            bypassed.push(key);
+            bypassed.push(*key);
         }
         hand_out(records, flow, seg.ts_us, out);
         if self.budget.in_use() > self.cfg.memcap {
@@ -739,6 +809,8 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     /// wall-clock time when a live capture is idle).
     pub fn expire<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
         let cfg = self.cfg;
+        self.syns
+            .expire(now_us, cfg.half_open_timeout_us, &mut self.stats.syns);
         let mut expired: Vec<FlowKey> = self
             .flows
             .iter()

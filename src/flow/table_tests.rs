@@ -207,7 +207,9 @@ fn idle_flows_time_out_in_packet_time() {
     assert_eq!(cookie(&out[0]).0, "abc");
     assert_eq!(out[0].ts_us, 1);
     assert_eq!(t.stats.timed_out, 1);
-    assert_eq!(t.len(), 1);
+    // The other's lone SYN waits apart, in the SYN cache.
+    assert_eq!(t.len(), 0);
+    assert_eq!((t.stats.syns.held, t.stats.syns.answered), (2, 1));
 }
 
 #[test]
@@ -399,4 +401,116 @@ fn an_ack_is_judged_by_what_its_peer_sent() {
     l.record(1, 0x7000_0000, false);
     assert!(l.acknowledged(0x7000_0001 - ACK_HISTORY));
     assert!(!l.acknowledged(0x7000_0000 - ACK_HISTORY));
+}
+
+/// The endpoints of `seg`'s connection, client first.
+fn ends() -> ((IpAddr, u16), (IpAddr, u16)) {
+    (([10, 0, 0, 1].into(), 50000), ([10, 0, 0, 2].into(), 445))
+}
+
+#[test]
+fn a_held_syn_opens_its_connection_when_answered() {
+    let (mut t, _) = table(FlowConfig::default(), None);
+    // The SYN and its retransmission wait apart from the table.
+    run(
+        &mut t,
+        &[seg(1, true, 100, 0, S, b""), seg(7, true, 100, 0, S, b"")],
+    );
+    assert_eq!((t.len(), t.stats.flows), (0, 0));
+    let out = run(
+        &mut t,
+        &[
+            seg(9, false, 900, 101, S | A, b""),
+            seg(10, true, 101, 901, A, b""),
+            seg(11, true, 101, 901, P, b"abc"),
+            seg(12, false, 901, 104, P, b"xyz"),
+            seg(13, true, 104, 904, F | A, b""),
+            seg(14, false, 904, 105, F | A, b""),
+        ],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(cookie(&out[0]), ("abc".into(), "xyz".into()));
+    let f = &out[0].flow;
+    // As if the table had held the SYN: the client is its sender, the
+    // flow is named from its time, the handshake's numbers were checked.
+    let (client, server) = ends();
+    assert_eq!((f.src_ip, f.src_port), client);
+    assert_eq!(f.flow_id, flow_id(client, server, Vlans::default(), 1));
+    assert!(f.handshake);
+    assert_eq!((t.stats.flows, t.stats.midstream), (1, 0));
+    assert_eq!(
+        t.stats.syns,
+        SynStats {
+            held: 1,
+            answered: 1,
+            overwritten: 0,
+            timed_out: 0,
+            waiting: 0
+        }
+    );
+}
+
+#[test]
+fn a_syn_flood_stays_out_of_the_table_and_a_forgotten_syn_is_picked_up_at_its_answer() {
+    let cfg = FlowConfig {
+        max_flows: 64,
+        syn_slots: 1,
+        ..FlowConfig::default()
+    };
+    let (mut t, _) = table(cfg, None);
+    run(&mut t, &[seg(1, true, 100, 0, S, b"")]);
+    // 20,000 SYNs of other connections into 1,024 slots: the first SYN's
+    // slot is taken (but for a chance of e^-19.5).
+    for i in 0..20_000u32 {
+        let mut s = seg(2 + i64::from(i), true, i, 0, S, b"");
+        s.src = IpAddr::from([100, 64, (i >> 8) as u8, i as u8]);
+        run(&mut t, &[s]);
+    }
+    assert_eq!((t.len(), t.stats.flows, t.stats.evicted), (0, 0, 0));
+    assert_eq!(t.stats.syns.held, 20_001);
+    let syns = t.stats.syns;
+    assert_eq!(syns.overwritten + syns.waiting, 20_001);
+    assert_eq!(syns.waiting, t.syns.len() as u64);
+    assert!(t.syns.footprint() < 1 << 20);
+    let out = run(
+        &mut t,
+        &[
+            seg(30_000, false, 900, 101, S | A, b""),
+            seg(30_001, true, 101, 901, P, b"abc"),
+            seg(30_002, false, 901, 104, P, b"xyz"),
+            seg(30_003, true, 104, 904, tcp_flags::RST, b""),
+        ],
+    );
+    // Picked up at its SYN-ACK: the roles right, the bytes whole, the
+    // handshake not vouched for.
+    assert_eq!(out.len(), 1);
+    assert_eq!(cookie(&out[0]), ("abc".into(), "xyz".into()));
+    assert_eq!(out[0].flow.src_port, 50000);
+    assert!(!out[0].flow.handshake);
+    assert_eq!((t.stats.flows, t.stats.syns.answered), (1, 0));
+}
+
+#[test]
+fn an_unanswered_syn_times_out_as_a_half_open_connection_did() {
+    let cfg = FlowConfig {
+        half_open_timeout_us: 5_000_000,
+        ..FlowConfig::default()
+    };
+    let (mut t, _) = table(cfg, None);
+    run(&mut t, &[seg(0, true, 100, 0, S, b"")]);
+    let mut out = Vec::new();
+    t.expire(5_000_000, &mut |r| out.push(r));
+    assert_eq!(t.stats.syns.timed_out, 0);
+    t.expire(5_000_001, &mut |r| out.push(r));
+    assert_eq!(t.stats.syns.timed_out, 1);
+    // Its answer now opens a connection picked up at the SYN-ACK.
+    run(
+        &mut t,
+        &[
+            seg(5_000_002, false, 900, 101, S | A, b""),
+            seg(5_000_003, true, 101, 901, P, b"abc"),
+        ],
+    );
+    assert_eq!((t.stats.flows, t.stats.syns.answered), (1, 0));
+    assert!(out.is_empty());
 }

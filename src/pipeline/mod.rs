@@ -341,6 +341,7 @@ pub(super) fn shares(cfg: &Config, workers: usize) -> (FlowConfig, DatagramConfi
     flow.max_flows = (cfg.flow.max_flows / workers).max(1);
     flow.max_ooo_total = (cfg.flow.max_ooo_total / workers).max(1);
     flow.memcap = (cfg.flow.memcap / workers).max(1);
+    flow.syn_slots = (cfg.flow.syn_slots / workers).max(1);
     if cfg.packet_log.is_some() {
         // The packets held for `-w` take a quarter of the memory cap.
         flow.memcap -= flow.memcap / RECORDER_SHARE;
