@@ -472,7 +472,7 @@ fn is_server_port(p: u16) -> bool {
 pub struct FlowTable<F: AnalyzerFactory> {
     cfg: FlowConfig,
     factory: F,
-    flows: HashMap<FlowKey, Box<Flow>>,
+    flows: HashMap<FlowKey, Box<Flow>, foldhash::quality::RandomState>,
     budget: Budget,
     pub stats: FlowStats,
     /// Messages the analyzers could not parse, per protocol.
@@ -498,7 +498,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             budget: Budget::new(cfg.max_ooo_total),
             cfg,
             factory,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             stats: FlowStats::default(),
             anomalies: Anomalies::default(),
             last_sweep_us: i64::MIN,
@@ -529,7 +529,9 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     pub fn packet<O: FnMut(FlowRecord)>(&mut self, seg: &TcpSegment<'_>, out: &mut O) {
         self.maybe_sweep(seg.ts_us, out);
         let key = FlowKey::of(seg);
-        let known = self.flows.contains_key(&key);
+        // Known, and whether its analysis is over.
+        let bypassed = self.flows.get(&key).map(|f| matches!(f.app, App::Done));
+        let known = bypassed.is_some();
         let lone_syn = syn_cache::is_lone_syn(seg.flags);
         if !known && !lone_syn && !self.syns.is_empty() {
             // The connection went on: its SYN goes in first.
@@ -537,7 +539,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
                 self.enter_held(&key, held, out);
             }
         }
-        let Some(taken) = self.admit(&key, seg) else {
+        let Some(taken) = self.admit(&key, seg, bypassed == Some(true)) else {
             return;
         };
         if !known && lone_syn && taken.payload.is_empty() {
@@ -631,33 +633,34 @@ impl<F: AnalyzerFactory> FlowTable<F> {
 
     /// What the receiver takes of a segment before it looks for the
     /// connection; `None` when it drops it.
-    fn admit<'p>(&mut self, key: &FlowKey, seg: &TcpSegment<'p>) -> Option<Taken<'p>> {
+    fn admit<'p>(
+        &mut self,
+        key: &FlowKey,
+        seg: &TcpSegment<'p>,
+        bypassed: bool,
+    ) -> Option<Taken<'p>> {
         // The receiver drops a segment with a wrong checksum: a decoy cannot
         // be seen as data, a RST or a SYN. An unfilled one is judged later,
         // by what its sender did earlier in the connection. Checksums of a
-        // bypassed connection are not judged: the capture thread may have
-        // stopped copying its payload already.
+        // bypassed connection are not judged (the capture thread may have
+        // stopped copying its payload already), so not summed either.
         let checked = match seg.checksum {
             Checksum::Unfilled(_) => None,
+            _ if bypassed => Some(true),
             c => Some(c.accepts(seg.payload)),
         };
         if checked == Some(false) {
+            self.stats.bad_checksum += 1;
             match self.flows.get_mut(key) {
-                Some(f) if matches!(f.app, App::Done) => {}
-                found => {
-                    self.stats.bad_checksum += 1;
-                    match found {
-                        Some(f) => {
-                            f.checksum_drops = f.checksum_drops.saturating_add(1);
-                            if self.cfg.vouch_checksums {
-                                hold_unverified(f, seg, &mut self.budget);
-                            }
-                        }
-                        None => self.stats.bad_checksum_flows += 1,
+                Some(f) => {
+                    f.checksum_drops = f.checksum_drops.saturating_add(1);
+                    if self.cfg.vouch_checksums {
+                        hold_unverified(f, seg, &mut self.budget);
                     }
-                    return None;
                 }
+                None => self.stats.bad_checksum_flows += 1,
             }
+            return None;
         }
         let flag = |f: u8| seg.flags & f != 0;
         let (syn, ack, fin, rst) = (
