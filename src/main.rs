@@ -151,9 +151,9 @@ struct RunArgs {
     #[arg(short = 'j', long, help_heading = "Limits")]
     workers: Option<usize>,
     /// Capture sockets per interface when live (default: as many as
-    /// workers). Above one, the sockets form an AF_PACKET fanout group and
-    /// each does a worker's work itself (see README); 1: one socket read by
-    /// one capture thread that feeds the workers.
+    /// workers). Each socket's thread does a worker's work itself; above
+    /// one, they form an AF_PACKET fanout group (see README). 1 with
+    /// several workers: one capture thread that feeds them.
     #[arg(long, value_name = "N", help_heading = "Live capture")]
     capture_threads: Option<usize>,
     /// Add a watch list file. Repeatable.

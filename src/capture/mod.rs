@@ -692,6 +692,36 @@ impl Source {
         Ok(())
     }
 
+    /// Reads up to `max` packets of a live capture straight from the
+    /// kernel's ring, each handed to `f` (time, captured bytes, length on
+    /// the wire) while its frame is still in the ring: no copy, and one
+    /// call per burst instead of one per packet. Never waits; returns how
+    /// many were read (0: nothing buffered). `None` for a file.
+    pub fn read_live<F: FnMut(i64, &[u8], u32)>(
+        &mut self,
+        max: usize,
+        mut f: F,
+    ) -> Option<Result<usize, CaptureError>> {
+        let Handle::Live(c) = &mut self.handle else {
+            return None;
+        };
+        let r = c.dispatch(Some(max.clamp(1, i32::MAX as usize)), |p| {
+            let ts_us = timeval_us(p.header.ts.tv_sec, p.header.ts.tv_usec);
+            f(ts_us, p.data, p.header.len);
+        });
+        Some(match r {
+            Ok(n) => {
+                self.packets += n as u64;
+                Ok(n)
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(0),
+            Err(e) => Err(CaptureError::Read {
+                source: self.name.clone(),
+                detail: clean(&e.to_string()),
+            }),
+        })
+    }
+
     /// Reads the next packet. A live handle never waits: it reports
     /// [`Next::Idle`] when nothing is buffered; wait with [`wait_any`].
     #[allow(clippy::should_implement_trait)] // lends from the handle: not an Iterator

@@ -1,6 +1,7 @@
-//! Fanout capture, live with several workers: one *lane* per worker, a
-//! thread that reads its own AF_PACKET socket of every interface, decodes
-//! and analyses in place, as Suricata's `workers` runmode does. The
+//! Live capture: one *lane* per worker, a thread that reads its own
+//! AF_PACKET socket of every interface, decodes and analyses in place, as
+//! Suricata's `workers` runmode does. One lane is the whole of it: every
+//! packet is analysed where it is read, in read order. With several, the
 //! sockets of an interface form one `PACKET_FANOUT` group in flow-hash
 //! mode, so the kernel hands both directions of a connection to one
 //! socket (symmetric: `tests/live.rs` checks it) and nothing serial is left
@@ -61,6 +62,25 @@ const WAKE_SLACK_US: i64 = 50_000;
 /// Bytes waiting in a lane's reorder buffer (payloads and their headers),
 /// at most (beyond, the oldest go on early, counted).
 const REORDER_BYTES: usize = 32 << 20;
+
+/// The longest a lane lets its ring fill while packets flow, before it
+/// waits for the next block: each wake-up then reads several blocks
+/// instead of one (a wake-up costs tens of µs in a VM). An alert waits at
+/// most this much longer.
+const NAP_MAX: Duration = Duration::from_millis(50);
+/// The rate a nap must leave room for: at most half the ring fills at it.
+const NAP_LINE_RATE: u64 = 10_000_000_000 / 8;
+
+/// How long a lane naps while packets flow (see [`NAP_MAX`]): none with
+/// `--immediate`, and no longer than a 10 Gbit/s burst takes to fill half
+/// of a ring of `ring_bytes`.
+fn nap_for(ring_bytes: usize, immediate: bool) -> Duration {
+    if immediate {
+        return Duration::ZERO;
+    }
+    let half = ring_bytes as u64 / 2;
+    NAP_MAX.min(Duration::from_micros(half * 1_000_000 / NAP_LINE_RATE))
+}
 
 /// What a lane has counted, published every second and at its end.
 #[derive(Debug, Default, Clone)]
@@ -281,13 +301,17 @@ pub(super) struct LaneSetup {
     pub control: Arc<Control>,
     pub totals: CaptureTotals,
     pub timeout_ms: i32,
+    /// How long to nap while packets flow ([`nap_for`]).
+    pub nap: Duration,
     pub report: Arc<Mutex<LaneReport>>,
 }
 
 /// A lane as the reader's [`Sink`]: plain TCP is analysed in place, the
-/// rest goes to the lane that owns it.
+/// rest goes to the lane that owns it (all of it in place when alone).
 struct Lane {
     index: usize,
+    /// The only lane: it owns every packet.
+    alone: bool,
     analysis: Analysis,
     reshard: Dispatch,
     inbox: Receiver<WorkMsg>,
@@ -299,6 +323,10 @@ struct Lane {
     counts: Handoff,
     base: CaptureTotals,
     report: Arc<Mutex<LaneReport>>,
+    nap: Duration,
+    /// When the last wait ended, and whether packets came since.
+    woke: std::time::Instant,
+    busy: bool,
 }
 
 impl Lane {
@@ -375,9 +403,10 @@ impl Lane {
 
 impl Sink for Lane {
     fn packet(&mut self, p: &Packet<'_>, plain: bool) {
+        self.busy = true;
         // The kernel placed a plain TCP segment with its connection; the
         // rest goes where our hash says.
-        if plain && matches!(p, Packet::Tcp(_)) {
+        if self.alone || plain && matches!(p, Packet::Tcp(_)) {
             self.analysis.packet(p);
             return;
         }
@@ -420,9 +449,18 @@ impl Sink for Lane {
         } else {
             timeout_ms.min(20)
         };
-        if let Some(bell) = self.bells.get(self.index) {
-            bell.sleep(sources, &self.inbox, timeout_ms);
+        let Some(bell) = self.bells.get(self.index) else {
+            return;
+        };
+        let since = self.woke.elapsed();
+        if std::mem::take(&mut self.busy) && since < self.nap {
+            // Packets flow: the ring takes a few blocks more first (another
+            // lane's hand-off still wakes this one).
+            let nap = (self.nap - since).as_millis().max(1);
+            bell.sleep(&[], &self.inbox, i32::try_from(nap).unwrap_or(1));
         }
+        bell.sleep(sources, &self.inbox, timeout_ms);
+        self.woke = std::time::Instant::now();
     }
 }
 
@@ -442,11 +480,13 @@ pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<Captu
         control,
         totals,
         timeout_ms,
+        nap,
         report,
     } = setup;
     let mut reader = Reader::new(sources, totals.checksums, index, BURST);
     let mut lane = Lane {
         index,
+        alone: bells.len() == 1,
         analysis,
         reshard,
         inbox,
@@ -458,6 +498,9 @@ pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<Captu
         counts: Handoff::default(),
         base: totals,
         report,
+        nap,
+        woke: std::time::Instant::now(),
+        busy: false,
     };
     let error = reader.run(&mut lane, &control, timeout_ms, false).err();
     if error.is_some() {
@@ -486,6 +529,10 @@ fn open_fanout(cfg: &Config, lanes: usize) -> Result<Vec<Vec<Source>>, CaptureEr
         let mut group = fanout_group(k);
         for (lane, sources) in per_lane.iter_mut().enumerate() {
             let src = Source::open_live(iface, &cfg.live, cfg.filter.as_deref())?;
+            if lanes == 1 {
+                sources.push(src);
+                continue;
+            }
             let mut joined = src.join_fanout(group);
             // Another process may hold the group id: the first socket looks
             // for a free one.
@@ -507,8 +554,8 @@ fn open_fanout(cfg: &Config, lanes: usize) -> Result<Vec<Vec<Source>>, CaptureEr
     Ok(per_lane)
 }
 
-/// Fanout capture: `lanes` threads, each reading its socket of every
-/// interface and analysing in place; this thread writes the
+/// Live capture in lanes: `lanes` threads, each reading its socket of
+/// every interface and analysing in place; this thread writes the
 /// periodic stats.
 pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
     cfg: &Config,
@@ -530,7 +577,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
             Some(stats::capture_json(
                 &totals.kernel,
                 &[],
-                Some((lanes, Handoff::default())),
+                Some((lanes, Handoff::default())).filter(|_| lanes > 1),
             )),
         ),
         error: Some(error),
@@ -614,6 +661,10 @@ fn spawn(
             control: control.clone(),
             totals,
             timeout_ms: cfg.live.timeout_ms,
+            nap: nap_for(
+                usize::try_from(cfg.live.buffer_size).unwrap_or(0),
+                cfg.live.immediate,
+            ),
             report: report.clone(),
         };
         let h = thread::Builder::new()
@@ -702,7 +753,8 @@ impl Running {
             handoff.add(&r.handoff);
         }
         let lanes = self.reports.len();
-        let capture = stats::capture_json(&t.kernel, &sockets, Some((lanes, handoff)));
+        let fanout = Some((lanes, handoff)).filter(|_| lanes > 1);
+        let capture = stats::capture_json(&t.kernel, &sockets, fanout);
         stats::to_json(&t, snaps, Some(capture))
     }
 }
@@ -825,6 +877,16 @@ mod tests {
         assert_eq!(p.horizon(now), now - 250_000 - WAKE_SLACK_US);
         p.done(0);
         assert_eq!(p.horizon(now), DONE);
+    }
+
+    #[test]
+    fn a_nap_leaves_half_the_ring_for_a_10_gbit_burst() {
+        // 64 MiB: half of it takes 26.8 ms at 10 Gbit/s.
+        assert_eq!(nap_for(64 << 20, false), Duration::from_micros(26_843));
+        assert_eq!(nap_for(1 << 30, false), NAP_MAX);
+        assert_eq!(nap_for(2 << 20, false), Duration::from_micros(838));
+        assert_eq!(nap_for(64 << 20, true), Duration::ZERO);
+        assert_eq!(nap_for(0, false), Duration::ZERO);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! detector ([`worker`]). One output thread keeps the host inventory and
 //! writes the events ([`report`]); [`stats`] builds the counters, and
 //! [`affinity`] keeps threads off the capture thread's core when replaying.
-//! Live with several workers there is no capture thread: each worker is a
-//! lane reading its own socket of an AF_PACKET fanout group ([`lanes`]).
+//! Live there is no capture thread unless asked for (`--capture-threads 1`
+//! with several workers): each worker is a lane that reads its own socket
+//! (of an AF_PACKET fanout group, with several) and analyses in place
+//! ([`lanes`]).
 
 /// Defaults of the pipeline (the CLI's defaults).
 pub mod defaults {
@@ -236,8 +238,12 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
     let any_live = cfg.inputs.iter().any(|i| matches!(i, Input::Interface(_)));
     let all_live = cfg.inputs.iter().all(|i| matches!(i, Input::Interface(_)));
     let lanes = cfg.capture_threads.unwrap_or(cfg.workers).max(1);
-    let fanout = all_live && !cfg.inputs.is_empty() && lanes > 1;
-    let workers = if fanout { lanes } else { cfg.workers.max(1) };
+    // Live, each lane reads its socket and analyses in place: with one
+    // worker, one lane (no hop between threads per packet); with several,
+    // a fanout group. `--capture-threads 1` with several workers keeps one
+    // capture thread feeding them.
+    let in_place = all_live && !cfg.inputs.is_empty() && (lanes > 1 || cfg.workers.max(1) == 1);
+    let workers = if in_place { lanes } else { cfg.workers.max(1) };
     // Each message carries the events of one batch (up to a few thousand):
     // a short queue bounds the events waiting for the writer (a flood of
     // records backs up to the capture instead of into memory).
@@ -278,7 +284,7 @@ pub fn run_with_hook<H: FnOnce() -> Result<(), String>>(
                 report::run(outputs, out_rx, opts, control, lists)
             }
         });
-    let end = if fanout {
+    let end = if in_place {
         lanes::run_all(cfg, lanes, &lists, &control, &out_tx, after_open)
     } else {
         run_workers(

@@ -138,12 +138,15 @@ impl Reader {
         let started = Instant::now();
         let mut last_tick = Instant::now();
         let mut count = 0u64;
+        // The last round left packets unread: the next reads on without
+        // waiting (no poll while the ring holds a backlog).
+        let mut backlog = false;
         let result = loop {
             let stopping = control.stop.load(Ordering::Relaxed);
             if stopping && !live {
                 break Ok(());
             }
-            if live && !stopping {
+            if live && !stopping && !backlog {
                 sink.wait(&self.sources, timeout_ms);
             }
             let n = if stopping { DRAIN_ON_STOP } else { self.burst };
@@ -159,7 +162,9 @@ impl Reader {
                 let rate = count as f64 / started.elapsed().as_secs_f64().max(1e-6);
                 pb.set_message(format!("{count} packets, {rate:.0} packets/s"));
             }
-            let more = sink.round(self.read_to());
+            let read_to = self.read_to();
+            backlog = matches!(read_to, ReadTo::Behind(_));
+            let more = sink.round(read_to);
             if !more || stopping || self.ended.iter().all(|e| *e) {
                 break Ok(());
             }
@@ -188,6 +193,22 @@ impl Reader {
             let (src, decoder) = (&mut self.sources[i], &mut self.decoders[i]);
             // Still `Some` after `n` packets: the source holds more.
             self.behind[i] = Some(i64::MIN);
+            let (warned, name) = (&mut self.warned[i], &self.names[i]);
+            let mut last = None;
+            let live = src.read_live(n, |ts_us, data, wire_len| {
+                take(decoder, (warned, name), (ts_us, data, wire_len), sink);
+                last = Some(ts_us);
+            });
+            if let Some(got) = live {
+                let got = got?;
+                read += got as u64;
+                if let Some(ts) = last {
+                    self.last_ts = ts;
+                }
+                // Fewer than asked for: the ring is read to its end.
+                self.behind[i] = if got < n { None } else { last };
+                continue;
+            }
             for _ in 0..n {
                 match src.next()? {
                     Next::Packet {
@@ -200,19 +221,9 @@ impl Reader {
                             decoder.set_linktype(lt);
                         }
                         read += 1;
-                        if (data.len() as u64) < u64::from(wire_len) {
-                            note_truncated(
-                                decoder,
-                                &mut self.warned[i],
-                                &self.names[i],
-                                data.len(),
-                                wire_len,
-                            );
-                        }
+                        take(decoder, (warned, name), (ts_us, data, wire_len), sink);
                         self.last_ts = ts_us;
                         self.behind[i] = Some(ts_us);
-                        sink.frame(ts_us);
-                        decoder.decode_placed(ts_us, data, &mut |p, plain| sink.packet(p, plain));
                     }
                     Next::Idle => {
                         self.behind[i] = None;
@@ -256,6 +267,22 @@ impl Reader {
         }
         (totals, sockets)
     }
+}
+
+/// A frame read from a source (its time, bytes and length on the wire):
+/// decoded, and its packets handed to the sink.
+#[inline]
+fn take<S: Sink>(
+    decoder: &mut Decoder,
+    (warned, name): (&mut bool, &str),
+    (ts_us, data, wire_len): (i64, &[u8], u32),
+    sink: &mut S,
+) {
+    if (data.len() as u64) < u64::from(wire_len) {
+        note_truncated(decoder, warned, name, data.len(), wire_len);
+    }
+    sink.frame(ts_us);
+    decoder.decode_placed(ts_us, data, &mut |p, plain| sink.packet(p, plain));
 }
 
 /// Counts a packet cut short by the snapshot length, and says so once per
