@@ -44,10 +44,15 @@ def packet_sockets(pid):
 
 def sensors():
     s = []
-    for lanes in (1, 2):
-        s.append((f"hostwatch-{lanes}", lanes, lambda d, n=lanes: [
-            HW, "-q", "-i", "hbrx", "--workers", str(n), "--buffer-size", str(RING_MIB),
-            "--stats-interval", "0", "-o", f"{d}/eve.json"]))
+    builds = [("hostwatch", HW)]
+    if os.environ.get("BASELINE"):
+        # Another build of hostwatch, measured in the same rounds.
+        builds.append(("baseline", os.environ["BASELINE"]))
+    for build, binary in builds:
+        for lanes in (1, 2):
+            s.append((f"{build}-{lanes}", lanes, lambda d, n=lanes, b=binary: [
+                b, "-q", "-i", "hbrx", "--workers", str(n), "--buffer-size", str(RING_MIB),
+                "--stats-interval", "0", "-o", f"{d}/eve.json"]))
     if shutil.which("suricata"):
         for threads in (1, 2):
             s.append((f"suricata-{threads}", threads, lambda d, n=threads: [
@@ -57,7 +62,8 @@ def sensors():
     else:
         print("suricata not installed: skipped (Debian 12: apt-get install -t bookworm-backports suricata)",
               file=sys.stderr)
-    return s
+    only = os.environ.get("SENSORS", "").split()
+    return [x for x in s if not only or x[0] in only]
 
 
 def replay(rate):
@@ -119,7 +125,7 @@ def run(name, sockets, argv, rate):
     p.send_signal(signal.SIGINT)
     _, status, usage = os.wait4(p.pid, 0)
     cpu = usage.ru_utime + usage.ru_stime
-    result = hostwatch_result(d) if name.startswith("hostwatch") else suricata_result(d)
+    result = suricata_result(d) if name.startswith("suricata") else hostwatch_result(d)
     return (sent, mbps) + result + (cpu, took)
 
 

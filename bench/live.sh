@@ -9,6 +9,9 @@
 #
 #   bench/live.sh [SIZE_MB]        (400 MB; RATES="200 800 topspeed" by default, Mbit/s)
 #
+# SENSORS="hostwatch-1 suricata-1" runs only those; BASELINE=path/to/hostwatch
+# adds another build (baseline-1, baseline-2) to the same rounds.
+#
 # Then the worst case at top speed: a million SYNs (60-byte frames, every
 # one a new connection; `hostwatch generate --kind synflood`).
 #

@@ -5,8 +5,10 @@
 #
 # Generates a deterministic capture of SIZE_MB (default 2000) under
 # bench/out/, warms the page cache, then alternates the contenders RUNS
-# times (default 7, after one warm-up): the bare libpcap read loop (the
-# ceiling: opened as hostwatch opens files, with a 1 MiB stdio buffer), the
+# times (default 7, after one warm-up): a raw read loop (no libpcap: the
+# pcap records walked through a 1 MiB buffer, the floor of any reader), the
+# bare libpcap read loop (the ceiling: opened as hostwatch opens files, with
+# a 1 MiB stdio buffer), the
 # same loop over pcap_open_offline as is (stdio's 4 KiB buffer), hostwatch
 # with 1 and 2 workers, Suricata in single-thread mode with only its RDP,
 # SMB, TLS and HTTP loggers (bench/suricata.yaml; skipped when suricata is
@@ -17,6 +19,8 @@
 #
 # To compare two builds: BASELINE=/path/to/older/hostwatch adds it with 1
 # and 2 workers (baseline-w1, baseline-w2); SKIP_TSHARK=1 leaves tshark out.
+# KIND=handshakes uses the mix without bulk (every connection an RDP, NTLM
+# or TLS handshake or a short exchange: setting connections up is the work).
 # KIND=bench-udp uses the same mix with UDP noise between the bursts (DNS
 # and QUIC-like datagrams, about a fifth of the packets), which hostwatch
 # drops at the capture thread.
@@ -59,13 +63,14 @@ timed() {
 }
 
 declare -A CMD
+CMD[raw]="$CEIL --raw $CAP"
 CMD[ceiling]="$CEIL $CAP"
 CMD[libpcap-default]="$CEIL --default $CAP"
 CMD[hostwatch-w1]="$HW -q --workers 1 -r $CAP -o $OUT/events-w1.json"
 CMD[hostwatch-w2]="$HW -q -r $CAP -o $OUT/events-w2.json"
 CMD[tshark]="tshark -n -r $CAP -Y ntlmssp||rdp -T fields -e frame.number -e ntlmssp.auth.hostname -e ntlmssp.auth.username -e ntlmssp.auth.domain -e ntlmssp.challenge.target_name -e rdp.client.name -e rdp.rt_cookie"
 CMD[suricata]="suricata -c bench/suricata.yaml --runmode single -k none -S /dev/null -r $CAP -l $OUT/suricata"
-ORDER=(ceiling libpcap-default hostwatch-w1 hostwatch-w2)
+ORDER=(raw ceiling libpcap-default hostwatch-w1 hostwatch-w2)
 if [ -n "${BASELINE:-}" ]; then
   CMD[baseline-w1]="$BASELINE -q --workers 1 -r $CAP -o $OUT/baseline-w1.json"
   CMD[baseline-w2]="$BASELINE -q -r $CAP -o $OUT/baseline-w2.json"
@@ -115,11 +120,11 @@ med = {k: statistics.median(v) for k, v in secs.items()}
 print(f"capture: {size/1e6:.0f} MB, {packets} packets; {runs} alternating runs, median (min-max)")
 suri = 'suricata' in med
 tsh = 'tshark' in med
-print(f"{'contender':<16} {'MB/s':>18} {'packets/s':>12} {'peak RSS':>10} {'vs ceiling':>11} {'vs default':>11}" + (f" {'vs tshark':>10}" if tsh else "") + (f" {'vs suricata':>12}" if suri else ""))
+print(f"{'contender':<16} {'MB/s':>18} {'packets/s':>12} {'peak RSS':>10} {'vs raw':>7} {'vs ceiling':>11} {'vs default':>11}" + (f" {'vs tshark':>10}" if tsh else "") + (f" {'vs suricata':>12}" if suri else ""))
 for k in secs:
     lo, hi = size / max(secs[k]) / 1e6, size / min(secs[k]) / 1e6
     m = med[k]
-    line = f"{k:<16} {size/m/1e6:8.0f} ({lo:.0f}-{hi:.0f}) {packets/m:12.0f} {rss[k]/1024:8.1f}MB {med['ceiling']/m:10.2f}x {med['libpcap-default']/m:10.2f}x"
+    line = f"{k:<16} {size/m/1e6:8.0f} ({lo:.0f}-{hi:.0f}) {packets/m:12.0f} {rss[k]/1024:8.1f}MB {med['raw']/m:6.2f}x {med['ceiling']/m:10.2f}x {med['libpcap-default']/m:10.2f}x"
     if tsh:
         line += f" {med['tshark']/m:9.1f}x"
     if suri:

@@ -79,12 +79,15 @@ enum Command {
         /// Where to write the pcap.
         #[arg(short = 'o', long)]
         output: PathBuf,
-        /// `demo` (the bundled lab story), `bench` (a realistic mix), `synflood`
-        /// (a million half-open flows), `gaps` (connections full of holes) or
+        /// `demo` (the bundled lab story), `bench` (a realistic mix),
+        /// `bench-udp` (the mix with UDP noise), `handshakes` (the mix
+        /// without bulk: every connection a handshake), `synflood` (a
+        /// million lone SYNs), `gaps` (connections full of holes) or
         /// `buffers` (connections that fill their TLS handshake buffers).
         #[arg(long, default_value = "demo")]
         kind: String,
-        /// Approximate size of a `bench` capture, in megabytes.
+        /// Approximate size of a `bench`, `bench-udp` or `handshakes`
+        /// capture, in megabytes.
         #[arg(long, default_value_t = 2000)]
         size_mb: u64,
         /// Seed of the `bench` generator.

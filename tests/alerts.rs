@@ -245,3 +245,32 @@ fn a_replay_writes_its_first_alert_before_the_end() {
         assert!(buf.is_empty(), "{buf}");
     }
 }
+
+/// The benchmark's handshake profile (`generate --kind handshakes`):
+/// every connection set up and analysed, and every planted handshake
+/// found, one and two workers alike.
+#[test]
+fn the_handshake_profile_is_found_whole() {
+    let path = common::tmp("handshakes.pcap");
+    let m = hostwatch::synth::bench::write_handshakes(&path, 2_000_000, 5).expect("generate");
+    assert_eq!(
+        (m.rdp_handshakes, m.ntlm_exchanges),
+        (m.flows / 4, m.flows / 4)
+    );
+    assert!(m.flows > 1_000, "{} connections", m.flows);
+    for workers in [1, 2] {
+        let (events, outcome, _) = common::run_files(std::slice::from_ref(&path), workers);
+        let count = |t: &str| common::of_type(&events, t).len() as u64;
+        assert_eq!(
+            (count("rdp"), count("ntlm")),
+            (m.rdp_handshakes, m.ntlm_exchanges)
+        );
+        let vmmanager = common::of_type(&events, "alert")
+            .iter()
+            .filter(|a| common::s(a, "alert.list").as_deref() == Some("vmmanager-defaults"))
+            .count() as u64;
+        assert_eq!(vmmanager, m.vmmanager_alerts);
+        assert_eq!(outcome.error, None);
+    }
+    let _ = std::fs::remove_file(path);
+}

@@ -139,14 +139,30 @@ fn trips(v: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Msg> {
 
 /// Writes a benchmark capture of about `size` bytes.
 pub fn write(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
-    write_mix(path, size, seed, false)
+    write_mix(path, size, seed, Profile::Mix)
+}
+
+/// The mix without bulk: every connection is a handshake (RDP and NTLM
+/// planted, TLS up to its certificate, short exchanges), the traffic
+/// where setting a connection up is the work.
+pub fn write_handshakes(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
+    write_mix(path, size, seed, Profile::Handshakes)
+}
+
+/// What `write_mix` writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Mix,
+    /// The mix with UDP noise between the bursts.
+    Udp,
+    Handshakes,
 }
 
 /// The same mix with UDP of no interest between the bursts: DNS questions
 /// and answers (port 53) and QUIC-like datagrams (port 443), about a
 /// fifth of the packets.
 pub fn write_with_udp(path: &Path, size: u64, seed: u64) -> io::Result<Manifest> {
-    write_mix(path, size, seed, true)
+    write_mix(path, size, seed, Profile::Udp)
 }
 
 /// A DNS datagram (RFC 1035 4.1): a question for an A record, or its answer.
@@ -207,7 +223,7 @@ fn udp_noise(rng: &mut Rng, m: &mut Manifest) -> Vec<u8> {
     out
 }
 
-fn write_mix(path: &Path, size: u64, seed: u64, udp: bool) -> io::Result<Manifest> {
+fn write_mix(path: &Path, size: u64, seed: u64, profile: Profile) -> io::Result<Manifest> {
     let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, File::create(path)?))?;
     let mut m = Manifest::default();
     let mut rng = Rng(seed);
@@ -218,7 +234,11 @@ fn write_mix(path: &Path, size: u64, seed: u64, udp: bool) -> io::Result<Manifes
     while w.bytes < size || !active.is_empty() {
         while w.bytes < size && active.len() < concurrency {
             n_flow += 1;
-            active.push(new_flow(n_flow, &mut rng, &mut m));
+            active.push(if profile == Profile::Handshakes {
+                new_handshake(n_flow, &mut rng, &mut m)
+            } else {
+                new_flow(n_flow, &mut rng, &mut m)
+            });
         }
         // Each active flow sends a few segments in turn.
         let mut i = 0;
@@ -243,7 +263,7 @@ fn write_mix(path: &Path, size: u64, seed: u64, udp: bool) -> io::Result<Manifes
             } else {
                 i += 1;
             }
-            if udp {
+            if profile == Profile::Udp {
                 ts += 1 + rng.below(20) as i64;
                 let f = udp_noise(&mut rng, &mut m);
                 w.packet(ts, &f)?;
@@ -361,6 +381,53 @@ fn new_flow(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
             http_get(conn, req, head, len)
         }
         // A short connection (DNS over TCP, health checks, ...).
+        _ => {
+            count("short");
+            let conn = Conn::new((client, cport), (server(53), 53), n as u32);
+            Active::new(
+                conn,
+                vec![
+                    Msg::Bytes(true, vec![0, 30, 1, 2]),
+                    Msg::Fill(true, 30),
+                    Msg::Fill(false, 120),
+                ],
+            )
+        }
+    }
+}
+
+/// A connection of the handshake profile: one in four an RDP handshake,
+/// one in four an NTLM logon over SMB (both planted), one in four a TLS
+/// handshake with its certificate, one in four a short exchange.
+fn new_handshake(n: u64, rng: &mut Rng, m: &mut Manifest) -> Active {
+    let client: IpAddr = IpAddr::from([10, 64 + (n % 32) as u8, (n >> 8) as u8, n as u8]);
+    let cport = 20_000 + (n % 40_000) as u16;
+    let server = |last: u8| IpAddr::from([10, 0, (n % 7) as u8, last]);
+    let mut count = |k: &'static str| *m.mix.entry(k).or_default() += 1;
+    match n % 4 {
+        0 => {
+            count("rdp_planted");
+            m.rdp_handshakes += 1;
+            let name = planted_name(rng, m, "DESKTOP");
+            let conn = Conn::new((client, cport), (server(8), 3389), n as u32);
+            Active::new(conn, trips(msg::rdp_standard_logon("user", &name)))
+        }
+        1 => {
+            count("ntlm_planted");
+            m.ntlm_exchanges += 1;
+            let name = planted_name(rng, m, "LAPTOP");
+            let conn = Conn::new((client, cport), (server(5), 445), n as u32);
+            let logon = msg::smb2_logon(0x11, &SERVER_NAMES, "CORP", "alice", &name, 0);
+            Active::new(conn, trips(logon))
+        }
+        2 => {
+            count("tls");
+            let conn = Conn::new((client, cport), (server(43), 443), n as u32);
+            Active::new(
+                conn,
+                trips(msg::tls_session("www.example.com", msg::CERT, 0)),
+            )
+        }
         _ => {
             count("short");
             let conn = Conn::new((client, cport), (server(53), 53), n as u32);

@@ -306,6 +306,8 @@ pub fn write_capture(path: &Path, kind: &str, size_mb: u64, seed: u64) -> io::Re
         "bench-udp" => {
             bench::write_with_udp(path, size_mb.saturating_mul(1_000_000), seed).map(|m| m.packets)
         }
+        "handshakes" => bench::write_handshakes(path, size_mb.saturating_mul(1_000_000), seed)
+            .map(|m| m.packets),
         "synflood" => bench::write_synflood(path, 1_000_000),
         "gaps" => bench::write_gaps(path, 2_000),
         "buffers" => bench::write_buffers(path, 600),
@@ -313,7 +315,7 @@ pub fn write_capture(path: &Path, kind: &str, size_mb: u64, seed: u64) -> io::Re
         "registrations" => bench::write_registrations(path, 8_000),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("unknown kind '{other}' (demo, bench, bench-udp, synflood, gaps, buffers, queries or registrations)"),
+            format!("unknown kind '{other}' (demo, bench, bench-udp, handshakes, synflood, gaps, buffers, queries or registrations)"),
         )),
     }
 }
