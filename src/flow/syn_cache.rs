@@ -87,8 +87,10 @@ pub fn is_lone_syn(flags: u8) -> bool {
 }
 
 pub struct SynCache {
-    /// Allocated at the first SYN (a table that never sees one costs
-    /// nothing); a power of two.
+    /// A power of two: [`MIN_SLOTS`] at the first SYN (a table that never
+    /// sees one costs nothing), doubled while more than half are taken, up
+    /// to `size`: ordinary traffic holds a few SYNs at a time and keeps a
+    /// small cache; a flood grows it to its size.
     slots: Vec<Option<HeldSyn>>,
     size: usize,
     hasher: foldhash::fast::RandomState,
@@ -97,7 +99,7 @@ pub struct SynCache {
 }
 
 impl SynCache {
-    /// A cache of about `slots` slots (a power of two, at least
+    /// A cache of at most about `slots` slots (a power of two, at least
     /// [`MIN_SLOTS`]).
     pub fn new(slots: usize) -> Self {
         SynCache {
@@ -123,8 +125,31 @@ impl SynCache {
     }
 
     fn index(&self, key: &FlowKey) -> usize {
-        // `size` is a power of two.
-        (self.hasher.hash_one(key) as usize) & (self.size - 1)
+        // The length is a power of two.
+        (self.hasher.hash_one(key) as usize) & (self.slots.len().max(1) - 1)
+    }
+
+    /// Twice the slots, the SYNs held moved to theirs (two that meet in
+    /// one slot: the later one stays, as when a SYN comes).
+    fn grow(&mut self, stats: &mut SynStats) {
+        let doubled = vec![None; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        self.live = 0;
+        for h in old.into_iter().flatten() {
+            let i = self.index(&FlowKey::of(&h.segment()));
+            if let Some(slot) = self.slots.get_mut(i) {
+                match slot {
+                    Some(prev) if prev.last_us > h.last_us => {
+                        stats.overwritten += 1;
+                        continue;
+                    }
+                    Some(_) => stats.overwritten += 1,
+                    None => self.live += 1,
+                }
+                *slot = Some(h);
+            }
+        }
+        stats.waiting = self.live as u64;
     }
 
     /// Holds a lone SYN of a connection not in the table, its checksum
@@ -137,7 +162,9 @@ impl SynCache {
         stats: &mut SynStats,
     ) -> Offer {
         if self.slots.is_empty() {
-            self.slots = vec![None; self.size];
+            self.slots = vec![None; MIN_SLOTS.min(self.size)];
+        } else if self.live * 2 > self.slots.len() && self.slots.len() < self.size {
+            self.grow(stats);
         }
         let i = self.index(key);
         let Some(slot) = self.slots.get_mut(i) else {
@@ -292,6 +319,32 @@ mod tests {
             c.take(&key, &mut st).map(|h| (h.syn.seq, h.checked)),
             Some((99, None))
         );
+    }
+
+    #[test]
+    fn a_flood_grows_the_cache_to_its_size_and_no_further() {
+        let mut c = SynCache::new(4 * MIN_SLOTS);
+        let mut st = SynStats::default();
+        // A few SYNs at a time: the smallest cache.
+        for i in 0..100u32 {
+            let s = syn(i64::from(i), [100, 64, 0, i as u8], 1_024, i);
+            c.offer(&FlowKey::of(&s), &s, Some(true), &mut st);
+            c.take(&FlowKey::of(&s), &mut st);
+        }
+        assert_eq!(c.slots.len(), MIN_SLOTS);
+        for i in 0..100_000u32 {
+            let s = syn(
+                i64::from(i),
+                [100, 65, (i >> 8) as u8, i as u8],
+                1_024 + (i >> 16) as u16,
+                i,
+            );
+            c.offer(&FlowKey::of(&s), &s, Some(true), &mut st);
+        }
+        assert_eq!(c.slots.len(), 4 * MIN_SLOTS);
+        assert_eq!(st.held, 100_100);
+        assert_eq!(st.answered + st.overwritten + st.waiting, 100_100);
+        assert_eq!(st.waiting, c.slots.iter().flatten().count() as u64);
     }
 
     #[test]
