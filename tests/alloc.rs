@@ -172,7 +172,10 @@ fn no_allocation_per_packet_on_the_common_path() {
     // flood of 40,000.
     let lone_syn = |i: u32| {
         let conn = Conn::new(
-            ([100, 64 + (i >> 16) as u8, (i >> 8) as u8, i as u8].into(), 1024),
+            (
+                [100, 64 + (i >> 16) as u8, (i >> 8) as u8, i as u8].into(),
+                1024,
+            ),
             ([10, 0, 0, 9].into(), 3389),
             i,
         );
