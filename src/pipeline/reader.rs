@@ -351,7 +351,10 @@ mod tests {
     #[test]
     fn a_round_says_how_far_it_read() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/demo.pcap");
-        let src = Source::open_file(path, None).expect("demo capture");
+        let src = match Source::open_file(path, None) {
+            Ok(s) => s,
+            Err(e) => panic!("the demo capture, which ships in fixtures/: {e}"),
+        };
         let mut r = Reader::new(vec![src], checksum::Mode::default(), 0, 5);
         let mut sink = Count::default();
         assert_eq!(r.round(5, &mut sink).ok(), Some(5));
