@@ -18,6 +18,13 @@ use hostwatch::output::{self, system_hostname, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input};
 use hostwatch::synth;
 
+/// mimalloc instead of the system allocator: events and connection state
+/// are made on a worker and freed on the output thread, which glibc's
+/// arenas serialise with a lock (a third of a worker's time on the
+/// handshake profile went to malloc and its lock, `docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit statuses, one per outcome a script tells apart (README's table).
 mod exit {
     /// An input could not be read whole (missing, not a capture, damaged,
