@@ -388,7 +388,19 @@ impl EventRecord for TlsRecord {
 
 impl Certificate {
     /// Describes one DER certificate, keeping the DER itself when `keep`.
+    /// A server sends the same certificate on every connection: the
+    /// description of one seen lately on this thread is reused (the DER
+    /// compared whole, so a collision only costs a parse).
     pub fn of(der: &[u8], keep: bool) -> Self {
+        let mut c = DESCRIBED.with(|cache| cache.borrow_mut().describe(der));
+        if keep {
+            c.der = Some(der.to_vec());
+        }
+        c
+    }
+
+    /// Parses and describes one DER certificate (without the DER).
+    fn describe(der: &[u8]) -> Self {
         let c: CertSummary = tls::describe_certificate(der);
         Certificate {
             subject: c.subject,
@@ -401,7 +413,62 @@ impl Certificate {
             subject_cn: c.subject_cn,
             issuer_cn: c.issuer_cn,
             chain_length: None,
-            der: keep.then(|| der.to_vec()),
+            der: None,
+        }
+    }
+}
+
+/// Certificates described lately, per thread.
+const DESCRIBED_SLOTS: usize = 64;
+/// Certificates larger than this are described every time (a cache slot
+/// holds a copy of the DER).
+const DESCRIBED_MAX_DER: usize = 8 << 10;
+
+thread_local! {
+    static DESCRIBED: std::cell::RefCell<Described> = std::cell::RefCell::new(Described::default());
+}
+
+/// A direct-mapped memo of [`Certificate::describe`]: at most
+/// `DESCRIBED_SLOTS` certificates of up to `DESCRIBED_MAX_DER` bytes
+/// (half a MiB per thread at most), slots chosen by a hash keyed per
+/// thread.
+struct Described {
+    hasher: foldhash::quality::RandomState,
+    slots: Vec<Option<(Box<[u8]>, Certificate)>>,
+}
+
+impl Default for Described {
+    fn default() -> Self {
+        Described::with_slots(DESCRIBED_SLOTS)
+    }
+}
+
+impl Described {
+    fn with_slots(n: usize) -> Self {
+        let mut slots = Vec::new();
+        slots.resize_with(n.max(1), || None);
+        Described {
+            hasher: Default::default(),
+            slots,
+        }
+    }
+
+    fn describe(&mut self, der: &[u8]) -> Certificate {
+        use std::hash::BuildHasher;
+        if der.len() > DESCRIBED_MAX_DER {
+            return Certificate::describe(der);
+        }
+        let i = (self.hasher.hash_one(der) as usize) % self.slots.len().max(1);
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Certificate::describe(der);
+        };
+        match slot {
+            Some((seen, c)) if **seen == *der => c.clone(),
+            _ => {
+                let c = Certificate::describe(der);
+                *slot = Some((der.into(), c.clone()));
+                c
+            }
         }
     }
 }
@@ -415,4 +482,36 @@ fn hex_pairs(bytes: &[u8]) -> String {
         .filter_map(|p| std::str::from_utf8(p).ok())
         .collect();
     pairs.join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILESRV01: &[u8] = include_bytes!("../../fixtures/unit/filesrv01.der");
+
+    /// Two certificates taking turns in one slot are each described as
+    /// without the memo, and the slot keeps the last one.
+    #[test]
+    fn described_certificates_are_reused_only_for_the_same_der() {
+        let mut memo = Described::with_slots(1);
+        for der in [FILESRV01, crate::synth::msg::CERT, FILESRV01, FILESRV01] {
+            let c = memo.describe(der);
+            assert_eq!(c, Certificate::describe(der));
+            assert_eq!(c.der, None);
+            assert_eq!(memo.slots[0].as_ref().map(|(d, _)| &**d), Some(der));
+        }
+        assert_eq!(
+            memo.describe(FILESRV01).subject_cn.as_deref(),
+            Some("FILESRV01")
+        );
+        let kept = Certificate::of(FILESRV01, true);
+        assert_eq!(kept.der.as_deref(), Some(FILESRV01));
+        assert_eq!(Certificate::of(FILESRV01, false).der, None);
+        // Larger than a slot holds: described, not kept.
+        let mut big = FILESRV01.to_vec();
+        big.resize(DESCRIBED_MAX_DER + 1, 0);
+        assert_eq!(memo.describe(&big), Certificate::describe(&big));
+        assert_eq!(memo.slots[0].as_ref().map(|(d, _)| &**d), Some(FILESRV01));
+    }
 }
