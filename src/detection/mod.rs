@@ -86,6 +86,11 @@ pub struct Detector {
     alerted: HashMap<(u64, String), u8>,
     /// Alerts waiting out their hold, in the order they were made.
     pending: Vec<Pending>,
+    /// How many of `pending` wait on each connection (most records come
+    /// from connections with none, which then need no search).
+    pending_flows: HashMap<u64, u32, foldhash::fast::RandomState>,
+    /// The earliest `since` in `pending` (`i64::MAX` with none).
+    earliest: i64,
     /// The connections found to alert since last taken, when asked for
     /// (`-w`: their packets are written).
     verdicts: Option<Vec<FlowInfo>>,
@@ -246,6 +251,8 @@ impl Detector {
             mentions: Mentions::default(),
             alerted: HashMap::new(),
             pending: Vec::new(),
+            pending_flows: HashMap::default(),
+            earliest: i64::MAX,
             verdicts: None,
         }
     }
@@ -345,11 +352,23 @@ impl Detector {
     /// Packet time passed: the alerts whose hold is over are written.
     pub fn tick(&mut self, now_us: i64, out: &mut Vec<Event>) {
         let due = now_us.saturating_sub(ALERT_HOLD_US);
-        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|p| p.since <= due);
-        self.pending = waiting;
+        if self.earliest > due {
+            return;
+        }
+        let ready: Vec<Pending> = self.pending.extract_if(.., |p| p.since <= due).collect();
+        self.earliest = self
+            .pending
+            .iter()
+            .map(|p| p.since)
+            .min()
+            .unwrap_or(i64::MAX);
         for p in ready {
+            if let Some(n) = self.pending_flows.get_mut(&p.key.0) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.pending_flows.remove(&p.key.0);
+                }
+            }
             out.push(self.alert(p));
         }
     }
@@ -376,7 +395,11 @@ impl Detector {
                         && f.ip.is_some()
                         && p.found.ip == f.ip))
         };
-        if let Some(p) = self.pending.iter_mut().find(|p| same(p)) {
+        let waiting = self.pending_flows.contains_key(&key.0);
+        if let Some(p) = waiting
+            .then(|| self.pending.iter_mut().find(|p| same(p)))
+            .flatten()
+        {
             // A later record as strong takes over (a logon's last outcome
             // counts); every field either named stays listed.
             if p.found.absorb(f) {
@@ -399,6 +422,8 @@ impl Detector {
             self.alerted.clear();
         }
         self.alerted.insert(key.clone(), s);
+        *self.pending_flows.entry(key.0).or_default() += 1;
+        self.earliest = self.earliest.min(ts_us);
         self.pending.push(Pending {
             key,
             since: ts_us,
@@ -481,16 +506,6 @@ impl Detector {
             (flow.src_ip, Role::Client, "src", "src_ip", "src_asn"),
             (flow.dest_ip, Role::Server, "dest", "dest_ip", "dest_asn"),
         ] {
-            let shown = names
-                .iter()
-                .find(|n| n.role == role && n.machine)
-                .map_or_else(|| ip.to_string(), |n| n.value.to_string());
-            // The machine is its name's key when it showed one, else its
-            // address: its network and its system are one endpoint.
-            let key = match watchlist::machine_key(&shown) {
-                k if k.is_empty() || shown.parse::<IpAddr>().is_ok() => ip.to_string(),
-                k => k,
-            };
             // Its autonomous system, outside home-net, with a database.
             let system = match &self.asn {
                 Some(db) if matcher.has_asns() && !self.home.contains(ip) => db.lookup(ip),
@@ -509,6 +524,19 @@ impl Detector {
                 Some(e) => hits.push((e.clone(), path)),
                 None => {}
             }
+            if hits.is_empty() {
+                continue;
+            }
+            let shown = names
+                .iter()
+                .find(|n| n.role == role && n.machine)
+                .map_or_else(|| ip.to_string(), |n| n.value.to_string());
+            // The machine is its name's key when it showed one, else its
+            // address: its network and its system are one endpoint.
+            let key = match watchlist::machine_key(&shown) {
+                k if k.is_empty() || shown.parse::<IpAddr>().is_ok() => ip.to_string(),
+                k => k,
+            };
             for (entry, evidence) in hits {
                 let facts = record.facts(&Name::of(evidence, role, &shown, true));
                 let new = Found {
