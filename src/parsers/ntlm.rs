@@ -62,18 +62,23 @@ impl Flags {
 
     /// The set bits by name (`unicode|ntlm|...`), unknown ones in hex.
     pub fn names(self) -> String {
-        let mut parts: Vec<String> = Vec::new();
+        use std::fmt::Write;
+        let mut out = String::with_capacity(160);
         let mut rest = self.0;
         for (bit, name) in Self::NAMES {
             if self.0 & bit != 0 {
-                parts.push(name.to_string());
+                if !out.is_empty() {
+                    out.push('|');
+                }
+                out.push_str(name);
                 rest &= !bit;
             }
         }
         if rest != 0 {
-            parts.push(format!("0x{rest:08x}"));
+            let sep = if out.is_empty() { "" } else { "|" };
+            let _ = write!(out, "{sep}0x{rest:08x}");
         }
-        parts.join("|")
+        out
     }
 }
 

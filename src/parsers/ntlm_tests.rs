@@ -322,3 +322,12 @@ fn challenge_with_unterminated_target_info_keeps_its_names() {
     };
     assert_eq!(c.target_info, None);
 }
+
+/// Unknown bits are written in hex after the named ones.
+#[test]
+fn flag_names_with_unknown_bits() {
+    assert_eq!(Flags(0).names(), "");
+    assert_eq!(Flags(0x0004_0000).names(), "0x00040000");
+    assert_eq!(Flags(0x0004_0009).names(), "unicode|r10|0x00040000");
+    assert_eq!(Flags(0x0000_0003).names(), "unicode|oem");
+}
