@@ -27,6 +27,10 @@
 //! stays linear in a name however long the wire made it.
 
 use std::collections::HashMap;
+
+/// The index maps: keyed by the watch list, looked up with names and
+/// addresses from the wire (foldhash, seeded per run).
+type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 use std::sync::Arc;
 
 use regex::RegexSet;
@@ -57,7 +61,15 @@ fn invisible(c: char) -> bool {
 /// without a machine account's trailing `$`.
 pub fn normalise(value: &str) -> String {
     let noise = |c: char| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER;
-    let visible: String = value.chars().filter(|&c| !invisible(c)).collect();
+    let visible: std::borrow::Cow<'_, str> = if value.chars().any(invisible) {
+        value
+            .chars()
+            .filter(|&c| !invisible(c))
+            .collect::<String>()
+            .into()
+    } else {
+        value.into()
+    };
     let trimmed = visible.trim_matches(noise).trim_end_matches('.');
     let trimmed = trimmed.strip_suffix('$').unwrap_or(trimmed);
     trimmed.trim_matches(noise).to_uppercase()
@@ -67,9 +79,14 @@ pub fn normalise(value: &str) -> String {
 /// keeps it (15 characters), so that `WIN-X`, `win-x.local` and the
 /// machine account `WIN-X$` meet.
 pub fn machine_key(name: &str) -> String {
-    let n = normalise(name);
-    let label = n.split('.').next().unwrap_or_default();
-    label.chars().take(NETBIOS_LEN).collect()
+    let mut n = normalise(name);
+    if let Some(dot) = n.find('.') {
+        n.truncate(dot);
+    }
+    if let Some((end, _)) = n.char_indices().nth(NETBIOS_LEN) {
+        n.truncate(end);
+    }
+    n
 }
 
 /// The longest prefix of `s` of at most `max` bytes, on a character boundary.
@@ -444,15 +461,15 @@ pub struct Matcher {
     entries: Vec<Entry>,
     /// Exact names: the first entry of each; `exact_more` the others with
     /// the same name (rare), by that first entry.
-    exact: HashMap<Box<str>, u32>,
-    exact_more: HashMap<u32, Vec<u32>>,
+    exact: Map<Box<str>, u32>,
+    exact_more: Map<u32, Vec<u32>>,
     /// First 15 characters of exact entries longer than that.
-    truncated: HashMap<String, Vec<usize>>,
+    truncated: Map<String, Vec<usize>>,
     /// Globs of the form `PREFIX*` and `*SUFFIX` (upper-cased), by the
     /// length of their fixed part: a lookup costs one hash probe per
     /// distinct length, whatever the number of globs.
-    prefixes: HashMap<usize, HashMap<String, Vec<usize>>>,
-    suffixes: HashMap<usize, HashMap<String, Vec<usize>>>,
+    prefixes: Map<usize, Map<String, Vec<usize>>>,
+    suffixes: Map<usize, Map<String, Vec<usize>>>,
     /// The other globs and the regular expressions, in sets of at most
     /// [`SET_SIZE`] (one set of thousands exceeds the regex size limit), each
     /// with the entry index of its patterns.
@@ -461,9 +478,9 @@ pub struct Matcher {
     /// By prefix length (IPv6 flagged), the entries of each network: a
     /// lookup probes once per distinct length, whatever the number of
     /// networks.
-    nets: HashMap<(bool, u8), HashMap<u128, Vec<u32>>>,
+    nets: Map<(bool, u8), Map<u128, Vec<u32>>>,
     /// Autonomous-system entries.
-    asns: HashMap<u32, Vec<usize>>,
+    asns: Map<u32, Vec<usize>>,
     /// Entries matching every name but one (rare: a STIX `!=`).
     negated: Vec<usize>,
     /// Entries left out: their pattern would not compile.
@@ -525,15 +542,16 @@ impl Matcher {
     /// expression too large even alone) is left out and named in
     /// [`Matcher::left_out`]; the others are in force.
     pub fn new(entries: Vec<Entry>) -> Matcher {
-        let mut exact: HashMap<Box<str>, u32> = HashMap::with_capacity(entries.len());
-        let mut exact_more: HashMap<u32, Vec<u32>> = HashMap::new();
-        let mut truncated: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut exact: Map<Box<str>, u32> =
+            Map::with_capacity_and_hasher(entries.len(), Default::default());
+        let mut exact_more: Map<u32, Vec<u32>> = Map::default();
+        let mut truncated: Map<String, Vec<usize>> = Map::default();
         let mut res = Vec::new();
         let mut set_entries = Vec::new();
-        let mut prefixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
-        let mut suffixes: HashMap<usize, HashMap<String, Vec<usize>>> = HashMap::new();
-        let mut nets: HashMap<(bool, u8), HashMap<u128, Vec<u32>>> = HashMap::new();
-        let mut asns: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut prefixes: Map<usize, Map<String, Vec<usize>>> = Map::default();
+        let mut suffixes: Map<usize, Map<String, Vec<usize>>> = Map::default();
+        let mut nets: Map<(bool, u8), Map<u128, Vec<u32>>> = Map::default();
+        let mut asns: Map<u32, Vec<usize>> = Map::default();
         let mut negated = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             match &e.pattern {

@@ -275,3 +275,16 @@ fn a_byte_order_mark_does_not_hide_the_first_entry() {
     assert!(m.lookup("WIN-BOM00000001").is_some());
     assert!(m.lookup("WIN-BOM00000002").is_some());
 }
+
+/// A machine's key: its first label, normalised, cut to NetBIOS length
+/// on a character boundary.
+#[test]
+fn machine_keys() {
+    assert_eq!(machine_key("win-j9d866esij2.corp.local"), "WIN-J9D866ESIJ2");
+    assert_eq!(machine_key(" WIN-J9D866ESIJ2$ "), "WIN-J9D866ESIJ2");
+    assert_eq!(machine_key("win-\u{200b}abc"), "WIN-ABC");
+    assert_eq!(machine_key("ABCDEFGHIJKLMNOPQRS"), "ABCDEFGHIJKLMNO");
+    assert_eq!(machine_key("äbcdefghijklmnopq.x"), "ÄBCDEFGHIJKLMNO");
+    assert_eq!(machine_key(".hidden"), "");
+    assert_eq!(machine_key(""), "");
+}
