@@ -355,7 +355,10 @@ impl Detector {
         if self.earliest > due {
             return;
         }
-        let ready: Vec<Pending> = self.pending.extract_if(.., |p| p.since <= due).collect();
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.since <= due);
+        self.pending = waiting;
         self.earliest = self
             .pending
             .iter()
