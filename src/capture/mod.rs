@@ -1,7 +1,8 @@
 //! Capture stage: packets from pcap/pcapng files (plain or gzip-compressed,
 //! or standard input) and from live interfaces, through libpcap; a pcapng
 //! file whose interfaces differ in link type, which libpcap refuses, is read
-//! again by [`pcapng::MixedReader`] from where libpcap stopped. Every
+//! again by [`pcapng::MixedReader`] from where libpcap stopped; a classic
+//! pcap file libpcap opened is read on by [`classic::ClassicPcap`]. Every
 //! failure becomes one [`CaptureError`] whose message names the source and
 //! what to do about it.
 
@@ -17,6 +18,7 @@ use pcap::{Active, Capture, Offline};
 
 use crate::decode::linktype;
 
+pub mod classic;
 pub mod pcapng;
 
 /// Snapshot length of a live capture by default (tcpdump's).
@@ -166,6 +168,8 @@ pub enum Next<'a> {
 }
 
 enum Handle {
+    /// A classic pcap file read without libpcap ([`classic`]).
+    Classic(classic::ClassicPcap),
     Offline(OfflineFile),
     Live(Capture<Active>),
     Mixed(Box<pcapng::MixedReader>),
@@ -237,6 +241,7 @@ impl<R: Read> Read for Counting<R> {
 extern "C" {
     fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
     fn pcap_fopen_offline(fp: *mut libc::FILE, errbuf: *mut libc::c_char) -> *mut libc::c_void;
+    fn pcap_snapshot(p: *mut libc::c_void) -> libc::c_int;
 }
 
 /// libpcap reads a file through stdio, whose buffer is one disk block
@@ -544,8 +549,45 @@ impl Source {
         s.check_linktype()?;
         if let Some(expr) = filter {
             s.set_filter(expr)?;
+        } else if s.feeder.is_none() && s.offset.is_some() {
+            s.read_classic();
         }
         Ok(s)
+    }
+
+    /// Reads a classic pcap file without libpcap from here on when it can
+    /// be ([`classic`]); libpcap, which checked its header, stays the
+    /// reader otherwise.
+    fn read_classic(&mut self) {
+        let (Some(path), Handle::Offline(c)) = (&self.path, &self.handle) else {
+            return;
+        };
+        // SAFETY: the handle is an open offline pcap_t.
+        let snapshot = unsafe { pcap_snapshot(c.capture_ref().as_ptr().cast()) };
+        let classic = File::open(path)
+            .ok()
+            .and_then(|f| classic::ClassicPcap::open(&f, snapshot));
+        if let Some(m) = classic {
+            self.handle = Handle::Classic(m);
+        }
+    }
+
+    /// libpcap reads on from the packet the classic reader stopped at (a
+    /// record it reads differently): the file is opened again and the
+    /// packets already read are passed over.
+    fn hand_to_libpcap(&mut self) -> Result<(), CaptureError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(());
+        };
+        let cap = open_offline(&path).map_err(|reason| CaptureError::Open {
+            source: self.name.clone(),
+            reason: clean(&reason),
+        })?;
+        self.handle = Handle::Offline(cap);
+        self.skip = self.packets;
+        self.packets = 0;
+        self.offset = Some(24);
+        Ok(())
     }
 
     /// Opens a live interface.
@@ -624,7 +666,7 @@ impl Source {
         let r = match &mut self.handle {
             Handle::Offline(c) => c.capture().filter(expr, true),
             Handle::Live(c) => c.filter(expr, true),
-            Handle::Mixed(_) => Ok(()),
+            Handle::Mixed(_) | Handle::Classic(_) => Ok(()),
         };
         r.map_err(|e| CaptureError::Filter {
             expr: expr.into(),
@@ -732,6 +774,9 @@ impl Source {
         if matches!(self.handle, Handle::Mixed(_)) {
             return self.next_mixed();
         }
+        if matches!(self.handle, Handle::Classic(_)) && self.next_is_classic()? {
+            return self.next_classic();
+        }
         // pcapng: the file position before the read is the last good offset.
         let before = if self.offset.is_none() {
             self.file_position()
@@ -745,12 +790,25 @@ impl Source {
             packets,
             feeder,
             reopen_mixed,
+            skip,
             ..
         } = self;
         let r = match handle {
-            Handle::Offline(c) => c.capture().next_packet(),
+            Handle::Offline(c) => {
+                let c = c.capture();
+                // Packets the classic reader delivered before handing over.
+                while *skip > 0 {
+                    let Ok(p) = c.next_packet() else { break };
+                    *skip -= 1;
+                    *packets += 1;
+                    if let Some(o) = offset.as_mut() {
+                        *o += 16 + u64::from(p.header.caplen);
+                    }
+                }
+                c.next_packet()
+            }
             Handle::Live(c) => c.next_packet(),
-            Handle::Mixed(_) => return Ok(Next::End),
+            Handle::Mixed(_) | Handle::Classic(_) => return Ok(Next::End),
         };
         match r {
             Ok(p) => {
@@ -791,6 +849,59 @@ impl Source {
                     })
                 }
             }
+        }
+    }
+
+    /// Whether the classic reader reads the next packet; when it hands
+    /// over, libpcap does from here on (false).
+    fn next_is_classic(&mut self) -> Result<bool, CaptureError> {
+        let Handle::Classic(m) = &mut self.handle else {
+            return Ok(false);
+        };
+        if m.peek_hand_over() {
+            self.hand_to_libpcap()?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// [`Source::next`] for a classic pcap file read in place.
+    fn next_classic(&mut self) -> Result<Next<'_>, CaptureError> {
+        let Source {
+            handle,
+            name,
+            offset,
+            packets,
+            ..
+        } = self;
+        let Handle::Classic(m) = handle else {
+            return Ok(Next::End);
+        };
+        let at = m.position();
+        match m.read_record() {
+            classic::Record::Packet {
+                ts_us,
+                data,
+                wire_len,
+            } => {
+                *packets += 1;
+                *offset = Some(at + 16 + data.len() as u64);
+                Ok(Next::Packet {
+                    ts_us,
+                    data,
+                    wire_len,
+                    linktype: None,
+                })
+            }
+            classic::Record::End => Ok(Next::End),
+            // Checked by `next_is_classic` before.
+            classic::Record::HandOver => Ok(Next::Idle),
+            classic::Record::Truncated(detail) => Err(CaptureError::Truncated {
+                source: name.clone(),
+                offset: Some(at),
+                packets: *packets,
+                detail,
+            }),
         }
     }
 
@@ -874,7 +985,7 @@ impl Source {
         use std::os::fd::AsRawFd;
         match &self.handle {
             Handle::Live(c) => Some(c.as_raw_fd()),
-            Handle::Offline(_) | Handle::Mixed(_) => None,
+            Handle::Offline(_) | Handle::Mixed(_) | Handle::Classic(_) => None,
         }
     }
 
@@ -1023,6 +1134,73 @@ fn live_error(iface: &str, detail: &str, devices: &[pcap::Device]) -> CaptureErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every packet, as (time, bytes, wire length), and the end.
+    fn read_all(src: &mut Source) -> (Vec<(i64, Vec<u8>, u32)>, String) {
+        let mut out = Vec::new();
+        loop {
+            match src.next() {
+                Ok(Next::Packet {
+                    ts_us,
+                    data,
+                    wire_len,
+                    ..
+                }) => out.push((ts_us, data.to_vec(), wire_len)),
+                Ok(Next::Idle) => {}
+                Ok(Next::End) => return (out, "end".into()),
+                Err(e) => return (out, e.to_string()),
+            }
+        }
+    }
+
+    /// A classic pcap file is read without libpcap until a record libpcap
+    /// cuts to the snapshot length, then by libpcap from that packet: the
+    /// packets, their order and the end are libpcap's own.
+    #[test]
+    fn classic_reader_hands_over_to_libpcap_where_it_reads_differently() {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&64u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for (i, len) in [60u32, 100, 60, 64].into_iter().enumerate() {
+            for n in [i as u32 + 1, 5, len, len + 10] {
+                v.extend_from_slice(&n.to_le_bytes());
+            }
+            v.extend((0..len).map(|b| (b as u8) ^ i as u8));
+        }
+        let path =
+            std::env::temp_dir().join(format!("hostwatch-handover-{}.pcap", std::process::id()));
+        std::fs::write(&path, &v).unwrap_or_default();
+        let name = path.display().to_string();
+        let mut src = match Source::open_file(&name, None) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(matches!(src.handle, Handle::Classic(_)));
+        let (ours, end) = read_all(&mut src);
+        assert!(matches!(src.handle, Handle::Offline(_)));
+        assert_eq!(end, "end");
+        // libpcap alone.
+        let mut lib = match open_offline(&path) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let mut theirs = Vec::new();
+        while let Ok(p) = lib.capture().next_packet() {
+            let ts = timeval_us(p.header.ts.tv_sec, p.header.ts.tv_usec);
+            theirs.push((ts, p.data.to_vec(), p.header.len));
+        }
+        assert_eq!(ours, theirs);
+        let lens: Vec<usize> = ours.iter().map(|p| p.1.len()).collect();
+        assert_eq!(lens, [60, 64, 60, 64]);
+        assert_eq!(ours[1].0, 2_000_005);
+        // With a filter, libpcap reads.
+        let src = match Source::open_file(&name, Some("tcp")) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(matches!(src.handle, Handle::Offline(_)));
+    }
 
     /// A gzip-compressed capture's progress counts compressed bytes, so
     /// that it ends at the file's size, not past it.
