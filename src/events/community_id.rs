@@ -15,21 +15,38 @@ pub fn community_id(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16)
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h = Sha1::new();
     h.update(SEED.to_be_bytes());
-    h.update(&lo.0);
-    h.update(&hi.0);
+    h.update(lo.0.as_slice());
+    h.update(hi.0.as_slice());
     h.update([proto, 0]);
     h.update(lo.1.to_be_bytes());
     h.update(hi.1.to_be_bytes());
-    format!(
-        "1:{}",
-        base64::engine::general_purpose::STANDARD.encode(h.finalize())
-    )
+    let mut id = String::with_capacity(30);
+    id.push_str("1:");
+    base64::engine::general_purpose::STANDARD.encode_string(h.finalize(), &mut id);
+    id
 }
 
-fn octets(ip: IpAddr) -> Vec<u8> {
+/// An address's bytes, without allocating (ordered as the reference
+/// implementation orders them: by bytes, then by port).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Octets {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl Octets {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Octets::V4(b) => b,
+            Octets::V6(b) => b,
+        }
+    }
+}
+
+fn octets(ip: IpAddr) -> Octets {
     match ip {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
+        IpAddr::V4(v) => Octets::V4(v.octets()),
+        IpAddr::V6(v) => Octets::V6(v.octets()),
     }
 }
 
@@ -69,5 +86,16 @@ mod tests {
             udp("10.0.0.2", 137, "10.0.0.1", 50000),
             "1:MNfRNzXidk9eXLOHIP+SX32OkRc="
         );
+        // IPv6, either direction (the reference package, 1.5).
+        let ip = |s: &str| s.parse().unwrap_or(IpAddr::from([0u8; 16]));
+        for (a, ap, b, bp) in [
+            ("fe80::200:86ff:fe05:80da", 1, "fe80::260:97ff:fe07:69ea", 2),
+            ("fe80::260:97ff:fe07:69ea", 2, "fe80::200:86ff:fe05:80da", 1),
+        ] {
+            assert_eq!(
+                community_id(6, ip(a), ap, ip(b), bp),
+                "1:JETlgBm4LXP5CwobPGu4IYZF5Hs="
+            );
+        }
     }
 }
