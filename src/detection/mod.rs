@@ -892,6 +892,61 @@ mod tests {
         assert!(matches!(a[0].record.as_ref(), Record::Ntlm(n) if n.result == "success"));
     }
 
+    /// Held alerts of two connections, their records interleaved: each
+    /// connection's records join its own alert, and once both are out
+    /// nothing is left held.
+    #[test]
+    fn interleaved_connections_keep_their_own_held_alerts() {
+        let mut d = detector();
+        let logon = |result: &'static str| {
+            Record::Ntlm(Box::new(NtlmRecord {
+                carrier: "smb2",
+                result,
+                client: Some(NtlmClient {
+                    workstation: Some("WIN-J9D866ESIJ2".into()),
+                    response: "ntlmv2",
+                    ..NtlmClient::default()
+                }),
+                ..NtlmRecord::default()
+            }))
+        };
+        let mut out = Vec::new();
+        for (ts, id, r) in [
+            (1, 9, "failure"),
+            (2, 10, "failure"),
+            (3, 9, "success"),
+            (ALERT_HOLD_US + 2, 11, "failure"),
+        ] {
+            d.process(
+                FlowRecord {
+                    ts_us: ts,
+                    flow: flow(id),
+                    record: logon(r),
+                },
+                &mut out,
+            );
+        }
+        // The hold of the first two is over; 11's is not.
+        d.tick(ALERT_HOLD_US + 2, &mut out);
+        assert_eq!(alerts(&out).len(), 2);
+        assert_eq!(d.pending.len(), 1);
+        assert_eq!(d.pending_flows.len(), 1);
+        assert_eq!(d.earliest, ALERT_HOLD_US + 2);
+        d.finish(&mut out);
+        let a = alerts(&out);
+        let outcome = |i: usize| match a[i].record.as_ref() {
+            Record::Ntlm(n) => n.result,
+            _ => "",
+        };
+        assert_eq!(a.len(), 3);
+        assert_eq!(
+            (outcome(0), outcome(1), outcome(2)),
+            ("success", "failure", "failure")
+        );
+        assert!(d.pending.is_empty() && d.pending_flows.is_empty());
+        assert_eq!(d.earliest, i64::MAX);
+    }
+
     /// A mention first, the machine's own claim later on the same
     /// connection: the stronger claim is not lost behind the weaker one,
     /// even once the mention's alert is out.
