@@ -576,8 +576,15 @@ impl Source {
     /// record it reads differently): the file is opened again and the
     /// packets already read are passed over.
     fn hand_to_libpcap(&mut self) -> Result<(), CaptureError> {
+        // Only a regular file, which has a path, is read without libpcap.
         let Some(path) = self.path.clone() else {
-            return Ok(());
+            return Err(CaptureError::Read {
+                source: self.name.clone(),
+                detail: format!(
+                    "packet {} is one to read again through libpcap, and the file has no path",
+                    self.packets + 1
+                ),
+            });
         };
         let cap = open_offline(&path).map_err(|reason| CaptureError::Open {
             source: self.name.clone(),
