@@ -34,8 +34,10 @@ pub enum Record<'a> {
     /// the snapshot length): libpcap takes over from this packet.
     HandOver,
     /// The file ends inside the record at the current offset (libpcap's
-    /// words), or was cut short while it was read.
+    /// words).
     Truncated(String),
+    /// The file could not be read on (the system's reason).
+    Failed(String),
 }
 
 /// A classic pcap file read through one buffer, records handed out in
@@ -49,6 +51,8 @@ pub struct ClassicPcap {
     /// The file offset of `buf[start]`.
     at: u64,
     eof: bool,
+    /// Why the file could not be read on, when it could not.
+    error: Option<std::io::Error>,
     little: bool,
     nanos: bool,
     snapshot: u32,
@@ -68,6 +72,7 @@ impl ClassicPcap {
             end: 0,
             at: 0,
             eof: false,
+            error: None,
             little: true,
             nanos: false,
             snapshot,
@@ -113,7 +118,10 @@ impl ClassicPcap {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => self.eof = true,
+                Err(e) => {
+                    self.error = Some(e);
+                    self.eof = true;
+                }
             }
         }
         self.end - self.start >= n
@@ -135,14 +143,12 @@ impl ClassicPcap {
         caplen > self.snapshot || caplen > MAXIMUM_SNAPLEN
     }
 
-    /// Whether the next record is one to hand over to libpcap.
-    pub fn peek_hand_over(&mut self) -> bool {
-        self.fill(16) && self.u32_at(8).is_some_and(|c| self.reads_differently(c))
-    }
-
     /// The next record.
     pub fn read_record(&mut self) -> Record<'_> {
         if !self.fill(16) {
+            if let Some(e) = &self.error {
+                return Record::Failed(e.to_string());
+            }
             let left = self.end - self.start;
             if left == 0 {
                 return Record::End;
@@ -151,19 +157,17 @@ impl ClassicPcap {
                 "truncated dump file; tried to read 16 header bytes, only got {left}"
             ));
         }
-        let (Some(sec), Some(frac), Some(caplen), Some(wire_len)) = (
-            self.u32_at(0),
-            self.u32_at(4),
-            self.u32_at(8),
-            self.u32_at(12),
-        ) else {
-            return Record::End;
-        };
+        // The 16 header bytes are there (filled above).
+        let field = |i| self.u32_at(i).unwrap_or_default();
+        let (sec, frac, caplen, wire_len) = (field(0), field(4), field(8), field(12));
         if self.reads_differently(caplen) {
             return Record::HandOver;
         }
         let total = 16 + caplen as usize;
         if !self.fill(total) {
+            if let Some(e) = &self.error {
+                return Record::Failed(e.to_string());
+            }
             return Record::Truncated(format!(
                 "truncated dump file; tried to read {caplen} captured bytes, only got {}",
                 self.end - self.start - 16
@@ -208,12 +212,23 @@ mod tests {
 
     fn file(name: &str, bytes: &[u8]) -> File {
         let dir = std::env::temp_dir().join(format!("hostwatch-classic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join(name);
-        std::fs::File::create(&p)
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::File::create(&p))
             .and_then(|mut f| f.write_all(bytes))
-            .expect("write");
-        File::open(&p).expect("open")
+            .and_then(|_| File::open(&p));
+        match written {
+            Ok(f) => f,
+            Err(e) => panic!("{}: {e}", p.display()),
+        }
+    }
+
+    /// `bytes` written to a file and opened by the classic reader.
+    fn classic(name: &str, bytes: &[u8], snapshot: i32) -> ClassicPcap {
+        match ClassicPcap::open(&file(name, bytes), snapshot) {
+            Some(m) => m,
+            None => panic!("{name}: not read as a classic pcap file"),
+        }
     }
 
     /// Records in microseconds and nanoseconds, then the end; a record
@@ -223,8 +238,7 @@ mod tests {
         let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 1);
         record(&mut v, 10, 7, b"abc", 60);
         record(&mut v, 11, 0, b"", 0);
-        let f = file("us.pcap", &v);
-        let mut m = ClassicPcap::open(&f, 65_535).expect("classic pcap");
+        let mut m = classic("us.pcap", &v, 65_535);
         assert_eq!(
             m.read_record(),
             Record::Packet {
@@ -247,8 +261,7 @@ mod tests {
         let mut v = header([0x4d, 0x3c, 0xb2, 0xa1], 1);
         record(&mut v, 1, 999_999_999, b"x", 1);
         record(&mut v, 2, 0, &[0u8; 100], 100);
-        let f = file("ns.pcap", &v);
-        let mut m = ClassicPcap::open(&f, 64).expect("classic pcap");
+        let mut m = classic("ns.pcap", &v, 64);
         assert!(matches!(
             m.read_record(),
             Record::Packet {
@@ -267,8 +280,7 @@ mod tests {
         record(&mut v, 1, 0, b"abcd", 4);
         let whole = v.len();
         record(&mut v, 2, 0, &[7u8; 449], 449);
-        let f = file("cut-data.pcap", &v[..whole + 16 + 356]);
-        let mut m = ClassicPcap::open(&f, 65_535).expect("classic pcap");
+        let mut m = classic("cut-data.pcap", &v[..whole + 16 + 356], 65_535);
         assert!(matches!(m.read_record(), Record::Packet { .. }));
         assert_eq!(
             m.read_record(),
@@ -277,8 +289,7 @@ mod tests {
             )
         );
         assert_eq!(m.position(), whole as u64);
-        let f = file("cut-head.pcap", &v[..whole + 6]);
-        let mut m = ClassicPcap::open(&f, 65_535).expect("classic pcap");
+        let mut m = classic("cut-head.pcap", &v[..whole + 6], 65_535);
         assert!(matches!(m.read_record(), Record::Packet { .. }));
         assert_eq!(
             m.read_record(),
@@ -303,5 +314,72 @@ mod tests {
         assert!(ClassicPcap::open(&f, 65_535).is_none());
         let f = file("short.pcap", &[0xd4, 0xc3, 0xb2, 0xa1]);
         assert!(ClassicPcap::open(&f, 65_535).is_none());
+    }
+
+    /// Big-endian records, and a file several buffers long: records cut
+    /// by the buffer's end are read whole, in order.
+    #[test]
+    fn big_endian_records_across_buffer_refills() {
+        let mut v = vec![0xa1, 0xb2, 0xc3, 0xd4, 0, 2, 0, 4];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65_535u32.to_be_bytes());
+        v.extend_from_slice(&1u32.to_be_bytes());
+        let sizes = |i: u32| 40 + (i * 7919) % 1500;
+        let count = 3_000u32;
+        for i in 0..count {
+            let len = sizes(i);
+            for n in [i, 3, len, len + 1] {
+                v.extend_from_slice(&n.to_be_bytes());
+            }
+            v.extend((0..len).map(|b| (b ^ i) as u8));
+        }
+        assert!(v.len() > 4 * BUFFER);
+        let mut m = classic("refills.pcap", &v, 65_535);
+        for i in 0..count {
+            let len = sizes(i);
+            match m.read_record() {
+                Record::Packet {
+                    ts_us,
+                    data,
+                    wire_len,
+                } => {
+                    assert_eq!(
+                        (ts_us, data.len() as u32, wire_len),
+                        (i64::from(i) * 1_000_000 + 3, len, len + 1)
+                    );
+                    assert!(
+                        data.iter()
+                            .enumerate()
+                            .all(|(b, x)| *x == (b as u32 ^ i) as u8),
+                        "record {i}"
+                    );
+                }
+                other => panic!("record {i}: {other:?}"),
+            }
+        }
+        assert_eq!(m.read_record(), Record::End);
+        assert_eq!(m.position(), v.len() as u64);
+    }
+
+    /// A read that fails is said, not taken for the end of the file.
+    #[test]
+    fn a_failed_read_is_not_the_end() {
+        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 1);
+        record(&mut v, 1, 0, b"abcd", 4);
+        let mut m = classic("fails.pcap", &v, 65_535);
+        // Reading on from here fails (a directory: EISDIR).
+        m.file = match File::open(std::env::temp_dir()) {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(matches!(
+            m.read_record(),
+            Record::Packet { data: b"abcd", .. }
+        ));
+        assert!(
+            matches!(m.read_record(), Record::Failed(ref e) if e.contains("directory")),
+            "{:?}",
+            m.read_record()
+        );
     }
 }

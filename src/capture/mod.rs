@@ -167,6 +167,15 @@ pub enum Next<'a> {
     End,
 }
 
+/// Why a file is read again by another reader.
+#[derive(Debug, Clone, Copy)]
+enum Reopen {
+    /// libpcap refused a second link type: the mixed reader takes it.
+    Mixed,
+    /// The classic reader met a record libpcap reads differently.
+    Libpcap,
+}
+
 enum Handle {
     /// A classic pcap file read without libpcap ([`classic`]).
     Classic(classic::ClassicPcap),
@@ -215,9 +224,11 @@ pub struct Source {
     /// The file's path when it can be read again (a regular file).
     path: Option<std::path::PathBuf>,
     filter: Option<String>,
-    /// libpcap refused a second link type: reopen with the mixed reader.
-    reopen_mixed: bool,
-    /// Packets the mixed reader passes over (libpcap delivered them).
+    /// The file is to be read again by another reader from the next
+    /// packet on.
+    reopen: Option<Reopen>,
+    /// Packets the reader it was reopened with passes over (the one before
+    /// delivered them).
     skip: u64,
     /// A compressed file: its bytes the feeder has read, which is what the
     /// progress bar compares with the file's size.
@@ -543,7 +554,7 @@ impl Source {
             compressed_read,
             path: reopenable.then(|| path.into()),
             filter: filter.map(str::to_owned),
-            reopen_mixed: false,
+            reopen: None,
             skip: 0,
         };
         s.check_linktype()?;
@@ -592,7 +603,6 @@ impl Source {
         })?;
         self.handle = Handle::Offline(cap);
         self.skip = self.packets;
-        self.packets = 0;
         self.offset = Some(24);
         Ok(())
     }
@@ -646,7 +656,7 @@ impl Source {
             size: 0,
             path: None,
             filter: filter.map(str::to_owned),
-            reopen_mixed: false,
+            reopen: None,
             skip: 0,
             compressed_read: None,
         };
@@ -775,14 +785,15 @@ impl Source {
     /// [`Next::Idle`] when nothing is buffered; wait with [`wait_any`].
     #[allow(clippy::should_implement_trait)] // lends from the handle: not an Iterator
     pub fn next(&mut self) -> Result<Next<'_>, CaptureError> {
-        if std::mem::take(&mut self.reopen_mixed) {
-            self.reopen_mixed()?;
+        match self.reopen.take() {
+            Some(Reopen::Mixed) => self.reopen_mixed()?,
+            Some(Reopen::Libpcap) => self.hand_to_libpcap()?,
+            None => {}
         }
-        if matches!(self.handle, Handle::Mixed(_)) {
-            return self.next_mixed();
-        }
-        if matches!(self.handle, Handle::Classic(_)) && self.next_is_classic()? {
-            return self.next_classic();
+        match self.handle {
+            Handle::Mixed(_) => return self.next_mixed(),
+            Handle::Classic(_) => return self.next_classic(),
+            Handle::Offline(_) | Handle::Live(_) => {}
         }
         // pcapng: the file position before the read is the last good offset.
         let before = if self.offset.is_none() {
@@ -796,18 +807,18 @@ impl Source {
             offset,
             packets,
             feeder,
-            reopen_mixed,
+            reopen,
             skip,
             ..
         } = self;
         let r = match handle {
             Handle::Offline(c) => {
                 let c = c.capture();
-                // Packets the classic reader delivered before handing over.
+                // Packets the classic reader delivered before handing over
+                // (counted already; their bytes give the offset again).
                 while *skip > 0 {
                     let Ok(p) = c.next_packet() else { break };
                     *skip -= 1;
-                    *packets += 1;
                     if let Some(o) = offset.as_mut() {
                         *o += 16 + u64::from(p.header.caplen);
                     }
@@ -835,7 +846,7 @@ impl Source {
             Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
             Err(e) if e.to_string().contains(pcapng::LIBPCAP_REFUSAL) => {
                 // Read again, by the reader that takes every link type.
-                *reopen_mixed = true;
+                *reopen = Some(Reopen::Mixed);
                 Ok(Next::Idle)
             }
             Err(e) => {
@@ -859,19 +870,6 @@ impl Source {
         }
     }
 
-    /// Whether the classic reader reads the next packet; when it hands
-    /// over, libpcap does from here on (false).
-    fn next_is_classic(&mut self) -> Result<bool, CaptureError> {
-        let Handle::Classic(m) = &mut self.handle else {
-            return Ok(false);
-        };
-        if m.peek_hand_over() {
-            self.hand_to_libpcap()?;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
     /// [`Source::next`] for a classic pcap file read in place.
     fn next_classic(&mut self) -> Result<Next<'_>, CaptureError> {
         let Source {
@@ -879,6 +877,7 @@ impl Source {
             name,
             offset,
             packets,
+            reopen,
             ..
         } = self;
         let Handle::Classic(m) = handle else {
@@ -901,8 +900,14 @@ impl Source {
                 })
             }
             classic::Record::End => Ok(Next::End),
-            // Checked by `next_is_classic` before.
-            classic::Record::HandOver => Ok(Next::Idle),
+            classic::Record::HandOver => {
+                *reopen = Some(Reopen::Libpcap);
+                Ok(Next::Idle)
+            }
+            classic::Record::Failed(reason) => Err(CaptureError::Read {
+                source: name.clone(),
+                detail: format!("at byte offset {at}: {reason}"),
+            }),
             classic::Record::Truncated(detail) => Err(CaptureError::Truncated {
                 source: name.clone(),
                 offset: Some(at),
@@ -1187,6 +1192,8 @@ mod tests {
         let (ours, end) = read_all(&mut src);
         assert!(matches!(src.handle, Handle::Offline(_)));
         assert_eq!(end, "end");
+        // Each packet counted once, those read again included.
+        assert_eq!(src.packets, 4);
         // libpcap alone.
         let mut lib = match open_offline(&path) {
             Ok(c) => c,
