@@ -851,23 +851,25 @@ mod tests {
         );
     }
 
+    /// An NTLMv2 logon of WIN-J9D866ESIJ2 over SMB with its outcome.
+    fn logon(result: &'static str) -> Record {
+        Record::Ntlm(Box::new(NtlmRecord {
+            carrier: "smb2",
+            result,
+            client: Some(NtlmClient {
+                workstation: Some("WIN-J9D866ESIJ2".into()),
+                response: "ntlmv2",
+                ..NtlmClient::default()
+            }),
+            ..NtlmRecord::default()
+        }))
+    }
+
     /// A logon that fails and then succeeds on one connection is one alert,
     /// weighed with the last outcome.
     #[test]
     fn the_last_outcome_of_a_connection_counts() {
         let mut d = detector();
-        let logon = |result: &'static str| {
-            Record::Ntlm(Box::new(NtlmRecord {
-                carrier: "smb2",
-                result,
-                client: Some(NtlmClient {
-                    workstation: Some("WIN-J9D866ESIJ2".into()),
-                    response: "ntlmv2",
-                    ..NtlmClient::default()
-                }),
-                ..NtlmRecord::default()
-            }))
-        };
         let mut out = Vec::new();
         for (ts, r) in [(1, "failure"), (2_000_000, "success")] {
             d.process(
@@ -898,18 +900,6 @@ mod tests {
     #[test]
     fn interleaved_connections_keep_their_own_held_alerts() {
         let mut d = detector();
-        let logon = |result: &'static str| {
-            Record::Ntlm(Box::new(NtlmRecord {
-                carrier: "smb2",
-                result,
-                client: Some(NtlmClient {
-                    workstation: Some("WIN-J9D866ESIJ2".into()),
-                    response: "ntlmv2",
-                    ..NtlmClient::default()
-                }),
-                ..NtlmRecord::default()
-            }))
-        };
         let mut out = Vec::new();
         for (ts, id, r) in [
             (1, 9, "failure"),

@@ -277,11 +277,15 @@ fn a_byte_order_mark_does_not_hide_the_first_entry() {
 }
 
 /// A machine's key: its first label, normalised, cut to NetBIOS length
-/// on a character boundary.
+/// on a character boundary, so that the forms of one name meet (the
+/// carriers and the detector key machines by it).
 #[test]
 fn machine_keys() {
     assert_eq!(machine_key("win-j9d866esij2.corp.local"), "WIN-J9D866ESIJ2");
     assert_eq!(machine_key(" WIN-J9D866ESIJ2$ "), "WIN-J9D866ESIJ2");
+    assert_eq!(machine_key("win-j9d866esij2.local."), "WIN-J9D866ESIJ2");
+    assert_eq!(machine_key("DESKTOP-ABCDEFGHIJK"), "DESKTOP-ABCDEFG");
+    assert_eq!(machine_key(" . "), "");
     assert_eq!(machine_key("win-\u{200b}abc"), "WIN-ABC");
     assert_eq!(machine_key("ABCDEFGHIJKLMNOPQRS"), "ABCDEFGHIJKLMNO");
     assert_eq!(machine_key("äbcdefghijklmnopq.x"), "ÄBCDEFGHIJKLMNO");
