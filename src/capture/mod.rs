@@ -710,6 +710,7 @@ impl Source {
         }
         match &self.handle {
             Handle::Mixed(m) => Some(m.position()),
+            Handle::Classic(m) => Some(m.position()),
             _ => self.offset,
         }
     }
@@ -875,7 +876,6 @@ impl Source {
         let Source {
             handle,
             name,
-            offset,
             packets,
             reopen,
             ..
@@ -891,7 +891,6 @@ impl Source {
                 wire_len,
             } => {
                 *packets += 1;
-                *offset = Some(at + 16 + data.len() as u64);
                 Ok(Next::Packet {
                     ts_us,
                     data,
@@ -1189,6 +1188,13 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         assert!(matches!(src.handle, Handle::Classic(_)));
+        // Progress and truncation offsets: after the first record.
+        assert!(matches!(src.next(), Ok(Next::Packet { .. })));
+        assert_eq!(src.position(), Some(24 + 16 + 60));
+        let mut src = match Source::open_file(&name, None) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
         let (ours, end) = read_all(&mut src);
         assert!(matches!(src.handle, Handle::Offline(_)));
         assert_eq!(end, "end");
