@@ -35,11 +35,17 @@ def setup():
 
 
 def packet_sockets(pid):
+    """Packet sockets of the sensor's namespace that are bound to every
+    protocol (ETH_P_ALL, 0003) and running: a socket is listed from its
+    creation, but libpcap binds it only once its ring is allocated (over
+    half a second for 64 MiB), and a replay started before would be lost."""
     try:
         with open(f"/proc/{pid}/net/packet") as f:
-            return max(0, len(f.readlines()) - 1)
+            rows = [line.split() for line in f.readlines()[1:]]
     except OSError:
         return 0
+    # Columns: sk RefCnt Type Proto Iface R Rmem User Inode.
+    return sum(1 for r in rows if len(r) > 5 and r[3] == "0003" and r[5] == "1")
 
 
 def sensors():

@@ -129,16 +129,33 @@ fn start_capture(ns: &Netns, out: &Path, extra: &[&str]) -> Child {
 }
 
 /// Waits until the capture is open: the output file exists and the
-/// process's network namespace lists `sockets` packet sockets (its
-/// interfaces' capture handles), then a moment for the read loop. A fixed
-/// pause alone was not enough on a loaded machine.
+/// process's network namespace lists `sockets` packet sockets that are
+/// bound to every protocol (`ETH_P_ALL`, 0003) and running, then a moment
+/// for the read loop. A socket is listed from its creation, but libpcap
+/// binds it only once the ring is allocated, which takes more than half a
+/// second for a large buffer on a loaded machine: counting sockets alone
+/// let a replay start into a capture that could not yet see it.
 fn wait_ready(out: &Path, child: &Child, sockets: usize) {
     let t = Instant::now();
-    let packet_sockets = || {
-        std::fs::read_to_string(format!("/proc/{}/net/packet", child.id()))
-            .map_or(0, |s| s.lines().count().saturating_sub(1))
+    let listing =
+        || std::fs::read_to_string(format!("/proc/{}/net/packet", child.id())).unwrap_or_default();
+    // Columns: sk RefCnt Type Proto Iface R Rmem User Inode.
+    let running = |table: &str| {
+        table
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(3) == Some(&"0003") && f.get(5) == Some(&"1")
+            })
+            .count()
     };
-    while (!out.exists() || packet_sockets() < sockets) && t.elapsed() < Duration::from_secs(10) {
+    while !out.exists() || running(&listing()) < sockets {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "hostwatch did not start capturing on {sockets} socket(s) in 30 s:\n{}",
+            listing()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -528,6 +545,14 @@ fn top_speed_rate_with_kernel_drops_reported() {
     eprintln!(
         "top speed: tcpreplay {rate}; hostwatch saw {} packets, kernel drops {drops}",
         stats["decoder"]["pkts"]
+    );
+    // The whole replay reached the socket, taken or dropped: a capture
+    // started too late would otherwise pass as one that dropped nothing.
+    let sent = manifest["packets"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        stats["capture"]["kernel_packets"].as_u64().unwrap_or(0) >= sent,
+        "the kernel offered fewer than the {sent} packets replayed: {}",
+        stats["capture"]
     );
     if drops == 0 {
         // With nothing dropped every planted handshake must be found.
