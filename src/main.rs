@@ -242,10 +242,10 @@ struct RunArgs {
     /// Print the human summary on stderr at the end even when it is not a terminal.
     #[arg(long, help_heading = "Output")]
     summary: bool,
-    /// Check the options, filter, watch lists and output URLs, say whether
-    /// they are valid and exit (0: valid, 2: not), as Suricata's -T:
-    /// nothing is opened (interfaces, capture files, outputs), read or
-    /// written.
+    /// Check the options, filter, watch lists and output URLs, that capture
+    /// files can be read, interfaces exist and file outputs can be
+    /// written, say whether all is valid and exit (0: valid, 2: not), as
+    /// Suricata's -T: nothing is captured, opened or written.
     #[arg(short = 'T', long, help_heading = "Output")]
     test_config: bool,
     /// Which checksums are checked: auto (all, except those of a sender whose
@@ -471,6 +471,7 @@ fn run_checked(mut args: RunArgs) -> Result<ExitCode, ExitCode> {
         if let Some(f) = &filter {
             hostwatch::capture::check_filter(f).map_err(fail)?;
         }
+        preflight(&args, &specs).map_err(fail)?;
         hostwatch::diag::info("configuration is valid");
         return Ok(ExitCode::SUCCESS);
     }
@@ -506,6 +507,60 @@ fn run_checked(mut args: RunArgs) -> Result<ExitCode, ExitCode> {
     });
     let lost = packet_log.is_some_and(|l| l.failed());
     Ok(conclude(&args, live, &outcome, lost))
+}
+
+/// What `-T` checks of the places a run would open, without opening them
+/// (as `suricata -T` checks its log directory): capture files exist and
+/// can be read, interfaces are listed, and every file output and the
+/// packet log can be written where they would be created. A service
+/// checked this way before a restart does not fail on its first packet.
+fn preflight(args: &RunArgs, specs: &[OutputSpec]) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    for r in args.read.iter().filter(|r| r.as_str() != "-") {
+        let p = std::path::Path::new(r);
+        if !p.exists() {
+            return Err(format!("-r {r}: no such file"));
+        }
+        access(p, AccessFlags::R_OK)
+            .map_err(|e| format!("-r {r}: cannot be read: {}", e.desc()))?;
+    }
+    for i in &args.interface {
+        hostwatch::capture::interface_listed(i).map_err(|e| e.to_string())?;
+    }
+    let files = specs.iter().filter_map(|s| match &s.kind {
+        Kind::File(p) => Some(("--output", p.as_path())),
+        _ => None,
+    });
+    let packet_log = args.write.as_deref().map(|p| ("-w", p));
+    for (option, path) in files.chain(packet_log) {
+        let shown = path.display();
+        if path.is_dir() {
+            return Err(format!("{option} {shown}: is a directory"));
+        }
+        if path.exists() {
+            access(path, AccessFlags::W_OK)
+                .map_err(|e| format!("{option} {shown}: cannot be written: {}", e.desc()))?;
+            continue;
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "{option} {shown}: directory {} does not exist",
+                dir.display()
+            ));
+        }
+        access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+            format!(
+                "{option} {shown}: cannot create it in {}: {}",
+                dir.display(),
+                e.desc()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The captures to read and interfaces to open, and the BPF filter.

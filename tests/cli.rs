@@ -1532,8 +1532,9 @@ fn segments_dropped_for_checksums_are_said() {
     assert_eq!(names, ["JOHN-PC-LAPTOP"]);
 }
 
-/// `-T` checks the options, lists, output URLs and filter and exits, as
-/// Suricata's: nothing is captured, read or written.
+/// `-T` checks the options, lists, output URLs and filter, and the places
+/// a run would open, and exits, as Suricata's: nothing is captured, read
+/// or written.
 #[test]
 fn test_config_checks_and_exits() {
     let out = tmp("test-config.json");
@@ -1556,4 +1557,32 @@ fn test_config_checks_and_exits() {
     assert!(stderr(&list).contains("/nonexistent.list: cannot read watch list"));
     let url = hostwatch(&["-T", "-i", "eth9", "-o", "gopher://x"]);
     assert_eq!(url.status.code(), Some(2), "{}", stderr(&url));
+    // The places a run would open are checked, none is created.
+    let said = |args: &[&str]| {
+        let o = hostwatch(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        stderr(&o).trim().to_string()
+    };
+    assert_eq!(
+        said(&["-T", "-r", &demo_s, "-o", "/nonexistent-dir/eve.json"]),
+        "hostwatch: --output /nonexistent-dir/eve.json: directory /nonexistent-dir does not exist"
+    );
+    let dir = std::env::temp_dir().display().to_string();
+    assert_eq!(
+        said(&["-T", "-r", &demo_s, "-o", &dir]),
+        format!("hostwatch: --output {dir}: is a directory")
+    );
+    assert_eq!(
+        said(&["-T", "-r", &demo_s, "-w", "/nonexistent-dir/p.pcap"]),
+        "hostwatch: -w /nonexistent-dir/p.pcap: directory /nonexistent-dir does not exist"
+    );
+    assert_eq!(
+        said(&["-T", "-r", "/nonexistent.pcap"]),
+        "hostwatch: -r /nonexistent.pcap: no such file"
+    );
+    let iface = said(&["-T", "-i", "eth9"]);
+    assert!(
+        iface.starts_with("hostwatch: eth9: no such network interface"),
+        "{iface}"
+    );
 }

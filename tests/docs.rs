@@ -1,7 +1,11 @@
 //! Every `hostwatch` command shown in README.md and docs/ still runs: its
 //! options parse and, for the sensor itself, pass `--test-config` (lists
-//! load, output URLs parse, the filter compiles); a subcommand's options
-//! parse (`--help` after them).
+//! load, output URLs parse, the filter compiles, the capture files named
+//! can be read, the interface exists, outputs can be written); a
+//! subcommand's options parse (`--help` after them). The commands run in a
+//! directory set up as the docs assume: the captures they name exist
+//! there, the example interface is `lo`, the package's log directory is
+//! that directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -99,6 +103,32 @@ fn commands(text: &str) -> Vec<(usize, Vec<String>)> {
     out
 }
 
+/// Makes the place an argument of a documented command names exist in
+/// `dir`: a capture read (an empty file, or a directory for `name/`), the
+/// example interface (`lo`), the package's log directory, the package's
+/// configuration (copied with that directory).
+fn place(arg: &mut String, after_read: bool, dir: &Path) {
+    const LOGS: &str = "/var/log/hostwatch/";
+    if arg == "eth1" {
+        *arg = "lo".into();
+    } else if let Some(rest) = arg.strip_prefix(LOGS) {
+        *arg = dir.join(rest).display().to_string();
+    } else if arg.ends_with("dist/hostwatch.toml") {
+        let text = std::fs::read_to_string(&*arg).expect("dist/hostwatch.toml");
+        let copy = dir.join("hostwatch.toml");
+        let logs = format!("{}/", dir.display());
+        std::fs::write(&copy, text.replace(LOGS, &logs)).expect("write configuration");
+        *arg = copy.display().to_string();
+    } else if after_read && arg != "-" && !Path::new(arg.as_str()).is_absolute() {
+        let at = dir.join(arg.as_str());
+        if arg.ends_with('/') {
+            std::fs::create_dir_all(&at).expect("capture directory");
+        } else if !at.exists() {
+            std::fs::write(&at, b"").expect("capture file");
+        }
+    }
+}
+
 #[test]
 fn every_command_in_the_docs_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -109,10 +139,13 @@ fn every_command_in_the_docs_runs() {
     for doc in docs() {
         let text = std::fs::read_to_string(&doc).expect("read doc");
         for (line, mut args) in commands(&text) {
+            let mut after_read = false;
             for a in &mut args {
                 if let Some((_, f)) = PLACEHOLDERS.iter().find(|(p, _)| a == p) {
                     *a = root.join(f).display().to_string();
                 }
+                place(a, after_read, &dir);
+                after_read = matches!(a.as_str(), "-r" | "--read");
             }
             let sub = args.first().is_some_and(|a| !a.starts_with('-'));
             if sub {

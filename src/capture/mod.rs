@@ -410,6 +410,25 @@ pub fn check_filter(expr: &str) -> Result<(), CaptureError> {
     dead.compile(expr, true).map(|_| ()).map_err(error)
 }
 
+/// Whether libpcap lists the interface `iface` (an empty list, where
+/// listing fails, says nothing); the devices listed. Needs no privilege:
+/// `-T` asks it without opening anything.
+pub fn interface_listed(iface: &str) -> Result<Vec<pcap::Device>, CaptureError> {
+    let devices = pcap::Device::list().unwrap_or_default();
+    if !devices.is_empty() && !devices.iter().any(|d| d.name == iface) {
+        return Err(CaptureError::NoSuchInterface {
+            iface: iface.into(),
+            available: devices
+                .iter()
+                .map(|d| d.name.clone())
+                .filter(|n| !n.contains("any"))
+                .take(12)
+                .collect(),
+        });
+    }
+    Ok(devices)
+}
+
 /// A capture file opened by libpcap, directly or through a pipe that a
 /// feeder thread fills (standard input, a FIFO, gzip).
 struct Opened {
@@ -613,18 +632,7 @@ impl Source {
         opts: &LiveOptions,
         filter: Option<&str>,
     ) -> Result<Source, CaptureError> {
-        let devices = pcap::Device::list().unwrap_or_default();
-        if !devices.is_empty() && !devices.iter().any(|d| d.name == iface) {
-            return Err(CaptureError::NoSuchInterface {
-                iface: iface.into(),
-                available: devices
-                    .iter()
-                    .map(|d| d.name.clone())
-                    .filter(|n| !n.contains("any"))
-                    .take(12)
-                    .collect(),
-            });
-        }
+        let devices = interface_listed(iface)?;
         let inactive =
             Capture::from_device(iface).map_err(|e| live_error(iface, &e.to_string(), &devices))?;
         let mut inactive = inactive
