@@ -17,7 +17,7 @@ pub use community_id::community_id;
 
 pub use crate::analyzers::{Record, Role};
 use crate::decode::{Transport, Vlans};
-use crate::render::eve_timestamp;
+use crate::render::EveTimestamp;
 
 /// The flow part of an event's envelope: the client is `src`, whatever the
 /// direction of the packet that completed the event.
@@ -314,7 +314,7 @@ impl Event {
         ser: S,
     ) -> Result<S::Ok, S::Error> {
         let mut map = ser.serialize_map(None)?;
-        map.serialize_entry("timestamp", &eve_timestamp(self.ts_us))?;
+        map.serialize_entry("timestamp", &EveTimestamp::of(self.ts_us))?;
         map.serialize_entry("event_type", self.body.event_type())?;
         if let Some(f) = &self.flow {
             map.serialize_entry("flow_id", &f.flow_id)?;

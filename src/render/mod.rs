@@ -4,7 +4,7 @@
 pub mod alert;
 mod time;
 
-pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time};
+pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time, EveTimestamp};
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

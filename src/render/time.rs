@@ -19,10 +19,73 @@ fn utc(ts_us: i64) -> OffsetDateTime {
 /// EVE's form, `2024-01-31T12:34:56.123456+0000` (Suricata's schema:
 /// `\.\d+[+-]\d+$`).
 pub fn eve_timestamp(ts_us: i64) -> String {
+    EveTimestamp::of(ts_us).as_str().to_owned()
+}
+
+/// [`eve_timestamp`] without an allocation, for the event writer (one per
+/// event): years 0 to 9999, which every packet time falls in, are written
+/// digit by digit; others (a forged clock) through the `time` crate's
+/// formatter, whose result is the same for those years.
+pub struct EveTimestamp {
+    text: [u8; 31],
+    other: Option<String>,
+}
+
+impl EveTimestamp {
+    pub fn of(ts_us: i64) -> Self {
+        let t = utc(ts_us);
+        let mut text = *b"0000-00-00T00:00:00.000000+0000";
+        let year = t.year();
+        let Ok(y) = u32::try_from(year) else {
+            return EveTimestamp {
+                text,
+                other: Some(formatted_eve(t)),
+            };
+        };
+        if y > 9999 {
+            return EveTimestamp {
+                text,
+                other: Some(formatted_eve(t)),
+            };
+        }
+        let fields = [
+            (0, 4, y),
+            (5, 2, u32::from(u8::from(t.month()))),
+            (8, 2, u32::from(t.day())),
+            (11, 2, u32::from(t.hour())),
+            (14, 2, u32::from(t.minute())),
+            (17, 2, u32::from(t.second())),
+            (20, 6, t.microsecond()),
+        ];
+        for (at, width, mut v) in fields {
+            for d in text.iter_mut().skip(at).take(width).rev() {
+                *d = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        EveTimestamp { text, other: None }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.other {
+            Some(s) => s,
+            None => std::str::from_utf8(&self.text).unwrap_or_default(),
+        }
+    }
+}
+
+impl serde::Serialize for EveTimestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// EVE's form through the `time` crate's formatter.
+fn formatted_eve(t: OffsetDateTime) -> String {
     let format = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+0000"
     );
-    utc(ts_us).format(&format).unwrap_or_default()
+    t.format(&format).unwrap_or_default()
 }
 
 /// RFC 3339 with microseconds, `2024-01-31T12:34:56.123456Z`.
@@ -69,6 +132,39 @@ mod tests {
         // Out of range: clamped, never a panic.
         assert_eq!(eve_timestamp(i64::MAX), "9999-12-31T23:59:59.999999+0000");
         assert!(eve_timestamp(i64::MIN).starts_with("-9999-01-01T00:00:00"));
+    }
+
+    /// The digit-by-digit form is the formatter's, over the whole range of
+    /// years it takes, at the ends of days, months and leap years.
+    #[test]
+    fn eve_timestamps_equal_the_formatters() {
+        let day = 86_400_000_000_i64;
+        let mut times = vec![
+            0,
+            -1,
+            1,
+            951_782_400_000_000 - 1,
+            951_782_400_000_000,
+            253_402_300_799_999_999,
+            253_402_300_800_000_000,
+            -62_167_219_200_000_000,
+            -62_167_219_200_000_001,
+            i64::MAX,
+            i64::MIN,
+        ];
+        // A day and a microsecond apart over ±10,000 years, from an odd start.
+        let mut t = -315_537_897_600_000_000_i64 + 123_457;
+        while t < 315_537_897_600_000_000 {
+            times.push(t);
+            t += 37 * day + 3_600_000_001;
+        }
+        for t in times {
+            assert_eq!(
+                EveTimestamp::of(t).as_str(),
+                formatted_eve(utc(t)),
+                "at {t} µs"
+            );
+        }
     }
 
     #[test]
