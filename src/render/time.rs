@@ -35,19 +35,12 @@ impl EveTimestamp {
     pub fn of(ts_us: i64) -> Self {
         let t = utc(ts_us);
         let mut text = *b"0000-00-00T00:00:00.000000+0000";
-        let year = t.year();
-        let Ok(y) = u32::try_from(year) else {
+        let Some(y) = u32::try_from(t.year()).ok().filter(|y| *y <= 9999) else {
             return EveTimestamp {
                 text,
                 other: Some(formatted_eve(t)),
             };
         };
-        if y > 9999 {
-            return EveTimestamp {
-                text,
-                other: Some(formatted_eve(t)),
-            };
-        }
         let fields = [
             (0, 4, y),
             (5, 2, u32::from(u8::from(t.month()))),
