@@ -202,7 +202,7 @@ impl FlowKey {
         FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport), seg.vlans)
     }
 
-    /// A hash that is the same for both directions and for every run; the
+    /// A hash that is the same for both directions, keyed per process; the
     /// pipeline shards flows over workers with it.
     pub fn shard_hash(&self) -> u64 {
         shard_hash(self.lo, self.hi, &self.vlans)
@@ -283,12 +283,24 @@ fn fmix64(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
-fn endpoint_hash(ip: IpAddr, port: u16) -> u64 {
+/// The shard hash's secret, drawn once per process (as the kernel keys
+/// its flow hash). fmix64 can be inverted: unkeyed, an attacker who picks
+/// an IPv6 interface identifier can give a connection of theirs the hash
+/// of someone else's connection to the same server, and so share its
+/// bypass mark (the capture thread then stops copying the victim's
+/// payload: a name hidden) or pile connections on one worker.
+static SHARD_KEY: std::sync::LazyLock<[u64; 2]> = std::sync::LazyLock::new(|| {
+    let random = std::hash::RandomState::new();
+    [random.hash_one(1u8), random.hash_one(2u8)]
+});
+
+fn endpoint_hash(key: &[u64; 2], ip: IpAddr, port: u16) -> u64 {
     match ip {
-        IpAddr::V4(a) => fmix64((u64::from(u32::from(a)) << 16) | u64::from(port)),
+        IpAddr::V4(a) => fmix64(((u64::from(u32::from(a)) << 16) | u64::from(port)) ^ key[0]),
         IpAddr::V6(a) => {
             let v = u128::from(a);
-            fmix64((v as u64) ^ fmix64(((v >> 64) as u64) ^ (u64::from(port) << 48) ^ 0x6a09_e667))
+            let high = fmix64(((v >> 64) as u64) ^ (u64::from(port) << 48) ^ key[1]);
+            fmix64((v as u64) ^ key[0] ^ high)
         }
     }
 }
@@ -298,11 +310,15 @@ fn endpoint_hash(ip: IpAddr, port: u16) -> u64 {
 /// few multiplications (no key to build, no SipHash). The endpoints are
 /// combined by addition, which makes it symmetric without comparing them.
 pub fn shard_hash(a: (IpAddr, u16), b: (IpAddr, u16), vlans: &Vlans) -> u64 {
+    keyed_shard_hash(&SHARD_KEY, a, b, vlans)
+}
+
+fn keyed_shard_hash(key: &[u64; 2], a: (IpAddr, u16), b: (IpAddr, u16), vlans: &Vlans) -> u64 {
     let mut v = vlans.as_slice().len() as u64;
     for id in vlans.as_slice() {
         v = (v << 16) | u64::from(*id);
     }
-    fmix64(endpoint_hash(a.0, a.1).wrapping_add(endpoint_hash(b.0, b.1)) ^ v)
+    fmix64(endpoint_hash(key, a.0, a.1).wrapping_add(endpoint_hash(key, b.0, b.1)) ^ v)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -345,6 +345,57 @@ fn shard_hash_is_symmetric_matches_the_key_and_spreads_flows() {
     );
 }
 
+/// murmur3's finaliser undone: multiplications by the inverses of its
+/// odd constants (mod 2^64); `x ^= x >> 33` undoes itself.
+fn unmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0x9cb4_b2f8_1293_37db);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0x4f74_430c_22a5_4005);
+    k ^ (k >> 33)
+}
+
+/// Unkeyed, an attacker who picks the low 64 bits of an IPv6 address can
+/// give a connection of theirs the shard hash of someone else's to the
+/// same server (sharing its bypass mark: the capture thread would stop
+/// copying the victim's payload). The process's key leaves them no way.
+#[test]
+fn an_attacker_cannot_take_another_connections_shard_hash() {
+    for x in [0, 1, 0xdead_beef, u64::MAX] {
+        assert_eq!(unmix64(fmix64(x)), x);
+    }
+    let v6 =
+        |s: &str| -> std::net::Ipv6Addr { s.parse().unwrap_or(std::net::Ipv6Addr::UNSPECIFIED) };
+    let victim = (IpAddr::V6(v6("2001:db8:1::10")), 50_000);
+    let server = (IpAddr::V6(v6("2001:db8:2::5")), 445);
+    let vlans = Vlans::default();
+    // The attacker's /64 and port; the interface identifier is solved for.
+    let (prefix, port) = (u128::from(v6("2001:db8:666::")), 40_000u16);
+    let forge = |key: &[u64; 2]| {
+        let target = endpoint_hash(key, victim.0, victim.1);
+        let high = fmix64(((prefix >> 64) as u64) ^ (u64::from(port) << 48) ^ key[1]);
+        let low = unmix64(target) ^ key[0] ^ high;
+        let ip = std::net::Ipv6Addr::from(prefix | u128::from(low));
+        (IpAddr::V6(ip), port)
+    };
+    // Knowing the key (here: none), the forgery works...
+    let none = [0u64; 2];
+    let forged = forge(&none);
+    assert_ne!(forged, victim);
+    assert_eq!(
+        keyed_shard_hash(&none, forged, server, &vlans),
+        keyed_shard_hash(&none, victim, server, &vlans)
+    );
+    // ...and against the process's key, whatever the attacker assumes of
+    // it, it does not.
+    for guess in [none, [1, 2], [u64::MAX, 0]] {
+        assert_ne!(
+            shard_hash(forge(&guess), server, &vlans),
+            shard_hash(victim, server, &vlans)
+        );
+    }
+}
+
 #[test]
 fn only_an_rst_at_the_exact_next_sequence_number_ends_the_analysis() {
     let (mut t, _) = table(FlowConfig::default(), None);
