@@ -15,7 +15,6 @@
 //! given, so the two halves of a transaction share no endpoint.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -157,10 +156,6 @@ pub struct DhcpAnalyzer {
     pending: VecDeque<Txn>,
 }
 
-fn identity_hash(b: &[u8]) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(b)
-}
-
 /// One parsed message.
 enum Message<'a> {
     V4(dhcp::V4<'a>),
@@ -178,8 +173,8 @@ impl Message<'_> {
     /// Transaction id and the client's identity.
     fn key(&self) -> (u32, u64) {
         match self {
-            Message::V4(m) => (m.xid, identity_hash(m.chaddr)),
-            Message::V6(m) => (m.xid, identity_hash(m.client_duid.unwrap_or_default())),
+            Message::V4(m) => (m.xid, super::wire_digest(m.chaddr)),
+            Message::V6(m) => (m.xid, super::wire_digest(m.client_duid.unwrap_or_default())),
         }
     }
 

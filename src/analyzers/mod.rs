@@ -56,6 +56,19 @@ impl Dir {
 /// An address and port.
 pub type Endpoint = (std::net::IpAddr, u16);
 
+/// A digest of wire bytes that analyzers compare instead of the bytes (a
+/// repeated answer, a client's identity), keyed once per process: SipHash
+/// resists forgery only under a secret key, and with a fixed one only its
+/// 64-bit width would stand between an attacker and other bytes with the
+/// digest of a message they expect (the real one then taken for a repeat,
+/// or joined to their transaction).
+pub fn wire_digest(bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::LazyLock<std::hash::RandomState> =
+        std::sync::LazyLock::new(std::hash::RandomState::new);
+    KEY.hash_one(bytes)
+}
+
 /// A record as an analyzer emitted it, with when and whose it is where
 /// that is not the packet being processed and its flow.
 #[derive(Debug, Clone, PartialEq)]

@@ -82,7 +82,7 @@ impl DatagramAnalyzer for NbnsAnalyzer {
         }
         self.expire(cx.ts_us, cx);
         if msg.response {
-            let hash = hash_bytes(payload);
+            let hash = super::wire_digest(payload);
             let now = cx.ts_us;
             self.recent_answers
                 .retain(|&(ts, _, _)| now - ts <= ANSWER_TIMEOUT_US);
@@ -253,11 +253,6 @@ fn describe(msg: &Message<'_>, dir: Dir) -> NbnsRecord {
         }
     }
     r
-}
-
-fn hash_bytes(b: &[u8]) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(b)
 }
 
 fn text(n: &NbName<'_>) -> String {
