@@ -191,22 +191,41 @@ impl ClassicPcap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
 
-    fn header(magic: [u8; 4], linktype: u32) -> Vec<u8> {
+    /// A classic pcap file's header (version 2.4), in the byte order its
+    /// `magic` gives.
+    pub(in crate::capture) fn header(magic: [u8; 4], snaplen: u32, linktype: u32) -> Vec<u8> {
         let mut h = magic.to_vec();
-        h.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        h.extend_from_slice(&65_535u32.to_le_bytes());
-        h.extend_from_slice(&linktype.to_le_bytes());
+        for n in [2u16, 4] {
+            h.extend_from_slice(&if little(magic.first().copied()) {
+                n.to_le_bytes()
+            } else {
+                n.to_be_bytes()
+            });
+        }
+        put(&mut h, &[0, 0, snaplen, linktype]);
         h
     }
 
-    fn record(v: &mut Vec<u8>, sec: u32, frac: u32, data: &[u8], wire: u32) {
-        for n in [sec, frac, data.len() as u32, wire] {
-            v.extend_from_slice(&n.to_le_bytes());
+    /// Whether a file starting with byte `first` is little-endian.
+    fn little(first: Option<u8>) -> bool {
+        matches!(first, Some(0xd4 | 0x4d))
+    }
+
+    /// 32-bit numbers appended in the byte order of the file `v` begins.
+    fn put(v: &mut Vec<u8>, numbers: &[u32]) {
+        let le = little(v.first().copied());
+        for n in numbers {
+            v.extend_from_slice(&if le { n.to_le_bytes() } else { n.to_be_bytes() });
         }
+    }
+
+    /// A record appended to the file `v`, in its byte order.
+    pub(in crate::capture) fn record(v: &mut Vec<u8>, sec: u32, frac: u32, data: &[u8], wire: u32) {
+        put(v, &[sec, frac, data.len() as u32, wire]);
         v.extend_from_slice(data);
     }
 
@@ -235,7 +254,7 @@ mod tests {
     /// above the snapshot length is handed to libpcap.
     #[test]
     fn records_times_and_hand_over() {
-        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 1);
+        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 65_535, 1);
         record(&mut v, 10, 7, b"abc", 60);
         record(&mut v, 11, 0, b"", 0);
         let mut m = classic("us.pcap", &v, 65_535);
@@ -258,7 +277,7 @@ mod tests {
         ));
         assert_eq!(m.read_record(), Record::End);
 
-        let mut v = header([0x4d, 0x3c, 0xb2, 0xa1], 1);
+        let mut v = header([0x4d, 0x3c, 0xb2, 0xa1], 65_535, 1);
         record(&mut v, 1, 999_999_999, b"x", 1);
         record(&mut v, 2, 0, &[0u8; 100], 100);
         let mut m = classic("ns.pcap", &v, 64);
@@ -276,7 +295,7 @@ mod tests {
     /// A file ending inside a record says what libpcap says.
     #[test]
     fn truncation_in_libpcaps_words() {
-        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 1);
+        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 65_535, 1);
         record(&mut v, 1, 0, b"abcd", 4);
         let whole = v.len();
         record(&mut v, 2, 0, &[7u8; 449], 449);
@@ -310,7 +329,10 @@ mod tests {
             ],
         );
         assert!(ClassicPcap::open(&f, 65_535).is_none());
-        let f = file("kuznetzov.pcap", &header([0x34, 0xcd, 0xb2, 0xa1], 1));
+        let f = file(
+            "kuznetzov.pcap",
+            &header([0x34, 0xcd, 0xb2, 0xa1], 65_535, 1),
+        );
         assert!(ClassicPcap::open(&f, 65_535).is_none());
         let f = file("short.pcap", &[0xd4, 0xc3, 0xb2, 0xa1]);
         assert!(ClassicPcap::open(&f, 65_535).is_none());
@@ -320,18 +342,13 @@ mod tests {
     /// by the buffer's end are read whole, in order.
     #[test]
     fn big_endian_records_across_buffer_refills() {
-        let mut v = vec![0xa1, 0xb2, 0xc3, 0xd4, 0, 2, 0, 4];
-        v.extend_from_slice(&[0; 8]);
-        v.extend_from_slice(&65_535u32.to_be_bytes());
-        v.extend_from_slice(&1u32.to_be_bytes());
+        let mut v = header([0xa1, 0xb2, 0xc3, 0xd4], 65_535, 1);
         let sizes = |i: u32| 40 + (i * 7919) % 1500;
         let count = 3_000u32;
         for i in 0..count {
             let len = sizes(i);
-            for n in [i, 3, len, len + 1] {
-                v.extend_from_slice(&n.to_be_bytes());
-            }
-            v.extend((0..len).map(|b| (b ^ i) as u8));
+            let data: Vec<u8> = (0..len).map(|b| (b ^ i) as u8).collect();
+            record(&mut v, i, 3, &data, len + 1);
         }
         assert!(v.len() > 4 * BUFFER);
         let mut m = classic("refills.pcap", &v, 65_535);
@@ -364,7 +381,7 @@ mod tests {
     /// A read that fails is said, not taken for the end of the file.
     #[test]
     fn a_failed_read_is_not_the_end() {
-        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 1);
+        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 65_535, 1);
         record(&mut v, 1, 0, b"abcd", 4);
         let mut m = classic("fails.pcap", &v, 65_535);
         // Reading on from here fails (a directory: EISDIR).

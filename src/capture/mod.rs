@@ -1177,15 +1177,11 @@ mod tests {
     /// packets, their order and the end are libpcap's own.
     #[test]
     fn classic_reader_hands_over_to_libpcap_where_it_reads_differently() {
-        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
-        v.extend_from_slice(&[0; 8]);
-        v.extend_from_slice(&64u32.to_le_bytes());
-        v.extend_from_slice(&1u32.to_le_bytes());
+        use super::classic::tests::{header, record};
+        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 64, 1);
         for (i, len) in [60u32, 100, 60, 64].into_iter().enumerate() {
-            for n in [i as u32 + 1, 5, len, len + 10] {
-                v.extend_from_slice(&n.to_le_bytes());
-            }
-            v.extend((0..len).map(|b| (b as u8) ^ i as u8));
+            let data: Vec<u8> = (0..len).map(|b| (b as u8) ^ i as u8).collect();
+            record(&mut v, i as u32 + 1, 5, &data, len + 10);
         }
         let path =
             std::env::temp_dir().join(format!("hostwatch-handover-{}.pcap", std::process::id()));
