@@ -365,3 +365,19 @@ impl AnalyzerFactory for Analyzers {
         Box::new(detect::Classifier::new(server_port))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The digest is SipHash under this process's key: the same bytes give
+    /// the same digest, and not the one a fixed key (which an attacker
+    /// knows) gives.
+    #[test]
+    fn wire_digest_is_keyed_per_process() {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let bytes = b"\x80\x07\x85\x00\x00\x00\x00\x01 FILESRV01";
+        assert_eq!(super::wire_digest(bytes), super::wire_digest(bytes));
+        let fixed = BuildHasherDefault::<DefaultHasher>::default().hash_one(&bytes[..]);
+        assert_ne!(super::wire_digest(bytes), fixed);
+        assert_ne!(super::wire_digest(bytes), super::wire_digest(&bytes[1..]));
+    }
+}
