@@ -300,7 +300,7 @@ pub struct Sensor<'a> {
 impl Event {
     /// Appends the event as one JSON line (with its newline) to `out`.
     pub fn write_json(&self, sensor: &Sensor<'_>, out: &mut Vec<u8>) {
-        let mut ser = serde_json::Serializer::new(&mut *out);
+        let mut ser = crate::render::json::Json::new(out);
         // Serialising plain structs into a Vec cannot fail.
         if self.serialize_json(sensor, &mut ser).is_ok() {
             out.push(b'\n');

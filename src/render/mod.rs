@@ -2,6 +2,7 @@
 //! control characters escaped for a terminal (names are attacker-controlled).
 
 pub mod alert;
+pub mod json;
 mod time;
 
 pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time, EveTimestamp};
