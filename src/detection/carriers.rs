@@ -58,7 +58,8 @@ impl Sightings {
 
 #[derive(Default)]
 pub struct Carriers {
-    seen: HashMap<(String, IpAddr), Vec<Sightings>>,
+    /// Keyed per process (names and addresses are the sender's choice).
+    seen: HashMap<(String, IpAddr), Vec<Sightings>, foldhash::quality::RandomState>,
     /// What `seen` holds: its names' bytes and a fixed cost per pair.
     bytes: usize,
     /// Sightings not kept because the table was full.

@@ -38,7 +38,8 @@ struct AlertGroup {
 
 #[derive(Debug, Default)]
 pub struct Inventory {
-    seen: HashSet<(String, IpAddr)>,
+    /// Keyed per process (names and addresses are the sender's choice).
+    seen: HashSet<(String, IpAddr), foldhash::quality::RandomState>,
     /// What `seen` and `hosts` hold, as [`MAX_BYTES`] counts it.
     bytes: usize,
     /// Sightings not kept because the inventory was full.
