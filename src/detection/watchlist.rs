@@ -61,6 +61,19 @@ fn invisible(c: char) -> bool {
 /// without a machine account's trailing `$`.
 pub fn normalise(value: &str) -> String {
     let noise = |c: char| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER;
+    if !value.is_ascii() {
+        return normalise_unicode(value);
+    }
+    // Nearly every name: no invisible character (none is ASCII), and upper
+    // case without Unicode's tables.
+    let trimmed = value.trim_matches(noise).trim_end_matches('.');
+    let trimmed = trimmed.strip_suffix('$').unwrap_or(trimmed);
+    trimmed.trim_matches(noise).to_ascii_uppercase()
+}
+
+/// [`normalise`] for any text.
+fn normalise_unicode(value: &str) -> String {
+    let noise = |c: char| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER;
     let visible: std::borrow::Cow<'_, str> = if value.chars().any(invisible) {
         value
             .chars()
@@ -726,14 +739,15 @@ impl Matcher {
         if upper.is_empty() {
             return found.into_iter();
         }
-        let mut forms: Vec<&str> = vec![&upper];
-        if let Some((label, _)) = upper.split_once('.') {
-            if !label.is_empty() {
-                forms.push(label);
-            }
-        }
+        // The name, and its first label when it has more.
+        let label = upper
+            .split_once('.')
+            .map(|(label, _)| label)
+            .filter(|l| !l.is_empty());
+        let forms = [Some(upper.as_str()), label];
+        let forms = forms.iter().flatten();
         let mut consider = |i: usize| found.push(i);
-        for form in &forms {
+        for form in forms.clone() {
             if let Some(&first) = self.exact.get(*form) {
                 consider(first as usize);
                 for &i in self.exact_more.get(&first).into_iter().flatten() {
@@ -772,7 +786,7 @@ impl Matcher {
         }
         for &i in &self.negated {
             if let Some(Pattern::NotExact(not)) = self.entries.get(i).map(|e| &e.pattern) {
-                if !forms.contains(&not.as_str()) {
+                if !forms.clone().any(|f| *f == not.as_str()) {
                     found.push(i);
                 }
             }

@@ -292,3 +292,24 @@ fn machine_keys() {
     assert_eq!(machine_key(".hidden"), "");
     assert_eq!(machine_key(""), "");
 }
+
+proptest::proptest! {
+    /// ASCII names take the short way (no Unicode tables): it must give
+    /// what the general one gives, NULs, controls, dots and `$` included.
+    #[test]
+    fn ascii_names_normalise_as_any_text_does(name in "[\\x00-\\x7f]{0,24}", tail in "[ .$\\x00\\t]{0,3}") {
+        let s = format!("{tail}{name}{tail}");
+        proptest::prop_assert_eq!(normalise(&s), normalise_unicode(&s));
+    }
+}
+
+#[test]
+fn ascii_names_normalised() {
+    assert_eq!(normalise(" win-j9d866esij2$\t"), "WIN-J9D866ESIJ2");
+    assert_eq!(
+        normalise("\0desktop-1.corp.local.\0"),
+        "DESKTOP-1.CORP.LOCAL"
+    );
+    assert_eq!(normalise("..."), "");
+    assert_eq!(normalise("win-\u{200b}x"), "WIN-X");
+}
