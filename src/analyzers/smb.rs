@@ -114,19 +114,21 @@ impl SmbAnalyzer {
         let mut answer = None;
         if s.response {
             tracker.session_id(s.session_id);
-            let status = format!("0x{:08x}", s.status);
+            // Written only where a record says it (not for the first leg's
+            // "more processing required").
+            let status = || format!("0x{:08x}", s.status);
             match s.status {
                 smb::STATUS_MORE_PROCESSING_REQUIRED => {}
                 smb::STATUS_SUCCESS if tracker.awaiting_verdict() => {
                     answer = Some(s.status);
-                    tracker.verdict(true, status, cx)
+                    tracker.verdict(true, status(), cx)
                 }
                 _ if tracker.awaiting_verdict() => {
                     answer = Some(s.status);
-                    tracker.verdict(false, status, cx)
+                    tracker.verdict(false, status(), cx)
                 }
                 smb::STATUS_SUCCESS => {}
-                _ => tracker.abort(status, cx),
+                _ => tracker.abort(status(), cx),
             }
         }
         self.logged_on(s.dialect, answer, cx);
