@@ -9,7 +9,9 @@ pub fn utf16le_lossy(bytes: &[u8]) -> (String, bool) {
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .take_while(|&u| u != 0);
     let mut lossy = false;
-    let mut s = String::new();
+    // One byte per unit for the usual ASCII name (no growing on the way);
+    // never more than the bytes given.
+    let mut s = String::with_capacity(bytes.len() / 2);
     for r in char::decode_utf16(units) {
         match r {
             Ok(c) => s.push(c),
