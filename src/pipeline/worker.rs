@@ -198,14 +198,19 @@ impl Analysis {
     /// Hands the events made so far to the output stage; false once it is
     /// gone.
     pub(super) fn flush(&mut self) -> bool {
-        self.events.is_empty()
-            || self
-                .out
-                .send(OutMsg::Events {
-                    worker: self.index,
-                    events: std::mem::take(&mut self.events),
-                })
-                .is_ok()
+        if self.events.is_empty() {
+            return true;
+        }
+        // The next hand-over is sized like this one: the vector goes to the
+        // output thread, and one grown from empty is copied at each
+        // doubling.
+        let next = Vec::with_capacity(self.events.len());
+        self.out
+            .send(OutMsg::Events {
+                worker: self.index,
+                events: std::mem::replace(&mut self.events, next),
+            })
+            .is_ok()
     }
 
     /// Tells the output stage every event of the packets before tick `seq`
