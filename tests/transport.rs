@@ -389,6 +389,18 @@ impl Client {
             _ => -1,
         }
     }
+
+    /// Whether Redis has written every reply it owes the other clients
+    /// (their output buffers are empty): a command applied is not yet a
+    /// command answered.
+    fn others_answered(&mut self) -> bool {
+        let Owned::Str(list) = self.cmd(&[b"CLIENT", b"LIST"]) else {
+            return false;
+        };
+        list.lines()
+            .filter(|l| !l.contains("cmd=client|list"))
+            .all(|l| l.contains(" obl=0 ") && l.contains(" oll=0 "))
+    }
 }
 
 #[test]
@@ -547,6 +559,14 @@ fn redis_restart_mid_run_loses_nothing() {
     wait_for("300 events in Redis", Duration::from_secs(20), || {
         c.len("k") == 300
     });
+    // Killed only once their replies are on their way: an event applied
+    // and not answered is sent again after the restart (RPUSH cannot be
+    // told apart from a new one), which this test is not about.
+    wait_for(
+        "replies to hostwatch written",
+        Duration::from_secs(20),
+        || c.others_answered(),
+    );
     drop(c);
     let (port, dir) = redis.kill();
 
