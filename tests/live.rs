@@ -1284,10 +1284,15 @@ fn a_flood_of_handoffs_loses_no_alert_and_no_memory() {
     assert_eq!(alerts(&replayed).len(), 4, "{:?}", alerts(&replayed));
     assert_eq!(alerts(&live), alerts(&replayed));
     assert_eq!(content(&live), content(&replayed));
-    // One lane read every packet and handed about half to the other.
+    // One lane read every packet and handed the other lane's share to
+    // it: about half, by connection. Which lane owns a connection depends
+    // on the shard hash's per-process key, and a few bulk downloads carry
+    // most packets, so the share of packets varies from run to run: under
+    // a third in about 1.4 % of runs (simulated over this capture's 256
+    // connections), under a fifth in none of 100,000.
     let packets = capture["kernel_packets"].as_u64().unwrap_or(0);
     let resharded = capture["resharded"].as_u64().unwrap_or(0);
-    assert!(packets > 0 && resharded * 3 > packets, "{capture}");
+    assert!(packets > 0 && resharded * 5 > packets, "{capture}");
     assert_eq!(capture["reordered_late"], 0, "{capture}");
     // 13 MiB besides the two rings when this was written; the reorder
     // buffers may hold 32 MiB each.
