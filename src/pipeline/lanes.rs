@@ -760,11 +760,12 @@ impl Running {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::decode::{Checksum, Vlans};
 
-    fn datagram(ts_us: i64, payload: &[u8]) -> Datagram<&[u8]> {
+    /// An NBNS datagram from 10.0.0.1 to 10.0.0.2 at `ts_us`.
+    pub(in crate::pipeline) fn datagram(ts_us: i64, payload: &[u8]) -> Datagram<&[u8]> {
         Datagram {
             ts_us,
             src: [10, 0, 0, 1].into(),

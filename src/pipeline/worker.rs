@@ -301,27 +301,18 @@ pub(super) fn run(setup: WorkerSetup) -> WorkerSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Checksum, Datagram, Vlans};
     use crate::detection::watchlist::Matcher;
     use crate::pipeline::dispatch::Dispatch;
     use crate::synth::msg::{nbns_answer, nbns_query};
     use crossbeam_channel::{bounded, unbounded};
 
-    /// An NBNS datagram between 10.0.0.1 and 10.0.0.2 at `ts_us`.
+    /// An NBNS datagram between 10.0.0.1 (the client) and 10.0.0.2.
     fn datagram(ts_us: i64, to_server: bool, payload: &[u8]) -> Packet<'_> {
-        let (a, b) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
-        let (src, dst) = if to_server { (a, b) } else { (b, a) };
-        Packet::Udp(Datagram {
-            ts_us,
-            src,
-            dst,
-            sport: 137,
-            dport: 137,
-            vlans: Vlans::default(),
-            iface: None,
-            checksum: Checksum::Unchecked,
-            payload,
-        })
+        let mut d = crate::pipeline::lanes::tests::datagram(ts_us, payload);
+        if !to_server {
+            std::mem::swap(&mut d.src, &mut d.dst);
+        }
+        Packet::Udp(d)
     }
 
     /// The transaction ids of the NBNS records of each hand-over.
