@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::protocol::Facts;
 use super::{Ctx, Dir, EventRecord, Name, Role};
-use crate::parsers::ntlm::{self, av, Flags, Message};
+use crate::parsers::ntlm::{self, av, Flags, Message, Version};
+use crate::render;
 
 /// Keeps a value only when the traffic carried a non-empty one.
 fn non_empty(s: String) -> Option<String> {
@@ -28,6 +29,32 @@ fn filetime(v: &[u8]) -> Option<String> {
     let ft = u64::from_le_bytes(b);
     let us = (ft / 10) as i64 - 11_644_473_600_000_000;
     Some(crate::render::rfc3339_micros(us))
+}
+
+// A record keeps flags, versions and the challenge as numbers; their text
+// is written only into the event, on the output thread (the worker is the
+// busier stage), and without a `String` in between.
+
+fn flag_names<S: serde::Serializer>(flags: &Flags, s: S) -> Result<S::Ok, S::Error> {
+    flags.with_names(|names| s.serialize_str(names))
+}
+
+fn version_text<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => v.with_text(|text| s.serialize_str(text)),
+        None => s.serialize_none(),
+    }
+}
+
+fn challenge_hex<S: serde::Serializer>(c: &Option<[u8; 8]>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => {
+            let mut hex = [0u8; 16];
+            render::hex_into(c, &mut hex);
+            s.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
+        }
+        None => s.serialize_none(),
+    }
 }
 
 /// Which message an exchange has seen last.
@@ -166,8 +193,8 @@ impl Tracker {
                 self.rec.negotiate = Some(NtlmNegotiate {
                     workstation: name(n.workstation, false),
                     domain: name(n.domain, false),
-                    version: n.version.map(|v| v.to_string()),
-                    flags: n.flags.names(),
+                    version: n.version,
+                    flags: n.flags,
                 });
             }
             Message::Challenge(c) => {
@@ -238,10 +265,11 @@ impl Tracker {
                 domain: c.domain.clone(),
                 user: c.user.clone(),
                 host: c.workstation.clone(),
-                version: c.version.as_ref().map(|v| {
-                    let (major_minor, build) = v.rsplit_once('.').unwrap_or((v, ""));
-                    let rev = c.version_revision.unwrap_or(0);
-                    format!("{major_minor} build {build} rev {rev}")
+                version: c.version.map(|v| {
+                    format!(
+                        "{}.{} build {} rev {}",
+                        v.major, v.minor, v.build, v.revision
+                    )
                 }),
                 result: rec.result,
                 session_id: rec.session_id,
@@ -272,8 +300,10 @@ pub struct NtlmRecord {
 pub struct NtlmNegotiate {
     pub workstation: Option<String>,
     pub domain: Option<String>,
-    pub version: Option<String>,
-    pub flags: String,
+    #[serde(serialize_with = "version_text")]
+    pub version: Option<Version>,
+    #[serde(serialize_with = "flag_names")]
+    pub flags: Flags,
 }
 
 #[serde_with::skip_serializing_none]
@@ -287,9 +317,13 @@ pub struct NtlmServer {
     pub dns_tree_name: Option<String>,
     pub target_spn: Option<String>,
     pub timestamp: Option<String>,
-    pub version: Option<String>,
-    pub challenge: Option<String>,
-    pub flags: String,
+    #[serde(serialize_with = "version_text")]
+    pub version: Option<Version>,
+    /// The server challenge, written in hex.
+    #[serde(serialize_with = "challenge_hex")]
+    pub challenge: Option<[u8; 8]>,
+    #[serde(serialize_with = "flag_names")]
+    pub flags: Flags,
 }
 
 #[serde_with::skip_serializing_none]
@@ -298,17 +332,16 @@ pub struct NtlmClient {
     pub workstation: Option<String>,
     pub user: Option<String>,
     pub domain: Option<String>,
-    pub version: Option<String>,
+    #[serde(serialize_with = "version_text")]
+    pub version: Option<Version>,
     pub response: &'static str,
     pub target_spn: Option<String>,
     /// Server names the client echoed back in its NTLMv2 blob.
     pub echoed_nb_computer_name: Option<String>,
     pub echoed_dns_computer_name: Option<String>,
     pub mic: bool,
-    pub flags: String,
-    /// The NTLM revision of the client's VERSION (EVE's `rev`).
-    #[serde(skip)]
-    pub version_revision: Option<u8>,
+    #[serde(serialize_with = "flag_names")]
+    pub flags: Flags,
 }
 
 impl EventRecord for NtlmRecord {
@@ -329,15 +362,15 @@ impl EventRecord for NtlmRecord {
         // The VERSION of the side whose name it is; the verdict is the
         // exchange's.
         let version = match name.role {
-            Role::Server => self.server.as_ref().and_then(|s| s.version.as_ref()),
+            Role::Server => self.server.as_ref().and_then(|s| s.version),
             _ => self
                 .client
                 .as_ref()
-                .and_then(|c| c.version.as_ref())
-                .or(self.negotiate.as_ref().and_then(|n| n.version.as_ref())),
+                .and_then(|c| c.version)
+                .or(self.negotiate.as_ref().and_then(|n| n.version)),
         };
         Facts {
-            build: Facts::build_of(version),
+            build: version.map(|v| u32::from(v.build)),
             outcome: match self.result {
                 "success" => Some(true),
                 "failure" => Some(false),
@@ -371,9 +404,9 @@ impl EventRecord for NtlmRecord {
 fn server_of(c: &ntlm::Challenge<'_>, unicode: bool) -> NtlmServer {
     let mut s = NtlmServer {
         target_name: name(c.target_name, unicode),
-        version: c.version.map(|v| v.to_string()),
-        challenge: Some(crate::render::hex(&c.server_challenge)),
-        flags: c.flags.names(),
+        version: c.version,
+        challenge: Some(c.server_challenge),
+        flags: c.flags,
         ..NtlmServer::default()
     };
     for (id, v) in ntlm::av_pairs(c.target_info.unwrap_or_default()) {
@@ -399,11 +432,10 @@ fn client_of(a: &ntlm::Authenticate<'_>, unicode: bool) -> NtlmClient {
         workstation: name(a.workstation, unicode),
         user: name(a.user, unicode),
         domain: name(a.domain, unicode),
-        version: a.version.map(|v| v.to_string()),
-        version_revision: a.version.map(|v| v.revision),
+        version: a.version,
         response: ntlm::response_kind(a),
         mic: a.mic.is_some(),
-        flags: a.flags.names(),
+        flags: a.flags,
         ..NtlmClient::default()
     };
     if let Some(pairs) = a.nt_response.and_then(ntlm::ntlmv2_av_pairs) {
@@ -482,9 +514,12 @@ mod tests {
             Some("WIN-LIVFRVQFMKO".into())
         );
         assert_eq!(
-            r.server.as_ref().and_then(|s| s.challenge.clone()),
-            Some("0102030405060708".into())
+            r.server.as_ref().and_then(|s| s.challenge),
+            Some([1, 2, 3, 4, 5, 6, 7, 8])
         );
+        // Kept as bytes, written in hex.
+        let written = serde_json::to_value(r.server.as_ref()).unwrap_or_default();
+        assert_eq!(written["challenge"], "0102030405060708");
         assert_eq!(r.client.as_ref().map(|c| c.response), Some("anonymous"));
     }
 

@@ -114,11 +114,6 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The build of a `major.minor.build` version string.
-    pub fn build_of(version: Option<&String>) -> Option<u32> {
-        version?.rsplit('.').next()?.parse().ok()
-    }
-
     /// Keeps what an earlier record said and this one does not (a build
     /// reported in one exchange, the outcome in the next).
     pub fn keep(&mut self, earlier: Facts) {

@@ -162,7 +162,7 @@ impl RdpAnalyzer {
                 c.client_name_hex = Some(hex(core.client_name));
             }
             c.version = Some(codes::version_name(core.version).unwrap_or("unknown"));
-            c.version_code = Some(format!("0x{:08x}", core.version));
+            c.version_code = Some(core.version);
             c.build = Some(codes::os_name(core.client_build).unwrap_or("unknown"));
             c.build_number = Some(core.client_build);
             c.desktop_width = Some(core.desktop_width);
@@ -209,7 +209,7 @@ impl RdpAnalyzer {
         s.version = sd
             .version
             .map(|v| codes::version_name(v).unwrap_or("unknown"));
-        s.version_code = sd.version.map(|v| format!("0x{v:08x}"));
+        s.version_code = sd.version;
         s.client_requested_protocols = sd.client_requested_protocols;
         s.encryption_method = sd.encryption_method;
         s.encryption_level = sd.encryption_level;
@@ -346,8 +346,9 @@ pub struct RdpClient {
     /// The name's raw UTF-16LE bytes in hex, when decoding was lossy.
     pub client_name_hex: Option<String>,
     pub version: Option<&'static str>,
-    /// The version field as sent, e.g. `0x0008000c`.
-    pub version_code: Option<String>,
+    /// The version field as sent, written `0x0008000c`.
+    #[serde(serialize_with = "crate::render::hex32")]
+    pub version_code: Option<u32>,
     pub build: Option<&'static str>,
     pub build_number: Option<u32>,
     pub desktop_width: Option<u16>,
@@ -374,7 +375,8 @@ pub struct RdpClient {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RdpServer {
     pub version: Option<&'static str>,
-    pub version_code: Option<String>,
+    #[serde(serialize_with = "crate::render::hex32")]
+    pub version_code: Option<u32>,
     pub client_requested_protocols: Option<u32>,
     pub encryption_method: Option<u32>,
     pub encryption_level: Option<u32>,

@@ -270,8 +270,12 @@ impl Framed for SmbAnalyzer {
 pub struct SmbRecord {
     pub command: &'static str,
     pub dialect: String,
-    pub status: Option<String>,
-    pub status_code: Option<String>,
+    /// The NTSTATUS by its name (its number when it has none).
+    #[serde(serialize_with = "status_name")]
+    pub status: Option<u32>,
+    /// The NTSTATUS in hex (`0xc000006d`).
+    #[serde(serialize_with = "status_hex")]
+    pub status_code: Option<u32>,
     pub session_id: Option<u64>,
     pub tree_id: Option<u32>,
     pub share: Option<String>,
@@ -284,6 +288,41 @@ pub struct SmbRecord {
     /// The path, until the answer says whether it is a pipe.
     #[serde(skip)]
     path: Option<String>,
+}
+
+// The status is kept as a number; its name and hex are written only into
+// the event, on the output thread.
+
+fn status_name<S: serde::Serializer>(status: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match (*status, status.and_then(smb::status_name)) {
+        (_, Some(name)) => s.serialize_str(name),
+        (Some(n), None) => s.serialize_str(itoa::Buffer::new().format(n)),
+        (None, None) => s.serialize_none(),
+    }
+}
+
+fn status_hex<S: serde::Serializer>(status: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match status {
+        Some(n) => {
+            // `0x` and the digits without leading zeros, as `{:#x}`.
+            let mut text = *b"0x00000000";
+            if let Some(digits) = text.get_mut(2..) {
+                crate::render::hex_into(&n.to_be_bytes(), digits);
+            }
+            let zeros = text
+                .iter()
+                .skip(2)
+                .take(7)
+                .take_while(|&&d| d == b'0')
+                .count();
+            text.copy_within(2 + zeros.., 2);
+            let len = text.len() - zeros;
+            s.serialize_str(
+                std::str::from_utf8(text.get(..len).unwrap_or_default()).unwrap_or_default(),
+            )
+        }
+        None => s.serialize_none(),
+    }
 }
 
 /// The parts of a tree connect's path, `\\server\share`.
@@ -327,9 +366,8 @@ impl SmbRecord {
     }
 
     fn set_status(&mut self, status: u32) {
-        self.status =
-            Some(smb::status_name(status).map_or_else(|| status.to_string(), str::to_owned));
-        self.status_code = Some(format!("0x{status:x}"));
+        self.status = Some(status);
+        self.status_code = Some(status);
     }
 
     /// The path goes to `named_pipe` when the server opened a pipe, else
@@ -412,6 +450,31 @@ mod tests {
             .as_ref()
             .and_then(|s| s.nb_computer_name.as_deref());
         assert_eq!(server, Some(msg::FILESRV01.nb_computer));
+    }
+
+    /// A status is kept as a number and written as EVE has it: by name
+    /// (the number in decimal when it has none) and in hex without
+    /// leading zeros.
+    #[test]
+    fn status_written_by_name_and_in_hex() {
+        let written = |status: u32| {
+            let mut r = SmbRecord::new(Some("2.1"));
+            r.set_status(status);
+            let v = serde_json::to_value(&r).unwrap_or_default();
+            (v["status"].clone(), v["status_code"].clone())
+        };
+        assert_eq!(written(0), ("STATUS_SUCCESS".into(), "0x0".into()));
+        assert_eq!(
+            written(0xc000_006d),
+            ("STATUS_LOGON_FAILURE".into(), "0xc000006d".into())
+        );
+        assert_eq!(written(0x1234), ("4660".into(), "0x1234".into()));
+        assert_eq!(
+            written(0xffff_ffff),
+            ("4294967295".into(), "0xffffffff".into())
+        );
+        let v = serde_json::to_value(SmbRecord::new(None)).unwrap_or_default();
+        assert!(v.get("status").is_none() && v.get("status_code").is_none());
     }
 
     /// An SMB2 TREE_CONNECT request for `path` (message id 9), or its

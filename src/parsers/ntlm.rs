@@ -62,23 +62,55 @@ impl Flags {
 
     /// The set bits by name (`unicode|ntlm|...`), unknown ones in hex.
     pub fn names(self) -> String {
-        use std::fmt::Write;
-        let mut out = String::with_capacity(160);
+        self.with_names(str::to_owned)
+    }
+
+    /// Calls `f` with the set bits by name, `|` between them, unknown ones
+    /// together in hex (`unicode|r10|0x00040000`), put together on the
+    /// stack.
+    pub fn with_names<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        // Every name, a `|` after each and the hex of unknown bits fit.
+        const ROOM: usize = 512;
+        const _: () = {
+            let mut total = 11;
+            let mut i = 0;
+            while i < Flags::NAMES.len() {
+                total += Flags::NAMES[i].1.len() + 1;
+                i += 1;
+            }
+            assert!(total <= ROOM);
+        };
+        let mut buf = [0u8; ROOM];
+        let mut len = 0;
+        let mut put = |s: &[u8]| {
+            if let Some(to) = buf.get_mut(len..len + s.len()) {
+                to.copy_from_slice(s);
+                len += s.len();
+            }
+        };
         let mut rest = self.0;
         for (bit, name) in Self::NAMES {
             if self.0 & bit != 0 {
-                if !out.is_empty() {
-                    out.push('|');
+                if rest != self.0 {
+                    put(b"|");
                 }
-                out.push_str(name);
+                put(name.as_bytes());
                 rest &= !bit;
             }
         }
         if rest != 0 {
-            let sep = if out.is_empty() { "" } else { "|" };
-            let _ = write!(out, "{sep}0x{rest:08x}");
+            if rest != self.0 {
+                put(b"|");
+            }
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut hex = *b"0x00000000";
+            for (i, d) in hex.iter_mut().skip(2).enumerate() {
+                *d = DIGITS[((rest >> (28 - 4 * i)) & 15) as usize];
+            }
+            put(&hex);
         }
-        out
+        // Names and hex digits are ASCII.
+        f(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default())
     }
 }
 
@@ -91,9 +123,31 @@ pub struct Version {
     pub revision: u8,
 }
 
+impl Version {
+    /// Calls `f` with `major.minor.build`, put together on the stack.
+    pub fn with_text<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        // At most `255.255.65535`.
+        let mut buf = [0u8; 16];
+        let mut len = 0;
+        let mut n = itoa::Buffer::new();
+        let parts = [self.major.into(), self.minor.into(), u32::from(self.build)];
+        for (i, part) in parts.into_iter().enumerate() {
+            let text = n.format(part).as_bytes();
+            let dot = usize::from(i > 0);
+            if let Some(to) = buf.get_mut(len..len + dot + text.len()) {
+                to[..dot].copy_from_slice(&b"."[..dot]);
+                to[dot..].copy_from_slice(text);
+                len += dot + text.len();
+            }
+        }
+        // Digits and dots are ASCII.
+        f(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default())
+    }
+}
+
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.build)
+        self.with_text(|t| f.write_str(t))
     }
 }
 

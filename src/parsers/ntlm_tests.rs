@@ -330,4 +330,44 @@ fn flag_names_with_unknown_bits() {
     assert_eq!(Flags(0x0004_0000).names(), "0x00040000");
     assert_eq!(Flags(0x0004_0009).names(), "unicode|r10|0x00040000");
     assert_eq!(Flags(0x0000_0003).names(), "unicode|oem");
+    // Every bit: the 26 names once each, in the table's order, then the
+    // six bits MS-NLMP leaves unnamed.
+    let all = Flags(u32::MAX).names();
+    let names: Vec<&str> = all.split('|').collect();
+    assert_eq!(names.len(), 27);
+    assert_eq!(names.first(), Some(&"unicode"));
+    assert_eq!(names.get(25), Some(&"r7"));
+    assert_eq!(names.last(), Some(&"0x1d240000"));
+    assert_eq!(
+        Flags(0x0004_0000 | 0x0000_0004).names(),
+        "request_target|0x00040000"
+    );
+    assert_eq!(Flags(0x8000_0000).names(), "56");
+}
+
+/// A VERSION is written `major.minor.build`, whatever its numbers.
+#[test]
+fn version_text() {
+    let text = |major, minor, build| {
+        Version {
+            major,
+            minor,
+            build,
+            revision: 15,
+        }
+        .with_text(str::to_owned)
+    };
+    assert_eq!(text(10, 0, 17763), "10.0.17763");
+    assert_eq!(text(0, 0, 0), "0.0.0");
+    assert_eq!(text(255, 255, 65535), "255.255.65535");
+    assert_eq!(
+        Version {
+            major: 6,
+            minor: 1,
+            build: 7601,
+            revision: 15
+        }
+        .to_string(),
+        "6.1.7601"
+    );
 }

@@ -9,12 +9,33 @@ pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time, EveTimes
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Lower-case hex of `bytes` into `out`, two digits a byte, as far as
+/// `out` has room.
+pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
     }
-    s
+}
+
+/// Serializes an optional 32-bit code as `0x` and eight hex digits (a
+/// record keeps the number; the text is made only where it is written).
+pub fn hex32<S: serde::Serializer>(v: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => {
+            let mut text = *b"0x00000000";
+            if let Some(digits) = text.get_mut(2..) {
+                hex_into(&v.to_be_bytes(), digits);
+            }
+            s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+        }
+        None => s.serialize_none(),
+    }
 }
 
 /// Escapes control characters (and backslashes) for a human-readable line:
@@ -51,5 +72,25 @@ mod tests {
         );
         assert_eq!(escape_control("x\\y"), "x\\\\y");
         assert_eq!(hex(&[0, 0xab]), "00ab");
+        assert_eq!(hex(&[]), "");
+        assert_eq!(
+            hex(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]),
+            "0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn codes_written_in_hex_with_eight_digits() {
+        #[derive(serde::Serialize)]
+        struct Code(#[serde(serialize_with = "hex32")] Option<u32>);
+        let text = |v| serde_json::to_string(&Code(v)).unwrap_or_default();
+        assert_eq!(text(Some(0x0008_000c)), "\"0x0008000c\"");
+        assert_eq!(text(Some(0)), "\"0x00000000\"");
+        assert_eq!(text(Some(u32::MAX)), "\"0xffffffff\"");
+        assert_eq!(text(None), "null");
+        // `hex_into` fills only what it has room for.
+        let mut two = [b'-'; 3];
+        hex_into(&[0xab, 0xcd], &mut two);
+        assert_eq!(&two, b"ab-");
     }
 }
