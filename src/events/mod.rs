@@ -83,27 +83,17 @@ pub enum Body {
 /// what is written stays proportional to what was read.
 pub const MAX_ALERT_RECORD: usize = 8 << 10;
 
-/// The length of a record's JSON object.
+/// The length of a record's JSON object as the event writes it
+/// ([`crate::render::json`]), counted without writing it; a record that
+/// cannot be written counts as too large.
 pub fn record_len(r: &Record) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0 += b.len();
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     struct Body<'a>(&'a Record);
     impl Serialize for Body<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             self.0.serialize_body(s)
         }
     }
-    let mut c = Count(0);
-    let _ = serde_json::to_writer(&mut c, &Body(r));
-    c.0
+    crate::render::json::written_len(&Body(r)).unwrap_or(usize::MAX)
 }
 
 /// The event types that are not records.
@@ -379,5 +369,62 @@ impl Event {
             Body::Stats(s) => map.serialize_entry("stats", s)?,
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzers::ntlm::{NtlmClient, NtlmRecord, NtlmServer};
+    use crate::parsers::ntlm::{Flags, Version};
+
+    /// The size that decides whether an alert carries its record is the
+    /// size of the record's object as written (`serde_json`'s bytes, which
+    /// the event writer reproduces), escapes and written-only fields
+    /// (flags, versions, the challenge) included.
+    #[test]
+    fn record_len_is_the_written_size() {
+        let version = Version {
+            major: 10,
+            minor: 0,
+            build: 17763,
+            revision: 15,
+        };
+        let record = Record::Ntlm(Box::new(NtlmRecord {
+            carrier: "smb2",
+            result: "success",
+            client: Some(NtlmClient {
+                workstation: Some("WIN-J9D866ESIJ2\n\u{7}\"é".into()),
+                user: Some("x".repeat(300)),
+                response: "ntlmv2",
+                version: Some(version),
+                flags: Flags(0xe2_88_82_15),
+                ..NtlmClient::default()
+            }),
+            server: Some(NtlmServer {
+                challenge: Some([0xab; 8]),
+                version: Some(version),
+                flags: Flags(u32::MAX),
+                ..NtlmServer::default()
+            }),
+            ..NtlmRecord::default()
+        }));
+        struct Body<'a>(&'a Record);
+        impl Serialize for Body<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize_body(s)
+            }
+        }
+        let written = serde_json::to_vec(&Body(&record)).unwrap_or_default();
+        assert_eq!(record_len(&record), written.len());
+        let text = String::from_utf8_lossy(&written);
+        for part in [
+            r#""challenge":"abababababababab""#,
+            r#""workstation":"WIN-J9D866ESIJ2\n\u0007\"é""#,
+            r#""version":"10.0.17763","response""#,
+            r#"|r7|0x1d240000""#,
+        ] {
+            assert!(text.contains(part), "{part} not in {text}");
+        }
     }
 }

@@ -19,6 +19,51 @@ pub fn to_vec<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(),
     value.serialize(&mut Json { out })
 }
 
+/// The length of `value` as compact JSON, counted without writing it.
+pub fn written_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, Error> {
+    let mut count = Count(0);
+    value.serialize(&mut Json { out: &mut count })?;
+    Ok(count.0)
+}
+
+/// Where the JSON goes: a byte vector, or a count of its bytes.
+pub trait Out {
+    fn push(&mut self, byte: u8);
+    fn extend_from_slice(&mut self, bytes: &[u8]);
+    fn reserve(&mut self, additional: usize);
+}
+
+impl Out for Vec<u8> {
+    #[inline]
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+    #[inline]
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        Vec::extend_from_slice(self, bytes);
+    }
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
+/// The bytes that would have been written.
+struct Count(usize);
+
+impl Out for Count {
+    #[inline]
+    fn push(&mut self, _: u8) {
+        self.0 += 1;
+    }
+    #[inline]
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+    #[inline]
+    fn reserve(&mut self, _: usize) {}
+}
+
 /// Why a value could not be written: a map key that is not a string, a
 /// number, a bool or a unit variant (as `serde_json`), or a value's own
 /// `Serialize` failing.
@@ -40,12 +85,12 @@ impl ser::Error for Error {
 }
 
 /// The serializer: writes into a byte vector, which cannot fail.
-pub struct Json<'a> {
-    out: &'a mut Vec<u8>,
+pub struct Json<'a, O: Out = Vec<u8>> {
+    out: &'a mut O,
 }
 
-impl<'a> Json<'a> {
-    pub fn new(out: &'a mut Vec<u8>) -> Self {
+impl<'a, O: Out> Json<'a, O> {
+    pub fn new(out: &'a mut O) -> Self {
         Json { out }
     }
 }
@@ -106,7 +151,7 @@ fn clean(b: &[u8]) -> bool {
 }
 
 /// Appends `s` as a JSON string.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
+pub fn write_str<O: Out>(out: &mut O, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
@@ -121,7 +166,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 /// The bytes of a string that has some to escape: runs copied, escapes
 /// written between them.
 #[cold]
-fn escape(out: &mut Vec<u8>, b: &[u8]) {
+fn escape<O: Out>(out: &mut O, b: &[u8]) {
     let mut copied = 0;
     for (i, &byte) in b.iter().enumerate() {
         let escape = ESCAPE[usize::from(byte)];
@@ -160,11 +205,11 @@ macro_rules! integers {
     )*};
 }
 
-fn integer<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
+fn integer<I: itoa::Integer, O: Out>(out: &mut O, v: I) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-fn float<F: zmij::Float>(out: &mut Vec<u8>, v: F, finite: bool) {
+fn float<F: zmij::Float, O: Out>(out: &mut O, v: F, finite: bool) {
     if finite {
         out.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
     } else {
@@ -174,13 +219,13 @@ fn float<F: zmij::Float>(out: &mut Vec<u8>, v: F, finite: bool) {
 
 /// A map, a struct, a sequence or a tuple being written; `close` ends it
 /// (`}` or `]`, and `}` more for an enum variant's wrapper).
-pub struct Compound<'b, 'a> {
-    ser: &'b mut Json<'a>,
+pub struct Compound<'b, 'a, O: Out = Vec<u8>> {
+    ser: &'b mut Json<'a, O>,
     first: bool,
     close: &'static [u8],
 }
 
-impl Compound<'_, '_> {
+impl<O: Out> Compound<'_, '_, O> {
     fn comma(&mut self) {
         if !self.first {
             self.ser.out.push(b',');
@@ -193,8 +238,8 @@ impl Compound<'_, '_> {
     }
 }
 
-impl<'b, 'a> Json<'a> {
-    fn open(&'b mut self, open: &[u8], close: &'static [u8]) -> Compound<'b, 'a> {
+impl<'b, 'a, O: Out> Json<'a, O> {
+    fn open(&'b mut self, open: &[u8], close: &'static [u8]) -> Compound<'b, 'a, O> {
         self.out.extend_from_slice(open);
         Compound {
             ser: self,
@@ -211,16 +256,16 @@ impl<'b, 'a> Json<'a> {
     }
 }
 
-impl<'b, 'a> ser::Serializer for &'b mut Json<'a> {
+impl<'b, 'a, O: Out> ser::Serializer for &'b mut Json<'a, O> {
     type Ok = ();
     type Error = Error;
-    type SerializeSeq = Compound<'b, 'a>;
-    type SerializeTuple = Compound<'b, 'a>;
-    type SerializeTupleStruct = Compound<'b, 'a>;
-    type SerializeTupleVariant = Compound<'b, 'a>;
-    type SerializeMap = Compound<'b, 'a>;
-    type SerializeStruct = Compound<'b, 'a>;
-    type SerializeStructVariant = Compound<'b, 'a>;
+    type SerializeSeq = Compound<'b, 'a, O>;
+    type SerializeTuple = Compound<'b, 'a, O>;
+    type SerializeTupleStruct = Compound<'b, 'a, O>;
+    type SerializeTupleVariant = Compound<'b, 'a, O>;
+    type SerializeMap = Compound<'b, 'a, O>;
+    type SerializeStruct = Compound<'b, 'a, O>;
+    type SerializeStructVariant = Compound<'b, 'a, O>;
 
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.out
@@ -296,17 +341,17 @@ impl<'b, 'a> ser::Serializer for &'b mut Json<'a> {
         self.out.push(b'}');
         Ok(())
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'b, 'a, O>, Error> {
         Ok(self.open(b"[", b"]"))
     }
-    fn serialize_tuple(self, _len: usize) -> Result<Compound<'b, 'a>, Error> {
+    fn serialize_tuple(self, _len: usize) -> Result<Compound<'b, 'a, O>, Error> {
         Ok(self.open(b"[", b"]"))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> Result<Compound<'b, 'a>, Error> {
+    ) -> Result<Compound<'b, 'a, O>, Error> {
         Ok(self.open(b"[", b"]"))
     }
     fn serialize_tuple_variant(
@@ -315,14 +360,18 @@ impl<'b, 'a> ser::Serializer for &'b mut Json<'a> {
         _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'b, 'a>, Error> {
+    ) -> Result<Compound<'b, 'a, O>, Error> {
         self.variant(variant);
         Ok(self.open(b"[", b"]}"))
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'b, 'a, O>, Error> {
         Ok(self.open(b"{", b"}"))
     }
-    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'b, 'a>, Error> {
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'b, 'a, O>, Error> {
         Ok(self.open(b"{", b"}"))
     }
     fn serialize_struct_variant(
@@ -331,7 +380,7 @@ impl<'b, 'a> ser::Serializer for &'b mut Json<'a> {
         _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'b, 'a>, Error> {
+    ) -> Result<Compound<'b, 'a, O>, Error> {
         self.variant(variant);
         Ok(self.open(b"{", b"}}"))
     }
@@ -340,7 +389,7 @@ impl<'b, 'a> ser::Serializer for &'b mut Json<'a> {
 /// The four sequence shapes: elements (or fields) separated by commas.
 macro_rules! sequence {
     ($($shape:ident :: $element:ident),*) => {$(
-        impl ser::$shape for Compound<'_, '_> {
+        impl<O: Out> ser::$shape for Compound<'_, '_, O> {
             type Ok = ();
             type Error = Error;
             fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -362,7 +411,7 @@ sequence!(
     SerializeTupleVariant::serialize_field
 );
 
-impl ser::SerializeMap for Compound<'_, '_> {
+impl<O: Out> ser::SerializeMap for Compound<'_, '_, O> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
@@ -380,7 +429,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
+impl<O: Out> ser::SerializeStruct for Compound<'_, '_, O> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -399,7 +448,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
+impl<O: Out> ser::SerializeStructVariant for Compound<'_, '_, O> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -417,7 +466,7 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
 
 /// A map key: a string as it is, a number (a finite one), a bool or a
 /// unit variant in quotes, anything else refused (as `serde_json`).
-struct KeySerializer<'a>(&'a mut Vec<u8>);
+struct KeySerializer<'a, O: Out>(&'a mut O);
 
 fn key_must_be_a_string() -> Error {
     Error("key must be a string".into())
@@ -427,7 +476,7 @@ fn float_key_must_be_finite() -> Error {
     Error("float key must be finite (got NaN or +/-inf)".into())
 }
 
-impl KeySerializer<'_> {
+impl<O: Out> KeySerializer<'_, O> {
     fn quoted(self, s: &[u8]) -> Result<(), Error> {
         self.0.push(b'"');
         self.0.extend_from_slice(s);
@@ -436,7 +485,7 @@ impl KeySerializer<'_> {
     }
 }
 
-impl ser::Serializer for KeySerializer<'_> {
+impl<O: Out> ser::Serializer for KeySerializer<'_, O> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = ser::Impossible<(), Error>;

@@ -235,7 +235,10 @@ fn value() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn any_value_is_written_as_serde_json_writes_it(v in value()) {
-        prop_assert_eq!(ours(&v), theirs(&v));
+        let written = ours(&v);
+        prop_assert_eq!(&written, &theirs(&v));
+        // Counted without writing: the same length.
+        prop_assert_eq!(written_len(&v), Ok(written.len()));
     }
 
     #[test]
