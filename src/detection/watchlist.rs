@@ -60,15 +60,35 @@ fn invisible(c: char) -> bool {
 /// (an unpaired UTF-16 surrogate decodes to one) or dots at either end, and
 /// without a machine account's trailing `$`.
 pub fn normalise(value: &str) -> String {
+    with_normalised(value, str::to_owned)
+}
+
+/// Calls `f` with [`normalise`]'s result, without allocating for an ASCII
+/// name of up to 64 bytes (nearly every name): a name already in upper
+/// case is passed as it lies, another is upper-cased on the stack.
+pub fn with_normalised<R>(value: &str, f: impl FnOnce(&str) -> R) -> R {
     let noise = |c: char| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER;
     if !value.is_ascii() {
-        return normalise_unicode(value);
+        return f(&normalise_unicode(value));
     }
-    // Nearly every name: no invisible character (none is ASCII), and upper
-    // case without Unicode's tables.
+    // No invisible character (none is ASCII), and upper case without
+    // Unicode's tables.
     let trimmed = value.trim_matches(noise).trim_end_matches('.');
     let trimmed = trimmed.strip_suffix('$').unwrap_or(trimmed);
-    trimmed.trim_matches(noise).to_ascii_uppercase()
+    let trimmed = trimmed.trim_matches(noise);
+    if !trimmed.bytes().any(|b| b.is_ascii_lowercase()) {
+        return f(trimmed);
+    }
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..trimmed.len()) {
+        Some(upper) => {
+            upper.copy_from_slice(trimmed.as_bytes());
+            upper.make_ascii_uppercase();
+            // ASCII in, ASCII out.
+            f(std::str::from_utf8(upper).unwrap_or_default())
+        }
+        None => f(&trimmed.to_ascii_uppercase()),
+    }
 }
 
 /// [`normalise`] for any text.
@@ -734,7 +754,10 @@ impl Matcher {
 
     /// The indexes of every entry matching `value`.
     fn matches(&self, value: &str) -> std::vec::IntoIter<usize> {
-        let upper = normalise(value);
+        with_normalised(value, |upper| self.matches_normalised(upper))
+    }
+
+    fn matches_normalised(&self, upper: &str) -> std::vec::IntoIter<usize> {
         let mut found = Vec::new();
         if upper.is_empty() {
             return found.into_iter();
@@ -744,7 +767,7 @@ impl Matcher {
             .split_once('.')
             .map(|(label, _)| label)
             .filter(|l| !l.is_empty());
-        let forms = [Some(upper.as_str()), label];
+        let forms = [Some(upper), label];
         let forms = forms.iter().flatten();
         let mut consider = |i: usize| found.push(i);
         for form in forms.clone() {

@@ -297,7 +297,7 @@ proptest::proptest! {
     /// ASCII names take the short way (no Unicode tables): it must give
     /// what the general one gives, NULs, controls, dots and `$` included.
     #[test]
-    fn ascii_names_normalise_as_any_text_does(name in "[\\x00-\\x7f]{0,24}", tail in "[ .$\\x00\\t]{0,3}") {
+    fn ascii_names_normalise_as_any_text_does(name in "[\\x00-\\x7f]{0,80}", tail in "[ .$\\x00\\t]{0,3}") {
         let s = format!("{tail}{name}{tail}");
         proptest::prop_assert_eq!(normalise(&s), normalise_unicode(&s));
     }
@@ -312,4 +312,10 @@ fn ascii_names_normalised() {
     );
     assert_eq!(normalise("..."), "");
     assert_eq!(normalise("win-\u{200b}x"), "WIN-X");
+    // Upper-cased on the stack up to 64 bytes, beyond in a new string.
+    for len in [63, 64, 65, 200] {
+        let name = "w".repeat(len);
+        assert_eq!(normalise(&format!(" {name}$")), "W".repeat(len));
+    }
+    assert_eq!(normalise("WIN-J9D866ESIJ2."), "WIN-J9D866ESIJ2");
 }
