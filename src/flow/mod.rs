@@ -545,7 +545,11 @@ impl<F: AnalyzerFactory> FlowTable<F> {
     pub fn packet<O: FnMut(FlowRecord)>(&mut self, seg: &TcpSegment<'_>, out: &mut O) {
         self.maybe_sweep(seg.ts_us, out);
         let key = FlowKey::of(seg);
-        // Known, and whether its analysis is over.
+        if self.known(&key, seg, out) {
+            return;
+        }
+        // Not in the table, or a new connection on the ports of a closed
+        // one.
         let bypassed = self.flows.get(&key).map(|f| matches!(f.app, App::Done));
         let known = bypassed.is_some();
         let lone_syn = syn_cache::is_lone_syn(seg.flags);
@@ -574,6 +578,61 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             }
         }
         self.enter(&key, seg, taken, out);
+    }
+
+    /// A segment of a connection in the table, with the one lookup that
+    /// finds it; false (nothing done) when the connection is not there, or
+    /// when the segment opens a new connection on a closed one's ports
+    /// ([`FlowTable::make_way`]).
+    fn known<O: FnMut(FlowRecord)>(
+        &mut self,
+        key: &FlowKey,
+        seg: &TcpSegment<'_>,
+        out: &mut O,
+    ) -> bool {
+        let FlowTable {
+            cfg,
+            factory,
+            flows,
+            budget,
+            stats,
+            records,
+            bypassed,
+            anomalies,
+            ..
+        } = self;
+        let Some(flow) = flows.get_mut(key) else {
+            return false;
+        };
+        let opening = seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        if opening && flow.state == State::Closed {
+            return false;
+        }
+        let checked = checksum_verdict(seg, matches!(flow.app, App::Done));
+        if checked == Some(false) {
+            drop_bad_checksum(stats, cfg, budget, Some(flow), seg);
+            return true;
+        }
+        let Some(taken) = accepted(stats, seg, checked) else {
+            return true;
+        };
+        let mut env = Env {
+            factory: &*factory,
+            budget,
+            stats,
+            records,
+            anomalies,
+        };
+        if segment_into(flow, key, seg, taken, &cfg.limits, &mut env, bypassed, out) {
+            self.shed_if_over(seg.ts_us, out);
+        }
+        true
+    }
+
+    fn shed_if_over<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
+        if self.budget.in_use() > self.cfg.memcap {
+            self.shed(now_us, out);
+        }
     }
 
     /// A held SYN goes into the table, as it would have when it came.
@@ -621,15 +680,6 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         let flow = flows
             .entry(*key)
             .or_insert_with(|| Box::new(new_flow(stats, seg, taken.syn, taken.ack)));
-        let side = flow.side_of(seg);
-        if !flow.takes(seg, side, &taken, stats) {
-            return;
-        }
-        if matches!(flow.app, App::Done) {
-            // Bypassed: only the end of the connection matters.
-            flow.close_if_ended(taken.rst, stats);
-            return;
-        }
         let mut env = Env {
             factory: &*factory,
             budget,
@@ -637,13 +687,8 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             records,
             anomalies,
         };
-        let delivered = deliver(flow, (seg, side), &taken, &cfg.limits, &mut env, out);
-        if settle(flow, seg.ts_us, &delivered, &mut env) {
-            bypassed.push(*key);
-        }
-        hand_out(records, flow, seg.ts_us, out);
-        if self.budget.in_use() > self.cfg.memcap {
-            self.shed(seg.ts_us, out);
+        if segment_into(flow, key, seg, taken, &cfg.limits, &mut env, bypassed, out) {
+            self.shed_if_over(seg.ts_us, out);
         }
     }
 
@@ -655,58 +700,13 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         seg: &TcpSegment<'p>,
         bypassed: bool,
     ) -> Option<Taken<'p>> {
-        // The receiver drops a segment with a wrong checksum: a decoy cannot
-        // be seen as data, a RST or a SYN. An unfilled one is judged later,
-        // by what its sender did earlier in the connection. Checksums of a
-        // bypassed connection are not judged (the capture thread may have
-        // stopped copying its payload already), so not summed either.
-        let checked = match seg.checksum {
-            Checksum::Unfilled(_) => None,
-            _ if bypassed => Some(true),
-            c => Some(c.accepts(seg.payload)),
-        };
+        let checked = checksum_verdict(seg, bypassed);
         if checked == Some(false) {
-            self.stats.bad_checksum += 1;
-            match self.flows.get_mut(key) {
-                Some(f) => {
-                    f.checksum_drops = f.checksum_drops.saturating_add(1);
-                    if self.cfg.vouch_checksums {
-                        hold_unverified(f, seg, &mut self.budget);
-                    }
-                }
-                None => self.stats.bad_checksum_flows += 1,
-            }
+            let flow = self.flows.get_mut(key).map(|f| &mut **f);
+            drop_bad_checksum(&mut self.stats, &self.cfg, &mut self.budget, flow, seg);
             return None;
         }
-        let flag = |f: u8| seg.flags & f != 0;
-        let (syn, ack, fin, rst) = (
-            flag(tcp_flags::SYN),
-            flag(tcp_flags::ACK),
-            flag(tcp_flags::FIN),
-            flag(tcp_flags::RST),
-        );
-        // An endpoint drops a segment without ACK unless it is a SYN or a
-        // RST (RFC 9293 3.10.7.4), and delivers data on a SYN only when the
-        // SYN carries a Fast Open cookie (RFC 7413; a SYN-ACK's data is
-        // taken). Such a segment must not become a decoy.
-        if !syn && !ack && !rst {
-            self.stats.not_accepted += 1;
-            return None;
-        }
-        let payload = if syn && !ack && !seg.fast_open && !seg.payload.is_empty() {
-            self.stats.not_accepted += 1;
-            &[][..]
-        } else {
-            seg.payload
-        };
-        Some(Taken {
-            checked,
-            payload,
-            syn,
-            ack,
-            fin,
-            rst,
-        })
+        accepted(&mut self.stats, seg, checked)
     }
 
     /// Room for the segment's connection: a new SYN (`opening`) on a
@@ -1233,6 +1233,109 @@ fn unverified_bytes(held: &[Unverified]) -> usize {
 /// receiver took it (the checksum broke in the capture, after the fact).
 /// Only plain data whose own ACK is acceptable; within the per-connection
 /// caps and counted in its memory.
+/// The checksum's verdict on a segment: the receiver drops a segment with
+/// a wrong one, so a decoy cannot be seen as data, a RST or a SYN. An
+/// unfilled one (`None`) is judged later, by what its sender did earlier in
+/// the connection. Checksums of a bypassed connection are not judged (the
+/// capture thread may have stopped copying its payload already), so not
+/// summed either.
+fn checksum_verdict(seg: &TcpSegment<'_>, bypassed: bool) -> Option<bool> {
+    match seg.checksum {
+        Checksum::Unfilled(_) => None,
+        _ if bypassed => Some(true),
+        c => Some(c.accepts(seg.payload)),
+    }
+}
+
+/// A segment dropped for its checksum: counted on its connection, and
+/// held there until the receiver's acknowledgment may vouch for it.
+fn drop_bad_checksum(
+    stats: &mut FlowStats,
+    cfg: &FlowConfig,
+    budget: &mut Budget,
+    flow: Option<&mut Flow>,
+    seg: &TcpSegment<'_>,
+) {
+    stats.bad_checksum += 1;
+    match flow {
+        Some(f) => {
+            f.checksum_drops = f.checksum_drops.saturating_add(1);
+            if cfg.vouch_checksums {
+                hold_unverified(f, seg, budget);
+            }
+        }
+        None => stats.bad_checksum_flows += 1,
+    }
+}
+
+/// What the receiver takes of a segment whose checksum passed (`checked`).
+fn accepted<'p>(
+    stats: &mut FlowStats,
+    seg: &TcpSegment<'p>,
+    checked: Option<bool>,
+) -> Option<Taken<'p>> {
+    let flag = |f: u8| seg.flags & f != 0;
+    let (syn, ack, fin, rst) = (
+        flag(tcp_flags::SYN),
+        flag(tcp_flags::ACK),
+        flag(tcp_flags::FIN),
+        flag(tcp_flags::RST),
+    );
+    // An endpoint drops a segment without ACK unless it is a SYN or a RST
+    // (RFC 9293 3.10.7.4), and delivers data on a SYN only when the SYN
+    // carries a Fast Open cookie (RFC 7413; a SYN-ACK's data is taken).
+    // Such a segment must not become a decoy.
+    if !syn && !ack && !rst {
+        stats.not_accepted += 1;
+        return None;
+    }
+    let payload = if syn && !ack && !seg.fast_open && !seg.payload.is_empty() {
+        stats.not_accepted += 1;
+        &[][..]
+    } else {
+        seg.payload
+    };
+    Some(Taken {
+        checked,
+        payload,
+        syn,
+        ack,
+        fin,
+        rst,
+    })
+}
+
+/// A segment of a connection in the table (just made, or found): what
+/// the connection takes of it goes to its analysis. True when the
+/// analysis ran (the memory cap is then looked at).
+#[allow(clippy::too_many_arguments)]
+fn segment_into<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
+    flow: &mut Flow,
+    key: &FlowKey,
+    seg: &TcpSegment<'_>,
+    taken: Taken<'_>,
+    limits: &StreamLimits,
+    env: &mut Env<'_, F>,
+    bypassed: &mut Vec<FlowKey>,
+    out: &mut O,
+) -> bool {
+    let side = flow.side_of(seg);
+    if !flow.takes(seg, side, &taken, env.stats) {
+        return false;
+    }
+    if matches!(flow.app, App::Done) {
+        // Bypassed: only the end of the connection matters.
+        flow.close_if_ended(taken.rst, env.stats);
+        return false;
+    }
+    let delivered = deliver(flow, (seg, side), &taken, limits, env, out);
+    if settle(flow, seg.ts_us, &delivered, env) {
+        bypassed.push(*key);
+    }
+    hand_out(env.records, flow, seg.ts_us, out);
+    true
+}
+
 fn hold_unverified(flow: &mut Flow, seg: &TcpSegment<'_>, budget: &mut Budget) {
     let plain =
         seg.flags & (tcp_flags::SYN | tcp_flags::RST) == 0 && seg.flags & tcp_flags::ACK != 0;
