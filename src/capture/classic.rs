@@ -101,7 +101,14 @@ impl ClassicPcap {
 
     /// Makes `n` unread bytes available when the file holds them (reading
     /// on, the unread ones moved to the front); whether it does.
+    #[inline]
     fn fill(&mut self, n: usize) -> bool {
+        self.end - self.start >= n || self.refill(n)
+    }
+
+    /// [`ClassicPcap::fill`] when the buffer holds less than `n` bytes.
+    #[cold]
+    fn refill(&mut self, n: usize) -> bool {
         while self.end - self.start < n && !self.eof {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -127,18 +134,21 @@ impl ClassicPcap {
         self.end - self.start >= n
     }
 
-    fn u32_at(&self, i: usize) -> Option<u32> {
-        let b = self.buf.get(self.start + i..self.start + i + 4)?;
-        let b = [b[0], b[1], b[2], b[3]];
-        Some(if self.little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
+    /// A record header's four fields (seconds, fraction, captured and
+    /// original lengths), in the file's byte order.
+    fn header_at_start(&self) -> Option<[u32; 4]> {
+        let h: &[u8; 16] = self.buf.get(self.start..self.start + 16)?.try_into().ok()?;
+        let field = |i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if self.little {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
+        };
+        Some([field(0), field(4), field(8), field(12)])
     }
 
-    /// Whether libpcap reads a record of `caplen` captured bytes other
-    /// than as it is (it cuts it to the snapshot length, or refuses it).
     fn reads_differently(&self, caplen: u32) -> bool {
         caplen > self.snapshot || caplen > MAXIMUM_SNAPLEN
     }
@@ -158,8 +168,7 @@ impl ClassicPcap {
             ));
         }
         // The 16 header bytes are there (filled above).
-        let field = |i| self.u32_at(i).unwrap_or_default();
-        let (sec, frac, caplen, wire_len) = (field(0), field(4), field(8), field(12));
+        let [sec, frac, caplen, wire_len] = self.header_at_start().unwrap_or_default();
         if self.reads_differently(caplen) {
             return Record::HandOver;
         }
