@@ -24,13 +24,28 @@ use std::net::IpAddr;
 /// words (an odd last byte is padded with zero). `data` must start at an
 /// even offset of the checksummed region.
 pub fn add(acc: u64, data: &[u8]) -> u64 {
-    // Summed as native 32-bit words, which the compiler vectorizes: 2^16
-    // is 1 modulo 0xffff, so folding gives the sum of the 16-bit halves,
-    // and a one's-complement sum in the other byte order is the same sum
-    // byte-swapped (RFC 1071 2(B)). The result is congruent to the
-    // big-endian sum, and zero only when it is.
+    // 2^16 is 1 modulo 0xffff, so folding a sum of wider native words
+    // gives the sum of their 16-bit parts, and a one's-complement sum in
+    // the other byte order is the same sum byte-swapped (RFC 1071 2(B)).
+    // The result is congruent to the big-endian sum, and zero only when
+    // it is. A payload is summed as 64-bit words into a 128-bit
+    // accumulator (an add and an add-with-carry per eight bytes; it
+    // cannot overflow); headers and the rest as 32-bit words, which costs
+    // less on a few bytes.
     let mut sum = 0u64;
-    let mut words = data.chunks_exact(4);
+    let mut rest = data;
+    if data.len() >= 64 {
+        let mut wide = 0u128;
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            wide += u128::from(u64::from_ne_bytes(word));
+        }
+        sum = u64::from(fold_wide(wide));
+        rest = words.remainder();
+    }
+    let mut words = rest.chunks_exact(4);
     for w in &mut words {
         sum += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
@@ -43,6 +58,16 @@ pub fn add(acc: u64, data: &[u8]) -> u64 {
         sum += u64::from(u16::from_ne_bytes([*last, 0]));
     }
     acc + u64::from(u16::from_be(fold(sum)))
+}
+
+/// Folds a 128-bit accumulator to 16 bits with end-around carry (2^64 is
+/// 1 modulo 0xffff too).
+fn fold_wide(sum: u128) -> u16 {
+    let mut s = sum;
+    while s >> 64 != 0 {
+        s = (s & u128::from(u64::MAX)) + (s >> 64);
+    }
+    fold(s as u64)
 }
 
 /// Folds an accumulator to 16 bits with end-around carry.
