@@ -485,10 +485,12 @@ fn is_server_port(p: u16) -> bool {
         )
 }
 
+type FlowMap = HashMap<FlowKey, Box<Flow>, foldhash::quality::RandomState>;
+
 pub struct FlowTable<F: AnalyzerFactory> {
     cfg: FlowConfig,
     factory: F,
-    flows: HashMap<FlowKey, Box<Flow>, foldhash::quality::RandomState>,
+    flows: FlowMap,
     budget: Budget,
     pub stats: FlowStats,
     /// Messages the analyzers could not parse, per protocol.
@@ -590,6 +592,32 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         seg: &TcpSegment<'_>,
         out: &mut O,
     ) -> bool {
+        let (flows, mut work) = self.split();
+        let Some(flow) = flows.get_mut(key) else {
+            return false;
+        };
+        let opening = seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        if opening && flow.state == State::Closed {
+            return false;
+        }
+        let checked = checksum_verdict(seg, matches!(flow.app, App::Done));
+        let env = &mut work.env;
+        if checked == Some(false) {
+            drop_bad_checksum(env.stats, work.cfg, env.budget, Some(flow), seg);
+            return true;
+        }
+        let Some(taken) = accepted(env.stats, seg, checked) else {
+            return true;
+        };
+        if segment_into(flow, key, seg, taken, &mut work, out) {
+            self.shed_if_over(seg.ts_us, out);
+        }
+        true
+    }
+
+    /// The table as its connections and what a segment's analysis uses
+    /// besides its own connection.
+    fn split(&mut self) -> (&mut FlowMap, Work<'_, F>) {
         let FlowTable {
             cfg,
             factory,
@@ -601,32 +629,14 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             anomalies,
             ..
         } = self;
-        let Some(flow) = flows.get_mut(key) else {
-            return false;
-        };
-        let opening = seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-        if opening && flow.state == State::Closed {
-            return false;
-        }
-        let checked = checksum_verdict(seg, matches!(flow.app, App::Done));
-        if checked == Some(false) {
-            drop_bad_checksum(stats, cfg, budget, Some(flow), seg);
-            return true;
-        }
-        let Some(taken) = accepted(stats, seg, checked) else {
-            return true;
-        };
-        let mut env = Env {
+        let env = Env {
             factory: &*factory,
             budget,
             stats,
             records,
             anomalies,
         };
-        if segment_into(flow, key, seg, taken, &cfg.limits, &mut env, bypassed, out) {
-            self.shed_if_over(seg.ts_us, out);
-        }
-        true
+        (flows, Work { cfg, env, bypassed })
     }
 
     fn shed_if_over<O: FnMut(FlowRecord)>(&mut self, now_us: i64, out: &mut O) {
@@ -666,28 +676,11 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         out: &mut O,
     ) {
         self.make_way(key, seg, taken.syn && !taken.ack, out);
-        let FlowTable {
-            cfg,
-            factory,
-            flows,
-            budget,
-            stats,
-            records,
-            bypassed,
-            anomalies,
-            ..
-        } = self;
+        let (flows, mut work) = self.split();
         let flow = flows
             .entry(*key)
-            .or_insert_with(|| Box::new(new_flow(stats, seg, taken.syn, taken.ack)));
-        let mut env = Env {
-            factory: &*factory,
-            budget,
-            stats,
-            records,
-            anomalies,
-        };
-        if segment_into(flow, key, seg, taken, &cfg.limits, &mut env, bypassed, out) {
+            .or_insert_with(|| Box::new(new_flow(work.env.stats, seg, taken.syn, taken.ack)));
+        if segment_into(flow, key, seg, taken, &mut work, out) {
             self.shed_if_over(seg.ts_us, out);
         }
     }
@@ -902,6 +895,15 @@ struct Env<'a, F> {
     stats: &'a mut FlowStats,
     records: &'a mut Vec<Record>,
     anomalies: &'a mut Anomalies,
+}
+
+/// What a segment's analysis uses besides its connection: the table's
+/// configuration, the shared state ([`Env`]) and the list of connections
+/// bypassed.
+struct Work<'a, F> {
+    cfg: &'a FlowConfig,
+    env: Env<'a, F>,
+    bypassed: &'a mut Vec<FlowKey>,
 }
 
 /// After a segment's bytes went to the analyzer.
@@ -1308,17 +1310,15 @@ fn accepted<'p>(
 /// A segment of a connection in the table (just made, or found): what
 /// the connection takes of it goes to its analysis. True when the
 /// analysis ran (the memory cap is then looked at).
-#[allow(clippy::too_many_arguments)]
 fn segment_into<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
     flow: &mut Flow,
     key: &FlowKey,
     seg: &TcpSegment<'_>,
     taken: Taken<'_>,
-    limits: &StreamLimits,
-    env: &mut Env<'_, F>,
-    bypassed: &mut Vec<FlowKey>,
+    work: &mut Work<'_, F>,
     out: &mut O,
 ) -> bool {
+    let env = &mut work.env;
     let side = flow.side_of(seg);
     if !flow.takes(seg, side, &taken, env.stats) {
         return false;
@@ -1328,9 +1328,9 @@ fn segment_into<F: AnalyzerFactory, O: FnMut(FlowRecord)>(
         flow.close_if_ended(taken.rst, env.stats);
         return false;
     }
-    let delivered = deliver(flow, (seg, side), &taken, limits, env, out);
+    let delivered = deliver(flow, (seg, side), &taken, &work.cfg.limits, env, out);
     if settle(flow, seg.ts_us, &delivered, env) {
-        bypassed.push(*key);
+        work.bypassed.push(*key);
     }
     hand_out(env.records, flow, seg.ts_us, out);
     true
