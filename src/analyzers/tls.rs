@@ -3,6 +3,8 @@
 //! message often spans several records and many TCP segments).
 
 use super::framing::{Frame, Framer};
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::protocol::{Carrier, Facts, Fallback, Protocol};
@@ -266,6 +268,30 @@ impl Analyzer for TlsAnalyzer {
 #[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Certificate {
+    /// What the certificate says, described once per DER and shared by
+    /// every record that carries it (a server sends the same certificate
+    /// on every connection).
+    #[serde(flatten)]
+    pub described: Arc<Description>,
+    /// Certificates in the chain the sender sent, this one included.
+    pub chain_length: Option<usize>,
+    /// The certificate itself (DER), written as base64.
+    #[serde(rename = "certificate", serialize_with = "base64_der")]
+    pub der: Option<Vec<u8>>,
+}
+
+impl std::ops::Deref for Certificate {
+    type Target = Description;
+
+    fn deref(&self) -> &Description {
+        &self.described
+    }
+}
+
+/// A certificate's description, EVE's fields in EVE's order.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Description {
     pub subject: Option<String>,
     pub issuerdn: Option<String>,
     pub serial: Option<String>,
@@ -277,11 +303,6 @@ pub struct Certificate {
     pub subjectaltname: Vec<String>,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
-    /// Certificates in the chain the sender sent, this one included.
-    pub chain_length: Option<usize>,
-    /// The certificate itself (DER), written as base64.
-    #[serde(rename = "certificate", serialize_with = "base64_der")]
-    pub der: Option<Vec<u8>>,
 }
 
 fn base64_der<S: serde::Serializer>(der: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
@@ -402,7 +423,7 @@ impl Certificate {
     /// Parses and describes one DER certificate (without the DER).
     fn describe(der: &[u8]) -> Self {
         let c: CertSummary = tls::describe_certificate(der);
-        Certificate {
+        let described = Description {
             subject: c.subject,
             issuerdn: c.issuer,
             serial: c.serial.map(|s| s.to_ascii_uppercase()),
@@ -412,6 +433,9 @@ impl Certificate {
             subjectaltname: c.san_dns,
             subject_cn: c.subject_cn,
             issuer_cn: c.issuer_cn,
+        };
+        Certificate {
+            described: Arc::new(described),
             chain_length: None,
             der: None,
         }

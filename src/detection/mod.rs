@@ -1056,14 +1056,18 @@ mod tests {
         assert_eq!(kinds(&out), vec!["rdp", "inventory", "alert"]);
         let tls = TlsRecord {
             certificate: crate::analyzers::tls::Certificate {
-                subject_cn: Some("www.example.com".into()),
+                described: Arc::new(crate::analyzers::tls::Description {
+                    subject_cn: Some("www.example.com".into()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             ..Default::default()
         };
         assert!(run(&mut d, 1, 4, Record::Tls(Box::new(tls.clone()))).is_empty());
         let mut hit = tls;
-        hit.certificate.subjectaltname = vec!["WIN-344VU98D3RU.example.net".into()];
+        Arc::make_mut(&mut hit.certificate.described).subjectaltname =
+            vec!["WIN-344VU98D3RU.example.net".into()];
         let out = run(&mut d, 1, 4, Record::Tls(Box::new(hit)));
         assert_eq!(kinds(&out), vec!["tls", "alert"]);
     }
