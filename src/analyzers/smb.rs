@@ -305,10 +305,7 @@ fn status_hex<S: serde::Serializer>(status: &Option<u32>, s: S) -> Result<S::Ok,
     match status {
         Some(n) => {
             // `0x` and the digits without leading zeros, as `{:#x}`.
-            let mut text = *b"0x00000000";
-            if let Some(digits) = text.get_mut(2..) {
-                crate::render::hex_into(&n.to_be_bytes(), digits);
-            }
+            let mut text = crate::render::hex32_text(*n);
             let zeros = text
                 .iter()
                 .skip(2)

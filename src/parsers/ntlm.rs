@@ -61,6 +61,7 @@ impl Flags {
     }
 
     /// The set bits by name (`unicode|ntlm|...`), unknown ones in hex.
+    #[cfg(test)]
     pub fn names(self) -> String {
         self.with_names(str::to_owned)
     }
@@ -102,12 +103,7 @@ impl Flags {
             if rest != self.0 {
                 put(b"|");
             }
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
-            let mut hex = *b"0x00000000";
-            for (i, d) in hex.iter_mut().skip(2).enumerate() {
-                *d = DIGITS[((rest >> (28 - 4 * i)) & 15) as usize];
-            }
-            put(&hex);
+            put(&crate::render::hex32_text(rest));
         }
         // Names and hex digits are ASCII.
         f(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default())

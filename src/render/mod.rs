@@ -23,17 +23,20 @@ pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
+/// `0x` and the eight lower-case hex digits of `n` (ASCII).
+pub fn hex32_text(n: u32) -> [u8; 10] {
+    let mut text = *b"0x00000000";
+    if let Some(digits) = text.get_mut(2..) {
+        hex_into(&n.to_be_bytes(), digits);
+    }
+    text
+}
+
 /// Serializes an optional 32-bit code as `0x` and eight hex digits (a
 /// record keeps the number; the text is made only where it is written).
 pub fn hex32<S: serde::Serializer>(v: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(v) => {
-            let mut text = *b"0x00000000";
-            if let Some(digits) = text.get_mut(2..) {
-                hex_into(&v.to_be_bytes(), digits);
-            }
-            s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
-        }
+        Some(v) => s.serialize_str(std::str::from_utf8(&hex32_text(*v)).unwrap_or_default()),
         None => s.serialize_none(),
     }
 }
