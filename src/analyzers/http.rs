@@ -6,7 +6,7 @@
 //! connections with several exchanges give several records.
 
 use super::framing::{Frame, Framed, Framer, Seeker};
-use super::ntlm::Tracker;
+use super::ntlm::{Status, Tracker};
 use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Ctx, Dir};
 use crate::parsers::{http, spnego};
@@ -108,7 +108,7 @@ impl HttpAnalyzer {
         }
         if let Some(t) = self.tracker.as_mut() {
             if t.awaiting_verdict() && code >= 200 {
-                t.verdict(code < 400, code.to_string(), cx);
+                t.verdict(code < 400, Status::Code(code.into()), cx);
             }
         }
         if was_head || (100..200).contains(&code) || code == 204 || code == 304 {

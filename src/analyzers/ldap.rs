@@ -4,7 +4,7 @@
 //! verdict.
 
 use super::framing::{Frame, Framed, Framer, Seeker};
-use super::ntlm::Tracker;
+use super::ntlm::{Status, Tracker};
 use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Ctx, Dir};
 use crate::parsers::ldap::{self, BindAuth, Op};
@@ -78,7 +78,7 @@ impl LdapAnalyzer {
                 if let Some(t) = token {
                     self.tracker.message(dir, t, cx);
                 }
-                let status = result_code.to_string();
+                let status = Status::Code(result_code);
                 match result_code {
                     ldap::RESULT_SASL_BIND_IN_PROGRESS => {}
                     ldap::RESULT_SUCCESS if self.tracker.awaiting_verdict() => {

@@ -24,7 +24,7 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::framing::{self, Frame, Framed, Framer};
-use super::ntlm::Tracker;
+use super::ntlm::{Status, Tracker};
 use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
 use super::{Ctx, Dir};
 
@@ -403,7 +403,7 @@ impl LineAnalyzer {
             // The AUTH command's reply.
             self.awaiting.pop_front();
         }
-        let status = String::from_utf8_lossy(status).into_owned();
+        let status = Status::Text(String::from_utf8_lossy(status).into_owned());
         if self.tracker.awaiting_verdict() {
             self.tracker.verdict(success, status, cx);
         } else {

@@ -23,15 +23,14 @@ fn name(bytes: Option<&[u8]>, unicode: bool) -> Option<String> {
         .and_then(non_empty)
 }
 
-/// FILETIME (100 ns since 1601) to RFC 3339.
-fn filetime(v: &[u8]) -> Option<String> {
+/// FILETIME (100 ns since 1601) to microseconds since the Unix epoch.
+fn filetime(v: &[u8]) -> Option<i64> {
     let b: [u8; 8] = v.try_into().ok()?;
     let ft = u64::from_le_bytes(b);
-    let us = (ft / 10) as i64 - 11_644_473_600_000_000;
-    Some(crate::render::rfc3339_micros(us))
+    Some((ft / 10) as i64 - 11_644_473_600_000_000)
 }
 
-// A record keeps flags, versions and the challenge as numbers; their text
+// A record keeps flags, versions, times and the challenge as numbers; their text
 // is written only into the event, on the output thread (the worker is the
 // busier stage), and without a `String` in between.
 
@@ -42,6 +41,20 @@ fn flag_names<S: serde::Serializer>(flags: &Flags, s: S) -> Result<S::Ok, S::Err
 fn version_text<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => v.with_text(|text| s.serialize_str(text)),
+        None => s.serialize_none(),
+    }
+}
+
+fn build_text<S: serde::Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => v.with_build_text(|text| s.serialize_str(text)),
+        None => s.serialize_none(),
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(us: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match us {
+        Some(us) => render::Stamp::rfc3339(*us).serialize(s),
         None => s.serialize_none(),
     }
 }
@@ -99,8 +112,9 @@ pub struct Logon {
     pub domain: Option<String>,
     pub user: Option<String>,
     pub host: Option<String>,
-    /// `10.0 build 14393 rev 15`.
-    pub version: Option<String>,
+    /// Written `10.0 build 14393 rev 15`.
+    #[serde(serialize_with = "build_text")]
+    pub version: Option<Version>,
     #[serde(skip)]
     pub result: &'static str,
     #[serde(skip)]
@@ -226,7 +240,7 @@ impl Tracker {
 
     /// The carrier's verdict on the exchange under way. Ignored until an
     /// AUTHENTICATE was seen.
-    pub fn verdict(&mut self, success: bool, status: String, cx: &mut Ctx<'_>) {
+    pub fn verdict(&mut self, success: bool, status: Status, cx: &mut Ctx<'_>) {
         if self.stage != Stage::Authenticate {
             return;
         }
@@ -237,7 +251,7 @@ impl Tracker {
 
     /// A failure before the AUTHENTICATE (e.g. the server refused the
     /// NEGOTIATE) also ends the exchange.
-    pub fn abort(&mut self, status: String, cx: &mut Ctx<'_>) {
+    pub fn abort(&mut self, status: Status, cx: &mut Ctx<'_>) {
         if self.stage == Stage::Empty || self.stage == Stage::Authenticate {
             return;
         }
@@ -265,12 +279,7 @@ impl Tracker {
                 domain: c.domain.clone(),
                 user: c.user.clone(),
                 host: c.workstation.clone(),
-                version: c.version.map(|v| {
-                    format!(
-                        "{}.{} build {} rev {}",
-                        v.major, v.minor, v.build, v.revision
-                    )
-                }),
+                version: c.version,
                 result: rec.result,
                 session_id: rec.session_id,
             });
@@ -292,7 +301,35 @@ pub struct NtlmRecord {
     /// SMB session id, for carriers that have one.
     pub session_id: Option<u64>,
     /// The carrier's status that gave the verdict (e.g. NTSTATUS, HTTP code).
-    pub status: Option<String>,
+    pub status: Option<Status>,
+}
+
+/// A carrier's status, as the carrier writes it; kept as a number where it
+/// is one and written as text (always a JSON string) by the output thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// An NTSTATUS or RPC status: `0x` and eight hex digits.
+    Hex(u32),
+    /// An HTTP or LDAP result code, in decimal.
+    Code(u64),
+    /// A named outcome (`bind_nak`).
+    Named(&'static str),
+    /// A reply's own word (SMTP, IMAP, POP3), as the peer sent it.
+    Text(String),
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Status::Hex(v) => {
+                let text = render::hex32_text(*v);
+                s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+            }
+            Status::Code(v) => s.serialize_str(itoa::Buffer::new().format(*v)),
+            Status::Named(t) => s.serialize_str(t),
+            Status::Text(t) => s.serialize_str(t),
+        }
+    }
 }
 
 #[serde_with::skip_serializing_none]
@@ -316,7 +353,9 @@ pub struct NtlmServer {
     pub dns_domain_name: Option<String>,
     pub dns_tree_name: Option<String>,
     pub target_spn: Option<String>,
-    pub timestamp: Option<String>,
+    /// Microseconds since the Unix epoch, written in RFC 3339.
+    #[serde(serialize_with = "rfc3339")]
+    pub timestamp: Option<i64>,
     #[serde(serialize_with = "version_text")]
     pub version: Option<Version>,
     /// The server challenge, written in hex.
@@ -501,7 +540,7 @@ mod tests {
             Some(Kind::Authenticate)
         );
         assert!(t.awaiting_verdict());
-        t.verdict(true, "0x00000000".into(), &mut cx);
+        t.verdict(true, Status::Hex(0), &mut cx);
         assert!(!cx.roles_reversed);
         let _ = cx;
         assert_eq!(out.len(), 1);
@@ -521,6 +560,45 @@ mod tests {
         let written = serde_json::to_value(r.server.as_ref()).unwrap_or_default();
         assert_eq!(written["challenge"], "0102030405060708");
         assert_eq!(r.client.as_ref().map(|c| c.response), Some("anonymous"));
+    }
+
+    /// Times and logon versions are kept as numbers and written as text.
+    #[test]
+    fn times_and_logon_versions_are_written_as_text() {
+        // 2026-02-09T20:09:30.494976Z and 7 × 100 ns, as a FILETIME.
+        let us = filetime(&134_151_413_704_949_767_u64.to_le_bytes());
+        assert_eq!(us, Some(1_770_667_770_494_976));
+        let server = NtlmServer {
+            timestamp: us,
+            ..NtlmServer::default()
+        };
+        let written = serde_json::to_value(&server).unwrap_or_default();
+        assert_eq!(written["timestamp"], "2026-02-09T20:09:30.494976Z");
+        assert_eq!(filetime(&[0; 7]), None);
+        // The largest FILETIME is past year 9999: clamped, never a panic.
+        let last = NtlmServer {
+            timestamp: filetime(&[0xff; 8]),
+            ..NtlmServer::default()
+        };
+        let written = serde_json::to_value(&last).unwrap_or_default();
+        assert_eq!(written["timestamp"], "9999-12-31T23:59:59.999999Z");
+        for (v, text) in [
+            ((10, 0, 19041, 15), "10.0 build 19041 rev 15"),
+            ((0, 0, 0, 0), "0.0 build 0 rev 0"),
+            ((255, 255, 65535, 255), "255.255 build 65535 rev 255"),
+        ] {
+            let logon = Logon {
+                version: Some(Version {
+                    major: v.0,
+                    minor: v.1,
+                    build: v.2,
+                    revision: v.3,
+                }),
+                ..Logon::default()
+            };
+            let written = serde_json::to_value(&logon).unwrap_or_default();
+            assert_eq!(written["version"], text);
+        }
     }
 
     #[test]
@@ -591,7 +669,7 @@ mod tests {
         let mut cx = Ctx::new(0, false, &mut out);
         let mut t = Tracker::new("http", true);
         assert_eq!(t.message(Dir::ToServer, b"NTLMSSP\0\x03", &mut cx), None);
-        t.verdict(false, "401".into(), &mut cx);
+        t.verdict(false, Status::Code(401), &mut cx);
         t.flush(&mut cx);
         let _ = cx;
         assert!(out.is_empty());

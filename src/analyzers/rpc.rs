@@ -4,7 +4,7 @@
 //! server's next PDU after the AUTHENTICATE gives the verdict.
 
 use super::framing::{Frame, Framed, Framer, Seeker};
-use super::ntlm::Tracker;
+use super::ntlm::{Status, Tracker};
 use super::protocol::{Carrier, Fallback, Protocol};
 use super::{Ctx, Dir};
 use crate::parsers::dcerpc::{self, ptype};
@@ -58,11 +58,11 @@ impl RpcAnalyzer {
             match h.ptype {
                 ptype::FAULT => {
                     let status = dcerpc::fault_status(pdu, h).unwrap_or(0);
-                    self.tracker.verdict(false, format!("0x{status:08x}"), cx);
+                    self.tracker.verdict(false, Status::Hex(status), cx);
                 }
-                ptype::BIND_NAK => self.tracker.verdict(false, "bind_nak".into(), cx),
+                ptype::BIND_NAK => self.tracker.verdict(false, Status::Named("bind_nak"), cx),
                 ptype::RESPONSE | ptype::BIND_ACK | ptype::ALTER_CONTEXT_RESP => {
-                    self.tracker.verdict(true, "0x00000000".into(), cx)
+                    self.tracker.verdict(true, Status::Hex(0), cx)
                 }
                 _ => {}
             }

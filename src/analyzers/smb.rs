@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_with::skip_serializing_none;
 
 use super::framing::{Frame, Framed, Framer, Seeker};
-use super::ntlm::{Logon, Tracker};
+use super::ntlm::{Logon, Status, Tracker};
 use super::protocol::{Carrier, EventRecord, Fallback, Name, Protocol, Role};
 use super::{Ctx, Dir};
 use crate::parsers::smb::{
@@ -116,7 +116,7 @@ impl SmbAnalyzer {
             tracker.session_id(s.session_id);
             // Written only where a record says it (not for the first leg's
             // "more processing required").
-            let status = || format!("0x{:08x}", s.status);
+            let status = || Status::Hex(s.status);
             match s.status {
                 smb::STATUS_MORE_PROCESSING_REQUIRED => {}
                 smb::STATUS_SUCCESS if tracker.awaiting_verdict() => {

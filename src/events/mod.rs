@@ -17,7 +17,7 @@ pub use community_id::community_id;
 
 pub use crate::analyzers::{Record, Role};
 use crate::decode::{Transport, Vlans};
-use crate::render::EveTimestamp;
+use crate::render::{Addr, Stamp};
 
 /// The flow part of an event's envelope: the client is `src`, whatever the
 /// direction of the packet that completed the event.
@@ -304,7 +304,7 @@ impl Event {
         ser: S,
     ) -> Result<S::Ok, S::Error> {
         let mut map = ser.serialize_map(None)?;
-        map.serialize_entry("timestamp", &EveTimestamp::of(self.ts_us))?;
+        map.serialize_entry("timestamp", &Stamp::eve(self.ts_us))?;
         map.serialize_entry("event_type", self.body.event_type())?;
         if let Some(f) = &self.flow {
             map.serialize_entry("flow_id", &f.flow_id)?;
@@ -316,9 +316,9 @@ impl Event {
                 f.dest_port,
             );
             map.serialize_entry("community_id", &id)?;
-            map.serialize_entry("src_ip", &f.src_ip)?;
+            map.serialize_entry("src_ip", &Addr(&f.src_ip))?;
             map.serialize_entry("src_port", &f.src_port)?;
-            map.serialize_entry("dest_ip", &f.dest_ip)?;
+            map.serialize_entry("dest_ip", &Addr(&f.dest_ip))?;
             map.serialize_entry("dest_port", &f.dest_port)?;
             map.serialize_entry("proto", f.transport.name())?;
             for (ip, number, org) in [

@@ -122,23 +122,43 @@ pub struct Version {
 impl Version {
     /// Calls `f` with `major.minor.build`, put together on the stack.
     pub fn with_text<R>(self, f: impl FnOnce(&str) -> R) -> R {
-        // At most `255.255.65535`.
-        let mut buf = [0u8; 16];
-        let mut len = 0;
-        let mut n = itoa::Buffer::new();
-        let parts = [self.major.into(), self.minor.into(), u32::from(self.build)];
-        for (i, part) in parts.into_iter().enumerate() {
-            let text = n.format(part).as_bytes();
-            let dot = usize::from(i > 0);
-            if let Some(to) = buf.get_mut(len..len + dot + text.len()) {
-                to[..dot].copy_from_slice(&b"."[..dot]);
-                to[dot..].copy_from_slice(text);
-                len += dot + text.len();
+        let parts = [
+            ("", self.major.into()),
+            (".", self.minor.into()),
+            (".", self.build),
+        ];
+        joined(&parts, f)
+    }
+
+    /// Calls `f` with `major.minor build B rev R` (Suricata's form in its
+    /// `smb` events), put together on the stack.
+    pub fn with_build_text<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        let parts = [
+            ("", self.major.into()),
+            (".", self.minor.into()),
+            (" build ", self.build),
+            (" rev ", self.revision.into()),
+        ];
+        joined(&parts, f)
+    }
+}
+
+/// Each number after its separator, on the stack; at most 32 bytes
+/// (`255.255 build 65535 rev 255` is 27).
+fn joined<R>(parts: &[(&str, u16)], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 32];
+    let mut len = 0;
+    let mut n = itoa::Buffer::new();
+    for (sep, part) in parts {
+        for piece in [sep.as_bytes(), n.format(*part).as_bytes()] {
+            if let Some(to) = buf.get_mut(len..len + piece.len()) {
+                to.copy_from_slice(piece);
+                len += piece.len();
             }
         }
-        // Digits and dots are ASCII.
-        f(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default())
     }
+    // Digits, spaces, dots and the separators' letters are ASCII.
+    f(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or_default())
 }
 
 impl std::fmt::Display for Version {

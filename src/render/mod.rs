@@ -5,7 +5,7 @@ pub mod alert;
 pub mod json;
 mod time;
 
-pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time, EveTimestamp};
+pub use time::{eve_timestamp, parse_rfc3339, rfc3339_micros, x509_time, Stamp};
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -21,6 +21,56 @@ pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
     for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
     }
+}
+
+/// An address as `Display` writes it, IPv4 without `core::fmt` (two per
+/// event: a dotted quad is put together on the stack).
+pub struct Addr<'a>(pub &'a std::net::IpAddr);
+
+impl serde::Serialize for Addr<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            std::net::IpAddr::V4(v4) => {
+                let (text, len) = dotted_quad(v4.octets());
+                let text = text.get(1..len).unwrap_or_default();
+                s.serialize_str(std::str::from_utf8(text).unwrap_or_default())
+            }
+            v6 => v6.serialize(s),
+        }
+    }
+}
+
+/// Each octet as a dot and its decimal digits (four bytes, padded), and
+/// how many of them count.
+const OCTETS: [([u8; 4], usize); 256] = {
+    let mut t = [([0u8; 4], 0usize); 256];
+    let mut o = 0;
+    while o < 256 {
+        let (h, d, u) = ((o / 100) as u8, (o / 10 % 10) as u8, (o % 10) as u8);
+        t[o] = if o >= 100 {
+            ([b'.', b'0' + h, b'0' + d, b'0' + u], 4)
+        } else if o >= 10 {
+            ([b'.', b'0' + d, b'0' + u, 0], 3)
+        } else {
+            ([b'.', b'0' + u, 0, 0], 2)
+        };
+        o += 1;
+    }
+    t
+};
+
+/// `.a.b.c.d` and its length (ASCII; the address is from byte 1).
+fn dotted_quad(octets: [u8; 4]) -> ([u8; 16], usize) {
+    let mut text = [0u8; 16];
+    let mut len = 0;
+    for o in octets {
+        let (piece, n) = OCTETS[usize::from(o)];
+        if let Some(to) = text.get_mut(len..len + 4) {
+            to.copy_from_slice(&piece);
+        }
+        len += n;
+    }
+    (text, len)
 }
 
 /// `0x` and the eight lower-case hex digits of `n` (ASCII).
@@ -79,6 +129,23 @@ mod tests {
         assert_eq!(
             hex(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]),
             "0123456789abcdef"
+        );
+    }
+
+    /// Every octet value at every place, as `Display` writes it.
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for o in 0..=255u8 {
+            for ip in [[o, 0, 0, 0], [10, o, 1, 2], [255, 255, o, 9], [1, 2, 3, o]] {
+                let ip = std::net::IpAddr::from(ip);
+                let want = serde_json::to_string(&ip.to_string()).unwrap_or_default();
+                assert_eq!(serde_json::to_string(&Addr(&ip)).unwrap_or_default(), want);
+            }
+        }
+        let v6 = std::net::IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            serde_json::to_string(&Addr(&v6)).unwrap_or_default(),
+            "\"2001:db8::1\""
         );
     }
 

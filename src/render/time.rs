@@ -19,26 +19,43 @@ fn utc(ts_us: i64) -> OffsetDateTime {
 /// EVE's form, `2024-01-31T12:34:56.123456+0000` (Suricata's schema:
 /// `\.\d+[+-]\d+$`).
 pub fn eve_timestamp(ts_us: i64) -> String {
-    EveTimestamp::of(ts_us).as_str().to_owned()
+    Stamp::eve(ts_us).as_str().to_owned()
 }
 
-/// [`eve_timestamp`] without an allocation, for the event writer (one per
-/// event): years 0 to 9999, which every packet time falls in, are written
-/// digit by digit; others (a forged clock) through the `time` crate's
-/// formatter, whose result is the same for those years.
-pub struct EveTimestamp {
+/// RFC 3339 with microseconds, `2024-01-31T12:34:56.123456Z`.
+pub fn rfc3339_micros(ts_us: i64) -> String {
+    Stamp::rfc3339(ts_us).as_str().to_owned()
+}
+
+/// A time written without an allocation (one per event, and per time an
+/// event carries): years 0 to 9999, which every packet time falls in, are
+/// written digit by digit; others (a forged clock) through the `time`
+/// crate's formatter, whose result is the same for those years.
+pub struct Stamp {
     text: [u8; 31],
+    len: usize,
     other: Option<String>,
 }
 
-impl EveTimestamp {
-    pub fn of(ts_us: i64) -> Self {
+impl Stamp {
+    /// EVE's form ([`eve_timestamp`]).
+    pub fn eve(ts_us: i64) -> Self {
+        Stamp::new(ts_us, b"+0000", formatted_eve)
+    }
+
+    /// RFC 3339 with microseconds ([`rfc3339_micros`]).
+    pub fn rfc3339(ts_us: i64) -> Self {
+        Stamp::new(ts_us, b"Z", formatted_rfc3339)
+    }
+
+    fn new(ts_us: i64, zone: &[u8], other: fn(OffsetDateTime) -> String) -> Self {
         let t = utc(ts_us);
         let mut text = *b"0000-00-00T00:00:00.000000+0000";
         let Some(y) = u32::try_from(t.year()).ok().filter(|y| *y <= 9999) else {
-            return EveTimestamp {
+            return Stamp {
                 text,
-                other: Some(formatted_eve(t)),
+                len: 0,
+                other: Some(other(t)),
             };
         };
         let fields = [
@@ -56,18 +73,33 @@ impl EveTimestamp {
                 v /= 10;
             }
         }
-        EveTimestamp { text, other: None }
+        let len = DATE_TIME + zone.len();
+        if let Some(z) = text.get_mut(DATE_TIME..len) {
+            z.copy_from_slice(zone);
+        }
+        Stamp {
+            text,
+            len,
+            other: None,
+        }
     }
 
     pub fn as_str(&self) -> &str {
         match &self.other {
             Some(s) => s,
-            None => std::str::from_utf8(&self.text).unwrap_or_default(),
+            None => self
+                .text
+                .get(..self.len)
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .unwrap_or_default(),
         }
     }
 }
 
-impl serde::Serialize for EveTimestamp {
+/// `2024-01-31T12:34:56.123456`, before the zone.
+const DATE_TIME: usize = 26;
+
+impl serde::Serialize for Stamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
@@ -81,11 +113,11 @@ fn formatted_eve(t: OffsetDateTime) -> String {
     t.format(&format).unwrap_or_default()
 }
 
-/// RFC 3339 with microseconds, `2024-01-31T12:34:56.123456Z`.
-pub fn rfc3339_micros(ts_us: i64) -> String {
+/// RFC 3339 through the `time` crate's formatter.
+fn formatted_rfc3339(t: OffsetDateTime) -> String {
     let format =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    utc(ts_us).format(&format).unwrap_or_default()
+    t.format(&format).unwrap_or_default()
 }
 
 /// A certificate's validity time as EVE writes it, `2024-01-31T12:34:56`
@@ -127,10 +159,10 @@ mod tests {
         assert!(eve_timestamp(i64::MIN).starts_with("-9999-01-01T00:00:00"));
     }
 
-    /// The digit-by-digit form is the formatter's, over the whole range of
+    /// The digit-by-digit forms are the formatter's, over the whole range of
     /// years it takes, at the ends of days, months and leap years.
     #[test]
-    fn eve_timestamps_equal_the_formatters() {
+    fn stamps_equal_the_formatters() {
         let day = 86_400_000_000_i64;
         let mut times = vec![
             0,
@@ -152,9 +184,10 @@ mod tests {
             t += 37 * day + 3_600_000_001;
         }
         for t in times {
+            assert_eq!(Stamp::eve(t).as_str(), formatted_eve(utc(t)), "at {t} µs");
             assert_eq!(
-                EveTimestamp::of(t).as_str(),
-                formatted_eve(utc(t)),
+                Stamp::rfc3339(t).as_str(),
+                formatted_rfc3339(utc(t)),
                 "at {t} µs"
             );
         }
