@@ -40,7 +40,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::dispatch::{Batch, BypassHint, Dispatch, WorkMsg, QUEUE_DEPTH};
+use super::dispatch::{Batch, BypassHint, Dispatch, WorkMsg, LANE_QUEUE_DEPTH};
 use super::reader::{self, now_us, ReadTo, Reader, Sink};
 use super::report::OutMsg;
 use super::stats::{self, CaptureTotals, Handoff, SocketStats};
@@ -615,9 +615,9 @@ fn spawn(
     totals: CaptureTotals,
 ) -> Running {
     let lanes = per_lane.len();
-    let (free_tx, free_rx) = bounded::<Batch>(lanes * (QUEUE_DEPTH + 2));
+    let (free_tx, free_rx) = bounded::<Batch>(lanes * (LANE_QUEUE_DEPTH + 2));
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes)
-        .map(|_| bounded::<WorkMsg>(QUEUE_DEPTH * 4))
+        .map(|_| bounded::<WorkMsg>(LANE_QUEUE_DEPTH * 4))
         .unzip();
     let hint = Arc::new(BypassHint::new());
     let unseen_ms = if cfg.live.immediate {
