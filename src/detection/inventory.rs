@@ -4,7 +4,7 @@
 //! up to 255 bytes, and a sender chooses them), new sightings are counted,
 //! not kept.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::events::{Body, Event, Role};
@@ -44,7 +44,9 @@ pub struct Inventory {
     bytes: usize,
     /// Sightings not kept because the inventory was full.
     pub overflow: u64,
-    hosts: BTreeMap<String, BTreeSet<(IpAddr, Role)>>,
+    /// Names and their addresses; sorted only for the summary (a sighting
+    /// of a new name is a hash lookup, not a walk down a tree of names).
+    hosts: HashMap<String, BTreeSet<(IpAddr, Role)>, foldhash::quality::RandomState>,
     alerts: BTreeMap<String, AlertGroup>,
     pub alert_count: u64,
 }
@@ -161,7 +163,14 @@ impl Inventory {
                 "{bold}Host inventory ({} names):{off}\n",
                 self.hosts.len()
             ));
-            for (name, addrs) in self.hosts.iter().take(MAX_SUMMARY_HOSTS) {
+            // The first names in order, without sorting them all.
+            let mut names: Vec<_> = self.hosts.iter().collect();
+            if names.len() > MAX_SUMMARY_HOSTS {
+                names.select_nth_unstable_by(MAX_SUMMARY_HOSTS, |a, b| a.0.cmp(b.0));
+                names.truncate(MAX_SUMMARY_HOSTS);
+            }
+            names.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (name, addrs) in names {
                 let list: Vec<String> = addrs
                     .iter()
                     .map(|(ip, role)| format!("{ip} ({})", role.as_str()))
