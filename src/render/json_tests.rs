@@ -144,6 +144,21 @@ fn enums_and_structs_as_serde_json_writes_them() {
     same(&m);
     same(&BTreeMap::from([(2.5f64.to_bits(), 0)]));
     same(&BTreeMap::from([("unit", Shape::Unit)]));
+    same(&Named {
+        plain: 1,
+        quoted: 2,
+        control: 3,
+    });
+}
+
+/// Field names written through the fast path, and ones that need escapes.
+#[derive(Serialize)]
+struct Named {
+    plain: u8,
+    #[serde(rename = "a\"b\\c")]
+    quoted: u8,
+    #[serde(rename = "line\nfeed and a longer name")]
+    control: u8,
 }
 
 impl PartialEq for Wrapper {
