@@ -70,12 +70,13 @@ pub(super) enum WorkMsg {
 /// quarter of the wake-ups of 512 (on the handshake-heavy capture, 1,832
 /// context switches fall to 720). With several workers each batch fills
 /// more slowly, but the wake-ups of all of them together are as many as
-/// one worker's. Four batches in flight instead of eight keep the payload
-/// queued per worker at 4 MiB, as it was.
+/// one worker's. Bulk traffic fills a batch by its bytes first, as
+/// before; two batches queued per worker instead of eight (1 MiB of
+/// payload, 4,096 packets ahead) pay for the larger item lists.
 const BATCH_ITEMS: usize = 2048;
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 512 << 10;
 /// Batches in flight per worker (back-pressure on the capture thread).
-pub(super) const QUEUE_DEPTH: usize = 4;
+pub(super) const QUEUE_DEPTH: usize = 2;
 /// A lane's hand-offs to another lane are few (tunnels, IPv6, analysed
 /// UDP) and sent at the end of each read round: small batches, more of
 /// them queued (see `lanes`).
