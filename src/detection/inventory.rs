@@ -197,6 +197,44 @@ mod tests {
     use super::*;
     use crate::events::HostSighting;
 
+    /// The summary lists the first 50 names in byte order, whatever the
+    /// order they were seen in, and counts the rest.
+    #[test]
+    fn the_summary_lists_the_first_names_in_order() {
+        let mut inv = Inventory::default();
+        // 60 names, seen in an order that is not theirs.
+        for i in (0..60u32).map(|i| (i * 37) % 60) {
+            let ev = Event {
+                ts_us: 0,
+                flow: None,
+                body: Body::Inventory(HostSighting {
+                    name: format!("HOST-{i:02}"),
+                    ip: IpAddr::from([10, 0, 0, i as u8]),
+                    role: Role::Client,
+                    evidence: "nbns.name",
+                }),
+            };
+            assert!(inv.admit(&ev));
+        }
+        let summary = inv.summary(false);
+        let listed: Vec<&str> = summary
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("HOST-"))
+            .collect();
+        let want: Vec<String> = (0..50).map(|i| format!("{i:02}")).collect();
+        let got: Vec<String> = listed
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(got, want);
+        assert!(summary.contains("Host inventory (60 names):"), "{summary}");
+        assert!(summary.contains("  ... and 10 more\n"), "{summary}");
+        assert!(
+            summary.contains("  HOST-07                  10.0.0.7 (client)\n"),
+            "{summary}"
+        );
+    }
+
     /// Names as long as DNS allows fill the inventory by bytes, long
     /// before they reach the count of pairs: the rest is counted.
     #[test]
