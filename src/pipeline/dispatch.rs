@@ -86,13 +86,29 @@ pub(super) const LANE_QUEUE_DEPTH: usize = 8;
 /// Connections whose payload no longer matters, shared by the workers (who
 /// mark them) and the capture thread (who then stops copying their
 /// payload into batches; headers still go, for FIN, RST and timeouts). A
-/// fixed table of flow hashes: a collision only costs a copy, and a SYN
-/// clears its slot so a reused port pair is analysed again.
+/// fixed table of flow hashes: a collision only costs a copy.
+///
+/// A mark must not outlive its connection. The worker marks a connection
+/// only after the batch in which its analysis ended, while the capture
+/// thread runs ahead; if a new connection on the same port pair opens in
+/// between, a plain mark would land after the new SYN and strip the new
+/// connection's handshake (a name hidden by reusing one's own ports). So
+/// the capture thread numbers the packets it hands each worker and writes
+/// in the slot where each opening SYN went; the worker numbers what it
+/// receives the same way, and marks a connection only when the last SYN
+/// written for it came before the packet that ended its analysis (a SYN
+/// the worker had already seen). The slot is one word, written whole:
+/// the hash's high bits as its tag, a marked bit, and a position.
 pub(super) struct BypassHint {
     slots: Box<[AtomicU64]>,
 }
 
 const BYPASS_SLOTS: usize = 1 << 18;
+/// The tag: the hash's 31 high bits (the slot is chosen by its low bits).
+const TAG: u64 = !0 << 33;
+const MARKED: u64 = 1 << 32;
+/// A position: the packet's place among those handed to its worker.
+const POSITION: u64 = u32::MAX as u64;
 
 impl BypassHint {
     pub(super) fn new() -> Self {
@@ -105,18 +121,31 @@ impl BypassHint {
         &self.slots[(h as usize) & (BYPASS_SLOTS - 1)]
     }
 
-    pub(super) fn mark(&self, h: u64) {
-        self.slot(h).store(h | 1, Ordering::Relaxed);
+    /// The capture thread: a SYN of connection `h` is its worker's packet
+    /// number `at`. Any mark in the slot is gone.
+    fn opened(&self, h: u64, at: u32) {
+        self.slot(h)
+            .store((h & TAG) | u64::from(at), Ordering::Relaxed);
     }
 
+    /// The capture thread: whether `h`'s payload may be left out.
     fn contains(&self, h: u64) -> bool {
-        self.slot(h).load(Ordering::Relaxed) == h | 1
+        self.slot(h).load(Ordering::Relaxed) & !POSITION == (h & TAG) | MARKED
     }
 
-    fn clear(&self, h: u64) {
-        let _ = self
-            .slot(h)
-            .compare_exchange(h | 1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    /// A worker: the analysis of connection `h` ended at the packet before
+    /// its number `at`. Marked when the slot's last SYN of `h` came before
+    /// (or the slot has none of anyone's); a slot another connection holds
+    /// is left to it (a collision costs copies, never a strip).
+    pub(super) fn mark(&self, h: u64, at: u32) {
+        let slot = self.slot(h);
+        let now = slot.load(Ordering::Relaxed);
+        let earlier = |opened: u64| (at.wrapping_sub(opened as u32) as i32) > 0;
+        if now == 0 || (now & !POSITION == h & TAG && earlier(now)) {
+            let marked = (h & TAG) | MARKED | u64::from(at);
+            // A SYN written meanwhile wins.
+            let _ = slot.compare_exchange(now, marked, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 }
 
@@ -127,7 +156,11 @@ pub(super) struct Dispatch {
     pending: Vec<Batch>,
     txs: Vec<Sender<WorkMsg>>,
     free: Receiver<Batch>,
-    hint: Arc<BypassHint>,
+    /// `None` between lanes: a lane's packets come from every lane, which
+    /// cannot number them alike, so nothing is left out.
+    hint: Option<Arc<BypassHint>>,
+    /// Packets handed to each worker so far (wrapping): see [`BypassHint`].
+    pushed: Vec<u32>,
     /// Lanes send to each other: a full queue must not block (two lanes
     /// could wait on each other), so its batch waits here until
     /// [`Dispatch::retry`].
@@ -141,7 +174,7 @@ impl Dispatch {
     pub(super) fn new(
         txs: Vec<Sender<WorkMsg>>,
         free: Receiver<Batch>,
-        hint: Arc<BypassHint>,
+        hint: Option<Arc<BypassHint>>,
     ) -> Self {
         let workers = txs.len().max(1);
         Dispatch {
@@ -150,6 +183,7 @@ impl Dispatch {
             txs,
             free,
             hint,
+            pushed: vec![0; workers],
             nonblocking: false,
             stalled: Vec::new(),
             ticks: 0,
@@ -193,19 +227,23 @@ impl Dispatch {
 
     /// Adds a packet to worker `w`'s batch; `h` is its flow hash.
     pub(super) fn push_to(&mut self, w: usize, h: u64, p: &Packet<'_>) {
-        if w >= self.pending.len() {
+        let Some(at) = self.pushed.get_mut(w).filter(|_| w < self.pending.len()) else {
             return;
-        }
+        };
+        let position = *at;
+        *at = position.wrapping_add(1);
         match p {
             Packet::Tcp(seg) => {
                 // The payload of a bypassed connection is not copied.
-                let payload = if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
-                    self.hint.clear(h);
-                    seg.payload
-                } else if !seg.payload.is_empty() && self.hint.contains(h) {
-                    &[]
-                } else {
-                    seg.payload
+                let payload = match &self.hint {
+                    Some(hint)
+                        if seg.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN =>
+                    {
+                        hint.opened(h, position);
+                        seg.payload
+                    }
+                    Some(hint) if !seg.payload.is_empty() && hint.contains(h) => &[],
+                    _ => seg.payload,
                 };
                 let mut head = seg.with_payload(());
                 if payload.len() != seg.payload.len() {
@@ -313,5 +351,40 @@ impl Dispatch {
     /// Sends what is pending and lets the workers finish.
     pub(super) fn close(mut self) {
         self.send_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot's arithmetic: a mark needs the connection's last SYN
+    /// before the packet that ended its analysis; a SYN written after the
+    /// mark clears it; another connection's slot is left alone.
+    #[test]
+    fn a_mark_applies_only_after_the_connections_last_syn() {
+        let hint = BypassHint::new();
+        let h = 0xdead_beef_0000_0007_u64;
+        hint.opened(h, 10);
+        hint.mark(h, 10);
+        assert!(!hint.contains(h), "the SYN is the packet after the end");
+        hint.mark(h, 11);
+        assert!(hint.contains(h));
+        hint.opened(h, 12);
+        assert!(!hint.contains(h), "a new SYN clears the mark");
+        // Positions wrap.
+        hint.opened(h, u32::MAX);
+        hint.mark(h, 2);
+        assert!(hint.contains(h));
+        // Another hash in the same slot (same low bits, another tag).
+        let other = h ^ (1 << 40);
+        assert!(!hint.contains(other));
+        hint.mark(other, 100);
+        assert!(!hint.contains(other), "the slot is another's");
+        assert!(hint.contains(h));
+        // A connection whose SYN was never seen, in an empty slot.
+        let midstream = 0x1234_5678_0000_0009_u64;
+        hint.mark(midstream, 5);
+        assert!(hint.contains(midstream));
     }
 }

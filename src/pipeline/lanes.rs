@@ -40,7 +40,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::dispatch::{Batch, BypassHint, Dispatch, WorkMsg, LANE_QUEUE_DEPTH};
+use super::dispatch::{Batch, Dispatch, WorkMsg, LANE_QUEUE_DEPTH};
 use super::reader::{self, now_us, ReadTo, Reader, Sink};
 use super::report::OutMsg;
 use super::stats::{self, CaptureTotals, Handoff, SocketStats};
@@ -294,7 +294,6 @@ pub(super) struct LaneSetup {
     /// Batches from the other lanes.
     pub inbox: Receiver<WorkMsg>,
     pub free: Sender<Batch>,
-    pub hint: Arc<BypassHint>,
     pub progress: Arc<Progress>,
     /// Every lane's, by index.
     pub bells: Arc<[Doorbell]>,
@@ -316,7 +315,6 @@ struct Lane {
     reshard: Dispatch,
     inbox: Receiver<WorkMsg>,
     free: Sender<Batch>,
-    hint: Arc<BypassHint>,
     progress: Arc<Progress>,
     bells: Arc<[Doorbell]>,
     reorder: Reorder,
@@ -433,7 +431,7 @@ impl Sink for Lane {
         let analysis = &mut self.analysis;
         self.reorder
             .release(now, horizon, &mut self.counts, |p| analysis.packet(p));
-        self.analysis.mark_bypassed(&self.hint);
+        self.analysis.mark_bypassed(None);
         self.analysis.flush()
     }
 
@@ -474,7 +472,6 @@ pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<Captu
         reshard,
         inbox,
         free,
-        hint,
         progress,
         bells,
         control,
@@ -491,7 +488,6 @@ pub(super) fn run(setup: LaneSetup) -> (LaneReport, WorkerSnapshot, Option<Captu
         reshard,
         inbox,
         free,
-        hint,
         progress,
         bells,
         reorder: Reorder::default(),
@@ -604,7 +600,7 @@ pub(super) fn run_all<H: FnOnce() -> Result<(), String>>(
 }
 
 /// Starts one lane per vector of sources, with what they share: the
-/// hand-off channels, the bypass hint, their progress and doorbells.
+/// hand-off channels, their progress and doorbells.
 fn spawn(
     cfg: &Config,
     per_lane: Vec<Vec<Source>>,
@@ -619,7 +615,6 @@ fn spawn(
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..lanes)
         .map(|_| bounded::<WorkMsg>(LANE_QUEUE_DEPTH * 4))
         .unzip();
-    let hint = Arc::new(BypassHint::new());
     let unseen_ms = if cfg.live.immediate {
         0
     } else {
@@ -652,10 +647,9 @@ fn spawn(
             index,
             sources,
             analysis,
-            reshard: Dispatch::new(txs.clone(), free_rx.clone(), hint.clone()).nonblocking(),
+            reshard: Dispatch::new(txs.clone(), free_rx.clone(), None).nonblocking(),
             inbox,
             free: free_tx.clone(),
-            hint: hint.clone(),
             progress: progress.clone(),
             bells: bells.clone(),
             control: control.clone(),

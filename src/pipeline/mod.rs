@@ -434,7 +434,7 @@ fn run_workers<H: FnOnce() -> Result<(), String>>(
         checksums: cfg.checksums,
         ..Default::default()
     };
-    let mut drive = Drive::new(Dispatch::new(txs, free_rx, hint), totals, periodic);
+    let mut drive = Drive::new(Dispatch::new(txs, free_rx, Some(hint)), totals, periodic);
     let read = read_inputs(cfg, &mut drive, control, after_open);
 
     // Drain: partial batches out, workers finish their flows.

@@ -83,6 +83,12 @@ pub(super) struct Analysis {
     recorder: Option<Recorder>,
     /// How many of the table's bypassed connections the recorder was told of.
     bypass_seen: usize,
+    /// Packets received in batches, numbered as the capture thread
+    /// numbered them (see [`BypassHint`]).
+    received: u32,
+    /// For each of the table's bypassed connections, `received` just after
+    /// the packet that ended its analysis.
+    ended_at: Vec<u32>,
 }
 
 impl Analysis {
@@ -104,6 +110,8 @@ impl Analysis {
             snapshot,
             recorder: None,
             bypass_seen: 0,
+            received: 0,
+            ended_at: Vec::new(),
         }
     }
 
@@ -156,15 +164,28 @@ impl Analysis {
     pub(super) fn batch(&mut self, b: &Batch, hint: &BypassHint) {
         for p in b.packets() {
             self.packet(&p);
+            self.received = self.received.wrapping_add(1);
+            let ended = self.table.bypassed().len();
+            if ended > self.ended_at.len() {
+                self.ended_at.resize(ended, self.received);
+            }
         }
-        self.mark_bypassed(hint);
+        self.mark_bypassed(Some(hint));
     }
 
-    /// Marks in `hint` the connections whose payload no longer matters.
-    pub(super) fn mark_bypassed(&mut self, hint: &BypassHint) {
-        for key in self.table.take_bypassed() {
-            hint.mark(key.shard_hash());
+    /// Marks in `hint` the connections whose payload no longer matters
+    /// (a lane has none: see `Dispatch::hint`), and forgets them.
+    pub(super) fn mark_bypassed(&mut self, hint: Option<&BypassHint>) {
+        let now = self.received;
+        for (i, key) in self.table.take_bypassed().enumerate() {
+            if let Some(hint) = hint {
+                hint.mark(
+                    key.shard_hash(),
+                    self.ended_at.get(i).copied().unwrap_or(now),
+                );
+            }
         }
+        self.ended_at.clear();
         self.bypass_seen = 0;
     }
 
@@ -345,7 +366,7 @@ mod tests {
         let (free_tx, free_rx) = bounded(8);
         let (out_tx, out_rx) = unbounded();
         let hint = Arc::new(BypassHint::new());
-        let mut d = Dispatch::new(vec![work_tx], free_rx, hint.clone());
+        let mut d = Dispatch::new(vec![work_tx], free_rx, Some(hint.clone()));
         let t = 1_700_000_000_000_000;
         let (q7, a7) = (
             nbns_query(7, "FILESRV01"),
@@ -381,5 +402,140 @@ mod tests {
             recorder: None,
         });
         assert_eq!(handed_over(&out_rx), vec![vec![7], vec![8]]);
+    }
+
+    /// An RDP client on 10.0.0.1:50000 to 10.0.0.2:3389 (the same port
+    /// pair each time), naming itself `name`: handshake, standard-security
+    /// logon, and (`close`) the FINs.
+    fn rdp_session(seed: u32, name: &str, close: bool) -> Vec<Vec<u8>> {
+        use crate::synth::{msg, Conn};
+        let ip = |last| std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, last));
+        let mut c = Conn::new((ip(1), 50000), (ip(2), 3389), seed);
+        let mut segs = c.open();
+        for (ask, answer) in msg::rdp_standard_logon("user", name) {
+            segs.extend(c.send(true, &ask));
+            segs.extend(c.send(false, &answer));
+        }
+        if close {
+            segs.extend(c.close());
+        }
+        segs.iter().map(|s| c.frame(s)).collect()
+    }
+
+    /// The capture thread's side: frames decoded and dispatched, one
+    /// millisecond apart from `t`; the batch sent.
+    fn dispatch(d: &mut Dispatch, t: i64, frames: &[Vec<u8>]) {
+        let mut decoder = crate::decode::Decoder::new(1);
+        for (i, f) in frames.iter().enumerate() {
+            decoder.decode(t + i as i64 * 1_000, f, &mut |p| d.push(p));
+        }
+        d.send_all();
+    }
+
+    fn analysis() -> (Analysis, Receiver<OutMsg>) {
+        let matcher = Matcher::with_builtins(true, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let lists = crate::detection::lists::Lists::fixed(Arc::new(matcher));
+        let detector = Detector::with_lists(lists, crate::detection::network::HomeNet::default());
+        let (out_tx, out_rx) = unbounded();
+        let snapshot = Arc::new(Mutex::new(WorkerSnapshot::default()));
+        let a = Analysis::new(
+            0,
+            FlowConfig::default(),
+            DatagramConfig::default(),
+            detector,
+            out_tx,
+            snapshot,
+        );
+        (a, out_rx)
+    }
+
+    /// The RDP client names of the records handed over.
+    fn client_names(out: &Receiver<OutMsg>) -> Vec<String> {
+        out.try_iter()
+            .filter_map(|m| match m {
+                OutMsg::Events { events, .. } => Some(events),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|e| match &e.body {
+                crate::events::Body::Record(r) => match r.as_ref() {
+                    crate::analyzers::Record::Rdp(r) => {
+                        r.client.as_ref().and_then(|c| c.client_name.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The payloads of the next batch's packets.
+    fn payloads(rx: &Receiver<WorkMsg>) -> Vec<usize> {
+        match rx.try_recv() {
+            Ok(WorkMsg::Batch(b)) => b.packets().map(|p| p.payload().len()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A connection whose analysis ended is marked after its batch, and
+    /// from then on the capture thread hands over its headers only.
+    #[test]
+    fn a_finished_connection_crosses_without_its_payload() {
+        let (tx, rx) = bounded(8);
+        let (_free_tx, free_rx) = bounded(8);
+        let hint = Arc::new(BypassHint::new());
+        let mut d = Dispatch::new(vec![tx], free_rx, Some(hint.clone()));
+        let (mut a, _out) = analysis();
+        let t = 1_700_000_000_000_000;
+        let frames = rdp_session(1, "DESKTOP-4QK2M1L", true);
+        let (logon, close) = frames.split_at(frames.len() - 3);
+        dispatch(&mut d, t, logon);
+        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
+            panic!("no batch");
+        };
+        a.batch(&b, &hint);
+        assert_eq!(a.table.stats.bypassed, 1);
+        // Late data from the client after the logon, then the FINs.
+        let mut late = close.to_vec();
+        late.insert(0, logon[logon.len() - 2].clone());
+        dispatch(&mut d, t + 60_000, &late);
+        assert_eq!(payloads(&rx), vec![0, 0, 0, 0]);
+    }
+
+    /// The same port pair reused at once: the new connection's SYN reaches
+    /// the capture thread before the worker has marked the old connection
+    /// (whose analysis ended in the same batch). The late mark must not
+    /// strip the new connection's logon, or a client could hide its name
+    /// by reconnecting quickly.
+    #[test]
+    fn a_late_mark_does_not_strip_a_new_connection_on_the_same_ports() {
+        let (tx, rx) = bounded(8);
+        let (_free_tx, free_rx) = bounded(8);
+        let hint = Arc::new(BypassHint::new());
+        let mut d = Dispatch::new(vec![tx], free_rx, Some(hint.clone()));
+        let (mut a, out) = analysis();
+        let t = 1_700_000_000_000_000;
+        let mut first = rdp_session(1, "DESKTOP-4QK2M1L", true);
+        let second = rdp_session(2, "WIN-LIVFRVQFMKO", true);
+        // The old connection and the new one's SYN, in one batch.
+        first.push(second[0].clone());
+        dispatch(&mut d, t, &first);
+        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
+            panic!("no batch");
+        };
+        a.batch(&b, &hint);
+        assert_eq!(a.table.stats.bypassed, 1);
+        // The rest of the new connection, after the mark.
+        dispatch(&mut d, t + 60_000, &second[1..]);
+        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
+            panic!("no batch");
+        };
+        assert!(b.packets().any(|p| !p.payload().is_empty()));
+        a.batch(&b, &hint);
+        a.finish();
+        assert_eq!(
+            client_names(&out),
+            vec!["DESKTOP-4QK2M1L".to_string(), "WIN-LIVFRVQFMKO".to_string()]
+        );
     }
 }
