@@ -469,6 +469,31 @@ mod tests {
             .collect()
     }
 
+    /// A capture thread's dispatch to one worker's analysis, sharing a
+    /// bypass hint: (dispatch, the worker's queue, hint, analysis, its
+    /// events).
+    fn one_worker() -> (
+        Dispatch,
+        Receiver<WorkMsg>,
+        Arc<BypassHint>,
+        Analysis,
+        Receiver<OutMsg>,
+    ) {
+        let (tx, rx) = bounded(8);
+        let (_free_tx, free_rx) = bounded(8);
+        let hint = Arc::new(BypassHint::new());
+        let d = Dispatch::new(vec![tx], free_rx, Some(hint.clone()));
+        let (a, out) = analysis();
+        (d, rx, hint, a, out)
+    }
+
+    fn next_batch(rx: &Receiver<WorkMsg>) -> Batch {
+        match rx.try_recv() {
+            Ok(WorkMsg::Batch(b)) => b,
+            _ => panic!("no batch"),
+        }
+    }
+
     /// The payloads of the next batch's packets.
     fn payloads(rx: &Receiver<WorkMsg>) -> Vec<usize> {
         match rx.try_recv() {
@@ -481,21 +506,15 @@ mod tests {
     /// from then on the capture thread hands over its headers only.
     #[test]
     fn a_finished_connection_crosses_without_its_payload() {
-        let (tx, rx) = bounded(8);
-        let (_free_tx, free_rx) = bounded(8);
-        let hint = Arc::new(BypassHint::new());
-        let mut d = Dispatch::new(vec![tx], free_rx, Some(hint.clone()));
-        let (mut a, _out) = analysis();
+        let (mut d, rx, hint, mut a, _out) = one_worker();
         let t = 1_700_000_000_000_000;
         let frames = rdp_session(1, "DESKTOP-4QK2M1L", true);
         let (logon, close) = frames.split_at(frames.len() - 3);
         dispatch(&mut d, t, logon);
-        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
-            panic!("no batch");
-        };
-        a.batch(&b, &hint);
+        a.batch(&next_batch(&rx), &hint);
         assert_eq!(a.table.stats.bypassed, 1);
-        // Late data from the client after the logon, then the FINs.
+        // The client's last data segment again (its MCS Connect Initial,
+        // retransmitted), then the FINs: headers only.
         let mut late = close.to_vec();
         late.insert(0, logon[logon.len() - 2].clone());
         dispatch(&mut d, t + 60_000, &late);
@@ -509,27 +528,18 @@ mod tests {
     /// by reconnecting quickly.
     #[test]
     fn a_late_mark_does_not_strip_a_new_connection_on_the_same_ports() {
-        let (tx, rx) = bounded(8);
-        let (_free_tx, free_rx) = bounded(8);
-        let hint = Arc::new(BypassHint::new());
-        let mut d = Dispatch::new(vec![tx], free_rx, Some(hint.clone()));
-        let (mut a, out) = analysis();
+        let (mut d, rx, hint, mut a, out) = one_worker();
         let t = 1_700_000_000_000_000;
         let mut first = rdp_session(1, "DESKTOP-4QK2M1L", true);
         let second = rdp_session(2, "WIN-LIVFRVQFMKO", true);
         // The old connection and the new one's SYN, in one batch.
         first.push(second[0].clone());
         dispatch(&mut d, t, &first);
-        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
-            panic!("no batch");
-        };
-        a.batch(&b, &hint);
+        a.batch(&next_batch(&rx), &hint);
         assert_eq!(a.table.stats.bypassed, 1);
         // The rest of the new connection, after the mark.
         dispatch(&mut d, t + 60_000, &second[1..]);
-        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
-            panic!("no batch");
-        };
+        let b = next_batch(&rx);
         assert!(b.packets().any(|p| !p.payload().is_empty()));
         a.batch(&b, &hint);
         a.finish();
