@@ -162,15 +162,23 @@ impl Analysis {
     /// The packets of a batch; connections whose payload no longer matters
     /// are marked in `hint`.
     pub(super) fn batch(&mut self, b: &Batch, hint: &BypassHint) {
+        // Any ended between batches ended before this one's packets.
+        self.stamp_ended();
         for p in b.packets() {
             self.packet(&p);
             self.received = self.received.wrapping_add(1);
-            let ended = self.table.bypassed().len();
-            if ended > self.ended_at.len() {
-                self.ended_at.resize(ended, self.received);
-            }
+            self.stamp_ended();
         }
         self.mark_bypassed(Some(hint));
+    }
+
+    /// Notes `received` for the connections whose analysis ended since the
+    /// last call.
+    fn stamp_ended(&mut self) {
+        let ended = self.table.bypassed().len();
+        if ended > self.ended_at.len() {
+            self.ended_at.resize(ended, self.received);
+        }
     }
 
     /// Marks in `hint` the connections whose payload no longer matters
