@@ -499,6 +499,9 @@ pub struct FlowTable<F: AnalyzerFactory> {
     records: Vec<Record>,
     /// Open connections bypassed since the last [`FlowTable::take_bypassed`].
     bypassed: Vec<FlowKey>,
+    /// Bypassed connections that left the table since the last
+    /// [`FlowTable::take_released`].
+    released: Vec<FlowKey>,
     /// Lone SYNs of connections not (yet) in the table.
     syns: SynCache,
 }
@@ -522,6 +525,7 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             last_sweep_us: i64::MIN,
             records: Vec::new(),
             bypassed: Vec::new(),
+            released: Vec::new(),
             syns: SynCache::new(cfg.syn_slots),
         }
     }
@@ -783,9 +787,19 @@ impl<F: AnalyzerFactory> FlowTable<F> {
         self.bypassed.drain(..)
     }
 
+    /// Bypassed connections that left the table (closed, expired,
+    /// evicted) since the last call: their marks can go.
+    pub fn take_released(&mut self) -> std::vec::Drain<'_, FlowKey> {
+        self.released.drain(..)
+    }
+
     /// Ends a flow that leaves the table: holes become gaps, the analyzer
     /// emits what it saw.
     fn end_flow<O: FnMut(FlowRecord)>(&mut self, mut flow: Box<Flow>, out: &mut O) {
+        if matches!(flow.app, App::Done) {
+            self.released
+                .push(FlowKey::new(flow.client, flow.server, flow.vlans));
+        }
         let FlowTable {
             budget,
             stats,

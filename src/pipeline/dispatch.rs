@@ -122,10 +122,18 @@ impl BypassHint {
     }
 
     /// The capture thread: a SYN of connection `h` is its worker's packet
-    /// number `at`. Any mark in the slot is gone.
+    /// number `at`. A mark of `h` is gone. Another connection's mark stays
+    /// (a SYN flood would otherwise erase the marks of the connections
+    /// alive across it), and this SYN goes unrecorded: a late mark for `h`
+    /// then meets another tag and is skipped, and `h`'s new connection is
+    /// not bypassed (copies, never a strip).
     fn opened(&self, h: u64, at: u32) {
-        self.slot(h)
-            .store((h & TAG) | u64::from(at), Ordering::Relaxed);
+        let slot = self.slot(h);
+        let now = slot.load(Ordering::Relaxed);
+        if now & MARKED != 0 && now & TAG != h & TAG {
+            return;
+        }
+        slot.store((h & TAG) | u64::from(at), Ordering::Relaxed);
     }
 
     /// The capture thread: whether `h`'s payload may be left out.
@@ -145,6 +153,19 @@ impl BypassHint {
             let marked = (h & TAG) | MARKED | u64::from(at);
             // A SYN written meanwhile wins.
             let _ = slot.compare_exchange(now, marked, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// A worker: connection `h` left its table (closed, expired, evicted)
+    /// by its packet number `at`. Its mark becomes a record of `h` at `at`,
+    /// not an empty slot: another hash's late mark must still meet a tag
+    /// that is not its own.
+    pub(super) fn release(&self, h: u64, at: u32) {
+        let slot = self.slot(h);
+        let now = slot.load(Ordering::Relaxed);
+        if now & !POSITION == (h & TAG) | MARKED {
+            let record = (h & TAG) | u64::from(at);
+            let _ = slot.compare_exchange(now, record, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 }
@@ -382,6 +403,23 @@ mod tests {
         hint.mark(other, 100);
         assert!(!hint.contains(other), "the slot is another's");
         assert!(hint.contains(h));
+        // A flood of SYNs on other connections leaves the mark; the SYN of
+        // one of them goes unrecorded, so its own mark is skipped.
+        let flooder = h ^ (1 << 50);
+        hint.opened(flooder, 200);
+        assert!(hint.contains(h));
+        hint.mark(flooder, 300);
+        assert!(!hint.contains(flooder));
+        // Released when its connection left the table: a record of `h`,
+        // on which a late mark of `h` from before the release is skipped,
+        // and which another connection's SYN and mark may then take.
+        hint.release(h, 400);
+        assert!(!hint.contains(h));
+        hint.mark(h, 350);
+        assert!(!hint.contains(h));
+        hint.opened(flooder, 401);
+        hint.mark(flooder, 402);
+        assert!(hint.contains(flooder));
         // A connection whose SYN was never seen, in an empty slot.
         let midstream = 0x1234_5678_0000_0009_u64;
         hint.mark(midstream, 5);

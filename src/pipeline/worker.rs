@@ -181,8 +181,9 @@ impl Analysis {
         }
     }
 
-    /// Marks in `hint` the connections whose payload no longer matters
-    /// (a lane has none: see `Dispatch::hint`), and forgets them.
+    /// Marks in `hint` the connections whose payload no longer matters,
+    /// and releases the marks of those that left the table (a lane has no
+    /// hint: see `Dispatch::hint`); forgets both.
     pub(super) fn mark_bypassed(&mut self, hint: Option<&BypassHint>) {
         let now = self.received;
         for (i, key) in self.table.take_bypassed().enumerate() {
@@ -191,6 +192,11 @@ impl Analysis {
                     key.shard_hash(),
                     self.ended_at.get(i).copied().unwrap_or(now),
                 );
+            }
+        }
+        for key in self.table.take_released() {
+            if let Some(hint) = hint {
+                hint.release(key.shard_hash(), now);
             }
         }
         self.ended_at.clear();
@@ -526,7 +532,19 @@ mod tests {
         let mut late = close.to_vec();
         late.insert(0, logon[logon.len() - 2].clone());
         dispatch(&mut d, t + 60_000, &late);
-        assert_eq!(payloads(&rx), vec![0, 0, 0, 0]);
+        let b = next_batch(&rx);
+        assert_eq!(
+            b.packets().map(|p| p.payload().len()).collect::<Vec<_>>(),
+            vec![0, 0, 0, 0]
+        );
+        // Once the connection has left the table, its mark goes: the same
+        // segment crosses whole again.
+        a.batch(&b, &hint);
+        a.tick(t + 3_600_000_000);
+        a.mark_bypassed(Some(&hint));
+        dispatch(&mut d, t + 3_601_000_000, &late[..1]);
+        let again = payloads(&rx);
+        assert!(matches!(again.as_slice(), [n] if *n > 0), "{again:?}");
     }
 
     /// The same port pair reused at once: the new connection's SYN reaches
