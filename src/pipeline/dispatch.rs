@@ -156,16 +156,16 @@ impl BypassHint {
         }
     }
 
-    /// A worker: connection `h` left its table (closed, expired, evicted)
-    /// by its packet number `at`. Its mark becomes a record of `h` at `at`,
-    /// not an empty slot: another hash's late mark must still meet a tag
-    /// that is not its own.
-    pub(super) fn release(&self, h: u64, at: u32) {
+    /// A worker: connection `h` left its table (closed, expired, evicted).
+    /// Its mark becomes a record of `h` at the mark's position, not an
+    /// empty slot: another hash's late mark must still meet a tag that is
+    /// not its own. (No SYN of `h` came since the mark, or the slot would
+    /// hold its record.)
+    pub(super) fn release(&self, h: u64) {
         let slot = self.slot(h);
         let now = slot.load(Ordering::Relaxed);
         if now & !POSITION == (h & TAG) | MARKED {
-            let record = (h & TAG) | u64::from(at);
-            let _ = slot.compare_exchange(now, record, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = slot.compare_exchange(now, now & !MARKED, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 }
@@ -410,12 +410,12 @@ mod tests {
         assert!(hint.contains(h));
         hint.mark(flooder, 300);
         assert!(!hint.contains(flooder));
-        // Released when its connection left the table: a record of `h`,
-        // on which a late mark of `h` from before the release is skipped,
-        // and which another connection's SYN and mark may then take.
-        hint.release(h, 400);
+        // Released when its connection left the table: a record of `h` at
+        // the mark's position (2), on which a late mark from before it is
+        // skipped, and which another connection's SYN and mark may take.
+        hint.release(h);
         assert!(!hint.contains(h));
-        hint.mark(h, 350);
+        hint.mark(h, 1);
         assert!(!hint.contains(h));
         hint.opened(flooder, 401);
         hint.mark(flooder, 402);

@@ -185,6 +185,13 @@ impl Analysis {
     /// and releases the marks of those that left the table (a lane has no
     /// hint: see `Dispatch::hint`); forgets both.
     pub(super) fn mark_bypassed(&mut self, hint: Option<&BypassHint>) {
+        // Releases first: a connection that left the table must not take
+        // away the mark of a new one on the same ports made in this batch.
+        for key in self.table.take_released() {
+            if let Some(hint) = hint {
+                hint.release(key.shard_hash());
+            }
+        }
         let now = self.received;
         for (i, key) in self.table.take_bypassed().enumerate() {
             if let Some(hint) = hint {
@@ -192,11 +199,6 @@ impl Analysis {
                     key.shard_hash(),
                     self.ended_at.get(i).copied().unwrap_or(now),
                 );
-            }
-        }
-        for key in self.table.take_released() {
-            if let Some(hint) = hint {
-                hint.release(key.shard_hash(), now);
             }
         }
         self.ended_at.clear();
@@ -573,5 +575,27 @@ mod tests {
             client_names(&out),
             vec!["DESKTOP-4QK2M1L".to_string(), "WIN-LIVFRVQFMKO".to_string()]
         );
+    }
+
+    /// The old connection closes, and a new one on the same ports opens,
+    /// logs on and is done, all in one batch: the old one's release must
+    /// not undo the new one's mark.
+    #[test]
+    fn a_release_leaves_the_mark_of_a_new_connection_on_the_same_ports() {
+        let (mut d, rx, hint, mut a, _out) = one_worker();
+        let t = 1_700_000_000_000_000;
+        let mut frames = rdp_session(1, "DESKTOP-4QK2M1L", true);
+        let second = rdp_session(2, "WIN-LIVFRVQFMKO", false);
+        frames.extend(second.iter().cloned());
+        dispatch(&mut d, t, &frames);
+        a.batch(&next_batch(&rx), &hint);
+        assert_eq!(a.table.stats.bypassed, 2);
+        // The new connection's last client segment again: headers only.
+        dispatch(
+            &mut d,
+            t + 60_000,
+            &second[second.len() - 2..second.len() - 1],
+        );
+        assert_eq!(payloads(&rx), vec![0]);
     }
 }
