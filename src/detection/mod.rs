@@ -443,7 +443,8 @@ impl Detector {
         let mut found: Vec<Found> = Vec::new();
         let mut allowed: Vec<String> = Vec::new();
         for f in names {
-            let Some(entry) = matcher.lookup(f.value) else {
+            let verdict = matcher.verdict(f.value);
+            let Some(entry) = verdict.watched else {
                 continue;
             };
             let key = watchlist::machine_key(f.value);
@@ -452,7 +453,7 @@ impl Detector {
             }
             // An allow list (a lab's own VMs, benign names) has the last
             // word; each machine it keeps back is counted once.
-            if matcher.allows(f.value) || f.ip.is_some_and(|a| matcher.allows_ip(a)) {
+            if verdict.allowed || f.ip.is_some_and(|a| matcher.allows_ip(a)) {
                 if !allowed.contains(&key) {
                     self.lists.count_allowed();
                     allowed.push(key);

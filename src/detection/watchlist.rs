@@ -488,6 +488,15 @@ fn glob_to_regex(glob: &str) -> Option<String> {
 pub const VMMANAGER_DEFAULTS: &str = include_str!("vmmanager-defaults.list");
 pub const WINDOWS_DEFAULT_NAMES: &str = include_str!("windows-default-names.list");
 
+/// What the lists say of one name ([`Matcher::verdict`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict<'a> {
+    /// The most severe watch-list entry matching it.
+    pub watched: Option<&'a Entry>,
+    /// Whether an allow list names it.
+    pub allowed: bool,
+}
+
 /// All entries compiled for matching.
 #[derive(Debug)]
 pub struct Matcher {
@@ -688,7 +697,7 @@ impl Matcher {
 
     /// Whether an allow list names `value`.
     pub fn allows(&self, value: &str) -> bool {
-        self.matches(value).any(|i| self.entries[i].allow)
+        self.verdict(value).allowed
     }
 
     /// Every network entry holding `ip`.
@@ -737,30 +746,38 @@ impl Matcher {
     /// The most severe watch-list entry matching `value`, if any (allow
     /// lists are asked with [`Matcher::allows`]).
     pub fn lookup(&self, value: &str) -> Option<&Entry> {
-        // The first found among the most severe (exact names are looked
-        // at first).
-        let mut best: Option<&Entry> = None;
-        for e in self
-            .matches(value)
-            .map(|i| &self.entries[i])
-            .filter(|e| !e.allow)
-        {
-            if best.is_none_or(|b| e.severity < b.severity) {
-                best = Some(e);
-            }
-        }
-        best
+        self.verdict(value).watched
     }
 
-    /// The indexes of every entry matching `value`.
-    fn matches(&self, value: &str) -> std::vec::IntoIter<usize> {
-        with_normalised(value, |upper| self.matches_normalised(upper))
+    /// Both answers for `value` in one pass over the lists: the most
+    /// severe watch-list entry matching it (the first found among them:
+    /// exact names are looked at first) and whether an allow list names
+    /// it.
+    pub fn verdict(&self, value: &str) -> Verdict<'_> {
+        let mut verdict = Verdict {
+            watched: None,
+            allowed: false,
+        };
+        with_normalised(value, |upper| {
+            self.matches_normalised(upper, &mut |i| {
+                let Some(e) = self.entries.get(i) else {
+                    return;
+                };
+                if e.allow {
+                    verdict.allowed = true;
+                } else if verdict.watched.is_none_or(|b| e.severity < b.severity) {
+                    verdict.watched = Some(e);
+                }
+            })
+        });
+        verdict
     }
 
-    fn matches_normalised(&self, upper: &str) -> std::vec::IntoIter<usize> {
-        let mut found = Vec::new();
+    /// Hands `consider` the index of every entry matching the normalised
+    /// `upper` (an entry may come more than once).
+    fn matches_normalised(&self, upper: &str, consider: &mut impl FnMut(usize)) {
         if upper.is_empty() {
-            return found.into_iter();
+            return;
         }
         // The name, and its first label when it has more.
         let label = upper
@@ -769,7 +786,6 @@ impl Matcher {
             .filter(|l| !l.is_empty());
         let forms = [Some(upper), label];
         let forms = forms.iter().flatten();
-        let mut consider = |i: usize| found.push(i);
         for form in forms.clone() {
             if let Some(&first) = self.exact.get(*form) {
                 consider(first as usize);
@@ -800,6 +816,15 @@ impl Matcher {
                 }
             }
             for (set, ids) in &self.sets {
+                // Which patterns matched costs an allocation: asked only
+                // of a set that matched and holds more than one.
+                if !set.is_match(bounded) {
+                    continue;
+                }
+                if let [i] = ids.as_slice() {
+                    consider(*i);
+                    continue;
+                }
                 for m in set.matches(bounded).iter() {
                     if let Some(&i) = ids.get(m) {
                         consider(i);
@@ -810,11 +835,10 @@ impl Matcher {
         for &i in &self.negated {
             if let Some(Pattern::NotExact(not)) = self.entries.get(i).map(|e| &e.pattern) {
                 if !forms.clone().any(|f| *f == not.as_str()) {
-                    found.push(i);
+                    consider(i);
                 }
             }
         }
-        found.into_iter()
     }
 }
 

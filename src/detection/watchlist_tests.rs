@@ -249,6 +249,43 @@ fn allow_lists_and_networks() -> Result<(), regex::Error> {
     Ok(())
 }
 
+/// One pass answers both questions, through every kind of pattern: the
+/// most severe watch entry (the first of equals) and whether an allow
+/// entry names it; a set of regexes with more than one pattern says which
+/// matched.
+#[test]
+fn a_verdict_weighs_every_match_in_one_pass() {
+    let mut all = parse(
+        "@allow yes\nre:^LAB-\\d+$\nre:^STAGING-\n",
+        "allow.list",
+        1,
+    )
+    .unwrap_or_default();
+    all.extend(
+        parse(
+            "re:^LAB- severity=3\nre:^LAB-7 severity=2\nLAB-7* severity=2\nre:-7$ severity=1\n",
+            "watch.list",
+            100,
+        )
+        .unwrap_or_default(),
+    );
+    let m = Matcher::new(all);
+    let v = m.verdict("lab-77");
+    assert_eq!(v.watched.map(|e| (e.id, e.severity)), Some((102, 2)));
+    assert!(v.allowed);
+    let v = m.verdict("LAB-7");
+    assert_eq!(v.watched.map(|e| (e.id, e.severity)), Some((103, 1)));
+    assert!(v.allowed);
+    let v = m.verdict("LAB-X7");
+    assert_eq!(v.watched.map(|e| (e.id, e.severity)), Some((100, 3)));
+    assert!(!v.allowed);
+    let v = m.verdict("staging-1");
+    assert_eq!(v.watched.map(|e| e.id), None);
+    assert!(v.allowed);
+    let v = m.verdict("prod-1");
+    assert!(v.watched.is_none() && !v.allowed);
+}
+
 /// Four regular expressions, each valid alone, too large together for one
 /// compiled set (as four published MISP warning-list regexes were): every
 /// one is in force, none takes the others or the built-ins down.
