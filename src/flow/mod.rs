@@ -21,7 +21,7 @@ pub mod reassembly;
 pub mod syn_cache;
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::analyzers::{Analyzer, AnalyzerFactory, Anomalies, Ctx, Dir, Record, Status};
@@ -183,6 +183,53 @@ impl FlowStats {
 const FIXED_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
     std::hash::BuildHasherDefault::new();
 
+/// What a key's `Hash` writes, gathered and handed to SipHash in one
+/// call: the same hash (SipHash reads a stream of bytes however it is
+/// cut), without its cost per call (a flow id took about 700
+/// instructions in fifteen calls).
+struct Gathered {
+    sip: std::collections::hash_map::DefaultHasher,
+    buf: [u8; 96],
+    len: usize,
+}
+
+impl Gathered {
+    fn new() -> Gathered {
+        Gathered {
+            sip: FIXED_HASHER.build_hasher(),
+            buf: [0; 96],
+            len: 0,
+        }
+    }
+
+    fn gathered(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl std::hash::Hasher for Gathered {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => {
+                self.sip.write(self.buf.get(..self.len).unwrap_or_default());
+                self.sip.write(bytes);
+                self.len = 0;
+            }
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        let mut sip = self.sip.clone();
+        sip.write(self.gathered());
+        sip.finish()
+    }
+}
+
 /// Canonical key: the lower endpoint first, so both directions meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
@@ -271,7 +318,9 @@ fn new_flow(stats: &mut FlowStats, seg: &TcpSegment<'_>, syn: bool, ack: bool) -
 /// A flow's id: the same in every run, kept below 2^53 so that every JSON
 /// reader holds it exactly.
 fn flow_id(client: (IpAddr, u16), server: (IpAddr, u16), vlans: Vlans, first_us: i64) -> u64 {
-    FIXED_HASHER.hash_one((client, server, vlans, first_us)) & ((1 << 53) - 1)
+    let mut h = Gathered::new();
+    (client, server, vlans, first_us).hash(&mut h);
+    h.finish() & ((1 << 53) - 1)
 }
 
 /// murmur3's 64-bit finaliser: every input bit moves every output bit.
@@ -888,7 +937,9 @@ impl<F: AnalyzerFactory> FlowTable<F> {
             .drain()
             .map(|(k, f)| (f.last_us, f.id, k, f))
             .collect();
-        all.sort_unstable_by_key(|a| (a.0, a.1, a.2));
+        // The key compared only on a tie of time and id (copying it into
+        // every comparison was most of the sort).
+        all.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| a.2.cmp(&b.2)));
         for (.., f) in all {
             self.end_flow(f, out);
         }

@@ -565,3 +565,42 @@ fn an_unanswered_syn_times_out_as_a_half_open_connection_did() {
     assert_eq!((t.stats.flows, t.stats.syns.answered), (1, 0));
     assert!(out.is_empty());
 }
+
+/// A flow id is SipHash of the connection's ends, VLANs and first time,
+/// gathered into one call: the same number as hashing them field by field
+/// (the ids stay what they were), for both address families, tagged or
+/// not, and past the gathering buffer.
+#[test]
+fn flow_ids_are_the_field_by_field_hash() {
+    let v4 = |a: u8, port| (IpAddr::from([10, 0, 0, a]), port);
+    let v6 = |a: u16, port| (IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, a]), port);
+    let mut tagged = Vlans::default();
+    tagged.push(100);
+    tagged.push(4094);
+    let cases = [
+        (v4(1, 50000), v4(2, 3389), Vlans::default(), 1),
+        (v4(9, 1), v4(1, 445), tagged, -7),
+        (
+            v6(1, 49152),
+            v6(2, 3389),
+            Vlans::default(),
+            1_767_225_600_000_000,
+        ),
+        (v6(3, 1), v4(4, 88), tagged, i64::MAX),
+    ];
+    for (client, server, vlans, first_us) in cases {
+        let field_by_field = FIXED_HASHER.hash_one((client, server, vlans, first_us));
+        assert_eq!(
+            flow_id(client, server, vlans, first_us),
+            field_by_field & ((1 << 53) - 1)
+        );
+    }
+    let long: Vec<u16> = (0..200).collect();
+    let mut gathered = Gathered::new();
+    long.hash(&mut gathered);
+    "and a name".hash(&mut gathered);
+    assert_eq!(
+        gathered.finish(),
+        FIXED_HASHER.hash_one((&long, "and a name"))
+    );
+}
