@@ -437,9 +437,20 @@ impl<O: Out> ser::SerializeStruct for Compound<'_, '_, O> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        self.comma();
-        write_str(self.ser.out, key);
-        self.ser.out.push(b':');
+        let out = &mut *self.ser.out;
+        out.reserve(key.len() + 4);
+        if !std::mem::replace(&mut self.first, false) {
+            out.push(b',');
+        }
+        if clean(key.as_bytes()) {
+            // `"key":` in three writes, the common case.
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+        } else {
+            write_str(out, key);
+            out.push(b':');
+        }
         value.serialize(&mut *self.ser)
     }
     fn end(self) -> Result<(), Error> {
