@@ -14,6 +14,7 @@
 //! any alert. Bounded like the inventory: past [`MAX_PAIRS`] pairs, new
 //! ones are counted, not kept.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -75,15 +76,19 @@ impl Carriers {
             return;
         }
         let name = protocol_of(h.evidence);
-        if !self.seen.contains_key(&key) {
-            let cost = key.0.len() + PAIR_COST;
-            if self.seen.len() >= MAX_PAIRS || self.bytes + cost > MAX_BYTES {
+        let cost = key.0.len() + PAIR_COST;
+        let full = self.seen.len() >= MAX_PAIRS || self.bytes + cost > MAX_BYTES;
+        let protocols = match self.seen.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if full => {
                 self.overflow += 1;
                 return;
             }
-            self.bytes += cost;
-        }
-        let protocols = self.seen.entry(key).or_default();
+            Entry::Vacant(e) => {
+                self.bytes += cost;
+                e.insert(Vec::new())
+            }
+        };
         match protocols
             .iter_mut()
             .find(|p| p.name == name && p.answered == answered)
@@ -307,6 +312,31 @@ mod tests {
         assert_eq!((p.first, p.other), ((40, 2), Some((45, 3))));
         assert_eq!(p.apart_from(2), Some((45, 3)));
         assert_eq!(p.apart_from(3), Some((40, 2)));
+    }
+
+    /// A full table counts each new machine it cannot hold, and still
+    /// adds carriers to the machines it holds.
+    #[test]
+    fn a_full_table_counts_new_machines_and_keeps_its_own() {
+        let mut c = Carriers::default();
+        let at = |i: u32| HostSighting {
+            name: "HOST-1".into(),
+            ip: IpAddr::from(i.to_be_bytes()),
+            role: Role::Client,
+            evidence: "nbns.names.name",
+        };
+        let fits = MAX_BYTES / ("HOST-1".len() + PAIR_COST);
+        for i in 0..(fits as u32 + 3) {
+            c.saw(i64::from(i), 1, true, &at(i));
+        }
+        assert_eq!((c.seen.len(), c.overflow), (fits, 3));
+        let mut dhcp = at(7);
+        dhcp.evidence = "dhcp.hostname";
+        c.saw(500, 2, true, &dhcp);
+        let held = c.seen.get(&("HOST-1".to_string(), dhcp.ip));
+        let names: Vec<&str> = held.into_iter().flatten().map(|p| p.name).collect();
+        assert_eq!(names, ["nbns", "dhcp"]);
+        assert_eq!((c.seen.len(), c.overflow), (fits, 3));
     }
 
     #[test]

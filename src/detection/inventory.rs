@@ -57,17 +57,23 @@ impl Inventory {
     pub fn admit(&mut self, ev: &Event) -> bool {
         match &ev.body {
             Body::Inventory(h) => {
-                let key = (h.name.to_uppercase(), h.ip);
-                if self.seen.contains(&key) {
-                    return false;
-                }
+                let upper = if h.name.is_ascii() {
+                    h.name.to_ascii_uppercase()
+                } else {
+                    h.name.to_uppercase()
+                };
+                let key = (upper, h.ip);
                 let cost = 2 * h.name.len() + PAIR_COST;
                 if self.seen.len() >= MAX_PAIRS || self.bytes + cost > MAX_BYTES {
-                    self.overflow += 1;
+                    if !self.seen.contains(&key) {
+                        self.overflow += 1;
+                    }
+                    return false;
+                }
+                if !self.seen.insert(key) {
                     return false;
                 }
                 self.bytes += cost;
-                self.seen.insert(key);
                 self.hosts
                     .entry(h.name.clone())
                     .or_default()
@@ -257,5 +263,18 @@ mod tests {
             kept += usize::from(inv.admit(&ev));
         }
         assert_eq!((kept, inv.overflow), (fits, 10));
+        // A pair it holds is not written again, nor counted as lost.
+        let again = Event {
+            ts_us: 1,
+            flow: None,
+            body: Body::Inventory(HostSighting {
+                name: long.to_uppercase(),
+                ip: IpAddr::from(0u32.to_be_bytes()),
+                role: Role::Server,
+                evidence: "mdns.answers.rrname",
+            }),
+        };
+        assert!(!inv.admit(&again));
+        assert_eq!(inv.overflow, 10);
     }
 }

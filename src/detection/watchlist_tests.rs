@@ -255,12 +255,8 @@ fn allow_lists_and_networks() -> Result<(), regex::Error> {
 /// matched.
 #[test]
 fn a_verdict_weighs_every_match_in_one_pass() {
-    let mut all = parse(
-        "@allow yes\nre:^LAB-\\d+$\nre:^STAGING-\n",
-        "allow.list",
-        1,
-    )
-    .unwrap_or_default();
+    let mut all =
+        parse("@allow yes\nre:^LAB-\\d+$\nre:^STAGING-\n", "allow.list", 1).unwrap_or_default();
     all.extend(
         parse(
             "re:^LAB- severity=3\nre:^LAB-7 severity=2\nLAB-7* severity=2\nre:-7$ severity=1\n",
