@@ -603,8 +603,6 @@ impl Detector {
         };
         // A mention alerts at the lowest severity.
         let severity = if role == Role::Named { 3 } else { e.severity };
-        let record_omitted = (crate::events::record_len(&record) > crate::events::MAX_ALERT_RECORD)
-            .then(|| record.event_type());
         Event {
             ts_us,
             flow: Some(flow.clone()),
@@ -638,7 +636,7 @@ impl Detector {
                         .collect(),
                 },
                 suppressed: None,
-                record_omitted,
+                record_omitted: None,
                 ip,
                 record,
             })),

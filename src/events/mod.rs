@@ -83,19 +83,6 @@ pub enum Body {
 /// what is written stays proportional to what was read.
 pub const MAX_ALERT_RECORD: usize = 8 << 10;
 
-/// The length of a record's JSON object as the event writes it
-/// ([`crate::render::json`]), counted without writing it; a record that
-/// cannot be written counts as too large.
-pub fn record_len(r: &Record) -> usize {
-    struct Body<'a>(&'a Record);
-    impl Serialize for Body<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            self.0.serialize_body(s)
-        }
-    }
-    crate::render::json::written_len(&Body(r)).unwrap_or(usize::MAX)
-}
-
 /// The event types that are not records.
 const OTHER_EVENT_TYPES: [&str; 3] = ["alert", "inventory", "stats"];
 
@@ -169,7 +156,7 @@ pub struct Alert {
     /// `--suppress` since the last one written.
     pub suppressed: Option<u64>,
     /// The event type of the record, when it is too large to come with the
-    /// alert ([`MAX_ALERT_RECORD`]).
+    /// alert ([`MAX_ALERT_RECORD`]): set as the alert is written.
     pub record_omitted: Option<&'static str>,
     /// The address the named machine was seen at, when the record ties the
     /// name to one.
@@ -289,20 +276,46 @@ pub struct Sensor<'a> {
 
 impl Event {
     /// Appends the event as one JSON line (with its newline) to `out`.
+    ///
+    /// An alert carries its record when the record's object is at most
+    /// [`MAX_ALERT_RECORD`] bytes; its size is known once it is written,
+    /// so a larger one (rare) is taken back and the alert written again,
+    /// naming it in `record_omitted`.
     pub fn write_json(&self, sensor: &Sensor<'_>, out: &mut Vec<u8>) {
+        let start = out.len();
         let mut ser = crate::render::json::Json::new(out);
         // Serialising plain structs into a Vec cannot fail.
-        if self.serialize_json(sensor, &mut ser).is_ok() {
-            out.push(b'\n');
+        let Ok(carried) = self.serialize_json(sensor, &mut ser) else {
+            return;
+        };
+        if let (Body::Alert(a), Some(entry)) = (&self.body, carried) {
+            // The entry is `,"type":{...}`.
+            let event_type = a.record.event_type();
+            if entry.saturating_sub(event_type.len() + 4) > MAX_ALERT_RECORD {
+                out.truncate(start);
+                let mut without = a.clone();
+                without.record_omitted = Some(event_type);
+                let ev = Event {
+                    ts_us: self.ts_us,
+                    flow: self.flow.clone(),
+                    body: Body::Alert(without),
+                };
+                ev.write_json(sensor, out);
+                return;
+            }
         }
+        out.push(b'\n');
     }
 
-    /// The envelope's fields in the contract's order, then the body.
-    fn serialize_json<S: Serializer>(
+    /// The envelope's fields in the contract's order, then the body;
+    /// for an alert that carries its record, the bytes of the record's
+    /// entry.
+    fn serialize_json(
         &self,
         sensor: &Sensor<'_>,
-        ser: S,
-    ) -> Result<S::Ok, S::Error> {
+        ser: &mut crate::render::json::Json<'_>,
+    ) -> Result<Option<usize>, crate::render::json::Error> {
+        let mut carried = None;
         let mut map = ser.serialize_map(None)?;
         map.serialize_entry("timestamp", &Stamp::eve(self.ts_us))?;
         map.serialize_entry("event_type", self.body.event_type())?;
@@ -362,13 +375,16 @@ impl Event {
             Body::Alert(a) => {
                 map.serialize_entry("alert", a.as_ref())?;
                 if a.record_omitted.is_none() {
+                    let before = map.written();
                     a.record.serialize_entry(&mut map)?;
+                    carried = Some(map.written() - before);
                 }
             }
             Body::Inventory(h) => map.serialize_entry("inventory", h)?,
             Body::Stats(s) => map.serialize_entry("stats", s)?,
         }
-        map.end()
+        map.end()?;
+        Ok(carried)
     }
 }
 
@@ -378,46 +394,117 @@ mod tests {
     use crate::analyzers::ntlm::{NtlmClient, NtlmRecord, NtlmServer};
     use crate::parsers::ntlm::{Flags, Version};
 
-    /// The size that decides whether an alert carries its record is the
-    /// size of the record's object as written (`serde_json`'s bytes, which
-    /// the event writer reproduces), escapes and written-only fields
-    /// (flags, versions, the challenge) included.
-    #[test]
-    fn record_len_is_the_written_size() {
+    /// An NTLM record whose object, as written, is `len` bytes (escapes
+    /// and written-only fields included: the flags, versions, the
+    /// challenge), and an alert carrying it.
+    fn alert_with_record_of(len: usize) -> (Event, usize) {
         let version = Version {
             major: 10,
             minor: 0,
             build: 17763,
             revision: 15,
         };
-        let record = Record::Ntlm(Box::new(NtlmRecord {
-            carrier: "smb2",
-            result: "success",
-            client: Some(NtlmClient {
-                workstation: Some("WIN-J9D866ESIJ2\n\u{7}\"é".into()),
-                user: Some("x".repeat(300)),
-                response: "ntlmv2",
-                version: Some(version),
-                flags: Flags(0xe2_88_82_15),
-                ..NtlmClient::default()
-            }),
-            server: Some(NtlmServer {
-                challenge: Some([0xab; 8]),
-                version: Some(version),
-                flags: Flags(u32::MAX),
-                ..NtlmServer::default()
-            }),
-            ..NtlmRecord::default()
-        }));
-        struct Body<'a>(&'a Record);
-        impl Serialize for Body<'_> {
+        let record = |user: String| {
+            Record::Ntlm(Box::new(NtlmRecord {
+                carrier: "smb2",
+                result: "success",
+                client: Some(NtlmClient {
+                    workstation: Some("WIN-J9D866ESIJ2\n\u{7}\"é".into()),
+                    user: Some(user),
+                    response: "ntlmv2",
+                    version: Some(version),
+                    flags: Flags(0xe2_88_82_15),
+                    ..NtlmClient::default()
+                }),
+                server: Some(NtlmServer {
+                    challenge: Some([0xab; 8]),
+                    version: Some(version),
+                    flags: Flags(u32::MAX),
+                    ..NtlmServer::default()
+                }),
+                ..NtlmRecord::default()
+            }))
+        };
+        struct Object<'a>(&'a Record);
+        impl Serialize for Object<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 self.0.serialize_body(s)
             }
         }
-        let written = serde_json::to_vec(&Body(&record)).unwrap_or_default();
-        assert_eq!(record_len(&record), written.len());
-        let text = String::from_utf8_lossy(&written);
+        let size = |r: &Record| serde_json::to_vec(&Object(r)).map_or(0, |v| v.len());
+        let base = size(&record(String::new()));
+        let record = record("x".repeat(len.saturating_sub(base)));
+        let written = size(&record);
+        let alert = Alert {
+            action: "allowed",
+            gid: 1,
+            rev: 1,
+            signature: "sig".into(),
+            signature_id: 9_100_001,
+            category: "cat".into(),
+            severity: 1,
+            list: "vmmanager-defaults".into(),
+            hostname: "WIN-J9D866ESIJ2".into(),
+            role: Role::Client,
+            evidence: "ntlm.client.workstation",
+            fields: vec!["ntlm.client.workstation"],
+            candidate: false,
+            handshake_seen: true,
+            score: 0,
+            corroboration: Vec::new(),
+            indicator: Indicator {
+                value: "WIN-J9D866ESIJ2".into(),
+                kind: "name",
+                address: None,
+                end: None,
+            },
+            provenance: Provenance {
+                file: "builtin:vmmanager-defaults".into(),
+                line: 6,
+                note: None,
+                refs: Vec::new(),
+            },
+            suppressed: None,
+            record_omitted: None,
+            ip: None,
+            record: Arc::new(record),
+        };
+        let ev = Event {
+            ts_us: 0,
+            flow: None,
+            body: Body::Alert(Box::new(alert)),
+        };
+        (ev, written)
+    }
+
+    /// The size that decides whether an alert carries its record is the
+    /// size of the record's object as written (`serde_json`'s bytes, which
+    /// the event writer reproduces): one at the limit comes with the
+    /// alert, one a byte over is named in `record_omitted` and left out,
+    /// in a line of its own after what the buffer held.
+    #[test]
+    fn an_alert_carries_a_record_up_to_the_limit() {
+        let line = |ev: &Event| {
+            let mut out = b"before\n".to_vec();
+            ev.write_json(&Sensor::default(), &mut out);
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let json = text
+                .strip_prefix("before\n")
+                .unwrap_or_default()
+                .to_string();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            (json, v)
+        };
+        let (at_limit, written) = alert_with_record_of(MAX_ALERT_RECORD);
+        assert_eq!(written, MAX_ALERT_RECORD);
+        let (text, v) = line(&at_limit);
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with("}\n"));
+        assert_eq!(v["alert"]["record_omitted"], serde_json::Value::Null);
+        assert_eq!(
+            v["ntlm"]["client"]["workstation"],
+            "WIN-J9D866ESIJ2\n\u{7}\"é"
+        );
         for part in [
             r#""challenge":"abababababababab""#,
             r#""workstation":"WIN-J9D866ESIJ2\n\u0007\"é""#,
@@ -426,5 +513,13 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} not in {text}");
         }
+        let (over, written) = alert_with_record_of(MAX_ALERT_RECORD + 1);
+        assert_eq!(written, MAX_ALERT_RECORD + 1);
+        let (text, v) = line(&over);
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert_eq!(v["event_type"], "alert");
+        assert_eq!(v["alert"]["record_omitted"], "ntlm");
+        assert_eq!(v["alert"]["hostname"], "WIN-J9D866ESIJ2");
+        assert_eq!(v.get("ntlm"), None);
     }
 }

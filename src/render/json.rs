@@ -19,21 +19,20 @@ pub fn to_vec<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(),
     value.serialize(&mut Json { out })
 }
 
-/// The length of `value` as compact JSON, counted without writing it.
-pub fn written_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, Error> {
-    let mut count = Count(0);
-    value.serialize(&mut Json { out: &mut count })?;
-    Ok(count.0)
-}
-
-/// Where the JSON goes: a byte vector, or a count of its bytes.
+/// Where the JSON goes (a byte vector; the serializer asks no more of it).
 pub trait Out {
+    /// Bytes written so far.
+    fn written(&self) -> usize;
     fn push(&mut self, byte: u8);
     fn extend_from_slice(&mut self, bytes: &[u8]);
     fn reserve(&mut self, additional: usize);
 }
 
 impl Out for Vec<u8> {
+    #[inline]
+    fn written(&self) -> usize {
+        self.len()
+    }
     #[inline]
     fn push(&mut self, byte: u8) {
         Vec::push(self, byte);
@@ -46,22 +45,6 @@ impl Out for Vec<u8> {
     fn reserve(&mut self, additional: usize) {
         Vec::reserve(self, additional);
     }
-}
-
-/// The bytes that would have been written.
-struct Count(usize);
-
-impl Out for Count {
-    #[inline]
-    fn push(&mut self, _: u8) {
-        self.0 += 1;
-    }
-    #[inline]
-    fn extend_from_slice(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
-    }
-    #[inline]
-    fn reserve(&mut self, _: usize) {}
 }
 
 /// Why a value could not be written: a map key that is not a string, a
@@ -226,6 +209,11 @@ pub struct Compound<'b, 'a, O: Out = Vec<u8>> {
 }
 
 impl<O: Out> Compound<'_, '_, O> {
+    /// Bytes written so far, this compound's and everything before it.
+    pub fn written(&self) -> usize {
+        self.ser.out.written()
+    }
+
     fn comma(&mut self) {
         if !self.first {
             self.ser.out.push(b',');

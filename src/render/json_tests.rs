@@ -252,8 +252,6 @@ proptest! {
     fn any_value_is_written_as_serde_json_writes_it(v in value()) {
         let written = ours(&v);
         prop_assert_eq!(&written, &theirs(&v));
-        // Counted without writing: the same length.
-        prop_assert_eq!(written_len(&v), Ok(written.len()));
     }
 
     #[test]
