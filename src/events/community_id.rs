@@ -9,7 +9,7 @@ use sha1::{Digest, Sha1};
 const SEED: u16 = 0;
 
 /// `1:` followed by the base64 of the SHA-1 over the ordered endpoint pair.
-pub fn community_id(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> String {
+pub fn community_id(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> CommunityId {
     let a = (octets(src), sport);
     let b = (octets(dst), dport);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
@@ -20,10 +20,30 @@ pub fn community_id(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16)
     h.update([proto, 0]);
     h.update(lo.1.to_be_bytes());
     h.update(hi.1.to_be_bytes());
-    let mut id = String::with_capacity(30);
-    id.push_str("1:");
-    base64::engine::general_purpose::STANDARD.encode_string(h.finalize(), &mut id);
-    id
+    let mut text = [0u8; ID_LEN];
+    text[..2].copy_from_slice(b"1:");
+    // 20 bytes of digest are 28 of base64, which the buffer holds.
+    let len = base64::engine::general_purpose::STANDARD
+        .encode_slice(h.finalize(), &mut text[2..])
+        .map_or(0, |n| n + 2);
+    CommunityId { text, len }
+}
+
+/// `1:` and 28 characters of base64.
+const ID_LEN: usize = 30;
+
+/// A Community ID, written without an allocation (one per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommunityId {
+    text: [u8; ID_LEN],
+    len: usize,
+}
+
+impl CommunityId {
+    pub fn as_str(&self) -> &str {
+        // `1:` and base64 are ASCII.
+        std::str::from_utf8(self.text.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
 }
 
 /// An address's bytes, without allocating (ordered as the reference
@@ -64,7 +84,7 @@ mod tests {
             "66.35.250.204".parse().unwrap_or(IpAddr::from([0; 4])),
             80,
         );
-        assert_eq!(id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(id.as_str(), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
         // Direction does not matter.
         let back = community_id(
             6,
@@ -76,7 +96,7 @@ mod tests {
         assert_eq!(back, id);
         let udp = |a: &str, sp, b: &str, dp| {
             let ip = |s: &str| s.parse().unwrap_or(IpAddr::from([0; 4]));
-            community_id(17, ip(a), sp, ip(b), dp)
+            community_id(17, ip(a), sp, ip(b), dp).as_str().to_string()
         };
         assert_eq!(
             udp("192.168.1.10", 137, "192.168.1.255", 137),
@@ -93,7 +113,7 @@ mod tests {
             ("fe80::260:97ff:fe07:69ea", 2, "fe80::200:86ff:fe05:80da", 1),
         ] {
             assert_eq!(
-                community_id(6, ip(a), ap, ip(b), bp),
+                community_id(6, ip(a), ap, ip(b), bp).as_str(),
                 "1:JETlgBm4LXP5CwobPGu4IYZF5Hs="
             );
         }

@@ -328,7 +328,7 @@ impl Event {
                 f.dest_ip,
                 f.dest_port,
             );
-            map.serialize_entry("community_id", &id)?;
+            map.serialize_entry("community_id", id.as_str())?;
             map.serialize_entry("src_ip", &Addr(&f.src_ip))?;
             map.serialize_entry("src_port", &f.src_port)?;
             map.serialize_entry("dest_ip", &Addr(&f.dest_ip))?;
