@@ -112,14 +112,14 @@ fn normalise_unicode(value: &str) -> String {
 /// keeps it (15 characters), so that `WIN-X`, `win-x.local` and the
 /// machine account `WIN-X$` meet.
 pub fn machine_key(name: &str) -> String {
-    let mut n = normalise(name);
-    if let Some(dot) = n.find('.') {
-        n.truncate(dot);
-    }
-    if let Some((end, _)) = n.char_indices().nth(NETBIOS_LEN) {
-        n.truncate(end);
-    }
-    n
+    with_normalised(name, |n| {
+        let label = n.split('.').next().unwrap_or(n);
+        let end = label
+            .char_indices()
+            .nth(NETBIOS_LEN)
+            .map_or(label.len(), |(end, _)| end);
+        label.get(..end).unwrap_or(label).to_owned()
+    })
 }
 
 /// The longest prefix of `s` of at most `max` bytes, on a character boundary.
