@@ -67,15 +67,15 @@ pub fn normalise(value: &str) -> String {
 /// name of up to 64 bytes (nearly every name): a name already in upper
 /// case is passed as it lies, another is upper-cased on the stack.
 pub fn with_normalised<R>(value: &str, f: impl FnOnce(&str) -> R) -> R {
-    let noise = |c: char| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER;
     if !value.is_ascii() {
         return f(&normalise_unicode(value));
     }
-    // No invisible character (none is ASCII), and upper case without
-    // Unicode's tables.
-    let trimmed = value.trim_matches(noise).trim_end_matches('.');
+    // No invisible character (none is ASCII), whitespace and control
+    // characters are the bytes up to the space and DEL, and upper case
+    // is without Unicode's tables.
+    let trimmed = trim_ascii_noise(value).trim_end_matches('.');
     let trimmed = trimmed.strip_suffix('$').unwrap_or(trimmed);
-    let trimmed = trimmed.trim_matches(noise);
+    let trimmed = trim_ascii_noise(trimmed);
     if !trimmed.bytes().any(|b| b.is_ascii_lowercase()) {
         return f(trimmed);
     }
@@ -89,6 +89,16 @@ pub fn with_normalised<R>(value: &str, f: impl FnOnce(&str) -> R) -> R {
         }
         None => f(&trimmed.to_ascii_uppercase()),
     }
+}
+
+/// `value` (ASCII) without whitespace and control characters at either
+/// end: a byte at a time, not a character through Unicode's tables.
+fn trim_ascii_noise(value: &str) -> &str {
+    let noise = |b: &u8| *b <= b' ' || *b == 0x7f;
+    let b = value.as_bytes();
+    let start = b.iter().position(|c| !noise(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !noise(c)).map_or(start, |i| i + 1);
+    value.get(start..end).unwrap_or_default()
 }
 
 /// [`normalise`] for any text.

@@ -351,4 +351,11 @@ fn ascii_names_normalised() {
         assert_eq!(normalise(&format!(" {name}$")), "W".repeat(len));
     }
     assert_eq!(normalise("WIN-J9D866ESIJ2."), "WIN-J9D866ESIJ2");
+    // Byte by byte, the ASCII path trims what the general one trims.
+    for b in 0..=0x7fu8 {
+        let c = char::from(b);
+        for name in [format!("{c}a{c}"), format!("{c}{c}b.{c}$"), format!("x{c}")] {
+            assert_eq!(normalise(&name), normalise_unicode(&name), "{name:?}");
+        }
+    }
 }
