@@ -210,6 +210,46 @@ impl Alert {
     pub fn confidence(&self) -> Confidence {
         Confidence::of(self.score)
     }
+
+    /// For tests: the built-in list's alert on WIN-J9D866ESIJ2 as an NTLM
+    /// client, weighed 0, carrying `record`.
+    #[cfg(test)]
+    pub fn on_default_name(record: Record) -> Alert {
+        Alert {
+            action: "allowed",
+            gid: 1,
+            rev: 1,
+            signature: "VMmanager default Windows host name (WIN-J9D866ESIJ2)".into(),
+            signature_id: 9_100_001,
+            category: "Ransomware-linked VMmanager default host name".into(),
+            severity: 1,
+            list: "vmmanager-defaults".into(),
+            hostname: "WIN-J9D866ESIJ2".into(),
+            role: Role::Client,
+            evidence: "ntlm.client.workstation",
+            fields: vec!["ntlm.client.workstation"],
+            candidate: false,
+            handshake_seen: true,
+            score: 0,
+            corroboration: Vec::new(),
+            indicator: Indicator {
+                value: "WIN-J9D866ESIJ2".into(),
+                kind: "name",
+                address: None,
+                end: None,
+            },
+            provenance: Provenance {
+                file: "builtin:vmmanager-defaults".into(),
+                line: 6,
+                note: None,
+                refs: Vec::new(),
+            },
+            suppressed: None,
+            record_omitted: None,
+            ip: None,
+            record: Arc::new(record),
+        }
+    }
 }
 
 /// `alert.confidence`: how much else agrees with an alert (the weights
@@ -435,40 +475,7 @@ mod tests {
         let base = size(&record(String::new()));
         let record = record("x".repeat(len.saturating_sub(base)));
         let written = size(&record);
-        let alert = Alert {
-            action: "allowed",
-            gid: 1,
-            rev: 1,
-            signature: "sig".into(),
-            signature_id: 9_100_001,
-            category: "cat".into(),
-            severity: 1,
-            list: "vmmanager-defaults".into(),
-            hostname: "WIN-J9D866ESIJ2".into(),
-            role: Role::Client,
-            evidence: "ntlm.client.workstation",
-            fields: vec!["ntlm.client.workstation"],
-            candidate: false,
-            handshake_seen: true,
-            score: 0,
-            corroboration: Vec::new(),
-            indicator: Indicator {
-                value: "WIN-J9D866ESIJ2".into(),
-                kind: "name",
-                address: None,
-                end: None,
-            },
-            provenance: Provenance {
-                file: "builtin:vmmanager-defaults".into(),
-                line: 6,
-                note: None,
-                refs: Vec::new(),
-            },
-            suppressed: None,
-            record_omitted: None,
-            ip: None,
-            record: Arc::new(record),
-        };
+        let alert = Alert::on_default_name(record);
         let ev = Event {
             ts_us: 0,
             flow: None,
