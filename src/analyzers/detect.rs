@@ -119,11 +119,23 @@ impl Classifier {
         }
     }
 
-    /// Tries to decide; on success replays the peeked bytes to the analyzer.
+    /// Tries to decide on the peeked bytes; on success replays them to the
+    /// analyzer.
     fn decide(&mut self, enough: bool, cx: &mut Ctx<'_>) -> Option<Status> {
-        if !self.proxy_checked && !self.peek[0].is_empty() {
+        let peek = std::mem::take(&mut self.peek);
+        let status = self.decide_on([&peek[0], &peek[1]], enough, cx);
+        if status.is_none() {
+            self.peek = peek;
+        }
+        status
+    }
+
+    /// Tries to decide on each direction's first bytes, `peek`; on success
+    /// replays them to the analyzer.
+    fn decide_on(&mut self, peek: [&[u8]; 2], enough: bool, cx: &mut Ctx<'_>) -> Option<Status> {
+        if !self.proxy_checked && !peek[0].is_empty() {
             self.proxy_checked = true;
-            self.proxy = proxy::detect(&self.peek[0]).map(|kind| Proxy {
+            self.proxy = proxy::detect(peek[0]).map(|kind| Proxy {
                 kind,
                 len: [None, None],
             });
@@ -134,9 +146,9 @@ impl Classifier {
             for d in 0..2 {
                 if p.len[d].is_none() {
                     let m = if d == 0 {
-                        proxy::client_len(p.kind, &self.peek[0])
+                        proxy::client_len(p.kind, peek[0])
                     } else {
-                        proxy::server_len(p.kind, &self.peek[1])
+                        proxy::server_len(p.kind, peek[1])
                     };
                     match m {
                         Measure::Done(n) => p.len[d] = Some(n),
@@ -154,8 +166,8 @@ impl Classifier {
                 proxy_name = Some(p.kind.name());
             }
         }
-        let client = self.peek[0].get(skip[0]..).unwrap_or(&[]);
-        let server = self.peek[1].get(skip[1]..).unwrap_or(&[]);
+        let client = peek[0].get(skip[0]..).unwrap_or(&[]);
+        let server = peek[1].get(skip[1]..).unwrap_or(&[]);
         let (proto, swap) = classify(client, server, self.server_port, enough, cx.midstream)?;
         let mut inner = analyzer_for(proto, proxy_name)?;
         if swap {
@@ -167,14 +179,11 @@ impl Classifier {
         let first = self.first.unwrap_or(Dir::ToServer);
         let mut status = Status::Continue;
         for dir in [first, first.other()] {
-            let bytes = self.peek[dir.index()]
-                .get(skip[dir.index()]..)
-                .unwrap_or(&[]);
+            let bytes = peek[dir.index()].get(skip[dir.index()]..).unwrap_or(&[]);
             if !bytes.is_empty() && status == Status::Continue {
                 status = inner.data(self.real(dir), bytes, cx);
             }
         }
-        self.peek = [Vec::new(), Vec::new()];
         self.inner = Some(inner);
         Some(status)
     }
@@ -192,6 +201,18 @@ impl Analyzer for Classifier {
             return inner.data(real, data, cx);
         }
         self.first.get_or_insert(dir);
+        if self.peek.iter().all(Vec::is_empty) && data.len() < MAX_PEEK {
+            // The connection's first bytes, decided on where they lie (most
+            // handshakes say what they are in their first segment): copied
+            // only when they are not enough.
+            let mut first: [&[u8]; 2] = [&[], &[]];
+            first[dir.index()] = data;
+            if let Some(status) = self.decide_on(first, false, cx) {
+                return status;
+            }
+            self.peek[dir.index()].extend_from_slice(data);
+            return Status::Continue;
+        }
         let peek = &mut self.peek[dir.index()];
         let room = MAX_PEEK.saturating_sub(peek.len());
         peek.extend_from_slice(&data[..data.len().min(room)]);
@@ -236,6 +257,47 @@ impl Analyzer for Classifier {
 mod tests {
     fn classify(c: &[u8], s: &[u8], port: u16, enough: bool) -> Option<&'static str> {
         super::classify(c, s, port, enough, false).map(|(p, _)| p.name)
+    }
+
+    /// A first segment that says what the connection is goes to its
+    /// analyzer where it lies; one too short to tell is kept, and decided
+    /// on with the bytes after it: the same analyzer, given the same bytes
+    /// (its record names the client).
+    #[test]
+    fn a_first_segment_that_suffices_is_not_copied() {
+        use crate::analyzers::{Analyzer, Ctx, Dir, Record, Status};
+        // An X.224 Connection Request with a cookie.
+        let cr =
+            b"\x03\x00\x00\x2d\x28\xe0\x00\x00\x00\x00\x00Cookie: mstshash=WIN-J9D866ESIJ2\r\n";
+        let cookie = |records: &[Record]| match records.first() {
+            Some(Record::Rdp(r)) => r.cookie.clone(),
+            _ => None,
+        };
+        let mut whole_records: Vec<Record> = Vec::new();
+        let mut whole = super::Classifier::new(3389);
+        let mut cx = Ctx::new(0, false, &mut whole_records);
+        assert_eq!(whole.data(Dir::ToServer, cr, &mut cx), Status::Continue);
+        assert!(whole.inner.is_some());
+        assert_eq!(whole.peek.iter().map(Vec::capacity).sum::<usize>(), 0);
+        whole.end(&mut cx);
+        let mut piece_records: Vec<Record> = Vec::new();
+        let mut pieces = super::Classifier::new(3389);
+        let mut cx = Ctx::new(0, false, &mut piece_records);
+        assert_eq!(
+            pieces.data(Dir::ToServer, &cr[..3], &mut cx),
+            Status::Continue
+        );
+        assert!(pieces.inner.is_none());
+        assert_eq!(pieces.peek[0], &cr[..3]);
+        assert_eq!(
+            pieces.data(Dir::ToServer, &cr[3..], &mut cx),
+            Status::Continue
+        );
+        assert!(pieces.inner.is_some());
+        assert!(pieces.peek.iter().all(Vec::is_empty));
+        pieces.end(&mut cx);
+        assert_eq!(cookie(&whole_records).as_deref(), Some("WIN-J9D866ESIJ2"));
+        assert_eq!(cookie(&piece_records), cookie(&whole_records));
     }
 
     #[test]
