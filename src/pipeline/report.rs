@@ -97,6 +97,22 @@ fn order(h: &Held) -> (i64, u64, u64) {
     )
 }
 
+/// The held events that are due, taken out of `held` (the rest keep their
+/// order). Those that came first are due first, so they are split off the
+/// front and `held` keeps its room (rebuilding it from nothing at every
+/// tick made it grow again, a copy of everything held at each doubling);
+/// later ones due before earlier ones (another worker's) are picked out.
+fn take_due(held: &mut Vec<Held>, due: impl Fn(&Held) -> bool) -> Vec<Held> {
+    let lead = held.iter().take_while(|h| due(h)).count();
+    let mut ready: Vec<Held> = held.drain(..lead).collect();
+    if held.iter().any(&due) {
+        let (more, rest): (Vec<Held>, Vec<Held>) = std::mem::take(held).into_iter().partition(&due);
+        ready.extend(more);
+        *held = rest;
+    }
+    ready
+}
+
 /// `--suppress`: per (machine, address, list), the packet time of the last
 /// alert written and the ones held back since.
 #[derive(Default)]
@@ -279,18 +295,12 @@ impl Stage {
     /// takes everything held (the end, or the cap).
     fn release(&mut self, passed: u64, all: bool) {
         let due = |h: &Held, wait: u64| all || h.after_tick.saturating_add(wait) < passed;
-        let (mut ready, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.sightings)
-            .into_iter()
-            .partition(|h| due(h, 0));
-        self.sightings = rest;
+        let mut ready = take_due(&mut self.sightings, |h| due(h, 0));
         ready.sort_by_key(order);
         for h in ready {
             self.sighting(h.ev);
         }
-        let (mut ready, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.alerts)
-            .into_iter()
-            .partition(|h| due(h, HORIZON_TICKS));
-        self.alerts = rest;
+        let mut ready = take_due(&mut self.alerts, |h| due(h, HORIZON_TICKS));
         ready.sort_by_key(order);
         for h in ready {
             self.alert(h.ev);
@@ -484,4 +494,43 @@ pub(super) struct OutputResult {
     pub counts: BTreeMap<&'static str, u64>,
     pub error: Option<String>,
     pub losses: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Due events leave in the order they came, those that lead first;
+    /// the rest stay in theirs, and the list keeps its room.
+    #[test]
+    fn due_events_are_taken_and_the_rest_keep_their_order() {
+        let held = |after_tick: u64, seq: u64| Held {
+            after_tick,
+            seq,
+            ev: Event {
+                ts_us: 0,
+                flow: None,
+                body: Body::Stats(serde_json::Value::Null),
+            },
+        };
+        let mut list: Vec<Held> = [(1, 1), (1, 2), (3, 3), (2, 4), (5, 5), (0, 6)]
+            .into_iter()
+            .map(|(t, s)| held(t, s))
+            .collect();
+        let ready = take_due(&mut list, |h| h.after_tick < 3);
+        let seqs = |l: &[Held]| l.iter().map(|h| h.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&ready), [1, 2, 4, 6]);
+        assert_eq!(seqs(&list), [3, 5]);
+        let ready = take_due(&mut list, |h| h.after_tick < 4);
+        assert_eq!(seqs(&ready), [3]);
+        assert_eq!(seqs(&list), [5]);
+        assert!(take_due(&mut list, |_| false).is_empty());
+        assert_eq!(seqs(&take_due(&mut list, |_| true)), [5]);
+        assert!(list.is_empty());
+        // Only the leading ones due: split off, the room kept.
+        let mut list: Vec<Held> = (1..=4).map(|t| held(t, t)).collect();
+        let room = list.capacity();
+        assert_eq!(seqs(&take_due(&mut list, |h| h.after_tick < 3)), [1, 2]);
+        assert_eq!((seqs(&list), list.capacity()), (vec![3, 4], room));
+    }
 }
