@@ -19,34 +19,6 @@ pub fn to_vec<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(),
     value.serialize(&mut Json { out })
 }
 
-/// Where the JSON goes (a byte vector; the serializer asks no more of it).
-pub trait Out {
-    /// Bytes written so far.
-    fn written(&self) -> usize;
-    fn push(&mut self, byte: u8);
-    fn extend_from_slice(&mut self, bytes: &[u8]);
-    fn reserve(&mut self, additional: usize);
-}
-
-impl Out for Vec<u8> {
-    #[inline]
-    fn written(&self) -> usize {
-        self.len()
-    }
-    #[inline]
-    fn push(&mut self, byte: u8) {
-        Vec::push(self, byte);
-    }
-    #[inline]
-    fn extend_from_slice(&mut self, bytes: &[u8]) {
-        Vec::extend_from_slice(self, bytes);
-    }
-    #[inline]
-    fn reserve(&mut self, additional: usize) {
-        Vec::reserve(self, additional);
-    }
-}
-
 /// Why a value could not be written: a map key that is not a string, a
 /// number, a bool or a unit variant (as `serde_json`), or a value's own
 /// `Serialize` failing.
@@ -68,12 +40,12 @@ impl ser::Error for Error {
 }
 
 /// The serializer: writes into a byte vector, which cannot fail.
-pub struct Json<'a, O: Out = Vec<u8>> {
-    out: &'a mut O,
+pub struct Json<'a> {
+    out: &'a mut Vec<u8>,
 }
 
-impl<'a, O: Out> Json<'a, O> {
-    pub fn new(out: &'a mut O) -> Self {
+impl<'a> Json<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
         Json { out }
     }
 }
@@ -134,7 +106,7 @@ fn clean(b: &[u8]) -> bool {
 }
 
 /// Appends `s` as a JSON string.
-pub fn write_str<O: Out>(out: &mut O, s: &str) {
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
@@ -149,7 +121,7 @@ pub fn write_str<O: Out>(out: &mut O, s: &str) {
 /// The bytes of a string that has some to escape: runs copied, escapes
 /// written between them.
 #[cold]
-fn escape<O: Out>(out: &mut O, b: &[u8]) {
+fn escape(out: &mut Vec<u8>, b: &[u8]) {
     let mut copied = 0;
     for (i, &byte) in b.iter().enumerate() {
         let escape = ESCAPE[usize::from(byte)];
@@ -188,11 +160,11 @@ macro_rules! integers {
     )*};
 }
 
-fn integer<I: itoa::Integer, O: Out>(out: &mut O, v: I) {
+fn integer<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-fn float<F: zmij::Float, O: Out>(out: &mut O, v: F, finite: bool) {
+fn float<F: zmij::Float>(out: &mut Vec<u8>, v: F, finite: bool) {
     if finite {
         out.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
     } else {
@@ -202,16 +174,16 @@ fn float<F: zmij::Float, O: Out>(out: &mut O, v: F, finite: bool) {
 
 /// A map, a struct, a sequence or a tuple being written; `close` ends it
 /// (`}` or `]`, and `}` more for an enum variant's wrapper).
-pub struct Compound<'b, 'a, O: Out = Vec<u8>> {
-    ser: &'b mut Json<'a, O>,
+pub struct Compound<'b, 'a> {
+    ser: &'b mut Json<'a>,
     first: bool,
     close: &'static [u8],
 }
 
-impl<O: Out> Compound<'_, '_, O> {
+impl Compound<'_, '_> {
     /// Bytes written so far, this compound's and everything before it.
     pub fn written(&self) -> usize {
-        self.ser.out.written()
+        self.ser.out.len()
     }
 
     fn comma(&mut self) {
@@ -226,8 +198,8 @@ impl<O: Out> Compound<'_, '_, O> {
     }
 }
 
-impl<'b, 'a, O: Out> Json<'a, O> {
-    fn open(&'b mut self, open: &[u8], close: &'static [u8]) -> Compound<'b, 'a, O> {
+impl<'b, 'a> Json<'a> {
+    fn open(&'b mut self, open: &[u8], close: &'static [u8]) -> Compound<'b, 'a> {
         self.out.extend_from_slice(open);
         Compound {
             ser: self,
@@ -244,16 +216,16 @@ impl<'b, 'a, O: Out> Json<'a, O> {
     }
 }
 
-impl<'b, 'a, O: Out> ser::Serializer for &'b mut Json<'a, O> {
+impl<'b, 'a> ser::Serializer for &'b mut Json<'a> {
     type Ok = ();
     type Error = Error;
-    type SerializeSeq = Compound<'b, 'a, O>;
-    type SerializeTuple = Compound<'b, 'a, O>;
-    type SerializeTupleStruct = Compound<'b, 'a, O>;
-    type SerializeTupleVariant = Compound<'b, 'a, O>;
-    type SerializeMap = Compound<'b, 'a, O>;
-    type SerializeStruct = Compound<'b, 'a, O>;
-    type SerializeStructVariant = Compound<'b, 'a, O>;
+    type SerializeSeq = Compound<'b, 'a>;
+    type SerializeTuple = Compound<'b, 'a>;
+    type SerializeTupleStruct = Compound<'b, 'a>;
+    type SerializeTupleVariant = Compound<'b, 'a>;
+    type SerializeMap = Compound<'b, 'a>;
+    type SerializeStruct = Compound<'b, 'a>;
+    type SerializeStructVariant = Compound<'b, 'a>;
 
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.out
@@ -329,17 +301,17 @@ impl<'b, 'a, O: Out> ser::Serializer for &'b mut Json<'a, O> {
         self.out.push(b'}');
         Ok(())
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'b, 'a, O>, Error> {
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
         Ok(self.open(b"[", b"]"))
     }
-    fn serialize_tuple(self, _len: usize) -> Result<Compound<'b, 'a, O>, Error> {
+    fn serialize_tuple(self, _len: usize) -> Result<Compound<'b, 'a>, Error> {
         Ok(self.open(b"[", b"]"))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> Result<Compound<'b, 'a, O>, Error> {
+    ) -> Result<Compound<'b, 'a>, Error> {
         Ok(self.open(b"[", b"]"))
     }
     fn serialize_tuple_variant(
@@ -348,18 +320,14 @@ impl<'b, 'a, O: Out> ser::Serializer for &'b mut Json<'a, O> {
         _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'b, 'a, O>, Error> {
+    ) -> Result<Compound<'b, 'a>, Error> {
         self.variant(variant);
         Ok(self.open(b"[", b"]}"))
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'b, 'a, O>, Error> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
         Ok(self.open(b"{", b"}"))
     }
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Compound<'b, 'a, O>, Error> {
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'b, 'a>, Error> {
         Ok(self.open(b"{", b"}"))
     }
     fn serialize_struct_variant(
@@ -368,7 +336,7 @@ impl<'b, 'a, O: Out> ser::Serializer for &'b mut Json<'a, O> {
         _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Compound<'b, 'a, O>, Error> {
+    ) -> Result<Compound<'b, 'a>, Error> {
         self.variant(variant);
         Ok(self.open(b"{", b"}}"))
     }
@@ -377,7 +345,7 @@ impl<'b, 'a, O: Out> ser::Serializer for &'b mut Json<'a, O> {
 /// The four sequence shapes: elements (or fields) separated by commas.
 macro_rules! sequence {
     ($($shape:ident :: $element:ident),*) => {$(
-        impl<O: Out> ser::$shape for Compound<'_, '_, O> {
+        impl ser::$shape for Compound<'_, '_> {
             type Ok = ();
             type Error = Error;
             fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
@@ -399,7 +367,7 @@ sequence!(
     SerializeTupleVariant::serialize_field
 );
 
-impl<O: Out> ser::SerializeMap for Compound<'_, '_, O> {
+impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
@@ -417,7 +385,7 @@ impl<O: Out> ser::SerializeMap for Compound<'_, '_, O> {
     }
 }
 
-impl<O: Out> ser::SerializeStruct for Compound<'_, '_, O> {
+impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -447,7 +415,7 @@ impl<O: Out> ser::SerializeStruct for Compound<'_, '_, O> {
     }
 }
 
-impl<O: Out> ser::SerializeStructVariant for Compound<'_, '_, O> {
+impl ser::SerializeStructVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -465,7 +433,7 @@ impl<O: Out> ser::SerializeStructVariant for Compound<'_, '_, O> {
 
 /// A map key: a string as it is, a number (a finite one), a bool or a
 /// unit variant in quotes, anything else refused (as `serde_json`).
-struct KeySerializer<'a, O: Out>(&'a mut O);
+struct KeySerializer<'a>(&'a mut Vec<u8>);
 
 fn key_must_be_a_string() -> Error {
     Error("key must be a string".into())
@@ -475,7 +443,7 @@ fn float_key_must_be_finite() -> Error {
     Error("float key must be finite (got NaN or +/-inf)".into())
 }
 
-impl<O: Out> KeySerializer<'_, O> {
+impl KeySerializer<'_> {
     fn quoted(self, s: &[u8]) -> Result<(), Error> {
         self.0.push(b'"');
         self.0.extend_from_slice(s);
@@ -484,7 +452,7 @@ impl<O: Out> KeySerializer<'_, O> {
     }
 }
 
-impl<O: Out> ser::Serializer for KeySerializer<'_, O> {
+impl ser::Serializer for KeySerializer<'_> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = ser::Impossible<(), Error>;
