@@ -221,16 +221,31 @@ fn rogue_web_server(t: &mut Trace) {
     session(t, (ip(WORKSTATION), 50_230), (ip(ROGUE), 8080), 5, &http, 0);
 }
 
+/// The capture as an anonymous in-memory file and a path that opens it
+/// (`/proc/self/fd/N`): no file in a shared temporary directory, whose
+/// name another user could take first (a link there would have the demo,
+/// often run as root, write over its target), and nothing left behind when
+/// the demo is stopped. The path is valid while the file lives.
+fn in_memory(bytes: &[u8]) -> std::io::Result<(std::fs::File, String)> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let fd = memfd_create(c"hostwatch-demo.pcap", MFdFlags::MFD_CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    Ok((file, path))
+}
+
 /// `hostwatch demo`.
 pub fn run(json_out: Option<PathBuf>) -> ExitCode {
-    let path = std::env::temp_dir().join(format!("hostwatch-demo-{}.pcap", std::process::id()));
-    if let Err(e) = std::fs::write(&path, CAPTURE) {
-        crate::diag::error(format_args!(
-            "cannot write the demo capture to {}: {e}",
-            path.display()
-        ));
-        return ExitCode::from(1);
-    }
+    let (_capture, path) = match in_memory(CAPTURE) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::diag::error(format_args!("cannot hold the demo capture in memory: {e}"));
+            return ExitCode::from(1);
+        }
+    };
     let matcher = match Matcher::with_builtins(true, Vec::new()) {
         Ok(m) => Arc::new(m),
         Err(e) => {
@@ -240,7 +255,7 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
     };
     let buf = MemoryOutput::default();
     let cfg = Config {
-        inputs: vec![Input::File(path.display().to_string())],
+        inputs: vec![Input::File(path)],
         workers: 2,
         ..Config::default()
     };
@@ -250,7 +265,6 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
         Outputs::from_writer(Box::new(buf.clone())),
         Arc::new(Control::default()),
     );
-    let _ = std::fs::remove_file(&path);
     let text = String::from_utf8_lossy(&buf.contents()).into_owned();
     if let Some(p) = json_out {
         if let Err(e) = std::fs::write(&p, &text) {
@@ -297,5 +311,28 @@ pub fn run(json_out: Option<PathBuf>) -> ExitCode {
             ExitCode::from(1)
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The demo capture is read through a path that names no file on disk.
+    #[test]
+    fn the_capture_is_held_in_memory_and_read_through_its_path() {
+        let (file, path) = match super::in_memory(b"a capture") {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(path.starts_with("/proc/self/fd/"), "{path}");
+        assert_eq!(
+            std::fs::read(&path).ok().as_deref(),
+            Some(&b"a capture"[..])
+        );
+        let target = std::fs::read_link(&path).map(|t| t.display().to_string());
+        assert_eq!(
+            target.ok().as_deref(),
+            Some("/memfd:hostwatch-demo.pcap (deleted)")
+        );
+        drop(file);
     }
 }
