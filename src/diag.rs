@@ -95,13 +95,12 @@ mod tests {
 
     #[test]
     fn the_journal_is_known_by_device_and_inode() -> std::io::Result<()> {
-        let path = std::env::temp_dir().join(format!("hostwatch-diag-{}", std::process::id()));
-        let f = std::fs::File::create(&path)?;
+        let f = tempfile::tempfile()?;
         let m = f.metadata()?;
         assert!(is_stream(&format!("{}:{}", m.dev(), m.ino()), &f));
         assert!(!is_stream(&format!("{}:{}", m.dev(), m.ino() + 1), &f));
         assert!(!is_stream("", &f));
         assert!(!is_stream("1:x", &f));
-        std::fs::remove_file(&path)
+        Ok(())
     }
 }

@@ -8,20 +8,17 @@
 mod common;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::{tmp, Tmp};
 use hostwatch::synth::msg::{self, FILESRV01};
 use hostwatch::synth::{Conn, Trace};
 use serde_json::Value;
 
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("hostwatch-asn-{}-{name}", std::process::id()))
-}
-
 /// Builds the database; `None` (with the reason printed) where the writer
 /// is not installed, which CI does not accept.
-fn database() -> Option<PathBuf> {
+fn database() -> Option<Tmp> {
     let db = tmp("asn.mmdb");
     let script = r#"
 import sys
@@ -56,7 +53,7 @@ w.to_db_file(sys.argv[1])
 }
 
 /// One SMB2 logon from `client` as `workstation` to the file server.
-fn logon(client: &str, workstation: &str, name: &str) -> PathBuf {
+fn logon(client: &str, workstation: &str, name: &str) -> Tmp {
     let ip = |s: &str| s.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let mut t = Trace::starting_at(1_790_000_000_000_000);
     let mut c = Conn::new((ip(client), 49_700), (ip("10.20.0.5"), 445), 9);
@@ -218,7 +215,4 @@ fn endpoints_outside_home_net_are_named_and_listed_systems_alert() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not a MaxMind database"), "{err}");
-    for p in [db, list, outside, quiet] {
-        let _ = std::fs::remove_file(p);
-    }
 }

@@ -6,13 +6,13 @@
 mod common;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{fixture, fragment_frames, frames_of, run_file, tmp};
+use common::{fixture, fragment_frames, frames_of, run_file, tmp, Tmp};
 use hostwatch::synth::{msg, Conn, Trace};
 use serde_json::Value;
 
-fn write(name: &str, frames: Vec<(i64, Vec<u8>)>) -> PathBuf {
+fn write(name: &str, frames: Vec<(i64, Vec<u8>)>) -> Tmp {
     let p = tmp(name);
     let t = Trace { frames, now_us: 0 };
     std::fs::write(&p, t.to_bytes()).expect("write capture");
@@ -300,7 +300,7 @@ enum Sum {
     Wrong,
 }
 
-fn dhcp_exchange(name: &str, messages: &[(bool, msg::Dhcp<'_>, Sum)]) -> PathBuf {
+fn dhcp_exchange(name: &str, messages: &[(bool, msg::Dhcp<'_>, Sum)]) -> Tmp {
     use hostwatch::decode::checksum::{fold, pseudo_header};
     use hostwatch::synth::udp_frame;
     let mut t = 1_790_000_000_000_000i64;

@@ -984,7 +984,7 @@ fn fifos_and_dev_stdin_are_read_once() {
     // SAFETY: mkfifo reads a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let writer = {
-        let (fifo, capture) = (fifo.clone(), capture.clone());
+        let (fifo, capture) = (fifo.to_path_buf(), capture.clone());
         std::thread::spawn(move || {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -1496,7 +1496,8 @@ fn messages_carry_their_priority_to_the_journal() {
         run(&missing, false),
         "hostwatch: /nonexistent/x.pcap: cannot open: no such file\n"
     );
-    let out = tmp("journal-demo.pcap").display().to_string();
+    let capture = tmp("journal-demo.pcap");
+    let out = capture.display().to_string();
     let generate = ["generate", "--kind", "demo", "-o", &out];
     let said = run(&generate, true);
     assert!(said.starts_with("<6>hostwatch: wrote "), "{said}");

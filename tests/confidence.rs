@@ -10,23 +10,14 @@ use hostwatch::pipeline::{Config, Input};
 use serde_json::Value;
 
 /// One SMB2 logon from `client` as WIN-J9D866ESIJ2 on Windows `build`.
-fn logon(client: &str, build: u16, status: u32, name: &str) -> std::path::PathBuf {
+fn logon(client: &str, build: u16, status: u32, name: &str) -> common::Tmp {
     logon_as(client, "WIN-J9D866ESIJ2", build, status, name)
 }
 
 /// One SMB2 logon from `client` as `workstation`.
-fn logon_as(
-    client: &str,
-    workstation: &str,
-    build: u16,
-    status: u32,
-    name: &str,
-) -> std::path::PathBuf {
+fn logon_as(client: &str, workstation: &str, build: u16, status: u32, name: &str) -> common::Tmp {
     let t = common::smb_logon(client, "10.20.0.5", workstation, build, status);
-    let p = std::env::temp_dir().join(format!(
-        "hostwatch-confidence-{}-{name}.pcap",
-        std::process::id()
-    ));
+    let p = common::tmp(&format!("{name}.pcap"));
     std::fs::write(&p, t.to_bytes()).expect("write");
     p
 }

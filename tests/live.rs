@@ -246,10 +246,10 @@ fn read_events(p: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn write_frames(name: &str, frames: Vec<(i64, Vec<u8>)>) -> std::path::PathBuf {
+fn write_frames(name: &str, frames: Vec<(i64, Vec<u8>)>) -> common::Tmp {
     let mut t = hostwatch::synth::Trace::starting_at(0);
     t.frames = frames;
-    let p = std::env::temp_dir().join(format!("hostwatch-live-{}-{name}", std::process::id()));
+    let p = common::tmp(name);
     std::fs::write(&p, t.to_bytes()).expect("write");
     p
 }
@@ -342,10 +342,9 @@ fn live_events_equal_replay_events() {
             ),
         ),
     ];
-    files.extend(made.iter().cloned());
+    files.extend(made.iter().map(|m| m.to_path_buf()));
     let out = |name: &str| {
-        let p =
-            std::env::temp_dir().join(format!("hostwatch-live-{}-{name}.json", std::process::id()));
+        let p = common::tmp(&format!("{name}.json"));
         let _ = std::fs::remove_file(&p);
         p
     };
@@ -513,13 +512,13 @@ fn live_events_equal_replay_events() {
 fn top_speed_rate_with_kernel_drops_reported() {
     let _alone = exclusive();
     let Some(ns) = setup() else { return };
-    let cap = std::env::temp_dir().join(format!("hostwatch-live-mix-{}.pcap", std::process::id()));
+    let cap = common::tmp("mix.pcap");
     hostwatch::synth::bench::write(&cap, 60_000_000, 3).expect("generate");
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(cap.with_extension("manifest.json")).expect("manifest"),
     )
     .expect("json");
-    let out = std::env::temp_dir().join(format!("hostwatch-live-mix-{}.json", std::process::id()));
+    let out = common::tmp("mix.json");
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--buffer-size", "64"]);
     wait_ready(&out, &child, 1);
@@ -602,7 +601,7 @@ fn no_privilege_is_one_clear_line() {
 #[test]
 fn drops_privileges_after_opening_the_interface() {
     let Some(ns) = setup() else { return };
-    let out = std::env::temp_dir().join(format!("hostwatch-live-user-{}.json", std::process::id()));
+    let out = common::tmp("user.json");
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--user", "nobody"]);
     wait_ready(&out, &child, 1);
@@ -637,8 +636,7 @@ fn drops_privileges_after_opening_the_interface() {
 #[test]
 fn live_pretty_view_says_where_it_listens() {
     let Some(ns) = setup() else { return };
-    let out =
-        std::env::temp_dir().join(format!("hostwatch-live-pretty-{}.txt", std::process::id()));
+    let out = common::tmp("pretty.txt");
     let _ = std::fs::remove_file(&out);
     let child = ns
         .exec(env!("CARGO_BIN_EXE_hostwatch"))
@@ -684,7 +682,7 @@ fn live_pretty_view_says_where_it_listens() {
 #[test]
 fn checksum_drops_are_said_while_live() {
     let Some(ns) = setup() else { return };
-    let out = std::env::temp_dir().join(format!("hostwatch-live-csum-{}.json", std::process::id()));
+    let out = common::tmp("csum.json");
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--stats-interval", "1"]);
     wait_ready(&out, &child, 1);
@@ -724,9 +722,9 @@ fn idle_flows_end_on_the_wall_clock_when_traffic_stops() {
     t.add(&c, &open);
     let req = c.send(true, &msg::rdp_connection_request("quiet", 3));
     t.add(&c, &req);
-    let cap = std::env::temp_dir().join(format!("hostwatch-live-idle-{}.pcap", std::process::id()));
+    let cap = common::tmp("idle.pcap");
     std::fs::write(&cap, t.to_bytes()).expect("write");
-    let out = std::env::temp_dir().join(format!("hostwatch-live-idle-{}.json", std::process::id()));
+    let out = common::tmp("idle.json");
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["--idle-timeout", "2"]);
     wait_ready(&out, &child, 1);
@@ -767,8 +765,7 @@ fn several_interfaces_at_once() {
     }
     // One socket per interface, then two lanes: a fanout group on each.
     for (extra, sockets) in [(&[][..], 2), (&["-j", "2"][..], 4)] {
-        let out =
-            std::env::temp_dir().join(format!("hostwatch-live-two-{}.json", std::process::id()));
+        let out = common::tmp("two.json");
         let _ = std::fs::remove_file(&out);
         let mut args = vec!["-i", "hwrx2", "--buffer-size", "16"];
         args.extend_from_slice(extra);
@@ -823,11 +820,8 @@ fn several_interfaces_at_once() {
 
 /// The demo with its 10.20/16 addresses moved to `net` (new connections
 /// for the same story), checksums fixed.
-fn demo_on(net: &str) -> std::path::PathBuf {
-    let out = std::env::temp_dir().join(format!(
-        "hostwatch-live-demo-{net}-{}.pcap",
-        std::process::id()
-    ));
+fn demo_on(net: &str) -> common::Tmp {
+    let out = common::tmp(&format!("demo-{net}.pcap"));
     let o = Command::new("tcprewrite")
         .arg(format!("--pnat=10.20.0.0/16:{net}/16"))
         .arg("--fixcsum")
@@ -847,9 +841,8 @@ fn demo_on(net: &str) -> std::path::PathBuf {
 fn watch_lists_reload_live_without_losing_packets() {
     let _alone = exclusive();
     let Some(ns) = setup() else { return };
-    let pid = std::process::id();
-    let out = std::env::temp_dir().join(format!("hostwatch-live-reload-{pid}.json"));
-    let list = std::env::temp_dir().join(format!("hostwatch-live-reload-{pid}.list"));
+    let out = common::tmp("reload.json");
+    let list = common::tmp("reload.list");
     let _ = std::fs::remove_file(&out);
     std::fs::write(&list, "@list lab-intel\nNOT-IN-THE-DEMO\n").expect("list");
     let listed = list.display().to_string();
@@ -1134,8 +1127,7 @@ fn ipv6_fragments_of_one_segment_do_not_hide_the_name() {
     }
     frames.sort_by_key(|f| f.0);
     let cap = write_frames("frag6-one.pcap", frames);
-    let out =
-        std::env::temp_dir().join(format!("hostwatch-live-frag6-{}.json", std::process::id()));
+    let out = common::tmp("frag6.json");
     let _ = std::fs::remove_file(&out);
     let child = start_capture(&ns, &out, &["-j", "2", "--buffer-size", "16"]);
     wait_ready(&out, &child, 2);
@@ -1164,10 +1156,9 @@ fn ipv6_fragments_of_one_segment_do_not_hide_the_name() {
 fn a_reload_storm_loses_no_alert_and_no_memory() {
     let _alone = exclusive();
     let Some(ns) = setup() else { return };
-    let pid = std::process::id();
-    let out = std::env::temp_dir().join(format!("hostwatch-live-storm-{pid}.json"));
-    let list = std::env::temp_dir().join(format!("hostwatch-live-storm-{pid}.list"));
-    let aside = std::env::temp_dir().join(format!("hostwatch-live-storm-{pid}.list.new"));
+    let out = common::tmp("storm.json");
+    let list = common::tmp("storm.list");
+    let aside = common::tmp("storm.list.new");
     let _ = std::fs::remove_file(&out);
     std::fs::write(&list, "@list lab-intel\nDESKTOP-4QK2M1L\n").expect("list");
     let listed = list.display().to_string();
@@ -1175,7 +1166,8 @@ fn a_reload_storm_loses_no_alert_and_no_memory() {
     wait_ready(&out, &child, 1);
     let stop_storm = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let storm = {
-        let (stop_storm, list, aside) = (stop_storm.clone(), list.clone(), aside.clone());
+        let (stop_storm, list, aside) =
+            (stop_storm.clone(), list.to_path_buf(), aside.to_path_buf());
         let target = child.id() as i32;
         std::thread::spawn(move || {
             let mut n = 0u32;
@@ -1249,8 +1241,7 @@ fn a_reload_storm_loses_no_alert_and_no_memory() {
 fn a_flood_of_handoffs_loses_no_alert_and_no_memory() {
     let _alone = exclusive();
     let Some(ns) = setup() else { return };
-    let pid = std::process::id();
-    let mix = std::env::temp_dir().join(format!("hostwatch-live-handoffs-{pid}-mix.pcap"));
+    let mix = common::tmp("handoffs-mix.pcap");
     let o = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
         .args(["generate", "--kind", "bench", "--size-mb", "40", "-o"])
         .arg(&mix)
@@ -1261,7 +1252,7 @@ fn a_flood_of_handoffs_loses_no_alert_and_no_memory() {
         "handoffs.pcap",
         common::erspan_frames(&common::frames_of(&mix)),
     );
-    let out = std::env::temp_dir().join(format!("hostwatch-live-handoffs-{pid}.json"));
+    let out = common::tmp("handoffs.json");
     let _ = std::fs::remove_file(&out);
     let child = start_capture(
         &ns,

@@ -4,6 +4,8 @@
 //! demo's alerts that follow the flood must still be found, and the
 //! evictions and overflows must be counted in `stats`.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 /// Runs hostwatch; returns (stdout, peak RSS in MiB). The child is reaped
@@ -40,8 +42,9 @@ fn run_measured(args: &[&str]) -> (String, f64) {
     )
 }
 
-fn generate(kind: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("hostwatch-mem-{kind}-{}.pcap", std::process::id()));
+/// The capture (its manifest beside it, in the same directory of its own).
+fn generate(kind: &str) -> common::Tmp {
+    let p = common::tmp(&format!("{kind}.pcap"));
     let o = Command::new(env!("CARGO_BIN_EXE_hostwatch"))
         .args(["generate", "--kind", kind, "-o"])
         .arg(&p)
@@ -115,7 +118,7 @@ fn a_million_half_open_flows_stay_within_bounds() {
     // Writing the packets of alerted connections (-w) holds every
     // connection's first packets until its verdict: still bounded, and
     // the demo's connections are written whole after the flood.
-    let w = std::env::temp_dir().join(format!("hostwatch-mem-w-{}.pcap", std::process::id()));
+    let w = common::tmp("w.pcap");
     let (out, rss) = run_measured(&["-q", "-j", "2", "-r", &path, "-w", &w.display().to_string()]);
     let s = stats(&out);
     eprintln!(
@@ -265,9 +268,6 @@ fn wide_unanswered_registrations_keep_memory_bounded() {
     // The flood's (the demo has no NetBIOS traffic), and the demo's alerts.
     assert_eq!((nbns, wide, alerts), (8_000, 8_000, 4));
     assert!(rss < 100.0, "peak RSS {rss:.0} MiB");
-    for f in [p, events] {
-        let _ = std::fs::remove_file(f);
-    }
 }
 
 /// 40 mDNS responses, each answering for 192 distinct default-looking
@@ -293,7 +293,7 @@ fn an_mdns_answer_full_of_names_is_written_once() {
             hostwatch::synth::udp_frame(src, dst, &m),
         ));
     }
-    let p = std::env::temp_dir().join(format!("hostwatch-mem-mdns-{}.pcap", std::process::id()));
+    let p = common::tmp("mdns.pcap");
     let t = hostwatch::synth::Trace { frames, now_us: 0 };
     let bytes = t.to_bytes();
     std::fs::write(&p, &bytes).expect("write capture");
@@ -320,7 +320,4 @@ fn an_mdns_answer_full_of_names_is_written_once() {
     assert!(alerts >= 40 * 192, "{alerts} alerts");
     assert!(written < 40 * bytes.len(), "{written} bytes out");
     assert!(rss < 64.0, "peak RSS {rss:.0} MiB");
-    for f in [p, events] {
-        let _ = std::fs::remove_file(f);
-    }
 }

@@ -177,9 +177,12 @@ fn the_debian_package_installs_runs_and_purges_cleanly() {
         String::from_utf8_lossy(&o.stderr),
         "hostwatch: nothing to read: set `interface` (or `read`) in /etc/hostwatch/hostwatch.toml, or give -i IFACE or -r FILE\n"
     );
-    let dir = std::env::temp_dir().join(format!("hostwatch-package-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = tempfile::Builder::new()
+        .prefix("hostwatch-package-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let demo = dir.join("demo.pcap");
     std::fs::copy(root.join("fixtures/demo/demo.pcap"), &demo).expect("copy demo");
     let o = as_user(&["-r", demo.to_str().expect("path")]);
@@ -195,7 +198,6 @@ fn the_debian_package_installs_runs_and_purges_cleanly() {
         .filter(|l| l.contains("\"event_type\":\"alert\""))
         .count();
     assert_eq!(alerts, 4);
-    let _ = std::fs::remove_dir_all(&dir);
 
     // Removed: the program goes, the configuration stays; purged: nothing.
     ok("dpkg", &["-r", "hostwatch"]);

@@ -4,24 +4,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::fixture;
+use common::{fixture, tmp};
 
 fn hostwatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hostwatch"))
         .args(args)
         .output()
         .expect("run hostwatch")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostwatch-pcap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let p = dir.join(name);
-    let _ = std::fs::remove_file(&p);
-    p
 }
 
 fn events(o: &Output) -> Vec<serde_json::Value> {

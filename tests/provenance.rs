@@ -6,21 +6,18 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::Path;
 
 /// An SMB logon from `client` (workstation `name`) to 10.20.0.5, as a file.
-fn logon(client: &str, name: &str, tag: &str) -> PathBuf {
+fn logon(client: &str, name: &str, tag: &str) -> common::Tmp {
     let t = common::smb_logon(client, "10.20.0.5", name, 19045, 0);
-    let p = std::env::temp_dir().join(format!(
-        "hostwatch-provenance-{}-{tag}.pcap",
-        std::process::id()
-    ));
+    let p = common::tmp(&format!("{tag}.pcap"));
     std::fs::write(&p, t.to_bytes()).expect("write");
     p
 }
 
 /// The alerts of `capture` with `list` as the only extra watch list.
-fn alerts(list: &str, capture: &PathBuf) -> Vec<Value> {
+fn alerts(list: &str, capture: &Path) -> Vec<Value> {
     let list = common::fixture(list);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_hostwatch"))
         .args(["-q", "--alerts-only", "--watchlist"])

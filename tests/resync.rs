@@ -8,7 +8,7 @@ use hostwatch::synth::msg::{self, FILESRV01};
 use hostwatch::synth::{Conn, Segment, Trace};
 use serde_json::Value;
 
-fn capture(name: &str, t: &Trace) -> std::path::PathBuf {
+fn capture(name: &str, t: &Trace) -> common::Tmp {
     let p = common::tmp(name);
     std::fs::write(&p, t.to_bytes()).expect("write capture");
     p

@@ -22,9 +22,9 @@ use hostwatch::synth::msg::{http_ntlm_logon, ServerNames};
 use hostwatch::synth::{Conn, PcapWriter, Trace};
 use serde_json::Value;
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hostwatch-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+/// A directory of its own, removed when the value goes.
+fn tmpdir(tag: &str) -> common::Tmp {
+    let d = common::tmp(tag);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }

@@ -239,15 +239,15 @@ pub(super) mod tests {
     }
 
     fn file(name: &str, bytes: &[u8]) -> File {
-        let dir = std::env::temp_dir().join(format!("hostwatch-classic-{}", std::process::id()));
-        let p = dir.join(name);
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::File::create(&p))
-            .and_then(|mut f| f.write_all(bytes))
-            .and_then(|_| File::open(&p));
+        // Unlinked: nothing is left behind.
+        let written = tempfile::tempfile().and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.rewind()?;
+            Ok(f)
+        });
         match written {
             Ok(f) => f,
-            Err(e) => panic!("{}: {e}", p.display()),
+            Err(e) => panic!("{name}: {e}"),
         }
     }
 

@@ -1183,8 +1183,8 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|b| (b as u8) ^ i as u8).collect();
             record(&mut v, i as u32 + 1, 5, &data, len + 10);
         }
-        let path =
-            std::env::temp_dir().join(format!("hostwatch-handover-{}.pcap", std::process::id()));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("handover.pcap");
         std::fs::write(&path, &v).unwrap_or_default();
         let name = path.display().to_string();
         let mut src = match Source::open_file(&name, None) {
@@ -1238,8 +1238,8 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         let _ = gz.write_all(&demo);
         let bytes = gz.finish().unwrap_or_default();
-        let path =
-            std::env::temp_dir().join(format!("hostwatch-progress-{}.pcap.gz", std::process::id()));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("progress.pcap.gz");
         std::fs::write(&path, &bytes).unwrap_or_default();
         let mut src = match Source::open_file(&path.display().to_string(), None) {
             Ok(s) => s,
@@ -1253,6 +1253,5 @@ mod tests {
         assert_eq!(packets, 72);
         assert_eq!(src.position(), Some(bytes.len() as u64));
         assert!(bytes.len() < demo.len());
-        let _ = std::fs::remove_file(&path);
     }
 }

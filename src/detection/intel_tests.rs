@@ -391,9 +391,8 @@ fn misp_objects_and_a_bad_value() {
 /// it is read lossily, the indicator is what matters.
 #[test]
 fn a_latin1_description_is_read() {
-    let dir = std::env::temp_dir().join(format!("hostwatch-intel-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("latin1.intel");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("latin1.intel");
     let mut bytes = b"#fields\tindicator\tindicator_type\tmeta.source\tmeta.desc\n".to_vec();
     bytes.extend_from_slice(b"WIN-ZEEKLAT0001\tIntel::DOMAIN\tpartner\tcaf\xe9 VM\n");
     let _ = std::fs::write(&path, &bytes);
@@ -404,5 +403,4 @@ fn a_latin1_description_is_read() {
         l.entries[0].note.as_deref(),
         Some("partner: caf\u{fffd} VM")
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

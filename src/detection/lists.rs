@@ -274,9 +274,8 @@ mod tests {
 
     #[test]
     fn a_reload_swaps_the_lists_and_a_broken_file_keeps_the_old_ones() -> Result<(), String> {
-        let dir = std::env::temp_dir().join(format!("hostwatch-lists-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let path = dir.join("intel.list");
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("intel.list");
         std::fs::write(&path, "WIN-AAAAAAAAAAA\n").map_err(|e| e.to_string())?;
         let first = load(path.clone())()?;
         let lists = Lists::reloadable(first, vec![path.clone()], load(path.clone()));
@@ -307,7 +306,6 @@ mod tests {
         );
         // Fixed lists do not reload.
         assert!(Lists::fixed(m).reload().is_err());
-        let _ = std::fs::remove_dir_all(dir);
         Ok(())
     }
 }

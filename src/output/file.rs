@@ -119,11 +119,9 @@ mod tests {
 
     #[test]
     fn reopen_follows_a_rotated_file() {
-        let dir = std::env::temp_dir().join(format!("hostwatch-sink-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_default();
-        let path = dir.join("eve.json");
-        let rotated = dir.join("eve.json.1");
-        let _ = std::fs::remove_file(&path);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("eve.json");
+        let rotated = dir.path().join("eve.json.1");
         let mut s = FileSink::open(&path).unwrap_or_else(|e| panic!("{e}"));
         s.write_all(b"one\n").unwrap_or_default();
         s.flush().unwrap_or_default();

@@ -168,22 +168,21 @@ fn a_datagram_too_large_for_one_packet_is_refused() {
     assert_eq!(out, vec![1, 2, 3]);
 }
 
-fn tmp(name: &str) -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("hostwatch-packets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let p = dir.join(name);
-    let _ = std::fs::remove_file(&p);
-    Ok(p)
+/// A path for `name` in a directory of its own, removed with the
+/// directory (to be kept as long as the path is used).
+fn tmp(name: &str) -> std::io::Result<(PathBuf, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    Ok((dir.path().join(name), dir))
 }
 
-fn log(name: &str) -> std::io::Result<(Arc<PacketLog>, PathBuf)> {
-    let path = tmp(name)?;
+fn log(name: &str) -> std::io::Result<(Arc<PacketLog>, PathBuf, tempfile::TempDir)> {
+    let (path, dir) = tmp(name)?;
     let l = PacketLog::create(LogOptions {
         path: path.clone(),
         rotate_bytes: None,
         files: None,
     })?;
-    Ok((Arc::new(l), path))
+    Ok((Arc::new(l), path, dir))
 }
 
 fn flow_of(s: &Segment<&[u8]>) -> FlowInfo {
@@ -212,7 +211,7 @@ fn file_packets(path: &Path) -> std::io::Result<Vec<Decoded>> {
 
 #[test]
 fn only_a_connection_that_alerts_is_written_from_its_first_packet() -> Outcome {
-    let (l, path) = log("alerting.pcap")?;
+    let (l, path, _dir) = log("alerting.pcap")?;
     let mut r = Recorder::new(l, 1 << 20, 100);
     let syn = seg(10, true, 0x02, 100, b"");
     // Another connection, which never alerts.
@@ -248,7 +247,7 @@ fn only_a_connection_that_alerts_is_written_from_its_first_packet() -> Outcome {
 
 #[test]
 fn a_retransmitted_syn_keeps_the_connection_and_a_new_one_starts_afresh() -> Outcome {
-    let (l, path) = log("reuse.pcap")?;
+    let (l, path, _dir) = log("reuse.pcap")?;
     let mut r = Recorder::new(l, 1 << 20, 100);
     r.packet(&Packet::Tcp(seg(1, true, 0x02, 100, b"")));
     r.packet(&Packet::Tcp(seg(2, true, 0x02, 100, b"")));
@@ -265,7 +264,7 @@ fn a_retransmitted_syn_keeps_the_connection_and_a_new_one_starts_afresh() -> Out
 
 #[test]
 fn held_packets_stay_within_the_budget_and_the_oldest_go_first() -> Outcome {
-    let (l, path) = log("budget.pcap")?;
+    let (l, path, _dir) = log("budget.pcap")?;
     let per = 16 + 54 + 100;
     let mut r = Recorder::new(l, 10 * per, 1000);
     for i in 0..50u16 {
@@ -291,7 +290,7 @@ fn held_packets_stay_within_the_budget_and_the_oldest_go_first() -> Outcome {
 
 #[test]
 fn connections_beyond_the_cap_are_forgotten_oldest_first() -> Outcome {
-    let (l, _) = log("rings.pcap")?;
+    let (l, _, _dir) = log("rings.pcap")?;
     let mut r = Recorder::new(l, 1 << 30, 3);
     for i in 0..5u16 {
         let mut s = seg(1, true, 0x02, 1, b"");
@@ -305,7 +304,7 @@ fn connections_beyond_the_cap_are_forgotten_oldest_first() -> Outcome {
 
 #[test]
 fn a_connection_is_cut_at_its_bound_and_said_so() -> Outcome {
-    let (l, path) = log("cut.pcap")?;
+    let (l, path, _dir) = log("cut.pcap")?;
     let mut r = Recorder::new(l, 1 << 30, 10);
     let s = seg(1, true, 0x18, 1, b"z");
     for _ in 0..FLOW_PACKETS + 10 {
@@ -322,7 +321,7 @@ fn a_connection_is_cut_at_its_bound_and_said_so() -> Outcome {
 
 #[test]
 fn an_ended_connection_is_not_kept() -> Outcome {
-    let (l, path) = log("ended.pcap")?;
+    let (l, path, _dir) = log("ended.pcap")?;
     let mut r = Recorder::new(l, 1 << 20, 10);
     let s = seg(1, true, 0x18, 1, b"abc");
     r.packet(&Packet::Tcp(s));
@@ -339,10 +338,7 @@ fn an_ended_connection_is_not_kept() -> Outcome {
 
 #[test]
 fn files_rotate_by_size_and_only_the_newest_are_kept() -> Outcome {
-    let path = tmp("rot.pcap")?;
-    for n in 1..6 {
-        let _ = std::fs::remove_file(numbered(&path, n));
-    }
+    let (path, _dir) = tmp("rot.pcap")?;
     let l = Arc::new(PacketLog::create(LogOptions {
         path: path.clone(),
         rotate_bytes: Some(24 + 2 * (16 + 54 + 100)),

@@ -10,16 +10,42 @@ use hostwatch::output::{MemoryOutput, Outputs};
 use hostwatch::pipeline::{self, Config, Control, Input, Outcome};
 use serde_json::Value;
 
-/// A path for `name` in this test binary's own temporary directory
-/// (`hostwatch-BINARY-PID`), created on first use.
-pub fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hostwatch-{}-{}",
-        env!("CARGO_CRATE_NAME"),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+/// A path for `name` in a directory of its own, removed with everything
+/// in it when the value goes (a failing test's included): tests leave
+/// nothing in the system's temporary directory.
+pub struct Tmp {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn tmp(name: &str) -> Tmp {
+    let dir = tempfile::Builder::new()
+        .prefix(concat!("hostwatch-", env!("CARGO_CRATE_NAME"), "-"))
+        .tempdir()
+        .expect("temp dir");
+    Tmp {
+        path: dir.path().join(name),
+        _dir: dir,
+    }
+}
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Tmp {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Tmp {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -52,11 +78,11 @@ pub fn run_with(cfg: Config, matcher: Arc<Matcher>) -> (Vec<Value>, Outcome, Str
     (events, outcome, text)
 }
 
-pub fn run_files(paths: &[PathBuf], workers: usize) -> (Vec<Value>, Outcome, String) {
+pub fn run_files<P: AsRef<Path>>(paths: &[P], workers: usize) -> (Vec<Value>, Outcome, String) {
     let cfg = Config {
         inputs: paths
             .iter()
-            .map(|p| Input::File(p.display().to_string()))
+            .map(|p| Input::File(p.as_ref().display().to_string()))
             .collect(),
         workers,
         ..Config::default()
