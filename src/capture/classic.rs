@@ -4,6 +4,11 @@
 //! (from its stdio buffer into its packet buffer, through `fread`): that
 //! was a quarter of the capture thread's time on bulk traffic.
 //!
+//! The buffer is shared, not copied from: packets go to the workers as
+//! places in it ([`Chunk`]), and while any of them is still held there,
+//! the reader moves on to another buffer (one that came back, or a new
+//! one) instead of reading over it.
+//!
 //! libpcap still opens the file (it checks the header and gives the link
 //! type and snapshot length), and takes over from the packet where a
 //! record is anything but plain (a captured length above the snapshot
@@ -12,13 +17,27 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 /// The buffer records are read through: room for the largest record
-/// libpcap reads, and small enough to stay in a core's cache.
+/// libpcap reads, and small enough that the few in flight stay in the
+/// cores' caches.
 const BUFFER: usize = 512 << 10;
+
+/// Buffers kept for reuse once the packets in them are handed back: the
+/// ones in flight are bounded by the workers' queues, this by a few.
+const SPARE: usize = 8;
+
+/// A buffer of the file, shared with the batches whose packets lie in it.
+pub type Chunk = Arc<[u8]>;
 
 /// libpcap's largest captured length of a record (`MAXIMUM_SNAPLEN`).
 const MAXIMUM_SNAPLEN: u32 = 262_144;
+
+/// A new buffer.
+fn fresh() -> Chunk {
+    Arc::from(vec![0u8; BUFFER])
+}
 
 /// One record read: its time, captured bytes and length on the wire.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,7 +63,9 @@ pub enum Record<'a> {
 /// place.
 pub struct ClassicPcap {
     file: File,
-    buf: Box<[u8]>,
+    buf: Chunk,
+    /// Buffers given up while shared, to be reused once they are not.
+    spare: Vec<Chunk>,
     /// The unread bytes are `buf[start..end]`.
     start: usize,
     end: usize,
@@ -67,7 +88,8 @@ impl ClassicPcap {
         let snapshot = u32::try_from(snapshot).ok().filter(|s| *s > 0)?;
         let mut m = ClassicPcap {
             file: file.try_clone().ok()?,
-            buf: vec![0u8; BUFFER].into_boxed_slice(),
+            buf: fresh(),
+            spare: Vec::new(),
             start: 0,
             end: 0,
             at: 0,
@@ -110,12 +132,11 @@ impl ClassicPcap {
     #[cold]
     fn refill(&mut self, n: usize) -> bool {
         while self.end - self.start < n && !self.eof {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+            if !self.writable() {
+                return false;
             }
-            let Some(room) = self.buf.get_mut(self.end..) else {
+            let end = self.end;
+            let Some(room) = Arc::get_mut(&mut self.buf).and_then(|b| b.get_mut(end..)) else {
                 return false;
             };
             if room.is_empty() {
@@ -132,6 +153,35 @@ impl ClassicPcap {
             }
         }
         self.end - self.start >= n
+    }
+
+    /// Makes the buffer one to read on into, the unread bytes at its
+    /// front: this one when no packet in it is held elsewhere, another
+    /// otherwise (the unread bytes copied over). False only if that fails,
+    /// which it cannot.
+    fn writable(&mut self) -> bool {
+        if Arc::get_mut(&mut self.buf).is_none() {
+            let mut next = match self.spare.iter().position(|c| Arc::strong_count(c) == 1) {
+                Some(i) => self.spare.swap_remove(i),
+                None => fresh(),
+            };
+            let unread = self.buf.get(self.start..self.end).unwrap_or_default();
+            let Some(to) = Arc::get_mut(&mut next).and_then(|b| b.get_mut(..unread.len())) else {
+                return false;
+            };
+            to.copy_from_slice(unread);
+            let held = std::mem::replace(&mut self.buf, next);
+            if self.spare.len() < SPARE {
+                self.spare.push(held);
+            }
+        } else if self.start > 0 {
+            if let Some(buf) = Arc::get_mut(&mut self.buf) {
+                buf.copy_within(self.start..self.end, 0);
+            }
+        }
+        self.end -= self.start;
+        self.start = 0;
+        true
     }
 
     /// A record header's four fields (seconds, fraction, captured and
@@ -155,32 +205,38 @@ impl ClassicPcap {
 
     /// The next record.
     pub fn read_record(&mut self) -> Record<'_> {
+        self.read().0
+    }
+
+    /// The next record, and the buffer its packet lies in.
+    pub fn read(&mut self) -> (Record<'_>, &Chunk) {
         if !self.fill(16) {
             if let Some(e) = &self.error {
-                return Record::Failed(e.to_string());
+                return (Record::Failed(e.to_string()), &self.buf);
             }
             let left = self.end - self.start;
             if left == 0 {
-                return Record::End;
+                return (Record::End, &self.buf);
             }
-            return Record::Truncated(format!(
-                "truncated dump file; tried to read 16 header bytes, only got {left}"
-            ));
+            let reason =
+                format!("truncated dump file; tried to read 16 header bytes, only got {left}");
+            return (Record::Truncated(reason), &self.buf);
         }
         // The 16 header bytes are there (filled above).
         let [sec, frac, caplen, wire_len] = self.header_at_start().unwrap_or_default();
         if self.reads_differently(caplen) {
-            return Record::HandOver;
+            return (Record::HandOver, &self.buf);
         }
         let total = 16 + caplen as usize;
         if !self.fill(total) {
             if let Some(e) = &self.error {
-                return Record::Failed(e.to_string());
+                return (Record::Failed(e.to_string()), &self.buf);
             }
-            return Record::Truncated(format!(
+            let reason = format!(
                 "truncated dump file; tried to read {caplen} captured bytes, only got {}",
                 self.end - self.start - 16
-            ));
+            );
+            return (Record::Truncated(reason), &self.buf);
         }
         let usec = if self.nanos { frac / 1000 } else { frac };
         let ts_us = i64::from(sec) * 1_000_000 + i64::from(usec);
@@ -191,11 +247,12 @@ impl ClassicPcap {
             .buf
             .get(from..from + caplen as usize)
             .unwrap_or_default();
-        Record::Packet {
+        let packet = Record::Packet {
             ts_us,
             data,
             wire_len,
-        }
+        };
+        (packet, &self.buf)
     }
 }
 
@@ -385,6 +442,60 @@ pub(super) mod tests {
         }
         assert_eq!(m.read_record(), Record::End);
         assert_eq!(m.position(), v.len() as u64);
+    }
+
+    /// Records whose buffer is held elsewhere (a batch on its way to a
+    /// worker) stay as they were while the reader reads on: it goes on in
+    /// another buffer, and takes a held one back once it is let go.
+    #[test]
+    fn held_buffers_are_not_read_over_and_come_back_when_let_go() {
+        let mut v = header([0xd4, 0xc3, 0xb2, 0xa1], 65_535, 1);
+        let count = 2_000u32;
+        for i in 0..count {
+            let data: Vec<u8> = (0..1000u32).map(|b| (b ^ i) as u8).collect();
+            record(&mut v, i, 0, &data, 1000);
+        }
+        assert!(v.len() > 3 * BUFFER);
+        let mut m = classic("held.pcap", &v, 65_535);
+        // Every record's bytes, kept as a place in a held buffer.
+        let mut held: Vec<(Chunk, usize)> = Vec::new();
+        for _ in 0..count {
+            let (record, chunk) = m.read();
+            let Record::Packet { data, .. } = record else {
+                panic!("{record:?}");
+            };
+            let at = data.as_ptr() as usize - chunk.as_ptr() as usize;
+            held.push((chunk.clone(), at));
+        }
+        for (i, (chunk, at)) in held.iter().enumerate() {
+            let data = chunk.get(*at..at + 1000).unwrap_or_default();
+            let want = (0..1000u32).map(|b| (b ^ i as u32) as u8);
+            assert!(data.iter().copied().eq(want), "record {i}");
+        }
+        let buffers = |h: &[(Chunk, usize)]| {
+            let mut b: Vec<usize> = h.iter().map(|(c, _)| c.as_ptr() as usize).collect();
+            b.dedup();
+            b.len()
+        };
+        // Four buffers: each given up for a new one while held.
+        assert_eq!(buffers(&held), 4);
+        let had: Vec<usize> = (m.spare.iter().chain([&m.buf]))
+            .map(|c| c.as_ptr() as usize)
+            .collect();
+        assert_eq!(had.len(), 4);
+        // Let go: the file read again, held the same way, in those buffers.
+        drop(held);
+        m.file.seek(SeekFrom::Start(24)).unwrap_or_default();
+        (m.start, m.end, m.at, m.eof) = (0, 0, 24, false);
+        let mut again = Vec::new();
+        for _ in 0..count {
+            let (_, chunk) = m.read();
+            again.push((chunk.clone(), 0));
+        }
+        assert_eq!(buffers(&again), 4);
+        assert!(again
+            .iter()
+            .all(|(c, _)| had.contains(&(c.as_ptr() as usize))));
     }
 
     /// A read that fails is said, not taken for the end of the file.

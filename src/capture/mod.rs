@@ -21,6 +21,8 @@ use crate::decode::linktype;
 pub mod classic;
 pub mod pcapng;
 
+pub use classic::Chunk;
+
 /// Snapshot length of a live capture by default (tcpdump's).
 pub const DEFAULT_SNAPLEN: i32 = 262_144;
 
@@ -159,6 +161,9 @@ pub enum Next<'a> {
         wire_len: u32,
         /// The packet's own link type, when the file mixes several.
         linktype: Option<i32>,
+        /// The buffer `data` lies in, when it may be shared rather than
+        /// copied (a classic file's): see [`classic::Chunk`].
+        chunk: Option<&'a classic::Chunk>,
     },
     /// Nothing to hand now: a live capture saw nothing within its
     /// timeout, or a file is being reopened by another reader.
@@ -849,6 +854,7 @@ impl Source {
                     data: p.data,
                     wire_len: p.header.len,
                     linktype: None,
+                    chunk: None,
                 })
             }
             Err(pcap::Error::NoMorePackets) => finish_feeder(feeder, name).map(|_| Next::End),
@@ -892,7 +898,8 @@ impl Source {
             return Ok(Next::End);
         };
         let at = m.position();
-        match m.read_record() {
+        let (record, chunk) = m.read();
+        match record {
             classic::Record::Packet {
                 ts_us,
                 data,
@@ -904,6 +911,7 @@ impl Source {
                     data,
                     wire_len,
                     linktype: None,
+                    chunk: Some(chunk),
                 })
             }
             classic::Record::End => Ok(Next::End),
@@ -946,6 +954,7 @@ impl Source {
                         data: m.frame(),
                         wire_len: p.wire_len,
                         linktype: Some(p.linktype),
+                        chunk: None,
                     });
                 }
                 Ok(None) => return Ok(Next::End),

@@ -2,7 +2,8 @@
 //! into per-worker batches (headers and one payload buffer), sharded by a
 //! symmetric flow hash so that both directions of a connection reach the
 //! same worker. Batches are recycled, so dispatching does not allocate per
-//! packet.
+//! packet. A payload that lies in a buffer the file reader shares (a
+//! [`Chunk`]) is not copied: the batch keeps the buffer, and its place.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,15 +11,22 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::analyzers::registry;
+use crate::capture::Chunk;
 use crate::decode::{tcp_flags, Checksum, Datagram, Packet, Segment};
 use crate::flow;
 
-/// Where a packet's payload lies in its batch's buffer.
+/// Where a packet's payload lies: in its batch's buffer, or in one of the
+/// chunks the batch keeps.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Span {
     off: u32,
     len: u32,
+    /// The index of the chunk in [`Batch::chunks`]; [`OWN`] for the
+    /// batch's own buffer.
+    chunk: u32,
 }
+
+const OWN: u32 = u32::MAX;
 
 /// A packet header in a batch.
 #[derive(Debug, Clone, Copy)]
@@ -27,18 +35,28 @@ pub(super) enum Item {
     Udp(Datagram<Span>),
 }
 
-/// Packets for one worker, payloads packed into one buffer.
+/// Packets for one worker, payloads packed into one buffer or left in the
+/// reader's chunks.
 #[derive(Debug, Default)]
 pub(super) struct Batch {
     data: Vec<u8>,
     items: Vec<Item>,
+    /// The reader's buffers the payloads left in place lie in; dropped
+    /// (handed back to the reader) when the batch is cleared.
+    chunks: Vec<Chunk>,
+    /// Payload bytes left in chunks.
+    shared: usize,
 }
 
 impl Batch {
     /// The batch's packets, with their payloads.
     pub(super) fn packets(&self) -> impl Iterator<Item = Packet<'_>> {
         let payload = |s: Span| {
-            self.data
+            let within = match s.chunk {
+                OWN => &self.data[..],
+                i => self.chunks.get(i as usize).map_or(&[][..], |c| &c[..]),
+            };
+            within
                 .get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
                 .unwrap_or(&[])
         };
@@ -51,7 +69,47 @@ impl Batch {
     pub(super) fn clear(&mut self) {
         self.data.clear();
         self.items.clear();
+        self.chunks.clear();
+        self.shared = 0;
     }
+
+    /// Where `payload` lies: in `chunk` when it does (the chunk kept, once
+    /// per run of packets from it), else copied into the batch's buffer.
+    fn place(&mut self, payload: &[u8], chunk: Option<&Chunk>) -> Span {
+        let len = payload.len() as u32;
+        if let Some(off) = chunk.and_then(|c| offset_in(c, payload)) {
+            let same = |last: &Chunk| chunk.is_some_and(|c| Arc::ptr_eq(last, c));
+            if !self.chunks.last().is_some_and(same) {
+                self.chunks.extend(chunk.cloned());
+            }
+            self.shared += payload.len();
+            return Span {
+                off,
+                len,
+                chunk: self.chunks.len().saturating_sub(1) as u32,
+            };
+        }
+        let off = self.data.len() as u32;
+        self.data.extend_from_slice(payload);
+        Span {
+            off,
+            len,
+            chunk: OWN,
+        }
+    }
+
+    /// Payload bytes held, copied or left in place.
+    fn bytes(&self) -> usize {
+        self.data.len() + self.shared
+    }
+}
+
+/// Where `part` begins in `whole`, when it lies within it (found by
+/// address: a payload decoded from a chunk's bytes is a slice of them).
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<u32> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len() && !part.is_empty()).then_some(start as u32)
 }
 
 pub(super) enum WorkMsg {
@@ -75,6 +133,10 @@ pub(super) enum WorkMsg {
 /// payload, 4,096 packets ahead) pay for the larger item lists.
 const BATCH_ITEMS: usize = 2048;
 const BATCH_BYTES: usize = 512 << 10;
+/// Reader buffers a batch may keep: a worker whose packets are few keeps
+/// a whole buffer for each of them, and what the batches in flight keep
+/// must stay bounded (a sparse batch goes out early instead).
+const BATCH_CHUNKS: usize = 2;
 /// Batches in flight per worker (back-pressure on the capture thread).
 pub(super) const QUEUE_DEPTH: usize = 2;
 /// A lane's hand-offs to another lane are few (tunnels, IPv6, analysed
@@ -240,14 +302,15 @@ impl Dispatch {
         Some(((h % n) as usize, h))
     }
 
-    pub(super) fn push(&mut self, p: &Packet<'_>) {
+    /// Adds a packet to its worker's batch; its payload may lie in `chunk`.
+    pub(super) fn push(&mut self, p: &Packet<'_>, chunk: Option<&Chunk>) {
         if let Some((w, h)) = self.owner(p) {
-            self.push_to(w, h, p);
+            self.push_to(w, h, p, chunk);
         }
     }
 
     /// Adds a packet to worker `w`'s batch; `h` is its flow hash.
-    pub(super) fn push_to(&mut self, w: usize, h: u64, p: &Packet<'_>) {
+    pub(super) fn push_to(&mut self, w: usize, h: u64, p: &Packet<'_>, chunk: Option<&Chunk>) {
         let Some(at) = self.pushed.get_mut(w).filter(|_| w < self.pending.len()) else {
             return;
         };
@@ -272,14 +335,14 @@ impl Dispatch {
                     // connection's analysis is over anyway.
                     head.checksum = Checksum::Unchecked;
                 }
-                let span = self.copy(w, payload);
-                self.pending[w]
-                    .items
-                    .push(Item::Tcp(head.with_payload(span)));
+                let b = &mut self.pending[w];
+                let span = b.place(payload, chunk);
+                b.items.push(Item::Tcp(head.with_payload(span)));
             }
             Packet::Udp(d) => {
-                let span = self.copy(w, d.payload);
-                self.pending[w].items.push(Item::Udp(d.with_payload(span)));
+                let b = &mut self.pending[w];
+                let span = b.place(d.payload, chunk);
+                b.items.push(Item::Udp(d.with_payload(span)));
             }
         }
         self.maybe_send(w);
@@ -302,19 +365,12 @@ impl Dispatch {
         }
     }
 
-    fn copy(&mut self, w: usize, payload: &[u8]) -> Span {
-        let b = &mut self.pending[w];
-        let off = b.data.len() as u32;
-        b.data.extend_from_slice(payload);
-        Span {
-            off,
-            len: payload.len() as u32,
-        }
-    }
-
     fn maybe_send(&mut self, w: usize) {
         let b = &self.pending[w];
-        if b.items.len() >= self.batch_items || b.data.len() >= BATCH_BYTES {
+        if b.items.len() >= self.batch_items
+            || b.bytes() >= BATCH_BYTES
+            || b.chunks.len() >= BATCH_CHUNKS
+        {
             self.send(w);
         }
     }
@@ -326,6 +382,7 @@ impl Dispatch {
         let fresh = self.free.try_recv().unwrap_or_else(|_| Batch {
             data: Vec::with_capacity(BATCH_BYTES + 65_536),
             items: Vec::with_capacity(self.batch_items),
+            ..Batch::default()
         });
         let full = std::mem::replace(&mut self.pending[w], fresh);
         if self.nonblocking {
@@ -424,5 +481,111 @@ mod tests {
         let midstream = 0x1234_5678_0000_0009_u64;
         hint.mark(midstream, 5);
         assert!(hint.contains(midstream));
+    }
+
+    /// A payload that lies in the reader's chunk travels as its place
+    /// there (nothing copied, the chunk kept once); one that does not (a
+    /// reassembled fragment's) is copied; the worker reads both alike.
+    #[test]
+    fn payloads_in_a_chunk_are_kept_in_place_and_others_copied() {
+        let chunk: Chunk = Arc::from(&b"....frame one....frame two...."[..]);
+        let elsewhere = b"reassembled".to_vec();
+        let seg = |payload| {
+            Packet::Tcp(Segment {
+                ts_us: 1,
+                src: [10, 0, 0, 1].into(),
+                dst: [10, 0, 0, 2].into(),
+                sport: 50_000,
+                dport: 445,
+                seq: 1,
+                ack: 1,
+                flags: tcp_flags::ACK,
+                window: 512,
+                fast_open: false,
+                vlans: Default::default(),
+                iface: None,
+                checksum: Checksum::Unchecked,
+                payload,
+            })
+        };
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (_free_tx, free_rx) = crossbeam_channel::bounded(4);
+        let mut d = Dispatch::new(vec![tx], free_rx, None);
+        d.push(&seg(&chunk[4..13]), Some(&chunk));
+        d.push(&seg(&elsewhere[..]), Some(&chunk));
+        d.push(&seg(&chunk[17..26]), Some(&chunk));
+        d.push(&seg(&elsewhere[2..4]), None);
+        d.send_all();
+        let Ok(WorkMsg::Batch(b)) = rx.try_recv() else {
+            panic!("no batch");
+        };
+        assert_eq!(b.chunks.len(), 1);
+        assert!(Arc::ptr_eq(&b.chunks[0], &chunk));
+        assert_eq!(b.data, b"reassembledas");
+        assert_eq!(b.bytes(), 9 + 11 + 9 + 2);
+        let payloads: Vec<&[u8]> = b
+            .packets()
+            .map(|p| match p {
+                Packet::Tcp(s) => s.payload,
+                Packet::Udp(d) => d.payload,
+            })
+            .collect();
+        assert_eq!(
+            payloads,
+            [&b"frame one"[..], b"reassembled", b"frame two", b"as"]
+        );
+        // Cleared, the batch lets the chunk go.
+        let mut b = b;
+        b.clear();
+        assert_eq!(Arc::strong_count(&chunk), 1);
+    }
+
+    /// A worker whose packets are few must not keep a reader buffer for
+    /// each: its batch goes out once it keeps [`BATCH_CHUNKS`] of them.
+    #[test]
+    fn a_sparse_batch_goes_out_before_it_keeps_many_buffers() {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let (_free_tx, free_rx) = crossbeam_channel::bounded(8);
+        let mut d = Dispatch::new(vec![tx], free_rx, None);
+        let chunks: Vec<Chunk> = (0..5u8).map(|i| Arc::from(&[i; 64][..])).collect();
+        for c in &chunks {
+            let p = Packet::Udp(Datagram {
+                ts_us: 1,
+                src: [10, 0, 0, 1].into(),
+                dst: [10, 0, 0, 2].into(),
+                sport: 50_000,
+                dport: 137,
+                vlans: Default::default(),
+                iface: None,
+                checksum: Checksum::Unchecked,
+                payload: &c[8..16],
+            });
+            d.push(&p, Some(c));
+        }
+        let sent: Vec<(usize, usize)> = rx
+            .try_iter()
+            .filter_map(|m| match m {
+                WorkMsg::Batch(b) => Some((b.items.len(), b.chunks.len())),
+                WorkMsg::Tick { .. } => None,
+            })
+            .collect();
+        assert_eq!(sent, [(2, 2), (2, 2)]);
+        // The fifth waits in its batch, which keeps its one buffer.
+        assert_eq!(Arc::strong_count(&chunks[4]), 2);
+        assert!(chunks[..4].iter().all(|c| Arc::strong_count(c) == 1));
+    }
+
+    #[test]
+    fn a_place_is_found_only_within_the_whole() {
+        let whole = [0u8; 16];
+        assert_eq!(offset_in(&whole, &whole[3..7]), Some(3));
+        assert_eq!(offset_in(&whole, &whole[..]), Some(0));
+        assert_eq!(offset_in(&whole, &whole[16..]), None, "empty");
+        assert_eq!(offset_in(&whole[4..], &whole[..4]), None, "before");
+        assert_eq!(
+            offset_in(&whole[..8], &whole[6..10]),
+            None,
+            "across the end"
+        );
     }
 }

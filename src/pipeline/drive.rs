@@ -12,6 +12,7 @@ use super::reader::{Reader, Sink};
 use super::report::OutMsg;
 use super::stats::{self, CaptureTotals, SocketStats};
 use super::worker::WorkerSnapshot;
+use crate::capture::Chunk;
 use crate::decode::Packet;
 
 /// How often, in packet time, workers look for timed-out flows.
@@ -79,8 +80,8 @@ impl Sink for Drive<'_> {
         }
     }
 
-    fn packet(&mut self, p: &Packet<'_>, _plain: bool) {
-        self.dispatch.push(p);
+    fn packet(&mut self, p: &Packet<'_>, _plain: bool, chunk: Option<&Chunk>) {
+        self.dispatch.push(p, chunk);
     }
 
     fn tick(&mut self, now_us: i64, reader: &mut Reader) {

@@ -46,7 +46,7 @@ use super::report::OutMsg;
 use super::stats::{self, CaptureTotals, Handoff, SocketStats};
 use super::worker::{self, Analysis, WorkerSnapshot};
 use super::{shares, CaptureEnd, Config, Control, Input};
-use crate::capture::{self, CaptureError, Source};
+use crate::capture::{self, CaptureError, Chunk, Source};
 use crate::decode::{Datagram, Packet, Segment};
 use crate::detection::lists::Lists;
 
@@ -400,7 +400,8 @@ impl Lane {
 }
 
 impl Sink for Lane {
-    fn packet(&mut self, p: &Packet<'_>, plain: bool) {
+    /// Live packets lie in the capture ring: never kept.
+    fn packet(&mut self, p: &Packet<'_>, plain: bool, _chunk: Option<&Chunk>) {
         self.busy = true;
         // The kernel placed a plain TCP segment with its connection; the
         // rest goes where our hash says.
@@ -412,7 +413,7 @@ impl Sink for Lane {
             Some((w, _)) if w == self.index => self.reorder.push(p, &mut self.counts),
             Some((w, h)) => {
                 self.counts.resharded += 1;
-                self.reshard.push_to(w, h, p);
+                self.reshard.push_to(w, h, p, None);
             }
             None => {}
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::stats::{CaptureTotals, SocketStats};
 use super::Control;
-use crate::capture::{self, CaptureError, Next, Source};
+use crate::capture::{self, CaptureError, Chunk, Next, Source};
 use crate::decode::{checksum, Decoder, Packet};
 
 /// Packets read from each source after a stop signal: what the kernel
@@ -44,8 +44,10 @@ pub(super) enum ReadTo {
 pub(super) trait Sink {
     /// A frame read at `ts_us`, before it is decoded.
     fn frame(&mut self, _ts_us: i64) {}
-    /// A decoded packet; `plain` as [`Decoder::decode_placed`] says.
-    fn packet(&mut self, p: &Packet<'_>, plain: bool);
+    /// A decoded packet; `plain` as [`Decoder::decode_placed`] says. Its
+    /// payload may lie in `chunk`, which may then be kept instead of the
+    /// bytes copied.
+    fn packet(&mut self, p: &Packet<'_>, plain: bool, chunk: Option<&Chunk>);
     /// After each round over the sources, with how far it read them;
     /// false ends the run (the output stage is gone).
     fn round(&mut self, _read: ReadTo) -> bool {
@@ -196,7 +198,7 @@ impl Reader {
             let (warned, name) = (&mut self.warned[i], &self.names[i]);
             let mut last = None;
             let live = src.read_live(n, |ts_us, data, wire_len| {
-                take(decoder, (warned, name), (ts_us, data, wire_len), sink);
+                take(decoder, (warned, name), (ts_us, data, wire_len), None, sink);
                 last = Some(ts_us);
             });
             if let Some(got) = live {
@@ -216,12 +218,19 @@ impl Reader {
                         data,
                         wire_len,
                         linktype,
+                        chunk,
                     } => {
                         if let Some(lt) = linktype.filter(|lt| *lt != decoder.linktype()) {
                             decoder.set_linktype(lt);
                         }
                         read += 1;
-                        take(decoder, (warned, name), (ts_us, data, wire_len), sink);
+                        take(
+                            decoder,
+                            (warned, name),
+                            (ts_us, data, wire_len),
+                            chunk,
+                            sink,
+                        );
                         self.last_ts = ts_us;
                         self.behind[i] = Some(ts_us);
                     }
@@ -276,13 +285,14 @@ fn take<S: Sink>(
     decoder: &mut Decoder,
     (warned, name): (&mut bool, &str),
     (ts_us, data, wire_len): (i64, &[u8], u32),
+    chunk: Option<&Chunk>,
     sink: &mut S,
 ) {
     if (data.len() as u64) < u64::from(wire_len) {
         note_truncated(decoder, warned, name, data.len(), wire_len);
     }
     sink.frame(ts_us);
-    decoder.decode_placed(ts_us, data, &mut |p, plain| sink.packet(p, plain));
+    decoder.decode_placed(ts_us, data, &mut |p, plain| sink.packet(p, plain, chunk));
 }
 
 /// Counts a packet cut short by the snapshot length, and says so once per
@@ -341,7 +351,7 @@ mod tests {
         fn frame(&mut self, ts_us: i64) {
             self.frames.push(ts_us);
         }
-        fn packet(&mut self, _p: &Packet<'_>, _plain: bool) {}
+        fn packet(&mut self, _p: &Packet<'_>, _plain: bool, _chunk: Option<&Chunk>) {}
         fn tick(&mut self, _now_us: i64, _reader: &mut Reader) {}
     }
 

@@ -392,11 +392,11 @@ mod tests {
             nbns_query(8, "PRINTSRV"),
             nbns_answer(8, "PRINTSRV", [10, 0, 0, 8]),
         );
-        d.push(&datagram(t, true, &q7));
-        d.push(&datagram(t + 1_000, false, &a7));
+        d.push(&datagram(t, true, &q7), None);
+        d.push(&datagram(t + 1_000, false, &a7), None);
         d.tick(t + 2_000, false);
-        d.push(&datagram(t + 3_000, true, &q8));
-        d.push(&datagram(t + 4_000, false, &a8));
+        d.push(&datagram(t + 3_000, true, &q8), None);
+        d.push(&datagram(t + 4_000, false, &a8), None);
         d.send_all();
         // Everything is queued before the worker starts: its queue is not
         // empty until the last batch.
@@ -443,7 +443,7 @@ mod tests {
     fn dispatch(d: &mut Dispatch, t: i64, frames: &[Vec<u8>]) {
         let mut decoder = crate::decode::Decoder::new(1);
         for (i, f) in frames.iter().enumerate() {
-            decoder.decode(t + i as i64 * 1_000, f, &mut |p| d.push(p));
+            decoder.decode(t + i as i64 * 1_000, f, &mut |p| d.push(p, None));
         }
         d.send_all();
     }
