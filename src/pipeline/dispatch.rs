@@ -98,6 +98,15 @@ impl Batch {
         }
     }
 
+    /// Whether placing `payload` would keep one buffer more than
+    /// [`BATCH_CHUNKS`].
+    fn keeps_another(&self, payload: &[u8], chunk: Option<&Chunk>) -> bool {
+        let Some(c) = chunk.filter(|c| offset_in(c, payload).is_some()) else {
+            return false;
+        };
+        self.chunks.len() >= BATCH_CHUNKS && !self.chunks.last().is_some_and(|l| Arc::ptr_eq(l, c))
+    }
+
     /// Payload bytes held, copied or left in place.
     fn bytes(&self) -> usize {
         self.data.len() + self.shared
@@ -133,9 +142,10 @@ pub(super) enum WorkMsg {
 /// payload, 4,096 packets ahead) pay for the larger item lists.
 const BATCH_ITEMS: usize = 2048;
 const BATCH_BYTES: usize = 512 << 10;
-/// Reader buffers a batch may keep: a worker whose packets are few keeps
-/// a whole buffer for each of them, and what the batches in flight keep
-/// must stay bounded (a sparse batch goes out early instead).
+/// Reader buffers a batch may keep: a worker whose packets are few would
+/// keep a whole buffer for each of them, and what the batches in flight
+/// keep must stay bounded. A batch goes out before it would keep a third
+/// (a dense one, filled within two buffers, never meets the bound).
 const BATCH_CHUNKS: usize = 2;
 /// Batches in flight per worker (back-pressure on the capture thread).
 pub(super) const QUEUE_DEPTH: usize = 2;
@@ -335,14 +345,14 @@ impl Dispatch {
                     // connection's analysis is over anyway.
                     head.checksum = Checksum::Unchecked;
                 }
-                let b = &mut self.pending[w];
-                let span = b.place(payload, chunk);
-                b.items.push(Item::Tcp(head.with_payload(span)));
+                let span = self.place(w, payload, chunk);
+                self.pending[w]
+                    .items
+                    .push(Item::Tcp(head.with_payload(span)));
             }
             Packet::Udp(d) => {
-                let b = &mut self.pending[w];
-                let span = b.place(d.payload, chunk);
-                b.items.push(Item::Udp(d.with_payload(span)));
+                let span = self.place(w, d.payload, chunk);
+                self.pending[w].items.push(Item::Udp(d.with_payload(span)));
             }
         }
         self.maybe_send(w);
@@ -365,12 +375,18 @@ impl Dispatch {
         }
     }
 
+    /// `payload` placed in worker `w`'s batch; a batch that would keep
+    /// one reader buffer more than it may goes out first.
+    fn place(&mut self, w: usize, payload: &[u8], chunk: Option<&Chunk>) -> Span {
+        if self.pending[w].keeps_another(payload, chunk) {
+            self.send(w);
+        }
+        self.pending[w].place(payload, chunk)
+    }
+
     fn maybe_send(&mut self, w: usize) {
         let b = &self.pending[w];
-        if b.items.len() >= self.batch_items
-            || b.bytes() >= BATCH_BYTES
-            || b.chunks.len() >= BATCH_CHUNKS
-        {
+        if b.items.len() >= self.batch_items || b.bytes() >= BATCH_BYTES {
             self.send(w);
         }
     }
@@ -541,14 +557,15 @@ mod tests {
     }
 
     /// A worker whose packets are few must not keep a reader buffer for
-    /// each: its batch goes out once it keeps [`BATCH_CHUNKS`] of them.
+    /// each: its batch goes out before it would keep a third. A dense
+    /// batch, filled within two buffers, is not sent early.
     #[test]
-    fn a_sparse_batch_goes_out_before_it_keeps_many_buffers() {
+    fn a_batch_goes_out_before_it_keeps_a_third_buffer() {
         let (tx, rx) = crossbeam_channel::bounded(8);
         let (_free_tx, free_rx) = crossbeam_channel::bounded(8);
         let mut d = Dispatch::new(vec![tx], free_rx, None);
         let chunks: Vec<Chunk> = (0..5u8).map(|i| Arc::from(&[i; 64][..])).collect();
-        for c in &chunks {
+        let mut push = |c: &Chunk, at: usize| {
             let p = Packet::Udp(Datagram {
                 ts_us: 1,
                 src: [10, 0, 0, 1].into(),
@@ -558,9 +575,19 @@ mod tests {
                 vlans: Default::default(),
                 iface: None,
                 checksum: Checksum::Unchecked,
-                payload: &c[8..16],
+                payload: &c[at..at + 8],
             });
             d.push(&p, Some(c));
+        };
+        // Dense: six packets from the first two buffers, one batch.
+        for c in &chunks[..2] {
+            for at in [0, 8, 16] {
+                push(c, at);
+            }
+        }
+        // Sparse: one packet from each of the next three.
+        for c in &chunks[2..] {
+            push(c, 8);
         }
         let sent: Vec<(usize, usize)> = rx
             .try_iter()
@@ -569,8 +596,8 @@ mod tests {
                 WorkMsg::Tick { .. } => None,
             })
             .collect();
-        assert_eq!(sent, [(2, 2), (2, 2)]);
-        // The fifth waits in its batch, which keeps its one buffer.
+        assert_eq!(sent, [(6, 2), (2, 2)]);
+        // The last waits in its batch, which keeps its one buffer.
         assert_eq!(Arc::strong_count(&chunks[4]), 2);
         assert!(chunks[..4].iter().all(|c| Arc::strong_count(c) == 1));
     }
