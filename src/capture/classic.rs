@@ -34,9 +34,9 @@ pub type Chunk = Arc<[u8]>;
 /// libpcap's largest captured length of a record (`MAXIMUM_SNAPLEN`).
 const MAXIMUM_SNAPLEN: u32 = 262_144;
 
-/// A new buffer.
+/// A new buffer (collected straight into its shared allocation).
 fn fresh() -> Chunk {
-    Arc::from(vec![0u8; BUFFER])
+    std::iter::repeat_n(0u8, BUFFER).collect()
 }
 
 /// One record read: its time, captured bytes and length on the wire.
@@ -132,9 +132,7 @@ impl ClassicPcap {
     #[cold]
     fn refill(&mut self, n: usize) -> bool {
         while self.end - self.start < n && !self.eof {
-            if !self.writable() {
-                return false;
-            }
+            self.writable();
             let end = self.end;
             let Some(room) = Arc::get_mut(&mut self.buf).and_then(|b| b.get_mut(end..)) else {
                 return false;
@@ -157,31 +155,33 @@ impl ClassicPcap {
 
     /// Makes the buffer one to read on into, the unread bytes at its
     /// front: this one when no packet in it is held elsewhere, another
-    /// otherwise (the unread bytes copied over). False only if that fails,
-    /// which it cannot.
-    fn writable(&mut self) -> bool {
-        if Arc::get_mut(&mut self.buf).is_none() {
+    /// otherwise (the unread bytes copied over, the held one kept for
+    /// reuse).
+    fn writable(&mut self) {
+        let unread = self.start..self.end;
+        if let Some(buf) = Arc::get_mut(&mut self.buf) {
+            if unread.start > 0 {
+                buf.copy_within(unread, 0);
+            }
+        } else {
             let mut next = match self.spare.iter().position(|c| Arc::strong_count(c) == 1) {
                 Some(i) => self.spare.swap_remove(i),
                 None => fresh(),
             };
-            let unread = self.buf.get(self.start..self.end).unwrap_or_default();
-            let Some(to) = Arc::get_mut(&mut next).and_then(|b| b.get_mut(..unread.len())) else {
-                return false;
+            let len = unread.len();
+            let from = self.buf.get(unread);
+            let to = Arc::get_mut(&mut next).and_then(|b| b.get_mut(..len));
+            let (Some(from), Some(to)) = (from, to) else {
+                return;
             };
-            to.copy_from_slice(unread);
+            to.copy_from_slice(from);
             let held = std::mem::replace(&mut self.buf, next);
             if self.spare.len() < SPARE {
                 self.spare.push(held);
             }
-        } else if self.start > 0 {
-            if let Some(buf) = Arc::get_mut(&mut self.buf) {
-                buf.copy_within(self.start..self.end, 0);
-            }
         }
         self.end -= self.start;
         self.start = 0;
-        true
     }
 
     /// A record header's four fields (seconds, fraction, captured and
